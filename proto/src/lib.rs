@@ -1,0 +1,206 @@
+//! The wire contract of Edge: generated messages for the 22 services (prost, with the proto3 JSON
+//! mapping from pbjson) and one descriptor per service, from which the HTTP routes, the route table
+//! and the NATS subjects are derived. Nothing here knows about HTTP.
+
+pub mod codec;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::LazyLock;
+
+pub use codec::{Codec, CodecError};
+
+include!(concat!(env!("OUT_DIR"), "/aicore.rs"));
+
+/// The compiled `FileDescriptorSet` of every .proto file (with imports), for reflection and docs.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+/// A boxed, sendable stream.
+pub type BoxStream<T> = Pin<Box<dyn futures_util::Stream<Item = T> + Send + 'static>>;
+
+/// Who may call a method, from the `aicore.options.v1.access` method option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// Any authenticated principal.
+    Player,
+    /// No token needed.
+    Public,
+    /// Service principals only.
+    Service,
+    /// Service principals holding the method's scope explicitly.
+    Admin,
+}
+
+impl Access {
+    /// The name used in docs and the route table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Player => "player",
+            Access::Public => "public",
+            Access::Service => "service",
+            Access::Admin => "admin",
+        }
+    }
+}
+
+/// Converts a method's request and response between the JSON and protobuf encodings, so a remote
+/// endpoint can pass protobuf through and transcode JSON exactly once.
+#[derive(Clone, Copy)]
+pub struct Transcode {
+    /// Request or response JSON to protobuf bytes.
+    pub json_to_proto: fn(&[u8]) -> Result<Vec<u8>, CodecError>,
+    /// Response protobuf bytes to JSON.
+    pub proto_to_json: fn(&[u8]) -> Result<Vec<u8>, CodecError>,
+}
+
+impl std::fmt::Debug for Transcode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Transcode")
+    }
+}
+
+/// One RPC method, from the descriptors.
+#[derive(Debug)]
+pub struct MethodDesc {
+    /// Index of its service in [`SERVICES`].
+    pub service_index: usize,
+    /// Index within its service.
+    pub index: usize,
+    /// The service's short name, e.g. `state`.
+    pub service: &'static str,
+    /// e.g. `Put`.
+    pub name: &'static str,
+    /// e.g. `put`, `get_balance`: used in NATS subjects.
+    pub snake: &'static str,
+    /// The Connect path, e.g. `/aicore.state.v1.StateService/Put`.
+    pub path: &'static str,
+    /// Fully qualified input message name.
+    pub input_type: &'static str,
+    /// Fully qualified output message name.
+    pub output_type: &'static str,
+    /// Server streaming (SSE) rather than unary.
+    pub server_streaming: bool,
+    /// Who may call it.
+    pub access: Access,
+    /// Whether it changes state (and takes an Idempotency-Key).
+    pub mutates: bool,
+    /// JSON/protobuf transcoding of the request (json_to_proto) and response (proto_to_json).
+    pub transcode: Transcode,
+}
+
+impl MethodDesc {
+    /// The service this method belongs to.
+    pub fn service_desc(&self) -> &'static ServiceDesc {
+        &SERVICES[self.service_index]
+    }
+}
+
+/// One service, from the descriptors.
+#[derive(Debug)]
+pub struct ServiceDesc {
+    /// Index in [`SERVICES`].
+    pub index: usize,
+    /// Short name, the second segment of the package: `state`.
+    pub short: &'static str,
+    /// `aicore.state.v1`.
+    pub package: &'static str,
+    /// `StateService`.
+    pub name: &'static str,
+    /// `aicore.state.v1.StateService`.
+    pub full_name: &'static str,
+    /// The leading comment of the service in its .proto file.
+    pub doc: &'static str,
+    /// Its methods in declaration order.
+    pub methods: &'static [MethodDesc],
+}
+
+impl ServiceDesc {
+    /// The service by short name (`state`).
+    pub fn by_short(short: &str) -> Option<&'static ServiceDesc> {
+        SERVICES.iter().find(|s| s.short == short)
+    }
+}
+
+static BY_PATH: LazyLock<HashMap<&'static str, &'static MethodDesc>> = LazyLock::new(|| {
+    SERVICES
+        .iter()
+        .flat_map(|s| s.methods.iter())
+        .map(|m| (m.path, m))
+        .collect()
+});
+
+/// The method served at a Connect path, e.g. `/aicore.state.v1.StateService/Get`.
+pub fn method_by_path(path: &str) -> Option<&'static MethodDesc> {
+    BY_PATH.get(path).copied()
+}
+
+/// A handler's reply, already encoded in the caller's codec.
+pub enum Encoded<E> {
+    /// One message.
+    Unary(bytes::Bytes),
+    /// A stream of messages, each encoded on its own.
+    Stream(BoxStream<Result<bytes::Bytes, E>>),
+}
+
+/// An object-safe view of a generated service dispatcher: decode, call the typed handler, encode.
+pub trait Dispatch<C, E>: Send + Sync + 'static {
+    /// The service it serves.
+    fn descriptor(&self) -> &'static ServiceDesc;
+    /// Runs `method` on `body` (encoded with `codec`).
+    fn call(
+        &self,
+        ctx: C,
+        method: &'static MethodDesc,
+        codec: Codec,
+        body: bytes::Bytes,
+    ) -> BoxFuture<Result<Encoded<E>, E>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_22_services_are_described() {
+        assert_eq!(SERVICES.len(), 22);
+        let shorts: std::collections::HashSet<_> = SERVICES.iter().map(|s| s.short).collect();
+        assert_eq!(shorts.len(), 22, "one service per package");
+        for s in SERVICES {
+            assert!(!s.methods.is_empty(), "{} has methods", s.full_name);
+            assert!(s.full_name.ends_with("Service"));
+        }
+    }
+
+    #[test]
+    fn paths_and_options_come_from_the_protos() {
+        let put = method_by_path("/aicore.state.v1.StateService/Put").expect("state Put");
+        assert_eq!(put.service, "state");
+        assert_eq!(put.input_type, "aicore.state.v1.PutRequest");
+        assert!(put.mutates);
+        assert_eq!(put.access, Access::Player);
+        let login = method_by_path("/aicore.auth.v1.AuthService/Login").expect("auth Login");
+        assert_eq!(login.access, Access::Public);
+        let stream = method_by_path("/aicore.llm.v1.LlmService/InferStream").expect("InferStream");
+        assert!(stream.server_streaming);
+        assert_eq!(stream.snake, "infer_stream");
+        let set_scale = method_by_path("/aicore.time.v1.TimeService/SetScale").expect("SetScale");
+        assert_eq!(set_scale.access, Access::Admin);
+        assert!(method_by_path("/aicore.state.v1.StateService/Nope").is_none());
+    }
+
+    #[test]
+    fn transcoding_round_trips() {
+        let put = method_by_path("/aicore.state.v1.StateService/Put").expect("state Put");
+        let json = br#"{"key":"a.b","value":{"hp":3,"tags":["x"]},"expectedVersion":"0"}"#;
+        let bin = (put.transcode.json_to_proto)(json).expect("json to proto");
+        let msg: aicore::state::v1::PutRequest =
+            codec::decode(Codec::Proto, &bin).expect("decodes");
+        assert_eq!(msg.key, "a.b");
+        assert_eq!(msg.expected_version, Some(0));
+        let err = (put.transcode.json_to_proto)(br#"{"key":1"#).expect_err("malformed");
+        assert!(err.to_string().contains("aicore.state.v1.PutRequest"), "{err}");
+    }
+}
