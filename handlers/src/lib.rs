@@ -1,1 +1,56 @@
-pub fn placeholder() {}
+//! The business logic of Edge's services, the store they share, and the status every call ends
+//! with. Nothing here knows about HTTP or NATS: handlers take a [`Context`] and a typed request.
+
+pub mod auth;
+pub mod context;
+pub mod settings;
+pub mod state;
+pub mod status;
+pub mod store;
+
+use std::sync::Arc;
+
+pub use context::{Context, Principal};
+pub use status::{Code, Status};
+
+/// A service dispatcher as the router holds it.
+pub type LocalService = Arc<dyn proto::Dispatch<Context, Status>>;
+
+/// Everything the services share.
+#[derive(Clone)]
+pub struct Deps {
+    /// The store.
+    pub store: Arc<dyn store::Store>,
+    /// Auth (also verifies tokens for the edge).
+    pub auth: Arc<auth::AuthService>,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps")
+            .field("store", &self.store.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The services implemented in this process. Services of the catalog missing here answer
+/// `unimplemented` from the router.
+pub fn local_services(deps: &Deps) -> Vec<LocalService> {
+    use proto::aicore::{auth, settings, state};
+    vec![
+        auth::v1::auth_service_dispatch(Arc::clone(&deps.auth)),
+        state::v1::state_service_dispatch(Arc::new(crate::state::StateService::new(Arc::clone(
+            &deps.store,
+        )))),
+        settings::v1::settings_service_dispatch(Arc::new(crate::settings::SettingsService::new(
+            Arc::clone(&deps.store),
+        ))),
+    ]
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -56,7 +56,9 @@ pub enum CodecError {
 /// `proto::aicore::state::v1::PutRequest` -> `aicore.state.v1.PutRequest`.
 fn type_name<M>() -> String {
     let full = std::any::type_name::<M>();
-    full.strip_prefix("proto::").unwrap_or(full).replace("::", ".")
+    full.strip_prefix("proto::")
+        .unwrap_or(full)
+        .replace("::", ".")
 }
 
 /// Decodes a request. An empty JSON body is the empty message, as an empty protobuf body is.

@@ -201,6 +201,9 @@ mod tests {
         assert_eq!(msg.key, "a.b");
         assert_eq!(msg.expected_version, Some(0));
         let err = (put.transcode.json_to_proto)(br#"{"key":1"#).expect_err("malformed");
-        assert!(err.to_string().contains("aicore.state.v1.PutRequest"), "{err}");
+        assert!(
+            err.to_string().contains("aicore.state.v1.PutRequest"),
+            "{err}"
+        );
     }
 }

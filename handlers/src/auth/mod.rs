@@ -1,0 +1,589 @@
+//! `aicore.auth.v1.AuthService`: accounts, logins, rotating refresh tokens, revocation.
+//!
+//! Store layout (all JSON):
+//! - `auth.users.<username>`: the account (argon2id hash, player id)
+//! - `auth.sessions.<sid>`: one login session, revocable as a whole
+//! - `auth.refresh.<sha256(token)>`: one refresh token of a session; spent once used
+//! - `auth.signing.*`: token signing keys (see `tokens`)
+
+mod passwords;
+mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use proto::aicore::auth::v1::{
+    AuthServiceHandler, IntrospectRequest, IntrospectResponse, LoginRequest, LoginResponse,
+    LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse, RegisterRequest,
+    RegisterResponse,
+};
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+pub use passwords::Passwords;
+pub use tokens::{Claims, TokenKeys};
+
+use crate::context::{Context, Principal};
+use crate::status::Status;
+use crate::store::{Store, StoreError};
+
+/// Token lifetimes and hashing limits.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Access token lifetime.
+    pub access_ttl: Duration,
+    /// Refresh token (session) lifetime.
+    pub refresh_ttl: Duration,
+    /// Password hashes allowed at once.
+    pub hash_concurrency: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct UserRecord {
+    player_id: String,
+    username: String,
+    password_hash: String,
+    created_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SessionRecord {
+    player_id: String,
+    revoked: bool,
+    created_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RefreshRecord {
+    player_id: String,
+    sid: String,
+    expires_ms: u64,
+    spent: bool,
+}
+
+/// The auth service; also what the edge verifies access tokens with.
+pub struct AuthService {
+    store: Arc<dyn Store>,
+    keys: TokenKeys,
+    passwords: Passwords,
+    config: AuthConfig,
+}
+
+impl std::fmt::Debug for AuthService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthService")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> Result<Bytes, Status> {
+    serde_json::to_vec(v)
+        .map(Bytes::from)
+        .map_err(Status::internal)
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, Status> {
+    serde_json::from_slice(b).map_err(Status::internal)
+}
+
+fn refresh_key(token: &str) -> String {
+    format!("auth.refresh.{:x}", Sha256::digest(token.as_bytes()))
+}
+
+fn validate_username(u: &str) -> Result<String, Status> {
+    let ok_chars = u
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if (3..=32).contains(&u.len()) && ok_chars {
+        Ok(u.to_ascii_lowercase())
+    } else {
+        Err(Status::invalid_argument(
+            "username must be 3 to 32 characters of letters, digits, '_' or '-'",
+        ))
+    }
+}
+
+fn validate_password(p: &str) -> Result<(), Status> {
+    let n = p.chars().count();
+    if (8..=128).contains(&n) {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(
+            "password must be 8 to 128 characters",
+        ))
+    }
+}
+
+/// Refresh tokens are 32 random bytes, base64url: 43 characters.
+fn plausible_refresh_token(t: &str) -> bool {
+    t.len() == 43
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+struct Issued {
+    access_token: String,
+    refresh_token: String,
+    expires_in_seconds: u32,
+}
+
+impl AuthService {
+    /// Loads (or creates) the signing keys and prepares the password hasher.
+    pub async fn new(store: Arc<dyn Store>, config: AuthConfig) -> Result<Self, StoreError> {
+        let keys = TokenKeys::load_or_create(store.as_ref(), config.access_ttl).await?;
+        let passwords = Passwords::new(config.hash_concurrency).map_err(StoreError::Backend)?;
+        Ok(AuthService {
+            store,
+            keys,
+            passwords,
+            config,
+        })
+    }
+
+    /// Verifies an access token into the principal it speaks for (no I/O).
+    pub fn authenticate(&self, token: &str) -> Result<Principal, Status> {
+        let claims = self.keys.verify(token)?;
+        Ok(Principal::Player {
+            player_id: claims.sub,
+        })
+    }
+
+    async fn issue(&self, player_id: &str, sid: &str) -> Result<Issued, Status> {
+        let mut raw = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut raw);
+        let refresh_token = URL_SAFE_NO_PAD.encode(raw);
+        let record = RefreshRecord {
+            player_id: player_id.into(),
+            sid: sid.into(),
+            expires_ms: crate::now_ms() + self.config.refresh_ttl.as_millis() as u64,
+            spent: false,
+        };
+        self.store
+            .put(&refresh_key(&refresh_token), json(&record)?, Some(0))
+            .await?;
+        Ok(Issued {
+            access_token: self.keys.issue(player_id, sid)?,
+            refresh_token,
+            expires_in_seconds: u32::try_from(self.keys.ttl().as_secs()).unwrap_or(u32::MAX),
+        })
+    }
+
+    async fn revoke_session(&self, sid: &str) -> Result<(), Status> {
+        let key = format!("auth.sessions.{sid}");
+        // Retry on concurrent writes: revocation must win.
+        for _ in 0..5 {
+            let Some(v) = self.store.get(&key).await? else {
+                return Ok(());
+            };
+            let mut session: SessionRecord = parse(&v.value)?;
+            if session.revoked {
+                return Ok(());
+            }
+            session.revoked = true;
+            match self.store.put(&key, json(&session)?, Some(v.version)).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Status::aborted("session changed concurrently; try again"))
+    }
+
+    async fn session_active(&self, sid: &str) -> Result<bool, Status> {
+        match self.store.get(&format!("auth.sessions.{sid}")).await? {
+            Some(v) => Ok(!parse::<SessionRecord>(&v.value)?.revoked),
+            None => Ok(false),
+        }
+    }
+}
+
+impl AuthServiceHandler for AuthService {
+    type Context = Context;
+    type Error = Status;
+
+    async fn register(
+        &self,
+        _ctx: Context,
+        req: RegisterRequest,
+    ) -> Result<RegisterResponse, Status> {
+        let username = validate_username(&req.username)?;
+        validate_password(&req.password)?;
+        let key = format!("auth.users.{username}");
+        if self.store.get(&key).await?.is_some() {
+            return Err(Status::already_exists("username is taken"));
+        }
+        let password_hash = self.passwords.hash(req.password).await?;
+        let player_id = uuid::Uuid::new_v4().simple().to_string();
+        let record = UserRecord {
+            player_id: player_id.clone(),
+            username: req.username,
+            password_hash,
+            created_ms: crate::now_ms(),
+        };
+        match self.store.put(&key, json(&record)?, Some(0)).await {
+            Ok(_) => Ok(RegisterResponse { player_id }),
+            Err(StoreError::Conflict { .. }) => Err(Status::already_exists("username is taken")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn login(&self, _ctx: Context, req: LoginRequest) -> Result<LoginResponse, Status> {
+        let bad = || Status::unauthenticated("invalid username or password");
+        let Ok(username) = validate_username(&req.username) else {
+            return Err(bad());
+        };
+        if req.password.is_empty() || req.password.len() > 512 {
+            return Err(bad());
+        }
+        let user = match self.store.get(&format!("auth.users.{username}")).await? {
+            Some(v) => Some(parse::<UserRecord>(&v.value)?),
+            None => None,
+        };
+        let phc = user.as_ref().map(|u| u.password_hash.clone());
+        if !self.passwords.verify(req.password, phc).await? {
+            return Err(bad());
+        }
+        let user = user.ok_or_else(bad)?;
+        let sid = uuid::Uuid::new_v4().simple().to_string();
+        let session = SessionRecord {
+            player_id: user.player_id.clone(),
+            revoked: false,
+            created_ms: crate::now_ms(),
+        };
+        self.store
+            .put(&format!("auth.sessions.{sid}"), json(&session)?, Some(0))
+            .await?;
+        let issued = self.issue(&user.player_id, &sid).await?;
+        Ok(LoginResponse {
+            access_token: issued.access_token,
+            refresh_token: issued.refresh_token,
+            expires_in_seconds: issued.expires_in_seconds,
+            player_id: user.player_id,
+            token_type: "Bearer".into(),
+        })
+    }
+
+    async fn refresh(&self, _ctx: Context, req: RefreshRequest) -> Result<RefreshResponse, Status> {
+        let bad = || Status::unauthenticated("invalid refresh token");
+        if !plausible_refresh_token(&req.refresh_token) {
+            return Err(bad());
+        }
+        let key = refresh_key(&req.refresh_token);
+        let Some(v) = self.store.get(&key).await? else {
+            return Err(bad());
+        };
+        let mut record: RefreshRecord = parse(&v.value)?;
+        if record.expires_ms <= crate::now_ms() {
+            return Err(Status::unauthenticated(
+                "refresh token expired; log in again",
+            ));
+        }
+        if !self.session_active(&record.sid).await? {
+            return Err(Status::unauthenticated("session revoked; log in again"));
+        }
+        let reuse = || Status::unauthenticated("refresh token already used; session revoked");
+        if record.spent {
+            // A spent token presented again means it leaked: end the whole session (OAuth BCP).
+            tracing::warn!(player = %record.player_id, "refresh token reuse; revoking the session");
+            self.revoke_session(&record.sid).await?;
+            return Err(reuse());
+        }
+        record.spent = true;
+        match self.store.put(&key, json(&record)?, Some(v.version)).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict { .. }) => {
+                tracing::warn!(player = %record.player_id, "concurrent refresh; revoking the session");
+                self.revoke_session(&record.sid).await?;
+                return Err(reuse());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let issued = self.issue(&record.player_id, &record.sid).await?;
+        Ok(RefreshResponse {
+            access_token: issued.access_token,
+            refresh_token: issued.refresh_token,
+            expires_in_seconds: issued.expires_in_seconds,
+            player_id: record.player_id,
+            token_type: "Bearer".into(),
+        })
+    }
+
+    async fn logout(&self, ctx: Context, req: LogoutRequest) -> Result<LogoutResponse, Status> {
+        if !plausible_refresh_token(&req.refresh_token) {
+            return Err(Status::invalid_argument(
+                "refreshToken is not a refresh token",
+            ));
+        }
+        let Some(v) = self.store.get(&refresh_key(&req.refresh_token)).await? else {
+            return Err(Status::not_found("unknown refresh token"));
+        };
+        let record: RefreshRecord = parse(&v.value)?;
+        ctx.player(&record.player_id)?;
+        self.revoke_session(&record.sid).await?;
+        Ok(LogoutResponse {})
+    }
+
+    async fn introspect(
+        &self,
+        _ctx: Context,
+        req: IntrospectRequest,
+    ) -> Result<IntrospectResponse, Status> {
+        if req.token.is_empty() {
+            return Err(Status::invalid_argument("token is required"));
+        }
+        let Ok(claims) = self.keys.verify(&req.token) else {
+            return Ok(IntrospectResponse::default());
+        };
+        let active = self.session_active(&claims.sid).await?;
+        Ok(IntrospectResponse {
+            active,
+            player_id: claims.sub,
+            issued_at: i64::try_from(claims.iat).unwrap_or(i64::MAX),
+            expires_at: i64::try_from(claims.exp).unwrap_or(i64::MAX),
+            key_id: self.keys.kid().to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::Code;
+    use crate::store::RedbStore;
+
+    async fn service() -> (tempfile::TempDir, AuthService) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("a.redb")).unwrap());
+        let svc = AuthService::new(store, AuthConfig::default())
+            .await
+            .unwrap();
+        (dir, svc)
+    }
+
+    fn as_player(id: &str) -> Context {
+        Context {
+            principal: Some(Principal::Player {
+                player_id: id.into(),
+            }),
+            ..Context::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn register_login_refresh_rotation_and_reuse() {
+        let (_d, svc) = service().await;
+        let reg = svc
+            .register(
+                Context::default(),
+                RegisterRequest {
+                    username: "Alice".into(),
+                    password: "s3cret-pass".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let dup = svc
+            .register(
+                Context::default(),
+                RegisterRequest {
+                    username: "alice".into(),
+                    password: "other-pass".into(),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(dup.code(), Code::AlreadyExists);
+
+        let wrong = svc
+            .login(
+                Context::default(),
+                LoginRequest {
+                    username: "alice".into(),
+                    password: "nope-nope".into(),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.code(), Code::Unauthenticated);
+        let unknown = svc
+            .login(
+                Context::default(),
+                LoginRequest {
+                    username: "bob".into(),
+                    password: "s3cret-pass".into(),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            unknown.message(),
+            wrong.message(),
+            "no username enumeration"
+        );
+
+        let login = svc
+            .login(
+                Context::default(),
+                LoginRequest {
+                    username: "ALICE".into(),
+                    password: "s3cret-pass".into(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(login.player_id, reg.player_id);
+        assert_eq!(
+            svc.authenticate(&login.access_token).unwrap(),
+            Principal::Player {
+                player_id: reg.player_id.clone()
+            }
+        );
+
+        let r1 = svc
+            .refresh(
+                Context::default(),
+                RefreshRequest {
+                    refresh_token: login.refresh_token.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_ne!(r1.refresh_token, login.refresh_token);
+        // Reusing the spent token fails and revokes the session, so the rotated one dies too.
+        let reuse = svc
+            .refresh(
+                Context::default(),
+                RefreshRequest {
+                    refresh_token: login.refresh_token.clone(),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(reuse.code(), Code::Unauthenticated);
+        let after = svc
+            .refresh(
+                Context::default(),
+                RefreshRequest {
+                    refresh_token: r1.refresh_token.clone(),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(after.code(), Code::Unauthenticated);
+        let intro = svc
+            .introspect(
+                as_player(&reg.player_id),
+                IntrospectRequest {
+                    token: r1.access_token,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            !intro.active,
+            "tokens of a revoked session introspect inactive"
+        );
+    }
+
+    #[tokio::test]
+    async fn logout_revokes_and_only_for_the_owner() {
+        let (_d, svc) = service().await;
+        let reg = svc
+            .register(
+                Context::default(),
+                RegisterRequest {
+                    username: "carol".into(),
+                    password: "password1".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let login = svc
+            .login(
+                Context::default(),
+                LoginRequest {
+                    username: "carol".into(),
+                    password: "password1".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let other = svc
+            .logout(
+                as_player("ffffffffffffffffffffffffffffffff"),
+                LogoutRequest {
+                    refresh_token: login.refresh_token.clone(),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(other.code(), Code::PermissionDenied);
+        svc.logout(
+            as_player(&reg.player_id),
+            LogoutRequest {
+                refresh_token: login.refresh_token.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        let refresh = svc
+            .refresh(
+                Context::default(),
+                RefreshRequest {
+                    refresh_token: login.refresh_token,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(refresh.code(), Code::Unauthenticated);
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_rejected_clearly() {
+        let (_d, svc) = service().await;
+        for (u, p) in [
+            ("ab", "password1"),
+            ("a b c", "password1"),
+            ("alice", "short"),
+            ("al.ce", "password1"),
+        ] {
+            let e = svc
+                .register(
+                    Context::default(),
+                    RegisterRequest {
+                        username: u.into(),
+                        password: p.into(),
+                    },
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), Code::InvalidArgument, "{u}/{p}");
+            assert!(!e.message().contains(p) || p.len() < 3);
+        }
+        let e = svc
+            .refresh(
+                Context::default(),
+                RefreshRequest {
+                    refresh_token: "x".into(),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+    }
+}

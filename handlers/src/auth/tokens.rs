@@ -1,0 +1,261 @@
+//! Access tokens: EdDSA (Ed25519) JWTs with a key id. Signing keys live in the store, so every
+//! replica and every restart verifies the same tokens.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use ring::signature::{Ed25519KeyPair, KeyPair as _};
+use serde::{Deserialize, Serialize};
+
+use crate::status::Status;
+use crate::store::{Store, StoreError};
+
+const ISSUER: &str = "edge";
+const AUDIENCE: &str = "aicore";
+const CURRENT_KEY: &str = "auth.signing.current";
+const KEY_PREFIX: &str = "auth.signing.keys.";
+/// Clock skew tolerated between replicas.
+const LEEWAY_SECS: u64 = 2;
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    /// Issuer, always "edge".
+    pub iss: String,
+    /// Audience, always "aicore".
+    pub aud: String,
+    /// The player id.
+    pub sub: String,
+    /// The session (refresh-token family) the token was issued in.
+    pub sid: String,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// Expires at, Unix seconds.
+    pub exp: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredKey {
+    kid: String,
+    /// PKCS#8 v2 document, base64. Secret: never logged.
+    pkcs8: String,
+    created_ms: u64,
+}
+
+/// Signs and verifies access tokens.
+pub struct TokenKeys {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: HashMap<String, DecodingKey>,
+    validation: Validation,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKeys")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+fn public_key(pkcs8: &[u8]) -> Result<Vec<u8>, String> {
+    Ed25519KeyPair::from_pkcs8(pkcs8)
+        .map(|kp| kp.public_key().as_ref().to_vec())
+        .map_err(|_| "stored signing key is not a valid Ed25519 PKCS#8 document".to_owned())
+}
+
+impl TokenKeys {
+    /// Loads the current signing key from the store, creating it on first start. Safe when several
+    /// replicas start at once: compare-and-set decides which key becomes current.
+    pub async fn load_or_create(store: &dyn Store, ttl: Duration) -> Result<Self, StoreError> {
+        let current = match store.get(CURRENT_KEY).await? {
+            Some(v) => String::from_utf8_lossy(&v.value).into_owned(),
+            None => {
+                let rng = ring::rand::SystemRandom::new();
+                let doc = Ed25519KeyPair::generate_pkcs8(&rng)
+                    .map_err(|_| StoreError::Backend("cannot generate a signing key".into()))?;
+                let kid = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+                let record = StoredKey {
+                    kid: kid.clone(),
+                    pkcs8: STANDARD.encode(doc.as_ref()),
+                    created_ms: crate::now_ms(),
+                };
+                let json =
+                    serde_json::to_vec(&record).map_err(|e| StoreError::Backend(e.to_string()))?;
+                store
+                    .put(&format!("{KEY_PREFIX}{kid}"), Bytes::from(json), Some(0))
+                    .await?;
+                match store
+                    .put(CURRENT_KEY, Bytes::from(kid.clone()), Some(0))
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(kid = %kid, "created a new token signing key");
+                        kid
+                    }
+                    // Another replica won the race: use its key.
+                    Err(StoreError::Conflict { .. }) => match store.get(CURRENT_KEY).await? {
+                        Some(v) => String::from_utf8_lossy(&v.value).into_owned(),
+                        None => return Err(StoreError::Backend("signing key vanished".into())),
+                    },
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+
+        let mut decoding = HashMap::new();
+        let mut encoding = None;
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.list(KEY_PREFIX, after.as_deref(), 100).await?;
+            for (_, v) in &page.entries {
+                let record: StoredKey = serde_json::from_slice(&v.value)
+                    .map_err(|e| StoreError::Backend(format!("corrupt signing key record: {e}")))?;
+                let der = STANDARD
+                    .decode(&record.pkcs8)
+                    .map_err(|_| StoreError::Backend("corrupt signing key encoding".into()))?;
+                let public = public_key(&der).map_err(StoreError::Backend)?;
+                decoding.insert(record.kid.clone(), DecodingKey::from_ed_der(&public));
+                if record.kid == current {
+                    encoding = Some(EncodingKey::from_ed_der(&der));
+                }
+            }
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let encoding = encoding.ok_or_else(|| {
+            StoreError::Backend(format!("current signing key {current} is missing"))
+        })?;
+
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+        validation.leeway = LEEWAY_SECS;
+        Ok(TokenKeys {
+            kid: current,
+            encoding,
+            decoding,
+            validation,
+            ttl,
+        })
+    }
+
+    /// How long an access token lives.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Signs an access token for `player_id` in session `sid`.
+    pub fn issue(&self, player_id: &str, sid: &str) -> Result<String, Status> {
+        let now = crate::now_ms() / 1000;
+        let claims = Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: player_id.into(),
+            sid: sid.into(),
+            iat: now,
+            exp: now + self.ttl.as_secs().max(1),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(Status::internal)
+    }
+
+    /// Verifies signature, key id, issuer, audience and expiry. Pure CPU, no I/O.
+    pub fn verify(&self, token: &str) -> Result<Claims, Status> {
+        let invalid = || Status::unauthenticated("invalid access token");
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(invalid());
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.decoding.get(kid))
+            .ok_or_else(invalid)?;
+        match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
+                Err(Status::unauthenticated("access token expired; refresh it"))
+            }
+            Err(_) => Err(invalid()),
+        }
+    }
+
+    /// The key id tokens are signed with now.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::Code;
+    use crate::store::RedbStore;
+
+    #[tokio::test]
+    async fn issue_verify_and_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let token = {
+            let store = RedbStore::open(&path).unwrap();
+            let keys = TokenKeys::load_or_create(&store, Duration::from_secs(60))
+                .await
+                .unwrap();
+            let token = keys.issue("p1", "s1").unwrap();
+            assert_eq!(keys.verify(&token).unwrap().sub, "p1");
+            token
+        };
+        // A restart verifies tokens signed before it.
+        let store = RedbStore::open(&path).unwrap();
+        let keys = TokenKeys::load_or_create(&store, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(keys.verify(&token).unwrap().sid, "s1");
+    }
+
+    #[tokio::test]
+    async fn forged_and_tampered_tokens_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("a.redb")).unwrap();
+        let keys = TokenKeys::load_or_create(&store, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let other_store = RedbStore::open(&dir.path().join("b.redb")).unwrap();
+        let other = TokenKeys::load_or_create(&other_store, Duration::from_secs(60))
+            .await
+            .unwrap();
+
+        let forged = other.issue("p1", "s").unwrap();
+        assert_eq!(
+            keys.verify(&forged).unwrap_err().code(),
+            Code::Unauthenticated
+        );
+
+        let good = keys.issue("p1", "s").unwrap();
+        let mut parts: Vec<&str> = good.split('.').collect();
+        let evil = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+            br#"{"iss":"edge","aud":"aicore","sub":"p2","sid":"s","iat":1,"exp":99999999999}"#,
+        );
+        parts[1] = &evil;
+        assert!(keys.verify(&parts.join(".")).is_err());
+        assert!(keys.verify("not-a-jwt").is_err());
+        // alg=none is refused.
+        let none = format!(
+            "{}.{}.",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(br#"{"alg":"none","typ":"JWT"}"#),
+            evil
+        );
+        assert!(keys.verify(&none).is_err());
+    }
+}

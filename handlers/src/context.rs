@@ -1,0 +1,147 @@
+//! What travels with every call: who is calling, until when, and the ids that tie logs together.
+
+use std::time::{Duration, Instant};
+
+use crate::status::Status;
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A player with a verified access token.
+    Player {
+        /// Their player id.
+        player_id: String,
+    },
+    /// A game server or tool with a service key.
+    Service {
+        /// The key's name.
+        name: String,
+        /// `*`, a service (`payment`), or a method (`payment.Credit`).
+        scopes: Vec<String>,
+    },
+}
+
+impl Principal {
+    /// A short description for logs; never a secret.
+    pub fn describe(&self) -> String {
+        match self {
+            Principal::Player { player_id } => format!("player:{player_id}"),
+            Principal::Service { name, .. } => format!("service:{name}"),
+        }
+    }
+}
+
+/// The per-call context handed to handlers.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The caller, if authenticated.
+    pub principal: Option<Principal>,
+    /// When the caller stops waiting.
+    pub deadline: Option<Instant>,
+    /// The request id (from `X-Request-Id` or generated).
+    pub request_id: String,
+    /// The client's `Idempotency-Key`, for mutating methods.
+    pub idempotency_key: Option<String>,
+    /// The W3C `traceparent` of the call.
+    pub traceparent: Option<String>,
+}
+
+impl Context {
+    /// Time left before the deadline, if there is one.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// The player a call acts for. A player acts only for themself (`requested` empty or their
+    /// own id); a service principal must name the player.
+    pub fn player(&self, requested: &str) -> Result<String, Status> {
+        match &self.principal {
+            Some(Principal::Player { player_id }) => {
+                if requested.is_empty() || requested == player_id {
+                    Ok(player_id.clone())
+                } else {
+                    Err(Status::permission_denied(
+                        "a player may act only on their own data",
+                    ))
+                }
+            }
+            Some(Principal::Service { .. }) => {
+                if requested.is_empty() {
+                    Err(Status::invalid_argument(
+                        "playerId is required for service callers",
+                    ))
+                } else {
+                    validate_player_id(requested)?;
+                    Ok(requested.to_owned())
+                }
+            }
+            None => Err(Status::unauthenticated("authentication required")),
+        }
+    }
+}
+
+/// Player ids are the 32 lowercase hex digits auth hands out.
+pub fn validate_player_id(id: &str) -> Result<(), Status> {
+    if id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(
+            "playerId is not a valid player id",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::Code;
+
+    fn player(id: &str) -> Context {
+        Context {
+            principal: Some(Principal::Player {
+                player_id: id.into(),
+            }),
+            ..Context::default()
+        }
+    }
+
+    #[test]
+    fn players_act_only_for_themselves() {
+        let me = "0123456789abcdef0123456789abcdef";
+        let ctx = player(me);
+        assert_eq!(ctx.player("").unwrap(), me);
+        assert_eq!(ctx.player(me).unwrap(), me);
+        assert_eq!(
+            ctx.player("ffffffffffffffffffffffffffffffff")
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied
+        );
+        assert_eq!(
+            Context::default().player("").unwrap_err().code(),
+            Code::Unauthenticated
+        );
+    }
+
+    #[test]
+    fn services_name_the_player() {
+        let ctx = Context {
+            principal: Some(Principal::Service {
+                name: "gs".into(),
+                scopes: vec!["*".into()],
+            }),
+            ..Context::default()
+        };
+        assert_eq!(ctx.player("").unwrap_err().code(), Code::InvalidArgument);
+        assert_eq!(
+            ctx.player("nope").unwrap_err().code(),
+            Code::InvalidArgument
+        );
+        assert!(ctx.player("0123456789abcdef0123456789abcdef").is_ok());
+    }
+}

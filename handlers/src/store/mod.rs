@@ -1,0 +1,245 @@
+//! Versioned key-value storage. Every backend gives the same guarantees: versions only grow (a key
+//! deleted and written again never reuses a version), and compare-and-set is atomic.
+
+mod redb_store;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub use redb_store::RedbStore;
+
+/// A value and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// The stored bytes.
+    pub value: Bytes,
+    /// Its version; greater than every version the key had before.
+    pub version: u64,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// Keys in ascending order, with their values.
+    pub entries: Vec<(String, Versioned)>,
+    /// The key to pass as `after` for the next page, if there is one.
+    pub next_after: Option<String>,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The expected version did not match; `current` is the key's version, `None` if absent.
+    #[error("version mismatch (current: {current:?})")]
+    Conflict {
+        /// The key's current version.
+        current: Option<u64>,
+    },
+    /// The key is not a valid key.
+    #[error("{0}")]
+    InvalidKey(String),
+    /// No space left: nothing was written.
+    #[error("storage full")]
+    Full,
+    /// The backend cannot be reached now; retrying may work.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; a bug or corruption. Logged, never shown to clients.
+    #[error("store failure: {0}")]
+    Backend(String),
+}
+
+/// Versioned storage shared by every service.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The value at `key`, if any.
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError>;
+
+    /// Writes `value`. `expected`: `None` unconditional, `Some(0)` only if absent, `Some(n)` only
+    /// at version `n`. Returns the new version.
+    async fn put(&self, key: &str, value: Bytes, expected: Option<u64>) -> Result<u64, StoreError>;
+
+    /// Deletes `key` (with the same `expected` rules). Returns whether it existed.
+    async fn delete(&self, key: &str, expected: Option<u64>) -> Result<bool, StoreError>;
+
+    /// Keys starting with `prefix`, in order, after `after` (exclusive), at most `limit`.
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError>;
+
+    /// Whether the store can serve (for readiness).
+    async fn check(&self) -> Result<(), StoreError>;
+
+    /// The backend's name, for status pages.
+    fn backend(&self) -> &'static str;
+}
+
+/// Longest key accepted.
+pub const MAX_KEY_LEN: usize = 512;
+
+/// Keys are dot-separated segments of `[A-Za-z0-9_=/-]`: the subset every backend (including NATS
+/// JetStream key-value, where '.' separates subject tokens) stores unchanged.
+pub fn validate_key(key: &str) -> Result<(), StoreError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(StoreError::InvalidKey(format!(
+            "key must be 1 to {MAX_KEY_LEN} characters"
+        )));
+    }
+    validate_segments(key)
+}
+
+/// A prefix may end in '.', or be empty.
+pub fn validate_prefix(prefix: &str) -> Result<(), StoreError> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    if prefix.len() > MAX_KEY_LEN {
+        return Err(StoreError::InvalidKey(format!(
+            "prefix longer than {MAX_KEY_LEN}"
+        )));
+    }
+    validate_segments(prefix.strip_suffix('.').unwrap_or(prefix))
+}
+
+fn validate_segments(key: &str) -> Result<(), StoreError> {
+    for segment in key.split('.') {
+        if segment.is_empty() {
+            return Err(StoreError::InvalidKey(
+                "key segments must not be empty (no leading, trailing or double '.')".into(),
+            ));
+        }
+        if let Some(c) = segment
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/' | '=')))
+        {
+            return Err(StoreError::InvalidKey(format!(
+                "key contains {c:?}; allowed: letters, digits, '_', '-', '/', '=' and '.' between segments"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Shared behaviour tests, run against every backend.
+#[cfg(test)]
+pub(crate) mod conformance {
+    use super::*;
+
+    pub async fn versions_and_cas(store: &dyn Store) {
+        assert_eq!(store.get("a.b").await.unwrap(), None);
+        let v1 = store
+            .put("a.b", Bytes::from_static(b"1"), Some(0))
+            .await
+            .unwrap();
+        assert!(v1 > 0);
+        match store.put("a.b", Bytes::from_static(b"x"), Some(0)).await {
+            Err(StoreError::Conflict { current }) => assert_eq!(current, Some(v1)),
+            other => panic!("expected conflict, got {other:?}"),
+        }
+        let v2 = store
+            .put("a.b", Bytes::from_static(b"2"), Some(v1))
+            .await
+            .unwrap();
+        assert!(v2 > v1);
+        match store.put("a.b", Bytes::from_static(b"x"), Some(v1)).await {
+            Err(StoreError::Conflict { current }) => assert_eq!(current, Some(v2)),
+            other => panic!("expected conflict, got {other:?}"),
+        }
+        let got = store.get("a.b").await.unwrap().unwrap();
+        assert_eq!(
+            got,
+            Versioned {
+                value: Bytes::from_static(b"2"),
+                version: v2
+            }
+        );
+        let v3 = store
+            .put("a.b", Bytes::from_static(b"3"), None)
+            .await
+            .unwrap();
+        assert!(v3 > v2);
+        // Delete with a stale version fails; with the right one succeeds.
+        assert!(matches!(
+            store.delete("a.b", Some(v2)).await,
+            Err(StoreError::Conflict { current: Some(c) }) if c == v3
+        ));
+        assert!(store.delete("a.b", Some(v3)).await.unwrap());
+        assert!(!store.delete("a.b", None).await.unwrap());
+        assert!(matches!(
+            store.delete("a.b", Some(v3)).await,
+            Err(StoreError::Conflict { current: None })
+        ));
+        // A recreated key never reuses an old version.
+        let v4 = store
+            .put("a.b", Bytes::from_static(b"4"), Some(0))
+            .await
+            .unwrap();
+        assert!(v4 > v3);
+        assert!(matches!(
+            store.put("bad..key", Bytes::new(), None).await,
+            Err(StoreError::InvalidKey(_))
+        ));
+    }
+
+    pub async fn listing(store: &dyn Store) {
+        for k in ["p.1.c", "p.1.a", "p.1.b", "p.2.a", "q.1"] {
+            store.put(k, Bytes::from(k.to_owned()), None).await.unwrap();
+        }
+        let page = store.list("p.1.", None, 2).await.unwrap();
+        let keys: Vec<_> = page.entries.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["p.1.a", "p.1.b"]);
+        let next = page.next_after.clone().unwrap();
+        let page = store.list("p.1.", Some(&next), 2).await.unwrap();
+        let keys: Vec<_> = page.entries.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["p.1.c"]);
+        assert_eq!(page.next_after, None);
+        assert_eq!(store.list("p.", None, 10).await.unwrap().entries.len(), 4);
+        assert_eq!(store.list("", None, 10).await.unwrap().entries.len(), 5);
+    }
+
+    pub async fn concurrent_cas(store: std::sync::Arc<dyn Store>) {
+        let v = store
+            .put("race", Bytes::from_static(b"0"), Some(0))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..16u8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store.put("race", Bytes::from(vec![i]), Some(v)).await
+            }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => wins += 1,
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert_eq!(wins, 1, "exactly one writer wins a version");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_validated() {
+        assert!(validate_key("state.p1.save/slot=1").is_ok());
+        assert!(validate_key("").is_err());
+        assert!(validate_key(".a").is_err());
+        assert!(validate_key("a.").is_err());
+        assert!(validate_key("a..b").is_err());
+        assert!(validate_key("a b").is_err());
+        assert!(validate_key("a*").is_err());
+        assert!(validate_key(&"a".repeat(MAX_KEY_LEN + 1)).is_err());
+        assert!(validate_prefix("a.").is_ok());
+        assert!(validate_prefix("").is_ok());
+        assert!(validate_prefix("a..").is_err());
+    }
+}

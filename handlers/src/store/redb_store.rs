@@ -1,0 +1,269 @@
+//! The embedded backend: one redb file in the data directory, durable on commit (fsync).
+//! redb calls block, so each operation runs on tokio's blocking pool.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use redb::{Database, ReadableTable, TableDefinition};
+
+use super::{Page, Store, StoreError, Versioned, validate_key, validate_prefix};
+
+/// key -> 8-byte little-endian version, then the value.
+const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+/// "seq" -> the last version handed out (versions are global, so never reused).
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// A store in one redb file.
+#[derive(Clone)]
+pub struct RedbStore {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedbStore")
+    }
+}
+
+fn map_err<E: Into<redb::Error>>(e: E) -> StoreError {
+    match e.into() {
+        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => StoreError::Full,
+        redb::Error::Io(io) if io.raw_os_error() == Some(28) => StoreError::Full,
+        other => StoreError::Backend(other.to_string()),
+    }
+}
+
+fn decode(raw: &[u8]) -> Result<Versioned, StoreError> {
+    let (head, value) = raw
+        .split_first_chunk::<8>()
+        .ok_or_else(|| StoreError::Backend("corrupt record: shorter than its version".into()))?;
+    Ok(Versioned {
+        value: Bytes::copy_from_slice(value),
+        version: u64::from_le_bytes(*head),
+    })
+}
+
+fn check_expected(current: Option<u64>, expected: Option<u64>) -> Result<(), StoreError> {
+    match (expected, current) {
+        (None, _) | (Some(0), None) => Ok(()),
+        (Some(e), Some(c)) if e == c => Ok(()),
+        _ => Err(StoreError::Conflict { current }),
+    }
+}
+
+impl RedbStore {
+    /// Opens (or creates) `path`. Fails clearly if another process holds it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Unavailable(format!(
+                "{} is already open in another process",
+                path.display()
+            )),
+            other => map_err(other),
+        })?;
+        let txn = db.begin_write().map_err(map_err)?;
+        {
+            txn.open_table(KV).map_err(map_err)?;
+            txn.open_table(META).map_err(map_err)?;
+        }
+        txn.commit().map_err(map_err)?;
+        Ok(RedbStore { db: Arc::new(db) })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+
+    fn write(
+        db: &Database,
+        key: &str,
+        value: Option<&[u8]>,
+        expected: Option<u64>,
+    ) -> Result<(Option<u64>, u64), StoreError> {
+        let txn = db.begin_write().map_err(map_err)?;
+        let (previous, version) = {
+            let mut kv = txn.open_table(KV).map_err(map_err)?;
+            let current = match kv.get(key).map_err(map_err)? {
+                Some(raw) => Some(decode(raw.value())?.version),
+                None => None,
+            };
+            check_expected(current, expected)?;
+            let mut meta = txn.open_table(META).map_err(map_err)?;
+            let seq = meta
+                .get("seq")
+                .map_err(map_err)?
+                .map(|v| v.value())
+                .unwrap_or(0)
+                + 1;
+            match value {
+                Some(value) => {
+                    meta.insert("seq", seq).map_err(map_err)?;
+                    let mut raw = Vec::with_capacity(8 + value.len());
+                    raw.extend_from_slice(&seq.to_le_bytes());
+                    raw.extend_from_slice(value);
+                    kv.insert(key, raw.as_slice()).map_err(map_err)?;
+                }
+                None => {
+                    kv.remove(key).map_err(map_err)?;
+                }
+            }
+            (current, seq)
+        };
+        txn.commit().map_err(map_err)?;
+        Ok((previous, version))
+    }
+}
+
+#[async_trait]
+impl Store for RedbStore {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(map_err)?;
+            let kv = txn.open_table(KV).map_err(map_err)?;
+            let raw = kv.get(key.as_str()).map_err(map_err)?;
+            raw.map(|r| decode(r.value())).transpose()
+        })
+        .await
+    }
+
+    async fn put(&self, key: &str, value: Bytes, expected: Option<u64>) -> Result<u64, StoreError> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.blocking(move |db| Self::write(db, &key, Some(&value), expected).map(|(_, v)| v))
+            .await
+    }
+
+    async fn delete(&self, key: &str, expected: Option<u64>) -> Result<bool, StoreError> {
+        validate_key(key)?;
+        if expected.is_some_and(|e| e > 0) || expected.is_none() {
+            let key = key.to_owned();
+            return self
+                .blocking(move |db| {
+                    Self::write(db, &key, None, expected).map(|(prev, _)| prev.is_some())
+                })
+                .await;
+        }
+        // expected == 0: "must not exist"; deleting nothing is then a successful no-op.
+        match self.get(key).await? {
+            None => Ok(false),
+            Some(v) => Err(StoreError::Conflict {
+                current: Some(v.version),
+            }),
+        }
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        validate_prefix(prefix)?;
+        let prefix = prefix.to_owned();
+        let after = after.map(str::to_owned);
+        let limit = limit.max(1);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(map_err)?;
+            let kv = txn.open_table(KV).map_err(map_err)?;
+            let start = match &after {
+                Some(a) if a.as_str() >= prefix.as_str() => a.as_str(),
+                _ => prefix.as_str(),
+            };
+            let mut entries = Vec::new();
+            let mut more = false;
+            for item in kv.range(start..).map_err(map_err)? {
+                let (k, v) = item.map_err(map_err)?;
+                let k = k.value();
+                if !k.starts_with(prefix.as_str()) {
+                    break;
+                }
+                if after.as_deref() == Some(k) {
+                    continue;
+                }
+                if entries.len() == limit {
+                    more = true;
+                    break;
+                }
+                entries.push((k.to_owned(), decode(v.value())?));
+            }
+            let next_after = if more {
+                entries.last().map(|(k, _)| k.clone())
+            } else {
+                None
+            };
+            Ok(Page {
+                entries,
+                next_after,
+            })
+        })
+        .await
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.blocking(|db| db.begin_read().map(|_| ()).map_err(map_err))
+            .await
+    }
+
+    fn backend(&self) -> &'static str {
+        "redb"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance;
+
+    fn open() -> (tempfile::TempDir, RedbStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("edge.redb")).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn versions_and_cas() {
+        let (_dir, store) = open();
+        conformance::versions_and_cas(&store).await;
+    }
+
+    #[tokio::test]
+    async fn listing() {
+        let (_dir, store) = open();
+        conformance::listing(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_cas() {
+        let (_dir, store) = open();
+        conformance::concurrent_cas(Arc::new(store)).await;
+    }
+
+    #[tokio::test]
+    async fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edge.redb");
+        let v = {
+            let store = RedbStore::open(&path).unwrap();
+            store
+                .put("k", Bytes::from_static(b"kept"), None)
+                .await
+                .unwrap()
+        };
+        let store = RedbStore::open(&path).unwrap();
+        let got = store.get("k").await.unwrap().unwrap();
+        assert_eq!(got.value, Bytes::from_static(b"kept"));
+        assert_eq!(got.version, v);
+        // The sequence survives too: no version is reused after a restart.
+        assert!(store.put("k2", Bytes::new(), None).await.unwrap() > v);
+    }
+}
