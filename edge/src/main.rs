@@ -1,1 +1,60 @@
-fn main() {}
+//! `edge`: parse the command line, load config, init logs, run.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use edge::cli::{CertsCommand, Cli, Command, ConfigCommand};
+use edge::config::Config;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => serve(&cli.serve).await,
+        Some(Command::Serve(args)) => serve(&args).await,
+        Some(Command::Config(ConfigCommand::Check(args))) => Config::load(&args)
+            .and_then(|c| c.to_toml())
+            .map(|text| print!("{text}"))
+            .map_err(Into::into),
+        Some(Command::Healthcheck(args)) => healthcheck(args).await,
+        Some(Command::Certs(CertsCommand::Dev(args))) => {
+            edge::tls::write_dev_certs(&args.out, &args.sans)
+                .map(|c| {
+                    println!(
+                        "wrote {}, {} and {}",
+                        c.ca.display(),
+                        c.cert.display(),
+                        c.key.display()
+                    )
+                })
+                .map_err(Into::into)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: &edge::cli::ServeArgs) -> Result<(), edge::BoxError> {
+    let config = Config::load(args)?;
+    edge::telemetry::init(&config.log)?;
+    edge::server::run(config).await
+}
+
+async fn healthcheck(args: edge::cli::HealthcheckArgs) -> Result<(), edge::BoxError> {
+    let addr = match args.addr {
+        Some(addr) => addr,
+        None => {
+            let config = Config::load(&args.serve)?;
+            std::net::SocketAddr::from(([127, 0, 0, 1], config.listen.port()))
+        }
+    };
+    match edge::healthcheck::probe(addr, &args.path, args.timeout).await? {
+        200 => Ok(()),
+        code => Err(format!("{} answered {code}", args.path).into()),
+    }
+}

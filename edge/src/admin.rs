@@ -1,0 +1,62 @@
+//! The admin listener (loopback by default): the route table, the effective config, probes.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::health;
+
+/// The route table, derived from the descriptors and the router's endpoints.
+pub fn routes_json(state: &AppState) -> Value {
+    let routes: Vec<Value> = proto::SERVICES
+        .iter()
+        .map(|s| {
+            let endpoint = state.router.endpoint(s.index);
+            json!({
+                "service": s.short,
+                "fullName": s.full_name,
+                "target": endpoint.map_or("none", |e| e.kind()),
+                "healthy": endpoint.is_some_and(|e| e.healthy()),
+                "doc": s.doc,
+                "methods": s.methods.iter().map(|m| json!({
+                    "name": m.name,
+                    "path": m.path,
+                    "input": m.input_type,
+                    "output": m.output_type,
+                    "serverStreaming": m.server_streaming,
+                    "access": m.access.as_str(),
+                    "mutates": m.mutates,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({ "routes": routes })
+}
+
+async fn routes(State(state): State<AppState>) -> Response {
+    Json(routes_json(&state)).into_response()
+}
+
+async fn config(State(state): State<AppState>) -> Response {
+    match state.config.to_toml() {
+        Ok(text) => ([(http::header::CONTENT_TYPE, "application/toml")], text).into_response(),
+        Err(e) => crate::error::status_response(&handlers::Status::internal(e)),
+    }
+}
+
+/// The admin router.
+pub fn app(state: AppState) -> Router {
+    let probes = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(state.health.clone());
+    Router::new()
+        .route("/admin/routes", get(routes))
+        .route("/admin/config", get(config))
+        .with_state(state)
+        .merge(probes)
+}

@@ -1,0 +1,174 @@
+//! Authentication as a Layer + Service pair: resolves the method from the path, verifies the bearer
+//! token in-process, checks the method's access rule from the protos, and hands the principal on in
+//! the request's extensions. Handlers never see a token.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
+use axum::response::Response;
+use handlers::auth::AuthService;
+use handlers::{Principal, Status};
+use proto::{Access, BoxFuture, MethodDesc};
+use tower::{Layer, Service};
+
+use crate::error::status_response;
+
+/// Adds [`Authenticate`] around a service.
+#[derive(Clone)]
+pub struct AuthLayer {
+    auth: Arc<AuthService>,
+}
+
+impl AuthLayer {
+    /// Verifies tokens with `auth`'s keys.
+    pub fn layer(auth: Arc<AuthService>) -> Self {
+        AuthLayer { auth }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Authenticate<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticate {
+            inner,
+            auth: Arc::clone(&self.auth),
+        }
+    }
+}
+
+/// The middleware.
+#[derive(Clone)]
+pub struct Authenticate<S> {
+    inner: S,
+    auth: Arc<AuthService>,
+}
+
+/// The bearer token of a request, if it carries one.
+fn bearer(req: &Request) -> Option<&str> {
+    let value = req
+        .headers()
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether a service principal's scopes cover a method: `*`, `svc` or `svc.Method`.
+pub fn scope_allows(scopes: &[String], m: &MethodDesc) -> bool {
+    scopes.iter().any(|s| {
+        s == "*" && m.access != Access::Admin
+            || s == m.service && m.access != Access::Admin
+            || s.split_once('.')
+                .is_some_and(|(svc, method)| svc == m.service && method == m.name)
+    })
+}
+
+/// Decides whether `principal` may call `m`.
+pub fn authorize(principal: Option<&Principal>, m: &MethodDesc) -> Result<(), Status> {
+    match (m.access, principal) {
+        (Access::Public, _) => Ok(()),
+        (_, None) => Err(Status::unauthenticated("missing bearer token")),
+        (Access::Player, Some(Principal::Player { .. })) => Ok(()),
+        (Access::Service | Access::Admin, Some(Principal::Player { .. })) => Err(
+            Status::permission_denied(format!("{} needs a service key", m.path)),
+        ),
+        (_, Some(Principal::Service { scopes, .. })) => {
+            if scope_allows(scopes, m) {
+                Ok(())
+            } else {
+                Err(Status::permission_denied(format!(
+                    "the key's scopes do not cover {}",
+                    m.path
+                )))
+            }
+        }
+    }
+}
+
+impl<S> Service<Request> for Authenticate<S>
+where
+    S: Service<Request, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        // Only Connect paths are behind this layer; anything else passes (and 404s after it).
+        if let Some(m) = proto::method_by_path(req.uri().path()) {
+            let principal = match (m.access, bearer(&req)) {
+                // Public methods ignore credentials entirely: a stale token must not block login.
+                (Access::Public, _) | (_, None) => None,
+                (_, Some(token)) => match self.auth.authenticate(token) {
+                    Ok(p) => Some(p),
+                    Err(status) => return Box::pin(async move { Ok(status_response(&status)) }),
+                },
+            };
+            if let Err(status) = authorize(principal.as_ref(), m) {
+                return Box::pin(async move { Ok(status_response(&status)) });
+            }
+            if let Some(p) = principal {
+                req.extensions_mut().insert(p);
+            }
+        }
+        // Take the instance that was polled ready; leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move { inner.call(req).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn method(path: &str) -> &'static MethodDesc {
+        proto::method_by_path(path).unwrap()
+    }
+
+    #[test]
+    fn access_rules() {
+        let player = Principal::Player {
+            player_id: "p".into(),
+        };
+        let get = method("/aicore.state.v1.StateService/Get");
+        let login = method("/aicore.auth.v1.AuthService/Login");
+        let credit = method("/aicore.payment.v1.PaymentService/Credit");
+        let set_scale = method("/aicore.time.v1.TimeService/SetScale");
+        assert!(authorize(None, login).is_ok());
+        assert_eq!(
+            authorize(None, get).unwrap_err().code(),
+            handlers::Code::Unauthenticated
+        );
+        assert!(authorize(Some(&player), get).is_ok());
+        assert_eq!(
+            authorize(Some(&player), credit).unwrap_err().code(),
+            handlers::Code::PermissionDenied
+        );
+        let all = Principal::Service {
+            name: "gs".into(),
+            scopes: vec!["*".into()],
+        };
+        assert!(authorize(Some(&all), credit).is_ok());
+        assert!(
+            authorize(Some(&all), set_scale).is_err(),
+            "admin methods need an explicit scope"
+        );
+        let admin = Principal::Service {
+            name: "ops".into(),
+            scopes: vec!["time.SetScale".into()],
+        };
+        assert!(authorize(Some(&admin), set_scale).is_ok());
+        assert!(authorize(Some(&admin), credit).is_err());
+    }
+}

@@ -1,0 +1,161 @@
+//! The command line. Every `serve` flag also reads an `EDGE_*` environment variable; both override
+//! the TOML file given with `--config`, which overrides the embedded defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Edge: the HTTPS/SSE front door of the game's AI backend.
+#[derive(Debug, Parser)]
+#[command(name = "edge", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of `serve` (when no subcommand is given).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the catalog over HTTPS (the default).
+    Serve(ServeArgs),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Probe a running server's liveness (exit 0 healthy, 1 not): for container health checks.
+    Healthcheck(HealthcheckArgs),
+    /// Certificate tooling.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+/// `edge config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (file, environment and flags merged) or a clear error.
+    Check(ServeArgs),
+}
+
+/// `edge certs ...`
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Write a development CA and a server certificate signed by it (ca.pem, cert.pem, key.pem).
+    Dev(CertsDevArgs),
+}
+
+/// `edge certs dev`
+#[derive(Debug, Args)]
+pub struct CertsDevArgs {
+    /// Directory to write into (created if missing).
+    #[arg(long, env = "EDGE_CERTS_OUT", default_value = "certs/dev")]
+    pub out: PathBuf,
+    /// Extra DNS names or IP addresses for the server certificate (localhost, 127.0.0.1 and ::1
+    /// are always included).
+    #[arg(long = "san", env = "EDGE_CERTS_SAN", value_delimiter = ',')]
+    pub sans: Vec<String>,
+}
+
+/// `edge healthcheck`
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The address to probe; by default the configured listen port on loopback.
+    #[arg(long, env = "EDGE_HEALTHCHECK_ADDR")]
+    pub addr: Option<SocketAddr>,
+    /// Path to probe.
+    #[arg(long, env = "EDGE_HEALTHCHECK_PATH", default_value = "/healthz")]
+    pub path: String,
+    /// Give up after this long.
+    #[arg(long, env = "EDGE_HEALTHCHECK_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// The server's options, to find its port.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Options of `serve`. Unset options fall back to the TOML file, then to the defaults.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "EDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// HTTPS listen address [default: 0.0.0.0:8443].
+    #[arg(long, env = "EDGE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Admin listen address (metrics, route table, config) [default: 127.0.0.1:9901].
+    #[arg(long, env = "EDGE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Data directory (store, development certificates) [default: ./data].
+    #[arg(long, env = "EDGE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PEM certificate chain. Without it, a development certificate is made under the data dir.
+    #[arg(long, env = "EDGE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    #[arg(long, env = "EDGE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Largest request body in bytes [default: 262144].
+    #[arg(long, env = "EDGE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Longest a unary call may take, and the cap on Connect-Timeout-Ms [default: 30s].
+    #[arg(long, env = "EDGE_REQUEST_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub request_timeout: Option<Duration>,
+    /// Idle keep-alive and header-read timeout; keep it above the load balancer's idle timeout
+    /// [default: 75s].
+    #[arg(long, env = "EDGE_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Requests served at once before new ones are shed with 503 [default: 1024].
+    #[arg(long, env = "EDGE_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<usize>,
+    /// On SIGTERM, keep serving (readiness 503) this long so the load balancer stops sending
+    /// [default: 5s].
+    #[arg(long, env = "EDGE_DRAIN_DELAY", value_parser = humantime::parse_duration)]
+    pub drain_delay: Option<Duration>,
+    /// Exit within this long of SIGTERM, drain delay included [default: 30s].
+    #[arg(long, env = "EDGE_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Option<Duration>,
+    /// Access token lifetime [default: 15m].
+    #[arg(long, env = "EDGE_ACCESS_TOKEN_TTL", value_parser = humantime::parse_duration)]
+    pub access_token_ttl: Option<Duration>,
+    /// Refresh token lifetime [default: 30days].
+    #[arg(long, env = "EDGE_REFRESH_TOKEN_TTL", value_parser = humantime::parse_duration)]
+    pub refresh_token_ttl: Option<Duration>,
+    /// Log format: json or text [default: json].
+    #[arg(long, env = "EDGE_LOG_FORMAT")]
+    pub log_format: Option<crate::config::LogFormat>,
+    /// Log filter, e.g. "info" or "edge=debug,info" [default: info].
+    #[arg(long, env = "EDGE_LOG")]
+    pub log: Option<String>,
+    /// Log every request (true/false) [default: true].
+    #[arg(long, env = "EDGE_ACCESS_LOG")]
+    pub access_log: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_means_serve() {
+        let cli = Cli::try_parse_from(["edge", "--listen", "127.0.0.1:1"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.listen, Some("127.0.0.1:1".parse().unwrap()));
+        let cli = Cli::try_parse_from(["edge", "config", "check", "--drain-delay", "2s"]).unwrap();
+        match cli.command {
+            Some(Command::Config(ConfigCommand::Check(a))) => {
+                assert_eq!(a.drain_delay, Some(Duration::from_secs(2)))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! The effective configuration: embedded defaults, under a TOML file, under `EDGE_*` variables and
+//! flags (clap gives those two their order).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::ServeArgs;
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable.
+    Text,
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTPS listen address.
+    pub listen: SocketAddr,
+    /// Admin listen address (loopback by default).
+    pub admin_listen: SocketAddr,
+    /// Data directory: the embedded store and development certificates.
+    pub data_dir: PathBuf,
+    /// TLS.
+    pub tls: TlsConfig,
+    /// HTTP limits and timeouts.
+    pub http: HttpConfig,
+    /// Drain and shutdown.
+    pub shutdown: ShutdownConfig,
+    /// Tokens.
+    pub auth: AuthConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// TLS settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain; none means a development certificate under the data directory.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+    /// A TLS handshake must finish within this.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+}
+
+/// HTTP limits and timeouts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Longest unary call; caps Connect-Timeout-Ms.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Idle keep-alive and header-read timeout (above the ALB's 60 s idle timeout).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Requests in flight before shedding.
+    pub max_in_flight: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+}
+
+/// Drain and shutdown timing; see terraform/ for how these agree with the ALB and ECS.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// Keep serving this long after SIGTERM (readiness 503).
+    #[serde(with = "humantime_serde")]
+    pub drain_delay: Duration,
+    /// Exit within this long of SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+/// Token lifetimes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Access token lifetime.
+    #[serde(with = "humantime_serde")]
+    pub access_token_ttl: Duration,
+    /// Refresh token lifetime.
+    #[serde(with = "humantime_serde")]
+    pub refresh_token_ttl: Duration,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// json or text.
+    pub format: LogFormat,
+    /// An env-filter directive.
+    pub filter: String,
+    /// One line per request.
+    pub access: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            data_dir: PathBuf::from("./data"),
+            tls: TlsConfig::default(),
+            http: HttpConfig::default(),
+            shutdown: ShutdownConfig::default(),
+            auth: AuthConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: None,
+            key: None,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body_bytes: 256 * 1024,
+            request_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(75),
+            max_in_flight: 1024,
+            max_concurrent_streams: 256,
+        }
+    }
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            drain_delay: Duration::from_secs(5),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Json,
+            filter: "info".into(),
+            access: true,
+        }
+    }
+}
+
+/// A configuration that cannot be used, said plainly.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with its line.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then the file named by `args.config`, then every option set in `args`.
+    pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
+        let mut config = match &args.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        config.apply(args);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    fn apply(&mut self, a: &ServeArgs) {
+        fn set<T: Clone>(slot: &mut T, v: &Option<T>) {
+            if let Some(v) = v {
+                *slot = v.clone();
+            }
+        }
+        set(&mut self.listen, &a.listen);
+        set(&mut self.admin_listen, &a.admin_listen);
+        set(&mut self.data_dir, &a.data_dir);
+        if a.tls_cert.is_some() {
+            self.tls.cert.clone_from(&a.tls_cert);
+            self.tls.key.clone_from(&a.tls_key);
+        }
+        set(&mut self.http.max_body_bytes, &a.max_body_bytes);
+        set(&mut self.http.request_timeout, &a.request_timeout);
+        set(&mut self.http.idle_timeout, &a.idle_timeout);
+        set(&mut self.http.max_in_flight, &a.max_in_flight);
+        set(&mut self.shutdown.drain_delay, &a.drain_delay);
+        set(&mut self.shutdown.timeout, &a.shutdown_timeout);
+        set(&mut self.auth.access_token_ttl, &a.access_token_ttl);
+        set(&mut self.auth.refresh_token_ttl, &a.refresh_token_ttl);
+        set(&mut self.log.format, &a.log_format);
+        set(&mut self.log.filter, &a.log);
+        set(&mut self.log.access, &a.access_log);
+    }
+
+    /// Checks ranges and consistency.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return bad("tls.cert and tls.key must be set together".into());
+        }
+        for p in [&self.tls.cert, &self.tls.key].into_iter().flatten() {
+            if !p.is_file() {
+                return bad(format!("TLS file {} does not exist", p.display()));
+            }
+        }
+        if !(1..=64 * 1024 * 1024).contains(&self.http.max_body_bytes) {
+            return bad("http.max_body_bytes must be 1 byte to 64 MiB".into());
+        }
+        if self.http.max_in_flight == 0 {
+            return bad("http.max_in_flight must be at least 1".into());
+        }
+        if self.http.request_timeout.is_zero() || self.http.idle_timeout.is_zero() {
+            return bad("timeouts must be above zero".into());
+        }
+        if self.shutdown.drain_delay >= self.shutdown.timeout {
+            return bad(format!(
+                "shutdown.drain_delay ({}) must be shorter than shutdown.timeout ({}) to leave time to finish requests",
+                humantime::format_duration(self.shutdown.drain_delay),
+                humantime::format_duration(self.shutdown.timeout)
+            ));
+        }
+        if self.auth.access_token_ttl < Duration::from_secs(1)
+            || self.auth.refresh_token_ttl < self.auth.access_token_ttl
+        {
+            return bad(
+                "auth.access_token_ttl must be at least 1s and at most auth.refresh_token_ttl"
+                    .into(),
+            );
+        }
+        if self.listen == self.admin_listen {
+            return bad("listen and admin_listen must differ".into());
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML, for `edge config check` and the admin page. Holds no secrets.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_round_trip() {
+        let c = Config::default();
+        c.validate().unwrap();
+        let text = c.to_toml().unwrap();
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edge.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1000\"\n[shutdown]\ndrain_delay = \"2s\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.listen.port(), 1000);
+        assert_eq!(c.shutdown.drain_delay, Duration::from_secs(2));
+        let args = ServeArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:2000".parse().unwrap()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(Config::load(&args).unwrap().listen.port(), 2000);
+    }
+
+    #[test]
+    fn errors_are_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edge.toml");
+        std::fs::write(&path, "listn = \"x\"\n").unwrap();
+        let err = Config::load(&ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+        let err = Config::load(&ServeArgs {
+            config: Some(dir.path().join("missing.toml")),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("missing.toml"), "{err}");
+        let args = ServeArgs {
+            drain_delay: Some(Duration::from_secs(60)),
+            ..ServeArgs::default()
+        };
+        assert!(
+            Config::load(&args)
+                .unwrap_err()
+                .to_string()
+                .contains("drain_delay")
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! The Connect protocol's unary form: `POST /<package>.<Service>/<Method>` with `application/json`
+//! or `application/proto`, `Connect-Timeout-Ms` as the deadline, errors as Connect JSON.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use bytes::Bytes;
+use handlers::{Context, Principal, Status};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use proto::{Codec, Encoded, MethodDesc};
+use tower::ServiceExt as _;
+
+use crate::AppState;
+use crate::error::{status_response, with_status};
+use crate::router::Call;
+
+/// The request's codec, from `Content-Type` (parameters such as charset are ignored).
+fn codec(headers: &HeaderMap) -> Option<Codec> {
+    let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let essence = ct.split(';').next()?.trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Some(Codec::Json)
+    } else if essence.eq_ignore_ascii_case("application/proto") {
+        Some(Codec::Proto)
+    } else {
+        None
+    }
+}
+
+/// `Connect-Timeout-Ms`: at most 10 digits, per the protocol.
+fn timeout(headers: &HeaderMap) -> Result<Option<Duration>, Status> {
+    let Some(v) = headers.get("connect-timeout-ms") else {
+        return Ok(None);
+    };
+    let s = v.to_str().unwrap_or("");
+    if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Status::invalid_argument(
+            "Connect-Timeout-Ms must be 1 to 10 digits",
+        ));
+    }
+    Ok(s.parse::<u64>().ok().map(Duration::from_millis))
+}
+
+fn header_str(headers: &HeaderMap, name: &str, max: usize) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= max)
+        .map(str::to_owned)
+}
+
+/// Serves one unary call of `method`.
+pub async fn unary(
+    State(state): State<AppState>,
+    method: &'static MethodDesc,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let Some(codec) = codec(&parts.headers) else {
+        let mut res = with_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &Status::invalid_argument("Content-Type must be application/json or application/proto"),
+        );
+        res.headers_mut().insert(
+            "accept-post",
+            HeaderValue::from_static("application/json, application/proto"),
+        );
+        return res;
+    };
+    if let Some(enc) = parts.headers.get(header::CONTENT_ENCODING) {
+        if enc.as_bytes() != b"identity" {
+            return status_response(&Status::unimplemented(
+                "Content-Encoding is not supported; send identity",
+            ));
+        }
+    }
+    if method.server_streaming {
+        return status_response(&Status::unimplemented(format!(
+            "{} is a streaming method; call it with Accept: text/event-stream",
+            method.path
+        )));
+    }
+    let budget = match timeout(&parts.headers) {
+        Ok(Some(t)) => t.min(state.config.http.request_timeout),
+        Ok(None) => state.config.http.request_timeout,
+        Err(status) => return status_response(&status),
+    };
+    let deadline = Instant::now() + budget;
+
+    let limit = state.config.http.max_body_bytes;
+    let too_large = || {
+        with_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &Status::new(
+                handlers::Code::ResourceExhausted,
+                format!("request body is larger than {limit} bytes"),
+            ),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    let body: Bytes =
+        match tokio::time::timeout_at(deadline.into(), Limited::new(body, limit).collect()).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
+            Ok(Err(_)) => {
+                return status_response(&Status::new(
+                    handlers::Code::Canceled,
+                    "the request body was cut off",
+                ));
+            }
+            Err(_) => {
+                return status_response(&Status::deadline_exceeded(
+                    "the request body did not arrive in time",
+                ));
+            }
+        };
+
+    let ctx = Context {
+        principal: parts.extensions.get::<Principal>().cloned(),
+        deadline: Some(deadline),
+        request_id: header_str(&parts.headers, "x-request-id", 128).unwrap_or_default(),
+        idempotency_key: header_str(&parts.headers, "idempotency-key", 255),
+        traceparent: header_str(&parts.headers, "traceparent", 128),
+    };
+    let call = Call {
+        method,
+        codec,
+        body,
+        ctx,
+    };
+    match state.router.clone().oneshot(call).await {
+        Ok(Encoded::Unary(bytes)) => {
+            let mut res = Response::new(Body::from(bytes));
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(codec.content_type()),
+            );
+            res
+        }
+        Ok(Encoded::Stream(_)) => status_response(&Status::internal(format!(
+            "{} returned a stream to a unary call",
+            method.path
+        ))),
+        Err(status) => status_response(&status),
+    }
+}
+
+/// Any path that is not a known route.
+pub async fn not_found(req: Request) -> Response {
+    status_response(&Status::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        let mut h = HeaderMap::new();
+        assert_eq!(codec(&h), None);
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        assert_eq!(codec(&h), Some(Codec::Json));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/proto"),
+        );
+        assert_eq!(codec(&h), Some(Codec::Proto));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert_eq!(codec(&h), None);
+    }
+
+    #[test]
+    fn timeouts() {
+        let mut h = HeaderMap::new();
+        assert_eq!(timeout(&h).unwrap(), None);
+        h.insert("connect-timeout-ms", HeaderValue::from_static("1500"));
+        assert_eq!(timeout(&h).unwrap(), Some(Duration::from_millis(1500)));
+        for bad in ["", "-1", "1.5", "12345678901", "abc"] {
+            h.insert("connect-timeout-ms", HeaderValue::from_static(bad));
+            assert!(timeout(&h).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Probes. `/healthz` is liveness: it answers while the process serves and never looks at a
+//! dependency (a load balancer that kills healthy tasks over a dependency outage makes it worse).
+//! `/readyz` is this process's readiness: certificate loaded, store open, not draining.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use handlers::store::Store;
+use http::StatusCode;
+use serde_json::json;
+
+/// Readiness inputs.
+pub struct Health {
+    draining: AtomicBool,
+    tls_loaded: AtomicBool,
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("draining", &self.is_draining())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Health {
+    /// Ready once TLS is marked loaded, while the store answers and until draining starts.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Health {
+            draining: AtomicBool::new(false),
+            tls_loaded: AtomicBool::new(false),
+            store,
+        }
+    }
+
+    /// Readiness turns 503 from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a drain has started.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// The server certificate is in place.
+    pub fn set_tls_loaded(&self) {
+        self.tls_loaded.store(true, Ordering::SeqCst);
+    }
+
+    /// (ready, JSON report)
+    pub async fn readiness(&self) -> (bool, serde_json::Value) {
+        let draining = self.is_draining();
+        let tls = self.tls_loaded.load(Ordering::SeqCst);
+        let store = self.store.check().await;
+        let ready = !draining && tls && store.is_ok();
+        let report = json!({
+            "status": if ready { "ready" } else { "not_ready" },
+            "draining": draining,
+            "tls": if tls { "loaded" } else { "missing" },
+            "store": match &store {
+                Ok(()) => json!({ "backend": self.store.backend(), "status": "ok" }),
+                Err(_) => json!({ "backend": self.store.backend(), "status": "unavailable" }),
+            },
+        });
+        if let Err(e) = store {
+            tracing::warn!(error = %e, "readiness: store check failed");
+        }
+        (ready, report)
+    }
+}
+
+/// `GET /healthz`
+pub async fn healthz() -> Response {
+    Json(json!({ "status": "ok" })).into_response()
+}
+
+/// `GET /readyz`
+pub async fn readyz(State(health): State<Arc<Health>>) -> Response {
+    let (ready, report) = health.readiness().await;
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(report)).into_response()
+}

@@ -1,0 +1,148 @@
+//! The service router: a tower `Service` from a [`Call`] to a [`Reply`] or a [`Status`]. Each
+//! service of the catalog has one endpoint: in-process, or (later) remote over NATS. Adapters never
+//! know which.
+
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use bytes::Bytes;
+use handlers::{Context, LocalService, Status};
+use proto::{BoxFuture, Codec, Encoded, MethodDesc, SERVICES};
+
+/// One call of one method.
+#[derive(Debug)]
+pub struct Call {
+    /// The method, from the descriptors.
+    pub method: &'static MethodDesc,
+    /// How `body` is encoded, and how the reply must be.
+    pub codec: Codec,
+    /// The request message as the client sent it.
+    pub body: Bytes,
+    /// Principal, deadline, ids.
+    pub ctx: Context,
+}
+
+/// The reply: one message, or a stream of them.
+pub type Reply = Encoded<Status>;
+
+/// Where a service's calls go.
+pub trait Endpoint: Send + Sync + 'static {
+    /// Serves one call.
+    fn call(&self, call: Call) -> BoxFuture<Result<Reply, Status>>;
+    /// "local", "nats" or "unimplemented", for the route table.
+    fn kind(&self) -> &'static str;
+    /// Whether it can serve now, for the route table.
+    fn healthy(&self) -> bool {
+        true
+    }
+}
+
+/// An in-process handler.
+pub struct Local(pub LocalService);
+
+impl Endpoint for Local {
+    fn call(&self, call: Call) -> BoxFuture<Result<Reply, Status>> {
+        self.0.call(call.ctx, call.method, call.codec, call.body)
+    }
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+}
+
+/// A service of the catalog that nothing serves yet: says so honestly.
+pub struct Unimplemented;
+
+impl Endpoint for Unimplemented {
+    fn call(&self, call: Call) -> BoxFuture<Result<Reply, Status>> {
+        let path = call.method.path;
+        Box::pin(async move {
+            Err(Status::unimplemented(format!(
+                "{path} is not implemented yet"
+            )))
+        })
+    }
+    fn kind(&self) -> &'static str {
+        "unimplemented"
+    }
+    fn healthy(&self) -> bool {
+        false
+    }
+}
+
+/// The route table: one endpoint per service of [`SERVICES`], by index.
+#[derive(Clone)]
+pub struct ServiceRouter {
+    endpoints: Arc<[Arc<dyn Endpoint>]>,
+}
+
+impl std::fmt::Debug for ServiceRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceRouter")
+            .field("routes", &self.endpoints.len())
+            .finish()
+    }
+}
+
+impl ServiceRouter {
+    /// Routes each service to its local handler if there is one, else to [`Unimplemented`].
+    pub fn new(local: Vec<LocalService>) -> Self {
+        let mut endpoints: Vec<Arc<dyn Endpoint>> = SERVICES
+            .iter()
+            .map(|_| Arc::new(Unimplemented) as Arc<dyn Endpoint>)
+            .collect();
+        for svc in local {
+            let i = svc.descriptor().index;
+            endpoints[i] = Arc::new(Local(svc));
+        }
+        ServiceRouter {
+            endpoints: endpoints.into(),
+        }
+    }
+
+    /// Replaces the endpoint of service `short` (e.g. to send it to NATS).
+    pub fn with_endpoint(self, short: &str, endpoint: Arc<dyn Endpoint>) -> Option<Self> {
+        let desc = proto::ServiceDesc::by_short(short)?;
+        let mut endpoints: Vec<_> = self.endpoints.iter().cloned().collect();
+        endpoints[desc.index] = endpoint;
+        Some(ServiceRouter {
+            endpoints: endpoints.into(),
+        })
+    }
+
+    /// The endpoint of a service, for the route table.
+    pub fn endpoint(&self, service_index: usize) -> Option<&Arc<dyn Endpoint>> {
+        self.endpoints.get(service_index)
+    }
+}
+
+impl tower::Service<Call> for ServiceRouter {
+    type Response = Reply;
+    type Error = Status;
+    type Future = BoxFuture<Result<Reply, Status>>;
+
+    fn poll_ready(&mut self, _cx: &mut TaskContext<'_>) -> Poll<Result<(), Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: Call) -> Self::Future {
+        let Some(endpoint) = self.endpoints.get(call.method.service_index).cloned() else {
+            let path = call.method.path;
+            return Box::pin(async move { Err(Status::not_found(format!("no route for {path}"))) });
+        };
+        let deadline = call.ctx.deadline;
+        let streaming = call.method.server_streaming;
+        let fut = endpoint.call(call);
+        match deadline {
+            // Streams manage their own lifetime; a unary call ends at its deadline.
+            Some(deadline) if !streaming => Box::pin(async move {
+                match tokio::time::timeout_at(deadline.into(), fut).await {
+                    Ok(result) => result,
+                    Err(_) => Err(Status::deadline_exceeded(
+                        "the call did not finish before its deadline",
+                    )),
+                }
+            }),
+            _ => fut,
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The HTTPS server: accept, TLS handshake (bounded), HTTP/1.1 or HTTP/2 by ALPN, and the drain on
+//! SIGTERM: readiness 503 at once, keep serving for the drain delay, stop accepting, let in-flight
+//! requests finish, exit 0 within the shutdown timeout. Every task it spawns is tracked and awaited.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt as _;
+
+use crate::{AppState, BoxError, Config, admin, app, tls};
+
+/// The TCP peer of a connection (the load balancer, in production).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Per-connection settings.
+#[derive(Debug, Clone)]
+struct ConnOpts {
+    handshake_timeout: Duration,
+    idle_timeout: Duration,
+    max_concurrent_streams: u32,
+}
+
+/// SIGTERM and SIGINT, as a stream of names.
+struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self, BoxError> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// Loads TLS, opens the store, binds both listeners and serves until a signal has drained it.
+pub async fn run(config: Config) -> Result<(), BoxError> {
+    let (cert, key) = match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+        _ => {
+            let (dev, created) = tls::ensure_dev_certs(&config.data_dir)?;
+            if created {
+                tracing::info!(ca = %dev.ca.display(), "generated a development certificate; trust this CA in clients (never use it in production)");
+            } else {
+                tracing::info!(ca = %dev.ca.display(), "using the development certificate");
+            }
+            (dev.cert, dev.key)
+        }
+    };
+    let tls_config = tls::server_config(&cert, &key)?;
+    let state = AppState::open(config.clone()).await?;
+    state.health.set_tls_loaded();
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let admin_listener = TcpListener::bind(config.admin_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} (admin): {e}", config.admin_listen))?;
+    tracing::info!(
+        https = %listener.local_addr()?,
+        admin = %admin_listener.local_addr()?,
+        data_dir = %config.data_dir.display(),
+        "listening"
+    );
+    let signals = Signals::new()?;
+    serve(
+        listener,
+        admin_listener,
+        TlsAcceptor::from(tls_config),
+        state,
+        signals,
+    )
+    .await
+}
+
+async fn serve(
+    listener: TcpListener,
+    admin_listener: TcpListener,
+    acceptor: TlsAcceptor,
+    state: AppState,
+    mut signals: Signals,
+) -> Result<(), BoxError> {
+    let config = Arc::clone(&state.config);
+    let opts = Arc::new(ConnOpts {
+        handshake_timeout: config.tls.handshake_timeout,
+        idle_timeout: config.http.idle_timeout,
+        max_concurrent_streams: config.http.max_concurrent_streams,
+    });
+    let tracker = TaskTracker::new();
+    let graceful = GracefulShutdown::new();
+    let stop_admin = CancellationToken::new();
+    let admin_app = admin::app(state.clone());
+    let stop = stop_admin.clone();
+    tracker.spawn(async move {
+        let serve =
+            axum::serve(admin_listener, admin_app).with_graceful_shutdown(stop.cancelled_owned());
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "admin listener failed");
+        }
+    });
+    let app = app(state.clone());
+
+    // Serve until the first signal.
+    let first = accept_until(
+        &listener,
+        &acceptor,
+        &app,
+        &opts,
+        &graceful,
+        &tracker,
+        signals.next(),
+    )
+    .await;
+    let started = Instant::now();
+    state.health.start_draining();
+    tracing::info!(
+        signal = first,
+        drain_delay_ms = config.shutdown.drain_delay.as_millis() as u64,
+        "draining: readiness is 503; still serving while the load balancer deregisters"
+    );
+
+    // Keep serving through the drain delay; a second signal forces an exit.
+    let delay = tokio::time::sleep(config.shutdown.drain_delay);
+    let forced = tokio::select! {
+        _ = accept_until(&listener, &acceptor, &app, &opts, &graceful, &tracker, delay) => false,
+        _ = signals.next() => true,
+    };
+    if forced {
+        tracing::warn!("second signal: exiting without finishing in-flight requests");
+        std::process::exit(1);
+    }
+
+    // Stop accepting, let in-flight requests finish, within what is left of the timeout.
+    drop(listener);
+    stop_admin.cancel();
+    let remaining = config.shutdown.timeout.saturating_sub(started.elapsed());
+    tracing::info!(
+        remaining_ms = remaining.as_millis() as u64,
+        "stopped accepting; finishing in-flight requests"
+    );
+    tracker.close();
+    let finish = async {
+        graceful.shutdown().await;
+        tracker.wait().await;
+    };
+    tokio::select! {
+        r = tokio::time::timeout(remaining, finish) => {
+            if r.is_err() {
+                tracing::warn!("shutdown timeout reached; closing the remaining connections");
+            } else {
+                tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "drained; exiting");
+            }
+        }
+        _ = signals.next() => {
+            tracing::warn!("second signal: exiting without finishing in-flight requests");
+            std::process::exit(1);
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn accept_until<F: Future>(
+    listener: &TcpListener,
+    acceptor: &TlsAcceptor,
+    app: &Router,
+    opts: &Arc<ConnOpts>,
+    graceful: &GracefulShutdown,
+    tracker: &TaskTracker,
+    until: F,
+) -> F::Output {
+    let mut until = std::pin::pin!(until);
+    loop {
+        tokio::select! {
+            out = &mut until => return out,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    tracker.spawn(connection(tcp, peer, acceptor.clone(), app.clone(), Arc::clone(opts), graceful.watcher()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    app: Router,
+    opts: Arc<ConnOpts>,
+    watcher: Watcher,
+) {
+    let _ = tcp.set_nodelay(true);
+    let tls = match tokio::time::timeout(opts.handshake_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(peer = %peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+        req.extensions_mut().insert(PeerAddr(peer));
+        app.clone().oneshot(req.map(Body::new))
+    });
+    let io = TokioIo::new(tls);
+    let result = if h2 {
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(Duration::from_secs(20)))
+            .keep_alive_timeout(Duration::from_secs(20))
+            .max_concurrent_streams(opts.max_concurrent_streams)
+            .max_header_list_size(64 * 1024);
+        watcher.watch(builder.serve_connection(io, service)).await
+    } else {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        // Bounds both the wait for headers and the idle time between requests, so it must stay
+        // above the load balancer's idle timeout (else it sees sporadic 502s).
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(opts.idle_timeout)
+            .max_buf_size(128 * 1024);
+        watcher.watch(builder.serve_connection(io, service)).await
+    };
+    if let Err(e) = result {
+        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+    }
+}

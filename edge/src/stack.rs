@@ -1,0 +1,68 @@
+//! The whole middleware stack, in one place. Outermost first; each layer says why it sits there.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::Request;
+use axum::response::Response;
+use handlers::Status;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::AppState;
+use crate::auth::AuthLayer;
+use crate::error::status_response;
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    status_response(&Status::internal("a handler panicked"))
+}
+
+async fn shed(_: tower::BoxError) -> Response {
+    status_response(&Status::unavailable(
+        "the server is at capacity; retry shortly",
+        Duration::from_secs(1),
+    ))
+}
+
+/// Wraps the API routes (not the probes) in every layer.
+pub fn build(state: &AppState, api: Router) -> Router {
+    let access_log = state.config.log.access;
+    api
+        // Route layer, so it runs only for matched Connect paths: authentication needs the method.
+        .route_layer(AuthLayer::layer(state.auth.clone()))
+        .layer(
+            ServiceBuilder::new()
+                // Before anything logs: the token never reaches a log line or a trace.
+                .layer(SetSensitiveRequestHeadersLayer::new([http::header::AUTHORIZATION, http::header::COOKIE]))
+                // Outermost after that: every log line and every response, errors included, carry the id.
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                // Sees the final status of everything below, including shed and panicked requests.
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request| {
+                            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                        })
+                        .on_request(())
+                        .on_response(move |res: &http::Response<_>, latency: Duration, _: &tracing::Span| {
+                            if access_log {
+                                tracing::info!(status = res.status().as_u16(), latency_us = latency.as_micros() as u64, "request");
+                            }
+                        })
+                        .on_failure(()),
+                )
+                // A panicking handler becomes a 500 for that request, not a dropped connection.
+                .layer(CatchPanicLayer::custom(panic_response))
+                // Turns "over capacity" into 503 + Retry-After.
+                .layer(HandleErrorLayer::new(shed))
+                // Rejects at once when the limit below is full: nothing waits in a queue.
+                .load_shed()
+                // The global bound on requests in flight, always behind the shedder.
+                .concurrency_limit(state.config.http.max_in_flight),
+        )
+}

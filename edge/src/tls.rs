@@ -1,0 +1,200 @@
+//! TLS: rustls with TLS 1.2 and 1.3 only, ALPN h2 and http/1.1; development certificates.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// A TLS setup that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A PEM file holds nothing usable.
+    #[error("{path}: {message}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// rustls refused the certificate or key.
+    #[error("certificate and key rejected: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// Certificate generation failed.
+    #[error("cannot generate certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
+    move |source| TlsError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The one crypto provider used everywhere (ring: no cmake, no C toolchain surprises).
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Reads a PEM certificate chain and private key into a server configuration.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| TlsError::Pem {
+            path: cert.to_owned(),
+            message: e.to_string(),
+        })?
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Pem {
+            path: cert.to_owned(),
+            message: e.to_string(),
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::Pem {
+            path: cert.to_owned(),
+            message: "no certificate in file".into(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Pem {
+        path: key.to_owned(),
+        message: e.to_string(),
+    })?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Paths of a development CA and server certificate.
+#[derive(Debug, Clone)]
+pub struct DevCerts {
+    /// The CA certificate clients should trust.
+    pub ca: PathBuf,
+    /// The server certificate.
+    pub cert: PathBuf,
+    /// The server key.
+    pub key: PathBuf,
+}
+
+fn write(path: &Path, contents: &str, secret: bool) -> Result<(), TlsError> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+    let mut f = opts.open(path).map_err(io(path))?;
+    f.write_all(contents.as_bytes()).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+/// Writes a development CA (`ca.pem`, `ca-key.pem`) and a server certificate signed by it
+/// (`cert.pem`, `key.pem`) for localhost, 127.0.0.1, ::1 and `extra_sans`.
+pub fn write_dev_certs(dir: &Path, extra_sans: &[String]) -> Result<DevCerts, TlsError> {
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Edge development CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca_params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    ca_params.not_after = rcgen::date_time_ymd(2036, 1, 1);
+    let ca_key = KeyPair::generate()?;
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+
+    let mut sans = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    sans.extend(extra_sans.iter().filter(|s| !s.is_empty()).cloned());
+    let mut params = CertificateParams::new(sans)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    params.use_authority_key_identifier_extension = true;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2035, 1, 1);
+    let key = KeyPair::generate()?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    let cert = params.signed_by(&key, &issuer)?;
+
+    let out = DevCerts {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
+    write(&out.ca, &ca_cert.pem(), false)?;
+    write(&dir.join("ca-key.pem"), &issuer.key().serialize_pem(), true)?;
+    write(&out.cert, &cert.pem(), false)?;
+    write(&out.key, &key.serialize_pem(), true)?;
+    Ok(out)
+}
+
+/// The development certificate under `data_dir/tls`, made on first use.
+pub fn ensure_dev_certs(data_dir: &Path) -> Result<(DevCerts, bool), TlsError> {
+    let dir = data_dir.join("tls");
+    let existing = DevCerts {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
+    if existing.ca.is_file() && existing.cert.is_file() && existing.key.is_file() {
+        return Ok((existing, false));
+    }
+    Ok((write_dev_certs(&dir, &[])?, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_certs_load_into_rustls() {
+        let dir = tempfile::tempdir().unwrap();
+        let (certs, created) = ensure_dev_certs(dir.path()).unwrap();
+        assert!(created);
+        let config = server_config(&certs.cert, &certs.key).unwrap();
+        assert_eq!(
+            config.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+        let (_, created) = ensure_dev_certs(dir.path()).unwrap();
+        assert!(!created, "reused on the next start");
+    }
+
+    #[test]
+    fn malformed_files_are_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.pem");
+        fs::write(&bad, "not a certificate").unwrap();
+        let err = server_config(&bad, &bad).unwrap_err();
+        assert!(err.to_string().contains("bad.pem"), "{err}");
+    }
+}
