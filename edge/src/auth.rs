@@ -61,8 +61,8 @@ fn bearer(req: &Request) -> Option<&str> {
 /// Whether a service principal's scopes cover a method: `*`, `svc` or `svc.Method`.
 pub fn scope_allows(scopes: &[String], m: &MethodDesc) -> bool {
     scopes.iter().any(|s| {
-        s == "*" && m.access != Access::Admin
-            || s == m.service && m.access != Access::Admin
+        // Broad scopes (`*`, a whole service) never reach admin methods; those need `svc.Method`.
+        (m.access != Access::Admin && (s == "*" || s == m.service))
             || s.split_once('.')
                 .is_some_and(|(svc, method)| svc == m.service && method == m.name)
     })
@@ -104,8 +104,11 @@ where
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        // Only Connect paths are behind this layer; anything else passes (and 404s after it).
-        if let Some(m) = proto::method_by_path(req.uri().path()) {
+        // Only POSTs to Connect paths are calls; anything else passes on (to its 404 or 405).
+        let method = (req.method() == http::Method::POST)
+            .then(|| proto::method_by_path(req.uri().path()))
+            .flatten();
+        if let Some(m) = method {
             let principal = match (m.access, bearer(&req)) {
                 // Public methods ignore credentials entirely: a stale token must not block login.
                 (Access::Public, _) | (_, None) => None,

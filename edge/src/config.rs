@@ -281,7 +281,7 @@ impl Config {
                     .into(),
             );
         }
-        if self.listen == self.admin_listen {
+        if self.listen == self.admin_listen && self.listen.port() != 0 {
             return bad("listen and admin_listen must differ".into());
         }
         Ok(())

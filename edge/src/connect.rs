@@ -70,12 +70,12 @@ pub async fn unary(
         );
         return res;
     };
-    if let Some(enc) = parts.headers.get(header::CONTENT_ENCODING) {
-        if enc.as_bytes() != b"identity" {
-            return status_response(&Status::unimplemented(
-                "Content-Encoding is not supported; send identity",
-            ));
-        }
+    if let Some(enc) = parts.headers.get(header::CONTENT_ENCODING)
+        && enc.as_bytes() != b"identity"
+    {
+        return status_response(&Status::unimplemented(
+            "Content-Encoding is not supported; send identity",
+        ));
     }
     if method.server_streaming {
         return status_response(&Status::unimplemented(format!(

@@ -205,12 +205,12 @@ impl SettingsServiceHandler for SettingsService {
             .patch
             .ok_or_else(|| Status::invalid_argument("patch is required"))?;
         let (current, version) = self.load(&player).await?;
-        if let Some(expected) = req.expected_version {
-            if expected != version {
-                return Err(Status::aborted(format!(
-                    "settings changed: expected version {expected}, current version is {version}"
-                )));
-            }
+        if let Some(expected) = req.expected_version
+            && expected != version
+        {
+            return Err(Status::aborted(format!(
+                "settings changed: expected version {expected}, current version is {version}"
+            )));
         }
         let updated = apply(current, patch);
         validate(&updated)?;

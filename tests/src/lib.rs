@@ -1,1 +1,209 @@
+//! Test support: start the real `edge` binary on free ports with a temporary data directory, and
+//! talk to it over real TLS (HTTP/1.1 or HTTP/2).
 
+// Test support: a failure here must fail the test loudly, so panicking is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod client;
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use client::{Client, Response};
+
+/// The `edge` binary under test: `$EDGE_BIN`, else next to the test executable's target dir.
+pub fn edge_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("EDGE_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/edge
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let bin = profile_dir.join("edge");
+    assert!(
+        bin.is_file(),
+        "edge binary not found at {}; build it first (`cargo build -p edge`, as scripts/test does) or set EDGE_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A running edge process. Killed on drop.
+pub struct Edge {
+    child: Option<Child>,
+    /// The HTTPS address.
+    pub https: SocketAddr,
+    /// The admin address.
+    pub admin: SocketAddr,
+    /// The data directory (kept across restarts).
+    pub data_dir: PathBuf,
+    _tmp: Option<Arc<tempfile::TempDir>>,
+    tmp_shared: Arc<tempfile::TempDir>,
+    args: Vec<String>,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Edge {
+    /// Starts edge with a fresh data directory and `extra` flags.
+    pub fn start(extra: &[&str]) -> Edge {
+        let tmp = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let data_dir = tmp.path().join("data");
+        Edge::spawn(
+            tmp,
+            data_dir,
+            extra.iter().map(|s| (*s).to_owned()).collect(),
+        )
+    }
+
+    fn spawn(tmp: Arc<tempfile::TempDir>, data_dir: PathBuf, args: Vec<String>) -> Edge {
+        let mut child = Command::new(edge_bin())
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(&args)
+            .env_remove("EDGE_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn edge");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["message"] == "listening"
+                {
+                    let https = v["https"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .parse::<SocketAddr>();
+                    let admin = v["admin"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .parse::<SocketAddr>();
+                    if let (Ok(h), Ok(a)) = (https, admin) {
+                        let _ = tx.send((h, a));
+                    }
+                }
+                sink.lock().expect("logs").push(line);
+            }
+        });
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().expect("logs").push(line);
+            }
+        });
+        let (https, admin) = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addrs) => addrs,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "edge did not start; output:\n{}",
+                    logs.lock().expect("logs").join("\n")
+                );
+            }
+        };
+        Edge {
+            child: Some(child),
+            https,
+            admin,
+            data_dir,
+            _tmp: None,
+            tmp_shared: tmp,
+            args,
+            logs,
+        }
+    }
+
+    /// Stops (SIGKILL) and starts again on the same data directory.
+    pub fn restart(mut self) -> Edge {
+        self.kill();
+        let tmp = Arc::clone(&self.tmp_shared);
+        Edge::spawn(tmp, self.data_dir.clone(), self.args.clone())
+    }
+
+    /// The development CA the server generated.
+    pub fn ca(&self) -> PathBuf {
+        self.data_dir.join("tls").join("ca.pem")
+    }
+
+    /// A client that trusts this server's CA.
+    pub fn client(&self) -> Client {
+        Client::new(&self.ca(), self.https)
+    }
+
+    /// Everything the process printed so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().expect("logs").join("\n")
+    }
+
+    /// Sends a signal by name ("TERM", "INT").
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `edge` with `args` to completion: (exit code, stdout, stderr).
+pub fn run_edge(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(edge_bin())
+        .args(args)
+        .env_remove("EDGE_CONFIG")
+        .output()
+        .expect("run edge");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
