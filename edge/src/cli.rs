@@ -130,7 +130,7 @@ pub struct ServeArgs {
     /// Log filter, e.g. "info" or "edge=debug,info" [default: info].
     #[arg(long, env = "EDGE_LOG")]
     pub log: Option<String>,
-    /// Log every request (true/false) [default: true].
+    /// Log every request (true/false); 5xx answers are always logged [default: false].
     #[arg(long, env = "EDGE_ACCESS_LOG")]
     pub access_log: Option<bool>,
 }

@@ -104,7 +104,8 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// An env-filter directive.
     pub filter: String,
-    /// One line per request.
+    /// One line per request. Off by default: the load balancer's access logs already record every
+    /// request, and server errors (5xx) are always logged here.
     pub access: bool,
 }
 

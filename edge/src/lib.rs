@@ -1,6 +1,7 @@
 //! Edge: the HTTPS/SSE front door of the game's AI backend. `app(state)` builds the HTTP
 //! application (tests call it without a socket); `server` runs it behind TLS with a graceful drain.
 
+pub mod access_log;
 pub mod admin;
 pub mod auth;
 pub mod cli;

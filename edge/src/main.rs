@@ -41,7 +41,7 @@ async fn main() -> ExitCode {
 
 async fn serve(args: &edge::cli::ServeArgs) -> Result<(), edge::BoxError> {
     let config = Config::load(args)?;
-    edge::telemetry::init(&config.log)?;
+    let _flush_logs_on_exit = edge::telemetry::init(&config.log)?;
     edge::server::run(config).await
 }
 

@@ -4,16 +4,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::Request;
 use axum::response::Response;
 use handlers::Status;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::AppState;
+use crate::access_log::AccessLogLayer;
 use crate::auth::AuthLayer;
 use crate::error::status_response;
 
@@ -37,25 +36,15 @@ pub fn build(state: &AppState, api: Router) -> Router {
         .layer(
             ServiceBuilder::new()
                 // Before anything logs: the token never reaches a log line or a trace.
-                .layer(SetSensitiveRequestHeadersLayer::new([http::header::AUTHORIZATION, http::header::COOKIE]))
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    http::header::AUTHORIZATION,
+                    http::header::COOKIE,
+                ]))
                 // Outermost after that: every log line and every response, errors included, carry the id.
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 // Sees the final status of everything below, including shed and panicked requests.
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|req: &Request| {
-                            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                        })
-                        .on_request(())
-                        .on_response(move |res: &http::Response<_>, latency: Duration, _: &tracing::Span| {
-                            if access_log {
-                                tracing::info!(status = res.status().as_u16(), latency_us = latency.as_micros() as u64, "request");
-                            }
-                        })
-                        .on_failure(()),
-                )
+                .layer(AccessLogLayer::layer(access_log))
                 // A panicking handler becomes a 500 for that request, not a dropped connection.
                 .layer(CatchPanicLayer::custom(panic_response))
                 // Turns "over capacity" into 503 + Retry-After.

@@ -1,16 +1,27 @@
-//! Structured logs: JSON lines by default, to stdout.
+//! Structured logs: JSON lines by default, to stdout, through a bounded non-blocking writer. A
+//! request thread formats its line and hands it to a writer thread; when that buffer is full (stdout
+//! blocked), lines are dropped and counted rather than stalling requests.
 
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
 
-/// Installs the global subscriber. Call once, from main.
-pub fn init(log: &LogConfig) -> Result<(), crate::BoxError> {
+/// Lines buffered for the writer thread before new ones are dropped.
+const BUFFERED_LINES: usize = 64 * 1024;
+
+/// Installs the global subscriber. Keep the guard until exit: dropping it flushes what is buffered.
+pub fn init(log: &LogConfig) -> Result<WorkerGuard, crate::BoxError> {
     let filter = EnvFilter::try_new(&log.filter)
         .map_err(|e| format!("invalid log filter {:?}: {e}", log.filter))?;
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(BUFFERED_LINES)
+        .thread_name("edge-log")
+        .finish(std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(writer);
     match log.format {
         LogFormat::Json => builder
             .json()
@@ -20,5 +31,6 @@ pub fn init(log: &LogConfig) -> Result<(), crate::BoxError> {
             .try_init(),
         LogFormat::Text => builder.try_init(),
     }
-    .map_err(|e| format!("cannot install logger: {e}").into())
+    .map_err(|e| format!("cannot install logger: {e}"))?;
+    Ok(guard)
 }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod client;
+pub mod load;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -34,6 +35,9 @@ pub fn edge_bin() -> PathBuf {
     );
     bin
 }
+
+/// Lines of output kept per process.
+const MAX_LOG_LINES: usize = 100_000;
 
 /// A running edge process. Killed on drop.
 pub struct Edge {
@@ -86,10 +90,13 @@ impl Edge {
         let stdout = child.stdout.take().expect("stdout");
         let sink = Arc::clone(&logs);
         std::thread::spawn(move || {
+            let mut started = false;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                if !started
+                    && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
                     && v["message"] == "listening"
                 {
+                    started = true;
                     let https = v["https"]
                         .as_str()
                         .unwrap_or_default()
@@ -102,7 +109,11 @@ impl Edge {
                         let _ = tx.send((h, a));
                     }
                 }
-                sink.lock().expect("logs").push(line);
+                let mut logs = sink.lock().expect("logs");
+                // Under load (benchmarks) keep a bounded window, not every access line.
+                if logs.len() < MAX_LOG_LINES {
+                    logs.push(line);
+                }
             }
         });
         let stderr = child.stderr.take().expect("stderr");

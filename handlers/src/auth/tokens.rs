@@ -19,7 +19,7 @@ const AUDIENCE: &str = "aicore";
 const CURRENT_KEY: &str = "auth.signing.current";
 const KEY_PREFIX: &str = "auth.signing.keys.";
 /// Clock skew tolerated between replicas.
-const LEEWAY_SECS: u64 = 2;
+pub(crate) const LEEWAY_SECS: u64 = 2;
 
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

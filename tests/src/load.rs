@@ -1,0 +1,121 @@
+//! A closed-loop load generator: N connections, each sending its next request as soon as the last
+//! answered, for a fixed time. Reports throughput and latency percentiles.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Method;
+
+use crate::Client;
+
+/// One request shape, sent over and over.
+#[derive(Clone)]
+pub struct Shape {
+    /// Method.
+    pub method: Method,
+    /// Path.
+    pub path: String,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Bytes,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Requests answered 2xx.
+    pub ok: u64,
+    /// Anything else (non-2xx or transport errors).
+    pub errors: u64,
+    /// Requests per second (2xx only).
+    pub rps: f64,
+    /// Median latency.
+    pub p50: Duration,
+    /// 99th percentile latency.
+    pub p99: Duration,
+}
+
+/// Runs `conns` connections for `warmup` (discarded) then `measure`.
+pub async fn run(
+    client: &Client,
+    shape: &Shape,
+    conns: usize,
+    warmup: Duration,
+    measure: Duration,
+) -> Stats {
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + measure;
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let client = client.clone();
+        let shape = shape.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(64 * 1024);
+            let (mut ok, mut errors) = (0u64, 0u64);
+            let headers: Vec<(&str, &str)> = shape
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let mut conn = None;
+            while Instant::now() < end {
+                if conn.is_none() {
+                    conn = client.connect(false).await.ok();
+                    if conn.is_none() {
+                        errors += 1;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                }
+                let Some(c) = conn.as_mut() else { continue };
+                let t0 = Instant::now();
+                let res = c
+                    .send(
+                        shape.method.clone(),
+                        &shape.path,
+                        &headers,
+                        shape.body.clone(),
+                    )
+                    .await;
+                let t1 = Instant::now();
+                if t0 < measure_from {
+                    continue;
+                }
+                match res {
+                    Ok(r) if r.status.is_success() => {
+                        ok += 1;
+                        lat.push(u32::try_from((t1 - t0).as_micros()).unwrap_or(u32::MAX));
+                    }
+                    Ok(_) => errors += 1,
+                    Err(_) => {
+                        errors += 1;
+                        conn = None;
+                    }
+                }
+            }
+            (ok, errors, lat)
+        }));
+    }
+    let (mut ok, mut errors, mut lat) = (0, 0, Vec::new());
+    for t in tasks {
+        if let Ok((o, e, l)) = t.await {
+            ok += o;
+            errors += e;
+            lat.extend(l);
+        }
+    }
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .map_or(Duration::ZERO, |&us| Duration::from_micros(u64::from(us)))
+    };
+    Stats {
+        ok,
+        errors,
+        rps: ok as f64 / measure.as_secs_f64(),
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
+}
