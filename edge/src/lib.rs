@@ -113,3 +113,111 @@ pub fn app(state: AppState) -> Router {
         .with_state(Arc::clone(&state.health));
     stack::build(&state, api).merge(probes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http::{Request, StatusCode};
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    async fn state() -> (tempfile::TempDir, AppState) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        let state = AppState::open(config).await.unwrap();
+        (dir, state)
+    }
+
+    async fn call(
+        app: &Router,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, http::HeaderMap, serde_json::Value) {
+        let mut req = Request::post(path).header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let res = app
+            .clone()
+            .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = res.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn app_serves_without_a_socket() {
+        let (_dir, state) = state().await;
+        let app = app(state);
+        let (status, headers, body) =
+            call(&app, "/aicore.state.v1.StateService/Get", None, "{}").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["code"], "unauthenticated");
+        assert!(
+            headers.contains_key("x-request-id"),
+            "every answer carries a request id"
+        );
+
+        let (status, _, _) = call(
+            &app,
+            "/aicore.auth.v1.AuthService/Register",
+            None,
+            r#"{"username":"zed","password":"password-1"}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, _, login) = call(
+            &app,
+            "/aicore.auth.v1.AuthService/Login",
+            None,
+            r#"{"username":"zed","password":"password-1"}"#,
+        )
+        .await;
+        let token = login["accessToken"].as_str().unwrap();
+        let (status, _, body) =
+            call(&app, "/aicore.npc.v1.NpcService/Decide", Some(token), "{}").await;
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+        assert_eq!(body["code"], "unimplemented");
+        let (status, _, body) = call(
+            &app,
+            "/aicore.state.v1.StateService/Get",
+            Some(token),
+            r#"{"key":"nothing"}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["code"], "not_found");
+    }
+
+    #[tokio::test]
+    async fn probes_follow_draining() {
+        let (_dir, state) = state().await;
+        state.health.set_tls_loaded();
+        let app = app(state.clone());
+        let get = |p: &'static str| Request::get(p).body(Body::empty()).unwrap();
+        assert_eq!(
+            app.clone().oneshot(get("/readyz")).await.unwrap().status(),
+            StatusCode::OK
+        );
+        state.health.start_draining();
+        assert_eq!(
+            app.clone().oneshot(get("/readyz")).await.unwrap().status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            app.clone().oneshot(get("/healthz")).await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+}
