@@ -21,6 +21,7 @@ pub fn routes_json(state: &AppState) -> Value {
                 "fullName": s.full_name,
                 "target": endpoint.map_or("none", |e| e.kind()),
                 "healthy": endpoint.is_some_and(|e| e.healthy()),
+                "subjectPrefix": state.config.routes.prefix(s),
                 "doc": s.doc,
                 "methods": s.methods.iter().map(|m| json!({
                     "name": m.name,
@@ -30,6 +31,7 @@ pub fn routes_json(state: &AppState) -> Value {
                     "serverStreaming": m.server_streaming,
                     "access": m.access.as_str(),
                     "mutates": m.mutates,
+                    "subject": state.config.routes.subject(m),
                 })).collect::<Vec<_>>(),
             })
         })

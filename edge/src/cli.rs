@@ -24,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the catalog over HTTPS (the default).
     Serve(ServeArgs),
+    /// Serve services to the edge over NATS (queue groups, NATS micro services).
+    Worker(WorkerArgs),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -133,6 +135,49 @@ pub struct ServeArgs {
     /// Log every request (true/false); 5xx answers are always logged [default: false].
     #[arg(long, env = "EDGE_ACCESS_LOG")]
     pub access_log: Option<bool>,
+    /// NATS server URL(s), comma-separated.
+    #[arg(long, env = "EDGE_NATS_URL")]
+    pub nats: Option<String>,
+    /// How long a NATS request waits for a reply [default: 20s].
+    #[arg(long, env = "EDGE_NATS_REQUEST_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub nats_request_timeout: Option<Duration>,
+    /// CA (PEM) that signed the NATS server's certificate; requires TLS to NATS.
+    #[arg(long, env = "EDGE_NATS_CA")]
+    pub nats_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS to NATS.
+    #[arg(long, env = "EDGE_NATS_CERT", requires = "nats_key")]
+    pub nats_cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS to NATS.
+    #[arg(long, env = "EDGE_NATS_KEY", requires = "nats_cert")]
+    pub nats_key: Option<PathBuf>,
+    /// NATS credentials file (JWT and nkey).
+    #[arg(long, env = "EDGE_NATS_CREDENTIALS")]
+    pub nats_credentials: Option<PathBuf>,
+    /// Services served by remote workers over NATS, e.g. `llm,story`.
+    #[arg(long, env = "EDGE_REMOTE", value_delimiter = ',')]
+    pub remote: Option<Vec<String>>,
+    /// Subject prefix overrides, e.g. `llm=svc.ai.llm.v1` (comma-separated).
+    #[arg(long = "subject", env = "EDGE_SUBJECTS", value_delimiter = ',')]
+    pub subjects: Option<Vec<String>>,
+}
+
+/// `edge worker`
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Services to serve, e.g. `state,settings`.
+    #[arg(
+        long,
+        env = "EDGE_WORKER_SERVICES",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub services: Vec<String>,
+    /// Requests handled at once; more are refused with `unavailable` so the edge answers 503.
+    #[arg(long, env = "EDGE_WORKER_MAX_CONCURRENCY", default_value_t = 256)]
+    pub max_concurrency: usize,
+    /// Configuration, data directory, NATS and logging options, as for `serve`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The effective configuration: embedded defaults, under a TOML file, under `EDGE_*` variables and
 //! flags (clap gives those two their order).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,6 +40,82 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The NATS connection (for remote services, workers and the JetStream store).
+    pub nats: NatsConfig,
+    /// Which services go to NATS, and on which subjects.
+    pub routes: RoutesConfig,
+}
+
+/// The NATS connection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server URL(s), comma-separated, e.g. `nats://10.0.0.5:4222`. None: no NATS.
+    pub url: Option<String>,
+    /// How long a request waits for a worker's reply; below `http.request_timeout` so the edge
+    /// answers 504 itself rather than the client timing out.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// CA certificate (PEM) to verify the NATS server; setting it requires TLS.
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    pub cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    pub key: Option<PathBuf>,
+    /// Credentials file (JWT + nkey) for NATS authentication.
+    pub credentials: Option<PathBuf>,
+}
+
+/// Routing of services to NATS.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutesConfig {
+    /// Services served by remote workers over NATS (short names, e.g. `llm`).
+    pub remote: Vec<String>,
+    /// Subject prefix per service, overriding `svc.<svc>.v1` (e.g. `llm = "svc.ai.llm.v1"` to reach
+    /// legacy workers). A method's subject is `<prefix>.<method_snake_case>`.
+    pub subjects: BTreeMap<String, String>,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: None,
+            request_timeout: Duration::from_secs(20),
+            ca: None,
+            cert: None,
+            key: None,
+            credentials: None,
+        }
+    }
+}
+
+impl RoutesConfig {
+    /// The subject prefix of a service: the configured override or `svc.<svc>.<version>`.
+    pub fn prefix(&self, service: &proto::ServiceDesc) -> String {
+        match self.subjects.get(service.short) {
+            Some(p) => p.clone(),
+            None => {
+                let version = service.package.rsplit('.').next().unwrap_or("v1");
+                format!("svc.{}.{version}", service.short)
+            }
+        }
+    }
+
+    /// The NATS subject of a method.
+    pub fn subject(&self, method: &proto::MethodDesc) -> String {
+        format!("{}.{}", self.prefix(method.service_desc()), method.snake)
+    }
+}
+
+/// A subject prefix: dot-separated tokens, no wildcards or spaces.
+fn valid_prefix(p: &str) -> bool {
+    !p.is_empty()
+        && p.split('.').all(|t| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_graphic() && !matches!(c, '*' | '>'))
+        })
 }
 
 /// TLS settings.
@@ -120,6 +197,8 @@ impl Default for Config {
             shutdown: ShutdownConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            nats: NatsConfig::default(),
+            routes: RoutesConfig::default(),
         }
     }
 }
@@ -245,6 +324,33 @@ impl Config {
         set(&mut self.log.format, &a.log_format);
         set(&mut self.log.filter, &a.log);
         set(&mut self.log.access, &a.access_log);
+        if a.nats.is_some() {
+            self.nats.url.clone_from(&a.nats);
+        }
+        set(&mut self.nats.request_timeout, &a.nats_request_timeout);
+        if a.nats_ca.is_some() {
+            self.nats.ca.clone_from(&a.nats_ca);
+        }
+        if a.nats_cert.is_some() {
+            self.nats.cert.clone_from(&a.nats_cert);
+            self.nats.key.clone_from(&a.nats_key);
+        }
+        if a.nats_credentials.is_some() {
+            self.nats.credentials.clone_from(&a.nats_credentials);
+        }
+        if let Some(remote) = &a.remote {
+            self.routes.remote = remote.iter().filter(|s| !s.is_empty()).cloned().collect();
+        }
+        for pair in a.subjects.iter().flatten() {
+            if let Some((svc, prefix)) = pair.split_once('=') {
+                self.routes
+                    .subjects
+                    .insert(svc.trim().to_owned(), prefix.trim().to_owned());
+            } else {
+                // Kept so validation reports it.
+                self.routes.subjects.insert(pair.clone(), String::new());
+            }
+        }
     }
 
     /// Checks ranges and consistency.
@@ -284,6 +390,59 @@ impl Config {
         }
         if self.listen == self.admin_listen && self.listen.port() != 0 {
             return bad("listen and admin_listen must differ".into());
+        }
+        self.validate_nats()
+    }
+
+    /// Checks the NATS and routing settings (shared with `edge worker`).
+    pub fn validate_nats(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        for svc in self.routes.remote.iter().chain(self.routes.subjects.keys()) {
+            if proto::ServiceDesc::by_short(svc).is_none() {
+                let known: Vec<_> = proto::SERVICES.iter().map(|s| s.short).collect();
+                return bad(format!(
+                    "unknown service {svc:?}; known: {}",
+                    known.join(", ")
+                ));
+            }
+        }
+        for (svc, prefix) in &self.routes.subjects {
+            if !valid_prefix(prefix) {
+                return bad(format!(
+                    "routes.subjects.{svc} = {prefix:?} is not a subject prefix (dot-separated tokens, no wildcards); on the command line use svc=prefix"
+                ));
+            }
+        }
+        if !self.routes.remote.is_empty() && self.nats.url.is_none() {
+            return bad(format!(
+                "services {} are routed to NATS but no NATS URL is set (--nats / EDGE_NATS_URL)",
+                self.routes.remote.join(",")
+            ));
+        }
+        if self.nats.request_timeout.is_zero()
+            || self.nats.request_timeout >= self.http.request_timeout
+        {
+            return bad(format!(
+                "nats.request_timeout ({}) must be above zero and below http.request_timeout ({}) so the edge answers 504 before the client gives up",
+                humantime::format_duration(self.nats.request_timeout),
+                humantime::format_duration(self.http.request_timeout)
+            ));
+        }
+        if self.nats.cert.is_some() != self.nats.key.is_some() {
+            return bad("nats.cert and nats.key must be set together".into());
+        }
+        for p in [
+            &self.nats.ca,
+            &self.nats.cert,
+            &self.nats.key,
+            &self.nats.credentials,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !p.is_file() {
+                return bad(format!("NATS file {} does not exist", p.display()));
+            }
         }
         Ok(())
     }
@@ -329,6 +488,47 @@ mod tests {
             ..ServeArgs::default()
         };
         assert_eq!(Config::load(&args).unwrap().listen.port(), 2000);
+    }
+
+    #[test]
+    fn routes_and_subjects() {
+        let args = ServeArgs {
+            nats: Some("nats://127.0.0.1:4222".into()),
+            remote: Some(vec!["llm".into(), "state".into()]),
+            subjects: Some(vec!["llm=svc.ai.llm.v1".into()]),
+            ..ServeArgs::default()
+        };
+        let c = Config::load(&args).unwrap();
+        let infer = proto::method_by_path("/aicore.llm.v1.LlmService/Infer").unwrap();
+        assert_eq!(c.routes.subject(infer), "svc.ai.llm.v1.infer");
+        let get = proto::method_by_path("/aicore.payment.v1.PaymentService/GetBalance").unwrap();
+        assert_eq!(c.routes.subject(get), "svc.payment.v1.get_balance");
+        let no_url = ServeArgs {
+            remote: Some(vec!["llm".into()]),
+            ..ServeArgs::default()
+        };
+        assert!(
+            Config::load(&no_url)
+                .unwrap_err()
+                .to_string()
+                .contains("NATS URL")
+        );
+        let unknown = ServeArgs {
+            nats: args.nats.clone(),
+            remote: Some(vec!["nope".into()]),
+            ..ServeArgs::default()
+        };
+        assert!(
+            Config::load(&unknown)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown service")
+        );
+        let wild = ServeArgs {
+            subjects: Some(vec!["llm=svc.*".into()]),
+            ..ServeArgs::default()
+        };
+        assert!(Config::load(&wild).is_err());
     }
 
     #[test]

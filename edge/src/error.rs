@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use handlers::{Code, Status};
+use handlers::{Code, Hint, Status};
 use http::{HeaderValue, StatusCode, header};
 
 /// Connect's code-to-HTTP table (DESIGN section 4). Exhaustive: a new code must be placed here.
@@ -28,6 +28,33 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
+/// The HTTP status of a [`Status`]: its hint if it has one, else the code table.
+pub fn http_for(status: &Status) -> StatusCode {
+    match status.hint() {
+        Some(Hint::PayloadTooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+        Some(Hint::BadGateway) => StatusCode::BAD_GATEWAY,
+        None => http_status(status.code()),
+    }
+}
+
+/// The code for an HTTP status, for upstreams that answer with numbers only (Connect's table).
+pub fn code_for_http(status: u16) -> Code {
+    match status {
+        400 => Code::InvalidArgument,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::NotFound,
+        408 | 504 => Code::DeadlineExceeded,
+        409 => Code::Aborted,
+        413 | 429 => Code::ResourceExhausted,
+        499 => Code::Canceled,
+        501 => Code::Unimplemented,
+        502 | 503 => Code::Unavailable,
+        500 => Code::Internal,
+        _ => Code::Unknown,
+    }
+}
+
 /// The Connect error body.
 pub fn error_json(code: Code, message: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ "code": code.as_str(), "message": message }))
@@ -36,7 +63,7 @@ pub fn error_json(code: Code, message: &str) -> Vec<u8> {
 
 /// An HTTP response for a status.
 pub fn status_response(status: &Status) -> Response {
-    with_status(http_status(status.code()), status)
+    with_status(http_for(status), status)
 }
 
 /// A Connect error body under an explicit HTTP status (413 and 415 are plain HTTP in Connect).

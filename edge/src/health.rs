@@ -17,6 +17,7 @@ pub struct Health {
     draining: AtomicBool,
     tls_loaded: AtomicBool,
     store: Arc<dyn Store>,
+    nats: Option<async_nats::Client>,
 }
 
 impl std::fmt::Debug for Health {
@@ -29,11 +30,14 @@ impl std::fmt::Debug for Health {
 
 impl Health {
     /// Ready once TLS is marked loaded, while the store answers and until draining starts.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// NATS, if given, is reported but never fails readiness: when every target is unhealthy the
+    /// ALB sends to all of them anyway, so remote routes fail per request (503) instead.
+    pub fn new(store: Arc<dyn Store>, nats: Option<async_nats::Client>) -> Self {
         Health {
             draining: AtomicBool::new(false),
             tls_loaded: AtomicBool::new(false),
             store,
+            nats,
         }
     }
 
@@ -65,6 +69,11 @@ impl Health {
             "store": match &store {
                 Ok(()) => json!({ "backend": self.store.backend(), "status": "ok" }),
                 Err(_) => json!({ "backend": self.store.backend(), "status": "unavailable" }),
+            },
+            "nats": match &self.nats {
+                None => "not_configured",
+                Some(c) if crate::nats::connected(c) => "connected",
+                Some(_) => "disconnected",
             },
         });
         if let Err(e) = store {

@@ -10,6 +10,7 @@ pub mod connect;
 pub mod error;
 pub mod health;
 pub mod healthcheck;
+pub mod nats;
 pub mod router;
 pub mod server;
 pub mod stack;
@@ -41,6 +42,9 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     /// Readiness.
     pub health: Arc<health::Health>,
+    /// The NATS connection, when one is configured.
+    pub nats: Option<async_nats::Client>,
+    deps: Deps,
 }
 
 impl std::fmt::Debug for AppState {
@@ -84,13 +88,39 @@ impl AppState {
             store: Arc::clone(&store),
             auth: Arc::clone(&auth),
         };
-        let router = ServiceRouter::new(handlers::local_services(&deps));
+        let mut router = ServiceRouter::new(handlers::local_services(&deps));
+        let nats = match &config.nats.url {
+            Some(_) => Some(nats::connect(&config.nats, "edge").await?),
+            None => None,
+        };
+        if let Some(client) = &nats {
+            for short in &config.routes.remote {
+                let desc = proto::ServiceDesc::by_short(short)
+                    .ok_or_else(|| format!("unknown service {short}"))?;
+                let endpoint = nats::endpoint::NatsEndpoint::new(
+                    client.clone(),
+                    desc,
+                    &config.routes,
+                    config.nats.request_timeout,
+                );
+                router = router
+                    .with_endpoint(short, Arc::new(endpoint))
+                    .ok_or_else(|| format!("unknown service {short}"))?;
+            }
+        }
         Ok(AppState {
+            health: Arc::new(health::Health::new(store, nats.clone())),
             config: Arc::new(config),
             router,
             auth,
-            health: Arc::new(health::Health::new(store)),
+            nats,
+            deps,
         })
+    }
+
+    /// The services this process implements (for `edge worker`).
+    pub fn local_services(&self) -> Vec<handlers::LocalService> {
+        handlers::local_services(&self.deps)
     }
 }
 

@@ -16,6 +16,7 @@ async fn main() -> ExitCode {
             .and_then(|c| c.to_toml())
             .map(|text| print!("{text}"))
             .map_err(Into::into),
+        Some(Command::Worker(args)) => edge::nats::worker::run(args).await,
         Some(Command::Healthcheck(args)) => healthcheck(args).await,
         Some(Command::Certs(CertsCommand::Dev(args))) => {
             edge::tls::write_dev_certs(&args.out, &args.sans)

@@ -178,6 +178,10 @@ async fn serve(
             std::process::exit(1);
         }
     }
+    if let Some(nats) = &state.nats {
+        // Replies are all in; flush what is buffered and close cleanly.
+        let _ = tokio::time::timeout(Duration::from_secs(2), nats.drain()).await;
+    }
     Ok(())
 }
 

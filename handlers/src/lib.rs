@@ -11,7 +11,7 @@ pub mod store;
 use std::sync::Arc;
 
 pub use context::{Context, Principal};
-pub use status::{Code, Status};
+pub use status::{Code, Hint, Status};
 
 /// A service dispatcher as the router holds it.
 pub type LocalService = Arc<dyn proto::Dispatch<Context, Status>>;

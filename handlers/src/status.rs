@@ -99,12 +99,22 @@ impl fmt::Display for Code {
     }
 }
 
+/// The few answers the protocol gives as plain HTTP rather than by code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hint {
+    /// The request is larger than a limit on its way (HTTP 413).
+    PayloadTooLarge,
+    /// An upstream answered something that is not a valid reply (HTTP 502).
+    BadGateway,
+}
+
 /// A failed call: the code, a message for the client, and when to retry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     code: Code,
     message: String,
     retry_after: Option<Duration>,
+    hint: Option<Hint>,
 }
 
 impl Status {
@@ -114,6 +124,7 @@ impl Status {
             code,
             message: message.into(),
             retry_after: None,
+            hint: None,
         }
     }
 
@@ -122,6 +133,27 @@ impl Status {
     pub fn with_retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
         self
+    }
+
+    /// A plain-HTTP answer that refines the code, if any.
+    pub fn hint(&self) -> Option<Hint> {
+        self.hint
+    }
+
+    /// `resource_exhausted`, answered as 413: the request is over a size limit.
+    pub fn payload_too_large(message: impl Into<String>) -> Self {
+        Status {
+            hint: Some(Hint::PayloadTooLarge),
+            ..Status::new(Code::ResourceExhausted, message)
+        }
+    }
+
+    /// `unavailable`, answered as 502: an upstream's reply is not valid.
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Status {
+            hint: Some(Hint::BadGateway),
+            ..Status::new(Code::Unavailable, message)
+        }
     }
 
     /// The code.

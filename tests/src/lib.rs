@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod load;
+pub mod nats;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -66,8 +67,19 @@ impl Edge {
         )
     }
 
+    /// Starts `edge worker` with a fresh data directory and `extra` flags (e.g. `--nats`,
+    /// `--services`); returns once it serves.
+    pub fn start_worker(extra: &[&str]) -> Edge {
+        let tmp = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let data_dir = tmp.path().join("data");
+        let mut args = vec!["worker".to_owned()];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Edge::spawn(tmp, data_dir, args)
+    }
+
     fn spawn(tmp: Arc<tempfile::TempDir>, data_dir: PathBuf, args: Vec<String>) -> Edge {
         let mut child = Command::new(edge_bin())
+            .args(&args)
             .args([
                 "--listen",
                 "127.0.0.1:0",
@@ -78,7 +90,6 @@ impl Edge {
             ])
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(&args)
             .env_remove("EDGE_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -94,9 +105,13 @@ impl Edge {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if !started
                     && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && v["message"] == "listening"
+                    && (v["message"] == "listening" || v["message"] == "worker ready")
                 {
                     started = true;
+                    if v["message"] == "worker ready" {
+                        let none = SocketAddr::from(([0, 0, 0, 0], 0));
+                        let _ = tx.send((none, none));
+                    }
                     let https = v["https"]
                         .as_str()
                         .unwrap_or_default()

@@ -1,0 +1,138 @@
+//! The router's remote endpoint: request/reply to workers over NATS. Protobuf bodies pass through
+//! untouched; JSON is transcoded to protobuf once on the way out and the reply once on the way back.
+
+use std::time::Duration;
+
+use async_nats::client::RequestErrorKind;
+use bytes::Bytes;
+use handlers::Status;
+use proto::{BoxFuture, Codec, Encoded, ServiceDesc};
+
+use super::headers;
+use crate::config::RoutesConfig;
+use crate::router::{Call, Endpoint, Reply};
+
+/// Sends one service's calls to its workers.
+pub struct NatsEndpoint {
+    client: async_nats::Client,
+    service: &'static ServiceDesc,
+    /// One subject per method, by index.
+    subjects: Vec<String>,
+    timeout: Duration,
+}
+
+impl NatsEndpoint {
+    /// Routes `service` over `client`, with `timeout` as the longest wait for a reply.
+    pub fn new(
+        client: async_nats::Client,
+        service: &'static ServiceDesc,
+        routes: &RoutesConfig,
+        timeout: Duration,
+    ) -> Self {
+        let subjects = service.methods.iter().map(|m| routes.subject(m)).collect();
+        NatsEndpoint {
+            client,
+            service,
+            subjects,
+            timeout,
+        }
+    }
+}
+
+impl Endpoint for NatsEndpoint {
+    fn call(&self, call: Call) -> BoxFuture<Result<Reply, Status>> {
+        let client = self.client.clone();
+        let subject = self
+            .subjects
+            .get(call.method.index)
+            .cloned()
+            .unwrap_or_default();
+        let limit = self.timeout;
+        let service = self.service.short;
+        Box::pin(async move {
+            if !super::connected(&client) {
+                return Err(Status::unavailable(
+                    format!("{service} is remote and NATS is not connected"),
+                    Duration::from_secs(1),
+                ));
+            }
+            if call.method.server_streaming {
+                return Err(Status::unimplemented(format!(
+                    "streaming {} over NATS is not available yet",
+                    call.method.path
+                )));
+            }
+            let payload = match call.codec {
+                Codec::Proto => call.body,
+                Codec::Json => Bytes::from((call.method.transcode.json_to_proto)(&call.body)?),
+            };
+            let max = client.server_info().max_payload;
+            if payload.len() > max {
+                return Err(Status::payload_too_large(format!(
+                    "request is {} bytes; the message bus carries at most {max}",
+                    payload.len()
+                )));
+            }
+            let timeout = call.ctx.remaining().map_or(limit, |r| r.min(limit));
+            if timeout.is_zero() {
+                return Err(Status::deadline_exceeded(
+                    "the deadline passed before the call was sent",
+                ));
+            }
+            let request = async_nats::Request::new()
+                .payload(payload)
+                .headers(headers::request_headers(&call.ctx, timeout))
+                .timeout(Some(timeout));
+            let reply =
+                client
+                    .send_request(subject, request)
+                    .await
+                    .map_err(|e| match e.kind() {
+                        RequestErrorKind::NoResponders => Status::unavailable(
+                            format!("no worker is serving {service}"),
+                            Duration::from_secs(1),
+                        ),
+                        RequestErrorKind::TimedOut => Status::deadline_exceeded(format!(
+                            "the {service} worker did not answer within {} ms",
+                            timeout.as_millis()
+                        )),
+                        RequestErrorKind::MaxPayloadExceeded => Status::payload_too_large(
+                            "the request is larger than the message bus carries",
+                        ),
+                        RequestErrorKind::InvalidSubject => Status::internal(format!(
+                            "invalid NATS subject configured for {service}"
+                        )),
+                        RequestErrorKind::Other => {
+                            tracing::warn!(error = %e, service, "NATS request failed");
+                            Status::unavailable(
+                                "the message bus failed the request",
+                                Duration::from_secs(1),
+                            )
+                        }
+                    })?;
+            if let Some(status) = headers::status_from_reply(reply.headers.as_ref()) {
+                return Err(status);
+            }
+            match call.codec {
+                Codec::Proto => Ok(Encoded::Unary(reply.payload)),
+                Codec::Json => (call.method.transcode.proto_to_json)(&reply.payload)
+                    .map(|json| Encoded::Unary(Bytes::from(json)))
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, service, "undecodable reply from a worker");
+                        Status::bad_gateway(format!(
+                            "the {service} worker sent a reply that is not a valid {}",
+                            call.method.output_type
+                        ))
+                    }),
+            }
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        "nats"
+    }
+
+    fn healthy(&self) -> bool {
+        super::connected(&self.client)
+    }
+}

@@ -1,0 +1,196 @@
+//! What crosses NATS besides the protobuf body: the call's context one way, the error the other.
+
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use handlers::{Code, Context, Principal, Status};
+
+/// Milliseconds left before the caller's deadline (relative, so clocks need not agree).
+pub const DEADLINE_MS: &str = "Edge-Deadline-Ms";
+/// The request id.
+pub const REQUEST_ID: &str = "X-Request-Id";
+/// W3C trace context.
+pub const TRACEPARENT: &str = "traceparent";
+/// The authenticated principal, as the edge verified it. Workers trust it, so only edges may
+/// publish on request subjects (NATS permissions).
+pub const PRINCIPAL: &str = "Edge-Principal";
+/// The client's idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// The Connect code of an error reply.
+pub const CONNECT_CODE: &str = "Connect-Code";
+/// When to retry, for `unavailable` and `resource_exhausted` replies.
+pub const RETRY_AFTER_MS: &str = "Edge-Retry-After-Ms";
+/// The NATS micro-service error headers.
+pub const SERVICE_ERROR: &str = "Nats-Service-Error";
+/// The NATS micro-service error code header (the HTTP status here).
+pub const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
+
+/// `player <id>` or `service <name> <scope,scope>`.
+pub fn encode_principal(p: &Principal) -> String {
+    match p {
+        Principal::Player { player_id } => format!("player {player_id}"),
+        Principal::Service { name, scopes } => format!("service {name} {}", scopes.join(",")),
+    }
+}
+
+/// The inverse of [`encode_principal`].
+pub fn decode_principal(s: &str) -> Option<Principal> {
+    let mut parts = s.split(' ');
+    match (parts.next()?, parts.next()?) {
+        ("player", id) if !id.is_empty() => Some(Principal::Player {
+            player_id: id.to_owned(),
+        }),
+        ("service", name) if !name.is_empty() => Some(Principal::Service {
+            name: name.to_owned(),
+            scopes: parts
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }),
+        _ => None,
+    }
+}
+
+/// The headers of a request sent with `timeout` left.
+pub fn request_headers(ctx: &Context, timeout: Duration) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(DEADLINE_MS, timeout.as_millis().to_string().as_str());
+    if !ctx.request_id.is_empty() {
+        h.insert(REQUEST_ID, ctx.request_id.as_str());
+    }
+    if let Some(tp) = &ctx.traceparent {
+        h.insert(TRACEPARENT, tp.as_str());
+    }
+    if let Some(p) = &ctx.principal {
+        h.insert(PRINCIPAL, encode_principal(p).as_str());
+    }
+    if let Some(k) = &ctx.idempotency_key {
+        h.insert(IDEMPOTENCY_KEY, k.as_str());
+    }
+    h
+}
+
+fn get<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).map(|v| v.as_str()).filter(|v| !v.is_empty())
+}
+
+/// The context of a request received at `received`; `max` bounds a missing or huge deadline.
+pub fn context_from(h: Option<&HeaderMap>, received: Instant, max: Duration) -> Context {
+    let Some(h) = h else {
+        return Context {
+            deadline: Some(received + max),
+            ..Context::default()
+        };
+    };
+    let budget = get(h, DEADLINE_MS)
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(max, |ms| Duration::from_millis(ms).min(max));
+    Context {
+        principal: get(h, PRINCIPAL).and_then(decode_principal),
+        deadline: Some(received + budget),
+        request_id: get(h, REQUEST_ID).unwrap_or("").to_owned(),
+        idempotency_key: get(h, IDEMPOTENCY_KEY).map(str::to_owned),
+        traceparent: get(h, TRACEPARENT).map(str::to_owned),
+    }
+}
+
+/// The error of a reply, if it is one. Understands both our Connect-Code header and bare NATS
+/// micro-service errors (whose code is read as an HTTP status), so legacy workers map too.
+pub fn status_from_reply(h: Option<&HeaderMap>) -> Option<Status> {
+    let h = h?;
+    let numeric = get(h, SERVICE_ERROR_CODE);
+    let connect = get(h, CONNECT_CODE).and_then(Code::parse);
+    if numeric.is_none() && connect.is_none() {
+        return None;
+    }
+    let code = connect.unwrap_or_else(|| {
+        crate::error::code_for_http(numeric.and_then(|n| n.parse().ok()).unwrap_or(500))
+    });
+    let message = get(h, SERVICE_ERROR).unwrap_or("the worker failed the call");
+    let mut status = Status::new(code, message);
+    if let Some(ms) = get(h, RETRY_AFTER_MS).and_then(|v| v.parse::<u64>().ok()) {
+        status = status.with_retry_after(Duration::from_millis(ms));
+    }
+    Some(status)
+}
+
+/// The NATS micro-service error and extra headers that carry `status` back to the edge.
+pub fn error_reply(status: &Status) -> (async_nats::service::error::Error, HeaderMap) {
+    let mut h = HeaderMap::new();
+    h.insert(CONNECT_CODE, status.code().as_str());
+    if let Some(after) = status.retry_after() {
+        h.insert(RETRY_AFTER_MS, after.as_millis().to_string().as_str());
+    }
+    let error = async_nats::service::error::Error {
+        status: status.message().to_owned(),
+        code: usize::from(crate::error::http_for(status).as_u16()),
+    };
+    (error, h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principals_round_trip() {
+        for p in [
+            Principal::Player {
+                player_id: "0123456789abcdef0123456789abcdef".into(),
+            },
+            Principal::Service {
+                name: "gameserver".into(),
+                scopes: vec!["*".into(), "time.SetScale".into()],
+            },
+            Principal::Service {
+                name: "tool".into(),
+                scopes: vec![],
+            },
+        ] {
+            assert_eq!(decode_principal(&encode_principal(&p)), Some(p));
+        }
+        assert_eq!(decode_principal("admin x"), None);
+        assert_eq!(decode_principal(""), None);
+    }
+
+    #[test]
+    fn context_crosses_with_a_bounded_deadline() {
+        let ctx = Context {
+            principal: Some(Principal::Player {
+                player_id: "p".into(),
+            }),
+            request_id: "r1".into(),
+            idempotency_key: Some("k".into()),
+            traceparent: Some("00-aa-bb-01".into()),
+            deadline: None,
+        };
+        let h = request_headers(&ctx, Duration::from_millis(1500));
+        let now = Instant::now();
+        let back = context_from(Some(&h), now, Duration::from_secs(60));
+        assert_eq!(back.principal, ctx.principal);
+        assert_eq!(back.request_id, "r1");
+        assert_eq!(back.idempotency_key.as_deref(), Some("k"));
+        assert_eq!(back.deadline, Some(now + Duration::from_millis(1500)));
+        let capped = context_from(Some(&h), now, Duration::from_secs(1));
+        assert_eq!(capped.deadline, Some(now + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn errors_round_trip_and_legacy_codes_map() {
+        let s = Status::unavailable("busy", Duration::from_millis(2500));
+        let (err, mut h) = error_reply(&s);
+        h.insert(SERVICE_ERROR, err.status.as_str());
+        h.insert(SERVICE_ERROR_CODE, err.code.to_string().as_str());
+        assert_eq!(status_from_reply(Some(&h)), Some(s));
+        let mut legacy = HeaderMap::new();
+        legacy.insert(SERVICE_ERROR_CODE, "409");
+        legacy.insert(SERVICE_ERROR, "conflict");
+        let s = status_from_reply(Some(&legacy)).unwrap();
+        assert_eq!(s.code(), Code::Aborted);
+        assert_eq!(s.message(), "conflict");
+        assert_eq!(status_from_reply(Some(&HeaderMap::new())), None);
+    }
+}

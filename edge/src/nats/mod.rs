@@ -1,0 +1,57 @@
+//! NATS: the connection, the wire headers, the router's remote endpoint, and `edge worker`.
+
+pub mod endpoint;
+pub mod headers;
+pub mod worker;
+
+use std::time::Duration;
+
+use async_nats::{ConnectOptions, Event};
+
+use crate::BoxError;
+use crate::config::NatsConfig;
+
+/// Connects in the background: the call returns at once and the client keeps (re)connecting by
+/// itself, so an edge starts, and stays up, while NATS is down. Calls meanwhile fail fast (503).
+pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<async_nats::Client, BoxError> {
+    let url = cfg
+        .url
+        .as_deref()
+        .ok_or("no NATS URL configured (--nats / EDGE_NATS_URL)")?;
+    let mut opts = ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(|event| async move {
+            match event {
+                Event::Connected => tracing::info!("NATS connected"),
+                Event::Disconnected => tracing::warn!("NATS disconnected; reconnecting"),
+                Event::SlowConsumer(sid) => {
+                    tracing::warn!(sid, "NATS slow consumer: messages dropped")
+                }
+                other => tracing::info!(event = %other, "NATS event"),
+            }
+        });
+    if let Some(ca) = &cfg.ca {
+        opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    if let (Some(cert), Some(key)) = (&cfg.cert, &cfg.key) {
+        opts = opts
+            .add_client_certificate(cert.clone(), key.clone())
+            .require_tls(true);
+    }
+    if let Some(creds) = &cfg.credentials {
+        opts = opts
+            .credentials_file(creds)
+            .await
+            .map_err(|e| format!("cannot read NATS credentials {}: {e}", creds.display()))?;
+    }
+    opts.connect(url)
+        .await
+        .map_err(|e| format!("cannot connect to NATS at {url}: {e}").into())
+}
+
+/// Whether the client is connected now.
+pub fn connected(client: &async_nats::Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
+}

@@ -1,0 +1,159 @@
+//! `edge worker`: the same handlers, served over NATS. One NATS micro service per edge service
+//! (so `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS` answer and standard tooling lists them), its
+//! endpoints in a queue group named after the service. On SIGTERM it stops taking requests,
+//! finishes what it already received, flushes the replies and exits 0.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::service::ServiceExt as _;
+use futures_util::StreamExt as _;
+use handlers::{LocalService, Status};
+use proto::{Codec, Encoded, MethodDesc};
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use super::headers;
+use crate::cli::WorkerArgs;
+use crate::{AppState, BoxError, Config};
+
+/// Runs a worker until SIGTERM/SIGINT.
+pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
+    let config = Config::load(&args.serve)?;
+    let _flush_logs_on_exit = crate::telemetry::init(&config.log)?;
+    let client = super::connect(&config.nats, "edge-worker").await?;
+    let state = AppState::open(config.clone()).await?;
+    let local = handlers_by_name(&state, &args.services)?;
+
+    let tracker = TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(args.max_concurrency.max(1)));
+    let max_deadline = config.http.request_timeout;
+    let mut services = Vec::new();
+    for svc in local {
+        let desc = svc.descriptor();
+        let service = client
+            .service_builder()
+            .description(desc.doc)
+            .start(desc.short, env!("CARGO_PKG_VERSION"))
+            .await
+            .map_err(|e| format!("cannot register NATS service {}: {e}", desc.short))?;
+        let group = service.group_with_queue_group(config.routes.prefix(desc), desc.short);
+        for method in desc.methods.iter().filter(|m| !m.server_streaming) {
+            let endpoint = group.endpoint(method.snake).await.map_err(|e| {
+                format!("cannot add endpoint {}: {e}", config.routes.subject(method))
+            })?;
+            tracker.spawn(serve_endpoint(
+                endpoint,
+                Arc::clone(&svc),
+                method,
+                Arc::clone(&permits),
+                tracker.clone(),
+                max_deadline,
+            ));
+        }
+        tracing::info!(service = desc.short, subjects = %format!("{}.*", config.routes.prefix(desc)), queue_group = desc.short, "serving over NATS");
+        services.push(service);
+    }
+    tracing::info!(services = %args.services.join(","), "worker ready");
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("draining: no new requests; finishing those received");
+    // Stopping a service unsubscribes its endpoints; each endpoint stream still yields what was
+    // already delivered, then ends, so queue-group peers take the rest.
+    for service in services {
+        let _ = service.stop().await;
+    }
+    tracker.close();
+    if tokio::time::timeout(config.shutdown.timeout, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown timeout reached with requests still running");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
+    tracing::info!("drained; exiting");
+    Ok(())
+}
+
+fn handlers_by_name(state: &AppState, names: &[String]) -> Result<Vec<LocalService>, BoxError> {
+    let all = state.local_services();
+    names
+        .iter()
+        .filter(|n| !n.is_empty())
+        .map(|name| {
+            all.iter()
+                .find(|s| s.descriptor().short == name.as_str())
+                .cloned()
+                .ok_or_else(|| {
+                    let have: Vec<_> = all.iter().map(|s| s.descriptor().short).collect();
+                    format!(
+                        "this build does not implement service {name:?}; implemented: {}",
+                        have.join(", ")
+                    )
+                    .into()
+                })
+        })
+        .collect()
+}
+
+async fn serve_endpoint(
+    mut endpoint: async_nats::service::endpoint::Endpoint,
+    svc: LocalService,
+    method: &'static MethodDesc,
+    permits: Arc<Semaphore>,
+    tracker: TaskTracker,
+    max_deadline: Duration,
+) {
+    while let Some(request) = endpoint.next().await {
+        let received = Instant::now();
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            let (err, h) = headers::error_reply(&Status::unavailable(
+                "the worker is at capacity",
+                Duration::from_secs(1),
+            ));
+            let _ = request.respond_with_headers(Err(err), h).await;
+            continue;
+        };
+        let svc = Arc::clone(&svc);
+        tracker.spawn(async move {
+            let ctx =
+                headers::context_from(request.message.headers.as_ref(), received, max_deadline);
+            let deadline = ctx.deadline;
+            let call = svc.call(ctx, method, Codec::Proto, request.message.payload.clone());
+            let result = match deadline {
+                // Work whose caller has stopped waiting is not started; running work is bounded.
+                Some(d) if d <= Instant::now() => Err(Status::deadline_exceeded(
+                    "the deadline passed before the worker started",
+                )),
+                Some(d) => tokio::time::timeout_at(d.into(), call)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Status::deadline_exceeded(
+                            "the worker did not finish before the deadline",
+                        ))
+                    }),
+                None => call.await,
+            };
+            let sent = match result {
+                Ok(Encoded::Unary(bytes)) => request.respond(Ok(bytes)).await,
+                Ok(Encoded::Stream(_)) => {
+                    let (err, h) =
+                        headers::error_reply(&Status::internal("a unary method returned a stream"));
+                    request.respond_with_headers(Err(err), h).await
+                }
+                Err(status) => {
+                    let (err, h) = headers::error_reply(&status);
+                    request.respond_with_headers(Err(err), h).await
+                }
+            };
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, method = method.path, "could not send a reply");
+            }
+            drop(permit);
+        });
+    }
+}

@@ -1,0 +1,479 @@
+//! End-to-end over a real nats-server: remote routes, `edge worker`, the error table.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use edge_e2e::Edge;
+use edge_e2e::nats::Nats;
+use futures_util::StreamExt as _;
+use prost::Message as _;
+use serde_json::json;
+
+const PUT: &str = "/aicore.state.v1.StateService/Put";
+const GET: &str = "/aicore.state.v1.StateService/Get";
+
+async fn token(edge: &Edge, user: &str) -> String {
+    let c = edge.client();
+    let r = c
+        .call(
+            "/aicore.auth.v1.AuthService/Register",
+            None,
+            json!({"username": user, "password": "correct-horse"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = c
+        .call(
+            "/aicore.auth.v1.AuthService/Login",
+            None,
+            json!({"username": user, "password": "correct-horse"}),
+        )
+        .await;
+    r.json()["accessToken"].as_str().unwrap().to_owned()
+}
+
+fn edge_with_remote(nats: &Nats, remote: &str, extra: &[&str]) -> Edge {
+    let url = nats.url();
+    let mut args = vec!["--nats", url.as_str(), "--remote", remote];
+    args.extend_from_slice(extra);
+    Edge::start(&args)
+}
+
+fn worker(nats: &Nats, services: &str) -> Edge {
+    Edge::start_worker(&["--nats", &nats.url(), "--services", services])
+}
+
+#[tokio::test]
+async fn calls_pass_through_a_worker_like_local() {
+    let nats = Nats::start("");
+    let _worker = worker(&nats, "state,settings");
+    let edge = edge_with_remote(&nats, "state,settings", &[]);
+    let access = token(&edge, "remote1").await;
+    let c = edge.client();
+
+    // JSON in, transcoded once to protobuf for the worker, and back.
+    let r = c
+        .call(
+            PUT,
+            Some(&access),
+            json!({"key": "save.a", "value": {"hp": 3}, "expectedVersion": "0"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let v1: u64 = r.json()["version"].as_str().unwrap().parse().unwrap();
+    let r = c.call(GET, Some(&access), json!({"key": "save.a"})).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["entry"]["value"]["hp"].as_f64(), Some(3.0));
+
+    // Protobuf passes through.
+    let get = proto::aicore::state::v1::GetRequest {
+        key: "save.a".into(),
+        player_id: String::new(),
+    };
+    let auth = format!("Bearer {access}");
+    let r = c
+        .request(
+            http::Method::POST,
+            GET,
+            &[
+                ("content-type", "application/proto"),
+                ("authorization", &auth),
+            ],
+            get.encode_to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        proto::aicore::state::v1::GetResponse::decode(r.body)
+            .unwrap()
+            .entry
+            .unwrap()
+            .version,
+        v1
+    );
+
+    // Worker errors come back as the same HTTP answers a local handler gives.
+    let r = c
+        .call(
+            PUT,
+            Some(&access),
+            json!({"key": "save.a", "value": 1, "expectedVersion": "0"}),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json()["code"], "aborted");
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("version {v1}"))
+    );
+    let r = c.call(GET, Some(&access), json!({"key": "missing"})).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["code"], "not_found");
+    let r = c.call(GET, Some(&access), json!({"key": "bad key"})).await;
+    assert_eq!(r.status, 400);
+    // The principal crosses NATS: another player cannot read this one's state.
+    let other = token(&edge, "remote2").await;
+    assert_eq!(
+        c.call(GET, Some(&other), json!({"key": "save.a"}))
+            .await
+            .status,
+        404
+    );
+    let r = c
+        .call(
+            "/aicore.settings.v1.SettingsService/Update",
+            Some(&access),
+            json!({"patch": {"fieldOfView": 500}}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("fieldOfView")
+    );
+
+    // The worker is a NATS micro service: $SRV.PING and $SRV.INFO answer.
+    let nc = nats.client().await;
+    let ping = nc.request("$SRV.PING.state", Bytes::new()).await.unwrap();
+    let ping: serde_json::Value = serde_json::from_slice(&ping.payload).unwrap();
+    assert_eq!(ping["name"], "state");
+    let info = nc.request("$SRV.INFO.state", Bytes::new()).await.unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info.payload).unwrap();
+    let subjects: Vec<_> = info["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["subject"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        subjects.contains(&"svc.state.v1.get".to_owned()),
+        "{subjects:?}"
+    );
+    assert!(
+        info["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["queue_group"] == "state"),
+        "{info}"
+    );
+
+    // The route table says where each service goes.
+    let readyz = c.get("/readyz").await.json();
+    assert_eq!(readyz["nats"], "connected");
+}
+
+#[tokio::test]
+async fn the_error_table() {
+    let nats = Nats::start("max_payload: 2048");
+    let edge = edge_with_remote(
+        &nats,
+        "state",
+        &[
+            "--nats-request-timeout",
+            "1s",
+            "--subject",
+            "settings=legacy.settings",
+        ],
+    );
+    let access = token(&edge, "errors").await;
+    let c = edge.client();
+
+    // No responders: 503 at once, with Retry-After, not after the request timeout.
+    let t = Instant::now();
+    let r = c.call(GET, Some(&access), json!({"key": "k"})).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["code"], "unavailable");
+    assert!(r.headers.contains_key("retry-after"));
+    assert!(
+        t.elapsed() < Duration::from_millis(900),
+        "no-responders took {:?}",
+        t.elapsed()
+    );
+
+    // Payload over the server's max_payload: 413 before publishing.
+    let big = "x".repeat(4000);
+    let r = c
+        .call(PUT, Some(&access), json!({"key": "k", "value": big}))
+        .await;
+    assert_eq!(r.status, 413);
+
+    // A worker that never answers: 504 after the NATS request timeout.
+    let nc = nats.client().await;
+    let mut silent = nc
+        .queue_subscribe("svc.state.v1.get", "state".into())
+        .await
+        .unwrap();
+    nc.flush().await.unwrap();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Some(m) = silent.next().await {
+            held.push(m);
+        }
+    });
+    let t = Instant::now();
+    let r = c.call(GET, Some(&access), json!({"key": "k"})).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.json()["code"], "deadline_exceeded");
+    assert!(
+        t.elapsed() >= Duration::from_millis(900) && t.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+    hold.abort();
+
+    // A reply that does not decode: 502, clearly worded.
+    let mut garbage = nc.subscribe("svc.state.v1.delete").await.unwrap();
+    let nc2 = nc.clone();
+    let responder = tokio::spawn(async move {
+        while let Some(m) = garbage.next().await {
+            if let Some(reply) = m.reply {
+                let _ = nc2
+                    .publish(reply, Bytes::from_static(&[0xff, 0xff, 0xff]))
+                    .await;
+            }
+        }
+    });
+    nc.flush().await.unwrap();
+    let r = c
+        .call(
+            "/aicore.state.v1.StateService/Delete",
+            Some(&access),
+            json!({"key": "k"}),
+        )
+        .await;
+    assert_eq!(r.status, 502, "{:?}", r.body);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid")
+    );
+    responder.abort();
+
+    // A legacy worker on an overridden subject, answering with bare NATS micro-service errors.
+    drop(edge);
+    let edge = edge_with_remote(
+        &nats,
+        "settings",
+        &["--subject", "settings=legacy.settings"],
+    );
+    let access = token(&edge, "legacy").await;
+    let mut legacy = nc.subscribe("legacy.settings.get").await.unwrap();
+    let nc3 = nc.clone();
+    let responder = tokio::spawn(async move {
+        while let Some(m) = legacy.next().await {
+            if let Some(reply) = m.reply {
+                let mut h = async_nats::HeaderMap::new();
+                h.insert("Nats-Service-Error-Code", "403");
+                h.insert("Nats-Service-Error", "legacy says no");
+                let _ = nc3.publish_with_headers(reply, h, Bytes::new()).await;
+            }
+        }
+    });
+    nc.flush().await.unwrap();
+    let r = edge
+        .client()
+        .call(
+            "/aicore.settings.v1.SettingsService/Get",
+            Some(&access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["code"], "permission_denied");
+    assert_eq!(r.json()["message"], "legacy says no");
+    responder.abort();
+}
+
+#[tokio::test]
+async fn two_workers_share_a_queue_group() {
+    let nats = Nats::start("");
+    let _w1 = worker(&nats, "settings");
+    let _w2 = worker(&nats, "settings");
+    let edge = edge_with_remote(&nats, "settings", &[]);
+    let access = token(&edge, "shared").await;
+    let c = edge.client();
+    for _ in 0..40 {
+        let r = c
+            .call(
+                "/aicore.settings.v1.SettingsService/Get",
+                Some(&access),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    // Each instance reports its own stats on $SRV.STATS.settings: both took a share.
+    let nc = nats.client().await;
+    let inbox = nc.new_inbox();
+    let mut replies = nc.subscribe(inbox.clone()).await.unwrap();
+    nc.publish_with_reply("$SRV.STATS.settings", inbox, Bytes::new())
+        .await
+        .unwrap();
+    nc.flush().await.unwrap();
+    let mut counts = Vec::new();
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(1), replies.next()).await {
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        let n: u64 = v["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["num_requests"].as_u64().unwrap_or(0))
+            .sum();
+        counts.push(n);
+    }
+    assert_eq!(counts.len(), 2, "two instances answer: {counts:?}");
+    assert_eq!(counts.iter().sum::<u64>(), 40);
+    assert!(
+        counts.iter().all(|&n| n > 0),
+        "both workers served: {counts:?}"
+    );
+}
+
+#[tokio::test]
+async fn nats_outage_and_recovery() {
+    let mut nats = Nats::start("");
+    let _worker = worker(&nats, "state");
+    let edge = edge_with_remote(&nats, "state", &[]);
+    let access = token(&edge, "outage").await;
+    let c = edge.client();
+    assert_eq!(
+        c.call(PUT, Some(&access), json!({"key": "k", "value": 1}))
+            .await
+            .status,
+        200
+    );
+
+    nats.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Remote routes fail fast and clean; local routes (auth) are unaffected; readiness holds.
+    for _ in 0..20 {
+        let t = Instant::now();
+        let r = c.call(GET, Some(&access), json!({"key": "k"})).await;
+        assert_eq!(r.status, 503, "{:?}", r.body);
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+    let r = c
+        .call(
+            "/aicore.auth.v1.AuthService/Login",
+            None,
+            json!({"username": "outage", "password": "correct-horse"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let ready = c.get("/readyz").await;
+    assert_eq!(ready.status, 200, "a NATS outage does not fail readiness");
+    assert_eq!(ready.json()["nats"], "disconnected");
+
+    // Back within seconds, without restarting the edge or the worker.
+    nats.restart();
+    let start = Instant::now();
+    loop {
+        let r = c.call(GET, Some(&access), json!({"key": "k"})).await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no recovery: {} {:?}",
+            r.status,
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(c.get("/readyz").await.json()["nats"], "connected");
+}
+
+#[tokio::test]
+async fn sigterm_to_a_worker_loses_nothing() {
+    let nats = Nats::start("");
+    let mut w1 = worker(&nats, "state");
+    let edge = edge_with_remote(&nats, "state", &[]);
+    let access = token(&edge, "drainer").await;
+    let c = edge.client();
+
+    // Writers keep going while the worker is told to stop.
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let c = c.clone();
+        let access = access.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            for i in 0..80 {
+                let key = format!("k{t}x{i}");
+                let r = c
+                    .call(
+                        PUT,
+                        Some(&access),
+                        json!({"key": key, "value": i, "expectedVersion": "0"}),
+                    )
+                    .await;
+                results.push((key, r.status.as_u16()));
+            }
+            results
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    w1.signal("TERM");
+    let (status, w1) = tokio::task::spawn_blocking(move || {
+        let s = w1.wait_exit(Duration::from_secs(10));
+        (s, w1)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "worker exits 0 after draining: {}",
+        w1.logs()
+    );
+
+    let mut acknowledged = Vec::new();
+    let mut failed = Vec::new();
+    for t in tasks {
+        for (key, code) in t.await.unwrap() {
+            // Each answer is a success or a clean, retryable error; never a hang or a 500.
+            assert!(matches!(code, 200 | 503 | 504), "{key}: {code}");
+            if code == 200 {
+                acknowledged.push(key)
+            } else {
+                failed.push(key)
+            }
+        }
+    }
+    assert!(
+        !acknowledged.is_empty() && !failed.is_empty(),
+        "the signal landed mid-run"
+    );
+
+    // The same worker, restarted on its data: every acknowledged write is there, whole.
+    let _w1 = w1.restart();
+    for key in &acknowledged {
+        let r = c.call(GET, Some(&access), json!({"key": key})).await;
+        assert_eq!(r.status, 200, "{key} was acknowledged but is missing");
+        let i: f64 = key.rsplit('x').next().unwrap().parse().unwrap();
+        assert_eq!(r.json()["entry"]["value"].as_f64(), Some(i));
+    }
+    // A failed write either happened whole or not at all: retrying it creates it or finds it.
+    for key in &failed {
+        let r = c
+            .call(
+                PUT,
+                Some(&access),
+                json!({"key": key, "value": 0, "expectedVersion": "0"}),
+            )
+            .await;
+        assert!(
+            matches!(r.status.as_u16(), 200 | 409),
+            "{key}: {}",
+            r.status
+        );
+    }
+}
