@@ -156,6 +156,12 @@ pub struct ServeArgs {
     /// Services served by remote workers over NATS, e.g. `llm,story`.
     #[arg(long, env = "EDGE_REMOTE", value_delimiter = ',')]
     pub remote: Option<Vec<String>>,
+    /// Store backend: redb (one machine) or jetstream (shared through NATS) [default: redb].
+    #[arg(long, env = "EDGE_STORE")]
+    pub store: Option<crate::config::StoreBackend>,
+    /// JetStream key-value bucket for the jetstream store [default: edge].
+    #[arg(long, env = "EDGE_STORE_BUCKET")]
+    pub store_bucket: Option<String>,
     /// Subject prefix overrides, e.g. `llm=svc.ai.llm.v1` (comma-separated).
     #[arg(long = "subject", env = "EDGE_SUBJECTS", value_delimiter = ',')]
     pub subjects: Option<Vec<String>>,

@@ -44,6 +44,40 @@ pub struct Config {
     pub nats: NatsConfig,
     /// Which services go to NATS, and on which subjects.
     pub routes: RoutesConfig,
+    /// Where state lives.
+    pub store: StoreConfig,
+}
+
+/// The store backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// One redb file in the data directory: one machine.
+    Redb,
+    /// A NATS JetStream key-value bucket: shared by every edge replica and worker.
+    Jetstream,
+}
+
+/// Where state lives.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// redb (default) or jetstream.
+    pub backend: StoreBackend,
+    /// The JetStream key-value bucket.
+    pub bucket: String,
+    /// JetStream replicas of the bucket (3 in a production cluster).
+    pub replicas: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: StoreBackend::Redb,
+            bucket: "edge".into(),
+            replicas: 1,
+        }
+    }
 }
 
 /// The NATS connection.
@@ -199,6 +233,7 @@ impl Default for Config {
             log: LogConfig::default(),
             nats: NatsConfig::default(),
             routes: RoutesConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -338,6 +373,8 @@ impl Config {
         if a.nats_credentials.is_some() {
             self.nats.credentials.clone_from(&a.nats_credentials);
         }
+        set(&mut self.store.backend, &a.store);
+        set(&mut self.store.bucket, &a.store_bucket);
         if let Some(remote) = &a.remote {
             self.routes.remote = remote.iter().filter(|s| !s.is_empty()).cloned().collect();
         }
@@ -412,6 +449,22 @@ impl Config {
                     "routes.subjects.{svc} = {prefix:?} is not a subject prefix (dot-separated tokens, no wildcards); on the command line use svc=prefix"
                 ));
             }
+        }
+        if self.store.backend == StoreBackend::Jetstream && self.nats.url.is_none() {
+            return bad(
+                "store.backend = jetstream needs a NATS URL (--nats / EDGE_NATS_URL)".into(),
+            );
+        }
+        let bucket_ok = |b: &str| {
+            !b.is_empty()
+                && b.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
+        if !bucket_ok(&self.store.bucket) || !(1..=5).contains(&self.store.replicas) {
+            return bad(
+                "store.bucket must be letters, digits, '_' or '-', and store.replicas 1 to 5"
+                    .into(),
+            );
         }
         if !self.routes.remote.is_empty() && self.nats.url.is_none() {
             return bad(format!(

@@ -23,7 +23,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use handlers::Deps;
 use handlers::auth::{AuthConfig, AuthService};
-use handlers::store::{RedbStore, Store};
+use handlers::store::{JetStreamStore, RedbStore, Store};
 
 pub use config::Config;
 pub use router::ServiceRouter;
@@ -56,24 +56,44 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Opens the store in the data directory and builds the services.
+    /// Connects to NATS (if configured), opens the configured store and builds the services.
     pub async fn open(config: Config) -> Result<AppState, BoxError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            format!(
-                "cannot create data directory {}: {e}",
-                config.data_dir.display()
-            )
-        })?;
-        let path = config.data_dir.join("edge.redb");
-        let store: Arc<dyn Store> = Arc::new(
-            RedbStore::open(&path)
-                .map_err(|e| format!("cannot open store {}: {e}", path.display()))?,
-        );
-        AppState::with_store(config, store).await
+        let nats = match &config.nats.url {
+            Some(_) => Some(nats::connect(&config.nats, "edge").await?),
+            None => None,
+        };
+        let store: Arc<dyn Store> = match (config.store.backend, &nats) {
+            (config::StoreBackend::Jetstream, Some(client)) => Arc::new(
+                JetStreamStore::open(client.clone(), &config.store.bucket, config.store.replicas)
+                    .await
+                    .map_err(|e| format!("cannot open the JetStream store: {e}"))?,
+            ),
+            (config::StoreBackend::Jetstream, None) => {
+                return Err("the jetstream store needs a NATS URL".into());
+            }
+            (config::StoreBackend::Redb, _) => {
+                std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                    format!(
+                        "cannot create data directory {}: {e}",
+                        config.data_dir.display()
+                    )
+                })?;
+                let path = config.data_dir.join("edge.redb");
+                Arc::new(
+                    RedbStore::open(&path)
+                        .map_err(|e| format!("cannot open store {}: {e}", path.display()))?,
+                )
+            }
+        };
+        AppState::build(config, store, nats).await
     }
 
-    /// Builds the services over an existing store.
-    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<AppState, BoxError> {
+    /// Builds the services over an existing store and NATS connection.
+    pub async fn build(
+        config: Config,
+        store: Arc<dyn Store>,
+        nats: Option<async_nats::Client>,
+    ) -> Result<AppState, BoxError> {
         let auth_config = AuthConfig {
             access_ttl: config.auth.access_token_ttl,
             refresh_ttl: config.auth.refresh_token_ttl,
@@ -89,10 +109,6 @@ impl AppState {
             auth: Arc::clone(&auth),
         };
         let mut router = ServiceRouter::new(handlers::local_services(&deps));
-        let nats = match &config.nats.url {
-            Some(_) => Some(nats::connect(&config.nats, "edge").await?),
-            None => None,
-        };
         if let Some(client) = &nats {
             for short in &config.routes.remote {
                 let desc = proto::ServiceDesc::by_short(short)

@@ -477,3 +477,117 @@ async fn sigterm_to_a_worker_loses_nothing() {
         );
     }
 }
+
+#[tokio::test]
+async fn replicas_and_workers_share_the_jetstream_store() {
+    let nats = Nats::start("");
+    let url = nats.url();
+    let _worker = Edge::start_worker(&[
+        "--nats",
+        &url,
+        "--services",
+        "auth,state,settings",
+        "--store",
+        "jetstream",
+    ]);
+    // Replica A sends auth, state and settings to the worker; replica B serves them in-process.
+    let a = Edge::start(&[
+        "--nats",
+        &url,
+        "--store",
+        "jetstream",
+        "--remote",
+        "auth,state,settings",
+    ]);
+    let b = Edge::start(&["--nats", &url, "--store", "jetstream"]);
+    let (ca, cb) = (a.client(), b.client());
+
+    // The same end-to-end calls as the local suite, through the worker.
+    let r = ca
+        .call(
+            "/aicore.auth.v1.AuthService/Register",
+            None,
+            json!({"username": "shared", "password": "correct-horse"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let dup = ca
+        .call(
+            "/aicore.auth.v1.AuthService/Register",
+            None,
+            json!({"username": "shared", "password": "correct-horse"}),
+        )
+        .await;
+    assert_eq!(dup.status, 409);
+    let login = ca
+        .call(
+            "/aicore.auth.v1.AuthService/Login",
+            None,
+            json!({"username": "shared", "password": "correct-horse"}),
+        )
+        .await
+        .json();
+    let access = login["accessToken"].as_str().unwrap().to_owned();
+    let refresh = login["refreshToken"].as_str().unwrap().to_owned();
+    let r = ca
+        .call(
+            PUT,
+            Some(&access),
+            json!({"key": "k", "value": {"gold": 7}, "expectedVersion": "0"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let version = r.json()["version"].as_str().unwrap().to_owned();
+    assert_eq!(
+        ca.call(
+            PUT,
+            Some(&access),
+            json!({"key": "k", "value": 1, "expectedVersion": "0"})
+        )
+        .await
+        .status,
+        409
+    );
+
+    // Replica B verifies A's token (signing keys live in the shared store) and sees the state.
+    let r = cb.call(GET, Some(&access), json!({"key": "k"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.json()["entry"]["version"], version.as_str());
+    assert_eq!(r.json()["entry"]["value"]["gold"].as_f64(), Some(7.0));
+    // A refresh token rotated on B is spent for A too.
+    let r = cb
+        .call(
+            "/aicore.auth.v1.AuthService/Refresh",
+            None,
+            json!({"refreshToken": refresh}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = ca
+        .call(
+            "/aicore.auth.v1.AuthService/Refresh",
+            None,
+            json!({"refreshToken": refresh}),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        cb.get("/readyz").await.json()["store"]["backend"],
+        "jetstream"
+    );
+    // Replica A's auth calls really went to the worker.
+    let stats = nats
+        .client()
+        .await
+        .request("$SRV.STATS.auth", Bytes::new())
+        .await
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.payload).unwrap();
+    let served: u64 = stats["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["num_requests"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(served, 4, "register x2, login, refresh: {stats}");
+}

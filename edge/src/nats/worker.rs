@@ -21,8 +21,14 @@ use crate::{AppState, BoxError, Config};
 pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
     let config = Config::load(&args.serve)?;
     let _flush_logs_on_exit = crate::telemetry::init(&config.log)?;
-    let client = super::connect(&config.nats, "edge-worker").await?;
+    if config.nats.url.is_none() {
+        return Err("edge worker needs a NATS URL (--nats / EDGE_NATS_URL)".into());
+    }
     let state = AppState::open(config.clone()).await?;
+    let client = state
+        .nats
+        .clone()
+        .ok_or("edge worker needs a NATS connection")?;
     let local = handlers_by_name(&state, &args.services)?;
 
     let tracker = TaskTracker::new();

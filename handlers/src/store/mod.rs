@@ -1,11 +1,13 @@
 //! Versioned key-value storage. Every backend gives the same guarantees: versions only grow (a key
 //! deleted and written again never reuses a version), and compare-and-set is atomic.
 
+mod jetstream;
 mod redb_store;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub use jetstream::JetStreamStore;
 pub use redb_store::RedbStore;
 
 /// A value and its version.
@@ -206,7 +208,7 @@ pub(crate) mod conformance {
             .await
             .unwrap();
         let mut tasks = Vec::new();
-        for i in 0..16u8 {
+        for i in 0..50u8 {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
                 store.put("race", Bytes::from(vec![i]), Some(v)).await

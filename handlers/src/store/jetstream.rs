@@ -1,0 +1,322 @@
+//! The shared backend: NATS JetStream key-value, for several edge replicas and workers. A value's
+//! version is the key's revision (the stream sequence): global and growing, like redb's.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, kv};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+
+use super::{Page, Store, StoreError, Versioned, validate_key, validate_prefix};
+
+/// A store in one JetStream key-value bucket.
+#[derive(Clone)]
+pub struct JetStreamStore {
+    kv: kv::Store,
+    js: jetstream::Context,
+}
+
+impl std::fmt::Debug for JetStreamStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStreamStore")
+            .field("bucket", &self.kv.name)
+            .finish()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl JetStreamStore {
+    /// Opens `bucket`, creating it (file storage, `replicas` copies, latest value only) if missing.
+    /// Fails clearly when the server has no JetStream.
+    pub async fn open(
+        client: async_nats::Client,
+        bucket: &str,
+        replicas: usize,
+    ) -> Result<Self, StoreError> {
+        let js = jetstream::new(client);
+        let kv = match js.get_key_value(bucket).await {
+            Ok(kv) => kv,
+            Err(_) => {
+                // The key-value stream layout of the NATS KV spec, created directly: the client's
+                // create_key_value first reads account info, which it cannot parse from a 2.9 server.
+                js.get_or_create_stream(jetstream::stream::Config {
+                    name: format!("KV_{bucket}"),
+                    description: Some("Edge state (versions are revisions)".into()),
+                    subjects: vec![format!("$KV.{bucket}.>")],
+                    max_messages_per_subject: 1,
+                    discard: jetstream::stream::DiscardPolicy::New,
+                    allow_rollup: true,
+                    deny_delete: true,
+                    allow_direct: true,
+                    duplicate_window: Duration::from_secs(120),
+                    storage: jetstream::stream::StorageType::File,
+                    num_replicas: replicas.max(1),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "cannot create JetStream key-value bucket {bucket:?} (is JetStream enabled on the NATS server, e.g. `nats-server -js`?): {e}"
+                    ))
+                })?;
+                js.get_key_value(bucket).await.map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "cannot open JetStream key-value bucket {bucket:?}: {e}"
+                    ))
+                })?
+            }
+        };
+        Ok(JetStreamStore { kv, js })
+    }
+
+    async fn revision(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.get(key).await?.map(|v| v.version))
+    }
+}
+
+#[async_trait]
+impl Store for JetStreamStore {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        validate_key(key)?;
+        match self.kv.entry(key).await.map_err(unavailable)? {
+            Some(e) if e.operation == kv::Operation::Put => Ok(Some(Versioned {
+                value: e.value,
+                version: e.revision,
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    async fn put(&self, key: &str, value: Bytes, expected: Option<u64>) -> Result<u64, StoreError> {
+        validate_key(key)?;
+        match expected {
+            None => self.kv.put(key, value).await.map_err(unavailable),
+            Some(0) => match self.kv.create(key, value).await {
+                Ok(v) => Ok(v),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    Err(StoreError::Conflict {
+                        current: self.revision(key).await?,
+                    })
+                }
+                Err(e) => Err(unavailable(e)),
+            },
+            Some(n) => match self.kv.update(key, value, n).await {
+                Ok(v) => Ok(v),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    Err(StoreError::Conflict {
+                        current: self.revision(key).await?,
+                    })
+                }
+                Err(e) => Err(unavailable(e)),
+            },
+        }
+    }
+
+    async fn delete(&self, key: &str, expected: Option<u64>) -> Result<bool, StoreError> {
+        validate_key(key)?;
+        let current = self.revision(key).await?;
+        match (expected, current) {
+            (Some(0), None) | (None, None) => Ok(false),
+            (Some(0), Some(_)) => Err(StoreError::Conflict { current }),
+            (Some(_), None) => Err(StoreError::Conflict { current: None }),
+            (Some(n), Some(_)) => match self.kv.delete_expect_revision(key, Some(n)).await {
+                Ok(()) => Ok(true),
+                Err(_) => match self.revision(key).await? {
+                    Some(c) if c != n => Err(StoreError::Conflict { current: Some(c) }),
+                    None => Err(StoreError::Conflict { current: None }),
+                    Some(_) => Err(StoreError::Unavailable("delete failed".into())),
+                },
+            },
+            (None, Some(_)) => self
+                .kv
+                .delete(key)
+                .await
+                .map(|()| true)
+                .map_err(unavailable),
+        }
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        validate_prefix(prefix)?;
+        // The server filters by whole subject tokens; the rest of the prefix is checked here.
+        let whole = match prefix.rfind('.') {
+            Some(i) => &prefix[..=i],
+            None => "",
+        };
+        let consumer = self
+            .kv
+            .stream
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: self.js.client().new_inbox(),
+                filter_subject: format!("{}{whole}>", self.kv.prefix),
+                deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+                replay_policy: consumer::ReplayPolicy::Instant,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        let mut pending = consumer.cached_info().num_pending;
+        let mut messages = consumer.messages().await.map_err(unavailable)?;
+        let mut entries = Vec::new();
+        while pending > 0 {
+            let msg = match tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
+                Ok(Some(Ok(m))) => m,
+                Ok(Some(Err(e))) => return Err(unavailable(e)),
+                Ok(None) | Err(_) => return Err(StoreError::Unavailable("listing stalled".into())),
+            };
+            let info = msg.info().map_err(unavailable)?;
+            pending = info.pending;
+            let revision = info.stream_sequence;
+            let deleted = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("KV-Operation"))
+                .is_some_and(|op| op.as_str() != "PUT");
+            let key = msg
+                .subject
+                .as_str()
+                .strip_prefix(self.kv.prefix.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            if !deleted && key.starts_with(prefix) && after.is_none_or(|a| key.as_str() > a) {
+                entries.push((
+                    key,
+                    Versioned {
+                        value: msg.payload.clone(),
+                        version: revision,
+                    },
+                ));
+            }
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let more = entries.len() > limit.max(1);
+        entries.truncate(limit.max(1));
+        let next_after = if more {
+            entries.last().map(|(k, _)| k.clone())
+        } else {
+            None
+        };
+        Ok(Page {
+            entries,
+            next_after,
+        })
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.kv.status().await.map(|_| ()).map_err(unavailable)
+    }
+
+    fn backend(&self) -> &'static str {
+        "jetstream"
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::conformance;
+
+    /// A nats-server with JetStream on a free port, killed on drop.
+    pub struct TestNats {
+        child: std::process::Child,
+        pub url: String,
+        _dir: tempfile::TempDir,
+    }
+
+    impl TestNats {
+        pub fn start() -> TestNats {
+            let dir = tempfile::tempdir().unwrap();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = std::process::Command::new("nats-server")
+                .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+                .arg(dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("nats-server must be installed (scripts/test installs it)");
+            let start = std::time::Instant::now();
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "nats-server did not start"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            TestNats {
+                child,
+                url: format!("nats://127.0.0.1:{port}"),
+                _dir: dir,
+            }
+        }
+
+        pub async fn store(&self) -> JetStreamStore {
+            let client = async_nats::connect(&self.url).await.unwrap();
+            JetStreamStore::open(client, "test", 1).await.unwrap()
+        }
+    }
+
+    impl Drop for TestNats {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    #[tokio::test]
+    async fn versions_and_cas() {
+        let nats = TestNats::start();
+        conformance::versions_and_cas(&nats.store().await).await;
+    }
+
+    #[tokio::test]
+    async fn listing() {
+        let nats = TestNats::start();
+        conformance::listing(&nats.store().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_cas() {
+        let nats = TestNats::start();
+        conformance::concurrent_cas(Arc::new(nats.store().await)).await;
+    }
+
+    #[tokio::test]
+    async fn missing_jetstream_is_a_clear_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let client = async_nats::connect(format!("nats://127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        let err = JetStreamStore::open(client, "test", 1).await.unwrap_err();
+        assert!(err.to_string().contains("JetStream"), "{err}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
