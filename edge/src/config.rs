@@ -283,7 +283,7 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Json,
             filter: "info".into(),
-            access: true,
+            access: false,
         }
     }
 }
@@ -517,6 +517,11 @@ mod tests {
         let text = c.to_toml().unwrap();
         let back: Config = toml::from_str(&text).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn access_log_is_off_by_default() {
+        assert!(!Config::default().log.access);
     }
 
     #[test]

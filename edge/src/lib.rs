@@ -31,9 +31,19 @@ pub use router::ServiceRouter;
 /// A boxed error for startup failures, shown to the operator as is.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What every request handler shares. Cheap to clone.
+/// What every request handler shares: one `Arc`, so a request clones one pointer.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The contents of [`AppState`].
+pub struct Shared {
     /// The effective configuration.
     pub config: Arc<Config>,
     /// The service router.
@@ -124,14 +134,14 @@ impl AppState {
                     .ok_or_else(|| format!("unknown service {short}"))?;
             }
         }
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             health: Arc::new(health::Health::new(store, nats.clone())),
             config: Arc::new(config),
             router,
             auth,
             nats,
             deps,
-        })
+        })))
     }
 
     /// The services this process implements (for `edge worker`).

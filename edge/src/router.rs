@@ -35,6 +35,10 @@ pub trait Endpoint: Send + Sync + 'static {
     fn healthy(&self) -> bool {
         true
     }
+    /// Whether it ends calls at their deadline itself (else the router does).
+    fn enforces_deadline(&self) -> bool {
+        false
+    }
 }
 
 /// An in-process handler.
@@ -129,7 +133,7 @@ impl tower::Service<Call> for ServiceRouter {
             let path = call.method.path;
             return Box::pin(async move { Err(Status::not_found(format!("no route for {path}"))) });
         };
-        let deadline = call.ctx.deadline;
+        let deadline = call.ctx.deadline.filter(|_| !endpoint.enforces_deadline());
         let streaming = call.method.server_streaming;
         let fut = endpoint.call(call);
         match deadline {

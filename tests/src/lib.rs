@@ -4,6 +4,7 @@
 // Test support: a failure here must fail the test loudly, so panicking is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod bench;
 pub mod client;
 pub mod load;
 pub mod nats;

@@ -13,7 +13,9 @@ use crate::config::RoutesConfig;
 use crate::router::{Call, Endpoint, Reply};
 
 /// Sends one service's calls to its workers.
-pub struct NatsEndpoint {
+pub struct NatsEndpoint(std::sync::Arc<Inner>);
+
+struct Inner {
     client: async_nats::Client,
     service: &'static ServiceDesc,
     /// One subject per method, by index.
@@ -30,27 +32,28 @@ impl NatsEndpoint {
         timeout: Duration,
     ) -> Self {
         let subjects = service.methods.iter().map(|m| routes.subject(m)).collect();
-        NatsEndpoint {
+        NatsEndpoint(std::sync::Arc::new(Inner {
             client,
             service,
             subjects,
             timeout,
-        }
+        }))
     }
 }
 
 impl Endpoint for NatsEndpoint {
     fn call(&self, call: Call) -> BoxFuture<Result<Reply, Status>> {
-        let client = self.client.clone();
-        let subject = self
-            .subjects
-            .get(call.method.index)
-            .cloned()
-            .unwrap_or_default();
-        let limit = self.timeout;
-        let service = self.service.short;
+        let this = std::sync::Arc::clone(&self.0);
         Box::pin(async move {
-            if !super::connected(&client) {
+            let client = &this.client;
+            let subject = this
+                .subjects
+                .get(call.method.index)
+                .cloned()
+                .unwrap_or_default();
+            let limit = this.timeout;
+            let service = this.service.short;
+            if !super::connected(client) {
                 return Err(Status::unavailable(
                     format!("{service} is remote and NATS is not connected"),
                     Duration::from_secs(1),
@@ -133,6 +136,11 @@ impl Endpoint for NatsEndpoint {
     }
 
     fn healthy(&self) -> bool {
-        super::connected(&self.client)
+        super::connected(&self.0.client)
+    }
+
+    fn enforces_deadline(&self) -> bool {
+        // The NATS request's own timeout is the remaining deadline.
+        true
     }
 }

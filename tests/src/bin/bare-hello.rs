@@ -1,22 +1,66 @@
-//! The benchmark's baseline: a bare axum + rustls server answering "hello", with the same TLS and
-//! HTTP/1.1 settings as edge and nothing else. Prints `listening <addr>` once bound.
+//! The benchmarks' baselines, with the same TLS and HTTP/1.1 settings as edge and nothing else:
+//! - `bare-hello CERT KEY LISTEN` answers "hello";
+//! - `bare-hello CERT KEY LISTEN NATS_URL` answers with one raw NATS request/reply to `bench.echo`;
+//! - `bare-hello responder NATS_URL` is that trivial responder (echoes the payload).
+//!
+//! Prints `listening <addr>` (or `responding`) once ready.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::routing::{get, post};
+use axum::extract::State;
+use axum::routing::get;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tower::ServiceExt as _;
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, cert, key, listen] = args.as_slice() else {
-        return Err("usage: bare-hello CERT KEY LISTEN".into());
-    };
+    match args.as_slice() {
+        [_, mode, url] if mode == "responder" => responder(url).await,
+        [_, cert, key, listen] => serve(cert, key, listen, None).await,
+        [_, cert, key, listen, url] => serve(cert, key, listen, Some(url)).await,
+        _ => Err(
+            "usage: bare-hello CERT KEY LISTEN [NATS_URL] | bare-hello responder NATS_URL".into(),
+        ),
+    }
+}
+
+async fn responder(url: &str) -> Result<(), BoxError> {
+    let client = async_nats::connect(url).await?;
+    let mut sub = client.queue_subscribe("bench.echo", "bench".into()).await?;
+    client.flush().await?;
+    println!("responding");
+    while let Some(msg) = sub.next().await {
+        if let Some(reply) = msg.reply {
+            client.publish(reply, msg.payload).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn via_nats(
+    State(client): State<Option<async_nats::Client>>,
+    body: Bytes,
+) -> Result<Bytes, axum::http::StatusCode> {
+    match client {
+        Some(c) => c
+            .request("bench.echo", body)
+            .await
+            .map(|m| m.payload)
+            .map_err(|_| axum::http::StatusCode::SERVICE_UNAVAILABLE),
+        None => Ok(Bytes::from_static(b"hello")),
+    }
+}
+
+async fn serve(cert: &str, key: &str, listen: &str, nats: Option<&String>) -> Result<(), BoxError> {
     let chain = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
     let key = PrivateKeyDer::from_pem_file(key)?;
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
@@ -27,9 +71,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let client = match nats {
+        Some(url) => Some(async_nats::connect(url.as_str()).await?),
+        None => None,
+    };
     let app = Router::new()
-        .route("/hello", get(|| async { "hello" }))
-        .route("/hello", post(|| async { "hello" }));
+        .route("/hello", get(via_nats).post(via_nats))
+        .with_state(client);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("listening {}", listener.local_addr()?);
     loop {
