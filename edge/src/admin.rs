@@ -21,6 +21,7 @@ pub fn routes_json(state: &AppState) -> Value {
                 "fullName": s.full_name,
                 "target": endpoint.map_or("none", |e| e.kind()),
                 "healthy": endpoint.is_some_and(|e| e.healthy()),
+                "responders": endpoint.and_then(|e| e.responders()),
                 "subjectPrefix": state.config.routes.prefix(s),
                 "doc": s.doc,
                 "methods": s.methods.iter().map(|m| json!({

@@ -54,6 +54,8 @@ pub struct Shared {
     pub health: Arc<health::Health>,
     /// The NATS connection, when one is configured.
     pub nats: Option<async_nats::Client>,
+    /// Remote services and their responder counters, for the prober.
+    pub probes: Vec<(&'static str, nats::probe::Responders)>,
     deps: Deps,
 }
 
@@ -74,9 +76,13 @@ impl AppState {
         };
         let store: Arc<dyn Store> = match (config.store.backend, &nats) {
             (config::StoreBackend::Jetstream, Some(client)) => Arc::new(
-                JetStreamStore::open(client.clone(), &config.store.bucket, config.store.replicas)
-                    .await
-                    .map_err(|e| format!("cannot open the JetStream store: {e}"))?,
+                JetStreamStore::open(
+                    client.client.clone(),
+                    &config.store.bucket,
+                    config.store.replicas,
+                )
+                .await
+                .map_err(|e| format!("cannot open the JetStream store: {e}"))?,
             ),
             (config::StoreBackend::Jetstream, None) => {
                 return Err("the jetstream store needs a NATS URL".into());
@@ -102,7 +108,7 @@ impl AppState {
     pub async fn build(
         config: Config,
         store: Arc<dyn Store>,
-        nats: Option<async_nats::Client>,
+        nats: Option<nats::Nats>,
     ) -> Result<AppState, BoxError> {
         let auth_config = AuthConfig {
             access_ttl: config.auth.access_token_ttl,
@@ -119,6 +125,7 @@ impl AppState {
             auth: Arc::clone(&auth),
         };
         let mut router = ServiceRouter::new(handlers::local_services(&deps));
+        let mut probes = Vec::new();
         if let Some(client) = &nats {
             for short in &config.routes.remote {
                 let desc = proto::ServiceDesc::by_short(short)
@@ -129,17 +136,20 @@ impl AppState {
                     &config.routes,
                     config.nats.request_timeout,
                 );
+                probes.push((desc.short, endpoint.responders()));
                 router = router
                     .with_endpoint(short, Arc::new(endpoint))
                     .ok_or_else(|| format!("unknown service {short}"))?;
             }
         }
+        let nats = nats.map(|n| n.client);
         Ok(AppState(Arc::new(Shared {
             health: Arc::new(health::Health::new(store, nats.clone())),
             config: Arc::new(config),
             router,
             auth,
             nats,
+            probes,
             deps,
         })))
     }

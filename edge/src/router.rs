@@ -35,6 +35,10 @@ pub trait Endpoint: Send + Sync + 'static {
     fn healthy(&self) -> bool {
         true
     }
+    /// Remote instances answering, if this endpoint can know (-1: not known yet).
+    fn responders(&self) -> Option<i64> {
+        None
+    }
     /// Whether it ends calls at their deadline itself (else the router does).
     fn enforces_deadline(&self) -> bool {
         false

@@ -110,9 +110,9 @@ async fn serve(
     });
     let tracker = TaskTracker::new();
     let graceful = GracefulShutdown::new();
-    let stop_admin = CancellationToken::new();
+    let stop_background = CancellationToken::new();
     let admin_app = admin::app(state.clone());
-    let stop = stop_admin.clone();
+    let stop = stop_background.clone();
     tracker.spawn(async move {
         let serve =
             axum::serve(admin_listener, admin_app).with_graceful_shutdown(stop.cancelled_owned());
@@ -120,6 +120,13 @@ async fn serve(
             tracing::error!(error = %e, "admin listener failed");
         }
     });
+    if let Some(client) = &state.nats {
+        tracker.spawn(crate::nats::probe::run(
+            client.clone(),
+            state.probes.clone(),
+            stop_background.clone(),
+        ));
+    }
     let app = app(state.clone());
 
     // Serve until the first signal.
@@ -154,7 +161,7 @@ async fn serve(
 
     // Stop accepting, let in-flight requests finish, within what is left of the timeout.
     drop(listener);
-    stop_admin.cancel();
+    stop_background.cancel();
     let remaining = config.shutdown.timeout.saturating_sub(started.elapsed());
     tracing::info!(
         remaining_ms = remaining.as_millis() as u64,

@@ -183,6 +183,21 @@ impl Edge {
         self.logs.lock().expect("logs").join("\n")
     }
 
+    /// GETs a path on the admin listener (plain HTTP on loopback) as JSON.
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut tcp = tokio::net::TcpStream::connect(self.admin)
+            .await
+            .expect("admin connect");
+        let req = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+        tcp.write_all(req.as_bytes()).await.expect("admin write");
+        let mut out = String::new();
+        tcp.read_to_string(&mut out).await.expect("admin read");
+        let (head, body) = out.split_once("\r\n\r\n").expect("http response");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        serde_json::from_str(body).expect("admin JSON")
+    }
+
     /// Sends a signal by name ("TERM", "INT").
     pub fn signal(&self, name: &str) {
         let pid = self.child.as_ref().expect("running").id();

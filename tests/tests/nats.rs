@@ -41,6 +41,25 @@ fn edge_with_remote(nats: &Nats, remote: &str, extra: &[&str]) -> Edge {
     Edge::start(&args)
 }
 
+/// A service's route, once the responder prober has pinged it.
+async fn route(edge: &Edge, service: &str) -> serde_json::Value {
+    for _ in 0..50 {
+        let routes = edge.admin_json("/admin/routes").await;
+        let r = routes["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["service"] == service)
+            .unwrap()
+            .clone();
+        if r["responders"] != -1 {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the prober never pinged {service}");
+}
+
 fn worker(nats: &Nats, services: &str) -> Edge {
     Edge::start_worker(&["--nats", &nats.url(), "--services", services])
 }
@@ -164,9 +183,14 @@ async fn calls_pass_through_a_worker_like_local() {
         "{info}"
     );
 
-    // The route table says where each service goes.
+    // The route table says where each service goes and whether workers answer.
     let readyz = c.get("/readyz").await.json();
     assert_eq!(readyz["nats"], "connected");
+    let state = route(&edge, "state").await;
+    assert_eq!(state["target"], "nats");
+    assert_eq!(state["responders"], 1, "{state}");
+    assert_eq!(state["healthy"], true);
+    assert_eq!(state["methods"][0]["subject"], "svc.state.v1.get");
 }
 
 #[tokio::test]
@@ -184,6 +208,14 @@ async fn the_error_table() {
     );
     let access = token(&edge, "errors").await;
     let c = edge.client();
+
+    // The route table shows the missing workers.
+    let state = route(&edge, "state").await;
+    assert_eq!(
+        (state["responders"].as_i64(), state["healthy"].as_bool()),
+        (Some(0), Some(false)),
+        "{state}"
+    );
 
     // No responders: 503 at once, with Retry-After, not after the request timeout.
     let t = Instant::now();
@@ -351,10 +383,50 @@ async fn nats_outage_and_recovery() {
         200
     );
 
-    nats.kill();
+    // Load on a remote and a local route while NATS dies: every answer comes back in bounded
+    // time; remote calls fail clean (503, or 504 for one caught mid-flight), local ones succeed.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for i in 0..6 {
+        let (c, access, stop) = (c.clone(), access.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                let (path, body) = if i % 2 == 0 {
+                    (GET, json!({"key": "k"}))
+                } else {
+                    ("/aicore.settings.v1.SettingsService/Get", json!({}))
+                };
+                let r = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    c.call(path, Some(&access), body),
+                )
+                .await
+                .expect("no hang");
+                seen.push((i % 2 == 0, r.status.as_u16(), t.elapsed()));
+            }
+            seen
+        }));
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // Remote routes fail fast and clean; local routes (auth) are unaffected; readiness holds.
-    for _ in 0..20 {
+    nats.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut remote_failures = 0;
+    for t in load {
+        for (remote, status, took) in t.await.unwrap() {
+            if remote {
+                assert!(matches!(status, 200 | 503 | 504), "remote: {status}");
+                remote_failures += usize::from(status != 200);
+            } else {
+                assert_eq!(status, 200, "local routes are unaffected");
+            }
+            assert!(took < Duration::from_secs(3), "answered in {took:?}");
+        }
+    }
+    assert!(remote_failures > 0);
+    for _ in 0..10 {
         let t = Instant::now();
         let r = c.call(GET, Some(&access), json!({"key": "k"})).await;
         assert_eq!(r.status, 503, "{:?}", r.body);

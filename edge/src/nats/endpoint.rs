@@ -16,6 +16,8 @@ use crate::router::{Call, Endpoint, Reply};
 pub struct NatsEndpoint(std::sync::Arc<Inner>);
 
 struct Inner {
+    responders: super::probe::Responders,
+    up: tokio::sync::watch::Receiver<bool>,
     client: async_nats::Client,
     service: &'static ServiceDesc,
     /// One subject per method, by index.
@@ -26,18 +28,27 @@ struct Inner {
 impl NatsEndpoint {
     /// Routes `service` over `client`, with `timeout` as the longest wait for a reply.
     pub fn new(
-        client: async_nats::Client,
+        nats: super::Nats,
         service: &'static ServiceDesc,
         routes: &RoutesConfig,
         timeout: Duration,
     ) -> Self {
         let subjects = service.methods.iter().map(|m| routes.subject(m)).collect();
         NatsEndpoint(std::sync::Arc::new(Inner {
-            client,
+            responders: super::probe::unknown(),
+            up: nats.up,
+            client: nats.client,
             service,
             subjects,
             timeout,
         }))
+    }
+}
+
+impl NatsEndpoint {
+    /// The counter the responder prober updates.
+    pub fn responders(&self) -> super::probe::Responders {
+        std::sync::Arc::clone(&self.0.responders)
     }
 }
 
@@ -86,33 +97,38 @@ impl Endpoint for NatsEndpoint {
                 .payload(payload)
                 .headers(headers::request_headers(&call.ctx, timeout))
                 .timeout(Some(timeout));
-            let reply =
-                client
-                    .send_request(subject, request)
-                    .await
-                    .map_err(|e| match e.kind() {
-                        RequestErrorKind::NoResponders => Status::unavailable(
-                            format!("no worker is serving {service}"),
-                            Duration::from_secs(1),
-                        ),
-                        RequestErrorKind::TimedOut => Status::deadline_exceeded(format!(
-                            "the {service} worker did not answer within {} ms",
-                            timeout.as_millis()
-                        )),
-                        RequestErrorKind::MaxPayloadExceeded => Status::payload_too_large(
-                            "the request is larger than the message bus carries",
-                        ),
-                        RequestErrorKind::InvalidSubject => Status::internal(format!(
-                            "invalid NATS subject configured for {service}"
-                        )),
-                        RequestErrorKind::Other => {
-                            tracing::warn!(error = %e, service, "NATS request failed");
-                            Status::unavailable(
-                                "the message bus failed the request",
-                                Duration::from_secs(1),
-                            )
-                        }
-                    })?;
+            let mut up = this.up.clone();
+            let reply = tokio::select! {
+                reply = client.send_request(subject, request) => reply,
+                // A request caught by a disconnect would otherwise wait out its whole timeout.
+                _ = up.wait_for(|up| !*up) => return Err(Status::unavailable(
+                    format!("the connection to {service}'s workers was lost; the call may or may not have been applied"),
+                    Duration::from_secs(1),
+                )),
+            };
+            let reply = reply.map_err(|e| match e.kind() {
+                RequestErrorKind::NoResponders => Status::unavailable(
+                    format!("no worker is serving {service}"),
+                    Duration::from_secs(1),
+                ),
+                RequestErrorKind::TimedOut => Status::deadline_exceeded(format!(
+                    "the {service} worker did not answer within {} ms",
+                    timeout.as_millis()
+                )),
+                RequestErrorKind::MaxPayloadExceeded => {
+                    Status::payload_too_large("the request is larger than the message bus carries")
+                }
+                RequestErrorKind::InvalidSubject => {
+                    Status::internal(format!("invalid NATS subject configured for {service}"))
+                }
+                RequestErrorKind::Other => {
+                    tracing::warn!(error = %e, service, "NATS request failed");
+                    Status::unavailable(
+                        "the message bus failed the request",
+                        Duration::from_secs(1),
+                    )
+                }
+            })?;
             if let Some(status) = headers::status_from_reply(reply.headers.as_ref()) {
                 return Err(status);
             }
@@ -136,7 +152,13 @@ impl Endpoint for NatsEndpoint {
     }
 
     fn healthy(&self) -> bool {
+        // Connected, and workers answered the last ping (or none was sent yet).
         super::connected(&self.0.client)
+            && self.0.responders.load(std::sync::atomic::Ordering::Relaxed) != 0
+    }
+
+    fn responders(&self) -> Option<i64> {
+        Some(self.0.responders.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     fn enforces_deadline(&self) -> bool {
