@@ -138,7 +138,11 @@ pub fn write_dev_certs(dir: &Path, extra_sans: &[String]) -> Result<DevCerts, Tl
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
     ];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    // Client auth too, so the same development certificate can do mutual TLS to NATS.
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     params.not_before = rcgen::date_time_ymd(2024, 1, 1);
     params.not_after = rcgen::date_time_ymd(2035, 1, 1);
     let key = KeyPair::generate()?;

@@ -663,3 +663,68 @@ async fn replicas_and_workers_share_the_jetstream_store() {
         .sum();
     assert_eq!(served, 4, "register x2, login, refresh: {stats}");
 }
+
+#[tokio::test]
+async fn nats_over_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let (code, _, err) = edge_e2e::run_edge(&["certs", "dev", "--out", certs.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (ca, cert, key) = (
+        certs.join("ca.pem"),
+        certs.join("cert.pem"),
+        certs.join("key.pem"),
+    );
+    // The server demands a client certificate signed by the CA.
+    let nats = Nats::start(&format!(
+        "tls {{ cert_file: {:?}, key_file: {:?}, ca_file: {:?}, verify: true }}",
+        cert.display().to_string(),
+        key.display().to_string(),
+        ca.display().to_string()
+    ));
+    let url = format!("tls://localhost:{}", nats.port);
+    let tls = [
+        "--nats-ca",
+        ca.to_str().unwrap(),
+        "--nats-cert",
+        cert.to_str().unwrap(),
+        "--nats-key",
+        key.to_str().unwrap(),
+    ];
+    let mut wargs = vec!["--nats", url.as_str(), "--services", "state"];
+    wargs.extend(tls);
+    let _worker = Edge::start_worker(&wargs);
+    let mut eargs = vec!["--nats", url.as_str(), "--remote", "state"];
+    eargs.extend(tls);
+    let edge = Edge::start(&eargs);
+    let access = token(&edge, "tls").await;
+    let r = edge
+        .client()
+        .call(PUT, Some(&access), json!({"key": "k", "value": 1}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        edge.client().get("/readyz").await.json()["nats"],
+        "connected"
+    );
+
+    // Without a client certificate the server refuses the connection: remote calls answer 503.
+    let bare = Edge::start(&[
+        "--nats",
+        &url,
+        "--remote",
+        "state",
+        "--nats-ca",
+        ca.to_str().unwrap(),
+    ]);
+    let access = token(&bare, "tls2").await;
+    let r = bare
+        .client()
+        .call(GET, Some(&access), json!({"key": "k"}))
+        .await;
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        bare.client().get("/readyz").await.json()["nats"],
+        "disconnected"
+    );
+}
