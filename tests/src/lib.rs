@@ -8,6 +8,7 @@ pub mod bench;
 pub mod client;
 pub mod load;
 pub mod nats;
+pub mod scenarios;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -185,6 +186,11 @@ impl Edge {
 
     /// GETs a path on the admin listener (plain HTTP on loopback) as JSON.
     pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        serde_json::from_str(&self.admin_text(path).await).expect("admin JSON")
+    }
+
+    /// GETs a path on the admin listener; the body of a 200.
+    pub async fn admin_text(&self, path: &str) -> String {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let mut tcp = tokio::net::TcpStream::connect(self.admin)
             .await
@@ -195,7 +201,7 @@ impl Edge {
         tcp.read_to_string(&mut out).await.expect("admin read");
         let (head, body) = out.split_once("\r\n\r\n").expect("http response");
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        serde_json::from_str(body).expect("admin JSON")
+        body.to_owned()
     }
 
     /// Sends a signal by name ("TERM", "INT").

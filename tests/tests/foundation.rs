@@ -5,10 +5,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use edge_e2e::{Edge, run_edge};
+use edge_e2e::{Edge, run_edge, scenarios};
 use http::Method;
-use prost::Message as _;
-use proto::aicore::state::v1 as state;
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -21,31 +19,8 @@ const GET: &str = "/aicore.state.v1.StateService/Get";
 
 /// Registers and logs in; returns (access token, refresh token, player id).
 async fn login(edge: &Edge, user: &str) -> (String, String, String) {
-    let c = edge.client();
-    let r = c
-        .call(
-            REGISTER,
-            None,
-            json!({"username": user, "password": "correct-horse"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    let r = c
-        .call(
-            LOGIN,
-            None,
-            json!({"username": user, "password": "correct-horse"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    let v = r.json();
-    assert_eq!(v["tokenType"], "Bearer");
-    assert!(v["expiresInSeconds"].as_u64().unwrap() > 0);
-    (
-        v["accessToken"].as_str().unwrap().to_owned(),
-        v["refreshToken"].as_str().unwrap().to_owned(),
-        v["playerId"].as_str().unwrap().to_owned(),
-    )
+    let s = scenarios::login(&edge.client(), user).await;
+    (s.access, s.refresh, s.player_id)
 }
 
 #[tokio::test]
@@ -72,8 +47,7 @@ async fn probes_routes_and_http2() {
     assert_eq!(r.status, 200);
 
     // The route table comes from the descriptors: all 22 services, 3 of them local.
-    let admin = reqwest_like_get(edge.admin, "/admin/routes").await;
-    let v: serde_json::Value = serde_json::from_str(&admin).unwrap();
+    let v = edge.admin_json("/admin/routes").await;
     let routes = v["routes"].as_array().unwrap();
     assert_eq!(routes.len(), 22);
     let local: Vec<_> = routes
@@ -91,23 +65,8 @@ async fn probes_routes_and_http2() {
         .clone();
     assert_eq!(login["path"], LOGIN);
     assert_eq!(login["access"], "public");
-    let config = reqwest_like_get(edge.admin, "/admin/config").await;
+    let config = edge.admin_text("/admin/config").await;
     assert!(config.contains("max_body_bytes"), "{config}");
-}
-
-/// Plain-HTTP GET to the admin listener.
-async fn reqwest_like_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(
-        format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).await.unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_owned()
 }
 
 #[tokio::test]
@@ -305,140 +264,8 @@ async fn json_and_protobuf_round_trips_and_cas() {
     let edge = Edge::start(&[]);
     let (access, _, _) = login(&edge, "carol").await;
     let c = edge.client();
-    let auth = format!("Bearer {access}");
-
-    // Put with protobuf, read back with JSON and with protobuf.
-    let value = pbjson_value(json!({"hp": 42, "items": ["sword"]}));
-    let req = state::PutRequest {
-        key: "save.slot1".into(),
-        value: Some(value),
-        expected_version: Some(0),
-        player_id: String::new(),
-    };
-    let r = c
-        .request(
-            Method::POST,
-            PUT,
-            &[
-                ("content-type", "application/proto"),
-                ("authorization", &auth),
-            ],
-            req.encode_to_vec(),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(r.headers["content-type"], "application/proto");
-    let v1 = state::PutResponse::decode(r.body).unwrap().version;
-    assert!(v1 > 0);
-
-    let r = c
-        .call(GET, Some(&access), json!({"key": "save.slot1"}))
-        .await;
-    assert_eq!(r.status, 200);
-    assert_eq!(r.headers["content-type"], "application/json");
-    let entry = &r.json()["entry"];
-    assert_eq!(entry["value"]["items"][0], "sword");
-    assert_eq!(entry["value"]["hp"].as_f64(), Some(42.0));
-    assert_eq!(entry["version"], v1.to_string());
-
-    let get = state::GetRequest {
-        key: "save.slot1".into(),
-        player_id: String::new(),
-    };
-    let r = c
-        .request(
-            Method::POST,
-            GET,
-            &[
-                ("content-type", "application/proto"),
-                ("authorization", &auth),
-            ],
-            get.encode_to_vec(),
-        )
-        .await;
-    let entry = state::GetResponse::decode(r.body).unwrap().entry.unwrap();
-    assert_eq!(entry.version, v1);
-
-    // Compare-and-set: creating again and writing at a stale version are 409 aborted, naming the
-    // current version.
-    let again = c
-        .call(
-            PUT,
-            Some(&access),
-            json!({"key": "save.slot1", "value": 1, "expectedVersion": "0"}),
-        )
-        .await;
-    assert_eq!(again.status, 409);
-    assert_eq!(again.json()["code"], "aborted");
-    assert!(
-        again.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("version {v1}"))
-    );
-    let next = c
-        .call(
-            PUT,
-            Some(&access),
-            json!({"key": "save.slot1", "value": 2, "expectedVersion": v1.to_string()}),
-        )
-        .await;
-    assert_eq!(next.status, 200);
-    let stale = c
-        .call(
-            PUT,
-            Some(&access),
-            json!({"key": "save.slot1", "value": 3, "expectedVersion": v1.to_string()}),
-        )
-        .await;
-    assert_eq!(stale.status, 409);
-
-    // Settings: validated, versioned, unknown fields refused.
-    let s = "/aicore.settings.v1.SettingsService/";
-    let r = c
-        .call(&format!("{s}Get"), Some(&access), json!({}))
-        .await
-        .json();
-    assert_eq!(r["settings"]["fieldOfView"], 90);
-    let r = c
-        .call(
-            &format!("{s}Update"),
-            Some(&access),
-            json!({"patch": {"fieldOfView": 200}}),
-        )
-        .await;
-    assert_eq!(r.status, 400);
-    assert!(
-        r.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("fieldOfView")
-    );
-    let r = c
-        .call(
-            &format!("{s}Update"),
-            Some(&access),
-            json!({"patch": {"fov": 100}}),
-        )
-        .await;
-    assert_eq!(r.status, 400);
-    let r = c
-        .call(&format!("{s}Update"), Some(&access), json!({"patch": {"fieldOfView": 100, "difficulty": "DIFFICULTY_HARD"}, "expectedVersion": "0"}))
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(r.json()["settings"]["difficulty"], "DIFFICULTY_HARD");
-    let r = c
-        .call(
-            &format!("{s}Update"),
-            Some(&access),
-            json!({"patch": {"sfxVolume": 1}, "expectedVersion": "0"}),
-        )
-        .await;
-    assert_eq!(r.status, 409);
-}
-
-fn pbjson_value(v: serde_json::Value) -> pbjson_types::Value {
-    serde_json::from_value(v).unwrap()
+    scenarios::state_round_trips_and_cas(&c, &access).await;
+    scenarios::settings_validated_and_versioned(&c, &access).await;
 }
 
 #[tokio::test]

@@ -5,33 +5,16 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use edge_e2e::Edge;
 use edge_e2e::nats::Nats;
+use edge_e2e::{Edge, scenarios};
 use futures_util::StreamExt as _;
-use prost::Message as _;
 use serde_json::json;
 
 const PUT: &str = "/aicore.state.v1.StateService/Put";
 const GET: &str = "/aicore.state.v1.StateService/Get";
 
 async fn token(edge: &Edge, user: &str) -> String {
-    let c = edge.client();
-    let r = c
-        .call(
-            "/aicore.auth.v1.AuthService/Register",
-            None,
-            json!({"username": user, "password": "correct-horse"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    let r = c
-        .call(
-            "/aicore.auth.v1.AuthService/Login",
-            None,
-            json!({"username": user, "password": "correct-horse"}),
-        )
-        .await;
-    r.json()["accessToken"].as_str().unwrap().to_owned()
+    scenarios::login(&edge.client(), user).await.access
 }
 
 fn edge_with_remote(nats: &Nats, remote: &str, extra: &[&str]) -> Edge {
@@ -72,68 +55,24 @@ async fn calls_pass_through_a_worker_like_local() {
     let access = token(&edge, "remote1").await;
     let c = edge.client();
 
-    // JSON in, transcoded once to protobuf for the worker, and back.
-    let r = c
-        .call(
-            PUT,
-            Some(&access),
-            json!({"key": "save.a", "value": {"hp": 3}, "expectedVersion": "0"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    let v1: u64 = r.json()["version"].as_str().unwrap().parse().unwrap();
-    let r = c.call(GET, Some(&access), json!({"key": "save.a"})).await;
-    assert_eq!(r.status, 200);
-    assert_eq!(r.json()["entry"]["value"]["hp"].as_f64(), Some(3.0));
-
-    // Protobuf passes through.
-    let get = proto::aicore::state::v1::GetRequest {
-        key: "save.a".into(),
-        player_id: String::new(),
-    };
-    let auth = format!("Bearer {access}");
-    let r = c
-        .request(
-            http::Method::POST,
-            GET,
-            &[
-                ("content-type", "application/proto"),
-                ("authorization", &auth),
-            ],
-            get.encode_to_vec(),
-        )
-        .await;
-    assert_eq!(r.status, 200);
-    assert_eq!(
-        proto::aicore::state::v1::GetResponse::decode(r.body)
-            .unwrap()
-            .entry
-            .unwrap()
-            .version,
-        v1
-    );
-
-    // Worker errors come back as the same HTTP answers a local handler gives.
-    let r = c
-        .call(
-            PUT,
-            Some(&access),
-            json!({"key": "save.a", "value": 1, "expectedVersion": "0"}),
-        )
-        .await;
-    assert_eq!(r.status, 409);
-    assert_eq!(r.json()["code"], "aborted");
-    assert!(
-        r.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("version {v1}"))
-    );
+    // The same calls as the in-process suite, through the worker: JSON transcoded once each way,
+    // protobuf passed through, worker errors mapped to the same HTTP answers.
+    scenarios::state_round_trips_and_cas(&c, &access).await;
+    scenarios::settings_validated_and_versioned(&c, &access).await;
     let r = c.call(GET, Some(&access), json!({"key": "missing"})).await;
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["code"], "not_found");
     let r = c.call(GET, Some(&access), json!({"key": "bad key"})).await;
     assert_eq!(r.status, 400);
+    let r = c
+        .call(
+            PUT,
+            Some(&access),
+            json!({"key": "save.a", "value": {"hp": 3}}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+
     // The principal crosses NATS: another player cannot read this one's state.
     let other = token(&edge, "remote2").await;
     assert_eq!(
