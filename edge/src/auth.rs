@@ -123,6 +123,8 @@ where
             if let Some(p) = principal {
                 req.extensions_mut().insert(p);
             }
+            // Layers inside (rate limits) need the method too; spare them the lookup.
+            req.extensions_mut().insert(m);
         }
         // Take the instance that was polled ready; leave a fresh clone behind.
         let clone = self.inner.clone();

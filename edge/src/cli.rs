@@ -156,6 +156,13 @@ pub struct ServeArgs {
     /// Services served by remote workers over NATS, e.g. `llm,story`.
     #[arg(long, env = "EDGE_REMOTE", value_delimiter = ',')]
     pub remote: Option<Vec<String>>,
+    /// Peers whose X-Forwarded-For is believed, as CIDRs (the load balancer's subnets), e.g.
+    /// `10.0.0.0/16` [default: none].
+    #[arg(long, env = "EDGE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Rate limiting on or off; quotas are set in the config file's [rate_limit] [default: true].
+    #[arg(long, env = "EDGE_RATE_LIMIT")]
+    pub rate_limit: Option<bool>,
     /// Store backend: redb (one machine) or jetstream (shared through NATS) [default: redb].
     #[arg(long, env = "EDGE_STORE")]
     pub store: Option<crate::config::StoreBackend>,

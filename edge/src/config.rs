@@ -46,6 +46,8 @@ pub struct Config {
     pub routes: RoutesConfig,
     /// Where state lives.
     pub store: StoreConfig,
+    /// Per-class rate limits.
+    pub rate_limit: crate::ratelimit::RateLimitConfig,
 }
 
 /// The store backend.
@@ -181,6 +183,8 @@ pub struct HttpConfig {
     pub max_in_flight: usize,
     /// Concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
+    /// Peers whose `X-Forwarded-For` is believed (the load balancer's subnets), as CIDRs.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Drain and shutdown timing; see terraform/ for how these agree with the ALB and ECS.
@@ -234,6 +238,7 @@ impl Default for Config {
             nats: NatsConfig::default(),
             routes: RoutesConfig::default(),
             store: StoreConfig::default(),
+            rate_limit: crate::ratelimit::RateLimitConfig::default(),
         }
     }
 }
@@ -256,6 +261,7 @@ impl Default for HttpConfig {
             idle_timeout: Duration::from_secs(75),
             max_in_flight: 1024,
             max_concurrent_streams: 256,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -374,6 +380,10 @@ impl Config {
             self.nats.credentials.clone_from(&a.nats_credentials);
         }
         set(&mut self.store.backend, &a.store);
+        set(&mut self.rate_limit.enabled, &a.rate_limit);
+        if let Some(t) = &a.trusted_proxies {
+            self.http.trusted_proxies = t.clone();
+        }
         set(&mut self.store.bucket, &a.store_bucket);
         if let Some(remote) = &a.remote {
             self.routes.remote = remote.iter().filter(|s| !s.is_empty()).cloned().collect();
@@ -428,6 +438,9 @@ impl Config {
         if self.listen == self.admin_listen && self.listen.port() != 0 {
             return bad("listen and admin_listen must differ".into());
         }
+        crate::client_addr::TrustedProxies::parse(&self.http.trusted_proxies)
+            .map_err(ConfigError::Invalid)?;
+        self.rate_limit.validate().map_err(ConfigError::Invalid)?;
         self.validate_nats()
     }
 

@@ -5,12 +5,14 @@ pub mod access_log;
 pub mod admin;
 pub mod auth;
 pub mod cli;
+pub mod client_addr;
 pub mod config;
 pub mod connect;
 pub mod error;
 pub mod health;
 pub mod healthcheck;
 pub mod nats;
+pub mod ratelimit;
 pub mod router;
 pub mod server;
 pub mod stack;
@@ -54,6 +56,8 @@ pub struct Shared {
     pub health: Arc<health::Health>,
     /// The NATS connection, when one is configured.
     pub nats: Option<async_nats::Client>,
+    /// Rate limiters (shared by every connection).
+    pub limits: Arc<ratelimit::RateLimits>,
     /// Remote services and their responder counters, for the prober.
     pub probes: Vec<(&'static str, nats::probe::Responders)>,
     deps: Deps,
@@ -143,12 +147,14 @@ impl AppState {
             }
         }
         let nats = nats.map(|n| n.client);
+        let config_rate = config.rate_limit.clone();
         Ok(AppState(Arc::new(Shared {
             health: Arc::new(health::Health::new(store, nats.clone())),
             config: Arc::new(config),
             router,
             auth,
             nats,
+            limits: Arc::new(ratelimit::RateLimits::new(&config_rate)),
             probes,
             deps,
         })))

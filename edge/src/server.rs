@@ -120,6 +120,11 @@ async fn serve(
             tracing::error!(error = %e, "admin listener failed");
         }
     });
+    tracker.spawn(crate::ratelimit::prune(
+        Arc::clone(&state.limits),
+        config.rate_limit.prune_every,
+        stop_background.clone(),
+    ));
     if let Some(client) = &state.nats {
         tracker.spawn(crate::nats::probe::run(
             client.clone(),

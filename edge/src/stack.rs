@@ -14,7 +14,10 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use crate::AppState;
 use crate::access_log::AccessLogLayer;
 use crate::auth::AuthLayer;
+use crate::client_addr::{ClientAddrLayer, TrustedProxies};
 use crate::error::status_response;
+use crate::ratelimit::RateLimitLayer;
+use tower::util::option_layer;
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     status_response(&Status::internal("a handler panicked"))
@@ -30,8 +33,18 @@ async fn shed(_: tower::BoxError) -> Response {
 /// Wraps the API routes (not the probes) in every layer.
 pub fn build(state: &AppState, api: Router) -> Router {
     let access_log = state.config.log.access;
+    // Validated when the config was loaded.
+    let trusted = TrustedProxies::parse(&state.config.http.trusted_proxies).unwrap_or_default();
     api
-        // Route layer, so it runs only for matched Connect paths: authentication needs the method.
+        // Route layers run only for matched Connect paths. Rate limiting is inside authentication
+        // because its key is the principal; both need the method from the descriptors.
+        .route_layer(option_layer(
+            state
+                .config
+                .rate_limit
+                .enabled
+                .then(|| RateLimitLayer::layer(state.limits.clone())),
+        ))
         .route_layer(AuthLayer::layer(state.auth.clone()))
         .layer(
             ServiceBuilder::new()
@@ -43,6 +56,8 @@ pub fn build(state: &AppState, api: Router) -> Router {
                 // Outermost after that: every log line and every response, errors included, carry the id.
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::x_request_id())
+                // Before anything keys on the client: the address behind trusted proxies only.
+                .layer(ClientAddrLayer::layer(trusted))
                 // Sees the final status of everything below, including shed and panicked requests.
                 .layer(AccessLogLayer::layer(access_log))
                 // A panicking handler becomes a 500 for that request, not a dropped connection.

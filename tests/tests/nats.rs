@@ -312,7 +312,7 @@ async fn two_workers_share_a_queue_group() {
 async fn nats_outage_and_recovery() {
     let mut nats = Nats::start("");
     let _worker = worker(&nats, "state");
-    let edge = edge_with_remote(&nats, "state", &[]);
+    let edge = edge_with_remote(&nats, "state", &["--rate-limit", "false"]);
     let access = token(&edge, "outage").await;
     let c = edge.client();
     assert_eq!(
@@ -406,7 +406,7 @@ async fn nats_outage_and_recovery() {
 async fn sigterm_to_a_worker_loses_nothing() {
     let nats = Nats::start("");
     let mut w1 = worker(&nats, "state");
-    let edge = edge_with_remote(&nats, "state", &[]);
+    let edge = edge_with_remote(&nats, "state", &["--rate-limit", "false"]);
     let access = token(&edge, "drainer").await;
     let c = edge.client();
 

@@ -1,0 +1,367 @@
+//! Rate limits (governor, GCRA), as a Layer + Service after authentication. Each method falls in a
+//! class derived from the descriptors; each class has its own quota and key: the public auth
+//! methods per client address (password guessing), LLM services per principal (they are costly),
+//! everything else per principal (or per address before login). Over quota: 429 at once, never
+//! queued, with `Retry-After`; limited routes carry the IETF `RateLimit-Policy`/`RateLimit` headers.
+//! Counters live in this process's memory: each replica counts on its own.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::response::Response;
+use governor::middleware::StateInformationMiddleware;
+use governor::{
+    Quota, RateLimiter, clock::Clock as _, clock::DefaultClock,
+    state::keyed::DefaultKeyedStateStore,
+};
+use handlers::{Code, Principal, Status};
+use http::HeaderValue;
+use proto::{Access, BoxFuture, MethodDesc};
+use serde::{Deserialize, Serialize};
+use tower::{Layer, Service};
+
+use crate::client_addr::ClientAddr;
+use crate::error::status_response;
+
+/// One class's quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassQuota {
+    /// Sustained requests per minute.
+    pub per_minute: u32,
+    /// Requests allowed at once on top (burst).
+    pub burst: u32,
+}
+
+/// `[rate_limit]` in the config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Off switch (for benchmarks of the bare path).
+    pub enabled: bool,
+    /// Public auth methods (register, login, refresh), per client address.
+    pub auth: ClassQuota,
+    /// LLM and story services, per principal.
+    pub llm: ClassQuota,
+    /// Everything else, per principal (per address before login).
+    pub general: ClassQuota,
+    /// Keys idle this long are forgotten (bounds memory).
+    #[serde(with = "humantime_serde")]
+    pub prune_every: Duration,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            enabled: true,
+            // Generous per address: many players can share one carrier-grade NAT address.
+            auth: ClassQuota {
+                per_minute: 120,
+                burst: 30,
+            },
+            llm: ClassQuota {
+                per_minute: 120,
+                burst: 20,
+            },
+            general: ClassQuota {
+                per_minute: 6000,
+                burst: 200,
+            },
+            prune_every: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// Rates and bursts above zero.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, q) in [
+            ("auth", self.auth),
+            ("llm", self.llm),
+            ("general", self.general),
+        ] {
+            if q.per_minute == 0 || q.burst == 0 {
+                return Err(format!(
+                    "rate_limit.{name}: per_minute and burst must be at least 1"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The classes, in the order of [`RateLimits::classes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Public auth methods.
+    Auth = 0,
+    /// LLM-backed services.
+    Llm = 1,
+    /// The rest.
+    General = 2,
+}
+
+impl Class {
+    /// The class of a method, from its descriptor.
+    pub fn of(m: &MethodDesc) -> Class {
+        match (m.service, m.access) {
+            ("auth", Access::Public) => Class::Auth,
+            ("llm" | "story", _) => Class::Llm,
+            _ => Class::General,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Class::Auth => "auth",
+            Class::Llm => "llm",
+            Class::General => "general",
+        }
+    }
+}
+
+type Limiter =
+    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+struct ClassLimiter {
+    limiter: Limiter,
+    policy: HeaderValue,
+}
+
+/// Every class's limiter.
+pub struct RateLimits {
+    classes: [ClassLimiter; 3],
+    clock: DefaultClock,
+}
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits")
+            .field("keys", &self.keys())
+            .finish()
+    }
+}
+
+fn limiter(class: Class, q: ClassQuota) -> ClassLimiter {
+    let one = NonZeroU32::MIN;
+    let quota = Quota::per_minute(NonZeroU32::new(q.per_minute).unwrap_or(one))
+        .allow_burst(NonZeroU32::new(q.burst).unwrap_or(one));
+    let policy = format!("\"{}\";q={};w=60", class.name(), q.per_minute);
+    ClassLimiter {
+        limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
+        policy: HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("\"default\"")),
+    }
+}
+
+impl RateLimits {
+    /// Limiters for the configured quotas.
+    pub fn new(cfg: &RateLimitConfig) -> Self {
+        RateLimits {
+            classes: [
+                limiter(Class::Auth, cfg.auth),
+                limiter(Class::Llm, cfg.llm),
+                limiter(Class::General, cfg.general),
+            ],
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Keys currently tracked, across classes.
+    pub fn keys(&self) -> usize {
+        self.classes.iter().map(|c| c.limiter.len()).sum()
+    }
+
+    /// Forgets keys whose allowance is full again (nothing to remember).
+    pub fn prune(&self) {
+        for c in &self.classes {
+            c.limiter.retain_recent();
+            c.limiter.shrink_to_fit();
+        }
+    }
+
+    /// Checks one request; Ok carries the `RateLimit` header value.
+    fn check(
+        &self,
+        class: Class,
+        key: &String,
+    ) -> Result<(HeaderValue, HeaderValue), (Status, HeaderValue)> {
+        let c = &self.classes[class as usize];
+        match c.limiter.check_key(key) {
+            Ok(state) => {
+                let remaining = state.remaining_burst_capacity();
+                let value = format!("\"{}\";r={remaining};t=0", class.name());
+                Ok((
+                    c.policy.clone(),
+                    HeaderValue::from_str(&value)
+                        .unwrap_or(HeaderValue::from_static("\"default\"")),
+                ))
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let status = Status::new(
+                    Code::ResourceExhausted,
+                    format!(
+                        "rate limit exceeded ({} requests); retry in {secs} s",
+                        class.name()
+                    ),
+                )
+                .with_retry_after(wait.max(Duration::from_millis(1)));
+                Err((status, c.policy.clone()))
+            }
+        }
+    }
+}
+
+/// Adds [`RateLimit`] around a service.
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    limits: Arc<RateLimits>,
+}
+
+impl RateLimitLayer {
+    /// Enforces `limits`.
+    pub fn layer(limits: Arc<RateLimits>) -> Self {
+        RateLimitLayer { limits }
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit {
+            inner,
+            limits: Arc::clone(&self.limits),
+        }
+    }
+}
+
+/// The middleware.
+#[derive(Clone)]
+pub struct RateLimit<S> {
+    inner: S,
+    limits: Arc<RateLimits>,
+}
+
+impl<S> Service<Request> for RateLimit<S>
+where
+    S: Service<Request, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Set by the authentication layer outside this one for every Connect call.
+        let Some(m) = req.extensions().get::<&'static MethodDesc>().copied() else {
+            return Box::pin(inner.call(req));
+        };
+        let class = Class::of(m);
+        let key = match (class, req.extensions().get::<Principal>()) {
+            (Class::Auth, _) | (_, None) => match req.extensions().get::<ClientAddr>() {
+                Some(ClientAddr(ip)) => format!("ip:{ip}"),
+                None => "ip:unknown".to_owned(),
+            },
+            (_, Some(Principal::Player { player_id })) => format!("player:{player_id}"),
+            (_, Some(p)) => p.describe(),
+        };
+        match self.limits.check(class, &key) {
+            Ok((policy, state)) => Box::pin(async move {
+                let mut res = inner.call(req).await?;
+                res.headers_mut().insert("ratelimit-policy", policy);
+                res.headers_mut().insert("ratelimit", state);
+                Ok(res)
+            }),
+            Err((status, policy)) => {
+                let mut res = status_response(&status);
+                res.headers_mut().insert("ratelimit-policy", policy);
+                if let Ok(v) = HeaderValue::from_str(&format!(
+                    "\"{}\";r=0;t={}",
+                    class.name(),
+                    status.retry_after().map_or(1, |d| d.as_secs().max(1))
+                )) {
+                    res.headers_mut().insert("ratelimit", v);
+                }
+                Box::pin(async move { Ok(res) })
+            }
+        }
+    }
+}
+
+/// Prunes idle keys every `every` until `stop` (owned by the server, which waits for it).
+pub async fn prune(
+    limits: Arc<RateLimits>,
+    every: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => limits.prune(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_come_from_the_descriptors() {
+        let m = |p: &str| proto::method_by_path(p).unwrap();
+        assert_eq!(
+            Class::of(m("/aicore.auth.v1.AuthService/Login")),
+            Class::Auth
+        );
+        assert_eq!(
+            Class::of(m("/aicore.auth.v1.AuthService/Logout")),
+            Class::General
+        );
+        assert_eq!(Class::of(m("/aicore.llm.v1.LlmService/Infer")), Class::Llm);
+        assert_eq!(
+            Class::of(m("/aicore.story.v1.StoryService/Narrate")),
+            Class::Llm
+        );
+        assert_eq!(
+            Class::of(m("/aicore.state.v1.StateService/Get")),
+            Class::General
+        );
+    }
+
+    #[test]
+    fn over_quota_is_refused_with_a_retry_time_and_keys_are_separate() {
+        let cfg = RateLimitConfig {
+            auth: ClassQuota {
+                per_minute: 60,
+                burst: 2,
+            },
+            ..RateLimitConfig::default()
+        };
+        let limits = RateLimits::new(&cfg);
+        let (one, two) = ("ip:1".to_owned(), "ip:2".to_owned());
+        assert!(limits.check(Class::Auth, &one).is_ok());
+        assert!(limits.check(Class::Auth, &one).is_ok());
+        let (status, _) = limits.check(Class::Auth, &one).unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.retry_after().unwrap() <= Duration::from_secs(1));
+        assert!(
+            limits.check(Class::Auth, &two).is_ok(),
+            "another client is unaffected"
+        );
+        assert!(
+            limits.check(Class::General, &one).is_ok(),
+            "another class is unaffected"
+        );
+        assert_eq!(limits.keys(), 3);
+    }
+}
