@@ -100,6 +100,10 @@ pub struct ServeArgs {
     /// PEM private key of the certificate.
     #[arg(long, env = "EDGE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// How often the certificate files are checked for changes; SIGHUP reloads at once
+    /// [default: 10s].
+    #[arg(long, env = "EDGE_TLS_RELOAD_INTERVAL", value_parser = humantime::parse_duration)]
+    pub tls_reload_interval: Option<Duration>,
     /// Largest request body in bytes [default: 262144].
     #[arg(long, env = "EDGE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,

@@ -165,6 +165,9 @@ pub struct TlsConfig {
     /// A TLS handshake must finish within this.
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
+    /// How often the certificate files are checked for changes (SIGHUP reloads at once).
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
 }
 
 /// HTTP limits and timeouts.
@@ -249,6 +252,7 @@ impl Default for TlsConfig {
             cert: None,
             key: None,
             handshake_timeout: Duration::from_secs(10),
+            reload_interval: Duration::from_secs(10),
         }
     }
 }
@@ -354,6 +358,7 @@ impl Config {
             self.tls.cert.clone_from(&a.tls_cert);
             self.tls.key.clone_from(&a.tls_key);
         }
+        set(&mut self.tls.reload_interval, &a.tls_reload_interval);
         set(&mut self.http.max_body_bytes, &a.max_body_bytes);
         set(&mut self.http.request_timeout, &a.request_timeout);
         set(&mut self.http.idle_timeout, &a.idle_timeout);

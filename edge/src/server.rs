@@ -68,7 +68,8 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
             (dev.cert, dev.key)
         }
     };
-    let tls_config = tls::server_config(&cert, &key)?;
+    let resolver = tls::CertResolver::new(tls::load_certified_key(&cert, &key)?);
+    let tls_config = tls::server_config(Arc::clone(&resolver))?;
     let state = AppState::open(config.clone()).await?;
     state.health.set_tls_loaded();
 
@@ -91,6 +92,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         TlsAcceptor::from(tls_config),
         state,
         signals,
+        (resolver, cert, key),
     )
     .await
 }
@@ -101,6 +103,11 @@ async fn serve(
     acceptor: TlsAcceptor,
     state: AppState,
     mut signals: Signals,
+    (resolver, cert, key): (
+        Arc<tls::CertResolver>,
+        std::path::PathBuf,
+        std::path::PathBuf,
+    ),
 ) -> Result<(), BoxError> {
     let config = Arc::clone(&state.config);
     let opts = Arc::new(ConnOpts {
@@ -120,6 +127,13 @@ async fn serve(
             tracing::error!(error = %e, "admin listener failed");
         }
     });
+    tracker.spawn(tls::reload(
+        resolver,
+        cert,
+        key,
+        config.tls.reload_interval,
+        stop_background.clone(),
+    ));
     tracker.spawn(crate::ratelimit::prune(
         Arc::clone(&state.limits),
         config.rate_limit.prune_every,

@@ -9,7 +9,11 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+use std::sync::RwLock;
+
 use rustls::ServerConfig;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -52,34 +56,118 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Reads a PEM certificate chain and private key into a server configuration.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+/// Reads a PEM certificate chain and its private key, and checks that they belong together.
+pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let pem = |path: &Path, message: String| TlsError::Pem {
+        path: path.to_owned(),
+        message,
+    };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| TlsError::Pem {
-            path: cert.to_owned(),
-            message: e.to_string(),
-        })?
+        .map_err(|e| pem(cert, e.to_string()))?
         .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Pem {
-            path: cert.to_owned(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| pem(cert, e.to_string()))?;
     if chain.is_empty() {
-        return Err(TlsError::Pem {
-            path: cert.to_owned(),
-            message: "no certificate in file".into(),
-        });
+        return Err(pem(cert, "no certificate in file".into()));
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Pem {
-        path: key.to_owned(),
-        message: e.to_string(),
+    let der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem(key, e.to_string()))?;
+    let signing = provider()
+        .key_provider
+        .load_private_key(der)
+        .map_err(|e| pem(key, e.to_string()))?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|e| {
+        pem(
+            key,
+            format!(
+                "the key does not match the certificate in {}: {e}",
+                cert.display()
+            ),
+        )
     })?;
+    Ok(certified)
+}
+
+/// The server certificate, swappable while the server runs: each new handshake gets the current
+/// one; connections already open keep theirs.
+#[derive(Debug)]
+pub struct CertResolver {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertResolver {
+    /// Starts with `key`.
+    pub fn new(key: CertifiedKey) -> Arc<Self> {
+        Arc::new(CertResolver {
+            current: RwLock::new(Arc::new(key)),
+        })
+    }
+
+    /// Replaces the certificate for new handshakes.
+    pub fn set(&self, key: CertifiedKey) {
+        let mut guard = match self.current.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(key);
+    }
+}
+
+impl ResolvesServerCert for CertResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let guard = match self.current.read() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        Some(Arc::clone(&guard))
+    }
+}
+
+/// A server configuration (TLS 1.2 and 1.3, ALPN h2 and http/1.1) serving `resolver`'s certificate.
+pub fn server_config(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, TlsError> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
-        .with_single_cert(chain, key)?;
+        .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Re-reads the certificate and key when either file changes (checked every `every`) or on SIGHUP,
+/// until `stop`. A file that does not load keeps the current certificate and is logged.
+pub async fn reload(
+    resolver: Arc<CertResolver>,
+    cert: PathBuf,
+    key: PathBuf,
+    every: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut seen = (modified(&cert), modified(&key));
+    loop {
+        let forced = tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => false,
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+        };
+        let now = (modified(&cert), modified(&key));
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        match load_certified_key(&cert, &key) {
+            Ok(k) => {
+                resolver.set(k);
+                tracing::info!(cert = %cert.display(), "reloaded the TLS certificate; new connections use it");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "TLS certificate reload failed; still serving the previous certificate")
+            }
+        }
+    }
 }
 
 /// Paths of a development CA and server certificate.
@@ -184,7 +272,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (certs, created) = ensure_dev_certs(dir.path()).unwrap();
         assert!(created);
-        let config = server_config(&certs.cert, &certs.key).unwrap();
+        let config = server_config(CertResolver::new(
+            load_certified_key(&certs.cert, &certs.key).unwrap(),
+        ))
+        .unwrap();
         assert_eq!(
             config.alpn_protocols,
             vec![b"h2".to_vec(), b"http/1.1".to_vec()]
@@ -198,7 +289,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("bad.pem");
         fs::write(&bad, "not a certificate").unwrap();
-        let err = server_config(&bad, &bad).unwrap_err();
+        let err = load_certified_key(&bad, &bad).unwrap_err();
         assert!(err.to_string().contains("bad.pem"), "{err}");
+        // A key from another certificate is refused.
+        let a = write_dev_certs(&dir.path().join("a"), &[]).unwrap();
+        let b = write_dev_certs(&dir.path().join("b"), &[]).unwrap();
+        let err = load_certified_key(&a.cert, &b.key).unwrap_err();
+        assert!(err.to_string().contains("does not match"), "{err}");
     }
 }

@@ -61,6 +61,8 @@ fn config(ca: &Path, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    // Full handshakes every time: a resumed session reports the certificate of the first one.
+    c.resumption = rustls::client::Resumption::disabled();
     Arc::new(c)
 }
 
@@ -85,6 +87,17 @@ impl Client {
         };
         let name = ServerName::try_from("localhost").expect("name");
         TlsConnector::from(cfg).connect(name, tcp).await
+    }
+
+    /// The leaf certificate (DER) a new handshake presents.
+    pub async fn peer_cert(&self) -> Vec<u8> {
+        let tls = self.tls(false).await.expect("handshake");
+        tls.get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec())
+            .unwrap_or_default()
     }
 
     /// Opens a connection.

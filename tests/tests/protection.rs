@@ -100,3 +100,124 @@ async fn a_flooding_player_is_limited_and_others_are_not() {
         assert_eq!(c.get("/healthz").await.status, 200);
     }
 }
+
+fn der(pem: &std::path::Path) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject as _;
+    rustls::pki_types::CertificateDer::from_pem_file(pem)
+        .unwrap()
+        .to_vec()
+}
+
+/// Replaces `to` with `from`'s contents in one rename, as deployment tools do.
+fn swap(from: &std::path::Path, to: &std::path::Path) {
+    let tmp = to.with_extension("tmp");
+    std::fs::copy(from, &tmp).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
+}
+
+#[tokio::test]
+async fn certificate_swapped_on_disk_under_load_and_a_bad_file_kept_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, live) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("live"),
+    );
+    for d in [&a, &b] {
+        let (code, _, err) = edge_e2e::run_edge(&["certs", "dev", "--out", d.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+    }
+    std::fs::create_dir_all(&live).unwrap();
+    swap(&a.join("cert.pem"), &live.join("cert.pem"));
+    swap(&a.join("key.pem"), &live.join("key.pem"));
+    let both = dir.path().join("both-ca.pem");
+    let cas = [
+        std::fs::read(a.join("ca.pem")).unwrap(),
+        std::fs::read(b.join("ca.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(&both, cas).unwrap();
+
+    let edge = Edge::start(&[
+        "--tls-cert",
+        live.join("cert.pem").to_str().unwrap(),
+        "--tls-key",
+        live.join("key.pem").to_str().unwrap(),
+        "--tls-reload-interval",
+        "100ms",
+        "--rate-limit",
+        "false",
+    ]);
+    let c = edge_e2e::Client::new(&both, edge.https);
+    assert_eq!(c.peer_cert().await, der(&a.join("cert.pem")));
+    let mut open = c.connect(false).await.unwrap();
+    assert_eq!(
+        open.send(Method::GET, "/healthz", &[], bytes::Bytes::new())
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+
+    // New connections, one after another, while the files change under them.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (c, stop) = (c.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                statuses.push(c.get("/healthz").await.status.as_u16());
+            }
+            statuses
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    swap(&b.join("cert.pem"), &live.join("cert.pem"));
+    swap(&b.join("key.pem"), &live.join("key.pem"));
+    let start = std::time::Instant::now();
+    while c.peer_cert().await != der(&b.join("cert.pem")) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "the new certificate was not picked up: {}",
+            edge.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for t in load {
+        let statuses = t.await.unwrap();
+        total += statuses.len();
+        assert!(
+            statuses.iter().all(|&s| s == 200),
+            "no request failed during the swap: {statuses:?}"
+        );
+    }
+    assert!(total > 10);
+    // The connection opened before the swap is still served.
+    assert_eq!(
+        open.send(Method::GET, "/healthz", &[], bytes::Bytes::new())
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+
+    // A malformed certificate file: the current certificate stays, and the error is logged.
+    std::fs::write(
+        live.join("cert.tmp"),
+        "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    std::fs::rename(live.join("cert.tmp"), live.join("cert.pem")).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(c.peer_cert().await, der(&b.join("cert.pem")));
+    assert_eq!(c.get("/healthz").await.status, 200);
+    assert!(
+        edge.logs().contains("TLS certificate reload failed"),
+        "{}",
+        edge.logs()
+    );
+}
