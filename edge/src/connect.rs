@@ -92,13 +92,9 @@ pub async fn unary(
 
     let limit = state.config.http.max_body_bytes;
     let too_large = || {
-        with_status(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &Status::new(
-                handlers::Code::ResourceExhausted,
-                format!("request body is larger than {limit} bytes"),
-            ),
-        )
+        status_response(&Status::payload_too_large(format!(
+            "request body is larger than {limit} bytes"
+        )))
     };
     let declared = parts
         .headers
