@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::Method;
 use serde_json::json;
 
-use crate::load::{Shape, Stats};
+use crate::load::Shape;
 use crate::{Client, run_edge};
 
 /// A child process killed (and reaped) on drop.
@@ -99,22 +99,49 @@ pub async fn state_get(c: &Client) -> Shape {
     }
 }
 
-/// Prints one result line.
-pub fn row(name: &str, s: &Stats) {
-    println!(
-        "{name:<36} {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   errors {}",
-        s.rps,
-        s.p50.as_secs_f64() * 1e3,
-        s.p99.as_secs_f64() * 1e3,
-        s.errors
-    );
+/// Alternates baseline and target for `rounds` rounds and reports each round's ratio and the
+/// median: on a shared machine, drift then hits both sides alike and one bad round does not decide.
+pub async fn compare(
+    name: &str,
+    base: (&Client, &Shape),
+    target: (&Client, &Shape),
+    rounds: usize,
+    warmup: std::time::Duration,
+    measure: std::time::Duration,
+) -> f64 {
+    let mut ratios = Vec::new();
+    for round in 1..=rounds.max(1) {
+        let b = crate::load::run(base.0, base.1, 64, warmup, measure).await;
+        let t = crate::load::run(target.0, target.1, 64, warmup, measure).await;
+        let r = t.rps / b.rps;
+        println!(
+            "  round {round}: baseline {:>7.0} req/s p99 {:>5.2} ms | {name} {:>7.0} req/s p50 {:>5.2} ms p99 {:>5.2} ms errors {} | {r:.2}x",
+            b.rps,
+            b.p99.as_secs_f64() * 1e3,
+            t.rps,
+            t.p50.as_secs_f64() * 1e3,
+            t.p99.as_secs_f64() * 1e3,
+            t.errors
+        );
+        ratios.push(r);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    println!("{name}: median {median:.2}x over {} rounds\n", ratios.len());
+    median
 }
 
-/// Prints the ratio line.
-pub fn ratio(base: &Stats, s: &Stats, goal: &str) {
-    println!(
-        "{:<36} {:>9.2}x req/s   ({goal})\n",
-        "ratio",
-        s.rps / base.rps
-    );
+/// `BENCH_SECS` (default 6) and `BENCH_ROUNDS` (default 3).
+pub fn settings() -> (std::time::Duration, std::time::Duration, usize) {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    (
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(env("BENCH_SECS", 6)),
+        env("BENCH_ROUNDS", 3) as usize,
+    )
 }
