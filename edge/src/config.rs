@@ -212,6 +212,8 @@ pub struct AuthConfig {
     /// Refresh token lifetime.
     #[serde(with = "humantime_serde")]
     pub refresh_token_ttl: Duration,
+    /// Login attempts per account per minute (per replica), against password guessing.
+    pub login_attempts_per_minute: u32,
 }
 
 /// Logging.
@@ -284,6 +286,7 @@ impl Default for AuthConfig {
         AuthConfig {
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            login_attempts_per_minute: 10,
         }
     }
 }
@@ -439,6 +442,9 @@ impl Config {
                 "auth.access_token_ttl must be at least 1s and at most auth.refresh_token_ttl"
                     .into(),
             );
+        }
+        if self.auth.login_attempts_per_minute == 0 {
+            return bad("auth.login_attempts_per_minute must be at least 1".into());
         }
         if self.listen == self.admin_listen && self.listen.port() != 0 {
             return bad("listen and admin_listen must differ".into());

@@ -117,6 +117,7 @@ impl AppState {
         let auth_config = AuthConfig {
             access_ttl: config.auth.access_token_ttl,
             refresh_ttl: config.auth.refresh_token_ttl,
+            login_attempts_per_minute: config.auth.login_attempts_per_minute,
             ..AuthConfig::default()
         };
         let auth = Arc::new(

@@ -221,3 +221,34 @@ async fn certificate_swapped_on_disk_under_load_and_a_bad_file_kept_out() {
         edge.logs()
     );
 }
+
+#[tokio::test]
+async fn guessing_one_account_from_many_addresses_is_limited() {
+    let (_dir, edge) = edge_with(
+        "[http]\ntrusted_proxies = [\"127.0.0.1/32\"]\n[auth]\nlogin_attempts_per_minute = 3\n",
+    );
+    // Each attempt from another address: the per-address limit never triggers.
+    let codes: Vec<u16> = attempts_from(
+        &edge,
+        &[
+            "198.51.100.1",
+            "198.51.100.2",
+            "198.51.100.3",
+            "198.51.100.4",
+        ],
+    )
+    .await;
+    assert_eq!(
+        codes,
+        [401, 401, 401, 429],
+        "the account's allowance is spent whatever the address"
+    );
+}
+
+async fn attempts_from(edge: &Edge, addrs: &[&str]) -> Vec<u16> {
+    let mut out = Vec::new();
+    for a in addrs {
+        out.push(login_from(edge, a).await.status.as_u16());
+    }
+    out
+}

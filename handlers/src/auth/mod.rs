@@ -40,6 +40,9 @@ pub struct AuthConfig {
     pub refresh_ttl: Duration,
     /// Password hashes allowed at once.
     pub hash_concurrency: usize,
+    /// Login attempts per account per minute (burst the same), against password guessing spread
+    /// over many addresses. Counted per process.
+    pub login_attempts_per_minute: u32,
 }
 
 impl Default for AuthConfig {
@@ -48,6 +51,7 @@ impl Default for AuthConfig {
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+            login_attempts_per_minute: 10,
         }
     }
 }
@@ -85,6 +89,8 @@ pub struct AuthService {
     /// token -> (player id, expiry in Unix seconds). Ed25519 verification is the costliest step of
     /// a request; a player sends the same token for its whole lifetime.
     verified: quick_cache::sync::Cache<Arc<str>, (Arc<str>, u64)>,
+    /// Login attempts per (lowercased) username.
+    attempts: governor::DefaultKeyedRateLimiter<String>,
     passwords: Passwords,
     config: AuthConfig,
 }
@@ -157,8 +163,13 @@ impl AuthService {
             store,
             keys,
             passwords,
-            config,
             verified: quick_cache::sync::Cache::new(VERIFIED_CACHE),
+            attempts: {
+                let n = std::num::NonZeroU32::new(config.login_attempts_per_minute)
+                    .unwrap_or(std::num::NonZeroU32::MIN);
+                governor::RateLimiter::keyed(governor::Quota::per_minute(n))
+            },
+            config,
         })
     }
 
@@ -269,6 +280,19 @@ impl AuthServiceHandler for AuthService {
         };
         if req.password.is_empty() || req.password.len() > 512 {
             return Err(bad());
+        }
+        // Bound memory: forget accounts whose allowance is full again.
+        if self.attempts.len() > 100_000 {
+            self.attempts.retain_recent();
+        }
+        if let Err(not_until) = self.attempts.check_key(&username) {
+            use governor::clock::Clock as _;
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            return Err(Status::new(
+                crate::status::Code::ResourceExhausted,
+                "too many login attempts for this account; try again later",
+            )
+            .with_retry_after(wait.max(Duration::from_secs(1))));
         }
         let user = match self.store.get(&format!("auth.users.{username}")).await? {
             Some(v) => Some(parse::<UserRecord>(&v.value)?),
@@ -517,6 +541,47 @@ mod tests {
         assert!(
             !intro.active,
             "tokens of a revoked session introspect inactive"
+        );
+    }
+
+    #[tokio::test]
+    async fn login_attempts_are_limited_per_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("a.redb")).unwrap());
+        let config = AuthConfig {
+            login_attempts_per_minute: 3,
+            ..AuthConfig::default()
+        };
+        let svc = AuthService::new(store, config).await.unwrap();
+        let attempt = |u: &str| LoginRequest {
+            username: u.into(),
+            password: "guess-guess".into(),
+        };
+        for _ in 0..3 {
+            let e = svc
+                .login(Context::default(), attempt("victim"))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), Code::Unauthenticated);
+        }
+        let e = svc
+            .login(Context::default(), attempt("VICTIM"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.code(),
+            Code::ResourceExhausted,
+            "case-insensitive, like usernames"
+        );
+        assert!(e.retry_after().is_some());
+        let e = svc
+            .login(Context::default(), attempt("someone-else"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.code(),
+            Code::Unauthenticated,
+            "other accounts are unaffected"
         );
     }
 
