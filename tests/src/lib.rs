@@ -79,8 +79,38 @@ impl Edge {
         Edge::spawn(tmp, data_dir, args)
     }
 
+    /// Starts edge with files limited to `blocks` 512-byte blocks (SIGXFSZ ignored), so a write
+    /// past the limit fails as it does on a full disk.
+    pub fn start_with_file_limit(blocks: u64, extra: &[&str]) -> Edge {
+        let tmp = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let data_dir = tmp.path().join("data");
+        let mut args = vec![format!("@ulimit-f={blocks}")];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Edge::spawn(tmp, data_dir, args)
+    }
+
     fn spawn(tmp: Arc<tempfile::TempDir>, data_dir: PathBuf, args: Vec<String>) -> Edge {
-        let mut child = Command::new(edge_bin())
+        let limit = args
+            .first()
+            .and_then(|a| a.strip_prefix("@ulimit-f="))
+            .map(str::to_owned);
+        let args: Vec<String> = args
+            .into_iter()
+            .filter(|a| !a.starts_with("@ulimit-f="))
+            .collect();
+        let mut cmd = match &limit {
+            Some(blocks) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!(
+                        "trap '' XFSZ; ulimit -f {blocks}; exec \"$0\" \"$@\""
+                    ))
+                    .arg(edge_bin());
+                c
+            }
+            None => Command::new(edge_bin()),
+        };
+        let mut child = cmd
             .args(&args)
             .args([
                 "--listen",

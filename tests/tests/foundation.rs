@@ -528,3 +528,62 @@ async fn configured_certificate_is_served() {
     // No development certificate was made when one was configured.
     assert!(!edge.data_dir.join("tls").exists());
 }
+
+#[tokio::test]
+async fn a_full_disk_refuses_writes_clearly_and_recovers() {
+    // 4096 blocks: room for the store's first megabytes, not for many 200 KB values.
+    let edge = Edge::start_with_file_limit(4096, &[]);
+    let (access, _, _) = login(&edge, "disk").await;
+    let c = edge.client();
+    assert_eq!(
+        c.call(PUT, Some(&access), json!({"key": "kept", "value": "small"}))
+            .await
+            .status,
+        200
+    );
+    let big = "x".repeat(200_000);
+    let mut full = None;
+    for i in 0..30 {
+        let r = c
+            .call(
+                PUT,
+                Some(&access),
+                json!({"key": format!("big{i}"), "value": big}),
+            )
+            .await;
+        if r.status != 200 {
+            full = Some(r);
+            break;
+        }
+    }
+    let r = full.expect("the file limit was reached");
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    assert_eq!(r.json()["code"], "unavailable");
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was written")
+    );
+    assert!(r.headers.contains_key("retry-after"));
+    // Committed data is intact and the store keeps serving: it reopened itself.
+    let mut ok = false;
+    for _ in 0..20 {
+        let r = c.call(GET, Some(&access), json!({"key": "kept"})).await;
+        if r.status == 200 {
+            assert_eq!(r.json()["entry"]["value"], "small");
+            ok = true;
+            break;
+        }
+        assert_eq!(r.status, 503, "{:?}", r.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "reads recover after the failed write: {}", edge.logs());
+    assert_eq!(
+        c.call(PUT, Some(&access), json!({"key": "tiny", "value": 1}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(c.get("/readyz").await.status, 200);
+}

@@ -3,8 +3,9 @@
 //! (CPU work of a few microseconds, like parsing a request) and run inline: handing each one to
 //! the blocking pool cost more in thread switches than the read itself (see the unary benchmark).
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -18,9 +19,16 @@ const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// A store in one redb file.
+///
+/// After an I/O error (a full disk) redb refuses every later transaction until the database is
+/// reopened, so the store reopens it itself on the next call: the failed write is reported
+/// ("nothing was written"), everything committed before stays, and the edge recovers without a
+/// restart once space is freed.
 #[derive(Clone)]
 pub struct RedbStore {
-    db: Arc<Database>,
+    path: Arc<PathBuf>,
+    db: Arc<RwLock<Option<Arc<Database>>>>,
+    poisoned: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -31,8 +39,20 @@ impl std::fmt::Debug for RedbStore {
 
 fn map_err<E: Into<redb::Error>>(e: E) -> StoreError {
     match e.into() {
-        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => StoreError::Full,
-        redb::Error::Io(io) if io.raw_os_error() == Some(28) => StoreError::Full,
+        // ENOSPC, EFBIG (a file size limit), EDQUOT: no room for the write.
+        redb::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull
+                    | std::io::ErrorKind::FileTooLarge
+                    | std::io::ErrorKind::QuotaExceeded
+            ) || matches!(io.raw_os_error(), Some(27 | 28 | 122)) =>
+        {
+            StoreError::Full
+        }
+        redb::Error::PreviousIo => {
+            StoreError::Unavailable("the store is reopening after an I/O error".into())
+        }
         other => StoreError::Backend(other.to_string()),
     }
 }
@@ -71,17 +91,59 @@ impl RedbStore {
             txn.open_table(META).map_err(map_err)?;
         }
         txn.commit().map_err(map_err)?;
-        Ok(RedbStore { db: Arc::new(db) })
+        Ok(RedbStore {
+            path: Arc::new(path.to_owned()),
+            db: Arc::new(RwLock::new(Some(Arc::new(db)))),
+            poisoned: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// The open database, reopening it first if an I/O error poisoned it.
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            self.reopen();
+        }
+        let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
+        guard.clone().ok_or_else(|| {
+            StoreError::Unavailable("the store is reopening after an I/O error".into())
+        })
+    }
+
+    fn reopen(&self) {
+        let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
+        if !self.poisoned.load(Ordering::Acquire) {
+            return;
+        }
+        // Drop our handle; a call still holding one finishes first, so this may take a retry.
+        drop(guard.take());
+        match Database::create(self.path.as_path()) {
+            Ok(db) => {
+                *guard = Some(Arc::new(db));
+                self.poisoned.store(false, Ordering::Release);
+                tracing::warn!(path = %self.path.display(), "store reopened after an I/O error");
+            }
+            Err(e) => tracing::warn!(error = %e, "store reopen failed; retrying on the next call"),
+        }
+    }
+
+    /// Notes errors after which redb must be reopened.
+    fn observe<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::Full | StoreError::Unavailable(_) | StoreError::Backend(_)) = &result
+        {
+            self.poisoned.store(true, Ordering::Release);
+        }
+        result
     }
 
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db))
+        let db = self.db()?;
+        let result = tokio::task::spawn_blocking(move || f(&db))
             .await
-            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?;
+        self.observe(result)
     }
 
     fn write(
@@ -128,10 +190,16 @@ impl RedbStore {
 impl Store for RedbStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         validate_key(key)?;
-        let txn = self.db.begin_read().map_err(map_err)?;
-        let kv = txn.open_table(KV).map_err(map_err)?;
-        let raw = kv.get(key).map_err(map_err)?;
-        raw.map(|r| decode(r.value())).transpose()
+        let db = self.db()?;
+        let read = || {
+            let txn = db.begin_read().map_err(map_err)?;
+            let kv = txn.open_table(KV).map_err(map_err)?;
+            let raw = kv.get(key).map_err(map_err)?;
+            raw.map(|r| decode(r.value())).transpose()
+        };
+        let result = read();
+        drop(db);
+        self.observe(result)
     }
 
     async fn put(&self, key: &str, value: Bytes, expected: Option<u64>) -> Result<u64, StoreError> {
@@ -244,6 +312,28 @@ mod tests {
     async fn concurrent_cas() {
         let (_dir, store) = open();
         conformance::concurrent_cas(Arc::new(store)).await;
+    }
+
+    #[tokio::test]
+    async fn recovers_from_a_poisoned_database() {
+        let (_dir, store) = open();
+        let v = store
+            .put("k", Bytes::from_static(b"v"), None)
+            .await
+            .unwrap();
+        // As after a failed commit: the next call reopens, and committed data is there.
+        store.poisoned.store(true, Ordering::Release);
+        assert_eq!(store.get("k").await.unwrap().unwrap().version, v);
+        assert!(!store.poisoned.load(Ordering::Acquire));
+        assert!(store.put("k2", Bytes::new(), None).await.unwrap() > v);
+        assert!(matches!(
+            map_err(redb::Error::Io(std::io::Error::from_raw_os_error(27))),
+            StoreError::Full
+        ));
+        assert!(matches!(
+            map_err(redb::Error::Io(std::io::Error::from_raw_os_error(28))),
+            StoreError::Full
+        ));
     }
 
     #[tokio::test]
