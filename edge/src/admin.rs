@@ -1,4 +1,5 @@
-//! The admin listener (loopback by default): the route table, the effective config, probes.
+//! The admin listener (loopback by default): the route table, the effective config, service API
+//! keys, probes. Anyone who can reach it administers this edge: keep it on loopback.
 
 use axum::Json;
 use axum::Router;
@@ -60,6 +61,14 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/admin/routes", get(routes))
         .route("/admin/config", get(config))
+        .route(
+            "/admin/keys",
+            get(crate::keys::admin_list).post(crate::keys::admin_create),
+        )
+        .route(
+            "/admin/keys/{name}/revoke",
+            axum::routing::post(crate::keys::admin_revoke),
+        )
         .with_state(state)
         .merge(probes)
 }

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::response::Response;
-use handlers::auth::AuthService;
+use handlers::auth::{ApiKeys, AuthService};
 use handlers::{Principal, Status};
 use proto::{Access, BoxFuture, MethodDesc};
 use tower::{Layer, Service};
@@ -18,12 +18,13 @@ use crate::error::status_response;
 #[derive(Clone)]
 pub struct AuthLayer {
     auth: Arc<AuthService>,
+    keys: Arc<ApiKeys>,
 }
 
 impl AuthLayer {
-    /// Verifies tokens with `auth`'s keys.
-    pub fn layer(auth: Arc<AuthService>) -> Self {
-        AuthLayer { auth }
+    /// Verifies access tokens with `auth`'s signing keys and service keys with `keys`.
+    pub fn layer(auth: Arc<AuthService>, keys: Arc<ApiKeys>) -> Self {
+        AuthLayer { auth, keys }
     }
 }
 
@@ -33,6 +34,7 @@ impl<S> Layer<S> for AuthLayer {
         Authenticate {
             inner,
             auth: Arc::clone(&self.auth),
+            keys: Arc::clone(&self.keys),
         }
     }
 }
@@ -42,6 +44,15 @@ impl<S> Layer<S> for AuthLayer {
 pub struct Authenticate<S> {
     inner: S,
     auth: Arc<AuthService>,
+    keys: Arc<ApiKeys>,
+}
+
+/// What a request's bearer token turned out to be.
+enum Credential {
+    None,
+    Verified(Principal),
+    Key(String),
+    Refused(Status),
 }
 
 /// The bearer token of a request, if it carries one.
@@ -108,28 +119,45 @@ where
         let method = (req.method() == http::Method::POST)
             .then(|| proto::method_by_path(req.uri().path()))
             .flatten();
-        if let Some(m) = method {
-            let principal = match (m.access, bearer(&req)) {
-                // Public methods ignore credentials entirely: a stale token must not block login.
-                (Access::Public, _) | (_, None) => None,
-                (_, Some(token)) => match self.auth.authenticate(token) {
+        // Take the instance that was polled ready; leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let Some(m) = method else {
+            return Box::pin(async move { inner.call(req).await });
+        };
+        // Public methods ignore credentials entirely: a stale token must not block login.
+        let credential = match bearer(&req).filter(|_| m.access != Access::Public) {
+            None => Credential::None,
+            // Service keys need a store read (usually cached); access tokens are checked in place.
+            Some(t) if t.starts_with(handlers::auth::keys::KEY_PREFIX) => {
+                Credential::Key(t.to_owned())
+            }
+            Some(t) => match self.auth.authenticate(t) {
+                Ok(p) => Credential::Verified(p),
+                Err(status) => Credential::Refused(status),
+            },
+        };
+        let keys = Arc::clone(&self.keys);
+        Box::pin(async move {
+            let principal = match credential {
+                Credential::None => None,
+                Credential::Verified(p) => Some(p),
+                Credential::Key(key) => match keys.verify(&key).await {
                     Ok(p) => Some(p),
-                    Err(status) => return Box::pin(async move { Ok(status_response(&status)) }),
+                    Err(status) => return Ok(status_response(&status)),
                 },
+                Credential::Refused(status) => return Ok(status_response(&status)),
             };
             if let Err(status) = authorize(principal.as_ref(), m) {
-                return Box::pin(async move { Ok(status_response(&status)) });
+                return Ok(status_response(&status));
             }
             if let Some(p) = principal {
                 req.extensions_mut().insert(p);
             }
             // Layers inside (rate limits) need the method too; spare them the lookup.
             req.extensions_mut().insert(m);
-        }
-        // Take the instance that was polled ready; leave a fresh clone behind.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move { inner.call(req).await })
+            inner.call(req).await
+        })
     }
 }
 

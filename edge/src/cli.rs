@@ -34,6 +34,59 @@ pub enum Command {
     /// Certificate tooling.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Service API keys for game servers and tools.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `edge keys ...`: on the configured store, or through the running edge that holds it.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; it is printed once, alone on the last line of stdout.
+    Create(KeysCreateArgs),
+    /// List keys (names, prefixes, scopes; never secrets).
+    List(KeysListArgs),
+    /// Revoke a key by name.
+    Revoke(KeysRevokeArgs),
+}
+
+/// `edge keys create`
+#[derive(Debug, Args)]
+pub struct KeysCreateArgs {
+    /// A unique name, e.g. `game-server-eu`.
+    #[arg(long, env = "EDGE_KEY_NAME")]
+    pub name: String,
+    /// What the key may call: `*` (every non-admin method), a service (`payment`) or a method
+    /// (`payment.Credit`; admin methods need this form). Repeat or comma-separate.
+    #[arg(
+        long = "scope",
+        env = "EDGE_KEY_SCOPES",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub scopes: Vec<String>,
+    /// Store and NATS options, as for `serve`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// `edge keys list`
+#[derive(Debug, Args)]
+pub struct KeysListArgs {
+    /// Store and NATS options, as for `serve`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// `edge keys revoke`
+#[derive(Debug, Args)]
+pub struct KeysRevokeArgs {
+    /// The key's name.
+    #[arg(long, env = "EDGE_KEY_NAME")]
+    pub name: String,
+    /// Store and NATS options, as for `serve`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// `edge config ...`
@@ -167,6 +220,9 @@ pub struct ServeArgs {
     /// Rate limiting on or off; quotas are set in the config file's [rate_limit] [default: true].
     #[arg(long, env = "EDGE_RATE_LIMIT")]
     pub rate_limit: Option<bool>,
+    /// How long a response is kept for repeats of its Idempotency-Key [default: 24h].
+    #[arg(long, env = "EDGE_IDEMPOTENCY_RETENTION", value_parser = humantime::parse_duration)]
+    pub idempotency_retention: Option<Duration>,
     /// Store backend: redb (one machine) or jetstream (shared through NATS) [default: redb].
     #[arg(long, env = "EDGE_STORE")]
     pub store: Option<crate::config::StoreBackend>,

@@ -48,6 +48,29 @@ pub struct Config {
     pub store: StoreConfig,
     /// Per-class rate limits.
     pub rate_limit: crate::ratelimit::RateLimitConfig,
+    /// Idempotency-Key records.
+    pub idempotency: IdempotencyConfig,
+}
+
+/// Idempotency-Key records.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdempotencyConfig {
+    /// How long a recorded response is answered to repeats of its key.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How often expired records are deleted.
+    #[serde(with = "humantime_serde")]
+    pub prune_every: Duration,
+}
+
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        IdempotencyConfig {
+            retention: Duration::from_secs(24 * 3600),
+            prune_every: Duration::from_secs(600),
+        }
+    }
 }
 
 /// The store backend.
@@ -244,6 +267,7 @@ impl Default for Config {
             routes: RoutesConfig::default(),
             store: StoreConfig::default(),
             rate_limit: crate::ratelimit::RateLimitConfig::default(),
+            idempotency: IdempotencyConfig::default(),
         }
     }
 }
@@ -389,6 +413,7 @@ impl Config {
         }
         set(&mut self.store.backend, &a.store);
         set(&mut self.rate_limit.enabled, &a.rate_limit);
+        set(&mut self.idempotency.retention, &a.idempotency_retention);
         if let Some(t) = &a.trusted_proxies {
             self.http.trusted_proxies = t.clone();
         }
@@ -452,6 +477,14 @@ impl Config {
         crate::client_addr::TrustedProxies::parse(&self.http.trusted_proxies)
             .map_err(ConfigError::Invalid)?;
         self.rate_limit.validate().map_err(ConfigError::Invalid)?;
+        if self.idempotency.retention < Duration::from_secs(60)
+            || self.idempotency.prune_every.is_zero()
+        {
+            return bad(
+                "idempotency.retention must be at least 1m and idempotency.prune_every above zero"
+                    .into(),
+            );
+        }
         self.validate_nats()
     }
 

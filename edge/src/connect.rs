@@ -121,11 +121,23 @@ pub async fn unary(
             }
         };
 
+    let idempotency_key = match parts.headers.get("idempotency-key") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(k) if crate::idempotency::valid_key(k) => Some(k.to_owned()),
+            _ => {
+                return status_response(&Status::invalid_argument(format!(
+                    "Idempotency-Key must be 1 to {} visible ASCII characters",
+                    crate::idempotency::MAX_KEY_LEN
+                )));
+            }
+        },
+    };
     let ctx = Context {
         principal: parts.extensions.get::<Principal>().cloned(),
         deadline: Some(deadline),
         request_id: header_str(&parts.headers, "x-request-id", 128).unwrap_or_default(),
-        idempotency_key: header_str(&parts.headers, "idempotency-key", 255),
+        idempotency_key,
         traceparent: header_str(&parts.headers, "traceparent", 128),
     };
     let call = Call {
@@ -134,7 +146,7 @@ pub async fn unary(
         body,
         ctx,
     };
-    match state.router.clone().oneshot(call).await {
+    match state.calls.clone().oneshot(call).await {
         Ok(Encoded::Unary(bytes)) => {
             let mut res = Response::new(Body::from(bytes));
             res.headers_mut().insert(

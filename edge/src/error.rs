@@ -33,7 +33,19 @@ pub fn http_for(status: &Status) -> StatusCode {
     match status.hint() {
         Some(Hint::PayloadTooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
         Some(Hint::BadGateway) => StatusCode::BAD_GATEWAY,
+        Some(Hint::Unprocessable) => StatusCode::UNPROCESSABLE_ENTITY,
         None => http_status(status.code()),
+    }
+}
+
+/// A status from its code and the HTTP status it was answered with: keeps the plain-HTTP
+/// refinements (413, 422, 502) a code alone cannot carry.
+pub fn status_with_http(code: Code, http: u16, message: impl Into<String>) -> Status {
+    match (code, http) {
+        (Code::ResourceExhausted, 413) => Status::payload_too_large(message),
+        (Code::InvalidArgument, 422) => Status::unprocessable(message),
+        (Code::Unavailable, 502) => Status::bad_gateway(message),
+        _ => Status::new(code, message),
     }
 }
 

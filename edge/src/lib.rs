@@ -11,6 +11,8 @@ pub mod connect;
 pub mod error;
 pub mod health;
 pub mod healthcheck;
+pub mod idempotency;
+pub mod keys;
 pub mod nats;
 pub mod ratelimit;
 pub mod router;
@@ -24,7 +26,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use handlers::Deps;
-use handlers::auth::{AuthConfig, AuthService};
+use handlers::auth::{ApiKeys, AuthConfig, AuthService};
 use handlers::store::{JetStreamStore, RedbStore, Store};
 
 pub use config::Config;
@@ -48,10 +50,14 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     /// The effective configuration.
     pub config: Arc<Config>,
-    /// The service router.
+    /// The service router (its route table).
     pub router: ServiceRouter,
+    /// Where calls go: the router behind idempotency records.
+    pub calls: idempotency::Idempotency<ServiceRouter>,
     /// Token verification.
     pub auth: Arc<AuthService>,
+    /// Service API keys.
+    pub keys: Arc<ApiKeys>,
     /// Readiness.
     pub health: Arc<health::Health>,
     /// The NATS connection, when one is configured.
@@ -74,37 +80,7 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// Connects to NATS (if configured), opens the configured store and builds the services.
     pub async fn open(config: Config) -> Result<AppState, BoxError> {
-        let nats = match &config.nats.url {
-            Some(_) => Some(nats::connect(&config.nats, "edge").await?),
-            None => None,
-        };
-        let store: Arc<dyn Store> = match (config.store.backend, &nats) {
-            (config::StoreBackend::Jetstream, Some(client)) => Arc::new(
-                JetStreamStore::open(
-                    client.client.clone(),
-                    &config.store.bucket,
-                    config.store.replicas,
-                )
-                .await
-                .map_err(|e| format!("cannot open the JetStream store: {e}"))?,
-            ),
-            (config::StoreBackend::Jetstream, None) => {
-                return Err("the jetstream store needs a NATS URL".into());
-            }
-            (config::StoreBackend::Redb, _) => {
-                std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-                    format!(
-                        "cannot create data directory {}: {e}",
-                        config.data_dir.display()
-                    )
-                })?;
-                let path = config.data_dir.join("edge.redb");
-                Arc::new(
-                    RedbStore::open(&path)
-                        .map_err(|e| format!("cannot open store {}: {e}", path.display()))?,
-                )
-            }
-        };
+        let (store, nats) = open_store(&config).await.map_err(|e| e.to_string())?;
         AppState::build(config, store, nats).await
     }
 
@@ -151,9 +127,17 @@ impl AppState {
         let config_rate = config.rate_limit.clone();
         Ok(AppState(Arc::new(Shared {
             health: Arc::new(health::Health::new(store, nats.clone())),
+            calls: tower::Layer::layer(
+                &idempotency::IdempotencyLayer::layer(
+                    Arc::clone(&deps.store),
+                    config.idempotency.retention,
+                ),
+                router.clone(),
+            ),
             config: Arc::new(config),
             router,
             auth,
+            keys: Arc::new(ApiKeys::new(Arc::clone(&deps.store))),
             nats,
             limits: Arc::new(ratelimit::RateLimits::new(&config_rate)),
             probes,
@@ -161,10 +145,76 @@ impl AppState {
         })))
     }
 
+    /// The store.
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.deps.store)
+    }
+
     /// The services this process implements (for `edge worker`).
     pub fn local_services(&self) -> Vec<handlers::LocalService> {
         handlers::local_services(&self.deps)
     }
+}
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The redb file is held by a running edge.
+    #[error("cannot open store {0}: it is in use by another process (a running edge?)")]
+    InUse(std::path::PathBuf),
+    /// Anything else, said plainly.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Connects to NATS (if configured) and opens the configured store.
+pub async fn open_store(
+    config: &Config,
+) -> Result<(Arc<dyn Store>, Option<nats::Nats>), OpenError> {
+    let nats = match &config.nats.url {
+        Some(_) => Some(
+            nats::connect(&config.nats, "edge")
+                .await
+                .map_err(|e| OpenError::Other(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let store: Arc<dyn Store> = match (config.store.backend, &nats) {
+        (config::StoreBackend::Jetstream, Some(client)) => Arc::new(
+            JetStreamStore::open(
+                client.client.clone(),
+                &config.store.bucket,
+                config.store.replicas,
+            )
+            .await
+            .map_err(|e| OpenError::Other(format!("cannot open the JetStream store: {e}")))?,
+        ),
+        (config::StoreBackend::Jetstream, None) => {
+            return Err(OpenError::Other(
+                "the jetstream store needs a NATS URL".into(),
+            ));
+        }
+        (config::StoreBackend::Redb, _) => {
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                OpenError::Other(format!(
+                    "cannot create data directory {}: {e}",
+                    config.data_dir.display()
+                ))
+            })?;
+            let path = config.data_dir.join("edge.redb");
+            match RedbStore::open(&path) {
+                Ok(store) => Arc::new(store),
+                Err(handlers::store::StoreError::InUse) => return Err(OpenError::InUse(path)),
+                Err(e) => {
+                    return Err(OpenError::Other(format!(
+                        "cannot open store {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+    };
+    Ok((store, nats))
 }
 
 /// The public HTTP application: one route per method of the descriptors, the middleware stack,

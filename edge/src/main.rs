@@ -18,6 +18,7 @@ async fn main() -> ExitCode {
             .map_err(Into::into),
         Some(Command::Worker(args)) => edge::nats::worker::run(args).await,
         Some(Command::Healthcheck(args)) => healthcheck(args).await,
+        Some(Command::Keys(cmd)) => edge::keys::run(cmd).await,
         Some(Command::Certs(CertsCommand::Dev(args))) => {
             edge::tls::write_dev_certs(&args.out, &args.sans)
                 .map(|c| {

@@ -134,6 +134,11 @@ async fn serve(
         config.tls.reload_interval,
         stop_background.clone(),
     ));
+    tracker.spawn(crate::idempotency::prune(
+        state.store(),
+        config.idempotency.prune_every,
+        stop_background.clone(),
+    ));
     tracker.spawn(crate::ratelimit::prune(
         Arc::clone(&state.limits),
         config.rate_limit.prune_every,

@@ -45,7 +45,7 @@ pub fn build(state: &AppState, api: Router) -> Router {
                 .enabled
                 .then(|| RateLimitLayer::layer(state.limits.clone())),
         ))
-        .route_layer(AuthLayer::layer(state.auth.clone()))
+        .route_layer(AuthLayer::layer(state.auth.clone(), state.keys.clone()))
         .layer(
             ServiceBuilder::new()
                 // Before anything logs: the token never reaches a log line or a trace.

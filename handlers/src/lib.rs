@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod context;
+pub mod payment;
 pub mod settings;
 pub mod state;
 pub mod status;
@@ -36,13 +37,16 @@ impl std::fmt::Debug for Deps {
 /// The services implemented in this process. Services of the catalog missing here answer
 /// `unimplemented` from the router.
 pub fn local_services(deps: &Deps) -> Vec<LocalService> {
-    use proto::aicore::{auth, settings, state};
+    use proto::aicore::{auth, payment, settings, state};
     vec![
         auth::v1::auth_service_dispatch(Arc::clone(&deps.auth)),
         state::v1::state_service_dispatch(Arc::new(crate::state::StateService::new(Arc::clone(
             &deps.store,
         )))),
         settings::v1::settings_service_dispatch(Arc::new(crate::settings::SettingsService::new(
+            Arc::clone(&deps.store),
+        ))),
+        payment::v1::payment_service_dispatch(Arc::new(crate::payment::PaymentService::new(
             Arc::clone(&deps.store),
         ))),
     ]

@@ -106,6 +106,9 @@ pub enum Hint {
     PayloadTooLarge,
     /// An upstream answered something that is not a valid reply (HTTP 502).
     BadGateway,
+    /// A well-formed request the server will not process as sent, e.g. an `Idempotency-Key`
+    /// reused with a different body (HTTP 422).
+    Unprocessable,
 }
 
 /// A failed call: the code, a message for the client, and when to retry.
@@ -153,6 +156,14 @@ impl Status {
         Status {
             hint: Some(Hint::BadGateway),
             ..Status::new(Code::Unavailable, message)
+        }
+    }
+
+    /// `invalid_argument`, answered as 422: well-formed, but not processable as sent.
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Status {
+            hint: Some(Hint::Unprocessable),
+            ..Status::new(Code::InvalidArgument, message)
         }
     }
 
@@ -269,6 +280,7 @@ impl From<StoreError> for Status {
                 tracing::warn!(cause = %cause, "store unavailable");
                 Status::unavailable("storage is unavailable", Duration::from_secs(1))
             }
+            StoreError::InUse => Status::internal("the store is in use by another process"),
             StoreError::Backend(cause) => Status::internal(cause),
         }
     }

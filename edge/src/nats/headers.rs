@@ -110,7 +110,8 @@ pub fn status_from_reply(h: Option<&HeaderMap>) -> Option<Status> {
         crate::error::code_for_http(numeric.and_then(|n| n.parse().ok()).unwrap_or(500))
     });
     let message = get(h, SERVICE_ERROR).unwrap_or("the worker failed the call");
-    let mut status = Status::new(code, message);
+    let http = numeric.and_then(|n| n.parse().ok()).unwrap_or(0);
+    let mut status = crate::error::status_with_http(code, http, message);
     if let Some(ms) = get(h, RETRY_AFTER_MS).and_then(|v| v.parse::<u64>().ok()) {
         status = status.with_retry_after(Duration::from_millis(ms));
     }
@@ -185,6 +186,16 @@ mod tests {
         h.insert(SERVICE_ERROR, err.status.as_str());
         h.insert(SERVICE_ERROR_CODE, err.code.to_string().as_str());
         assert_eq!(status_from_reply(Some(&h)), Some(s));
+        for s in [
+            Status::unprocessable("key reused"),
+            Status::payload_too_large("big"),
+            Status::bad_gateway("garbled"),
+        ] {
+            let (err, mut h) = error_reply(&s);
+            h.insert(SERVICE_ERROR, err.status.as_str());
+            h.insert(SERVICE_ERROR_CODE, err.code.to_string().as_str());
+            assert_eq!(status_from_reply(Some(&h)), Some(s));
+        }
         let mut legacy = HeaderMap::new();
         legacy.insert(SERVICE_ERROR_CODE, "409");
         legacy.insert(SERVICE_ERROR, "conflict");

@@ -5,7 +5,9 @@
 //! - `auth.sessions.<sid>`: one login session, revocable as a whole
 //! - `auth.refresh.<sha256(token)>`: one refresh token of a session; spent once used
 //! - `auth.signing.*`: token signing keys (see `tokens`)
+//! - `apikey.*`: service API keys (see `keys`)
 
+pub mod keys;
 mod passwords;
 mod tokens;
 
@@ -24,6 +26,7 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+pub use keys::ApiKeys;
 pub use passwords::Passwords;
 pub use tokens::{Claims, TokenKeys};
 

@@ -40,6 +40,9 @@ pub enum StoreError {
     /// The key is not a valid key.
     #[error("{0}")]
     InvalidKey(String),
+    /// The store is held by another process (redb allows one).
+    #[error("the store is in use by another process")]
+    InUse,
     /// No space left: nothing was written.
     #[error("storage full")]
     Full,

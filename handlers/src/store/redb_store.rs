@@ -79,10 +79,7 @@ impl RedbStore {
     /// Opens (or creates) `path`. Fails clearly if another process holds it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Unavailable(format!(
-                "{} is already open in another process",
-                path.display()
-            )),
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse,
             other => map_err(other),
         })?;
         let txn = db.begin_write().map_err(map_err)?;

@@ -1,0 +1,389 @@
+//! `Idempotency-Key` for every mutating method (the `mutates` option in the protos), local or
+//! remote: the first call's outcome is stored and a repeat gets it back without running the
+//! handler again; the same key with a different body is 422; a repeat while the first call runs
+//! is 409 `aborted`. Records live in the shared store, so a retry that lands on another replica
+//! sees them too.
+//!
+//! Keys are scoped to the caller and the method: one player's key never reveals another's
+//! response. Calls without a principal (public methods such as Register) are not recorded: their
+//! responses hold fresh credentials, which are not kept at rest.
+//!
+//! What is stored: success and the outcomes a retry would get again (invalid argument, failed
+//! precondition, not found, ...). Transient failures (unavailable, deadline exceeded, aborted,
+//! internal) release the key, so the client's retry runs the call again. A call whose client
+//! vanished holds the key until its deadline (the lease); then a retry may run it again. Payments
+//! are exactly once even then, because the payment ledger also keys on the Idempotency-Key.
+
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use handlers::store::{Store, StoreError};
+use handlers::{Code, Principal, Status, now_ms};
+use proto::{BoxFuture, Codec, Encoded, MethodDesc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::router::{Call, Reply};
+
+/// Store key prefix of idempotency records.
+const PREFIX: &str = "idem.";
+/// Longest accepted key (as in the IETF draft's examples and Stripe's limit).
+pub const MAX_KEY_LEN: usize = 255;
+/// Extra lease past the call's deadline, for the reply to be recorded.
+const LEASE_MARGIN: Duration = Duration::from_secs(2);
+
+/// Whether `key` is acceptable as an `Idempotency-Key`: 1 to 255 visible ASCII characters.
+pub fn valid_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= MAX_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    /// SHA-256 of the request's protobuf encoding.
+    fingerprint: String,
+    /// While running: the end of the lease. Done: the end of retention.
+    until_ms: u64,
+    #[serde(default)]
+    done: Option<Outcome>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Outcome {
+    /// The reply, protobuf, base64.
+    Ok(String),
+    /// The status: Connect code, HTTP status, message.
+    Err(String, u16, String),
+}
+
+/// Whether a failed call's outcome is what a retry would get again, so it is kept.
+fn keeps(code: Code) -> bool {
+    match code {
+        Code::InvalidArgument
+        | Code::NotFound
+        | Code::AlreadyExists
+        | Code::PermissionDenied
+        | Code::FailedPrecondition
+        | Code::OutOfRange
+        | Code::Unimplemented
+        | Code::Unauthenticated => true,
+        Code::Canceled
+        | Code::Unknown
+        | Code::DeadlineExceeded
+        | Code::ResourceExhausted
+        | Code::Aborted
+        | Code::Internal
+        | Code::Unavailable
+        | Code::DataLoss => false,
+    }
+}
+
+/// Wraps the service router with idempotency records.
+#[derive(Clone)]
+pub struct IdempotencyLayer {
+    store: Arc<dyn Store>,
+    retention: Duration,
+}
+
+impl IdempotencyLayer {
+    /// Records in `store`, kept for `retention`.
+    pub fn layer(store: Arc<dyn Store>, retention: Duration) -> Self {
+        IdempotencyLayer { store, retention }
+    }
+}
+
+impl<S> tower::Layer<S> for IdempotencyLayer {
+    type Service = Idempotency<S>;
+    fn layer(&self, inner: S) -> Idempotency<S> {
+        Idempotency {
+            inner,
+            store: Arc::clone(&self.store),
+            retention: self.retention,
+        }
+    }
+}
+
+/// The service of [`IdempotencyLayer`].
+#[derive(Clone)]
+pub struct Idempotency<S> {
+    inner: S,
+    store: Arc<dyn Store>,
+    retention: Duration,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Idempotency<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Idempotency")
+            .field("inner", &self.inner)
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> tower::Service<Call> for Idempotency<S>
+where
+    S: tower::Service<
+            Call,
+            Response = Reply,
+            Error = Status,
+            Future = BoxFuture<Result<Reply, Status>>,
+        > + Clone
+        + Send
+        + 'static,
+{
+    type Response = Reply;
+    type Error = Status;
+    type Future = BoxFuture<Result<Reply, Status>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Status>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, call: Call) -> Self::Future {
+        if !call.method.mutates || call.method.server_streaming {
+            return self.inner.call(call);
+        }
+        let (Some(key), Some(principal)) = (&call.ctx.idempotency_key, &call.ctx.principal) else {
+            return self.inner.call(call);
+        };
+        let record_key = record_key(principal, call.method, key);
+        let run = Run {
+            store: Arc::clone(&self.store),
+            retention: self.retention,
+            record_key,
+        };
+        // The clone is ready: the router's poll_ready is always ready (see router.rs).
+        let inner = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, inner);
+        Box::pin(run.call(inner, call))
+    }
+}
+
+fn record_key(principal: &Principal, method: &MethodDesc, key: &str) -> String {
+    let scope = format!("{}\n{}\n{key}", principal.describe(), method.path);
+    format!("{PREFIX}{:x}", Sha256::digest(scope.as_bytes()))
+}
+
+struct Run {
+    store: Arc<dyn Store>,
+    retention: Duration,
+    record_key: String,
+}
+
+impl Run {
+    async fn call<S>(self, mut inner: S, call: Call) -> Result<Reply, Status>
+    where
+        S: tower::Service<
+                Call,
+                Response = Reply,
+                Error = Status,
+                Future = BoxFuture<Result<Reply, Status>>,
+            >,
+    {
+        let method = call.method;
+        let codec = call.codec;
+        // Fingerprint and run on the protobuf form: JSON and protobuf clients of the same request
+        // match, and the stored reply can be answered in either.
+        let body = match codec {
+            Codec::Proto => call.body.clone(),
+            Codec::Json => Bytes::from((method.transcode.json_to_proto)(&call.body)?),
+        };
+        let fingerprint = format!("{:x}", Sha256::digest(&body));
+        let lease_end = call.ctx.deadline.unwrap_or_else(Instant::now) + LEASE_MARGIN;
+        let lease_ms = now_ms()
+            + u64::try_from(
+                lease_end
+                    .saturating_duration_since(Instant::now())
+                    .as_millis(),
+            )
+            .unwrap_or(u64::MAX / 2);
+
+        let version = match self.claim(&fingerprint, lease_ms).await? {
+            Claim::Replay(outcome) => return answer(outcome, method, codec),
+            Claim::Owned(version) => version,
+        };
+        let result = inner
+            .call(Call {
+                codec: Codec::Proto,
+                body,
+                ..call
+            })
+            .await;
+        let outcome = match &result {
+            Ok(Encoded::Unary(bytes)) => Some(Outcome::Ok(STANDARD.encode(bytes))),
+            Err(status) if keeps(status.code()) => Some(Outcome::Err(
+                status.code().as_str().to_owned(),
+                crate::error::http_for(status).as_u16(),
+                status.message().to_owned(),
+            )),
+            _ => None,
+        };
+        self.finish(version, fingerprint, outcome).await;
+        match result {
+            Ok(Encoded::Unary(bytes)) => Ok(Encoded::Unary(to_codec(bytes, method, codec)?)),
+            other => other,
+        }
+    }
+
+    async fn claim(&self, fingerprint: &str, lease_ms: u64) -> Result<Claim, Status> {
+        // Two rounds: a lost race means someone else claimed it; the second read says how.
+        for _ in 0..2 {
+            let now = now_ms();
+            let (expected, existing) = match self.store.get(&self.record_key).await? {
+                None => (0, None),
+                Some(v) => {
+                    let record: Record = serde_json::from_slice(&v.value).map_err(|e| {
+                        Status::internal(format!("corrupt idempotency record: {e}"))
+                    })?;
+                    (v.version, Some(record).filter(|r| r.until_ms > now))
+                }
+            };
+            if let Some(record) = existing {
+                if record.fingerprint != fingerprint {
+                    return Err(Status::unprocessable(
+                        "this Idempotency-Key was already used with a different request body",
+                    ));
+                }
+                return match record.done {
+                    Some(outcome) => Ok(Claim::Replay(outcome)),
+                    None => Err(Status::aborted(
+                        "a request with this Idempotency-Key is still in progress; retry after it finishes",
+                    )
+                    .with_retry_after(Duration::from_secs(1))),
+                };
+            }
+            let record = Record {
+                fingerprint: fingerprint.to_owned(),
+                until_ms: lease_ms,
+                done: None,
+            };
+            match self
+                .store
+                .put(&self.record_key, to_json(&record)?, Some(expected))
+                .await
+            {
+                Ok(version) => return Ok(Claim::Owned(version)),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Status::aborted(
+            "a request with this Idempotency-Key is still in progress; retry after it finishes",
+        )
+        .with_retry_after(Duration::from_secs(1)))
+    }
+
+    /// Records the outcome, or releases the key when there is none to keep. A failure here is
+    /// logged, not returned: the call itself happened and its answer must reach the client.
+    async fn finish(&self, version: u64, fingerprint: String, outcome: Option<Outcome>) {
+        let result = match outcome {
+            Some(done) => {
+                let retention_ms =
+                    u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX / 2);
+                let record = Record {
+                    fingerprint,
+                    until_ms: now_ms() + retention_ms,
+                    done: Some(done),
+                };
+                match to_json(&record) {
+                    Ok(bytes) => self
+                        .store
+                        .put(&self.record_key, bytes, Some(version))
+                        .await
+                        .map(drop),
+                    Err(_) => Ok(()),
+                }
+            }
+            None => self
+                .store
+                .delete(&self.record_key, Some(version))
+                .await
+                .map(drop),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "idempotency record not updated; the key stays leased until its deadline");
+        }
+    }
+}
+
+enum Claim {
+    Replay(Outcome),
+    Owned(u64),
+}
+
+fn to_json(record: &Record) -> Result<Bytes, Status> {
+    serde_json::to_vec(record)
+        .map(Bytes::from)
+        .map_err(Status::internal)
+}
+
+fn to_codec(proto: Bytes, method: &MethodDesc, codec: Codec) -> Result<Bytes, Status> {
+    match codec {
+        Codec::Proto => Ok(proto),
+        Codec::Json => Ok(Bytes::from((method.transcode.proto_to_json)(&proto)?)),
+    }
+}
+
+fn answer(outcome: Outcome, method: &MethodDesc, codec: Codec) -> Result<Reply, Status> {
+    match outcome {
+        Outcome::Ok(b64) => {
+            let proto = STANDARD
+                .decode(b64)
+                .map_err(|e| Status::internal(format!("corrupt idempotency record: {e}")))?;
+            Ok(Encoded::Unary(to_codec(Bytes::from(proto), method, codec)?))
+        }
+        Outcome::Err(code, http, message) => {
+            let code = Code::parse(&code).unwrap_or(Code::Unknown);
+            Err(crate::error::status_with_http(code, http, message))
+        }
+    }
+}
+
+/// Deletes expired records every `every` until `stop`. Every replica may run it: deletes are
+/// conditional on the version read, so replicas never remove a record someone just renewed.
+pub async fn prune(store: Arc<dyn Store>, every: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match prune_once(store.as_ref(), &stop).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "expired idempotency records pruned"),
+            Err(e) => tracing::warn!(error = %e, "pruning idempotency records failed"),
+        }
+    }
+}
+
+/// One pass over the records; returns how many were removed.
+pub async fn prune_once(store: &dyn Store, stop: &CancellationToken) -> Result<usize, StoreError> {
+    let mut after: Option<String> = None;
+    let mut removed = 0;
+    loop {
+        let page = store.list(PREFIX, after.as_deref(), 500).await?;
+        let now = now_ms();
+        for (key, v) in &page.entries {
+            let expired =
+                serde_json::from_slice::<Record>(&v.value).map_or(true, |r| r.until_ms <= now);
+            if expired {
+                match store.delete(key, Some(v.version)).await {
+                    Ok(true) => removed += 1,
+                    Ok(false) | Err(StoreError::Conflict { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        match page.next_after {
+            Some(next) if !stop.is_cancelled() => after = Some(next),
+            _ => return Ok(removed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

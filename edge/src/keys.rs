@@ -1,0 +1,211 @@
+//! `edge keys create|list|revoke`, and the admin endpoints behind them.
+//!
+//! The command opens the configured store itself (the redb file in `--data-dir`, or the JetStream
+//! bucket). A running edge holds its redb file, so then the command asks that edge instead, over
+//! its admin listener (loopback by default): `POST /admin/keys`, `GET /admin/keys`,
+//! `POST /admin/keys/{name}/revoke`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use handlers::Status;
+use handlers::auth::ApiKeys;
+use handlers::auth::keys::KeyInfo;
+use http_body_util::{BodyExt as _, Full};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::KeysCommand;
+use crate::config::Config;
+use crate::error::status_response;
+use crate::{AppState, BoxError, OpenError};
+
+/// `POST /admin/keys` body.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreateBody {
+    /// Key name.
+    pub name: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+}
+
+/// `POST /admin/keys` answer: the only time the key is shown.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Created {
+    /// The key's record.
+    #[serde(flatten)]
+    pub info: KeyInfo,
+    /// The key itself.
+    pub key: String,
+}
+
+/// `POST /admin/keys`
+pub async fn admin_create(State(state): State<AppState>, Json(body): Json<CreateBody>) -> Response {
+    match state.keys.create(&body.name, &body.scopes).await {
+        Ok((info, key)) => {
+            tracing::info!(name = %info.name, prefix = %info.prefix, scopes = ?info.scopes, "API key created");
+            Json(Created { info, key }).into_response()
+        }
+        Err(status) => status_response(&status),
+    }
+}
+
+/// `GET /admin/keys`
+pub async fn admin_list(State(state): State<AppState>) -> Response {
+    match state.keys.list().await {
+        Ok(keys) => Json(keys).into_response(),
+        Err(status) => status_response(&status),
+    }
+}
+
+/// `POST /admin/keys/{name}/revoke`
+pub async fn admin_revoke(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    match state.keys.revoke(&name).await {
+        Ok(info) => {
+            tracing::info!(name = %info.name, prefix = %info.prefix, "API key revoked");
+            Json(info).into_response()
+        }
+        Err(status) => status_response(&status),
+    }
+}
+
+/// Where the command's keys are: the store, or a running edge that holds it.
+enum Keys {
+    Store(ApiKeys),
+    Admin(SocketAddr),
+}
+
+/// Runs `edge keys ...`.
+pub async fn run(cmd: KeysCommand) -> Result<(), BoxError> {
+    let serve = match &cmd {
+        KeysCommand::Create(a) => &a.serve,
+        KeysCommand::List(a) => &a.serve,
+        KeysCommand::Revoke(a) => &a.serve,
+    };
+    let config = Config::load(serve)?;
+    let keys = match crate::open_store(&config).await {
+        Ok((store, _nats)) => Keys::Store(ApiKeys::new(store)),
+        Err(OpenError::InUse(path)) => {
+            let addr = loopback(config.admin_listen);
+            eprintln!(
+                "{} is held by a running edge; asking it at http://{addr}/admin/keys",
+                path.display()
+            );
+            Keys::Admin(addr)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match cmd {
+        KeysCommand::Create(a) => {
+            let scopes: Vec<String> = a.scopes.iter().filter(|s| !s.is_empty()).cloned().collect();
+            let created = match keys {
+                Keys::Store(k) => {
+                    let (info, key) = k.create(&a.name, &scopes).await.map_err(message)?;
+                    Created { info, key }
+                }
+                Keys::Admin(addr) => {
+                    let body = serde_json::to_vec(&CreateBody {
+                        name: a.name,
+                        scopes,
+                    })?;
+                    admin(addr, http::Method::POST, "/admin/keys", body).await?
+                }
+            };
+            eprintln!(
+                "created key {:?} (prefix {}, scopes {}); it is shown once, below:",
+                created.info.name,
+                created.info.prefix,
+                created.info.scopes.join(",")
+            );
+            println!("{}", created.key);
+        }
+        KeysCommand::List(_) => {
+            let list: Vec<KeyInfo> = match keys {
+                Keys::Store(k) => k.list().await.map_err(message)?,
+                Keys::Admin(addr) => {
+                    admin(addr, http::Method::GET, "/admin/keys", Vec::new()).await?
+                }
+            };
+            println!("{:<24} {:<14} {:<10} SCOPES", "NAME", "PREFIX", "STATE");
+            for k in list {
+                let state = if k.revoked_ms.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<24} {:<14} {:<10} {}",
+                    k.name,
+                    k.prefix,
+                    state,
+                    k.scopes.join(",")
+                );
+            }
+        }
+        KeysCommand::Revoke(a) => {
+            let info: KeyInfo = match keys {
+                Keys::Store(k) => k.revoke(&a.name).await.map_err(message)?,
+                Keys::Admin(addr) => {
+                    let path = format!("/admin/keys/{}/revoke", a.name);
+                    admin(addr, http::Method::POST, &path, Vec::new()).await?
+                }
+            };
+            println!("revoked key {:?} (prefix {})", info.name, info.prefix);
+        }
+    }
+    Ok(())
+}
+
+fn message(status: Status) -> BoxError {
+    status.message().to_owned().into()
+}
+
+/// The admin address to dial: a wildcard listen address is reached on loopback.
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+
+/// One request to the admin listener; the JSON answer, or its error message.
+async fn admin<T: serde::de::DeserializeOwned>(
+    addr: SocketAddr,
+    method: http::Method,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<T, BoxError> {
+    let run = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("cannot reach the admin listener at {addr}: {e}"))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+        let driver = tokio::spawn(conn);
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, "localhost")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        let res = sender.send_request(req).await?;
+        let status = res.status();
+        let bytes = res.into_body().collect().await?.to_bytes();
+        driver.abort();
+        if !status.is_success() {
+            let msg = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| format!("the edge answered {status}"));
+            return Err(msg.into());
+        }
+        Ok::<T, BoxError>(serde_json::from_slice(&bytes)?)
+    };
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .map_err(|_| format!("no answer from the admin listener at {addr}"))?
+}

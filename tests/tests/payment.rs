@@ -1,0 +1,343 @@
+//! End-to-end: service API keys, Idempotency-Key and the payment ledger, through the real binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+
+use edge_e2e::{Edge, Response, run_edge, scenarios};
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const CREDIT: &str = "/aicore.payment.v1.PaymentService/Credit";
+const PURCHASE: &str = "/aicore.payment.v1.PaymentService/Purchase";
+const BALANCE: &str = "/aicore.payment.v1.PaymentService/GetBalance";
+const LIST: &str = "/aicore.payment.v1.PaymentService/ListTransactions";
+const PUT: &str = "/aicore.state.v1.StateService/Put";
+
+/// `edge keys create` against a running edge (its redb file is held, so the command goes through
+/// the admin listener); returns the key from the last line of stdout.
+fn create_key(edge: &Edge, name: &str, scopes: &str) -> String {
+    let admin = edge.admin.to_string();
+    let (code, out, err) = run_edge(&[
+        "keys",
+        "create",
+        "--data-dir",
+        edge.data_dir.to_str().unwrap(),
+        "--admin-listen",
+        &admin,
+        "--name",
+        name,
+        "--scope",
+        scopes,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("held by a running edge"), "{err}");
+    let key = out.lines().last().unwrap().to_owned();
+    assert!(key.starts_with("edge_"), "{out}");
+    key
+}
+
+async fn call(edge: &Edge, path: &str, token: &str, key: Option<&str>, body: Value) -> Response {
+    let auth = format!("Bearer {token}");
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("authorization", auth.as_str()),
+    ];
+    if let Some(k) = key {
+        headers.push(("idempotency-key", k));
+    }
+    edge.client()
+        .request(
+            Method::POST,
+            path,
+            &headers,
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await
+}
+
+async fn balance(edge: &Edge, token: &str) -> i64 {
+    let r = call(edge, BALANCE, token, None, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.json()["balance"]
+        .as_str()
+        .map_or(0, |s| s.parse().unwrap())
+}
+
+async fn ledger_sum(edge: &Edge, token: &str) -> (usize, i64) {
+    let r = call(edge, LIST, token, None, json!({"limit": 100})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let txs = r.json()["transactions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let sum = txs
+        .iter()
+        .map(|t| t["amount"].as_str().unwrap().parse::<i64>().unwrap())
+        .sum();
+    (txs.len(), sum)
+}
+
+#[tokio::test]
+async fn payments_happen_exactly_once() {
+    let edge = Edge::start(&["--rate-limit", "false"]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "buyer").await;
+    let game = create_key(&edge, "game-server", "payment");
+
+    // Credit is for services: the player's token cannot, the key can (acting for the player).
+    let grant = json!({"playerId": me.player_id, "amount": 1000, "reason": "starter pack"});
+    let r = call(&edge, CREDIT, &me.access, Some("grant-1"), grant.clone()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = call(&edge, CREDIT, &game, Some("grant-1"), grant.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["balance"], "1000");
+
+    // Mutations need a key.
+    let buy = json!({"sku": "sword", "amount": 300});
+    let r = call(&edge, PURCHASE, &me.access, None, buy.clone()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key")
+    );
+
+    // 20 identical purchases at once: one charge. The others either wait their turn (409
+    // aborted while the first runs) or get the first's answer.
+    let attempts = futures_util::future::join_all((0..20).map(|_| {
+        call(
+            &edge,
+            PURCHASE,
+            &me.access,
+            Some("buy-sword-1"),
+            buy.clone(),
+        )
+    }))
+    .await;
+    let mut ids = HashSet::new();
+    for r in &attempts {
+        match r.status {
+            StatusCode::OK => {
+                ids.insert(r.json()["transaction"]["id"].as_str().unwrap().to_owned());
+            }
+            StatusCode::CONFLICT => assert_eq!(r.json()["code"], "aborted"),
+            other => panic!("unexpected {other}: {:?}", r.body),
+        }
+    }
+    assert_eq!(ids.len(), 1, "one transaction");
+    let retry = call(
+        &edge,
+        PURCHASE,
+        &me.access,
+        Some("buy-sword-1"),
+        buy.clone(),
+    )
+    .await;
+    assert_eq!(retry.status, StatusCode::OK);
+    assert!(ids.contains(retry.json()["transaction"]["id"].as_str().unwrap()));
+    assert_eq!(balance(&edge, &me.access).await, 700);
+
+    // The same key with a different body: 422, nothing charged.
+    let r = call(
+        &edge,
+        PURCHASE,
+        &me.access,
+        Some("buy-sword-1"),
+        json!({"sku": "sword", "amount": 301}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["code"], "invalid_argument");
+
+    // Never below zero.
+    let r = call(
+        &edge,
+        PURCHASE,
+        &me.access,
+        Some("buy-castle"),
+        json!({"sku": "castle", "amount": 5000}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["code"], "failed_precondition");
+
+    // After a 504 the client retries with the same key: still one charge. The tiny deadlines
+    // make the edge give up on some attempts whose work may still complete behind it.
+    let shield = json!({"sku": "shield", "amount": 100});
+    let auth = format!("Bearer {}", me.access);
+    let body = serde_json::to_vec(&shield).unwrap();
+    let mut timed_out = 0;
+    for ms in ["1", "2", "3", "5", "8"] {
+        let r = c
+            .request(
+                Method::POST,
+                PURCHASE,
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", &auth),
+                    ("idempotency-key", "buy-shield"),
+                    ("connect-timeout-ms", ms),
+                ],
+                body.clone(),
+            )
+            .await;
+        timed_out += usize::from(r.status == StatusCode::GATEWAY_TIMEOUT);
+    }
+    let mut last = None;
+    for _ in 0..50 {
+        let r = call(
+            &edge,
+            PURCHASE,
+            &me.access,
+            Some("buy-shield"),
+            shield.clone(),
+        )
+        .await;
+        if r.status == StatusCode::OK {
+            last = Some(r);
+            break;
+        }
+        assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(last.is_some(), "the retry succeeds");
+    eprintln!("{timed_out} of 5 short-deadline attempts timed out");
+    assert_eq!(balance(&edge, &me.access).await, 600);
+    assert_eq!(
+        ledger_sum(&edge, &me.access).await,
+        (3, 600),
+        "balance = sum of the ledger"
+    );
+}
+
+#[tokio::test]
+async fn service_keys_scopes_and_revocation() {
+    let edge = Edge::start(&["--rate-limit", "false"]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "scoped").await;
+    let state_only = create_key(&edge, "state-tool", "state");
+    let put = json!({"playerId": me.player_id, "key": "k", "value": 1});
+    assert_eq!(
+        call(&edge, PUT, &state_only, None, put.clone())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = call(
+        &edge,
+        BALANCE,
+        &state_only,
+        None,
+        json!({"playerId": me.player_id}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "outside the key's scopes");
+
+    // Admin methods need an explicit method scope, even for `*`.
+    let all = create_key(&edge, "everything", "*");
+    let set_scale = "/aicore.time.v1.TimeService/SetScale";
+    let r = call(&edge, set_scale, &all, None, json!({})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let ops = create_key(&edge, "ops", "time.SetScale");
+    let r = call(&edge, set_scale, &ops, None, json!({})).await;
+    assert_ne!(r.status, StatusCode::FORBIDDEN);
+    assert_ne!(r.status, StatusCode::UNAUTHORIZED);
+
+    // A wrong secret with a real prefix, and garbage, are both plain 401s.
+    let mut wrong = state_only.clone();
+    wrong.replace_range(20..24, "AAAA");
+    for bad in [wrong.as_str(), "edge_nope"] {
+        let r = call(&edge, PUT, bad, None, put.clone()).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(r.json()["message"], "invalid API key");
+    }
+
+    // Listing shows names and prefixes, never secrets; revocation applies at once here.
+    let admin = edge.admin.to_string();
+    let data = edge.data_dir.to_str().unwrap().to_owned();
+    let (code, out, err) = run_edge(&[
+        "keys",
+        "list",
+        "--data-dir",
+        &data,
+        "--admin-listen",
+        &admin,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("state-tool") && out.contains("ops"), "{out}");
+    assert!(!out.contains(&state_only[18..]), "no secret in the listing");
+    let (code, _, err) = run_edge(&[
+        "keys",
+        "revoke",
+        "--data-dir",
+        &data,
+        "--admin-listen",
+        &admin,
+        "--name",
+        "state-tool",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r = call(&edge, PUT, &state_only, None, put).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json()["message"], "this API key was revoked");
+    assert!(
+        !edge.logs().contains(&state_only[18..]),
+        "no secret in the logs"
+    );
+}
+
+#[test]
+fn keys_on_a_stopped_edge_s_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let (code, out, err) = run_edge(&[
+        "keys",
+        "create",
+        "--data-dir",
+        data,
+        "--name",
+        "gs",
+        "--scope",
+        "payment,state",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let key = out.lines().last().unwrap();
+    assert!(
+        key.starts_with("edge_") && key.len() == 5 + 12 + 1 + 43,
+        "{out}"
+    );
+    let (code, _, err) = run_edge(&[
+        "keys",
+        "create",
+        "--data-dir",
+        data,
+        "--name",
+        "gs",
+        "--scope",
+        "payment",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("exists"), "{err}");
+    let (code, _, err) = run_edge(&[
+        "keys",
+        "create",
+        "--data-dir",
+        data,
+        "--name",
+        "x",
+        "--scope",
+        "paymnt",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no service"), "{err}");
+    let (code, out, _) = run_edge(&["keys", "revoke", "--data-dir", data, "--name", "gs"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("revoked"));
+    let (_, out, _) = run_edge(&["keys", "list", "--data-dir", data]);
+    assert!(
+        out.contains("gs") && out.contains("revoked") && out.contains("payment,state"),
+        "{out}"
+    );
+}
