@@ -170,6 +170,9 @@ pub struct ServeArgs {
     /// Requests served at once before new ones are shed with 503 [default: 1024].
     #[arg(long, env = "EDGE_MAX_IN_FLIGHT")]
     pub max_in_flight: Option<usize>,
+    /// Open client connections; more are closed at once [default: 10000].
+    #[arg(long, env = "EDGE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// On SIGTERM, keep serving (readiness 503) this long so the load balancer stops sending
     /// [default: 5s].
     #[arg(long, env = "EDGE_DRAIN_DELAY", value_parser = humantime::parse_duration)]

@@ -50,6 +50,8 @@ pub struct Config {
     pub rate_limit: crate::ratelimit::RateLimitConfig,
     /// Idempotency-Key records.
     pub idempotency: IdempotencyConfig,
+    /// Per-service concurrency limits and priorities.
+    pub bulkheads: crate::admission::BulkheadsConfig,
 }
 
 /// Idempotency-Key records.
@@ -209,6 +211,12 @@ pub struct HttpConfig {
     pub max_in_flight: usize,
     /// Concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
+    /// Open client connections; more are closed at once.
+    pub max_connections: usize,
+    /// Request header fields (HTTP/1.1); more get 431.
+    pub max_headers: usize,
+    /// Total size of a request's header block; larger gets 431 (HTTP/1.1) or a stream reset (HTTP/2).
+    pub max_header_bytes: usize,
     /// Peers whose `X-Forwarded-For` is believed (the load balancer's subnets), as CIDRs.
     pub trusted_proxies: Vec<String>,
 }
@@ -268,6 +276,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             rate_limit: crate::ratelimit::RateLimitConfig::default(),
             idempotency: IdempotencyConfig::default(),
+            bulkheads: crate::admission::BulkheadsConfig::default(),
         }
     }
 }
@@ -291,6 +300,9 @@ impl Default for HttpConfig {
             idle_timeout: Duration::from_secs(75),
             max_in_flight: 1024,
             max_concurrent_streams: 256,
+            max_connections: 10_000,
+            max_headers: 64,
+            max_header_bytes: 32 * 1024,
             trusted_proxies: Vec::new(),
         }
     }
@@ -390,6 +402,7 @@ impl Config {
         set(&mut self.http.request_timeout, &a.request_timeout);
         set(&mut self.http.idle_timeout, &a.idle_timeout);
         set(&mut self.http.max_in_flight, &a.max_in_flight);
+        set(&mut self.http.max_connections, &a.max_connections);
         set(&mut self.shutdown.drain_delay, &a.drain_delay);
         set(&mut self.shutdown.timeout, &a.shutdown_timeout);
         set(&mut self.auth.access_token_ttl, &a.access_token_ttl);
@@ -447,9 +460,18 @@ impl Config {
         if !(1..=64 * 1024 * 1024).contains(&self.http.max_body_bytes) {
             return bad("http.max_body_bytes must be 1 byte to 64 MiB".into());
         }
-        if self.http.max_in_flight == 0 {
-            return bad("http.max_in_flight must be at least 1".into());
+        if self.http.max_in_flight == 0 || self.http.max_connections == 0 {
+            return bad("http.max_in_flight and http.max_connections must be at least 1".into());
         }
+        if !(8..=1024).contains(&self.http.max_headers)
+            || !(8 * 1024..=1024 * 1024).contains(&self.http.max_header_bytes)
+        {
+            return bad(
+                "http.max_headers must be 8 to 1024 and http.max_header_bytes 8 KiB to 1 MiB"
+                    .into(),
+            );
+        }
+        self.bulkheads.validate().map_err(ConfigError::Invalid)?;
         if self.http.request_timeout.is_zero() || self.http.idle_timeout.is_zero() {
             return bad("timeouts must be above zero".into());
         }
@@ -529,8 +551,9 @@ impl Config {
                 self.routes.remote.join(",")
             ));
         }
-        if self.nats.request_timeout.is_zero()
-            || self.nats.request_timeout >= self.http.request_timeout
+        if self.nats.url.is_some()
+            && (self.nats.request_timeout.is_zero()
+                || self.nats.request_timeout >= self.http.request_timeout)
         {
             return bad(format!(
                 "nats.request_timeout ({}) must be above zero and below http.request_timeout ({}) so the edge answers 504 before the client gives up",

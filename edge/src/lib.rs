@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod cli;
 pub mod client_addr;
@@ -62,6 +63,8 @@ pub struct Shared {
     pub health: Arc<health::Health>,
     /// The NATS connection, when one is configured.
     pub nats: Option<async_nats::Client>,
+    /// In-flight limits and bulkheads.
+    pub admission: Arc<admission::Admission>,
     /// Rate limiters (shared by every connection).
     pub limits: Arc<ratelimit::RateLimits>,
     /// Remote services and their responder counters, for the prober.
@@ -125,6 +128,7 @@ impl AppState {
         }
         let nats = nats.map(|n| n.client);
         let config_rate = config.rate_limit.clone();
+        let admission = admission::Admission::new(config.http.max_in_flight, &config.bulkheads);
         Ok(AppState(Arc::new(Shared {
             health: Arc::new(health::Health::new(store, nats.clone())),
             calls: tower::Layer::layer(
@@ -140,6 +144,7 @@ impl AppState {
             keys: Arc::new(ApiKeys::new(Arc::clone(&deps.store))),
             nats,
             limits: Arc::new(ratelimit::RateLimits::new(&config_rate)),
+            admission,
             probes,
             deps,
         })))

@@ -30,6 +30,10 @@ struct ConnOpts {
     handshake_timeout: Duration,
     idle_timeout: Duration,
     max_concurrent_streams: u32,
+    max_headers: usize,
+    max_header_bytes: usize,
+    /// One permit per open client connection.
+    connections: Arc<tokio::sync::Semaphore>,
 }
 
 /// SIGTERM and SIGINT, as a stream of names.
@@ -114,6 +118,9 @@ async fn serve(
         handshake_timeout: config.tls.handshake_timeout,
         idle_timeout: config.http.idle_timeout,
         max_concurrent_streams: config.http.max_concurrent_streams,
+        max_headers: config.http.max_headers,
+        max_header_bytes: config.http.max_header_bytes,
+        connections: Arc::new(tokio::sync::Semaphore::new(config.http.max_connections)),
     });
     let tracker = TaskTracker::new();
     let graceful = GracefulShutdown::new();
@@ -232,7 +239,18 @@ async fn accept_until<F: Future>(
             out = &mut until => return out,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    tracker.spawn(connection(tcp, peer, acceptor.clone(), app.clone(), Arc::clone(opts), graceful.watcher()));
+                    // Over the cap the connection is closed at once: a reset the client (or the
+                    // load balancer) retries elsewhere beats a socket that waits in the backlog.
+                    let Ok(slot) = Arc::clone(&opts.connections).try_acquire_owned() else {
+                        tracing::debug!(peer = %peer, "connection cap reached; closing");
+                        drop(tcp);
+                        continue;
+                    };
+                    let conn = connection(tcp, peer, acceptor.clone(), app.clone(), Arc::clone(opts), graceful.watcher());
+                    tracker.spawn(async move {
+                        conn.await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -265,9 +283,28 @@ async fn connection(
         }
     };
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let max_header_bytes = opts.max_header_bytes;
     let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
         req.extensions_mut().insert(PeerAddr(peer));
-        app.clone().oneshot(req.map(Body::new))
+        let app = app.clone();
+        async move {
+            // hyper bounds its read buffer, not the header block itself: count it here, for
+            // HTTP/1.1 and HTTP/2 alike, before anything looks at the headers.
+            let size: usize = req
+                .headers()
+                .iter()
+                .map(|(k, v)| k.as_str().len() + v.len() + 4)
+                .sum();
+            if size > max_header_bytes {
+                return Ok(crate::error::with_status(
+                    http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    &handlers::Status::invalid_argument(format!(
+                        "request headers are larger than {max_header_bytes} bytes"
+                    )),
+                ));
+            }
+            app.oneshot(req.map(Body::new)).await
+        }
     });
     let io = TokioIo::new(tls);
     let result = if h2 {
@@ -277,7 +314,7 @@ async fn connection(
             .keep_alive_interval(Some(Duration::from_secs(20)))
             .keep_alive_timeout(Duration::from_secs(20))
             .max_concurrent_streams(opts.max_concurrent_streams)
-            .max_header_list_size(64 * 1024);
+            .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX));
         watcher.watch(builder.serve_connection(io, service)).await
     } else {
         let mut builder = hyper::server::conn::http1::Builder::new();
@@ -286,7 +323,10 @@ async fn connection(
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(opts.idle_timeout)
-            .max_buf_size(128 * 1024);
+            // The read buffer holds the request line and header block; the exact header limit
+            // (431) is checked per request below.
+            .max_buf_size(opts.max_header_bytes + 16 * 1024)
+            .max_headers(opts.max_headers);
         watcher.watch(builder.serve_connection(io, service)).await
     };
     if let Err(e) = result {

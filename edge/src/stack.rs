@@ -1,9 +1,6 @@
 //! The whole middleware stack, in one place. Outermost first; each layer says why it sits there.
 
-use std::time::Duration;
-
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use axum::response::Response;
 use handlers::Status;
 use tower::ServiceBuilder;
@@ -13,6 +10,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::AppState;
 use crate::access_log::AccessLogLayer;
+use crate::admission::AdmissionLayer;
 use crate::auth::AuthLayer;
 use crate::client_addr::{ClientAddrLayer, TrustedProxies};
 use crate::error::status_response;
@@ -21,13 +19,6 @@ use tower::util::option_layer;
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     status_response(&Status::internal("a handler panicked"))
-}
-
-async fn shed(_: tower::BoxError) -> Response {
-    status_response(&Status::unavailable(
-        "the server is at capacity; retry shortly",
-        Duration::from_secs(1),
-    ))
 }
 
 /// Wraps the API routes (not the probes) in every layer.
@@ -62,11 +53,9 @@ pub fn build(state: &AppState, api: Router) -> Router {
                 .layer(AccessLogLayer::layer(access_log))
                 // A panicking handler becomes a 500 for that request, not a dropped connection.
                 .layer(CatchPanicLayer::custom(panic_response))
-                // Turns "over capacity" into 503 + Retry-After.
-                .layer(HandleErrorLayer::new(shed))
-                // Rejects at once when the limit below is full: nothing waits in a queue.
-                .load_shed()
-                // The global bound on requests in flight, always behind the shedder.
-                .concurrency_limit(state.config.http.max_in_flight),
+                // The global in-flight limit and the per-service bulkheads, innermost of the outer
+                // layers so a refusal is logged; it sheds at once (503 + Retry-After), never queues,
+                // and runs before authentication so a flood is refused before any token work.
+                .layer(AdmissionLayer::layer(state.admission.clone())),
         )
 }

@@ -35,6 +35,11 @@ pub async fn login(c: &Client, user: &str) -> Session {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
+    login_again(c, user).await
+}
+
+/// Logs `user` in (registered by [`login`]).
+pub async fn login_again(c: &Client, user: &str) -> Session {
     let r = c
         .call(
             LOGIN,
