@@ -586,6 +586,55 @@ async fn replicas_and_workers_share_the_jetstream_store() {
         .map(|e| e["num_requests"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!(served, 4, "register x2, login, refresh: {stats}");
+
+    // A service key made with the CLI straight into the JetStream store works on every replica.
+    let (code, out, err) = edge_e2e::run_edge(&[
+        "keys",
+        "create",
+        "--nats",
+        &url,
+        "--store",
+        "jetstream",
+        "--name",
+        "gs",
+        "--scope",
+        "payment",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let key = out.lines().last().unwrap().to_owned();
+    let player = login["playerId"].as_str().unwrap();
+    let credit = json!({"playerId": player, "amount": 50, "reason": "shared"});
+    let paid = |c: &edge_e2e::Client, token: String, body: serde_json::Value| {
+        let c = c.clone();
+        async move {
+            let auth = format!("Bearer {token}");
+            c.request(
+                http::Method::POST,
+                "/aicore.payment.v1.PaymentService/Credit",
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", &auth),
+                    ("idempotency-key", "shared-credit"),
+                ],
+                serde_json::to_vec(&body).unwrap(),
+            )
+            .await
+        }
+    };
+    let first = paid(&ca, key.clone(), credit.clone()).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    // The retry lands on the other replica: the idempotency record is shared, one credit.
+    let again = paid(&cb, key.clone(), credit).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json()["transaction"], first.json()["transaction"]);
+    let balance = cb
+        .call(
+            "/aicore.payment.v1.PaymentService/GetBalance",
+            Some(&access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(balance.json()["balance"], "50");
 }
 
 #[tokio::test]
