@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use edge_e2e::bench::{certs, compare, hello, settings, start_bare, state_get};
+use edge_e2e::bench::{as_proto, certs, compare, hello, settings, start_bare, state_get};
 use edge_e2e::nats::Nats;
 use edge_e2e::{Client, Edge};
 
@@ -50,8 +50,8 @@ async fn main() {
         "\nNATS benchmark: 64 connections, HTTP/1.1 over TLS, {}s x {rounds} rounds; baseline = bare axum+rustls + raw NATS request/reply; goal >= 0.80x",
         measure.as_secs()
     );
-    compare(
-        "edge state Get via NATS worker",
+    let json = compare(
+        "edge state Get via NATS worker (JSON client)",
         (&bare, &hello()),
         (&c, &shape),
         rounds,
@@ -59,4 +59,17 @@ async fn main() {
         measure,
     )
     .await;
+    // Protobuf clients: the body passes through to the worker and back untouched.
+    let proto = compare(
+        "edge state Get via NATS worker (protobuf client)",
+        (&bare, &hello()),
+        (&c, &as_proto(&shape)),
+        rounds,
+        warmup,
+        measure,
+    )
+    .await;
+    println!(
+        "NATS route: JSON {json:.2}x, protobuf {proto:.2}x of the bare baseline (goal >= 0.80x)"
+    );
 }

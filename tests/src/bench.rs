@@ -99,6 +99,26 @@ pub async fn state_get(c: &Client) -> Shape {
     }
 }
 
+/// The same state Get as `shape` (from [`state_get`]), in protobuf: what passes through the edge
+/// to a NATS worker untouched.
+pub fn as_proto(shape: &Shape) -> Shape {
+    let mut body = vec![0x0a, 10];
+    body.extend_from_slice(b"save.slot1");
+    let mut headers: Vec<(String, String)> = shape
+        .headers
+        .iter()
+        .filter(|(k, _)| k != "content-type")
+        .cloned()
+        .collect();
+    headers.push(("content-type".into(), "application/proto".into()));
+    Shape {
+        method: shape.method.clone(),
+        path: shape.path.clone(),
+        headers,
+        body: Bytes::from(body),
+    }
+}
+
 /// Alternates baseline and target for `rounds` rounds and reports each round's ratio and the
 /// median: on a shared machine, drift then hits both sides alike and one bad round does not decide.
 pub async fn compare(

@@ -80,7 +80,8 @@ impl Endpoint for NatsEndpoint {
                 Codec::Proto => call.body,
                 Codec::Json => Bytes::from((call.method.transcode.json_to_proto)(&call.body)?),
             };
-            let max = client.server_info().max_payload;
+            // An atomic load; `server_info()` would clone the whole INFO (a dozen strings) per call.
+            let max = client.max_payload();
             if payload.len() > max {
                 return Err(Status::payload_too_large(format!(
                     "request is {} bytes; the message bus carries at most {max}",
