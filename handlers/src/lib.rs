@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod context;
+pub mod llm;
 pub mod payment;
 pub mod settings;
 pub mod state;

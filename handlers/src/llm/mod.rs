@@ -1,0 +1,3 @@
+//! Building blocks of the `llm` service (the service itself lands with the streaming issue).
+
+pub mod grammar;
