@@ -83,6 +83,22 @@ fn keeps(code: Code) -> bool {
     }
 }
 
+/// What idempotency wraps: a service of calls shaped like the router.
+pub trait CallService:
+    tower::Service<Call, Response = Reply, Error = Status, Future = BoxFuture<Result<Reply, Status>>>
+{
+}
+
+impl<T> CallService for T where
+    T: tower::Service<
+            Call,
+            Response = Reply,
+            Error = Status,
+            Future = BoxFuture<Result<Reply, Status>>,
+        >
+{
+}
+
 /// Wraps the service router with idempotency records.
 #[derive(Clone)]
 pub struct IdempotencyLayer {
@@ -127,14 +143,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Idempotency<S> {
 
 impl<S> tower::Service<Call> for Idempotency<S>
 where
-    S: tower::Service<
-            Call,
-            Response = Reply,
-            Error = Status,
-            Future = BoxFuture<Result<Reply, Status>>,
-        > + Clone
-        + Send
-        + 'static,
+    S: CallService + Clone + Send + 'static,
 {
     type Response = Reply;
     type Error = Status;
@@ -178,12 +187,7 @@ struct Run {
 impl Run {
     async fn call<S>(self, mut inner: S, call: Call) -> Result<Reply, Status>
     where
-        S: tower::Service<
-                Call,
-                Response = Reply,
-                Error = Status,
-                Future = BoxFuture<Result<Reply, Status>>,
-            >,
+        S: CallService,
     {
         let method = call.method;
         let codec = call.codec;

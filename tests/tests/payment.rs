@@ -292,50 +292,30 @@ async fn service_keys_scopes_and_revocation() {
 fn keys_on_a_stopped_edge_s_store() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let (code, out, err) = run_edge(&[
-        "keys",
-        "create",
-        "--data-dir",
-        data,
-        "--name",
-        "gs",
-        "--scope",
-        "payment,state",
-    ]);
+    // `edge keys <args> --data-dir <data>`: the store is opened directly (no edge runs).
+    let keys = |args: &[&str]| {
+        let mut all = vec!["keys"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--data-dir", data]);
+        run_edge(&all)
+    };
+    let (code, out, err) = keys(&["create", "--name", "gs", "--scope", "payment,state"]);
     assert_eq!(code, 0, "{err}");
     let key = out.lines().last().unwrap();
     assert!(
         key.starts_with("edge_") && key.len() == 5 + 12 + 1 + 43,
         "{out}"
     );
-    let (code, _, err) = run_edge(&[
-        "keys",
-        "create",
-        "--data-dir",
-        data,
-        "--name",
-        "gs",
-        "--scope",
-        "payment",
-    ]);
+    let (code, _, err) = keys(&["create", "--name", "gs", "--scope", "payment"]);
     assert_eq!(code, 1);
     assert!(err.contains("exists"), "{err}");
-    let (code, _, err) = run_edge(&[
-        "keys",
-        "create",
-        "--data-dir",
-        data,
-        "--name",
-        "x",
-        "--scope",
-        "paymnt",
-    ]);
+    let (code, _, err) = keys(&["create", "--name", "x", "--scope", "paymnt"]);
     assert_eq!(code, 1);
     assert!(err.contains("no service"), "{err}");
-    let (code, out, _) = run_edge(&["keys", "revoke", "--data-dir", data, "--name", "gs"]);
+    let (code, out, _) = keys(&["revoke", "--name", "gs"]);
     assert_eq!(code, 0);
     assert!(out.contains("revoked"));
-    let (_, out, _) = run_edge(&["keys", "list", "--data-dir", data]);
+    let (_, out, _) = keys(&["list"]);
     assert!(
         out.contains("gs") && out.contains("revoked") && out.contains("payment,state"),
         "{out}"
