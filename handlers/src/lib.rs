@@ -1,15 +1,18 @@
 //! The business logic of Edge's services, the store they share, and the status every call ends
 //! with. Nothing here knows about HTTP or NATS: handlers take a [`Context`] and a typed request.
 
+pub mod airouter;
 pub mod auth;
 pub mod context;
 pub mod llm;
+pub mod models;
 pub mod payment;
 pub mod settings;
 pub mod state;
 pub mod status;
 pub mod store;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use context::{Context, Principal};
@@ -25,6 +28,8 @@ pub struct Deps {
     pub store: Arc<dyn store::Store>,
     /// Auth (also verifies tokens for the edge).
     pub auth: Arc<auth::AuthService>,
+    /// LLM providers by the catalog's provider name ("grammar", "openai", "nats").
+    pub providers: HashMap<String, Arc<dyn llm::Provider>>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -38,7 +43,8 @@ impl std::fmt::Debug for Deps {
 /// The services implemented in this process. Services of the catalog missing here answer
 /// `unimplemented` from the router.
 pub fn local_services(deps: &Deps) -> Vec<LocalService> {
-    use proto::aicore::{auth, payment, settings, state};
+    use proto::aicore::{airouter, auth, llm, models, payment, settings, state};
+    let catalog = crate::models::Catalog::new(Arc::clone(&deps.store));
     vec![
         auth::v1::auth_service_dispatch(Arc::clone(&deps.auth)),
         state::v1::state_service_dispatch(Arc::new(crate::state::StateService::new(Arc::clone(
@@ -49,6 +55,16 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
         ))),
         payment::v1::payment_service_dispatch(Arc::new(crate::payment::PaymentService::new(
             Arc::clone(&deps.store),
+        ))),
+        models::v1::model_service_dispatch(Arc::new(crate::models::ModelService::new(
+            catalog.clone(),
+        ))),
+        airouter::v1::ai_router_service_dispatch(Arc::new(crate::airouter::AiRouterService::new(
+            catalog.clone(),
+        ))),
+        llm::v1::llm_service_dispatch(Arc::new(crate::llm::LlmService::new(
+            catalog,
+            deps.providers.clone(),
         ))),
     ]
 }

@@ -184,6 +184,99 @@ pub fn generate(seed: u64, prompt: &str, max_tokens: usize) -> (Vec<String>, Fin
     (tokens, finish)
 }
 
+/// The `grammar` provider: [`generate`] for the last user message, token by token, with an
+/// optional pause between tokens (to look like a model in demos and to test slow streams).
+#[derive(Debug, Clone, Default)]
+pub struct GrammarProvider {
+    /// Pause between tokens; zero streams as fast as the reader reads.
+    pub token_interval: std::time::Duration,
+}
+
+/// Cuts `tokens` where any of `stops` first appears in their text; true if it did.
+fn apply_stops(tokens: &mut Vec<String>, stops: &[String]) -> bool {
+    if stops.is_empty() {
+        return false;
+    }
+    let mut text = String::new();
+    let mut found = None;
+    for token in tokens.iter() {
+        text.push_str(token);
+        found = stops.iter().filter_map(|s| text.find(s.as_str())).min();
+        if found.is_some() {
+            break;
+        }
+    }
+    let Some(at) = found else {
+        return false;
+    };
+    // Keep the text before the stop sequence (it may begin in an earlier token).
+    let mut left = at;
+    let mut kept = Vec::new();
+    for t in tokens.drain(..) {
+        if left == 0 {
+            break;
+        }
+        let n = t.len().min(left);
+        left -= n;
+        kept.push(t.get(..n).unwrap_or_default().to_owned());
+    }
+    *tokens = kept;
+    true
+}
+
+#[async_trait::async_trait]
+impl super::Provider for GrammarProvider {
+    async fn start(
+        &self,
+        _model: &proto::aicore::models::v1::Model,
+        req: &proto::aicore::llm::v1::InferRequest,
+        _ctx: &crate::Context,
+    ) -> Result<super::Pieces, crate::Status> {
+        use futures_util::StreamExt as _;
+        let prompt = req
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == "user")
+            .or(req.messages.last())
+            .map_or("", |m| m.content.as_str());
+        let seed = req.seed.unwrap_or_else(rand::random);
+        let max = usize::try_from(super::max_tokens(req)).unwrap_or(usize::MAX);
+        let (mut tokens, finish) = generate(seed, prompt, max);
+        let finish = if apply_stops(&mut tokens, &req.stop) {
+            Finish::Stop
+        } else {
+            finish
+        };
+        let end = super::Piece::End {
+            finish: finish.as_str().to_owned(),
+            usage: None,
+        };
+        let pieces = futures_util::stream::iter(
+            tokens
+                .into_iter()
+                .map(super::Piece::Text)
+                .chain(std::iter::once(end))
+                .map(Ok),
+        );
+        let interval = self.token_interval;
+        if interval.is_zero() {
+            return Ok(Box::pin(pieces));
+        }
+        // The first token comes at once; each later one after the interval.
+        let mut first = true;
+        Ok(Box::pin(pieces.then(move |p| {
+            let wait = !std::mem::take(&mut first);
+            async move {
+                if wait {
+                    tokio::time::sleep(interval).await;
+                }
+                p
+            }
+        })))
+    }
+}
+
 fn capitalize(w: &str) -> String {
     let mut c = w.chars();
     c.next()
@@ -249,6 +342,23 @@ mod tests {
         let (t, f) = generate(7, "hello", 3);
         assert_eq!((t.len(), f), (3, Finish::Length));
         assert!(!t[0].starts_with(' ') && t[1].starts_with(' '));
+    }
+
+    #[test]
+    fn stop_sequences_cut_the_text() {
+        let mut t: Vec<String> = ["The", " old", " mill.", " Then"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        assert!(apply_stops(&mut t, &["mill".into()]));
+        assert_eq!(t.concat(), "The old ");
+        let mut t = vec!["ab".to_owned(), "cd".to_owned()];
+        assert!(!apply_stops(&mut t, &["x".into()]));
+        assert!(apply_stops(&mut t, &["ab".into()]));
+        assert!(t.is_empty());
+        let mut t = vec!["The".to_owned(), " old".to_owned(), " mill".to_owned()];
+        assert!(apply_stops(&mut t, &["old mi".into()]));
+        assert_eq!(t.concat(), "The ");
     }
 
     #[test]
