@@ -115,10 +115,8 @@ where
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        // Only POSTs to Connect paths are calls; anything else passes on (to its 404 or 405).
-        let method = (req.method() == http::Method::POST)
-            .then(|| proto::method_by_path(req.uri().path()))
-            .flatten();
+        // Only calls of methods (and their aliases) are checked; anything else passes on (404/405).
+        let method = crate::connect::route_method(req.method(), req.uri().path());
         // Take the instance that was polled ready; leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

@@ -223,6 +223,19 @@ pub struct ServeArgs {
     /// Rate limiting on or off; quotas are set in the config file's [rate_limit] [default: true].
     #[arg(long, env = "EDGE_RATE_LIMIT")]
     pub rate_limit: Option<bool>,
+    /// API keys for OpenAI-compatible model providers, `origin=key,...`, e.g.
+    /// `https://api.openai.com=sk-...`; a key is sent only to its origin [default: none].
+    #[arg(long, env = "EDGE_LLM_API_KEYS", hide_env_values = true)]
+    pub llm_api_keys: Option<String>,
+    /// Pause between the built-in grammar model's tokens [default: 0s].
+    #[arg(long, env = "EDGE_GRAMMAR_TOKEN_INTERVAL", value_parser = humantime::parse_duration)]
+    pub grammar_token_interval: Option<Duration>,
+    /// SSE heartbeat: a comment after this much silence [default: 15s].
+    #[arg(long, env = "EDGE_SSE_HEARTBEAT", value_parser = humantime::parse_duration)]
+    pub sse_heartbeat: Option<Duration>,
+    /// Open SSE streams allowed in this process; over it, 503 [default: 10000].
+    #[arg(long, env = "EDGE_MAX_STREAMS")]
+    pub max_streams: Option<usize>,
     /// How long a response is kept for repeats of its Idempotency-Key [default: 24h].
     #[arg(long, env = "EDGE_IDEMPOTENCY_RETENTION", value_parser = humantime::parse_duration)]
     pub idempotency_retention: Option<Duration>,

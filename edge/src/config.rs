@@ -52,6 +52,10 @@ pub struct Config {
     pub idempotency: IdempotencyConfig,
     /// Per-service concurrency limits and priorities.
     pub bulkheads: crate::admission::BulkheadsConfig,
+    /// SSE streams: heartbeat, limits.
+    pub streams: crate::sse::StreamsConfig,
+    /// LLM providers and configured models.
+    pub llm: crate::llm::LlmConfig,
 }
 
 /// Idempotency-Key records.
@@ -277,6 +281,8 @@ impl Default for Config {
             rate_limit: crate::ratelimit::RateLimitConfig::default(),
             idempotency: IdempotencyConfig::default(),
             bulkheads: crate::admission::BulkheadsConfig::default(),
+            streams: crate::sse::StreamsConfig::default(),
+            llm: crate::llm::LlmConfig::default(),
         }
     }
 }
@@ -427,6 +433,15 @@ impl Config {
         set(&mut self.store.backend, &a.store);
         set(&mut self.rate_limit.enabled, &a.rate_limit);
         set(&mut self.idempotency.retention, &a.idempotency_retention);
+        if let Some(keys) = &a.llm_api_keys {
+            self.llm.add_api_keys(keys);
+        }
+        set(
+            &mut self.llm.grammar_token_interval,
+            &a.grammar_token_interval,
+        );
+        set(&mut self.streams.heartbeat, &a.sse_heartbeat);
+        set(&mut self.streams.max_concurrent, &a.max_streams);
         if let Some(t) = &a.trusted_proxies {
             self.http.trusted_proxies = t.clone();
         }
@@ -499,6 +514,8 @@ impl Config {
         crate::client_addr::TrustedProxies::parse(&self.http.trusted_proxies)
             .map_err(ConfigError::Invalid)?;
         self.rate_limit.validate().map_err(ConfigError::Invalid)?;
+        self.streams.validate().map_err(ConfigError::Invalid)?;
+        self.llm.validate().map_err(ConfigError::Invalid)?;
         if self.idempotency.retention < Duration::from_secs(60)
             || self.idempotency.prune_every.is_zero()
         {

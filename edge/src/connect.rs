@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use handlers::{Context, Principal, Status};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
@@ -77,15 +78,42 @@ pub async fn unary(
             "Content-Encoding is not supported; send identity",
         ));
     }
-    if method.server_streaming {
-        return status_response(&Status::unimplemented(format!(
-            "{} is a streaming method; call it with Accept: text/event-stream",
-            method.path
-        )));
-    }
+    // A stream holds its slot from here to its last event; refused at once when full.
+    let stream_permit = if method.server_streaming {
+        if !crate::sse::wants_sse(&parts.headers) {
+            return status_response(&Status::unimplemented(format!(
+                "{} is a streaming method; call it with Accept: text/event-stream",
+                method.path
+            )));
+        }
+        if codec != Codec::Json {
+            return with_status(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &Status::invalid_argument(
+                    "a streaming call's body is application/json (its events are JSON)",
+                ),
+            );
+        }
+        match state.streams.admit() {
+            Ok(p) => Some(p),
+            Err(status) => return status_response(&status),
+        }
+    } else {
+        None
+    };
+    // LLM calls may take as long as the model providers are allowed to.
+    let cap = if method.service == "llm" {
+        state
+            .config
+            .http
+            .request_timeout
+            .max(state.config.llm.request_timeout)
+    } else {
+        state.config.http.request_timeout
+    };
     let budget = match timeout(&parts.headers) {
-        Ok(Some(t)) => t.min(state.config.http.request_timeout),
-        Ok(None) => state.config.http.request_timeout,
+        Ok(Some(t)) => t.min(cap),
+        Ok(None) => cap,
         Err(status) => return status_response(&status),
     };
     let deadline = Instant::now() + budget;
@@ -135,7 +163,11 @@ pub async fn unary(
     };
     let ctx = Context {
         principal: parts.extensions.get::<Principal>().cloned(),
-        deadline: Some(deadline),
+        // A stream lives until its maximum duration; the body deadline above still applied.
+        deadline: Some(match stream_permit {
+            Some(_) => Instant::now() + state.streams.config.max_duration,
+            None => deadline,
+        }),
         request_id: header_str(&parts.headers, "x-request-id", 128).unwrap_or_default(),
         idempotency_key,
         traceparent: header_str(&parts.headers, "traceparent", 128),
@@ -147,6 +179,9 @@ pub async fn unary(
         ctx,
     };
     match state.calls.clone().oneshot(call).await {
+        Ok(Encoded::Unary(_)) if stream_permit.is_some() => status_response(&Status::internal(
+            format!("{} returned one message to a streaming call", method.path),
+        )),
         Ok(Encoded::Unary(bytes)) => {
             let mut res = Response::new(Body::from(bytes));
             res.headers_mut().insert(
@@ -155,11 +190,37 @@ pub async fn unary(
             );
             res
         }
-        Ok(Encoded::Stream(_)) => status_response(&Status::internal(format!(
-            "{} returned a stream to a unary call",
-            method.path
-        ))),
+        Ok(Encoded::Stream(stream)) => match stream_permit {
+            Some(permit) => {
+                let frames = stream.map(|m| m.map(|data| crate::sse::frame(None, None, &data)));
+                crate::sse::respond(
+                    &state.streams,
+                    permit,
+                    Box::pin(frames),
+                    crate::sse::Shape::connect(),
+                )
+                .await
+            }
+            None => status_response(&Status::internal(format!(
+                "{} returned a stream to a unary call",
+                method.path
+            ))),
+        },
         Err(status) => status_response(&status),
+    }
+}
+
+/// The method a request calls, from the descriptors: a Connect path (POST), or an alias that
+/// follows a method's rules (`POST /v1/chat/completions` is llm InferStream, `GET /v1/events` is
+/// events Subscribe). Authentication, rate limits and bulkheads key on it.
+pub fn route_method(method: &http::Method, path: &str) -> Option<&'static MethodDesc> {
+    match (method.as_str(), path) {
+        ("POST", "/v1/chat/completions") => crate::chat::method(),
+        ("GET", "/v1/events") => {
+            proto::method_by_path("/aicore.events.v1.EventBusService/Subscribe")
+        }
+        ("POST", _) => proto::method_by_path(path),
+        _ => None,
     }
 }
 

@@ -5,6 +5,7 @@ pub mod access_log;
 pub mod admin;
 pub mod admission;
 pub mod auth;
+pub mod chat;
 pub mod cli;
 pub mod client_addr;
 pub mod config;
@@ -14,10 +15,13 @@ pub mod health;
 pub mod healthcheck;
 pub mod idempotency;
 pub mod keys;
+pub mod llm;
 pub mod nats;
+pub mod quota;
 pub mod ratelimit;
 pub mod router;
 pub mod server;
+pub mod sse;
 pub mod stack;
 pub mod telemetry;
 pub mod tls;
@@ -53,8 +57,10 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// The service router (its route table).
     pub router: ServiceRouter,
-    /// Where calls go: the router behind idempotency records.
-    pub calls: idempotency::Idempotency<ServiceRouter>,
+    /// Where calls go: the router behind the LLM token meter, behind idempotency records.
+    pub calls: idempotency::Idempotency<quota::TokenMeter<ServiceRouter>>,
+    /// Open SSE streams and their limits.
+    pub streams: Arc<sse::Streams>,
     /// Token verification.
     pub auth: Arc<AuthService>,
     /// Service API keys.
@@ -107,7 +113,13 @@ impl AppState {
         let deps = Deps {
             store: Arc::clone(&store),
             auth: Arc::clone(&auth),
+            providers: llm::providers(&config.llm, None)?,
         };
+        llm::seed_catalog(
+            &handlers::models::Catalog::new(Arc::clone(&store)),
+            &config.llm,
+        )
+        .await?;
         let mut router = ServiceRouter::new(handlers::local_services(&deps));
         let mut probes = Vec::new();
         if let Some(client) = &nats {
@@ -129,6 +141,16 @@ impl AppState {
         let nats = nats.map(|n| n.client);
         let config_rate = config.rate_limit.clone();
         let admission = admission::Admission::new(config.http.max_in_flight, &config.bulkheads);
+        let limits = Arc::new(ratelimit::RateLimits::new(&config_rate));
+        let metered = tower::Layer::layer(
+            &quota::TokenQuotaLayer::layer(
+                config
+                    .rate_limit
+                    .enabled
+                    .then(|| Arc::clone(&limits.tokens)),
+            ),
+            router.clone(),
+        );
         Ok(AppState(Arc::new(Shared {
             health: Arc::new(health::Health::new(store, nats.clone())),
             calls: tower::Layer::layer(
@@ -136,14 +158,15 @@ impl AppState {
                     Arc::clone(&deps.store),
                     config.idempotency.retention,
                 ),
-                router.clone(),
+                metered,
             ),
+            streams: Arc::new(sse::Streams::new(config.streams.clone())),
             config: Arc::new(config),
             router,
             auth,
             keys: Arc::new(ApiKeys::new(Arc::clone(&deps.store))),
             nats,
-            limits: Arc::new(ratelimit::RateLimits::new(&config_rate)),
+            limits,
             admission,
             probes,
             deps,
@@ -234,7 +257,10 @@ pub fn app(state: AppState) -> Router {
             );
         }
     }
-    let api = api.fallback(connect::not_found).with_state(state.clone());
+    let api = api
+        .route("/v1/chat/completions", post(chat::completions))
+        .fallback(connect::not_found)
+        .with_state(state.clone());
     let probes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

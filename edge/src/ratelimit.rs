@@ -48,6 +48,10 @@ pub struct RateLimitConfig {
     pub llm: ClassQuota,
     /// Everything else, per principal (per address before login).
     pub general: ClassQuota,
+    /// LLM tokens (prompt + completion) per principal per minute: LLM calls are metered by cost.
+    pub llm_tokens_per_minute: u32,
+    /// LLM tokens a principal may spend at once; at least one maximal call (8192 + its prompt).
+    pub llm_token_burst: u32,
     /// Keys idle this long are forgotten (bounds memory).
     #[serde(with = "humantime_serde")]
     pub prune_every: Duration,
@@ -70,6 +74,8 @@ impl Default for RateLimitConfig {
                 per_minute: 6000,
                 burst: 200,
             },
+            llm_tokens_per_minute: 100_000,
+            llm_token_burst: 20_000,
             prune_every: Duration::from_secs(60),
         }
     }
@@ -88,6 +94,12 @@ impl RateLimitConfig {
                     "rate_limit.{name}: per_minute and burst must be at least 1"
                 ));
             }
+        }
+        if self.llm_tokens_per_minute == 0 || self.llm_token_burst < handlers::llm::MAX_MAX_TOKENS {
+            return Err(format!(
+                "rate_limit.llm_tokens_per_minute must be at least 1 and rate_limit.llm_token_burst at least {} (one call's maximum)",
+                handlers::llm::MAX_MAX_TOKENS
+            ));
         }
         Ok(())
     }
@@ -135,6 +147,8 @@ struct ClassLimiter {
 pub struct RateLimits {
     classes: [ClassLimiter; 3],
     clock: DefaultClock,
+    /// LLM token buckets (metered on the call path, see `quota`).
+    pub tokens: Arc<crate::quota::TokenQuota>,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -166,6 +180,10 @@ impl RateLimits {
                 limiter(Class::General, cfg.general),
             ],
             clock: DefaultClock::default(),
+            tokens: Arc::new(crate::quota::TokenQuota::new(
+                cfg.llm_tokens_per_minute,
+                cfg.llm_token_burst,
+            )),
         }
     }
 
@@ -180,6 +198,7 @@ impl RateLimits {
             c.limiter.retain_recent();
             c.limiter.shrink_to_fit();
         }
+        self.tokens.prune();
     }
 
     /// Checks one request; Ok carries the `RateLimit` header value.

@@ -193,6 +193,8 @@ async fn serve(
     // Stop accepting, let in-flight requests finish, within what is left of the timeout.
     drop(listener);
     stop_background.cancel();
+    // Open streams get a final "reconnect" event and end, so the drain finishes in time.
+    state.streams.close();
     let remaining = config.shutdown.timeout.saturating_sub(started.elapsed());
     tracing::info!(
         remaining_ms = remaining.as_millis() as u64,

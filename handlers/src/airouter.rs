@@ -28,7 +28,7 @@ pub fn rank(models: &[Model], req: &RouteRequest) -> RouteResponse {
         .iter()
         .filter(|m| m.status == ModelStatus::Active as i32)
         .collect();
-    let for_task = |m: &Model| !req.task.is_empty() && m.tasks.iter().any(|t| *t == req.task);
+    let for_task = |m: &Model| !req.task.is_empty() && m.tasks.contains(&req.task);
     candidates.sort_by(|a, b| {
         fits(b, req)
             .cmp(&fits(a, req))

@@ -77,7 +77,9 @@ pub fn validate(m: &Model) -> Result<(), Status> {
                 && m.endpoint.len() <= 2048
                 && !m.endpoint.contains(char::is_whitespace);
             if !ok {
-                errors.push("an openai model needs endpoint: its base URL, e.g. http://vllm:8000/v1".into());
+                errors.push(
+                    "an openai model needs endpoint: its base URL, e.g. http://vllm:8000/v1".into(),
+                );
             }
         }
         "nats" => {
@@ -193,7 +195,12 @@ impl Catalog {
         validate(&model)?;
         model.status = ModelStatus::Active as i32;
         model.is_default = false;
-        let count = self.store.list(PREFIX, None, MAX_MODELS).await?.entries.len();
+        let count = self
+            .store
+            .list(PREFIX, None, MAX_MODELS)
+            .await?
+            .entries
+            .len();
         let existing = self.stored(&model.name).await?;
         if existing.is_none() && count >= MAX_MODELS {
             return Err(Status::failed_precondition(format!(

@@ -55,8 +55,12 @@ pub type Pieces = BoxStream<Result<Piece, Status>>;
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
     /// Starts generating `req` with `model`. The stream must end with [`Piece::End`] or an error.
-    async fn start(&self, model: &Model, req: &InferRequest, ctx: &Context)
-    -> Result<Pieces, Status>;
+    async fn start(
+        &self,
+        model: &Model,
+        req: &InferRequest,
+        ctx: &Context,
+    ) -> Result<Pieces, Status>;
 }
 
 /// A rough token count for text whose provider does not report one: about four bytes a token.
@@ -230,7 +234,10 @@ impl LlmService {
             match attempt.await {
                 Ok(started) => return Ok(started),
                 // The caller is gone or out of time: no point in asking another model.
-                Err(e) if e.code() == Code::Canceled || ctx.remaining().is_some_and(|r| r.is_zero()) => {
+                Err(e)
+                    if e.code() == Code::Canceled
+                        || ctx.remaining().is_some_and(|r| r.is_zero()) =>
+                {
                     return Err(e);
                 }
                 Err(e) => {

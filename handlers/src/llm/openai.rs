@@ -89,13 +89,15 @@ fn map_status(model: &str, status: u16, body: &str, retry_after: Option<Duration
     tracing::warn!(model, status, upstream = %upstream_message.chars().take(500).collect::<String>(), "model provider error");
     let short: String = upstream_message.chars().take(300).collect();
     match status {
-        400 | 413 | 422 => Status::invalid_argument(format!(
-            "model {model:?} rejected the request: {short}"
-        )),
+        400 | 413 | 422 => {
+            Status::invalid_argument(format!("model {model:?} rejected the request: {short}"))
+        }
         401 | 403 => Status::internal(format!(
             "model provider for {model:?} refused the edge's credentials (HTTP {status})"
         )),
-        404 => Status::not_found(format!("the provider of {model:?} does not serve that model")),
+        404 => Status::not_found(format!(
+            "the provider of {model:?} does not serve that model"
+        )),
         408 | 504 => Status::deadline_exceeded(format!("model {model:?} timed out upstream")),
         429 => Status::new(
             Code::ResourceExhausted,
@@ -112,7 +114,9 @@ fn map_status(model: &str, status: u16, body: &str, retry_after: Option<Duration
 }
 
 /// One parsed chunk: its text, its finish reason, its usage.
-fn parse_chunk(data: &str) -> Result<(Option<String>, Option<String>, Option<Usage>), String> {
+type Chunk = (Option<String>, Option<String>, Option<Usage>);
+
+fn parse_chunk(data: &str) -> Result<Chunk, String> {
     let v: Value = serde_json::from_str(data).map_err(|e| format!("not JSON: {e}"))?;
     if let Some(err) = v.get("error") {
         return Err(format!("error in stream: {err}"));
@@ -145,7 +149,12 @@ fn parse_chunk(data: &str) -> Result<(Option<String>, Option<String>, Option<Usa
 
 #[async_trait]
 impl Provider for OpenAiProvider {
-    async fn start(&self, model: &Model, req: &InferRequest, _ctx: &Context) -> Result<Pieces, Status> {
+    async fn start(
+        &self,
+        model: &Model,
+        req: &InferRequest,
+        _ctx: &Context,
+    ) -> Result<Pieces, Status> {
         let name = model.name.clone();
         let url = format!("{}/chat/completions", model.endpoint.trim_end_matches('/'));
         let upstream_model = if model.upstream_model.is_empty() {
@@ -280,9 +289,7 @@ impl Provider for OpenAiProvider {
                             Err(why) => {
                                 tracing::warn!(model = %name, %why, "bad chunk from model provider");
                                 s.done = true;
-                                let e = unavailable(format!(
-                                    "model {name:?} failed mid-stream"
-                                ));
+                                let e = unavailable(format!("model {name:?} failed mid-stream"));
                                 return Some((Err(e), s));
                             }
                         },

@@ -13,10 +13,9 @@ struct Broken(AtomicUsize);
 impl Provider for Broken {
     async fn start(&self, _: &Model, _: &InferRequest, _: &Context) -> Result<Pieces, Status> {
         self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(Box::pin(futures_util::stream::iter([Err(Status::unavailable(
-            "upstream down",
-            Duration::from_secs(1),
-        ))])))
+        Ok(Box::pin(futures_util::stream::iter([Err(
+            Status::unavailable("upstream down", Duration::from_secs(1)),
+        )])))
     }
 }
 
@@ -156,5 +155,8 @@ async fn max_tokens_and_stop() {
     let mut req = request("");
     req.max_tokens = 2;
     let r = svc.infer(Context::default(), req).await.unwrap();
-    assert_eq!((r.finish_reason.as_str(), r.usage.unwrap().completion_tokens), ("length", 2));
+    assert_eq!(
+        (r.finish_reason.as_str(), r.usage.unwrap().completion_tokens),
+        ("length", 2)
+    );
 }
