@@ -4,8 +4,10 @@
 //! - a `: ping` comment every `heartbeat` of silence keeps the ALB's idle timer from firing
 //!   (real bytes: HTTP/2 PING frames do not reset it);
 //! - the stream is pulled, one message at a time, as the client reads: nothing queues up behind a
-//!   slow client beyond one message and the socket buffers (remote streams add their bounded
-//!   subscription buffer), and a client that goes away drops the source, which stops the work;
+//!   slow client beyond one message and the socket buffers (a remote stream adds its NATS
+//!   subscription's bounded buffer; an overflow drops messages, which shows as a gap in their
+//!   numbers and ends the stream with an error), and a client that goes away drops the source,
+//!   which stops the work;
 //! - a limit on open streams (503 over it), a maximum duration and a maximum gap between
 //!   messages, each ending the stream with an error event;
 //! - on shutdown every open stream gets a final event telling the client to reconnect.
@@ -46,8 +48,6 @@ pub struct StreamsConfig {
     pub max_duration: Duration,
     /// Open streams in this process; over it, new ones get 503.
     pub max_concurrent: usize,
-    /// Messages a remote stream may buffer before it counts as a slow consumer.
-    pub buffer: usize,
 }
 
 impl Default for StreamsConfig {
@@ -58,7 +58,6 @@ impl Default for StreamsConfig {
             max_gap: Duration::from_secs(300),
             max_duration: Duration::from_secs(3600),
             max_concurrent: 10_000,
-            buffer: 256,
         }
     }
 }
@@ -73,10 +72,8 @@ impl StreamsConfig {
         {
             return Err("streams: every duration must be above zero".into());
         }
-        if self.max_concurrent == 0 || !(8..=65_536).contains(&self.buffer) {
-            return Err(
-                "streams.max_concurrent must be at least 1 and streams.buffer 8 to 65536".into(),
-            );
+        if self.max_concurrent == 0 {
+            return Err("streams.max_concurrent must be at least 1".into());
         }
         Ok(())
     }

@@ -70,12 +70,6 @@ impl Endpoint for NatsEndpoint {
                     Duration::from_secs(1),
                 ));
             }
-            if call.method.server_streaming {
-                return Err(Status::unimplemented(format!(
-                    "streaming {} over NATS is not available yet",
-                    call.method.path
-                )));
-            }
             let payload = match call.codec {
                 Codec::Proto => call.body,
                 Codec::Json => Bytes::from((call.method.transcode.json_to_proto)(&call.body)?),
@@ -93,6 +87,26 @@ impl Endpoint for NatsEndpoint {
                 return Err(Status::deadline_exceeded(
                     "the deadline passed before the call was sent",
                 ));
+            }
+            if call.method.server_streaming {
+                // The stream's own lifetime is its deadline; the bus timeout bounds its start.
+                let life = call.ctx.remaining().unwrap_or(Duration::from_secs(3600));
+                let stream = super::stream::open(
+                    client,
+                    &this.up,
+                    subject,
+                    headers::request_headers(&call.ctx, life),
+                    payload,
+                    limit,
+                    service,
+                )
+                .await?;
+                return Ok(Encoded::Stream(super::stream::for_codec(
+                    stream,
+                    call.codec,
+                    call.method,
+                    service,
+                )));
             }
             let request = async_nats::Request::new()
                 .payload(payload)

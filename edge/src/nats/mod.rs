@@ -4,6 +4,7 @@
 pub mod endpoint;
 pub mod headers;
 pub mod probe;
+pub mod stream;
 pub mod worker;
 
 use std::sync::Arc;

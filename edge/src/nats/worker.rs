@@ -34,6 +34,8 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
     let tracker = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(args.max_concurrency.max(1)));
     let max_deadline = config.http.request_timeout;
+    // Tripped near the end of the shutdown timeout: open streams end with a "retry" error.
+    let closing = tokio_util::sync::CancellationToken::new();
     let mut services = Vec::new();
     for svc in local {
         let desc = svc.descriptor();
@@ -44,16 +46,22 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
             .await
             .map_err(|e| format!("cannot register NATS service {}: {e}", desc.short))?;
         let group = service.group_with_queue_group(config.routes.prefix(desc), desc.short);
-        for method in desc.methods.iter().filter(|m| !m.server_streaming) {
+        for method in desc.methods {
             let endpoint = group.endpoint(method.snake).await.map_err(|e| {
                 format!("cannot add endpoint {}: {e}", config.routes.subject(method))
             })?;
             tracker.spawn(serve_endpoint(
                 endpoint,
-                Arc::clone(&svc),
-                method,
-                Arc::clone(&permits),
-                max_deadline,
+                Endpoint {
+                    svc: Arc::clone(&svc),
+                    method,
+                    permits: Arc::clone(&permits),
+                    max_deadline,
+                    client: client.clone(),
+                    streams: tracker.clone(),
+                    closing: closing.clone(),
+                    max_stream: config.streams.max_duration,
+                },
             ));
         }
         tracing::info!(service = desc.short, subjects = %format!("{}.*", config.routes.prefix(desc)), queue_group = desc.short, "serving over NATS");
@@ -73,12 +81,22 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
         let _ = service.stop().await;
     }
     tracker.close();
+    let grace = config
+        .shutdown
+        .timeout
+        .saturating_sub(Duration::from_secs(2));
+    let close_streams = closing.clone();
+    let stream_deadline = tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        close_streams.cancel();
+    });
     if tokio::time::timeout(config.shutdown.timeout, tracker.wait())
         .await
         .is_err()
     {
         tracing::warn!("shutdown timeout reached with requests still running");
     }
+    stream_deadline.abort();
     let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
     tracing::info!("drained; exiting");
     Ok(())
@@ -105,16 +123,24 @@ fn handlers_by_name(state: &AppState, names: &[String]) -> Result<Vec<LocalServi
         .collect()
 }
 
-/// Serves one endpoint. Its requests run concurrently inside this task rather than one spawned
-/// task each: a spawn per request cost a cross-thread wake-up that showed as the worker's largest
-/// cost in the NATS benchmark. Past `permits`, requests are refused at once (503 at the edge).
-async fn serve_endpoint(
-    mut endpoint: async_nats::service::endpoint::Endpoint,
+/// What one endpoint's requests need.
+struct Endpoint {
     svc: LocalService,
     method: &'static MethodDesc,
     permits: Arc<Semaphore>,
     max_deadline: Duration,
-) {
+    client: async_nats::Client,
+    /// Streams run as their own tasks here, so the drain waits for them.
+    streams: TaskTracker,
+    closing: tokio_util::sync::CancellationToken,
+    max_stream: Duration,
+}
+
+/// Serves one endpoint. Its unary requests run concurrently inside this task rather than one
+/// spawned task each: a spawn per request cost a cross-thread wake-up that showed as the worker's
+/// largest cost in the NATS benchmark. Streams, long-lived, get a tracked task each. Past
+/// `permits`, requests are refused at once (503 at the edge).
+async fn serve_endpoint(mut endpoint: async_nats::service::endpoint::Endpoint, ep: Endpoint) {
     let mut inflight = futures_util::stream::FuturesUnordered::new();
     let mut open = true;
     while open || !inflight.is_empty() {
@@ -124,19 +150,47 @@ async fn serve_endpoint(
                 None => open = false,
                 Some(request) => {
                     let received = Instant::now();
-                    match Arc::clone(&permits).try_acquire_owned() {
-                        Ok(permit) => inflight.push(handle(request, Arc::clone(&svc), method, received, max_deadline, permit)),
+                    let permit = match Arc::clone(&ep.permits).try_acquire_owned() {
+                        Ok(permit) => permit,
                         Err(_) => {
                             let (err, h) = headers::error_reply(&Status::unavailable("the worker is at capacity", Duration::from_secs(1)));
                             let _ = request.respond_with_headers(Err(err), h).await;
+                            continue;
                         }
+                    };
+                    let h = request.message.headers.as_ref();
+                    match (&request.message.reply, super::stream::is_stream_request(h)) {
+                        (Some(reply), true) if ep.method.server_streaming => {
+                            let ctx = headers::context_from(h, received, ep.max_stream);
+                            let task = super::stream::serve(
+                                ep.client.clone(),
+                                Arc::clone(&ep.svc),
+                                ep.method,
+                                ctx,
+                                request.message.payload.clone(),
+                                reply.to_string(),
+                                ep.closing.clone(),
+                            );
+                            ep.streams.spawn(async move {
+                                task.await;
+                                drop(permit);
+                            });
+                        }
+                        (_, streaming) if streaming != ep.method.server_streaming => {
+                            let (err, h) = headers::error_reply(&Status::invalid_argument(format!(
+                                "{} is {}; this request asked for the other form",
+                                ep.method.path,
+                                if ep.method.server_streaming { "a streaming method" } else { "a unary method" }
+                            )));
+                            let _ = request.respond_with_headers(Err(err), h).await;
+                        }
+                        _ => inflight.push(handle(request, Arc::clone(&ep.svc), ep.method, received, ep.max_deadline, permit)),
                     }
                 }
             },
         }
     }
 }
-
 async fn handle(
     request: async_nats::service::Request,
     svc: LocalService,
