@@ -113,7 +113,15 @@ impl AppState {
         let deps = Deps {
             store: Arc::clone(&store),
             auth: Arc::clone(&auth),
-            providers: llm::providers(&config.llm, None)?,
+            providers: llm::providers(
+                &config.llm,
+                nats.as_ref().map(|n| {
+                    Arc::new(llm::NatsProvider::new(
+                        n.clone(),
+                        config.nats.request_timeout,
+                    )) as Arc<dyn handlers::llm::Provider>
+                }),
+            )?,
         };
         llm::seed_catalog(
             &handlers::models::Catalog::new(Arc::clone(&store)),

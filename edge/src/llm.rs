@@ -200,3 +200,71 @@ pub async fn seed_catalog(catalog: &Catalog, config: &LlmConfig) -> Result<(), S
     }
     Ok(())
 }
+
+/// The `nats` provider: a model served by remote workers on the subject in the model's
+/// `endpoint`, spoken to with the streaming protocol of `nats::stream` (an `llm` InferStream
+/// request; the worker may be an `edge worker` serving `llm` or any worker speaking the protocol).
+pub struct NatsProvider {
+    nats: crate::nats::Nats,
+    start_timeout: Duration,
+}
+
+impl NatsProvider {
+    /// A provider over `nats`; a worker must start its stream within `start_timeout`.
+    pub fn new(nats: crate::nats::Nats, start_timeout: Duration) -> Self {
+        NatsProvider {
+            nats,
+            start_timeout,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for NatsProvider {
+    async fn start(
+        &self,
+        model: &Model,
+        req: &proto::aicore::llm::v1::InferRequest,
+        ctx: &handlers::Context,
+    ) -> Result<handlers::llm::Pieces, handlers::Status> {
+        use futures_util::StreamExt as _;
+        use prost::Message as _;
+        use proto::aicore::llm::v1::InferStreamResponse;
+        // The worker runs the model under the name its own catalog knows it by.
+        let mut upstream = req.clone();
+        upstream.model = if model.upstream_model.is_empty() {
+            String::new()
+        } else {
+            model.upstream_model.clone()
+        };
+        let life = ctx.remaining().unwrap_or(Duration::from_secs(3600));
+        let stream = crate::nats::stream::open(
+            &self.nats.client,
+            &self.nats.up,
+            model.endpoint.clone(),
+            crate::nats::headers::request_headers(ctx, life),
+            bytes::Bytes::from(upstream.encode_to_vec()),
+            self.start_timeout,
+            "llm",
+        )
+        .await?;
+        let pieces = stream.map(|item| {
+            let bytes = item?;
+            let m = InferStreamResponse::decode(bytes.as_ref()).map_err(|e| {
+                tracing::warn!(error = %e, "undecodable message from a NATS model worker");
+                handlers::Status::bad_gateway(
+                    "a model worker sent a message that is not an InferStreamResponse",
+                )
+            })?;
+            Ok(if m.finish_reason.is_empty() {
+                handlers::llm::Piece::Text(m.delta)
+            } else {
+                handlers::llm::Piece::End {
+                    finish: m.finish_reason,
+                    usage: m.usage,
+                }
+            })
+        });
+        Ok(Box::pin(pieces))
+    }
+}

@@ -152,9 +152,10 @@ where
             .as_ref()
             .map_or_else(|| "anonymous".to_owned(), handlers::Principal::describe);
         Box::pin(async move {
-            // An undecodable body is the handler's to reject, with its own message.
-            let Ok(req) = proto::codec::decode::<InferRequest>(call.codec, &call.body) else {
-                return inner.call(call).await;
+            // An undecodable or invalid body is the handler's to reject, with its own message.
+            let req = match proto::codec::decode::<InferRequest>(call.codec, &call.body) {
+                Ok(req) if handlers::llm::validate(&req).is_ok() => req,
+                _ => return inner.call(call).await,
             };
             let prompt = handlers::llm::estimate_prompt_tokens(&req);
             let completion = handlers::llm::max_tokens(&req);

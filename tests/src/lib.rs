@@ -9,6 +9,7 @@ pub mod client;
 pub mod load;
 pub mod nats;
 pub mod scenarios;
+pub mod sse;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -232,6 +233,22 @@ impl Edge {
         let (head, body) = out.split_once("\r\n\r\n").expect("http response");
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         body.to_owned()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Resident memory of the process, in KiB (Linux).
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// Sends a signal by name ("TERM", "INT").

@@ -1,7 +1,9 @@
 //! The benchmarks' baselines, with the same TLS and HTTP/1.1 settings as edge and nothing else:
 //! - `bare-hello CERT KEY LISTEN` answers "hello";
 //! - `bare-hello CERT KEY LISTEN NATS_URL` answers with one raw NATS request/reply to `bench.echo`;
-//! - `bare-hello responder NATS_URL` is that trivial responder (echoes the payload).
+//! - `bare-hello responder NATS_URL` is that trivial responder (echoes the payload);
+//! - either server also answers `POST /sse` (a JSON array of strings) with those strings as SSE
+//!   `data:` events and a final `event: end`: the streaming baseline.
 //!
 //! Prints `listening <addr>` (or `responding`) once ready.
 
@@ -60,6 +62,24 @@ async fn via_nats(
     }
 }
 
+async fn sse_echo(body: Bytes) -> axum::response::Response {
+    let events: Vec<String> = serde_json::from_slice(&body).unwrap_or_default();
+    let frames = events
+        .into_iter()
+        .map(|e| Bytes::from(format!("data: {e}\n\n")))
+        .chain(std::iter::once(Bytes::from_static(
+            b"event: end\ndata: {}\n\n",
+        )))
+        .map(Ok::<_, std::convert::Infallible>);
+    let mut res =
+        axum::response::Response::new(Body::from_stream(futures_util::stream::iter(frames)));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    res
+}
+
 async fn serve(cert: &str, key: &str, listen: &str, nats: Option<&String>) -> Result<(), BoxError> {
     let chain = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
     let key = PrivateKeyDer::from_pem_file(key)?;
@@ -77,6 +97,7 @@ async fn serve(cert: &str, key: &str, listen: &str, nats: Option<&String>) -> Re
     };
     let app = Router::new()
         .route("/hello", get(via_nats).post(via_nats))
+        .route("/sse", axum::routing::post(sse_echo))
         .with_state(client);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("listening {}", listener.local_addr()?);

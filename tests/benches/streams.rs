@@ -1,0 +1,234 @@
+//! Benchmark: LLM tokens per second through the edge across 100 concurrent SSE streams (grammar
+//! model, local and over NATS to one `edge worker`), against a bare axum+rustls server streaming
+//! the same events (the same JSON messages, recorded from the edge) in the same run; then the
+//! edge's memory per idle open stream with 10,000 of them.
+//! Run: `cargo build --release -p edge && cargo bench -p edge-e2e --bench streams`.
+//! `BENCH_SECS`, `BENCH_ROUNDS`, `BENCH_IDLE_STREAMS` (default 10000) adjust it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use edge_e2e::bench::{certs, settings, start_bare};
+use edge_e2e::client::Conn;
+use edge_e2e::nats::Nats;
+use edge_e2e::sse::Sse;
+use edge_e2e::{Client, Edge, scenarios};
+use http::Method;
+use serde_json::json;
+
+const STREAM: &str = "/aicore.llm.v1.LlmService/InferStream";
+const STREAMS: usize = 100;
+
+/// 100 closed-loop streams for `measure` after `warmup`: data events per second.
+async fn events_per_second(
+    c: &Client,
+    path: &'static str,
+    token: Option<String>,
+    body: Bytes,
+    warmup: Duration,
+    measure: Duration,
+) -> (f64, u64) {
+    let start = Instant::now();
+    let from = start + warmup;
+    let end = from + measure;
+    let mut tasks = Vec::new();
+    for _ in 0..STREAMS {
+        let c = c.clone();
+        let token = token.clone();
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut events, mut errors) = (0u64, 0u64);
+            while Instant::now() < end {
+                let conn = match c.connect(false).await {
+                    Ok(conn) => conn,
+                    Err(_) => {
+                        errors += 1;
+                        continue;
+                    }
+                };
+                // One connection per stream loop, kept alive across its streams.
+                let mut conn = Some(conn);
+                while Instant::now() < end {
+                    let Some(cn) = conn.take() else { break };
+                    let mut s =
+                        Sse::send(cn, Method::POST, path, token.as_deref(), body.clone(), &[])
+                            .await;
+                    if !s.status.is_success() {
+                        errors += 1;
+                        break;
+                    }
+                    while let Some(e) = s.next().await {
+                        if Instant::now() >= from
+                            && Instant::now() < end
+                            && e.event.is_none()
+                            && !e.comment
+                        {
+                            events += 1;
+                        }
+                    }
+                    conn = s.into_conn();
+                }
+            }
+            (events, errors)
+        }));
+    }
+    let (mut events, mut errors) = (0, 0);
+    for t in tasks {
+        let (e, x) = t.await.unwrap();
+        events += e;
+        errors += x;
+    }
+    (events as f64 / measure.as_secs_f64(), errors)
+}
+
+#[tokio::main]
+async fn main() {
+    let (warmup, measure, rounds) = settings();
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key, ca) = certs(tmp.path());
+    let nats = Nats::start("");
+    let url = nats.url();
+    let bin = env!("CARGO_BIN_EXE_bare-hello");
+    let (_bare, addr) = start_bare(
+        bin,
+        &[cert.to_str().unwrap(), key.to_str().unwrap(), "127.0.0.1:0"],
+    );
+    let bare = Client::new(&ca, addr.unwrap());
+    let tls = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+
+    let mut args = vec!["--rate-limit", "false"];
+    args.extend(tls);
+    let edge = Edge::start(&args);
+    let c = Client::new(&ca, edge.https);
+    let me = scenarios::login(&c, "bench-streams").await;
+    let _worker = Edge::start_worker(&["--nats", &url, "--services", "llm"]);
+    let mut args = vec!["--rate-limit", "false", "--nats", &url, "--remote", "llm"];
+    args.extend(tls);
+    let remote = Edge::start(&args);
+    let rc = Client::new(&ca, remote.https);
+    let rme = scenarios::login(&rc, "bench-streams").await;
+
+    // A long reply (the grammar's text for this seed), recorded once so the baseline streams
+    // exactly the same messages.
+    let request = Bytes::from(
+        json!({"messages": [{"role": "user", "content": "Tell me of the north."}], "maxTokens": 4096, "seed": "11"}).to_string(),
+    );
+    let recorded: Vec<String> = Sse::send(
+        c.connect(false).await.unwrap(),
+        Method::POST,
+        STREAM,
+        Some(&me.access),
+        request.clone(),
+        &[],
+    )
+    .await
+    .collect()
+    .await
+    .into_iter()
+    .filter(|e| e.event.is_none() && !e.comment)
+    .map(|e| e.data)
+    .collect();
+    let bare_body = Bytes::from(serde_json::to_vec(&recorded).unwrap());
+    println!(
+        "\nStreaming benchmark: {STREAMS} concurrent SSE streams, HTTP/1.1 over TLS, {} events per stream, {}s x {rounds} rounds; baseline = bare axum+rustls SSE of the same events; goal >= 0.50x locally",
+        recorded.len(),
+        measure.as_secs()
+    );
+    for (name, client, token) in [
+        ("edge, grammar in-process", &c, me.access.clone()),
+        ("edge, grammar on a NATS worker", &rc, rme.access.clone()),
+    ] {
+        let mut ratios = Vec::new();
+        for round in 1..=rounds {
+            let (b, be) =
+                events_per_second(&bare, "/sse", None, bare_body.clone(), warmup, measure).await;
+            let (t, te) = events_per_second(
+                client,
+                STREAM,
+                Some(token.clone()),
+                request.clone(),
+                warmup,
+                measure,
+            )
+            .await;
+            println!(
+                "  round {round}: baseline {b:>8.0} events/s (errors {be}) | {name} {t:>8.0} events/s (errors {te}) | {:.2}x",
+                t / b
+            );
+            ratios.push(t / b);
+        }
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "{name}: median {:.2}x over {} rounds\n",
+            ratios[ratios.len() / 2],
+            ratios.len()
+        );
+    }
+
+    // Memory per idle stream: streams that got their first token and then wait an hour.
+    let idle: usize = std::env::var("BENCH_IDLE_STREAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let mut args = vec![
+        "--rate-limit",
+        "false",
+        "--grammar-token-interval",
+        "1h",
+        "--max-streams",
+        "20000",
+        "--max-in-flight",
+        "20000",
+    ];
+    args.extend(tls);
+    let idle_edge = Edge::start(&args);
+    let ic = Client::new(&ca, idle_edge.https);
+    let ime = scenarios::login(&ic, "idle").await;
+    let per_conn = 200;
+    let mut conns = Vec::new();
+    for _ in 0..idle.div_ceil(per_conn) {
+        conns.push(ic.connect(true).await.unwrap());
+    }
+    // Warm up allocator arenas and code paths before the baseline reading.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = idle_edge.rss_kib();
+    let mut open = Vec::with_capacity(idle);
+    let mut batch = Vec::new();
+    for i in 0..idle {
+        let conn = match &conns[i / per_conn] {
+            Conn::H2(s) => Conn::H2(s.clone()),
+            Conn::H1(_) => panic!("h2 expected"),
+        };
+        let token = ime.access.clone();
+        let body = Bytes::from(json!({"messages": [{"role": "user", "content": "wait"}], "maxTokens": 100, "seed": i.to_string()}).to_string());
+        batch.push(tokio::spawn(async move {
+            let mut s = Sse::send(conn, Method::POST, STREAM, Some(&token), body, &[]).await;
+            assert!(s.status.is_success(), "{}", s.status);
+            assert!(s.next().await.is_some(), "first token");
+            s
+        }));
+        if batch.len() == 500 {
+            for t in batch.drain(..) {
+                open.push(t.await.unwrap());
+            }
+        }
+    }
+    for t in batch.drain(..) {
+        open.push(t.await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = idle_edge.rss_kib();
+    let per = (after.saturating_sub(before)) as f64 / open.len() as f64;
+    println!(
+        "Idle streams: {} open, edge RSS {before} KiB -> {after} KiB: {per:.1} KiB per idle stream (goal < 64 KiB)",
+        open.len()
+    );
+    drop(open);
+}
