@@ -46,7 +46,7 @@ async fn probes_routes_and_http2() {
         .unwrap();
     assert_eq!(r.status, 200);
 
-    // The route table comes from the descriptors: all 22 services, 4 of them local so far.
+    // The route table comes from the descriptors: all 22 services, 7 of them local so far.
     let v = edge.admin_json("/admin/routes").await;
     let routes = v["routes"].as_array().unwrap();
     assert_eq!(routes.len(), 22);
@@ -55,7 +55,12 @@ async fn probes_routes_and_http2() {
         .filter(|r| r["target"] == "local")
         .map(|r| r["service"].as_str().unwrap())
         .collect();
-    assert_eq!(local, ["auth", "payment", "settings", "state"]);
+    assert_eq!(
+        local,
+        [
+            "airouter", "auth", "llm", "models", "payment", "settings", "state"
+        ]
+    );
     let login = routes.iter().find(|r| r["service"] == "auth").unwrap()["methods"]
         .as_array()
         .unwrap()
