@@ -56,6 +56,8 @@ pub struct Config {
     pub streams: crate::sse::StreamsConfig,
     /// LLM providers and configured models.
     pub llm: crate::llm::LlmConfig,
+    /// The event bus's retention and JetStream stream.
+    pub events: crate::events::EventsConfig,
 }
 
 /// Idempotency-Key records.
@@ -283,6 +285,7 @@ impl Default for Config {
             bulkheads: crate::admission::BulkheadsConfig::default(),
             streams: crate::sse::StreamsConfig::default(),
             llm: crate::llm::LlmConfig::default(),
+            events: crate::events::EventsConfig::default(),
         }
     }
 }
@@ -515,6 +518,7 @@ impl Config {
             .map_err(ConfigError::Invalid)?;
         self.rate_limit.validate().map_err(ConfigError::Invalid)?;
         self.streams.validate().map_err(ConfigError::Invalid)?;
+        self.events.validate().map_err(ConfigError::Invalid)?;
         self.llm.validate().map_err(ConfigError::Invalid)?;
         if self.idempotency.retention < Duration::from_secs(60)
             || self.idempotency.prune_every.is_zero()

@@ -172,6 +172,16 @@ pub async fn unary(
         idempotency_key,
         traceparent: header_str(&parts.headers, "traceparent", 128),
     };
+    // Event subscriptions carry their position in every message's id.
+    let stream_permit = match stream_permit {
+        Some(permit) if method.service == "events" => {
+            return match proto::codec::decode(Codec::Json, &body) {
+                Ok(req) => crate::events::serve(&state, permit, ctx, &parts.headers, req).await,
+                Err(e) => status_response(&Status::from(e)),
+            };
+        }
+        other => other,
+    };
     let call = Call {
         method,
         codec,

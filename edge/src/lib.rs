@@ -11,6 +11,7 @@ pub mod client_addr;
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod healthcheck;
 pub mod idempotency;
@@ -110,8 +111,10 @@ impl AppState {
                 .await
                 .map_err(|e| format!("cannot load token signing keys: {e}"))?,
         );
+        let events = events::open_log(&config, &store, nats.as_ref().map(|n| &n.client)).await?;
         let deps = Deps {
             store: Arc::clone(&store),
+            events,
             auth: Arc::clone(&auth),
             providers: llm::providers(
                 &config.llm,
@@ -267,6 +270,7 @@ pub fn app(state: AppState) -> Router {
     }
     let api = api
         .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/events", get(events::get))
         .fallback(connect::not_found)
         .with_state(state.clone());
     let probes = Router::new()

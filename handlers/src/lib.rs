@@ -4,6 +4,7 @@
 pub mod airouter;
 pub mod auth;
 pub mod context;
+pub mod events;
 pub mod llm;
 pub mod models;
 pub mod payment;
@@ -30,6 +31,8 @@ pub struct Deps {
     pub auth: Arc<auth::AuthService>,
     /// LLM providers by the catalog's provider name ("grammar", "openai", "nats").
     pub providers: HashMap<String, Arc<dyn llm::Provider>>,
+    /// Where the event bus keeps its events.
+    pub events: Arc<dyn events::EventLog>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -43,7 +46,7 @@ impl std::fmt::Debug for Deps {
 /// The services implemented in this process. Services of the catalog missing here answer
 /// `unimplemented` from the router.
 pub fn local_services(deps: &Deps) -> Vec<LocalService> {
-    use proto::aicore::{airouter, auth, llm, models, payment, settings, state};
+    use proto::aicore::{airouter, auth, events, llm, models, payment, settings, state};
     let catalog = crate::models::Catalog::new(Arc::clone(&deps.store));
     vec![
         auth::v1::auth_service_dispatch(Arc::clone(&deps.auth)),
@@ -65,6 +68,9 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
         llm::v1::llm_service_dispatch(Arc::new(crate::llm::LlmService::new(
             catalog,
             deps.providers.clone(),
+        ))),
+        events::v1::event_bus_service_dispatch(Arc::new(crate::events::EventsService::new(
+            Arc::clone(&deps.events),
         ))),
     ]
 }

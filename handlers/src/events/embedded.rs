@@ -1,0 +1,249 @@
+//! The embedded event log: each topic's events in the store under
+//! `events.log.<topic>.<sequence, 20 digits>`, the newest `per_topic` kept. The store is this
+//! process's own (redb allows one), so appends are serialized here, which makes every event land
+//! in sequence order: a reader never sees event n+1 before event n exists. Followers wait on a
+//! per-topic watch that an append bumps after its write.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use prost::Message as _;
+use proto::BoxStream;
+use proto::aicore::events::v1::Event;
+use tokio::sync::watch;
+
+use super::{EventLog, Retention};
+use crate::status::Status;
+use crate::store::{Store, StoreError};
+
+const PAGE: usize = 64;
+
+/// Events in the store.
+pub struct StoreLog {
+    store: Arc<dyn Store>,
+    retention: Retention,
+    /// Each topic's last sequence, once known; the lock serializes appends.
+    heads: tokio::sync::Mutex<HashMap<String, u64>>,
+    /// Followers' wake-ups, per topic.
+    watches: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
+}
+
+impl std::fmt::Debug for StoreLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreLog")
+            .field("store", &self.store.backend())
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
+}
+
+fn prefix(topic: &str) -> String {
+    format!("events.log.{topic}.")
+}
+
+fn key(topic: &str, seq: u64) -> String {
+    format!("events.log.{topic}.{seq:020}")
+}
+
+fn seq_of(key: &str) -> Option<u64> {
+    key.rsplit('.').next()?.parse().ok()
+}
+
+fn decode(value: &[u8]) -> Result<Event, Status> {
+    Event::decode(value).map_err(|e| Status::internal(format!("stored event does not decode: {e}")))
+}
+
+impl StoreLog {
+    /// A log in `store`, keeping `retention.per_topic` events per topic.
+    pub fn new(store: Arc<dyn Store>, retention: Retention) -> Self {
+        StoreLog {
+            store,
+            retention,
+            heads: tokio::sync::Mutex::new(HashMap::new()),
+            watches: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The last sequence in the store (the listing is at most the retained events).
+    async fn load_head(&self, topic: &str) -> Result<u64, StoreError> {
+        let prefix = prefix(topic);
+        let mut after: Option<String> = None;
+        let mut head = 0;
+        loop {
+            let page = self.store.list(&prefix, after.as_deref(), 1000).await?;
+            if let Some((k, _)) = page.entries.last() {
+                head = seq_of(k).unwrap_or(head);
+            }
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => return Ok(head),
+            }
+        }
+    }
+
+    fn watch(&self, topic: &str) -> watch::Receiver<u64> {
+        let mut map = self
+            .watches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Topics nobody follows any more are forgotten when the map has doubled.
+        if map.len() >= 1024 && map.len().is_power_of_two() {
+            map.retain(|_, tx| tx.receiver_count() > 0);
+        }
+        map.entry(topic.to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    fn wake(&self, topic: &str, seq: u64) {
+        let mut map = self
+            .watches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(tx) = map.get(topic) {
+            if tx.receiver_count() == 0 {
+                map.remove(topic);
+            } else {
+                tx.send_replace(seq);
+            }
+        }
+    }
+
+    /// Deletes the oldest events beyond retention (a few per append, so a lowered limit catches
+    /// up gradually). A failure here loses nothing and is retried on the next append.
+    async fn prune(&self, topic: &str, head: u64) {
+        let Some(keep_from) = head.checked_sub(self.retention.per_topic) else {
+            return;
+        };
+        let Ok(page) = self.store.list(&prefix(topic), None, 4).await else {
+            return;
+        };
+        for (k, v) in page.entries {
+            if seq_of(&k).is_some_and(|s| s <= keep_from)
+                && let Err(e) = self.store.delete(&k, Some(v.version)).await
+            {
+                tracing::warn!(topic, error = %e, "could not prune an old event");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EventLog for StoreLog {
+    async fn append(&self, mut event: Event) -> Result<u64, Status> {
+        let mut heads = self.heads.lock().await;
+        let head = match heads.get(&event.topic) {
+            Some(h) => *h,
+            None => self.load_head(&event.topic).await?,
+        };
+        let seq = head + 1;
+        event.sequence = seq;
+        let k = key(&event.topic, seq);
+        match self
+            .store
+            .put(&k, Bytes::from(event.encode_to_vec()), Some(0))
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::Conflict { .. }) => {
+                // Someone else wrote this topic (another process on a shared store): start over
+                // from what the store says.
+                heads.remove(&event.topic);
+                return Err(Status::aborted(
+                    "the topic moved on while publishing; retry",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        heads.insert(event.topic.clone(), seq);
+        drop(heads);
+        self.wake(&event.topic, seq);
+        self.prune(&event.topic, seq).await;
+        Ok(seq)
+    }
+
+    async fn head(&self, topic: &str) -> Result<u64, Status> {
+        if let Some(h) = self.heads.lock().await.get(topic) {
+            return Ok(*h);
+        }
+        Ok(self.load_head(topic).await?)
+    }
+
+    async fn read(&self, topic: &str, after: u64, limit: usize) -> Result<Vec<Event>, Status> {
+        let page = self
+            .store
+            .list(&prefix(topic), Some(&key(topic, after)), limit)
+            .await?;
+        page.entries.iter().map(|(_, v)| decode(&v.value)).collect()
+    }
+
+    async fn follow(
+        &self,
+        topic: &str,
+        after: u64,
+    ) -> Result<BoxStream<Result<Event, Status>>, Status> {
+        struct Follow {
+            store: Arc<dyn Store>,
+            topic: String,
+            cursor: u64,
+            rx: watch::Receiver<u64>,
+            ready: std::collections::VecDeque<Event>,
+            failed: bool,
+        }
+        let state = Follow {
+            store: Arc::clone(&self.store),
+            topic: topic.to_owned(),
+            cursor: after,
+            rx: self.watch(topic),
+            ready: std::collections::VecDeque::new(),
+            failed: false,
+        };
+        let stream = futures_util::stream::unfold(state, |mut s| async move {
+            if s.failed {
+                return None;
+            }
+            loop {
+                if let Some(e) = s.ready.pop_front() {
+                    s.cursor = e.sequence;
+                    return Some((Ok(e), s));
+                }
+                // Marked seen before reading, so an append after the read still wakes us.
+                s.rx.borrow_and_update();
+                let page = s
+                    .store
+                    .list(&prefix(&s.topic), Some(&key(&s.topic, s.cursor)), PAGE)
+                    .await;
+                match page {
+                    Ok(page) if page.entries.is_empty() => {
+                        if s.rx.changed().await.is_err() {
+                            // The log is gone (shutdown): end quietly; the SSE layer says so.
+                            return None;
+                        }
+                    }
+                    Ok(page) => {
+                        for (_, v) in page.entries {
+                            match decode(&v.value) {
+                                Ok(e) => s.ready.push_back(e),
+                                Err(status) => {
+                                    s.failed = true;
+                                    return Some((Err(status), s));
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        s.failed = true;
+                        return Some((Err(e.into()), s));
+                    }
+                }
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
+    fn backend(&self) -> &'static str {
+        "store"
+    }
+}
