@@ -231,7 +231,9 @@ pub async fn serve(
         return status_response(&status);
     }
     let Some(method) = subscribe_method() else {
-        return status_response(&Status::internal("events Subscribe missing from the descriptors"));
+        return status_response(&Status::internal(
+            "events Subscribe missing from the descriptors",
+        ));
     };
     let call = Call {
         method,
@@ -242,9 +244,7 @@ pub async fn serve(
     let stream = match state.calls.clone().oneshot(call).await {
         Ok(Encoded::Stream(s)) => s,
         Ok(Encoded::Unary(_)) => {
-            return status_response(&Status::internal(
-                "events Subscribe returned one message",
-            ));
+            return status_response(&Status::internal("events Subscribe returned one message"));
         }
         Err(status) => return status_response(&status),
     };

@@ -235,6 +235,30 @@ impl Edge {
         body.to_owned()
     }
 
+    /// A service key made with `edge keys create` against this running edge (its redb file is
+    /// held, so the command goes through the admin listener): the key from stdout's last line.
+    pub fn service_key(&self, name: &str, scopes: &str) -> String {
+        let admin = self.admin.to_string();
+        let data_dir = self.data_dir.to_str().expect("utf-8 path");
+        let (code, out, err) = run_edge(&[
+            "keys",
+            "create",
+            "--data-dir",
+            data_dir,
+            "--admin-listen",
+            &admin,
+            "--name",
+            name,
+            "--scope",
+            scopes,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("held by a running edge"), "{err}");
+        let key = out.lines().last().expect("a key").to_owned();
+        assert!(key.starts_with("edge_"), "{out}");
+        key
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()

@@ -64,6 +64,12 @@ impl Sse {
         .await
     }
 
+    /// GETs `path` with `Accept: text/event-stream` and `extra` headers on a new connection.
+    pub async fn get(c: &Client, path: &str, token: Option<&str>, extra: &[(&str, &str)]) -> Sse {
+        let conn = c.connect(false).await.expect("connect");
+        Sse::send(conn, Method::GET, path, token, Bytes::new(), extra).await
+    }
+
     /// Sends a request on `conn` (kept open with the response) and returns once headers arrive.
     pub async fn send(
         mut conn: Conn,

@@ -14,29 +14,6 @@ const BALANCE: &str = "/aicore.payment.v1.PaymentService/GetBalance";
 const LIST: &str = "/aicore.payment.v1.PaymentService/ListTransactions";
 const PUT: &str = "/aicore.state.v1.StateService/Put";
 
-/// `edge keys create` against a running edge (its redb file is held, so the command goes through
-/// the admin listener); returns the key from the last line of stdout.
-fn create_key(edge: &Edge, name: &str, scopes: &str) -> String {
-    let admin = edge.admin.to_string();
-    let (code, out, err) = run_edge(&[
-        "keys",
-        "create",
-        "--data-dir",
-        edge.data_dir.to_str().unwrap(),
-        "--admin-listen",
-        &admin,
-        "--name",
-        name,
-        "--scope",
-        scopes,
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("held by a running edge"), "{err}");
-    let key = out.lines().last().unwrap().to_owned();
-    assert!(key.starts_with("edge_"), "{out}");
-    key
-}
-
 async fn call(edge: &Edge, path: &str, token: &str, key: Option<&str>, body: Value) -> Response {
     let auth = format!("Bearer {token}");
     let mut headers = vec![
@@ -83,7 +60,7 @@ async fn payments_happen_exactly_once() {
     let edge = Edge::start(&["--rate-limit", "false"]);
     let c = edge.client();
     let me = scenarios::login(&c, "buyer").await;
-    let game = create_key(&edge, "game-server", "payment");
+    let game = edge.service_key("game-server", "payment");
 
     // Credit is for services: the player's token cannot, the key can (acting for the player).
     let grant = json!({"playerId": me.player_id, "amount": 1000, "reason": "starter pack"});
@@ -217,7 +194,7 @@ async fn service_keys_scopes_and_revocation() {
     let edge = Edge::start(&["--rate-limit", "false"]);
     let c = edge.client();
     let me = scenarios::login(&c, "scoped").await;
-    let state_only = create_key(&edge, "state-tool", "state");
+    let state_only = edge.service_key("state-tool", "state");
     let put = json!({"playerId": me.player_id, "key": "k", "value": 1});
     assert_eq!(
         call(&edge, PUT, &state_only, None, put.clone())
@@ -236,11 +213,11 @@ async fn service_keys_scopes_and_revocation() {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "outside the key's scopes");
 
     // Admin methods need an explicit method scope, even for `*`.
-    let all = create_key(&edge, "everything", "*");
+    let all = edge.service_key("everything", "*");
     let set_scale = "/aicore.time.v1.TimeService/SetScale";
     let r = call(&edge, set_scale, &all, None, json!({})).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let ops = create_key(&edge, "ops", "time.SetScale");
+    let ops = edge.service_key("ops", "time.SetScale");
     let r = call(&edge, set_scale, &ops, None, json!({})).await;
     assert_ne!(r.status, StatusCode::FORBIDDEN);
     assert_ne!(r.status, StatusCode::UNAUTHORIZED);

@@ -284,10 +284,7 @@ impl EventBusServiceHandler for EventsService {
                 "types starting with \"edge.\" are reserved for the bus's own markers",
             ));
         }
-        let size = req
-            .payload
-            .as_ref()
-            .map_or(0, prost::Message::encoded_len);
+        let size = req.payload.as_ref().map_or(0, prost::Message::encoded_len);
         if size > MAX_PAYLOAD_BYTES {
             return Err(Status::payload_too_large(format!(
                 "payload is {size} bytes encoded; at most {MAX_PAYLOAD_BYTES}"

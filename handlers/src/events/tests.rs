@@ -132,7 +132,10 @@ async fn sequences_are_per_topic_and_replay_pages() {
     let (_dir, bus) = bus(1000);
     let svc = service();
     for i in 1..=5 {
-        assert_eq!(publish(&bus, &svc, "world", f64::from(i)).await.unwrap(), u64::try_from(i).unwrap());
+        assert_eq!(
+            publish(&bus, &svc, "world", f64::from(i)).await.unwrap(),
+            u64::try_from(i).unwrap()
+        );
     }
     assert_eq!(publish(&bus, &svc, "weather", 0.0).await.unwrap(), 1);
     let page = bus
@@ -171,7 +174,10 @@ async fn publishing_checks_its_input() {
     let mine = format!("player.{ME}");
     assert_eq!(publish(&bus, &player(ME), &mine, 1.0).await.unwrap(), 1);
     assert_eq!(
-        publish(&bus, &player(ME), "world", 1.0).await.unwrap_err().code(),
+        publish(&bus, &player(ME), "world", 1.0)
+            .await
+            .unwrap_err()
+            .code(),
         Code::PermissionDenied
     );
     let reserved = bus
@@ -226,7 +232,9 @@ async fn subscriptions_start_at_the_head_follow_live_and_resume_exactly() {
     assert_eq!(positions.get(&format!("player.{ME}")), Some(&0));
 
     publish(&bus, &svc, "world", 3.0).await.unwrap();
-    publish(&bus, &svc, &format!("player.{ME}"), 9.0).await.unwrap();
+    publish(&bus, &svc, &format!("player.{ME}"), 9.0)
+        .await
+        .unwrap();
     let a = next(&mut live).await;
     let b = next(&mut live).await;
     let mut got: Vec<(String, u64)> = [a, b].into_iter().map(|e| (e.topic, e.sequence)).collect();
@@ -244,7 +252,10 @@ async fn subscriptions_start_at_the_head_follow_live_and_resume_exactly() {
         )
         .await
         .unwrap();
-    assert_eq!(positions_of(&next(&mut resumed).await).get("world"), Some(&1));
+    assert_eq!(
+        positions_of(&next(&mut resumed).await).get("world"),
+        Some(&1)
+    );
     assert_eq!(next(&mut resumed).await.sequence, 2);
     assert_eq!(next(&mut resumed).await.sequence, 3);
     publish(&bus, &svc, "world", 4.0).await.unwrap();
