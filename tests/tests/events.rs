@@ -341,3 +341,78 @@ async fn resume_on_another_edge_sharing_nats() {
     let replayed: Vec<Value> = r.json()["events"].as_array().unwrap().clone();
     assert_eq!(replayed.len(), 30);
 }
+
+#[tokio::test]
+async fn a_subscription_lives_through_a_nats_restart() {
+    let mut nats = Nats::start("");
+    let url = nats.url();
+    let edge = Edge::start(&[
+        "--nats",
+        &url,
+        "--store",
+        "jetstream",
+        "--rate-limit",
+        "false",
+    ]);
+    let c = edge.client();
+    let (code, out, err) = edge_e2e::run_edge(&[
+        "keys",
+        "create",
+        "--nats",
+        &url,
+        "--store",
+        "jetstream",
+        "--name",
+        "game",
+        "--scope",
+        "events",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let game = out.lines().last().unwrap().to_owned();
+    let mut s = Sse::get(&c, "/v1/events?topics=world", Some(&game), &[]).await;
+    assert_eq!(s.status, StatusCode::OK);
+    assert_eq!(next(&mut s).await.event.as_deref(), Some("subscribed"));
+    let w1 = publish(&c, &game, "world", 1).await;
+    assert_eq!(events(&mut s, 1).await.0, at("world", &[(w1, 1)]));
+
+    // NATS down: publishing fails cleanly, the subscription stays open on heartbeats.
+    nats.kill();
+    let r = c
+        .call(
+            PUBLISH,
+            Some(&game),
+            json!({"topic": "world", "type": "tick", "payload": {"n": 0}}),
+        )
+        .await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    assert!(r.headers.contains_key("retry-after"));
+
+    // NATS back: the first publish that succeeds and every later one arrive, in order.
+    nats.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let w2 = loop {
+        let r = c
+            .call(
+                PUBLISH,
+                Some(&game),
+                json!({"topic": "world", "type": "tick", "payload": {"n": 2}}),
+            )
+            .await;
+        if r.status == 200 {
+            break r.json()["sequence"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "NATS did not come back: {:?}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(w2, w1 + 1);
+    let w3 = publish(&c, &game, "world", 3).await;
+    assert_eq!(events(&mut s, 2).await.0, at("world", &[(w2, 2), (w3, 3)]));
+}

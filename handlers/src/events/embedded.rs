@@ -1,24 +1,22 @@
 //! The embedded event log: each topic's events in the store under
 //! `events.log.<topic>.<sequence, 20 digits>`, the newest `per_topic` kept. The store is this
 //! process's own (redb allows one), so appends are serialized here, which makes every event land
-//! in sequence order: a reader never sees event n+1 before event n exists. Followers wait on a
-//! per-topic watch that an append bumps after its write.
+//! in sequence order: a reader never sees event n+1 before event n exists. Followers are woken by
+//! the hub, which an append feeds after its write.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use prost::Message as _;
 use proto::BoxStream;
 use proto::aicore::events::v1::Event;
-use tokio::sync::watch;
 
+use super::hub::{Hub, Source, follow};
 use super::{EventLog, Retention};
 use crate::status::Status;
 use crate::store::{Store, StoreError};
-
-const PAGE: usize = 64;
 
 /// Events in the store.
 pub struct StoreLog {
@@ -26,8 +24,8 @@ pub struct StoreLog {
     retention: Retention,
     /// Each topic's last sequence, once known; the lock serializes appends.
     heads: tokio::sync::Mutex<HashMap<String, u64>>,
-    /// Followers' wake-ups, per topic.
-    watches: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
+    /// Live delivery to this process's followers.
+    hub: Hub,
 }
 
 impl std::fmt::Debug for StoreLog {
@@ -55,6 +53,20 @@ fn decode(value: &[u8]) -> Result<Event, Status> {
     Event::decode(value).map_err(|e| Status::internal(format!("stored event does not decode: {e}")))
 }
 
+/// Reads events back from the store.
+struct StoreSource(Arc<dyn Store>);
+
+#[async_trait]
+impl Source for StoreSource {
+    async fn read(&self, topic: &str, after: u64, limit: usize) -> Result<Vec<Event>, Status> {
+        let page = self
+            .0
+            .list(&prefix(topic), Some(&key(topic, after)), limit)
+            .await?;
+        page.entries.iter().map(|(_, v)| decode(&v.value)).collect()
+    }
+}
+
 impl StoreLog {
     /// A log in `store`, keeping `retention.per_topic` events per topic.
     pub fn new(store: Arc<dyn Store>, retention: Retention) -> Self {
@@ -62,7 +74,7 @@ impl StoreLog {
             store,
             retention,
             heads: tokio::sync::Mutex::new(HashMap::new()),
-            watches: Arc::new(Mutex::new(HashMap::new())),
+            hub: Hub::default(),
         }
     }
 
@@ -79,34 +91,6 @@ impl StoreLog {
             match page.next_after {
                 Some(next) => after = Some(next),
                 None => return Ok(head),
-            }
-        }
-    }
-
-    fn watch(&self, topic: &str) -> watch::Receiver<u64> {
-        let mut map = self
-            .watches
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Topics nobody follows any more are forgotten when the map has doubled.
-        if map.len() >= 1024 && map.len().is_power_of_two() {
-            map.retain(|_, tx| tx.receiver_count() > 0);
-        }
-        map.entry(topic.to_owned())
-            .or_insert_with(|| watch::channel(0).0)
-            .subscribe()
-    }
-
-    fn wake(&self, topic: &str, seq: u64) {
-        let mut map = self
-            .watches
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(tx) = map.get(topic) {
-            if tx.receiver_count() == 0 {
-                map.remove(topic);
-            } else {
-                tx.send_replace(seq);
             }
         }
     }
@@ -159,7 +143,7 @@ impl EventLog for StoreLog {
         }
         heads.insert(event.topic.clone(), seq);
         drop(heads);
-        self.wake(&event.topic, seq);
+        self.hub.publish(&event);
         self.prune(&event.topic, seq).await;
         Ok(seq)
     }
@@ -172,11 +156,9 @@ impl EventLog for StoreLog {
     }
 
     async fn read(&self, topic: &str, after: u64, limit: usize) -> Result<Vec<Event>, Status> {
-        let page = self
-            .store
-            .list(&prefix(topic), Some(&key(topic, after)), limit)
-            .await?;
-        page.entries.iter().map(|(_, v)| decode(&v.value)).collect()
+        StoreSource(Arc::clone(&self.store))
+            .read(topic, after, limit)
+            .await
     }
 
     async fn follow(
@@ -184,63 +166,12 @@ impl EventLog for StoreLog {
         topic: &str,
         after: u64,
     ) -> Result<BoxStream<Result<Event, Status>>, Status> {
-        struct Follow {
-            store: Arc<dyn Store>,
-            topic: String,
-            cursor: u64,
-            rx: watch::Receiver<u64>,
-            ready: std::collections::VecDeque<Event>,
-            failed: bool,
-        }
-        let state = Follow {
-            store: Arc::clone(&self.store),
-            topic: topic.to_owned(),
-            cursor: after,
-            rx: self.watch(topic),
-            ready: std::collections::VecDeque::new(),
-            failed: false,
-        };
-        let stream = futures_util::stream::unfold(state, |mut s| async move {
-            if s.failed {
-                return None;
-            }
-            loop {
-                if let Some(e) = s.ready.pop_front() {
-                    s.cursor = e.sequence;
-                    return Some((Ok(e), s));
-                }
-                // Marked seen before reading, so an append after the read still wakes us.
-                s.rx.borrow_and_update();
-                let page = s
-                    .store
-                    .list(&prefix(&s.topic), Some(&key(&s.topic, s.cursor)), PAGE)
-                    .await;
-                match page {
-                    Ok(page) if page.entries.is_empty() => {
-                        if s.rx.changed().await.is_err() {
-                            // The log is gone (shutdown): end quietly; the SSE layer says so.
-                            return None;
-                        }
-                    }
-                    Ok(page) => {
-                        for (_, v) in page.entries {
-                            match decode(&v.value) {
-                                Ok(e) => s.ready.push_back(e),
-                                Err(status) => {
-                                    s.failed = true;
-                                    return Some((Err(status), s));
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        s.failed = true;
-                        return Some((Err(e.into()), s));
-                    }
-                }
-            }
-        });
-        Ok(Box::pin(stream))
+        Ok(follow(
+            StoreSource(Arc::clone(&self.store)),
+            &self.hub,
+            topic,
+            after,
+        ))
     }
 
     fn backend(&self) -> &'static str {

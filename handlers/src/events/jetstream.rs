@@ -7,7 +7,12 @@
 //! the loser retries. A topic whose events have all expired starts again above the stream's last
 //! sequence, which is above any number the topic used before (a topic's number never exceeds the
 //! stream sequence of its message), so numbers never go back.
+//!
+//! Each process follows the whole stream once (one ordered consumer, from the stream's end when
+//! the log opened) and hands events to its followers through the [`Hub`]; followers catch up with
+//! direct gets, found by a binary search over stream sequences.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream};
@@ -18,6 +23,7 @@ use prost::Message as _;
 use proto::BoxStream;
 use proto::aicore::events::v1::Event;
 
+use super::hub::{Hub, Source, follow};
 use super::{EventLog, Retention};
 use crate::status::Status;
 
@@ -26,15 +32,32 @@ const ATTEMPTS: usize = 32;
 /// Events in a JetStream stream.
 #[derive(Clone)]
 pub struct JetStreamLog {
+    reader: Reader,
     js: jetstream::Context,
+    hub: Arc<Hub>,
+    _tail: Arc<Tail>,
+}
+
+/// Reads the stream (what followers catch up with).
+#[derive(Clone)]
+struct Reader {
     stream: stream::Stream,
     prefix: String,
+}
+
+/// The task following the whole stream; stopped with the log.
+struct Tail(tokio::task::JoinHandle<()>);
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl std::fmt::Debug for JetStreamLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JetStreamLog")
-            .field("prefix", &self.prefix)
+            .field("prefix", &self.reader.prefix)
             .finish_non_exhaustive()
     }
 }
@@ -54,7 +77,8 @@ fn decode(payload: &[u8]) -> Result<Event, Status> {
 
 impl JetStreamLog {
     /// Opens stream `name` (subjects `<prefix>.>`), creating it (file storage, `replicas` copies,
-    /// `retention`) if missing. Fails clearly when the server has no JetStream.
+    /// `retention`) if missing, and starts following it. Fails clearly when the server has no
+    /// JetStream.
     pub async fn open(
         client: async_nats::Client,
         name: &str,
@@ -82,13 +106,80 @@ impl JetStreamLog {
                     "cannot open the JetStream event stream {name:?} (is JetStream enabled on the NATS server, e.g. `nats-server -js`?): {e}"
                 )
             })?;
-        Ok(JetStreamLog {
-            js,
+        let reader = Reader {
             stream,
             prefix: prefix.to_owned(),
+        };
+        // Everything appended from now on reaches this process's followers; older events are
+        // read by catching up.
+        let from = reader
+            .stream_last_sequence()
+            .await
+            .map_err(|e| format!("cannot read the event stream {name:?}: {}", e.message()))?;
+        let hub = Arc::new(Hub::default());
+        let tail = tokio::spawn(tail(
+            reader.clone(),
+            js.client(),
+            Arc::clone(&hub),
+            from + 1,
+        ));
+        Ok(JetStreamLog {
+            reader,
+            js,
+            hub,
+            _tail: Arc::new(Tail(tail)),
         })
     }
+}
 
+/// Follows the whole stream from `from`, handing each event to the hub; after an error it starts
+/// again where it stopped.
+async fn tail(reader: Reader, client: async_nats::Client, hub: Arc<Hub>, mut from: u64) {
+    loop {
+        let consumer = reader
+            .stream
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: client.new_inbox(),
+                filter_subject: format!("{}.>", reader.prefix),
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: from,
+                },
+                ..Default::default()
+            })
+            .await;
+        match consumer {
+            Ok(c) => match c.messages().await {
+                Ok(mut messages) => {
+                    while let Some(m) = messages.next().await {
+                        match m {
+                            Ok(m) => {
+                                if let Ok(info) = m.info() {
+                                    from = info.stream_sequence + 1;
+                                }
+                                match Event::decode(m.payload.as_ref()) {
+                                    Ok(e) => hub.publish(&e),
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "event log: an event does not decode")
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "event log: following the stream failed; starting again");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "event log: cannot follow the stream"),
+            },
+            Err(e) => tracing::warn!(error = %e, "event log: cannot follow the stream"),
+        }
+        // Followers meanwhile catch up from the log on their next event.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+impl Reader {
     fn subject(&self, topic: &str) -> String {
         format!("{}.{topic}", self.prefix)
     }
@@ -114,17 +205,68 @@ impl JetStreamLog {
             .map_err(|e| unavailable("reading the stream's state", e))?;
         Ok(info.state.last_sequence)
     }
+
+    /// The topic's first message at or after stream sequence `from`.
+    async fn next_from(&self, subject: &str, from: u64) -> Result<Option<(u64, Event)>, Status> {
+        match self
+            .stream
+            .direct_get_next_for_subject(subject, Some(from))
+            .await
+        {
+            Ok(m) => Ok(Some((m.sequence, decode(&m.payload)?))),
+            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(unavailable("reading events", e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Source for Reader {
+    async fn read(&self, topic: &str, after: u64, limit: usize) -> Result<Vec<Event>, Status> {
+        let Some((last_at, last)) = self.last(topic).await? else {
+            return Ok(Vec::new());
+        };
+        if after >= last.sequence {
+            return Ok(Vec::new());
+        }
+        // The first message numbered above `after` sits at a stream sequence in [after + 1,
+        // last_at] (a topic's number never exceeds its stream sequence): binary search for it.
+        let subject = self.subject(topic);
+        let (mut lo, mut hi) = (after.saturating_add(1).min(last_at), last_at);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.next_from(&subject, mid).await? {
+                Some((_, e)) if e.sequence > after => hi = mid,
+                Some((at, _)) => lo = at + 1,
+                None => break,
+            }
+        }
+        let mut out = Vec::new();
+        let mut from = lo;
+        while out.len() < limit {
+            match self.next_from(&subject, from).await? {
+                Some((at, e)) => {
+                    from = at + 1;
+                    if e.sequence > after {
+                        out.push(e);
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[async_trait]
 impl EventLog for JetStreamLog {
     async fn append(&self, mut event: Event) -> Result<u64, Status> {
-        let subject = self.subject(&event.topic);
+        let subject = self.reader.subject(&event.topic);
         for attempt in 0..ATTEMPTS {
-            let (expected, seq) = match self.last(&event.topic).await? {
+            let (expected, seq) = match self.reader.last(&event.topic).await? {
                 Some((stream_seq, last)) => (stream_seq, last.sequence + 1),
                 // Read after finding the topic empty: every number it used is at or below it.
-                None => (0, self.stream_last_sequence().await? + 1),
+                None => (0, self.reader.stream_last_sequence().await? + 1),
             };
             event.sequence = seq;
             let publish = jetstream::message::PublishMessage::build()
@@ -157,33 +299,15 @@ impl EventLog for JetStreamLog {
     }
 
     async fn head(&self, topic: &str) -> Result<u64, Status> {
-        Ok(self.last(topic).await?.map_or(0, |(_, e)| e.sequence))
+        Ok(self
+            .reader
+            .last(topic)
+            .await?
+            .map_or(0, |(_, e)| e.sequence))
     }
 
     async fn read(&self, topic: &str, after: u64, limit: usize) -> Result<Vec<Event>, Status> {
-        let subject = self.subject(topic);
-        // A topic's number never exceeds its message's stream sequence, so nothing after `after`
-        // sits at or below stream sequence `after`.
-        let mut from = after.saturating_add(1);
-        let mut out = Vec::new();
-        while out.len() < limit {
-            match self
-                .stream
-                .direct_get_next_for_subject(subject.clone(), Some(from))
-                .await
-            {
-                Ok(m) => {
-                    from = m.sequence + 1;
-                    let e = decode(&m.payload)?;
-                    if e.sequence > after {
-                        out.push(e);
-                    }
-                }
-                Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => break,
-                Err(e) => return Err(unavailable("reading events", e)),
-            }
-        }
-        Ok(out)
+        self.reader.read(topic, after, limit).await
     }
 
     async fn follow(
@@ -191,40 +315,7 @@ impl EventLog for JetStreamLog {
         topic: &str,
         after: u64,
     ) -> Result<BoxStream<Result<Event, Status>>, Status> {
-        // The stream's end is read before the topic's last message, so an event appended between
-        // the two is still delivered (it lands above `floor`).
-        let floor = self.stream_last_sequence().await?;
-        let start = match self.last(topic).await? {
-            Some((stream_seq, last)) if after >= last.sequence => stream_seq + 1,
-            Some(_) => after.saturating_add(1),
-            None => floor + 1,
-        };
-        let consumer = self
-            .stream
-            .create_consumer(consumer::push::OrderedConfig {
-                deliver_subject: self.js.client().new_inbox(),
-                filter_subject: self.subject(topic),
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: start,
-                },
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unavailable("following a topic", e))?;
-        let messages = consumer
-            .messages()
-            .await
-            .map_err(|e| unavailable("following a topic", e))?;
-        let events = messages.map(move |m| match m {
-            Ok(m) => {
-                let e = decode(&m.payload)?;
-                Ok((e.sequence > after).then_some(e))
-            }
-            Err(e) => Err(unavailable("following a topic", e)),
-        });
-        Ok(Box::pin(events.filter_map(|r| {
-            futures_util::future::ready(r.transpose())
-        })))
+        Ok(follow(self.reader.clone(), &self.hub, topic, after))
     }
 
     fn backend(&self) -> &'static str {

@@ -12,6 +12,7 @@
 //! says that events the client asked for are no longer retained (never a silent hole).
 
 mod embedded;
+mod hub;
 mod jetstream;
 
 use std::collections::BTreeMap;
