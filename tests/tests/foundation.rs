@@ -46,7 +46,7 @@ async fn probes_routes_and_http2() {
         .unwrap();
     assert_eq!(r.status, 200);
 
-    // The route table comes from the descriptors: all 22 services, 7 of them local so far.
+    // The route table comes from the descriptors: all 22 services, 8 of them local so far.
     let v = edge.admin_json("/admin/routes").await;
     let routes = v["routes"].as_array().unwrap();
     assert_eq!(routes.len(), 22);
@@ -58,7 +58,7 @@ async fn probes_routes_and_http2() {
     assert_eq!(
         local,
         [
-            "airouter", "auth", "llm", "models", "payment", "settings", "state"
+            "airouter", "auth", "events", "llm", "models", "payment", "settings", "state"
         ]
     );
     let login = routes.iter().find(|r| r["service"] == "auth").unwrap()["methods"]
