@@ -175,7 +175,7 @@ async fn the_error_table() {
     });
     let t = Instant::now();
     let r = c.call(GET, Some(&access), json!({"key": "k"})).await;
-    assert_eq!(r.status, 504);
+    assert_eq!(r.status, 504, "{:?}", r.body);
     assert_eq!(r.json()["code"], "deadline_exceeded");
     assert!(
         t.elapsed() >= Duration::from_millis(900) && t.elapsed() < Duration::from_secs(5),
