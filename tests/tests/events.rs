@@ -416,3 +416,69 @@ async fn a_subscription_lives_through_a_nats_restart() {
     let w3 = publish(&c, &game, "world", 3).await;
     assert_eq!(events(&mut s, 2).await.0, at("world", &[(w2, 2), (w3, 3)]));
 }
+
+#[tokio::test]
+async fn a_remote_subscription_notices_a_dead_worker() {
+    let nats = Nats::start("");
+    let url = nats.url();
+    let worker = Edge::start_worker(&[
+        "--nats",
+        &url,
+        "--services",
+        "events",
+        "--store",
+        "jetstream",
+    ]);
+    let edge = Edge::start(&[
+        "--nats",
+        &url,
+        "--store",
+        "jetstream",
+        "--remote",
+        "events",
+        "--rate-limit",
+        "false",
+        "--sse-heartbeat",
+        "2s",
+    ]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "watcher").await;
+    let mine = format!("player.{}", me.player_id);
+    let mut s = Sse::get(
+        &c,
+        &format!("/v1/events?topics={mine}"),
+        Some(&me.access),
+        &[],
+    )
+    .await;
+    assert_eq!(s.status, StatusCode::OK);
+    assert_eq!(next(&mut s).await.event.as_deref(), Some("subscribed"));
+
+    // Quiet for longer than the edge tolerates silence from a worker: its heartbeats keep the
+    // stream alive, and an event still arrives.
+    let quiet_until = std::time::Instant::now() + Duration::from_secs(22);
+    while let Some(e) = s
+        .next_within(quiet_until.saturating_duration_since(std::time::Instant::now()))
+        .await
+    {
+        assert!(e.comment, "only heartbeats while quiet: {e:?}");
+    }
+    let p = publish(&c, &me.access, &mine, 1).await;
+    assert_eq!(events(&mut s, 1).await.0, at(&mine, &[(p, 1)]));
+
+    // The worker dies without a word: the stream ends with an error, not a silent hang.
+    drop(worker);
+    let t = std::time::Instant::now();
+    let end = loop {
+        let e = s
+            .next_within(Duration::from_secs(40))
+            .await
+            .expect("the stream ends");
+        if !e.comment {
+            break e;
+        }
+    };
+    assert_eq!(end.event.as_deref(), Some("error"), "{end:?}");
+    assert_eq!(end.json()["code"], "unavailable");
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+}

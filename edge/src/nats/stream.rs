@@ -5,7 +5,8 @@
 //! `error` with the usual error headers). A gap or reordering in the numbers (a slow-consumer drop,
 //! a lost worker) ends the stream with an error, never a silent hole. When the edge stops reading
 //! (the client went away), it publishes on `<inbox>.cancel`, which the worker subscribed to before
-//! it started, and the worker drops the work.
+//! it started, and the worker drops the work. A quiet stream carries unnumbered heartbeats, so a
+//! worker that died (rather than ended its stream) is noticed within a few of them.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,13 @@ pub const STREAM: &str = "Edge-Stream";
 pub const SEQ: &str = "Edge-Seq";
 /// On the last message: `ok` or `error`.
 pub const END: &str = "Edge-End";
+/// On the first message and on heartbeats: the worker promises a message (a heartbeat when it has
+/// nothing else) at least this often, in milliseconds.
+pub const HEARTBEAT_MS: &str = "Edge-Heartbeat-Ms";
+/// How often a worker sends something on a quiet stream (event subscriptions are quiet for long).
+const WORKER_HEARTBEAT: Duration = Duration::from_secs(5);
+/// Silence, in heartbeats, after which the edge takes the worker for lost.
+const MISSED_HEARTBEATS: u32 = 4;
 
 /// The subject the worker listens on for the edge's cancel.
 pub fn cancel_subject(reply: &str) -> String {
@@ -120,6 +128,7 @@ pub async fn open(
         pending: Some(first),
         service,
         finished: false,
+        liveness: None,
     };
     // An error as the very first message is the call's error (a plain HTTP status upstream).
     match state.read().await {
@@ -144,6 +153,8 @@ struct Reader {
     pending: Option<async_nats::Message>,
     service: &'static str,
     finished: bool,
+    /// The longest silence tolerated, once the worker said it sends heartbeats.
+    liveness: Option<Duration>,
 }
 
 impl Reader {
@@ -152,27 +163,53 @@ impl Reader {
         if self.finished {
             return None;
         }
-        let msg = match self.pending.take() {
-            Some(m) => m,
-            None => {
-                let next = tokio::select! {
-                    m = self.sub.next() => m,
-                    _ = self.up.wait_for(|up| !*up) => None,
-                };
-                match next {
-                    Some(m) => m,
-                    None => {
-                        self.finished = true;
-                        return Some(Err(Status::unavailable(
-                            format!(
-                                "the connection to the {} worker was lost mid-stream",
-                                self.service
-                            ),
-                            Duration::from_secs(1),
-                        )));
+        let msg = loop {
+            let msg = match self.pending.take() {
+                Some(m) => m,
+                None => {
+                    let silence = self.liveness.unwrap_or(Duration::MAX);
+                    let next = tokio::select! {
+                        m = tokio::time::timeout(silence, self.sub.next()) => m.map_err(|_| ()),
+                        _ = self.up.wait_for(|up| !*up) => Ok(None),
+                    };
+                    match next {
+                        Ok(Some(m)) => m,
+                        Ok(None) => {
+                            self.finished = true;
+                            return Some(Err(Status::unavailable(
+                                format!(
+                                    "the connection to the {} worker was lost mid-stream",
+                                    self.service
+                                ),
+                                Duration::from_secs(1),
+                            )));
+                        }
+                        Err(()) => {
+                            self.finished = true;
+                            tracing::warn!(
+                                service = self.service,
+                                "a NATS stream's worker went silent"
+                            );
+                            return Some(Err(Status::unavailable(
+                                format!("the {} worker stopped answering; retry", self.service),
+                                Duration::from_secs(1),
+                            )));
+                        }
                     }
                 }
+            };
+            let h = msg.headers.as_ref();
+            if let Some(ms) = h
+                .and_then(|h| h.get(HEARTBEAT_MS))
+                .and_then(|v| v.as_str().parse::<u64>().ok())
+            {
+                self.liveness = Some(Duration::from_millis(ms.max(100)) * MISSED_HEARTBEATS);
+                if h.and_then(|h| h.get(SEQ)).is_none() {
+                    // A heartbeat: nothing to pass on.
+                    continue;
+                }
             }
+            break msg;
         };
         let h = msg.headers.as_ref();
         let seq = h
@@ -233,6 +270,7 @@ pub async fn serve(
         .deadline
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
     let mut seq = 0u64;
+    let heartbeat_ms = WORKER_HEARTBEAT.as_millis().to_string();
     let mut send = async |payload: Bytes, end: Option<&Status>, ok_end: bool| {
         seq += 1;
         let mut h = match end {
@@ -249,6 +287,9 @@ pub async fn serve(
             h.insert(END, "ok");
         }
         h.insert(SEQ, seq.to_string().as_str());
+        if seq == 1 {
+            h.insert(HEARTBEAT_MS, heartbeat_ms.as_str());
+        }
         client.publish_with_headers(reply.clone(), h, payload).await
     };
     let started = svc.call(ctx, method, Codec::Proto, payload);
@@ -272,7 +313,16 @@ pub async fn serve(
     };
     let mut stream = stream;
     loop {
+        let quiet = tokio::time::sleep(WORKER_HEARTBEAT);
         tokio::select! {
+            () = quiet => {
+                let mut h = HeaderMap::new();
+                h.insert(HEARTBEAT_MS, heartbeat_ms.as_str());
+                if let Err(e) = client.publish_with_headers(reply.clone(), h, Bytes::new()).await {
+                    tracing::warn!(error = %e, method = method.path, "cannot publish a stream heartbeat");
+                    break;
+                }
+            }
             item = stream.next() => {
                 let sent = match item {
                     Some(Ok(bytes)) => send(bytes, None, false).await,
