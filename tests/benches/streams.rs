@@ -1,7 +1,8 @@
 //! Benchmark: LLM tokens per second through the edge across 100 concurrent SSE streams (grammar
 //! model, local and over NATS to one `edge worker`), against a bare axum+rustls server streaming
 //! the same events (the same JSON messages, recorded from the edge) in the same run; then the
-//! edge's memory per idle open stream with 10,000 of them.
+//! edge's memory per idle open stream with 10,000 of them (LLM streams, then event subscriptions,
+//! with the time one event takes to reach all of them).
 //! Run: `cargo build --release -p edge && cargo bench -p edge-e2e --bench streams`.
 //! `BENCH_SECS`, `BENCH_ROUNDS`, `BENCH_IDLE_STREAMS` (default 10000) adjust it.
 
@@ -188,30 +189,92 @@ async fn main() {
         "20000",
     ];
     args.extend(tls);
-    let idle_edge = Edge::start(&args);
-    let ic = Client::new(&ca, idle_edge.https);
-    let ime = scenarios::login(&ic, "idle").await;
+    {
+        let edge = Edge::start(&args);
+        let c = Client::new(&ca, edge.https);
+        let me = scenarios::login(&c, "idle").await;
+        let (open, per) = open_idle(&edge, &c, idle, |i| {
+            let body = json!({"messages": [{"role": "user", "content": "wait"}], "maxTokens": 100, "seed": i.to_string()});
+            (Method::POST, STREAM.to_owned(), me.access.clone(), Bytes::from(body.to_string()))
+        })
+        .await;
+        println!(
+            "Idle LLM streams: {} open, {per:.1} KiB per idle stream (goal < 64 KiB)",
+            open.len()
+        );
+    }
+
+    // The same for event subscriptions, then one event fanned out to all of them.
+    let edge = Edge::start(&args);
+    let c = Client::new(&ca, edge.https);
+    let me = scenarios::login(&c, "subscriber").await;
+    let path = format!("/v1/events?topics=world,player.{}", me.player_id);
+    let (mut open, per) = open_idle(&edge, &c, idle, |_| {
+        (Method::GET, path.clone(), me.access.clone(), Bytes::new())
+    })
+    .await;
+    println!(
+        "Idle event subscriptions: {} open, {per:.1} KiB per subscription",
+        open.len()
+    );
+    let t = Instant::now();
+    let r = c
+        .call(
+            "/aicore.events.v1.EventBusService/Publish",
+            Some(&me.access),
+            json!({"topic": format!("player.{}", me.player_id), "type": "ping"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let mut waits = Vec::new();
+    for mut s in open.drain(..) {
+        waits.push(tokio::spawn(async move {
+            loop {
+                let e = s.next().await.expect("the event");
+                if !e.comment {
+                    return Instant::now();
+                }
+            }
+        }));
+    }
+    let mut last = t;
+    for w in waits {
+        last = last.max(w.await.unwrap());
+    }
+    println!(
+        "One event to {idle} subscribers: all had it {:.0} ms after the publish",
+        (last - t).as_secs_f64() * 1000.0
+    );
+}
+
+/// Opens `count` streams over h2 (200 per connection), each read to its first message; returns
+/// them and the edge's resident memory growth per stream in KiB.
+async fn open_idle(
+    edge: &Edge,
+    c: &Client,
+    count: usize,
+    request: impl Fn(usize) -> (Method, String, String, Bytes),
+) -> (Vec<Sse>, f64) {
     let per_conn = 200;
     let mut conns = Vec::new();
-    for _ in 0..idle.div_ceil(per_conn) {
-        conns.push(ic.connect(true).await.unwrap());
+    for _ in 0..count.div_ceil(per_conn) {
+        conns.push(c.connect(true).await.unwrap());
     }
     // Warm up allocator arenas and code paths before the baseline reading.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = idle_edge.rss_kib();
-    let mut open = Vec::with_capacity(idle);
+    let before = edge.rss_kib();
+    let mut open = Vec::with_capacity(count);
     let mut batch = Vec::new();
-    for i in 0..idle {
+    for i in 0..count {
         let conn = match &conns[i / per_conn] {
             Conn::H2(s) => Conn::H2(s.clone()),
             Conn::H1(_) => panic!("h2 expected"),
         };
-        let token = ime.access.clone();
-        let body = Bytes::from(json!({"messages": [{"role": "user", "content": "wait"}], "maxTokens": 100, "seed": i.to_string()}).to_string());
+        let (method, path, token, body) = request(i);
         batch.push(tokio::spawn(async move {
-            let mut s = Sse::send(conn, Method::POST, STREAM, Some(&token), body, &[]).await;
+            let mut s = Sse::send(conn, method, &path, Some(&token), body, &[]).await;
             assert!(s.status.is_success(), "{}", s.status);
-            assert!(s.next().await.is_some(), "first token");
+            assert!(s.next().await.is_some(), "first message");
             s
         }));
         if batch.len() == 500 {
@@ -224,11 +287,8 @@ async fn main() {
         open.push(t.await.unwrap());
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = idle_edge.rss_kib();
-    let per = (after.saturating_sub(before)) as f64 / open.len() as f64;
-    println!(
-        "Idle streams: {} open, edge RSS {before} KiB -> {after} KiB: {per:.1} KiB per idle stream (goal < 64 KiB)",
-        open.len()
-    );
-    drop(open);
+    let after = edge.rss_kib();
+    #[allow(clippy::cast_precision_loss)]
+    let per = after.saturating_sub(before) as f64 / open.len() as f64;
+    (open, per)
 }
