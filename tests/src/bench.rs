@@ -65,6 +65,21 @@ pub fn hello() -> Shape {
 
 /// Registers a player, stores one state value, and returns the state Get request to replay.
 pub async fn state_get(c: &Client) -> Shape {
+    let (shape, token) = logged_in_get(c).await;
+    let put = c
+        .call(
+            "/aicore.state.v1.StateService/Put",
+            Some(&token),
+            json!({"key": "save.slot1", "value": {"hp": 10, "name": "hero"}}),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{:?}", put.body);
+    shape
+}
+
+/// A state Get of `save.slot1` by a freshly registered player (the key need not exist), and the
+/// player's token.
+pub async fn logged_in_get(c: &Client) -> (Shape, String) {
     c.call(
         "/aicore.auth.v1.AuthService/Register",
         None,
@@ -80,15 +95,7 @@ pub async fn state_get(c: &Client) -> Shape {
         .await
         .json();
     let token = login["accessToken"].as_str().expect("token").to_owned();
-    let put = c
-        .call(
-            "/aicore.state.v1.StateService/Put",
-            Some(&token),
-            json!({"key": "save.slot1", "value": {"hp": 10, "name": "hero"}}),
-        )
-        .await;
-    assert_eq!(put.status, 200, "{:?}", put.body);
-    Shape {
+    let shape = Shape {
         method: Method::POST,
         path: "/aicore.state.v1.StateService/Get".into(),
         headers: vec![
@@ -96,7 +103,8 @@ pub async fn state_get(c: &Client) -> Shape {
             ("authorization".into(), format!("Bearer {token}")),
         ],
         body: Bytes::from_static(br#"{"key":"save.slot1"}"#),
-    }
+    };
+    (shape, token)
 }
 
 /// The same state Get as `shape` (from [`state_get`]), in protobuf: what passes through the edge

@@ -26,18 +26,21 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
     match args.as_slice() {
-        [_, mode, url] if mode == "responder" => responder(url).await,
+        [_, mode, url] if mode == "responder" => responder(url, "bench.echo").await,
+        [_, mode, url, subject] if mode == "responder" => responder(url, subject).await,
         [_, cert, key, listen] => serve(cert, key, listen, None).await,
         [_, cert, key, listen, url] => serve(cert, key, listen, Some(url)).await,
         _ => Err(
-            "usage: bare-hello CERT KEY LISTEN [NATS_URL] | bare-hello responder NATS_URL".into(),
+            "usage: bare-hello CERT KEY LISTEN [NATS_URL] | bare-hello responder NATS_URL [SUBJECT]".into(),
         ),
     }
 }
 
-async fn responder(url: &str) -> Result<(), BoxError> {
+async fn responder(url: &str, subject: &str) -> Result<(), BoxError> {
     let client = async_nats::connect(url).await?;
-    let mut sub = client.queue_subscribe("bench.echo", "bench".into()).await?;
+    let mut sub = client
+        .queue_subscribe(subject.to_owned(), "bench".into())
+        .await?;
     client.flush().await?;
     println!("responding");
     while let Some(msg) = sub.next().await {
