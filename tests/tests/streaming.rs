@@ -546,3 +546,57 @@ async fn five_hundred_concurrent_streams() {
     }
     assert_eq!(ended, 500);
 }
+
+#[tokio::test]
+async fn a_gap_in_a_nats_stream_ends_it_loudly() {
+    let nats = Nats::start("");
+    let url = nats.url();
+    let edge = Edge::start(&["--rate-limit", "false", "--nats", &url, "--remote", "llm"]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "gap-victim").await;
+    // The test is the worker: it numbers its messages 1, then 3.
+    let worker = nats.client().await;
+    let mut requests = worker
+        .queue_subscribe("svc.llm.v1.infer_stream", "llm".into())
+        .await
+        .unwrap();
+    worker.flush().await.unwrap();
+    let fake = tokio::spawn(async move {
+        let req = requests.next().await.unwrap();
+        assert!(req.headers.as_ref().unwrap().get("Edge-Stream").is_some());
+        let reply = req.reply.unwrap().to_string();
+        let mut cancel = worker.subscribe(format!("{reply}.cancel")).await.unwrap();
+        worker.flush().await.unwrap();
+        for seq in ["1", "3"] {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert("Edge-Seq", seq);
+            // An empty protobuf message is a valid (empty) InferStreamResponse.
+            worker
+                .publish_with_headers(reply.clone(), h, bytes::Bytes::new())
+                .await
+                .unwrap();
+        }
+        worker.flush().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), cancel.next())
+            .await
+            .is_ok_and(|m| m.is_some())
+    });
+    let s = Sse::post(&c, STREAM, Some(&me.access), ask(10, 1)).await;
+    assert_eq!(s.status, StatusCode::OK);
+    let events: Vec<_> = s
+        .collect()
+        .await
+        .into_iter()
+        .filter(|e| !e.comment)
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0].event, None);
+    assert_eq!(events[1].event.as_deref(), Some("error"));
+    let err = events[1].json();
+    assert_eq!(err["code"], "unavailable");
+    assert!(
+        err["message"].as_str().unwrap().contains("lost messages"),
+        "{err}"
+    );
+    assert!(fake.await.unwrap(), "the worker was told to stop");
+}
