@@ -313,6 +313,24 @@ impl Drop for Edge {
     }
 }
 
+/// A service key made with `edge keys create` straight into the JetStream store at `nats_url`.
+pub fn jetstream_service_key(nats_url: &str, name: &str, scopes: &str) -> String {
+    let (code, out, err) = run_edge(&[
+        "keys",
+        "create",
+        "--nats",
+        nats_url,
+        "--store",
+        "jetstream",
+        "--name",
+        name,
+        "--scope",
+        scopes,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    out.lines().last().expect("a key").to_owned()
+}
+
 /// Runs `edge` with `args` to completion: (exit code, stdout, stderr).
 pub fn run_edge(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(edge_bin())

@@ -256,20 +256,7 @@ async fn resume_on_another_edge_sharing_nats() {
     remote_args.extend(["--remote", "events"]);
     let r = Edge::start(&remote_args);
     let (ca, cb, cr) = (a.client(), b.client(), r.client());
-    let (code, out, err) = edge_e2e::run_edge(&[
-        "keys",
-        "create",
-        "--nats",
-        &url,
-        "--store",
-        "jetstream",
-        "--name",
-        "game",
-        "--scope",
-        "events",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let game = out.lines().last().unwrap().to_owned();
+    let game = edge_e2e::jetstream_service_key(&url, "game", "events");
     let me = scenarios::login(&ca, "roamer").await;
     let mine = format!("player.{}", me.player_id);
     let path = format!("/v1/events?topics=world,{mine}");
@@ -355,20 +342,7 @@ async fn a_subscription_lives_through_a_nats_restart() {
         "false",
     ]);
     let c = edge.client();
-    let (code, out, err) = edge_e2e::run_edge(&[
-        "keys",
-        "create",
-        "--nats",
-        &url,
-        "--store",
-        "jetstream",
-        "--name",
-        "game",
-        "--scope",
-        "events",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let game = out.lines().last().unwrap().to_owned();
+    let game = edge_e2e::jetstream_service_key(&url, "game", "events");
     let mut s = Sse::get(&c, "/v1/events?topics=world", Some(&game), &[]).await;
     assert_eq!(s.status, StatusCode::OK);
     assert_eq!(next(&mut s).await.event.as_deref(), Some("subscribed"));

@@ -588,20 +588,7 @@ async fn replicas_and_workers_share_the_jetstream_store() {
     assert_eq!(served, 4, "register x2, login, refresh: {stats}");
 
     // A service key made with the CLI straight into the JetStream store works on every replica.
-    let (code, out, err) = edge_e2e::run_edge(&[
-        "keys",
-        "create",
-        "--nats",
-        &url,
-        "--store",
-        "jetstream",
-        "--name",
-        "gs",
-        "--scope",
-        "payment",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let key = out.lines().last().unwrap().to_owned();
+    let key = edge_e2e::jetstream_service_key(&url, "gs", "payment");
     let player = login["playerId"].as_str().unwrap();
     let credit = json!({"playerId": player, "amount": 50, "reason": "shared"});
     let paid = |c: &edge_e2e::Client, token: String, body: serde_json::Value| {
