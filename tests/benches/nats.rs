@@ -33,18 +33,23 @@ async fn main() {
 
     let _worker = Edge::start_worker(&["--nats", &url, "--services", "state"]);
     // One player at tens of thousands of requests per second: far above any per-player quota.
-    let edge = Edge::start(&[
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-        "--nats",
-        &url,
-        "--remote",
-        "state",
-        "--rate-limit",
-        "false",
-    ]);
+    let start_edge = |extra: &[&str]| {
+        let mut args = vec![
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--nats",
+            &url,
+            "--remote",
+            "state",
+            "--rate-limit",
+            "false",
+        ];
+        args.extend_from_slice(extra);
+        Edge::start(&args)
+    };
+    let edge = start_edge(&[]);
     let c = Client::new(&ca, edge.https);
     let shape = state_get(&c).await;
 
@@ -74,20 +79,7 @@ async fn main() {
     // The edge's own share: the same route to a responder as trivial as the baseline's (it
     // echoes the request; a protobuf client gets those bytes back untouched).
     let (_trivial, _) = start_bare(bin, &["responder", &url, "bench.trivial.get"]);
-    let edge_only = Edge::start(&[
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-        "--nats",
-        &url,
-        "--remote",
-        "state",
-        "--subject",
-        "state=bench.trivial",
-        "--rate-limit",
-        "false",
-    ]);
+    let edge_only = start_edge(&["--subject", "state=bench.trivial"]);
     let c2 = Client::new(&ca, edge_only.https);
     let (shape2, _) = logged_in_get(&c2).await;
     let trivial = compare(

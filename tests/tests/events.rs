@@ -16,14 +16,19 @@ const PUBLISH: &str = "/aicore.events.v1.EventBusService/Publish";
 const REPLAY: &str = "/aicore.events.v1.EventBusService/Replay";
 const SUBSCRIBE: &str = "/aicore.events.v1.EventBusService/Subscribe";
 
+/// Publishes a `tick` with payload `{"n": n}`.
+async fn try_publish(c: &Client, token: &str, topic: &str, n: u64) -> edge_e2e::Response {
+    c.call(
+        PUBLISH,
+        Some(token),
+        json!({"topic": topic, "type": "tick", "payload": {"n": n}}),
+    )
+    .await
+}
+
+/// Publishes and returns the event's sequence.
 async fn publish(c: &Client, token: &str, topic: &str, n: u64) -> u64 {
-    let r = c
-        .call(
-            PUBLISH,
-            Some(token),
-            json!({"topic": topic, "type": "tick", "payload": {"n": n}}),
-        )
-        .await;
+    let r = try_publish(c, token, topic, n).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     r.json()["sequence"].as_str().unwrap().parse().unwrap()
 }
@@ -351,13 +356,7 @@ async fn a_subscription_lives_through_a_nats_restart() {
 
     // NATS down: publishing fails cleanly, the subscription stays open on heartbeats.
     nats.kill();
-    let r = c
-        .call(
-            PUBLISH,
-            Some(&game),
-            json!({"topic": "world", "type": "tick", "payload": {"n": 0}}),
-        )
-        .await;
+    let r = try_publish(&c, &game, "world", 0).await;
     assert_eq!(r.status, 503, "{:?}", r.body);
     assert!(r.headers.contains_key("retry-after"));
 
@@ -365,13 +364,7 @@ async fn a_subscription_lives_through_a_nats_restart() {
     nats.restart();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let w2 = loop {
-        let r = c
-            .call(
-                PUBLISH,
-                Some(&game),
-                json!({"topic": "world", "type": "tick", "payload": {"n": 2}}),
-            )
-            .await;
+        let r = try_publish(&c, &game, "world", 2).await;
         if r.status == 200 {
             break r.json()["sequence"]
                 .as_str()
