@@ -1,12 +1,14 @@
 //! Benchmark: a unary call routed over NATS to one `edge worker` (state Get, JSON transcoded to
 //! protobuf and back), against a bare axum+rustls server doing one raw async-nats request/reply to a
-//! trivial responder, in the same run, 64 connections each, alternating over rounds.
+//! trivial responder, in the same run, 64 connections each, alternating over rounds. Both get the
+//! same request bytes (the baseline ignores the token and relays the body), so the ratio compares
+//! the servers, not the sizes of two different requests.
 //! Run: `cargo build --release -p edge && cargo bench -p edge-e2e --bench nats`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use edge_e2e::bench::{
-    as_proto, certs, compare, hello, logged_in_get, settings, start_bare, state_get,
+    as_hello, as_proto, certs, compare, logged_in_get, settings, start_bare, state_get,
 };
 use edge_e2e::nats::Nats;
 use edge_e2e::{Client, Edge};
@@ -59,7 +61,7 @@ async fn main() {
     );
     let json = compare(
         "edge state Get via NATS worker (JSON client)",
-        (&bare, &hello()),
+        (&bare, &as_hello(&shape)),
         (&c, &shape),
         rounds,
         warmup,
@@ -69,7 +71,7 @@ async fn main() {
     // Protobuf clients: the body passes through to the worker and back untouched.
     let proto = compare(
         "edge state Get via NATS worker (protobuf client)",
-        (&bare, &hello()),
+        (&bare, &as_hello(&as_proto(&shape))),
         (&c, &as_proto(&shape)),
         rounds,
         warmup,
@@ -84,7 +86,7 @@ async fn main() {
     let (shape2, _) = logged_in_get(&c2).await;
     let trivial = compare(
         "edge via NATS to a trivial responder (protobuf client)",
-        (&bare, &hello()),
+        (&bare, &as_hello(&as_proto(&shape2))),
         (&c2, &as_proto(&shape2)),
         rounds,
         warmup,

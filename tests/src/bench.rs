@@ -63,6 +63,16 @@ pub fn hello() -> Shape {
     }
 }
 
+/// `shape` sent to the baseline's `/hello` instead: the same method, headers and body, so the
+/// client's and TLS's work per request is the same on both sides and the ratio compares what the
+/// servers do with it (the baseline ignores the token and relays the body).
+pub fn as_hello(shape: &Shape) -> Shape {
+    Shape {
+        path: "/hello".into(),
+        ..shape.clone()
+    }
+}
+
 /// Registers a player, stores one state value, and returns the state Get request to replay.
 pub async fn state_get(c: &Client) -> Shape {
     let (shape, token) = logged_in_get(c).await;
