@@ -277,10 +277,10 @@ where
             Ok(p) => p,
             Err(status) => return Box::pin(async move { Ok(status_response(&status)) }),
         };
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Called now, on the instance that was polled ready: no clone of the inner stack.
+        let fut = self.inner.call(req);
         Box::pin(async move {
-            let res = inner.call(req).await;
+            let res = fut.await;
             drop(permit);
             res
         })

@@ -101,6 +101,26 @@ pub fn authorize(principal: Option<&Principal>, m: &MethodDesc) -> Result<(), St
     }
 }
 
+/// Checks the access rule and hands the principal and the method on to the layers inside.
+fn admit(
+    req: &mut Request,
+    principal: Option<Principal>,
+    m: &'static MethodDesc,
+) -> Result<(), Status> {
+    authorize(principal.as_ref(), m)?;
+    if let Some(p) = principal {
+        req.extensions_mut().insert(p);
+    }
+    // Layers inside (rate limits) need the method too; spare them the lookup.
+    req.extensions_mut().insert(m);
+    Ok(())
+}
+
+fn refuse<E: 'static>(status: &Status) -> BoxFuture<Result<Response, E>> {
+    let res = status_response(status);
+    Box::pin(async move { Ok(res) })
+}
+
 impl<S> Service<Request> for Authenticate<S>
 where
     S: Service<Request, Response = Response> + Clone + Send + 'static,
@@ -117,11 +137,8 @@ where
     fn call(&mut self, mut req: Request) -> Self::Future {
         // Only calls of methods (and their aliases) are checked; anything else passes on (404/405).
         let method = crate::connect::route_method(req.method(), req.uri().path());
-        // Take the instance that was polled ready; leave a fresh clone behind.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
         let Some(m) = method else {
-            return Box::pin(async move { inner.call(req).await });
+            return Box::pin(self.inner.call(req));
         };
         // Public methods ignore credentials entirely: a stale token must not block login.
         let credential = match bearer(&req).filter(|_| m.access != Access::Public) {
@@ -135,27 +152,32 @@ where
                 Err(status) => Credential::Refused(status),
             },
         };
-        let keys = Arc::clone(&self.keys);
-        Box::pin(async move {
-            let principal = match credential {
-                Credential::None => None,
-                Credential::Verified(p) => Some(p),
-                Credential::Key(key) => match keys.verify(&key).await {
-                    Ok(p) => Some(p),
-                    Err(status) => return Ok(status_response(&status)),
-                },
-                Credential::Refused(status) => return Ok(status_response(&status)),
-            };
-            if let Err(status) = authorize(principal.as_ref(), m) {
-                return Ok(status_response(&status));
+        let principal = match credential {
+            Credential::None => None,
+            Credential::Verified(p) => Some(p),
+            Credential::Refused(status) => return refuse(&status),
+            // Service keys may need a store read: the only path that waits before calling inner,
+            // so the only one that takes the ready instance and leaves a clone behind.
+            Credential::Key(key) => {
+                let keys = Arc::clone(&self.keys);
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                return Box::pin(async move {
+                    let principal = match keys.verify(&key).await {
+                        Ok(p) => p,
+                        Err(status) => return Ok(status_response(&status)),
+                    };
+                    match admit(&mut req, Some(principal), m) {
+                        Ok(()) => inner.call(req).await,
+                        Err(status) => Ok(status_response(&status)),
+                    }
+                });
             }
-            if let Some(p) = principal {
-                req.extensions_mut().insert(p);
-            }
-            // Layers inside (rate limits) need the method too; spare them the lookup.
-            req.extensions_mut().insert(m);
-            inner.call(req).await
-        })
+        };
+        match admit(&mut req, principal, m) {
+            Ok(()) => Box::pin(self.inner.call(req)),
+            Err(status) => refuse(&status),
+        }
     }
 }
 

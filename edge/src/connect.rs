@@ -59,7 +59,7 @@ pub async fn unary(
     method: &'static MethodDesc,
     req: Request,
 ) -> Response {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let Some(codec) = codec(&parts.headers) else {
         let mut res = with_status(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -162,7 +162,7 @@ pub async fn unary(
         },
     };
     let ctx = Context {
-        principal: parts.extensions.get::<Principal>().cloned(),
+        principal: parts.extensions.remove::<Principal>(),
         // A stream lives until its maximum duration; the body deadline above still applied.
         deadline: Some(match stream_permit {
             Some(_) => Instant::now() + state.streams.config.max_duration,

@@ -241,7 +241,7 @@ impl Provider for NatsProvider {
         let stream = crate::nats::stream::open(
             &self.nats.client,
             &self.nats.up,
-            model.endpoint.clone(),
+            model.endpoint.clone().into(),
             crate::nats::headers::request_headers(ctx, life),
             bytes::Bytes::from(upstream.encode_to_vec()),
             self.start_timeout,

@@ -279,11 +279,9 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
         // Set by the authentication layer outside this one for every Connect call.
         let Some(m) = req.extensions().get::<&'static MethodDesc>().copied() else {
-            return Box::pin(inner.call(req));
+            return Box::pin(self.inner.call(req));
         };
         let class = Class::of(m);
         let key = match (class, req.extensions().get::<Principal>()) {
@@ -295,12 +293,15 @@ where
             (_, Some(p)) => p.describe(),
         };
         match self.limits.check(class, &key) {
-            Ok((policy, state)) => Box::pin(async move {
-                let mut res = inner.call(req).await?;
-                res.headers_mut().insert("ratelimit-policy", policy);
-                res.headers_mut().insert("ratelimit", state);
-                Ok(res)
-            }),
+            Ok((policy, state)) => {
+                let fut = self.inner.call(req);
+                Box::pin(async move {
+                    let mut res = fut.await?;
+                    res.headers_mut().insert("ratelimit-policy", policy);
+                    res.headers_mut().insert("ratelimit", state);
+                    Ok(res)
+                })
+            }
             Err((status, policy)) => {
                 let mut res = status_response(&status);
                 res.headers_mut().insert("ratelimit-policy", policy);

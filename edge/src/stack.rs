@@ -5,7 +5,9 @@ use axum::response::Response;
 use handlers::Status;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::AppState;
@@ -15,7 +17,6 @@ use crate::auth::AuthLayer;
 use crate::client_addr::{ClientAddrLayer, TrustedProxies};
 use crate::error::status_response;
 use crate::ratelimit::RateLimitLayer;
-use tower::util::option_layer;
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     status_response(&Status::internal("a handler panicked"))
@@ -26,36 +27,49 @@ pub fn build(state: &AppState, api: Router) -> Router {
     let access_log = state.config.log.access;
     // Validated when the config was loaded.
     let trusted = TrustedProxies::parse(&state.config.http.trusted_proxies).unwrap_or_default();
-    api
-        // Route layers run only for matched Connect paths. Rate limiting is inside authentication
-        // because its key is the principal; both need the method from the descriptors.
-        .route_layer(option_layer(
-            state
-                .config
-                .rate_limit
-                .enabled
-                .then(|| RateLimitLayer::layer(state.limits.clone())),
-        ))
-        .route_layer(AuthLayer::layer(state.auth.clone(), state.keys.clone()))
-        .layer(
-            ServiceBuilder::new()
-                // Before anything logs: the token never reaches a log line or a trace.
-                .layer(SetSensitiveRequestHeadersLayer::new([
-                    http::header::AUTHORIZATION,
-                    http::header::COOKIE,
-                ]))
-                // Outermost after that: every log line and every response, errors included, carry the id.
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(PropagateRequestIdLayer::x_request_id())
-                // Before anything keys on the client: the address behind trusted proxies only.
-                .layer(ClientAddrLayer::layer(trusted))
-                // Sees the final status of everything below, including shed and panicked requests.
-                .layer(AccessLogLayer::layer(access_log))
-                // A panicking handler becomes a 500 for that request, not a dropped connection.
-                .layer(CatchPanicLayer::custom(panic_response))
-                // The global in-flight limit and the per-service bulkheads, innermost of the outer
-                // layers so a refusal is logged; it sheds at once (503 + Retry-After), never queues,
-                // and runs before authentication so a flood is refused before any token work.
-                .layer(AdmissionLayer::layer(state.admission.clone())),
-        )
+    // One `layer` call: axum boxes the stack once per route, and clones that box on every call,
+    // so each extra `layer`/`route_layer` would add a level that is cloned again at every level.
+    api.layer(
+        ServiceBuilder::new()
+            // Before anything logs: the token never reaches a log line or a trace.
+            .layer(SetSensitiveRequestHeadersLayer::new([
+                http::header::AUTHORIZATION,
+                http::header::COOKIE,
+            ]))
+            // Outermost after that: every log line and every response, errors included, carry the id.
+            .layer(SetRequestIdLayer::x_request_id(RequestIds))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            // Before anything keys on the client: the address behind trusted proxies only.
+            .layer(ClientAddrLayer::layer(trusted))
+            // Sees the final status of everything below, including shed and panicked requests.
+            .layer(AccessLogLayer::layer(access_log))
+            // A panicking handler becomes a 500 for that request, not a dropped connection.
+            .layer(CatchPanicLayer::custom(panic_response))
+            // The global in-flight limit and the per-service bulkheads, innermost of the outer
+            // layers so a refusal is logged; it sheds at once (503 + Retry-After), never queues,
+            // and runs before authentication so a flood is refused before any token work.
+            .layer(AdmissionLayer::layer(state.admission.clone()))
+            // Only calls of methods (by the descriptors) are checked; other paths pass on to their
+            // 404/405. Rate limiting is inside authentication because its key is the principal.
+            .layer(AuthLayer::layer(state.auth.clone(), state.keys.clone()))
+            .option_layer(
+                state
+                    .config
+                    .rate_limit
+                    .enabled
+                    .then(|| RateLimitLayer::layer(state.limits.clone())),
+            ),
+    )
+}
+
+/// Request ids: a random UUID, written straight into the header value (no `String` on the way).
+#[derive(Clone, Copy)]
+struct RequestIds;
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+        http::HeaderValue::from_str(id).ok().map(RequestId::new)
+    }
 }

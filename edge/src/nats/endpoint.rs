@@ -20,8 +20,8 @@ struct Inner {
     up: tokio::sync::watch::Receiver<bool>,
     client: async_nats::Client,
     service: &'static ServiceDesc,
-    /// One subject per method, by index.
-    subjects: Vec<String>,
+    /// One subject per method, by index (a `Subject` clone is a reference count, not a copy).
+    subjects: Vec<async_nats::Subject>,
     timeout: Duration,
 }
 
@@ -33,7 +33,11 @@ impl NatsEndpoint {
         routes: &RoutesConfig,
         timeout: Duration,
     ) -> Self {
-        let subjects = service.methods.iter().map(|m| routes.subject(m)).collect();
+        let subjects = service
+            .methods
+            .iter()
+            .map(|m| async_nats::Subject::from(routes.subject(m)))
+            .collect();
         NatsEndpoint(std::sync::Arc::new(Inner {
             responders: super::probe::unknown(),
             up: nats.up,
@@ -61,7 +65,7 @@ impl Endpoint for NatsEndpoint {
                 .subjects
                 .get(call.method.index)
                 .cloned()
-                .unwrap_or_default();
+                .unwrap_or_else(|| async_nats::Subject::from_static(""));
             let limit = this.timeout;
             let service = this.service.short;
             if !super::connected(client) {

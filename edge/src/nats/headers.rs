@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
+use async_nats::header::HeaderName;
 use handlers::{Code, Context, Principal, Status};
 
 /// Milliseconds left before the caller's deadline (relative, so clocks need not agree).
@@ -24,6 +25,12 @@ pub const RETRY_AFTER_MS: &str = "Edge-Retry-After-Ms";
 pub const SERVICE_ERROR: &str = "Nats-Service-Error";
 /// The NATS micro-service error code header (the HTTP status here).
 pub const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
+
+/// A header name without the validation and copy that async-nats does for every `&str` name (on
+/// every insert and every lookup): these run for each call on both sides.
+pub fn name(n: &'static str) -> HeaderName {
+    HeaderName::from_static(n)
+}
 
 /// `player <id>` or `service <name> <scope,scope>`.
 pub fn encode_principal(p: &Principal) -> String {
@@ -57,24 +64,24 @@ pub fn decode_principal(s: &str) -> Option<Principal> {
 /// The headers of a request sent with `timeout` left.
 pub fn request_headers(ctx: &Context, timeout: Duration) -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(DEADLINE_MS, timeout.as_millis().to_string().as_str());
+    h.insert(name(DEADLINE_MS), timeout.as_millis().to_string());
     if !ctx.request_id.is_empty() {
-        h.insert(REQUEST_ID, ctx.request_id.as_str());
+        h.insert(name(REQUEST_ID), ctx.request_id.as_str());
     }
     if let Some(tp) = &ctx.traceparent {
-        h.insert(TRACEPARENT, tp.as_str());
+        h.insert(name(TRACEPARENT), tp.as_str());
     }
     if let Some(p) = &ctx.principal {
-        h.insert(PRINCIPAL, encode_principal(p).as_str());
+        h.insert(name(PRINCIPAL), encode_principal(p));
     }
     if let Some(k) = &ctx.idempotency_key {
-        h.insert(IDEMPOTENCY_KEY, k.as_str());
+        h.insert(name(IDEMPOTENCY_KEY), k.as_str());
     }
     h
 }
 
-fn get<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).map(|v| v.as_str()).filter(|v| !v.is_empty())
+fn get<'a>(h: &'a HeaderMap, n: &'static str) -> Option<&'a str> {
+    h.get(name(n)).map(|v| v.as_str()).filter(|v| !v.is_empty())
 }
 
 /// The context of a request received at `received`; `max` bounds a missing or huge deadline.
@@ -121,9 +128,9 @@ pub fn status_from_reply(h: Option<&HeaderMap>) -> Option<Status> {
 /// The NATS micro-service error and extra headers that carry `status` back to the edge.
 pub fn error_reply(status: &Status) -> (async_nats::service::error::Error, HeaderMap) {
     let mut h = HeaderMap::new();
-    h.insert(CONNECT_CODE, status.code().as_str());
+    h.insert(name(CONNECT_CODE), status.code().as_str());
     if let Some(after) = status.retry_after() {
-        h.insert(RETRY_AFTER_MS, after.as_millis().to_string().as_str());
+        h.insert(name(RETRY_AFTER_MS), after.as_millis().to_string());
     }
     let error = async_nats::service::error::Error {
         status: status.message().to_owned(),

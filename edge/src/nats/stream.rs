@@ -65,7 +65,7 @@ impl Drop for CancelOnDrop {
 pub async fn open(
     client: &async_nats::Client,
     up: &tokio::sync::watch::Receiver<bool>,
-    subject: String,
+    subject: async_nats::Subject,
     mut request_headers: HeaderMap,
     payload: Bytes,
     first_timeout: Duration,
@@ -359,7 +359,7 @@ pub async fn serve(
 
 /// Whether a worker request asks for a stream.
 pub fn is_stream_request(h: Option<&HeaderMap>) -> bool {
-    h.and_then(|h| h.get(STREAM)).is_some()
+    h.and_then(|h| h.get(headers::name(STREAM))).is_some()
 }
 
 /// Transcodes each protobuf message of a remote stream for a JSON caller.
