@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::Request;
+use http::HeaderValue;
 use proto::BoxFuture;
 use tower::{Layer, Service};
 use tracing::Instrument as _;
@@ -57,15 +58,16 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         let start = Instant::now();
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
-        let id = req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let span =
-            tracing::debug_span!("request", method = %method, path = %path, request_id = %id);
+        // Clones of shared buffers, not copies: most requests never log them.
+        let uri = req.uri().clone();
+        let id = req.headers().get(&crate::request_id::REQUEST_ID).cloned();
+        let id_str = move |id: &Option<HeaderValue>| -> String {
+            id.as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let span = tracing::debug_span!("request", method = %method, path = %uri.path(), request_id = %id_str(&id));
         let fut = self.inner.call(req).instrument(span);
         let every_request = self.every_request;
         Box::pin(async move {
@@ -73,10 +75,11 @@ where
             if let Ok(res) = &result {
                 let status = res.status().as_u16();
                 let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let path = uri.path();
                 if status >= 500 {
-                    tracing::warn!(%method, %path, status, latency_us, request_id = %id, "request failed");
+                    tracing::warn!(%method, %path, status, latency_us, request_id = %id_str(&id), "request failed");
                 } else if every_request {
-                    tracing::info!(%method, %path, status, latency_us, request_id = %id, "request");
+                    tracing::info!(%method, %path, status, latency_us, request_id = %id_str(&id), "request");
                 }
             }
             result

@@ -9,7 +9,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use handlers::{Context, Principal, Status};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use proto::{Codec, Encoded, MethodDesc};
 use tower::ServiceExt as _;
@@ -33,7 +33,7 @@ fn codec(headers: &HeaderMap) -> Option<Codec> {
 
 /// `Connect-Timeout-Ms`: at most 10 digits, per the protocol.
 fn timeout(headers: &HeaderMap) -> Result<Option<Duration>, Status> {
-    let Some(v) = headers.get("connect-timeout-ms") else {
+    let Some(v) = headers.get(&TIMEOUT_MS) else {
         return Ok(None);
     };
     let s = v.to_str().unwrap_or("");
@@ -45,7 +45,12 @@ fn timeout(headers: &HeaderMap) -> Result<Option<Duration>, Status> {
     Ok(s.parse::<u64>().ok().map(Duration::from_millis))
 }
 
-fn header_str(headers: &HeaderMap, name: &str, max: usize) -> Option<String> {
+// Looked up on every call: named once, not parsed from a string each time.
+static TIMEOUT_MS: HeaderName = HeaderName::from_static("connect-timeout-ms");
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+fn header_str(headers: &HeaderMap, name: &HeaderName, max: usize) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -149,7 +154,7 @@ pub async fn unary(
             }
         };
 
-    let idempotency_key = match parts.headers.get("idempotency-key") {
+    let idempotency_key = match parts.headers.get(&IDEMPOTENCY_KEY) {
         None => None,
         Some(v) => match v.to_str() {
             Ok(k) if crate::idempotency::valid_key(k) => Some(k.to_owned()),
@@ -168,9 +173,14 @@ pub async fn unary(
             Some(_) => Instant::now() + state.streams.config.max_duration,
             None => deadline,
         }),
-        request_id: header_str(&parts.headers, "x-request-id", 128).unwrap_or_default(),
+        request_id: header_str(
+            &parts.headers,
+            &crate::request_id::REQUEST_ID,
+            crate::request_id::MAX_LEN,
+        )
+        .unwrap_or_default(),
         idempotency_key,
-        traceparent: header_str(&parts.headers, "traceparent", 128),
+        traceparent: header_str(&parts.headers, &TRACEPARENT, 128),
     };
     // Event subscriptions carry their position in every message's id.
     let stream_permit = match stream_permit {

@@ -1,13 +1,7 @@
 //! The whole middleware stack, in one place. Outermost first; each layer says why it sits there.
 
 use axum::Router;
-use axum::response::Response;
-use handlers::Status;
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::AppState;
@@ -15,12 +9,9 @@ use crate::access_log::AccessLogLayer;
 use crate::admission::AdmissionLayer;
 use crate::auth::AuthLayer;
 use crate::client_addr::{ClientAddrLayer, TrustedProxies};
-use crate::error::status_response;
+use crate::panic::CatchPanicLayer;
 use crate::ratelimit::RateLimitLayer;
-
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    status_response(&Status::internal("a handler panicked"))
-}
+use crate::request_id::RequestIdLayer;
 
 /// Wraps the API routes (not the probes) in every layer.
 pub fn build(state: &AppState, api: Router) -> Router {
@@ -37,14 +28,13 @@ pub fn build(state: &AppState, api: Router) -> Router {
                 http::header::COOKIE,
             ]))
             // Outermost after that: every log line and every response, errors included, carry the id.
-            .layer(SetRequestIdLayer::x_request_id(RequestIds))
-            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(RequestIdLayer::layer())
             // Before anything keys on the client: the address behind trusted proxies only.
             .layer(ClientAddrLayer::layer(trusted))
             // Sees the final status of everything below, including shed and panicked requests.
             .layer(AccessLogLayer::layer(access_log))
             // A panicking handler becomes a 500 for that request, not a dropped connection.
-            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(CatchPanicLayer::layer())
             // The global in-flight limit and the per-service bulkheads, innermost of the outer
             // layers so a refusal is logged; it sheds at once (503 + Retry-After), never queues,
             // and runs before authentication so a flood is refused before any token work.
@@ -60,16 +50,4 @@ pub fn build(state: &AppState, api: Router) -> Router {
                     .then(|| RateLimitLayer::layer(state.limits.clone())),
             ),
     )
-}
-
-/// Request ids: a random UUID, written straight into the header value (no `String` on the way).
-#[derive(Clone, Copy)]
-struct RequestIds;
-
-impl MakeRequestId for RequestIds {
-    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
-        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
-        http::HeaderValue::from_str(id).ok().map(RequestId::new)
-    }
 }
