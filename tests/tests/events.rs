@@ -35,11 +35,16 @@ async fn publish(c: &Client, token: &str, topic: &str, n: u64) -> u64 {
 
 /// The next message that is not a heartbeat.
 async fn next(s: &mut Sse) -> Event {
+    next_within(s, Duration::from_secs(10)).await
+}
+
+/// The next message that is not a heartbeat, within `limit`.
+async fn next_within(s: &mut Sse, limit: Duration) -> Event {
     loop {
         let e = s
-            .next_within(Duration::from_secs(10))
+            .next_within(limit)
             .await
-            .expect("an event within 10 s");
+            .unwrap_or_else(|| panic!("an event within {limit:?}"));
         if !e.comment {
             return e;
         }
@@ -436,15 +441,7 @@ async fn a_remote_subscription_notices_a_dead_worker() {
     // The worker dies without a word: the stream ends with an error, not a silent hang.
     drop(worker);
     let t = std::time::Instant::now();
-    let end = loop {
-        let e = s
-            .next_within(Duration::from_secs(40))
-            .await
-            .expect("the stream ends");
-        if !e.comment {
-            break e;
-        }
-    };
+    let end = next_within(&mut s, Duration::from_secs(40)).await;
     assert_eq!(end.event.as_deref(), Some("error"), "{end:?}");
     assert_eq!(end.json()["code"], "unavailable");
     assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
