@@ -137,7 +137,7 @@ pub fn as_proto(shape: &Shape) -> Shape {
     }
 }
 
-/// Alternates baseline and target for `rounds` rounds and reports each round's ratio and the
+/// Runs baseline and target in turn for `rounds` rounds and reports each round's ratio and the
 /// median: on a shared machine, drift then hits both sides alike and one bad round does not decide.
 pub async fn compare(
     name: &str,
@@ -149,8 +149,21 @@ pub async fn compare(
 ) -> f64 {
     let mut ratios = Vec::new();
     for round in 1..=rounds.max(1) {
-        let b = crate::load::run(base.0, base.1, 64, warmup, measure).await;
-        let t = crate::load::run(target.0, target.1, 64, warmup, measure).await;
+        // Alternate which side goes first (ABBA), so a slow spell on the shared host or a drift
+        // over the run does not always land on the same side.
+        let (b, t) = if round % 2 == 1 {
+            let b = crate::load::run(base.0, base.1, 64, warmup, measure).await;
+            (
+                b,
+                crate::load::run(target.0, target.1, 64, warmup, measure).await,
+            )
+        } else {
+            let t = crate::load::run(target.0, target.1, 64, warmup, measure).await;
+            (
+                crate::load::run(base.0, base.1, 64, warmup, measure).await,
+                t,
+            )
+        };
         let r = t.rps / b.rps;
         println!(
             "  round {round}: baseline {:>7.0} req/s p99 {:>5.2} ms | {name} {:>7.0} req/s p50 {:>5.2} ms p99 {:>5.2} ms errors {} | {r:.2}x",
@@ -164,7 +177,13 @@ pub async fn compare(
         ratios.push(r);
     }
     ratios.sort_by(f64::total_cmp);
-    let median = ratios[ratios.len() / 2];
+    let mid = ratios.len() / 2;
+    // An even count takes the mean of the middle two, not the upper one.
+    let median = if ratios.len() % 2 == 0 {
+        (ratios[mid - 1] + ratios[mid]) / 2.0
+    } else {
+        ratios[mid]
+    };
     println!("{name}: median {median:.2}x over {} rounds\n", ratios.len());
     median
 }
