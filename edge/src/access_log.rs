@@ -1,4 +1,5 @@
-//! One log event per request (method, path, status, latency, request id), as a Layer + Service.
+//! One log event per request (method, path, status, latency, request id) and its metrics, as a
+//! Layer + Service.
 //! Cheaper than a span per request at INFO: the per-request span is DEBUG (enable it with
 //! `--log edge=debug,info` to tie handler logs to request ids). Server errors (5xx) are always
 //! logged, even with the access log off.
@@ -74,8 +75,10 @@ where
             let result = fut.await;
             if let Ok(res) = &result {
                 let status = res.status().as_u16();
-                let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let elapsed = start.elapsed();
                 let path = uri.path();
+                crate::stats::http_request(path, status, elapsed);
+                let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
                 if status >= 500 {
                     tracing::warn!(%method, %path, status, latency_us, request_id = %id_str(&id), "request failed");
                 } else if every_request {

@@ -1,5 +1,5 @@
-//! The admin listener (loopback by default): the route table, the effective config, service API
-//! keys, probes. Anyone who can reach it administers this edge: keep it on loopback.
+//! The admin listener (loopback by default): Prometheus metrics, the route table, the effective
+//! config, service API keys, probes. Anyone who can reach it administers this edge: keep it on loopback.
 
 use axum::Json;
 use axum::Router;
@@ -52,6 +52,47 @@ async fn config(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus text. Gauges that are state elsewhere are read now rather than kept per request.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    use crate::stats::{set_gauge, set_service_gauge};
+    set_gauge(
+        "edge_requests_in_flight",
+        state.admission.in_flight() as f64,
+    );
+    set_gauge("edge_sse_streams_open", state.streams.open() as f64);
+    if let Some(client) = &state.nats {
+        set_gauge(
+            "edge_nats_connected",
+            f64::from(u8::from(crate::nats::connected(client))),
+        );
+    }
+    for s in proto::SERVICES {
+        if let Some(n) = state.router.endpoint(s.index).and_then(|e| e.responders()) {
+            set_service_gauge("edge_nats_responders", s.short, n as f64);
+        }
+    }
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::stats::render(),
+    )
+        .into_response()
+}
+
+/// A worker's admin router: probes and metrics.
+pub fn worker_app(state: AppState) -> Router {
+    let probes = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(state.health.clone());
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+        .merge(probes)
+}
+
 /// The admin router.
 pub fn app(state: AppState) -> Router {
     let probes = Router::new()
@@ -61,6 +102,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/admin/routes", get(routes))
         .route("/admin/config", get(config))
+        .route("/metrics", get(metrics))
         .route(
             "/admin/keys",
             get(crate::keys::admin_list).post(crate::keys::admin_create),

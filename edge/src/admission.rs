@@ -198,6 +198,7 @@ impl Admission {
         let priority = entry.map_or(Priority::Normal, |(_, p)| *p);
         let ceiling = self.ceilings[priority as usize];
         if !self.global.try_take(ceiling) {
+            crate::stats::refused("capacity");
             return Err(Status::unavailable(
                 "the server is at capacity; retry shortly",
                 Duration::from_secs(1),
@@ -207,6 +208,7 @@ impl Admission {
             && !gauge.try_take(gauge.limit)
         {
             self.global.give();
+            crate::stats::refused("service_capacity");
             let name = service
                 .and_then(|i| SERVICES.get(i))
                 .map_or("", |s| s.short);

@@ -16,6 +16,8 @@ use serde_json::json;
 pub struct Health {
     draining: AtomicBool,
     tls_loaded: AtomicBool,
+    /// False on a worker, which serves no TLS.
+    tls_served: AtomicBool,
     store: Arc<dyn Store>,
     nats: Option<async_nats::Client>,
 }
@@ -36,6 +38,7 @@ impl Health {
         Health {
             draining: AtomicBool::new(false),
             tls_loaded: AtomicBool::new(false),
+            tls_served: AtomicBool::new(true),
             store,
             nats,
         }
@@ -56,16 +59,26 @@ impl Health {
         self.tls_loaded.store(true, Ordering::SeqCst);
     }
 
+    /// This process serves no TLS (a worker): readiness does not wait for a certificate.
+    pub fn set_tls_not_served(&self) {
+        self.tls_served.store(false, Ordering::SeqCst);
+    }
+
     /// (ready, JSON report)
     pub async fn readiness(&self) -> (bool, serde_json::Value) {
         let draining = self.is_draining();
+        let served = self.tls_served.load(Ordering::SeqCst);
         let tls = self.tls_loaded.load(Ordering::SeqCst);
         let store = self.store.check().await;
-        let ready = !draining && tls && store.is_ok();
+        let ready = !draining && (tls || !served) && store.is_ok();
         let report = json!({
             "status": if ready { "ready" } else { "not_ready" },
             "draining": draining,
-            "tls": if tls { "loaded" } else { "missing" },
+            "tls": match (served, tls) {
+                (false, _) => "not_served",
+                (true, true) => "loaded",
+                (true, false) => "missing",
+            },
             "store": match &store {
                 Ok(()) => json!({ "backend": self.store.backend(), "status": "ok" }),
                 Err(_) => json!({ "backend": self.store.backend(), "status": "unavailable" }),

@@ -26,6 +26,7 @@ pub mod router;
 pub mod server;
 pub mod sse;
 pub mod stack;
+pub mod stats;
 pub mod telemetry;
 pub mod tls;
 

@@ -61,7 +61,11 @@ impl TokenQuota {
     /// Takes `tokens` from `key`'s bucket, or says when there will be enough.
     pub fn take(&self, key: &String, tokens: u32) -> Result<(), Status> {
         let n = NonZeroU32::new(tokens).unwrap_or(NonZeroU32::MIN);
-        match self.limiter.check_key_n(key, n) {
+        let result = self.limiter.check_key_n(key, n);
+        if !matches!(result, Ok(Ok(()))) {
+            crate::stats::refused("llm_quota");
+        }
+        match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => {
                 let wait = not_until.wait_time_from(self.clock.now());

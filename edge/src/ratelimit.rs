@@ -133,6 +133,15 @@ impl Class {
             Class::General => "general",
         }
     }
+
+    /// Its reason in `edge_refused_total`.
+    fn metric_reason(self) -> &'static str {
+        match self {
+            Class::Auth => "rate_limit_auth",
+            Class::Llm => "rate_limit_llm",
+            Class::General => "rate_limit",
+        }
+    }
 }
 
 type Limiter =
@@ -219,6 +228,7 @@ impl RateLimits {
                 ))
             }
             Err(not_until) => {
+                crate::stats::refused(class.metric_reason());
                 let wait = not_until.wait_time_from(self.clock.now());
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 let status = Status::new(

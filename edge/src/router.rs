@@ -137,20 +137,28 @@ impl tower::Service<Call> for ServiceRouter {
             let path = call.method.path;
             return Box::pin(async move { Err(Status::not_found(format!("no route for {path}"))) });
         };
-        let deadline = call.ctx.deadline.filter(|_| !endpoint.enforces_deadline());
-        let streaming = call.method.server_streaming;
+        let method = call.method;
+        // Streams manage their own lifetime; a unary call ends at its deadline.
+        let deadline = call
+            .ctx
+            .deadline
+            .filter(|_| !endpoint.enforces_deadline() && !method.server_streaming);
+        let target = endpoint.kind();
         let fut = endpoint.call(call);
-        match deadline {
-            // Streams manage their own lifetime; a unary call ends at its deadline.
-            Some(deadline) if !streaming => Box::pin(async move {
-                match tokio::time::timeout_at(deadline.into(), fut).await {
+        Box::pin(async move {
+            let start = std::time::Instant::now();
+            let result = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline.into(), fut).await {
                     Ok(result) => result,
                     Err(_) => Err(Status::deadline_exceeded(
                         "the call did not finish before its deadline",
                     )),
-                }
-            }),
-            _ => fut,
-        }
+                },
+                None => fut.await,
+            };
+            let code = result.as_ref().err().map(Status::code);
+            crate::stats::call(method, target, code, start.elapsed());
+            result
+        })
     }
 }

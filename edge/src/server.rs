@@ -74,6 +74,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     };
     let resolver = tls::CertResolver::new(tls::load_certified_key(&cert, &key)?);
     let tls_config = tls::server_config(Arc::clone(&resolver))?;
+    crate::stats::install();
     let state = AppState::open(config.clone()).await?;
     state.health.set_tls_loaded();
 
@@ -134,6 +135,7 @@ async fn serve(
             tracing::error!(error = %e, "admin listener failed");
         }
     });
+    tracker.spawn(crate::stats::upkeep(stop_background.clone()));
     tracker.spawn(tls::reload(
         resolver,
         cert,
@@ -244,13 +246,16 @@ async fn accept_until<F: Future>(
                     // Over the cap the connection is closed at once: a reset the client (or the
                     // load balancer) retries elsewhere beats a socket that waits in the backlog.
                     let Ok(slot) = Arc::clone(&opts.connections).try_acquire_owned() else {
+                        crate::stats::refused("connection_cap");
                         tracing::debug!(peer = %peer, "connection cap reached; closing");
                         drop(tcp);
                         continue;
                     };
                     let conn = connection(tcp, peer, acceptor.clone(), app.clone(), Arc::clone(opts), graceful.watcher());
                     tracker.spawn(async move {
+                        crate::stats::connections_open(1.0);
                         conn.await;
+                        crate::stats::connections_open(-1.0);
                         drop(slot);
                     });
                 }
@@ -276,10 +281,12 @@ async fn connection(
     let tls = match tokio::time::timeout(opts.handshake_timeout, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
+            crate::stats::tls_handshake_failed("error");
             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
             return;
         }
         Err(_) => {
+            crate::stats::tls_handshake_failed("timeout");
             tracing::debug!(peer = %peer, "TLS handshake timed out");
             return;
         }

@@ -101,12 +101,14 @@ impl Streams {
     /// A slot for one more stream, or 503 at once.
     pub fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
         if self.closing.is_cancelled() {
+            crate::stats::refused("draining");
             return Err(Status::unavailable(
                 "the server is shutting down; reconnect",
                 Duration::from_secs(1),
             ));
         }
         Arc::clone(&self.permits).try_acquire_owned().map_err(|_| {
+            crate::stats::refused("streams");
             Status::unavailable(
                 format!(
                     "too many open streams ({}); retry shortly",

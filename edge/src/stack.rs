@@ -31,7 +31,7 @@ pub fn build(state: &AppState, api: Router) -> Router {
             .layer(RequestIdLayer::layer())
             // Before anything keys on the client: the address behind trusted proxies only.
             .layer(ClientAddrLayer::layer(trusted))
-            // Sees the final status of everything below, including shed and panicked requests.
+            // Logs and counts (metrics) the final status of everything below, shed and panicked included.
             .layer(AccessLogLayer::layer(access_log))
             // A panicking handler becomes a 500 for that request, not a dropped connection.
             .layer(CatchPanicLayer::layer())

@@ -135,25 +135,23 @@ impl Edge {
         let sink = Arc::clone(&logs);
         std::thread::spawn(move || {
             let mut started = false;
+            let none = SocketAddr::from(([0, 0, 0, 0], 0));
+            // A worker logs its admin address before it is ready, and serves no HTTPS.
+            let mut worker_admin = none;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !started
-                    && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && (v["message"] == "listening" || v["message"] == "worker ready")
-                {
-                    started = true;
-                    if v["message"] == "worker ready" {
-                        let none = SocketAddr::from(([0, 0, 0, 0], 0));
-                        let _ = tx.send((none, none));
-                    }
-                    let https = v["https"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .parse::<SocketAddr>();
-                    let admin = v["admin"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .parse::<SocketAddr>();
-                    if let (Ok(h), Ok(a)) = (https, admin) {
+                if !started && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    let addr = |k: &str| v[k].as_str().and_then(|s| s.parse::<SocketAddr>().ok());
+                    if v["message"] == "admin listening"
+                        && let Some(a) = addr("admin")
+                    {
+                        worker_admin = a;
+                    } else if v["message"] == "worker ready" {
+                        started = true;
+                        let _ = tx.send((none, worker_admin));
+                    } else if v["message"] == "listening"
+                        && let (Some(h), Some(a)) = (addr("https"), addr("admin"))
+                    {
+                        started = true;
                         let _ = tx.send((h, a));
                     }
                 }

@@ -24,7 +24,9 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
     if config.nats.url.is_none() {
         return Err("edge worker needs a NATS URL (--nats / EDGE_NATS_URL)".into());
     }
+    crate::stats::install();
     let state = AppState::open(config.clone()).await?;
+    state.health.set_tls_not_served();
     let client = state
         .nats
         .clone()
@@ -67,6 +69,23 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
         tracing::info!(service = desc.short, subjects = %format!("{}.*", config.routes.prefix(desc)), queue_group = desc.short, "serving over NATS");
         services.push(service);
     }
+    // Probes and metrics, for container health checks and scrapes (no route table: a worker
+    // routes nothing).
+    let admin = tokio::net::TcpListener::bind(config.admin_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} (admin): {e}", config.admin_listen))?;
+    let background = TaskTracker::new();
+    let stop_background = tokio_util::sync::CancellationToken::new();
+    let stop = stop_background.clone();
+    let admin_app = crate::admin::worker_app(state.clone());
+    tracing::info!(admin = %admin.local_addr()?, "admin listening");
+    background.spawn(async move {
+        let serve = axum::serve(admin, admin_app).with_graceful_shutdown(stop.cancelled_owned());
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "admin listener failed");
+        }
+    });
+    background.spawn(crate::stats::upkeep(stop_background.clone()));
     tracing::info!(services = %args.services.join(","), "worker ready");
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -74,6 +93,7 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+    state.health.start_draining();
     tracing::info!("draining: no new requests; finishing those received");
     // Stopping a service unsubscribes its endpoints; each endpoint stream still yields what was
     // already delivered, then ends, so queue-group peers take the rest.
@@ -98,6 +118,9 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
     }
     stream_deadline.abort();
     let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
+    stop_background.cancel();
+    background.close();
+    background.wait().await;
     tracing::info!("drained; exiting");
     Ok(())
 }
@@ -153,6 +176,7 @@ async fn serve_endpoint(mut endpoint: async_nats::service::endpoint::Endpoint, e
                     let permit = match Arc::clone(&ep.permits).try_acquire_owned() {
                         Ok(permit) => permit,
                         Err(_) => {
+                            crate::stats::refused("worker_capacity");
                             let (err, h) = headers::error_reply(&Status::unavailable("the worker is at capacity", Duration::from_secs(1)));
                             let _ = request.respond_with_headers(Err(err), h).await;
                             continue;
@@ -216,6 +240,11 @@ async fn handle(
             }),
         None => call.await,
     };
+    crate::stats::worker_request(
+        method,
+        result.as_ref().err().map(Status::code),
+        received.elapsed(),
+    );
     let sent = match result {
         Ok(Encoded::Unary(bytes)) => request.respond(Ok(bytes)).await,
         Ok(Encoded::Stream(_)) => {
