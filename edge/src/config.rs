@@ -67,7 +67,7 @@ pub struct IdempotencyConfig {
     /// How long a recorded response is answered to repeats of its key.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
-    /// How often expired records are deleted.
+    /// How often expired records (idempotency records, refresh tokens) are deleted.
     #[serde(with = "humantime_serde")]
     pub prune_every: Duration,
 }

@@ -348,45 +348,16 @@ fn answer(outcome: Outcome, method: &MethodDesc, codec: Codec) -> Result<Reply, 
     }
 }
 
-/// Deletes expired records every `every` until `stop`. Every replica may run it: deletes are
-/// conditional on the version read, so replicas never remove a record someone just renewed.
-pub async fn prune(store: Arc<dyn Store>, every: Duration, stop: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
-        match prune_once(store.as_ref(), &stop).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(removed = n, "expired idempotency records pruned"),
-            Err(e) => tracing::warn!(error = %e, "pruning idempotency records failed"),
-        }
-    }
-}
-
 /// One pass over the records; returns how many were removed.
 pub async fn prune_once(store: &dyn Store, stop: &CancellationToken) -> Result<usize, StoreError> {
-    let mut after: Option<String> = None;
-    let mut removed = 0;
-    loop {
-        let page = store.list(PREFIX, after.as_deref(), 500).await?;
-        let now = now_ms();
-        for (key, v) in &page.entries {
-            let expired =
-                serde_json::from_slice::<Record>(&v.value).map_or(true, |r| r.until_ms <= now);
-            if expired {
-                match store.delete(key, Some(v.version)).await {
-                    Ok(true) => removed += 1,
-                    Ok(false) | Err(StoreError::Conflict { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        match page.next_after {
-            Some(next) if !stop.is_cancelled() => after = Some(next),
-            _ => return Ok(removed),
-        }
-    }
+    let now = now_ms();
+    handlers::store::prune_prefix(
+        store,
+        PREFIX,
+        |v| serde_json::from_slice::<Record>(v).map_or(true, |r| r.until_ms <= now),
+        || stop.is_cancelled(),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod events;
 pub mod health;
 pub mod healthcheck;
 pub mod idempotency;
+pub mod janitor;
 pub mod keys;
 pub mod llm;
 pub mod nats;

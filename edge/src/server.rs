@@ -143,7 +143,7 @@ async fn serve(
         config.tls.reload_interval,
         stop_background.clone(),
     ));
-    tracker.spawn(crate::idempotency::prune(
+    tracker.spawn(crate::janitor::run(
         state.store(),
         config.idempotency.prune_every,
         stop_background.clone(),

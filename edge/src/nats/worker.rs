@@ -86,6 +86,12 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
         }
     });
     background.spawn(crate::stats::upkeep(stop_background.clone()));
+    // The worker's own store (redb) holds what its services write, e.g. auth's refresh tokens.
+    background.spawn(crate::janitor::run(
+        state.store(),
+        config.idempotency.prune_every,
+        stop_background.clone(),
+    ));
     tracing::info!(services = %args.services.join(","), "worker ready");
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

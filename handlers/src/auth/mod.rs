@@ -116,8 +116,27 @@ fn parse<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, Status> {
     serde_json::from_slice(b).map_err(Status::internal)
 }
 
+/// Deletes refresh records past their expiry, spent or not: an expired token is refused before
+/// its spent flag is looked at, so keeping it for reuse detection buys nothing. Without this every
+/// login and every refresh would leave a record behind forever.
+pub async fn prune_expired_refresh(
+    store: &dyn Store,
+    stop: impl Fn() -> bool,
+) -> Result<usize, StoreError> {
+    let now = crate::now_ms();
+    crate::store::prune_prefix(
+        store,
+        REFRESH_PREFIX,
+        |v| serde_json::from_slice::<RefreshRecord>(v).map_or(true, |r| r.expires_ms <= now),
+        stop,
+    )
+    .await
+}
+
+const REFRESH_PREFIX: &str = "auth.refresh.";
+
 fn refresh_key(token: &str) -> String {
-    format!("auth.refresh.{:x}", Sha256::digest(token.as_bytes()))
+    format!("{REFRESH_PREFIX}{:x}", Sha256::digest(token.as_bytes()))
 }
 
 fn validate_username(u: &str) -> Result<String, Status> {
@@ -429,6 +448,95 @@ mod tests {
             }),
             ..Context::default()
         }
+    }
+
+    #[tokio::test]
+    async fn expired_refresh_records_are_pruned_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("a.redb")).unwrap());
+        let short = AuthService::new(
+            Arc::clone(&store),
+            AuthConfig {
+                refresh_ttl: Duration::from_millis(1),
+                ..AuthConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+        let long = AuthService::new(Arc::clone(&store), AuthConfig::default())
+            .await
+            .unwrap();
+        let creds = || LoginRequest {
+            username: "carol".into(),
+            password: "s3cret-pass".into(),
+        };
+        long.register(
+            Context::default(),
+            RegisterRequest {
+                username: "carol".into(),
+                password: "s3cret-pass".into(),
+            },
+        )
+        .await
+        .unwrap();
+        let expired = short.login(Context::default(), creds()).await.unwrap();
+        let live = long.login(Context::default(), creds()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let count = || async {
+            store
+                .list(REFRESH_PREFIX, None, 100)
+                .await
+                .unwrap()
+                .entries
+                .len()
+        };
+        let before = count().await;
+
+        assert_eq!(
+            prune_expired_refresh(store.as_ref(), || false)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(count().await, before - 1);
+        // The live token still rotates; the pruned one is unknown now.
+        let rotated = long
+            .refresh(
+                Context::default(),
+                RefreshRequest {
+                    refresh_token: live.refresh_token.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(!rotated.refresh_token.is_empty());
+        let gone = long
+            .refresh(
+                Context::default(),
+                RefreshRequest {
+                    refresh_token: expired.refresh_token,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(gone.message(), "invalid refresh token");
+        // A spent token that has not expired is kept, so its reuse is still caught.
+        assert_eq!(
+            prune_expired_refresh(store.as_ref(), || false)
+                .await
+                .unwrap(),
+            0
+        );
+        let reuse = long
+            .refresh(
+                Context::default(),
+                RefreshRequest {
+                    refresh_token: live.refresh_token,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(reuse.message().contains("already used"), "{reuse:?}");
     }
 
     #[tokio::test]

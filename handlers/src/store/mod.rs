@@ -82,6 +82,35 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 }
 
+/// Deletes the records under `prefix` that `expired` says are, a page at a time, until done or
+/// `stop()` says so; returns how many it removed. A record changed since it was read is left for
+/// the next pass (the delete is conditional on its version).
+pub async fn prune_prefix(
+    store: &dyn Store,
+    prefix: &str,
+    expired: impl Fn(&[u8]) -> bool,
+    stop: impl Fn() -> bool,
+) -> Result<usize, StoreError> {
+    let mut after: Option<String> = None;
+    let mut removed = 0;
+    loop {
+        let page = store.list(prefix, after.as_deref(), 500).await?;
+        for (key, v) in &page.entries {
+            if expired(&v.value) {
+                match store.delete(key, Some(v.version)).await {
+                    Ok(true) => removed += 1,
+                    Ok(false) | Err(StoreError::Conflict { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        match page.next_after {
+            Some(next) if !stop() => after = Some(next),
+            _ => return Ok(removed),
+        }
+    }
+}
+
 /// Longest key accepted.
 pub const MAX_KEY_LEN: usize = 512;
 

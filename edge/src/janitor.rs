@@ -1,0 +1,35 @@
+//! Deletes expired records from the store now and then: idempotency records past their retention
+//! and refresh tokens past their expiry. Every replica and worker may run it: deletes are
+//! conditional on the version read, so none removes a record someone just renewed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use handlers::store::{Store, StoreError};
+use tokio_util::sync::CancellationToken;
+
+/// One pass every `every` until `stop`.
+pub async fn run(store: Arc<dyn Store>, every: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        report(
+            "idempotency records",
+            crate::idempotency::prune_once(store.as_ref(), &stop).await,
+        );
+        report(
+            "refresh tokens",
+            handlers::auth::prune_expired_refresh(store.as_ref(), || stop.is_cancelled()).await,
+        );
+    }
+}
+
+fn report(what: &str, result: Result<usize, StoreError>) {
+    match result {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(removed = n, "expired {what} pruned"),
+        Err(e) => tracing::warn!(error = %e, "pruning expired {what} failed"),
+    }
+}
