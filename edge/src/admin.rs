@@ -52,6 +52,17 @@ async fn config(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Why the admin listener could not bind, with the likely fix when the port is taken (an edge
+/// and a worker on one host both default to 127.0.0.1:9901).
+pub fn bind_error(addr: std::net::SocketAddr, e: &std::io::Error) -> String {
+    let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+        "; is another edge or worker running here? give this one its own --admin-listen"
+    } else {
+        ""
+    };
+    format!("cannot listen on {addr} (admin): {e}{hint}")
+}
+
 /// Prometheus text. Gauges that are state elsewhere are read now rather than kept per request.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     use crate::stats::{set_gauge, set_service_gauge};

@@ -83,7 +83,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let admin_listener = TcpListener::bind(config.admin_listen)
         .await
-        .map_err(|e| format!("cannot listen on {} (admin): {e}", config.admin_listen))?;
+        .map_err(|e| crate::admin::bind_error(config.admin_listen, &e))?;
     tracing::info!(
         https = %listener.local_addr()?,
         admin = %admin_listener.local_addr()?,

@@ -32,6 +32,11 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
         .clone()
         .ok_or("edge worker needs a NATS connection")?;
     let local = handlers_by_name(&state, &args.services)?;
+    // Probes and metrics, for container health checks and scrapes (no route table: a worker
+    // routes nothing). Bound before joining any queue group, so a taken port fails the start.
+    let admin = tokio::net::TcpListener::bind(config.admin_listen)
+        .await
+        .map_err(|e| crate::admin::bind_error(config.admin_listen, &e))?;
 
     let tracker = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(args.max_concurrency.max(1)));
@@ -69,11 +74,6 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
         tracing::info!(service = desc.short, subjects = %format!("{}.*", config.routes.prefix(desc)), queue_group = desc.short, "serving over NATS");
         services.push(service);
     }
-    // Probes and metrics, for container health checks and scrapes (no route table: a worker
-    // routes nothing).
-    let admin = tokio::net::TcpListener::bind(config.admin_listen)
-        .await
-        .map_err(|e| format!("cannot listen on {} (admin): {e}", config.admin_listen))?;
     let background = TaskTracker::new();
     let stop_background = tokio_util::sync::CancellationToken::new();
     let stop = stop_background.clone();
