@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use edge_e2e::bench::{
-    as_hello, as_proto, certs, compare, logged_in_get, settings, start_bare, state_get,
+    as_hello, as_proto, certs, compare, logged_in_get, settings, start_bare, state_get, warm_up,
 };
 use edge_e2e::nats::Nats;
 use edge_e2e::{Client, Edge};
@@ -59,6 +59,7 @@ async fn main() {
         "\nNATS benchmark: 64 connections, HTTP/1.1 over TLS, {}s x {rounds} rounds; baseline = bare axum+rustls + raw NATS request/reply; goal >= 0.80x",
         measure.as_secs()
     );
+    warm_up(&[(&bare, &as_hello(&shape)), (&c, &shape)]).await;
     let json = compare(
         "edge state Get via NATS worker (JSON client)",
         (&bare, &as_hello(&shape)),
@@ -84,6 +85,7 @@ async fn main() {
     let edge_only = start_edge(&["--subject", "state=bench.trivial"]);
     let c2 = Client::new(&ca, edge_only.https);
     let (shape2, _) = logged_in_get(&c2).await;
+    warm_up(&[(&c2, &as_proto(&shape2))]).await;
     let trivial = compare(
         "edge via NATS to a trivial responder (protobuf client)",
         (&bare, &as_hello(&as_proto(&shape2))),

@@ -137,6 +137,22 @@ pub fn as_proto(shape: &Shape) -> Shape {
     }
 }
 
+/// Drives each of `sides` for a few seconds unmeasured before the first comparison: the first
+/// row of a run measured a colder system (caches, allocator heaps, nats-server's subject caches)
+/// and came out lower whichever row it was, by up to 0.05x.
+pub async fn warm_up(sides: &[(&Client, &Shape)]) {
+    for (client, shape) in sides {
+        crate::load::run(
+            client,
+            shape,
+            64,
+            std::time::Duration::ZERO,
+            std::time::Duration::from_secs(3),
+        )
+        .await;
+    }
+}
+
 /// Runs baseline and target in turn for `rounds` rounds and reports each round's ratio and the
 /// median: on a shared machine, drift then hits both sides alike and one bad round does not decide.
 pub async fn compare(
