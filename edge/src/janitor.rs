@@ -1,5 +1,5 @@
-//! Deletes expired records from the store now and then: idempotency records past their retention
-//! and refresh tokens past their expiry. Every replica and worker may run it: deletes are
+//! Deletes expired records from the store now and then: idempotency records past their retention,
+//! refresh tokens past their expiry and sessions whose newest refresh token has expired. Every replica and worker may run it: deletes are
 //! conditional on the version read, so none removes a record someone just renewed.
 
 use std::sync::Arc;
@@ -20,8 +20,8 @@ pub async fn run(store: Arc<dyn Store>, every: Duration, stop: CancellationToken
             crate::idempotency::prune_once(store.as_ref(), &stop).await,
         );
         report(
-            "refresh tokens",
-            handlers::auth::prune_expired_refresh(store.as_ref(), || stop.is_cancelled()).await,
+            "refresh tokens and sessions",
+            handlers::auth::prune_expired(store.as_ref(), || stop.is_cancelled()).await,
         );
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Store layout (all JSON):
 //! - `auth.users.<username>`: the account (argon2id hash, player id)
-//! - `auth.sessions.<sid>`: one login session, revocable as a whole
+//! - `auth.sessions.<sid>`: one login session, revocable as a whole, alive until its newest
+//!   refresh token expires
 //! - `auth.refresh.<sha256(token)>`: one refresh token of a session; spent once used
 //! - `auth.signing.*`: token signing keys (see `tokens`)
 //! - `apikey.*`: service API keys (see `keys`)
@@ -72,6 +73,10 @@ struct SessionRecord {
     player_id: String,
     revoked: bool,
     created_ms: u64,
+    /// When its newest refresh token expires: after that the session is dead and pruned. Zero
+    /// on records written before this field existed; those are never pruned.
+    #[serde(default)]
+    expires_ms: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -116,23 +121,36 @@ fn parse<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, Status> {
     serde_json::from_slice(b).map_err(Status::internal)
 }
 
-/// Deletes refresh records past their expiry, spent or not: an expired token is refused before
-/// its spent flag is looked at, so keeping it for reuse detection buys nothing. Without this every
-/// login and every refresh would leave a record behind forever.
-pub async fn prune_expired_refresh(
+/// Deletes what can no longer be used: refresh records past their expiry, spent or not (an
+/// expired token is refused before its spent flag is looked at, so keeping it for reuse detection
+/// buys nothing), and sessions whose newest refresh token has expired. Without this every login
+/// and every refresh would leave records behind forever. Returns how many were removed.
+pub async fn prune_expired(
     store: &dyn Store,
     stop: impl Fn() -> bool,
 ) -> Result<usize, StoreError> {
     let now = crate::now_ms();
-    crate::store::prune_prefix(
+    let tokens = crate::store::prune_prefix(
         store,
         REFRESH_PREFIX,
         |v| serde_json::from_slice::<RefreshRecord>(v).map_or(true, |r| r.expires_ms <= now),
-        stop,
+        &stop,
     )
-    .await
+    .await?;
+    let sessions = crate::store::prune_prefix(
+        store,
+        SESSION_PREFIX,
+        |v| {
+            serde_json::from_slice::<SessionRecord>(v)
+                .map_or(true, |s| s.expires_ms != 0 && s.expires_ms <= now)
+        },
+        &stop,
+    )
+    .await?;
+    Ok(tokens + sessions)
 }
 
+const SESSION_PREFIX: &str = "auth.sessions.";
 const REFRESH_PREFIX: &str = "auth.refresh.";
 
 fn refresh_key(token: &str) -> String {
@@ -223,7 +241,7 @@ impl AuthService {
         let record = RefreshRecord {
             player_id: player_id.into(),
             sid: sid.into(),
-            expires_ms: crate::now_ms() + self.config.refresh_ttl.as_millis() as u64,
+            expires_ms: self.refresh_expiry(),
             spent: false,
         };
         self.store
@@ -237,7 +255,7 @@ impl AuthService {
     }
 
     async fn revoke_session(&self, sid: &str) -> Result<(), Status> {
-        let key = format!("auth.sessions.{sid}");
+        let key = format!("{SESSION_PREFIX}{sid}");
         // Retry on concurrent writes: revocation must win.
         for _ in 0..5 {
             let Some(v) = self.store.get(&key).await? else {
@@ -257,8 +275,38 @@ impl AuthService {
         Err(Status::aborted("session changed concurrently; try again"))
     }
 
+    /// When a refresh token issued now expires.
+    fn refresh_expiry(&self) -> u64 {
+        crate::now_ms()
+            .saturating_add(u64::try_from(self.config.refresh_ttl.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Keeps the session alive as long as the refresh token about to be issued. Done before the
+    /// token is written, so a crash in between leaves a longer-lived session, never a token whose
+    /// session was pruned under it.
+    async fn extend_session(&self, sid: &str) -> Result<(), Status> {
+        let key = format!("{SESSION_PREFIX}{sid}");
+        let until = self.refresh_expiry();
+        for _ in 0..5 {
+            let Some(v) = self.store.get(&key).await? else {
+                return Ok(());
+            };
+            let mut session: SessionRecord = parse(&v.value)?;
+            if session.revoked || session.expires_ms >= until {
+                return Ok(());
+            }
+            session.expires_ms = until;
+            match self.store.put(&key, json(&session)?, Some(v.version)).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Status::aborted("session changed concurrently; try again"))
+    }
+
     async fn session_active(&self, sid: &str) -> Result<bool, Status> {
-        match self.store.get(&format!("auth.sessions.{sid}")).await? {
+        match self.store.get(&format!("{SESSION_PREFIX}{sid}")).await? {
             Some(v) => Ok(!parse::<SessionRecord>(&v.value)?.revoked),
             None => Ok(false),
         }
@@ -330,9 +378,10 @@ impl AuthServiceHandler for AuthService {
             player_id: user.player_id.clone(),
             revoked: false,
             created_ms: crate::now_ms(),
+            expires_ms: self.refresh_expiry(),
         };
         self.store
-            .put(&format!("auth.sessions.{sid}"), json(&session)?, Some(0))
+            .put(&format!("{SESSION_PREFIX}{sid}"), json(&session)?, Some(0))
             .await?;
         let issued = self.issue(&user.player_id, &sid).await?;
         Ok(LoginResponse {
@@ -379,6 +428,7 @@ impl AuthServiceHandler for AuthService {
             }
             Err(e) => return Err(e.into()),
         }
+        self.extend_session(&record.sid).await?;
         let issued = self.issue(&record.player_id, &record.sid).await?;
         Ok(RefreshResponse {
             access_token: issued.access_token,
@@ -451,13 +501,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn expired_refresh_records_are_pruned_and_live_ones_kept() {
+    async fn expired_refresh_tokens_and_sessions_are_pruned_live_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("a.redb")).unwrap());
         let short = AuthService::new(
             Arc::clone(&store),
             AuthConfig {
-                refresh_ttl: Duration::from_millis(1),
+                refresh_ttl: Duration::from_millis(300),
                 ..AuthConfig::default()
             },
         )
@@ -480,25 +530,38 @@ mod tests {
         .await
         .unwrap();
         let expired = short.login(Context::default(), creds()).await.unwrap();
+        // A short session refreshed by the long-lived service lives as long as its new token.
+        let extended = short.login(Context::default(), creds()).await.unwrap();
+        let extended = long
+            .refresh(
+                Context::default(),
+                RefreshRequest {
+                    refresh_token: extended.refresh_token,
+                },
+            )
+            .await
+            .unwrap();
         let live = long.login(Context::default(), creds()).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let count = || async {
-            store
-                .list(REFRESH_PREFIX, None, 100)
-                .await
-                .unwrap()
-                .entries
-                .len()
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let count = |prefix| {
+            let store = Arc::clone(&store);
+            async move { store.list(prefix, None, 100).await.unwrap().entries.len() }
         };
-        let before = count().await;
+        let (tokens, sessions) = (count(REFRESH_PREFIX).await, count(SESSION_PREFIX).await);
 
-        assert_eq!(
-            prune_expired_refresh(store.as_ref(), || false)
-                .await
-                .unwrap(),
-            1
-        );
-        assert_eq!(count().await, before - 1);
+        // The expired login's token and session go, and the extended session's spent first token;
+        // the extended session and the live ones stay.
+        assert_eq!(prune_expired(store.as_ref(), || false).await.unwrap(), 3);
+        assert_eq!(count(REFRESH_PREFIX).await, tokens - 2);
+        assert_eq!(count(SESSION_PREFIX).await, sessions - 1);
+        long.refresh(
+            Context::default(),
+            RefreshRequest {
+                refresh_token: extended.refresh_token,
+            },
+        )
+        .await
+        .unwrap();
         // The live token still rotates; the pruned one is unknown now.
         let rotated = long
             .refresh(
@@ -521,12 +584,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(gone.message(), "invalid refresh token");
         // A spent token that has not expired is kept, so its reuse is still caught.
-        assert_eq!(
-            prune_expired_refresh(store.as_ref(), || false)
-                .await
-                .unwrap(),
-            0
-        );
+        assert_eq!(prune_expired(store.as_ref(), || false).await.unwrap(), 0);
         let reuse = long
             .refresh(
                 Context::default(),
