@@ -94,22 +94,23 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 
 /// A worker's admin router: probes and metrics.
 pub fn worker_app(state: AppState) -> Router {
-    let probes = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .with_state(state.health.clone());
+    let probes = probes(&state);
     Router::new()
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(probes)
 }
 
-/// The admin router.
-pub fn app(state: AppState) -> Router {
-    let probes = Router::new()
+fn probes(state: &AppState) -> Router {
+    Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .with_state(state.health.clone());
+        .with_state(state.health.clone())
+}
+
+/// The admin router.
+pub fn app(state: AppState) -> Router {
+    let probes = probes(&state);
     Router::new()
         .route("/admin/routes", get(routes))
         .route("/admin/config", get(config))

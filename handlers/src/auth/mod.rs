@@ -255,24 +255,9 @@ impl AuthService {
     }
 
     async fn revoke_session(&self, sid: &str) -> Result<(), Status> {
-        let key = format!("{SESSION_PREFIX}{sid}");
-        // Retry on concurrent writes: revocation must win.
-        for _ in 0..5 {
-            let Some(v) = self.store.get(&key).await? else {
-                return Ok(());
-            };
-            let mut session: SessionRecord = parse(&v.value)?;
-            if session.revoked {
-                return Ok(());
-            }
-            session.revoked = true;
-            match self.store.put(&key, json(&session)?, Some(v.version)).await {
-                Ok(_) => return Ok(()),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Status::aborted("session changed concurrently; try again"))
+        // Revocation must win over concurrent writes: `update_session` retries on conflict.
+        self.update_session(sid, |s| !std::mem::replace(&mut s.revoked, true))
+            .await
     }
 
     /// When a refresh token issued now expires.
@@ -285,17 +270,33 @@ impl AuthService {
     /// token is written, so a crash in between leaves a longer-lived session, never a token whose
     /// session was pruned under it.
     async fn extend_session(&self, sid: &str) -> Result<(), Status> {
-        let key = format!("{SESSION_PREFIX}{sid}");
         let until = self.refresh_expiry();
+        self.update_session(sid, |s| {
+            let extend = !s.revoked && s.expires_ms < until;
+            if extend {
+                s.expires_ms = until;
+            }
+            extend
+        })
+        .await
+    }
+
+    /// Read, change (if `change` says it changed something), compare-and-set; retried a few
+    /// times on concurrent writes. A missing session is left alone.
+    async fn update_session(
+        &self,
+        sid: &str,
+        change: impl Fn(&mut SessionRecord) -> bool,
+    ) -> Result<(), Status> {
+        let key = format!("{SESSION_PREFIX}{sid}");
         for _ in 0..5 {
             let Some(v) = self.store.get(&key).await? else {
                 return Ok(());
             };
             let mut session: SessionRecord = parse(&v.value)?;
-            if session.revoked || session.expires_ms >= until {
+            if !change(&mut session) {
                 return Ok(());
             }
-            session.expires_ms = until;
             match self.store.put(&key, json(&session)?, Some(v.version)).await {
                 Ok(_) => return Ok(()),
                 Err(StoreError::Conflict { .. }) => continue,
