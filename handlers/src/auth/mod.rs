@@ -501,6 +501,16 @@ mod tests {
         }
     }
 
+    async fn refresh(svc: &AuthService, token: String) -> Result<RefreshResponse, Status> {
+        svc.refresh(
+            Context::default(),
+            RefreshRequest {
+                refresh_token: token,
+            },
+        )
+        .await
+    }
+
     #[tokio::test]
     async fn expired_refresh_tokens_and_sessions_are_pruned_live_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
@@ -533,15 +543,7 @@ mod tests {
         let expired = short.login(Context::default(), creds()).await.unwrap();
         // A short session refreshed by the long-lived service lives as long as its new token.
         let extended = short.login(Context::default(), creds()).await.unwrap();
-        let extended = long
-            .refresh(
-                Context::default(),
-                RefreshRequest {
-                    refresh_token: extended.refresh_token,
-                },
-            )
-            .await
-            .unwrap();
+        let extended = refresh(&long, extended.refresh_token).await.unwrap();
         let live = long.login(Context::default(), creds()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(400)).await;
         let count = |prefix| {
@@ -555,46 +557,15 @@ mod tests {
         assert_eq!(prune_expired(store.as_ref(), || false).await.unwrap(), 3);
         assert_eq!(count(REFRESH_PREFIX).await, tokens - 2);
         assert_eq!(count(SESSION_PREFIX).await, sessions - 1);
-        long.refresh(
-            Context::default(),
-            RefreshRequest {
-                refresh_token: extended.refresh_token,
-            },
-        )
-        .await
-        .unwrap();
+        refresh(&long, extended.refresh_token).await.unwrap();
         // The live token still rotates; the pruned one is unknown now.
-        let rotated = long
-            .refresh(
-                Context::default(),
-                RefreshRequest {
-                    refresh_token: live.refresh_token.clone(),
-                },
-            )
-            .await
-            .unwrap();
+        let rotated = refresh(&long, live.refresh_token.clone()).await.unwrap();
         assert!(!rotated.refresh_token.is_empty());
-        let gone = long
-            .refresh(
-                Context::default(),
-                RefreshRequest {
-                    refresh_token: expired.refresh_token,
-                },
-            )
-            .await
-            .unwrap_err();
+        let gone = refresh(&long, expired.refresh_token).await.unwrap_err();
         assert_eq!(gone.message(), "invalid refresh token");
         // A spent token that has not expired is kept, so its reuse is still caught.
         assert_eq!(prune_expired(store.as_ref(), || false).await.unwrap(), 0);
-        let reuse = long
-            .refresh(
-                Context::default(),
-                RefreshRequest {
-                    refresh_token: live.refresh_token,
-                },
-            )
-            .await
-            .unwrap_err();
+        let reuse = refresh(&long, live.refresh_token).await.unwrap_err();
         assert!(reuse.message().contains("already used"), "{reuse:?}");
     }
 
