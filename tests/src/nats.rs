@@ -23,28 +23,45 @@ impl Nats {
     /// Starts a server; `extra` is appended to its config file (e.g. `max_payload: 4096`).
     pub fn start(extra: &str) -> Nats {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
         let conf = dir.path().join("nats.conf");
         let store = dir.path().join("js");
-        std::fs::write(
-            &conf,
-            format!(
-                "listen: 127.0.0.1:{port}\njetstream {{ store_dir: {:?} }}\n{extra}\n",
-                store.display().to_string()
-            ),
-        )
-        .expect("write conf");
         let mut nats = Nats {
             child: None,
-            port,
+            port: 0,
             conf,
             _dir: dir,
         };
-        nats.spawn();
-        nats
+        // A port found free can be taken by a parallel test before this server binds it; then
+        // this server exits and another port is tried.
+        for _ in 0..5 {
+            nats.port = free_port();
+            std::fs::write(
+                &nats.conf,
+                format!(
+                    "listen: 127.0.0.1:{}\njetstream {{ store_dir: {:?} }}\n{extra}\n",
+                    nats.port,
+                    store.display().to_string()
+                ),
+            )
+            .expect("write conf");
+            if nats.try_spawn() {
+                return nats;
+            }
+        }
+        panic!("nats-server did not start (5 ports tried)");
     }
 
     fn spawn(&mut self) {
+        assert!(
+            self.try_spawn(),
+            "nats-server did not start again on port {}",
+            self.port
+        );
+    }
+
+    /// Starts the server; true once *this* server listens (its ports file appears), false if it
+    /// exited (e.g. the port was taken).
+    fn try_spawn(&mut self) -> bool {
         let which = Command::new("sh")
             .args(["-c", "command -v nats-server"])
             .output();
@@ -52,21 +69,33 @@ impl Nats {
             which.is_ok_and(|o| o.status.success()),
             "nats-server is not installed: run scripts/test (it installs it) or apt-get install nats-server"
         );
-        let child = Command::new("nats-server")
+        let ports_dir = self._dir.path().join("ports");
+        let _ = std::fs::remove_dir_all(&ports_dir);
+        std::fs::create_dir_all(&ports_dir).expect("ports dir");
+        let mut child = Command::new("nats-server")
             .arg("-c")
             .arg(&self.conf)
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn nats-server");
-        self.child = Some(child);
+        let ports_file = ports_dir.join(format!("nats-server_{}.ports", child.id()));
         let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "nats-server did not start on port {}",
-                self.port
-            );
+        loop {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return false;
+            }
+            if ports_file.exists() && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                self.child = Some(child);
+                return true;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -237,29 +237,36 @@ pub(crate) mod tests {
     impl TestNats {
         pub fn start() -> TestNats {
             let dir = tempfile::tempdir().unwrap();
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            // The server picks its own port (-1) and writes it to a ports file once it listens:
+            // no race with parallel tests over a port found free a moment earlier.
             let child = std::process::Command::new("nats-server")
-                .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+                .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
+                .arg(dir.path())
+                .arg("--ports_file_dir")
                 .arg(dir.path())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
                 .expect("nats-server must be installed (scripts/test installs it)");
+            let ports = dir.path().join(format!("nats-server_{}.ports", child.id()));
             let start = std::time::Instant::now();
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let url = loop {
+                let found = std::fs::read(&ports)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .and_then(|v| v["nats"][0].as_str().map(str::to_owned));
+                if let Some(url) = found {
+                    break url;
+                }
                 assert!(
                     start.elapsed() < Duration::from_secs(10),
                     "nats-server did not start"
                 );
                 std::thread::sleep(Duration::from_millis(20));
-            }
+            };
             TestNats {
                 child,
-                url: format!("nats://127.0.0.1:{port}"),
+                url,
                 _dir: dir,
             }
         }
