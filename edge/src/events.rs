@@ -113,10 +113,17 @@ pub async fn open_log(
             )
             .await?,
         )),
-        _ => Ok(Arc::new(StoreLog::new(
-            Arc::clone(store),
-            events.retention(),
-        ))),
+        _ => {
+            let log = StoreLog::new(Arc::clone(store), events.retention());
+            let moved = log
+                .migrate_legacy()
+                .await
+                .map_err(|e| format!("cannot move events to the current key layout: {e}"))?;
+            if moved > 0 {
+                tracing::info!(moved, "moved stored events to the current key layout");
+            }
+            Ok(Arc::new(log))
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod llm;
 pub mod nats;
 pub mod panic;
+pub mod private_files;
 pub mod quota;
 pub mod ratelimit;
 pub mod request_id;
@@ -238,7 +239,7 @@ pub async fn open_store(
             ));
         }
         (config::StoreBackend::Redb, _) => {
-            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            private_files::create_dir(&config.data_dir).map_err(|e| {
                 OpenError::Other(format!(
                     "cannot create data directory {}: {e}",
                     config.data_dir.display()
@@ -246,7 +247,10 @@ pub async fn open_store(
             })?;
             let path = config.data_dir.join("edge.redb");
             match RedbStore::open(&path) {
-                Ok(store) => Arc::new(store),
+                Ok(store) => {
+                    private_files::warn_if_loose(&[&config.data_dir, &path]);
+                    Arc::new(store)
+                }
                 Err(handlers::store::StoreError::InUse) => return Err(OpenError::InUse(path)),
                 Err(e) => {
                     return Err(OpenError::Other(format!(

@@ -199,7 +199,7 @@ fn write(path: &Path, contents: &str, secret: bool) -> Result<(), TlsError> {
 /// Writes a development CA (`ca.pem`, `ca-key.pem`) and a server certificate signed by it
 /// (`cert.pem`, `key.pem`) for localhost, 127.0.0.1, ::1 and `extra_sans`.
 pub fn write_dev_certs(dir: &Path, extra_sans: &[String]) -> Result<DevCerts, TlsError> {
-    fs::create_dir_all(dir).map_err(io(dir))?;
+    crate::private_files::create_dir(dir).map_err(io(dir))?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params

@@ -16,7 +16,7 @@ use proto::aicore::models::v1::{
     SetDefaultResponse,
 };
 
-use crate::context::Context;
+use crate::context::{Context, Principal};
 use crate::status::Status;
 use crate::store::{Store, StoreError};
 
@@ -282,6 +282,20 @@ impl ModelService {
     }
 }
 
+/// Who may see where models are served: holders of the admin scope that sets it.
+const SEES_ENDPOINTS: &str = "models.Register";
+
+/// The model as `ctx` may see it: the endpoint is internal (a provider's URL, a NATS subject) and
+/// shown only to operators.
+fn redact(ctx: &Context, mut model: Model) -> Model {
+    let operator = matches!(&ctx.principal,
+        Some(Principal::Service { scopes, .. }) if scopes.iter().any(|s| s == SEES_ENDPOINTS));
+    if !operator {
+        model.endpoint.clear();
+    }
+    model
+}
+
 impl ModelServiceHandler for ModelService {
     type Context = Context;
     type Error = Status;
@@ -295,17 +309,20 @@ impl ModelServiceHandler for ModelService {
         })
     }
 
-    async fn get(&self, _: Context, req: GetRequest) -> Result<GetResponse, Status> {
+    async fn get(&self, ctx: Context, req: GetRequest) -> Result<GetResponse, Status> {
         check_name(&req.name)?;
         match self.catalog.get(&req.name).await? {
-            Some(m) => Ok(GetResponse { model: Some(m) }),
+            Some(m) => Ok(GetResponse {
+                model: Some(redact(&ctx, m)),
+            }),
             None => Err(Status::not_found(format!("no model named {:?}", req.name))),
         }
     }
 
-    async fn list(&self, _: Context, req: ListRequest) -> Result<ListResponse, Status> {
+    async fn list(&self, ctx: Context, req: ListRequest) -> Result<ListResponse, Status> {
+        let models = self.catalog.list(req.include_retired).await?;
         Ok(ListResponse {
-            models: self.catalog.list(req.include_retired).await?,
+            models: models.into_iter().map(|m| redact(&ctx, m)).collect(),
         })
     }
 

@@ -106,11 +106,17 @@ fn refunded_key(p: &str, seq: u64) -> String {
 fn tx_id(seq: u64) -> String {
     format!("tx-{seq}")
 }
+/// Only the canonical form: `tx-` and digits without sign or leading zero (`tx-+2`, `tx-02` are
+/// not ids, so one transaction has one id).
 fn parse_tx_id(id: &str) -> Option<u64> {
-    id.strip_prefix("tx-")?
+    let digits = id.strip_prefix("tx-")?;
+    if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits
         .parse()
         .ok()
-        .filter(|&n: &u64| n > 0)
+        .filter(|&n: &u64| n > 0 && tx_id(n) == id)
 }
 
 fn check_amount(amount: i64) -> Result<i64, Status> {

@@ -1,5 +1,7 @@
 //! The embedded event log: each topic's events in the store under
-//! `events.log.<topic>.<sequence, 20 digits>`, the newest `per_topic` kept. The store is this
+//! `events.t.<topic>.<sequence, 20 digits>` with the topic's dots written as '/', so a topic is one
+//! key segment and no topic's listing is a prefix of another's (`player` never lists
+//! `player.<id>`); the newest `per_topic` kept. The store is this
 //! process's own (redb allows one), so appends are serialized here, which makes every event land
 //! in sequence order: a reader never sees event n+1 before event n exists. Followers are woken by
 //! the hub, which an append feeds after its write.
@@ -37,12 +39,21 @@ impl std::fmt::Debug for StoreLog {
     }
 }
 
+/// Where events were kept before topics became one key segment (`events.log.<topic>.<seq>`,
+/// where `world` listed `world.north`); [`StoreLog::migrate_legacy`] moves them.
+const LEGACY: &str = "events.log.";
+
+/// The key segment of a topic: '.' cannot occur in it, '/' cannot occur in a topic.
+fn segment(topic: &str) -> String {
+    topic.replace('.', "/")
+}
+
 fn prefix(topic: &str) -> String {
-    format!("events.log.{topic}.")
+    format!("events.t.{}.", segment(topic))
 }
 
 fn key(topic: &str, seq: u64) -> String {
-    format!("events.log.{topic}.{seq:020}")
+    format!("events.t.{}.{seq:020}", segment(topic))
 }
 
 fn seq_of(key: &str) -> Option<u64> {
@@ -75,6 +86,35 @@ impl StoreLog {
             retention,
             heads: tokio::sync::Mutex::new(HashMap::new()),
             hub: Hub::default(),
+        }
+    }
+
+    /// Moves events stored under the legacy layout to their topic's own keys (at start, before
+    /// serving); returns how many moved. Safe to repeat and to interrupt: a copy is written only
+    /// where none is, and the old key is deleted after.
+    pub async fn migrate_legacy(&self) -> Result<usize, StoreError> {
+        let mut moved = 0;
+        loop {
+            let page = self.store.list(LEGACY, None, 500).await?;
+            if page.entries.is_empty() {
+                return Ok(moved);
+            }
+            for (old, v) in page.entries {
+                let parsed = old
+                    .strip_prefix(LEGACY)
+                    .and_then(|rest| rest.rsplit_once('.'))
+                    .and_then(|(topic, seq)| Some((topic, seq.parse::<u64>().ok()?)));
+                if let Some((topic, seq)) = parsed {
+                    match self.store.put(&key(topic, seq), v.value, Some(0)).await {
+                        Ok(_) | Err(StoreError::Conflict { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                match self.store.delete(&old, Some(v.version)).await {
+                    Ok(_) | Err(StoreError::Conflict { .. }) => moved += 1,
+                    Err(e) => return Err(e),
+                }
+            }
         }
     }
 

@@ -96,8 +96,18 @@ pub(crate) fn follow<S: Source>(
             }
             if s.catching_up {
                 match s.source.read(&s.topic, s.cursor, PAGE).await {
-                    Ok(page) if page.is_empty() => s.catching_up = false,
-                    Ok(page) => s.ready.extend(page),
+                    Ok(mut page) => {
+                        // Only this topic's newer events; a page with none ends the catch-up
+                        // (never re-reading the same page forever).
+                        let cursor = s.cursor;
+                        page.retain(|e| e.topic == s.topic && e.sequence > cursor);
+                        page.sort_by_key(|e| e.sequence);
+                        if page.is_empty() {
+                            s.catching_up = false;
+                        } else {
+                            s.ready.extend(page);
+                        }
+                    }
                     Err(status) => {
                         s.failed = true;
                         return Some((Err(status), s));

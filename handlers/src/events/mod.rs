@@ -91,7 +91,7 @@ pub trait EventLog: Send + Sync + 'static {
 }
 
 /// Topics are 1 to 8 dot-separated segments of `[A-Za-z0-9_-]`, at most 128 characters; a
-/// topic under `player.` is exactly `player.<playerId>`.
+/// topic under `player.` is exactly `player.<playerId>`, and the bare `player` is reserved.
 pub fn validate_topic(topic: &str) -> Result<(), Status> {
     let segments_ok = topic.split('.').all(|s| {
         !s.is_empty()
@@ -107,6 +107,11 @@ pub fn validate_topic(topic: &str) -> Result<(), Status> {
             "topic {:?} is not valid: 1 to 8 dot-separated segments of letters, digits, '_' or '-', at most {MAX_TOPIC_LEN} characters",
             truncate(topic)
         )));
+    }
+    if topic == "player" {
+        return Err(Status::invalid_argument(
+            "topic \"player\" is reserved; a player topic is player.<playerId>",
+        ));
     }
     if let Some(rest) = topic.strip_prefix("player.") {
         validate_player_id(rest).map_err(|_| {

@@ -346,3 +346,98 @@ fn order_checks_drop_repeats_and_mark_holes() {
     assert_eq!(out[0].as_ref().unwrap().r#type, GAP);
     assert_eq!(seen["w"], 9);
 }
+
+#[tokio::test]
+async fn a_topic_never_lists_another_topic_it_is_a_prefix_of() {
+    let (_d, bus) = bus(10);
+    let game = service();
+    assert_eq!(publish(&bus, &game, "world", 1.0).await.unwrap(), 1);
+    assert_eq!(publish(&bus, &game, "world.north", 2.0).await.unwrap(), 1);
+    assert_eq!(publish(&bus, &game, "world", 3.0).await.unwrap(), 2);
+    let read = |topic: &'static str| {
+        let bus = bus.clone();
+        let game = game.clone();
+        async move {
+            bus.replay(
+                game,
+                ReplayRequest {
+                    topic: topic.into(),
+                    after_sequence: 0,
+                    limit: 0,
+                },
+            )
+            .await
+            .unwrap()
+            .events
+            .into_iter()
+            .map(|e| (e.topic, e.sequence))
+            .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        read("world").await,
+        [("world".to_owned(), 1), ("world".to_owned(), 2)]
+    );
+    assert_eq!(read("world.north").await, [("world.north".to_owned(), 1)]);
+    // Pruning the parent (10 kept) never deletes the child's events.
+    for n in 0..20 {
+        publish(&bus, &game, "world", f64::from(n)).await.unwrap();
+    }
+    assert_eq!(read("world.north").await.len(), 1);
+    // The bare player topic is reserved for everyone.
+    for ctx in [game.clone(), player(ME)] {
+        let err = bus
+            .replay(
+                ctx,
+                ReplayRequest {
+                    topic: "player".into(),
+                    after_sequence: 0,
+                    limit: 0,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+    }
+}
+
+#[tokio::test]
+async fn events_in_the_legacy_layout_move_to_their_own_topic() {
+    use prost::Message as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn crate::store::Store> =
+        Arc::new(RedbStore::open(&dir.path().join("s.redb")).unwrap());
+    let old = |topic: &str, seq: u64| Event {
+        topic: topic.into(),
+        sequence: seq,
+        r#type: "tick".into(),
+        ..Event::default()
+    };
+    for (topic, seq) in [("world", 1), ("world", 2), ("world.north", 1)] {
+        store
+            .put(
+                &format!("events.log.{topic}.{seq:020}"),
+                bytes::Bytes::from(old(topic, seq).encode_to_vec()),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let log = StoreLog::new(Arc::clone(&store), Retention::default());
+    assert_eq!(log.migrate_legacy().await.unwrap(), 3);
+    assert_eq!(log.migrate_legacy().await.unwrap(), 0, "once is enough");
+    assert!(
+        store
+            .list("events.log.", None, 10)
+            .await
+            .unwrap()
+            .entries
+            .is_empty()
+    );
+    assert_eq!(log.head("world").await.unwrap(), 2);
+    assert_eq!(log.head("world.north").await.unwrap(), 1);
+    let world = log.read("world", 0, 10).await.unwrap();
+    assert_eq!(world, [old("world", 1), old("world", 2)]);
+    let bus = EventsService::new(Arc::new(log));
+    assert_eq!(publish(&bus, &service(), "world", 3.0).await.unwrap(), 3);
+}

@@ -304,3 +304,15 @@ async fn a_commit_whose_settling_was_lost_is_settled_by_the_next_call() {
     );
     assert_eq!(balance(&svc).await, 15);
 }
+
+#[test]
+fn transaction_ids_have_one_form() {
+    assert_eq!(parse_tx_id("tx-2"), Some(2));
+    assert_eq!(parse_tx_id("tx-18446744073709551615"), Some(u64::MAX));
+    for bad in [
+        "tx-+2", "tx-02", "tx-0", "tx-", "tx- 2", "tx-2 ", "TX-2", "tx--2", "tx-1e3", "2",
+        "tx-18446744073709551616",
+    ] {
+        assert_eq!(parse_tx_id(bad), None, "{bad}");
+    }
+}

@@ -78,6 +78,21 @@ fn check_expected(current: Option<u64>, expected: Option<u64>) -> Result<(), Sto
 impl RedbStore {
     /// Opens (or creates) `path`. Fails clearly if another process holds it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        // A new file is private from its first byte: it will hold the token signing key.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(StoreError::Backend(format!("cannot create the store: {e}"))),
+            }
+        }
         let db = Database::create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse,
             other => map_err(other),

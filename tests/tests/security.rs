@@ -1,0 +1,216 @@
+//! End-to-end: the defences of SECURITY.md, each attacked as an outsider would, through the real
+//! binary. One test per finding of the security review, named after what it proves.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use edge_e2e::nats::Nats;
+use edge_e2e::sse::Sse;
+use edge_e2e::{Client, Edge, scenarios};
+use http::StatusCode;
+use serde_json::{Value, json};
+
+const PUBLISH: &str = "/aicore.events.v1.EventBusService/Publish";
+const REPLAY: &str = "/aicore.events.v1.EventBusService/Replay";
+
+async fn publish(c: &Client, token: &str, topic: &str, n: u64) -> u64 {
+    let r = c
+        .call(
+            PUBLISH,
+            Some(token),
+            json!({"topic": topic, "type": "tick", "payload": {"n": n}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{topic}: {:?}", r.body);
+    r.json()["sequence"].as_str().unwrap().parse().unwrap()
+}
+
+/// (topic, n) of every replayed event of `topic`.
+async fn replay(c: &Client, token: &str, topic: &str) -> Vec<(String, u64)> {
+    let r = c
+        .call(REPLAY, Some(token), json!({"topic": topic, "limit": 1000}))
+        .await;
+    assert_eq!(r.status, 200, "{topic}: {:?}", r.body);
+    r.json()["events"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    (
+                        e["topic"].as_str().unwrap().to_owned(),
+                        e["payload"]["n"].as_u64().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The next SSE message that is not a heartbeat, as JSON, within a few seconds.
+async fn next_json(s: &mut Sse) -> Option<Value> {
+    loop {
+        let e = s.next_within(Duration::from_secs(3)).await?;
+        if !e.comment && e.event.is_none() {
+            return Some(e.json());
+        }
+    }
+}
+
+/// Topics where one is a prefix of the other never see each other's events: not by Replay, not
+/// live, and the bare `player` topic is refused.
+async fn prefix_topics_are_apart(edge: &Edge, game: &str) {
+    let c = edge.client();
+    let victim = scenarios::login(&c, "victim").await;
+    let thief = scenarios::login(&c, "thief").await;
+    let theirs = format!("player.{}", victim.player_id);
+
+    // The bare player topic is reserved: not readable, not subscribable, not publishable.
+    let r = c
+        .call(REPLAY, Some(&thief.access), json!({"topic": "player"}))
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    let s = Sse::get(&c, "/v1/events?topics=player", Some(&thief.access), &[]).await;
+    assert_eq!(s.status, StatusCode::BAD_REQUEST);
+    let r = c
+        .call(
+            PUBLISH,
+            Some(game),
+            json!({"topic": "player", "type": "tick"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+
+    // Live: a subscriber of `world` and one of `world.north`, each with only its own events.
+    let mut world = Sse::get(&c, "/v1/events?topics=world", Some(&thief.access), &[]).await;
+    assert_eq!(world.status, StatusCode::OK);
+    let mut north = Sse::get(
+        &c,
+        "/v1/events?topics=world.north",
+        Some(&thief.access),
+        &[],
+    )
+    .await;
+    assert_eq!(north.status, StatusCode::OK);
+    let _ = world.next_within(Duration::from_secs(5)).await; // subscribed
+    let _ = north.next_within(Duration::from_secs(5)).await;
+
+    let w1 = publish(&c, game, "world", 1).await;
+    publish(&c, game, "world.north", 100).await;
+    let w2 = publish(&c, game, "world", 2).await;
+    assert_eq!(w2, w1 + 1, "a child topic does not move its parent's numbers");
+    publish(&c, &victim.access, &theirs, 7).await;
+
+    assert_eq!(
+        replay(&c, game, "world").await,
+        [("world".to_owned(), 1), ("world".to_owned(), 2)]
+    );
+    assert_eq!(
+        replay(&c, game, "world.north").await,
+        [("world.north".to_owned(), 100)]
+    );
+    for _ in 0..2 {
+        let e = next_json(&mut world).await.expect("a world event");
+        assert_eq!(e["topic"], "world", "{e}");
+    }
+    let e = next_json(&mut north).await.expect("a world.north event");
+    assert_eq!(e["topic"], "world.north");
+    assert!(next_json(&mut world).await.is_none(), "nothing else");
+    assert!(next_json(&mut north).await.is_none(), "nothing else");
+    // The victim's event stays theirs.
+    assert_eq!(replay(&c, &victim.access, &theirs).await.len(), 1);
+}
+
+#[tokio::test]
+async fn prefix_topics_never_see_each_other_on_the_embedded_store() {
+    let edge = Edge::start(&["--rate-limit", "false"]);
+    let game = edge.service_key("game", "events");
+    prefix_topics_are_apart(&edge, &game).await;
+}
+
+#[tokio::test]
+async fn prefix_topics_never_see_each_other_on_jetstream() {
+    let nats = Nats::start("");
+    let url = nats.url();
+    let edge = Edge::start(&[
+        "--nats",
+        &url,
+        "--store",
+        "jetstream",
+        "--rate-limit",
+        "false",
+    ]);
+    let game = edge_e2e::jetstream_service_key(&url, "game", "events");
+    prefix_topics_are_apart(&edge, &game).await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_store_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let edge = Edge::start(&[]);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&edge.data_dir), 0o700);
+    assert_eq!(mode(&edge.data_dir.join("edge.redb")), 0o600);
+    assert_eq!(mode(&edge.data_dir.join("tls")), 0o700);
+    assert_eq!(mode(&edge.data_dir.join("tls/key.pem")), 0o600);
+    // Loosened by an operator: the next start says so.
+    std::fs::set_permissions(&edge.data_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let edge = edge.restart();
+    let logs = edge.logs();
+    assert!(
+        logs.contains("others may access it") && logs.contains("755"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn players_see_no_model_endpoints_and_transaction_ids_are_canonical() {
+    let edge = Edge::start(&["--rate-limit", "false"]);
+    let c = edge.client();
+    let ops = edge.service_key("ops", "models.Register,models.List");
+    let me = scenarios::login(&c, "curious").await;
+    let r = c
+        .call(
+            "/aicore.models.v1.ModelService/Register",
+            Some(&ops),
+            json!({"model": {"name": "inhouse", "provider": "openai",
+                             "endpoint": "http://10.0.3.7:8000/v1"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let list = |token: String| {
+        let c = c.clone();
+        async move {
+            let r = c
+                .call("/aicore.models.v1.ModelService/List", Some(&token), json!({}))
+                .await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            r.json()["models"].clone()
+        }
+    };
+    let seen = list(me.access.clone()).await;
+    assert!(!seen.to_string().contains("10.0.3.7"), "{seen}");
+    assert!(seen.to_string().contains("inhouse"), "{seen}");
+    let r = c
+        .call(
+            "/aicore.models.v1.ModelService/Get",
+            Some(&me.access),
+            json!({"name": "inhouse"}),
+        )
+        .await;
+    assert!(!r.text().contains("10.0.3.7"), "{}", r.text());
+    assert!(list(ops).await.to_string().contains("10.0.3.7"));
+
+    // Only `tx-<n>` in its one form names a transaction.
+    for bad in ["tx-+1", "tx-01", "tx- 1", "tx-1e0"] {
+        let r = c
+            .call(
+                "/aicore.payment.v1.PaymentService/ListTransactions",
+                Some(&me.access),
+                json!({"cursor": bad}),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{bad}: {:?}", r.body);
+    }
+}
