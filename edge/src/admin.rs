@@ -95,10 +95,13 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 /// A worker's admin router: probes and metrics.
 pub fn worker_app(state: AppState) -> Router {
     let probes = probes(&state);
+    let guard = crate::admin_guard::AdminGuardLayer::layer(state.config.admin_token.as_ref());
     Router::new()
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(probes)
+        // Outermost: nothing on this listener answers a rebound host or a cross-origin form.
+        .layer(guard)
 }
 
 fn probes(state: &AppState) -> Router {
@@ -123,6 +126,10 @@ pub fn app(state: AppState) -> Router {
             "/admin/keys/{name}/revoke",
             axum::routing::post(crate::keys::admin_revoke),
         )
-        .with_state(state)
+        .with_state(state.clone())
         .merge(probes)
+        // Outermost: nothing on this listener answers a rebound host or a cross-origin form.
+        .layer(crate::admin_guard::AdminGuardLayer::layer(
+            state.config.admin_token.as_ref(),
+        ))
 }

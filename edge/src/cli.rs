@@ -144,6 +144,10 @@ pub struct ServeArgs {
     /// Admin listen address (metrics, route table, config) [default: 127.0.0.1:9901].
     #[arg(long, env = "EDGE_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// A token the admin listener requires (`Authorization: Bearer <token>`) on everything but
+    /// its probes; `edge keys` sends it too [default: none, loopback only].
+    #[arg(long, env = "EDGE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Data directory (store, development certificates) [default: ./data].
     #[arg(long, env = "EDGE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,

@@ -28,6 +28,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Admin listen address (loopback by default).
     pub admin_listen: SocketAddr,
+    /// Token the admin listener requires, if set (never printed).
+    pub admin_token: Option<crate::admin_guard::Secret>,
     /// Data directory: the embedded store and development certificates.
     pub data_dir: PathBuf,
     /// TLS.
@@ -271,6 +273,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            admin_token: None,
             data_dir: PathBuf::from("./data"),
             tls: TlsConfig::default(),
             http: HttpConfig::default(),
@@ -401,6 +404,9 @@ impl Config {
         }
         set(&mut self.listen, &a.listen);
         set(&mut self.admin_listen, &a.admin_listen);
+        if let Some(t) = &a.admin_token {
+            self.admin_token = Some(crate::admin_guard::Secret::new(t.clone()));
+        }
         set(&mut self.data_dir, &a.data_dir);
         if a.tls_cert.is_some() {
             self.tls.cert.clone_from(&a.tls_cert);

@@ -98,6 +98,7 @@ pub async fn run(cmd: KeysCommand) -> Result<(), BoxError> {
         }
         Err(e) => return Err(e.into()),
     };
+    let token = config.admin_token.as_ref();
     match cmd {
         KeysCommand::Create(a) => {
             let scopes: Vec<String> = a.scopes.iter().filter(|s| !s.is_empty()).cloned().collect();
@@ -111,7 +112,7 @@ pub async fn run(cmd: KeysCommand) -> Result<(), BoxError> {
                         name: a.name,
                         scopes,
                     })?;
-                    admin(addr, http::Method::POST, "/admin/keys", body).await?
+                    admin(addr, token, http::Method::POST, "/admin/keys", body).await?
                 }
             };
             eprintln!(
@@ -126,7 +127,7 @@ pub async fn run(cmd: KeysCommand) -> Result<(), BoxError> {
             let list: Vec<KeyInfo> = match keys {
                 Keys::Store(k) => k.list().await.map_err(message)?,
                 Keys::Admin(addr) => {
-                    admin(addr, http::Method::GET, "/admin/keys", Vec::new()).await?
+                    admin(addr, token, http::Method::GET, "/admin/keys", Vec::new()).await?
                 }
             };
             println!("{:<24} {:<14} {:<10} SCOPES", "NAME", "PREFIX", "STATE");
@@ -150,7 +151,7 @@ pub async fn run(cmd: KeysCommand) -> Result<(), BoxError> {
                 Keys::Store(k) => k.revoke(&a.name).await.map_err(message)?,
                 Keys::Admin(addr) => {
                     let path = format!("/admin/keys/{}/revoke", a.name);
-                    admin(addr, http::Method::POST, &path, Vec::new()).await?
+                    admin(addr, token, http::Method::POST, &path, Vec::new()).await?
                 }
             };
             println!("revoked key {:?} (prefix {})", info.name, info.prefix);
@@ -175,6 +176,7 @@ fn loopback(addr: SocketAddr) -> SocketAddr {
 /// One request to the admin listener; the JSON answer, or its error message.
 async fn admin<T: serde::de::DeserializeOwned>(
     addr: SocketAddr,
+    token: Option<&crate::admin_guard::Secret>,
     method: http::Method,
     path: &str,
     body: Vec<u8>,
@@ -186,12 +188,16 @@ async fn admin<T: serde::de::DeserializeOwned>(
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
         let driver = tokio::spawn(conn);
-        let req = http::Request::builder()
+        let mut req = http::Request::builder()
             .method(method)
             .uri(path)
             .header(http::header::HOST, "localhost")
             .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))?;
+            .header(crate::admin_guard::ADMIN_HEADER, "1");
+        if let Some(t) = token {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {}", t.expose()));
+        }
+        let req = req.body(Full::new(Bytes::from(body)))?;
         let res = sender.send_request(req).await?;
         let status = res.status();
         let bytes = res.into_body().collect().await?.to_bytes();

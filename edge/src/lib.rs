@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod admin_guard;
 pub mod admission;
 pub mod auth;
 pub mod chat;

@@ -218,6 +218,29 @@ impl Edge {
         serde_json::from_str(&self.admin_text(path).await).expect("admin JSON")
     }
 
+    /// Sends `head` (request line and headers, without the blank line) and `body` to the admin
+    /// listener: (status, body).
+    pub async fn admin_raw(&self, head: &str, body: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut tcp = tokio::net::TcpStream::connect(self.admin)
+            .await
+            .expect("admin connect");
+        let req = format!(
+            "{head}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tcp.write_all(req.as_bytes()).await.expect("admin write");
+        let mut out = String::new();
+        tcp.read_to_string(&mut out).await.expect("admin read");
+        let (head, body) = out.split_once("\r\n\r\n").expect("http response");
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status");
+        (status, body.to_owned())
+    }
+
     /// GETs a path on the admin listener; the body of a 200.
     pub async fn admin_text(&self, path: &str) -> String {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

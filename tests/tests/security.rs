@@ -214,3 +214,95 @@ async fn players_see_no_model_endpoints_and_transaction_ids_are_canonical() {
         assert_eq!(r.status, 400, "{bad}: {:?}", r.body);
     }
 }
+
+#[tokio::test]
+async fn the_admin_listener_refuses_web_pages_and_wants_its_token() {
+    let edge = Edge::start(&[]);
+    let game = edge.service_key("game", "*");
+    assert!(game.starts_with("edge_"));
+    // DNS rebinding: the page's own host name reaches the loopback listener.
+    let (status, _) = edge
+        .admin_raw("GET /admin/keys HTTP/1.1\r\nhost: attacker.example:9901", "")
+        .await;
+    assert_eq!(status, 421);
+    let (status, _) = edge
+        .admin_raw(
+            "POST /admin/keys HTTP/1.1\r\nhost: rebind.attacker.example\r\ncontent-type: application/json",
+            r#"{"name":"evil","scopes":["*"]}"#,
+        )
+        .await;
+    assert_eq!(status, 421);
+    // A cross-origin form or fetch without preflight: text/plain, no custom header.
+    let (status, body) = edge
+        .admin_raw(
+            "POST /admin/keys/game/revoke HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: text/plain",
+            "x",
+        )
+        .await;
+    assert_eq!(status, 415, "{body}");
+    let c = edge.client();
+    let works = |token: String| {
+        let c = c.clone();
+        async move {
+            c.call(REPLAY, Some(&token), json!({"topic": "world"}))
+                .await
+                .status
+        }
+    };
+    assert_eq!(works(game.clone()).await, 200, "the key still works");
+    // The same revoke from a script that says it is one works.
+    let (status, body) = edge
+        .admin_raw(
+            "POST /admin/keys/game/revoke HTTP/1.1\r\nhost: localhost\r\nx-edge-admin: 1",
+            "",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(works(game).await, 401, "revoked");
+
+    // With a token: everything but the probes needs it; `edge keys` sends it; it is never shown.
+    let edge = Edge::start(&["--admin-token", "hunter2-but-longer"]);
+    let (status, _) = edge
+        .admin_raw("GET /admin/config HTTP/1.1\r\nhost: localhost", "")
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = edge
+        .admin_raw("GET /readyz HTTP/1.1\r\nhost: localhost", "")
+        .await;
+    assert_eq!(status, 200);
+    let (status, config) = edge
+        .admin_raw(
+            "GET /admin/config HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer hunter2-but-longer",
+            "",
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(!config.contains("hunter2"), "{config}");
+    let admin = edge.admin.to_string();
+    let data_dir = edge.data_dir.to_str().unwrap().to_owned();
+    let create = |token: Option<&str>| {
+        let mut args = vec![
+            "keys",
+            "create",
+            "--data-dir",
+            &data_dir,
+            "--admin-listen",
+            &admin,
+            "--name",
+            "tool",
+            "--scope",
+            "*",
+        ];
+        if let Some(t) = token {
+            args.extend(["--admin-token", t]);
+        }
+        edge_e2e::run_edge(&args)
+    };
+    let (code, _, err) = create(None);
+    assert_ne!(code, 0);
+    assert!(err.contains("admin token"), "{err}");
+    let (code, out, err) = create(Some("hunter2-but-longer"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().last().unwrap().starts_with("edge_"));
+    assert!(!edge.logs().contains("hunter2"));
+}
