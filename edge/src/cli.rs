@@ -240,6 +240,10 @@ pub struct ServeArgs {
     /// Open SSE streams allowed in this process; over it, 503 [default: 10000].
     #[arg(long, env = "EDGE_MAX_STREAMS")]
     pub max_streams: Option<usize>,
+    /// A price catalog of your own (TOML, as handlers/data/payment/catalog.toml) [default: the
+    /// shipped one].
+    #[arg(long, env = "EDGE_PRICE_CATALOG")]
+    pub price_catalog: Option<PathBuf>,
     /// How long a response is kept for repeats of its Idempotency-Key [default: 24h].
     #[arg(long, env = "EDGE_IDEMPOTENCY_RETENTION", value_parser = humantime::parse_duration)]
     pub idempotency_retention: Option<Duration>,

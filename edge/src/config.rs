@@ -60,6 +60,16 @@ pub struct Config {
     pub llm: crate::llm::LlmConfig,
     /// The event bus's retention and JetStream stream.
     pub events: crate::events::EventsConfig,
+    /// Game content that services load from data files.
+    pub content: ContentConfig,
+}
+
+/// Operators' own data files, in place of the ones shipped in the binary (DESIGN section 3).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContentConfig {
+    /// The price catalog (TOML, as `handlers/data/payment/catalog.toml`) [default: shipped].
+    pub price_catalog: Option<PathBuf>,
 }
 
 /// Idempotency-Key records.
@@ -289,6 +299,7 @@ impl Default for Config {
             streams: crate::sse::StreamsConfig::default(),
             llm: crate::llm::LlmConfig::default(),
             events: crate::events::EventsConfig::default(),
+            content: ContentConfig::default(),
         }
     }
 }
@@ -451,6 +462,9 @@ impl Config {
         );
         set(&mut self.streams.heartbeat, &a.sse_heartbeat);
         set(&mut self.streams.max_concurrent, &a.max_streams);
+        if a.price_catalog.is_some() {
+            self.content.price_catalog.clone_from(&a.price_catalog);
+        }
         if let Some(t) = &a.trusted_proxies {
             self.http.trusted_proxies = t.clone();
         }

@@ -118,9 +118,12 @@ impl AppState {
                 .map_err(|e| format!("cannot load token signing keys: {e}"))?,
         );
         let events = events::open_log(&config, &store, nats.as_ref().map(|n| &n.client)).await?;
+        let prices = handlers::payment::Catalog::load(config.content.price_catalog.as_deref())
+            .map_err(|e| format!("price catalog: {e}"))?;
         let deps = Deps {
             store: Arc::clone(&store),
             events,
+            prices: Arc::new(prices),
             auth: Arc::clone(&auth),
             providers: llm::providers(
                 &config.llm,

@@ -4,6 +4,7 @@
 pub mod airouter;
 pub mod auth;
 pub mod context;
+pub mod data;
 pub mod events;
 pub mod llm;
 pub mod models;
@@ -33,6 +34,8 @@ pub struct Deps {
     pub providers: HashMap<String, Arc<dyn llm::Provider>>,
     /// Where the event bus keeps its events.
     pub events: Arc<dyn events::EventLog>,
+    /// What players can buy, at what price.
+    pub prices: Arc<payment::Catalog>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -58,6 +61,7 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
         ))),
         payment::v1::payment_service_dispatch(Arc::new(crate::payment::PaymentService::new(
             Arc::clone(&deps.store),
+            Arc::clone(&deps.prices),
         ))),
         models::v1::model_service_dispatch(Arc::new(crate::models::ModelService::new(
             catalog.clone(),

@@ -7,7 +7,7 @@ const P: &str = "0123456789abcdef0123456789abcdef";
 fn svc() -> (tempfile::TempDir, Arc<dyn Store>, PaymentService) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("p.redb")).unwrap());
-    let svc = PaymentService::new(Arc::clone(&store));
+    let svc = PaymentService::new(Arc::clone(&store), test_catalog());
     (dir, store, svc)
 }
 
@@ -40,10 +40,17 @@ fn credit(amount: i64) -> CreditRequest {
     }
 }
 
-fn purchase(amount: i64) -> PurchaseRequest {
+/// `unit` costs 1, so `purchase(n)` spends n; `crown` costs 250.
+fn test_catalog() -> Arc<Catalog> {
+    let text = "[[item]]\nsku = \"unit\"\nname = \"Unit\"\ndescription = \"Costs one.\"\nprice = 1\nmax_quantity = 1000\n\
+                [[item]]\nsku = \"crown\"\nname = \"Crown\"\ndescription = \"Costs 250.\"\nprice = 250\nmax_quantity = 3\n";
+    Arc::new(Catalog::parse(&crate::data::Source::embedded("test.toml", text)).unwrap())
+}
+
+fn purchase(quantity: u32) -> PurchaseRequest {
     PurchaseRequest {
-        sku: "sword".into(),
-        amount,
+        sku: "unit".into(),
+        quantity,
         player_id: String::new(),
     }
 }
@@ -314,5 +321,38 @@ fn transaction_ids_have_one_form() {
         "tx-18446744073709551616",
     ] {
         assert_eq!(parse_tx_id(bad), None, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn prices_come_from_the_catalog() {
+    let (_d, _s, svc) = svc();
+    svc.credit(service("c"), credit(1000)).await.unwrap();
+    let buy = |key: &'static str, sku: &str, quantity: u32| {
+        svc.purchase(
+            player(key),
+            PurchaseRequest {
+                sku: sku.into(),
+                quantity,
+                player_id: String::new(),
+            },
+        )
+    };
+    let tx = buy("a", "crown", 2).await.unwrap().transaction.unwrap();
+    assert_eq!((tx.amount, tx.quantity, tx.sku.as_str()), (-500, 2, "crown"));
+    // 0 means one.
+    assert_eq!(buy("b", "crown", 0).await.unwrap().balance, 250);
+    assert_eq!(buy("c", "crown", 4).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(buy("d", "sword", 1).await.unwrap_err().code(), Code::NotFound);
+    for bad in ["", "Crown", "crown\u{0}", "x".repeat(65).as_str(), "../crown"] {
+        assert_eq!(buy("e", bad, 1).await.unwrap_err().code(), Code::InvalidArgument, "{bad:?}");
+    }
+    assert_eq!(balance(&svc).await, 250);
+    assert_eq!(svc.list_catalog(player("-"), ListCatalogRequest {}).await.unwrap().items.len(), 2);
+    // Reasons are printable and bounded.
+    for bad in ["line\nbreak", "\u{202E}evil", "   ", &"r".repeat(201)] {
+        let mut req = credit(1);
+        req.reason = bad.to_owned();
+        assert_eq!(svc.credit(service("f"), req).await.unwrap_err().code(), Code::InvalidArgument, "{bad:?}");
     }
 }

@@ -19,7 +19,8 @@ use bytes::Bytes;
 use proto::aicore::payment::v1::{
     CreditRequest, CreditResponse, GetBalanceRequest, GetBalanceResponse, ListTransactionsRequest,
     ListTransactionsResponse, PaymentServiceHandler, PurchaseRequest, PurchaseResponse,
-    RefundRequest, RefundResponse, Transaction, TransactionKind,
+    CatalogItem, ListCatalogRequest, ListCatalogResponse, RefundRequest, RefundResponse,
+    Transaction, TransactionKind,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::{Digest as _, Sha256};
@@ -28,9 +29,12 @@ use crate::context::{Context, Principal};
 use crate::status::Status;
 use crate::store::{Store, StoreError};
 
+pub mod catalog;
+pub use catalog::Catalog;
+
 /// Largest amount of one transaction, in minor units.
 pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
-/// Longest `sku` or `reason`.
+/// Longest `reason`.
 const MAX_TEXT: usize = 200;
 /// Compare-and-set attempts before telling the client to retry.
 const MAX_ATTEMPTS: usize = 64;
@@ -39,6 +43,7 @@ const MAX_ATTEMPTS: usize = 64;
 #[derive(Clone)]
 pub struct PaymentService {
     store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
 }
 
 impl std::fmt::Debug for PaymentService {
@@ -73,7 +78,12 @@ struct KeyRecord {
 #[derive(Debug)]
 enum Op {
     Credit { amount: i64, reason: String },
-    Purchase { sku: String, amount: i64 },
+    /// `amount` is the catalog's price times `quantity`, fixed when the call came in.
+    Purchase {
+        sku: String,
+        quantity: u32,
+        amount: i64,
+    },
     Refund { target: u64 },
 }
 
@@ -82,7 +92,8 @@ impl Op {
     fn fingerprint(&self) -> String {
         let text = match self {
             Op::Credit { amount, reason } => format!("credit\n{amount}\n{reason}"),
-            Op::Purchase { sku, amount } => format!("purchase\n{amount}\n{sku}"),
+            // What the caller asked for; a price change does not make a retry a new request.
+            Op::Purchase { sku, quantity, .. } => format!("purchase\n{quantity}\n{sku}"),
             Op::Refund { target } => format!("refund\n{target}"),
         };
         format!("{:x}", Sha256::digest(text.as_bytes()))
@@ -129,8 +140,10 @@ fn check_amount(amount: i64) -> Result<i64, Status> {
     }
 }
 
+/// Text that reaches ledgers and support tools: printable (no control or format characters such
+/// as bidi overrides), at most `MAX_TEXT` characters.
 fn check_text(name: &str, value: &str, required: bool) -> Result<(), Status> {
-    if required && value.is_empty() {
+    if required && value.trim().is_empty() {
         return Err(Status::invalid_argument(format!("{name} is required")));
     }
     if value.chars().count() > MAX_TEXT {
@@ -138,7 +151,17 @@ fn check_text(name: &str, value: &str, required: bool) -> Result<(), Status> {
             "{name} must be at most {MAX_TEXT} characters"
         )));
     }
+    if value.chars().any(|c| c.is_control() || is_format(c)) {
+        return Err(Status::invalid_argument(format!(
+            "{name} must be printable text (no control or direction characters)"
+        )));
+    }
     Ok(())
+}
+
+/// Unicode format characters that change how text reads (bidi overrides, zero-width marks).
+fn is_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 fn require_service(ctx: &Context, what: &str) -> Result<(), Status> {
@@ -159,8 +182,8 @@ fn to_json<T: Serialize>(value: &T) -> Result<Bytes, Status> {
 
 impl PaymentService {
     /// A payment service over `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        PaymentService { store }
+    pub fn new(store: Arc<dyn Store>, catalog: Arc<Catalog>) -> Self {
+        PaymentService { store, catalog }
     }
 
     async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<(T, u64)>, Status> {
@@ -232,10 +255,15 @@ impl PaymentService {
                 tx.amount = *amount;
                 tx.reason.clone_from(reason);
             }
-            Op::Purchase { sku, amount } => {
+            Op::Purchase {
+                sku,
+                quantity,
+                amount,
+            } => {
                 tx.kind = TransactionKind::Purchase.into();
                 tx.amount = -amount;
                 tx.sku.clone_from(sku);
+                tx.quantity = *quantity;
             }
             Op::Refund { target } => {
                 let original = self.transaction(p, *target).await?.ok_or_else(|| {
@@ -260,6 +288,7 @@ impl PaymentService {
                 tx.kind = TransactionKind::Refund.into();
                 tx.amount = -original.amount;
                 tx.sku = original.sku;
+                tx.quantity = original.quantity;
                 tx.refunds_transaction_id = original.id;
             }
         }
@@ -361,10 +390,26 @@ impl PaymentServiceHandler for PaymentService {
         req: PurchaseRequest,
     ) -> Result<PurchaseResponse, Status> {
         let p = ctx.player(&req.player_id)?;
-        let amount = check_amount(req.amount)?;
-        check_text("sku", &req.sku, true)?;
+        if !catalog::valid_sku(&req.sku) {
+            return Err(Status::invalid_argument(format!(
+                "sku must be 1 to {} lowercase letters, digits or '_' (see ListCatalog)",
+                catalog::MAX_SKU
+            )));
+        }
+        let item = self.catalog.get(&req.sku).ok_or_else(|| {
+            Status::not_found(format!("no item {:?} in the catalog", req.sku))
+        })?;
+        let quantity = req.quantity.max(1);
+        if quantity > item.max_quantity {
+            return Err(Status::invalid_argument(format!(
+                "quantity must be 1 to {} for {}",
+                item.max_quantity, item.sku
+            )));
+        }
+        let amount = check_amount(item.price.saturating_mul(i64::from(quantity)))?;
         let op = Op::Purchase {
             sku: req.sku,
+            quantity,
             amount,
         };
         let (tx, balance) = self.apply(&ctx, &p, op).await?;
@@ -384,6 +429,26 @@ impl PaymentServiceHandler for PaymentService {
         Ok(RefundResponse {
             transaction: Some(tx),
             balance,
+        })
+    }
+
+    async fn list_catalog(
+        &self,
+        _: Context,
+        _: ListCatalogRequest,
+    ) -> Result<ListCatalogResponse, Status> {
+        Ok(ListCatalogResponse {
+            items: self
+                .catalog
+                .items()
+                .map(|i| CatalogItem {
+                    sku: i.sku.clone(),
+                    name: i.name.clone(),
+                    description: i.description.clone(),
+                    price: i.price,
+                    max_quantity: i.max_quantity,
+                })
+                .collect(),
         })
     }
 
