@@ -244,16 +244,25 @@ mod tests {
         );
         let form = headers(&[("host", "localhost"), ("content-type", "text/plain")]);
         assert!(refusal(None, &post, &uri("/admin/keys"), &form).is_some());
-        let json = headers(&[("host", "localhost"), ("content-type", "application/json; charset=utf-8")]);
+        let json = headers(&[
+            ("host", "localhost"),
+            ("content-type", "application/json; charset=utf-8"),
+        ]);
         assert!(refusal(None, &post, &uri("/admin/keys"), &json).is_none());
         let marked = headers(&[("host", "localhost"), (ADMIN_HEADER, "1")]);
         assert!(refusal(None, &post, &uri("/admin/keys/x/revoke"), &marked).is_none());
-        let rebound = headers(&[("host", "attacker.example:9901"), ("content-type", "application/json")]);
+        let rebound = headers(&[
+            ("host", "attacker.example:9901"),
+            ("content-type", "application/json"),
+        ]);
         assert_eq!(
             refusal(None, &post, &uri("/admin/keys"), &rebound).map(|r| r.0),
             Some(StatusCode::MISDIRECTED_REQUEST)
         );
-        assert!(refusal(None, &get, &uri("/healthz"), &headers(&[])).is_some(), "no Host");
+        assert!(
+            refusal(None, &get, &uri("/healthz"), &headers(&[])).is_some(),
+            "no Host"
+        );
 
         assert_eq!(
             refusal(Some(&token), &get, &uri("/admin/config"), &local).map(|r| r.0),

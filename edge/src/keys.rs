@@ -195,7 +195,10 @@ async fn admin<T: serde::de::DeserializeOwned>(
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(crate::admin_guard::ADMIN_HEADER, "1");
         if let Some(t) = token {
-            req = req.header(http::header::AUTHORIZATION, format!("Bearer {}", t.expose()));
+            req = req.header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", t.expose()),
+            );
         }
         let req = req.body(Full::new(Bytes::from(body)))?;
         let res = sender.send_request(req).await?;

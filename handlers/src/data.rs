@@ -50,19 +50,19 @@ impl Source {
 
     /// Parses the text as TOML into `T`; a syntax or type error names its line.
     pub fn toml<T: serde::de::DeserializeOwned>(&self) -> Result<T, DataError> {
-        toml::from_str(&self.text).map_err(|e| {
-            self.error(
-                e.span(),
-                e.message().trim_end_matches('\n').to_owned(),
-            )
-        })
+        toml::from_str(&self.text)
+            .map_err(|e| self.error(e.span(), e.message().trim_end_matches('\n').to_owned()))
     }
 
     /// An error at `span` (a byte range of the text).
     pub fn error(&self, span: Option<Range<usize>>, message: impl Into<String>) -> DataError {
         let line = span.map_or(1, |s| {
             let end = s.start.min(self.text.len());
-            self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+            self.text.as_bytes()[..end]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1
         });
         DataError {
             file: self.file.clone(),
@@ -88,9 +88,15 @@ mod tests {
         let e = src.toml::<Doc>().unwrap_err();
         assert_eq!((e.file.as_str(), e.line), ("x.toml", 3), "{e}");
         assert!(e.to_string().starts_with("x.toml:3: "), "{e}");
-        let e = Source::embedded("y.toml", "n = 1\nn = 2\n").toml::<Doc>().unwrap_err();
+        let e = Source::embedded("y.toml", "n = 1\nn = 2\n")
+            .toml::<Doc>()
+            .unwrap_err();
         assert_eq!(e.line, 2, "{e}");
         let missing = Source::read(Path::new("/nonexistent/catalog.toml")).unwrap_err();
-        assert!(missing.to_string().contains("/nonexistent/catalog.toml:1: cannot read"));
+        assert!(
+            missing
+                .to_string()
+                .contains("/nonexistent/catalog.toml:1: cannot read")
+        );
     }
 }

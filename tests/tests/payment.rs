@@ -70,8 +70,8 @@ async fn payments_happen_exactly_once() {
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.json()["balance"], "1000");
 
-    // Mutations need a key.
-    let buy = json!({"sku": "sword", "amount": 300});
+    // Mutations need a key. Prices are the shipped catalog's: 2 x 150.
+    let buy = json!({"sku": "minor_healing_draught", "quantity": 2});
     let r = call(&edge, PURCHASE, &me.access, None, buy.clone()).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(
@@ -122,7 +122,7 @@ async fn payments_happen_exactly_once() {
         PURCHASE,
         &me.access,
         Some("buy-sword-1"),
-        json!({"sku": "sword", "amount": 301}),
+        json!({"sku": "minor_healing_draught", "quantity": 3}),
     )
     .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -134,15 +134,15 @@ async fn payments_happen_exactly_once() {
         PURCHASE,
         &me.access,
         Some("buy-castle"),
-        json!({"sku": "castle", "amount": 5000}),
+        json!({"sku": "legendary_sword"}),
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.json()["code"], "failed_precondition");
 
-    // After a 504 the client retries with the same key: still one charge. The tiny deadlines
+    // After a 504 the client retries with the same key: still one charge (4 x 25). The tiny deadlines
     // make the edge give up on some attempts whose work may still complete behind it.
-    let shield = json!({"sku": "shield", "amount": 100});
+    let shield = json!({"sku": "lantern_oil", "quantity": 4});
     let auth = format!("Bearer {}", me.access);
     let body = serde_json::to_vec(&shield).unwrap();
     let mut timed_out = 0;

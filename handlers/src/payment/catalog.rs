@@ -187,20 +187,39 @@ mod tests {
                 "[[item]]\nsku = \"{sku}\"\nname = \"A\"\ndescription = \"B\"\nprice = {price}\nmax_quantity = 1\n"
             )
         };
-        assert!(bad(&item("ok", 0)).starts_with("shop.toml:5: ok: price"), "{}", bad(&item("ok", 0)));
+        assert!(
+            bad(&item("ok", 0)).starts_with("shop.toml:5: ok: price"),
+            "{}",
+            bad(&item("ok", 0))
+        );
         assert!(bad(&item("Bad Sku", 1)).starts_with("shop.toml:2: sku"));
         let twice = format!("{}{}", item("a", 1), item("a", 2));
-        assert!(bad(&twice).starts_with("shop.toml:7: sku \"a\" is listed twice"), "{}", bad(&twice));
+        assert!(
+            bad(&twice).starts_with("shop.toml:7: sku \"a\" is listed twice"),
+            "{}",
+            bad(&twice)
+        );
         assert!(bad("").contains("no [[item]]"));
         assert!(bad("[[item]]\nsku = \"a\"\ncolour = 1\n").starts_with("shop.toml:"));
         let control = item("a", 1).replace("name = \"A\"", "name = \"A\\u0007\"");
-        assert!(bad(&control).starts_with("shop.toml:3: a: name"), "{}", bad(&control));
+        assert!(
+            bad(&control).starts_with("shop.toml:3: a: name"),
+            "{}",
+            bad(&control)
+        );
     }
 
     #[test]
     fn skus_have_one_form() {
         assert!(valid_sku("legendary_sword"));
-        for bad in ["", "Legendary", "a-b", "a b", "a\u{0}", &"a".repeat(MAX_SKU + 1)] {
+        for bad in [
+            "",
+            "Legendary",
+            "a-b",
+            "a b",
+            "a\u{0}",
+            &"a".repeat(MAX_SKU + 1),
+        ] {
             assert!(!valid_sku(bad), "{bad:?}");
         }
     }

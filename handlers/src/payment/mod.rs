@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use proto::aicore::payment::v1::{
-    CreditRequest, CreditResponse, GetBalanceRequest, GetBalanceResponse, ListTransactionsRequest,
-    ListTransactionsResponse, PaymentServiceHandler, PurchaseRequest, PurchaseResponse,
-    CatalogItem, ListCatalogRequest, ListCatalogResponse, RefundRequest, RefundResponse,
+    CatalogItem, CreditRequest, CreditResponse, GetBalanceRequest, GetBalanceResponse,
+    ListCatalogRequest, ListCatalogResponse, ListTransactionsRequest, ListTransactionsResponse,
+    PaymentServiceHandler, PurchaseRequest, PurchaseResponse, RefundRequest, RefundResponse,
     Transaction, TransactionKind,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -77,14 +77,19 @@ struct KeyRecord {
 /// A requested mutation.
 #[derive(Debug)]
 enum Op {
-    Credit { amount: i64, reason: String },
+    Credit {
+        amount: i64,
+        reason: String,
+    },
     /// `amount` is the catalog's price times `quantity`, fixed when the call came in.
     Purchase {
         sku: String,
         quantity: u32,
         amount: i64,
     },
-    Refund { target: u64 },
+    Refund {
+        target: u64,
+    },
 }
 
 impl Op {
@@ -396,9 +401,10 @@ impl PaymentServiceHandler for PaymentService {
                 catalog::MAX_SKU
             )));
         }
-        let item = self.catalog.get(&req.sku).ok_or_else(|| {
-            Status::not_found(format!("no item {:?} in the catalog", req.sku))
-        })?;
+        let item = self
+            .catalog
+            .get(&req.sku)
+            .ok_or_else(|| Status::not_found(format!("no item {:?} in the catalog", req.sku)))?;
         let quantity = req.quantity.max(1);
         if quantity > item.max_quantity {
             return Err(Status::invalid_argument(format!(

@@ -317,7 +317,16 @@ fn transaction_ids_have_one_form() {
     assert_eq!(parse_tx_id("tx-2"), Some(2));
     assert_eq!(parse_tx_id("tx-18446744073709551615"), Some(u64::MAX));
     for bad in [
-        "tx-+2", "tx-02", "tx-0", "tx-", "tx- 2", "tx-2 ", "TX-2", "tx--2", "tx-1e3", "2",
+        "tx-+2",
+        "tx-02",
+        "tx-0",
+        "tx-",
+        "tx- 2",
+        "tx-2 ",
+        "TX-2",
+        "tx--2",
+        "tx-1e3",
+        "2",
         "tx-18446744073709551616",
     ] {
         assert_eq!(parse_tx_id(bad), None, "{bad}");
@@ -339,20 +348,50 @@ async fn prices_come_from_the_catalog() {
         )
     };
     let tx = buy("a", "crown", 2).await.unwrap().transaction.unwrap();
-    assert_eq!((tx.amount, tx.quantity, tx.sku.as_str()), (-500, 2, "crown"));
+    assert_eq!(
+        (tx.amount, tx.quantity, tx.sku.as_str()),
+        (-500, 2, "crown")
+    );
     // 0 means one.
     assert_eq!(buy("b", "crown", 0).await.unwrap().balance, 250);
-    assert_eq!(buy("c", "crown", 4).await.unwrap_err().code(), Code::InvalidArgument);
-    assert_eq!(buy("d", "sword", 1).await.unwrap_err().code(), Code::NotFound);
-    for bad in ["", "Crown", "crown\u{0}", "x".repeat(65).as_str(), "../crown"] {
-        assert_eq!(buy("e", bad, 1).await.unwrap_err().code(), Code::InvalidArgument, "{bad:?}");
+    assert_eq!(
+        buy("c", "crown", 4).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        buy("d", "sword", 1).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    for bad in [
+        "",
+        "Crown",
+        "crown\u{0}",
+        "x".repeat(65).as_str(),
+        "../crown",
+    ] {
+        assert_eq!(
+            buy("e", bad, 1).await.unwrap_err().code(),
+            Code::InvalidArgument,
+            "{bad:?}"
+        );
     }
     assert_eq!(balance(&svc).await, 250);
-    assert_eq!(svc.list_catalog(player("-"), ListCatalogRequest {}).await.unwrap().items.len(), 2);
+    assert_eq!(
+        svc.list_catalog(player("-"), ListCatalogRequest {})
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
     // Reasons are printable and bounded.
     for bad in ["line\nbreak", "\u{202E}evil", "   ", &"r".repeat(201)] {
         let mut req = credit(1);
         req.reason = bad.to_owned();
-        assert_eq!(svc.credit(service("f"), req).await.unwrap_err().code(), Code::InvalidArgument, "{bad:?}");
+        assert_eq!(
+            svc.credit(service("f"), req).await.unwrap_err().code(),
+            Code::InvalidArgument,
+            "{bad:?}"
+        );
     }
 }
