@@ -251,6 +251,10 @@ pub async fn completions(State(state): State<AppState>, req: Request) -> Respons
             .unwrap_or_default()
             .to_owned(),
         idempotency_key: None,
+        client_addr: parts
+            .extensions
+            .get::<crate::client_addr::ClientAddr>()
+            .map(|a| a.0),
         traceparent: parts
             .headers
             .get("traceparent")

@@ -261,8 +261,15 @@ pub struct AuthConfig {
     /// Refresh token lifetime.
     #[serde(with = "humantime_serde")]
     pub refresh_token_ttl: Duration,
-    /// Login attempts per account per minute (per replica), against password guessing.
-    pub login_attempts_per_minute: u32,
+    /// Failed logins per (account, client address) before each further one waits (refilled
+    /// over 15 minutes; per replica).
+    #[serde(alias = "login_attempts_per_minute")]
+    pub login_failures_per_address: u32,
+    /// Failed logins per account from all clients without its device token, before each further
+    /// one waits (refilled over an hour). A device that logged in before is never held back.
+    pub login_failures_per_account: u32,
+    /// Failed logins per device token (refilled over 15 minutes).
+    pub login_failures_per_device: u32,
 }
 
 /// Logging.
@@ -345,7 +352,9 @@ impl Default for AuthConfig {
         AuthConfig {
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
-            login_attempts_per_minute: 10,
+            login_failures_per_address: 10,
+            login_failures_per_account: 100,
+            login_failures_per_device: 10,
         }
     }
 }
@@ -528,8 +537,11 @@ impl Config {
                     .into(),
             );
         }
-        if self.auth.login_attempts_per_minute == 0 {
-            return bad("auth.login_attempts_per_minute must be at least 1".into());
+        if self.auth.login_failures_per_address == 0
+            || self.auth.login_failures_per_account == 0
+            || self.auth.login_failures_per_device == 0
+        {
+            return bad("auth.login_failures_per_* must be at least 1".into());
         }
         if self.listen == self.admin_listen && self.listen.port() != 0 {
             return bad("listen and admin_listen must differ".into());

@@ -181,6 +181,10 @@ pub async fn unary(
         .unwrap_or_default(),
         idempotency_key,
         traceparent: header_str(&parts.headers, &TRACEPARENT, 128),
+        client_addr: parts
+            .extensions
+            .get::<crate::client_addr::ClientAddr>()
+            .map(|a| a.0),
     };
     // Event subscriptions carry their position in every message's id.
     let stream_permit = match stream_permit {

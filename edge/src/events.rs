@@ -210,6 +210,10 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
         request_id: header(&parts.headers, "x-request-id").unwrap_or_default(),
         idempotency_key: None,
         traceparent: header(&parts.headers, "traceparent"),
+        client_addr: parts
+            .extensions
+            .get::<crate::client_addr::ClientAddr>()
+            .map(|a| a.0),
     };
     let req = SubscribeRequest {
         topics,

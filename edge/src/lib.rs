@@ -109,7 +109,11 @@ impl AppState {
         let auth_config = AuthConfig {
             access_ttl: config.auth.access_token_ttl,
             refresh_ttl: config.auth.refresh_token_ttl,
-            login_attempts_per_minute: config.auth.login_attempts_per_minute,
+            login_limits: handlers::auth::guard::LoginLimits {
+                per_address: config.auth.login_failures_per_address,
+                per_account: config.auth.login_failures_per_account,
+                per_device: config.auth.login_failures_per_device,
+            },
             ..AuthConfig::default()
         };
         let auth = Arc::new(

@@ -44,6 +44,9 @@ pub struct Context {
     pub idempotency_key: Option<String>,
     /// The W3C `traceparent` of the call.
     pub traceparent: Option<String>,
+    /// The client's address (from a trusted proxy's `X-Forwarded-For`, else the peer), for
+    /// per-address limits.
+    pub client_addr: Option<std::net::IpAddr>,
 }
 
 impl Context {

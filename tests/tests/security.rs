@@ -420,3 +420,126 @@ async fn players_cannot_set_their_own_price() {
     assert_ne!(code, 0);
     assert!(err.contains("shop.toml:5: x: price must be"), "{err}");
 }
+
+/// Logs in as `user` with `password` from `addr` (through the trusted proxy), with a device token.
+async fn login_as(
+    c: &Client,
+    addr: &str,
+    user: &str,
+    password: &str,
+    device: &str,
+) -> edge_e2e::Response {
+    let body = json!({"username": user, "password": password, "deviceToken": device});
+    c.request(
+        http::Method::POST,
+        "/aicore.auth.v1.AuthService/Login",
+        &[
+            ("content-type", "application/json"),
+            ("x-forwarded-for", addr),
+        ],
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await
+}
+
+fn edge_with(config: &str, extra: &[&str]) -> (tempfile::TempDir, Edge) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("edge.toml");
+    std::fs::write(&file, config).unwrap();
+    let mut args = vec!["--config", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let edge = Edge::start(&args);
+    (dir, edge)
+}
+
+#[tokio::test]
+async fn nobody_can_lock_an_owner_out_of_their_account() {
+    let (_dir, edge) = edge_with(
+        "[http]\ntrusted_proxies = [\"127.0.0.1/32\"]\n[auth]\nlogin_failures_per_address = 5\nlogin_failures_per_account = 20\n",
+        &["--rate-limit", "false"],
+    );
+    let c = edge.client();
+    scenarios::login(&c, "owner").await;
+    // Successes never count: the owner logs in again and again, and keeps the device token.
+    let mut device = String::new();
+    for _ in 0..8 {
+        let r = login_as(&c, "198.51.100.1", "owner", "correct-horse", "").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        device = r.json()["deviceToken"].as_str().unwrap().to_owned();
+    }
+    // 50 failures from 50 other addresses.
+    let mut refused = 0;
+    for i in 0..50 {
+        let r = login_as(&c, &format!("203.0.113.{i}"), "owner", "guess-guess", "").await;
+        match r.status.as_u16() {
+            401 => {}
+            429 => {
+                refused += 1;
+                assert!(r.headers.contains_key("retry-after"));
+            }
+            other => panic!("{other}: {}", r.text()),
+        }
+    }
+    assert!(
+        refused >= 25,
+        "the account is slowed down for unknown clients: {refused}"
+    );
+    // The owner's next login, from their device: through.
+    let r = login_as(&c, "198.51.100.1", "owner", "correct-horse", &device).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // From another device too, once it has logged in before (its token is the one it holds).
+    let r = login_as(&c, "192.0.2.200", "owner", "correct-horse", &device).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // One guesser on one address is held back after 5 failures, on that account only.
+    for _ in 0..5 {
+        let r = login_as(&c, "203.0.113.250", "bystander", "guess-guess", "").await;
+        assert_eq!(r.status, 401);
+    }
+    let r = login_as(&c, "203.0.113.250", "bystander", "guess-guess", "").await;
+    assert_eq!(r.status, 429);
+    // A device token of another account, or a forged one, is not a pass.
+    let r = login_as(&c, "203.0.113.9", "owner", "correct-horse", "dv1.AAAA.BBBB").await;
+    assert_eq!(r.status, 429, "{}", r.text());
+}
+
+#[tokio::test]
+async fn a_login_burst_from_one_address_does_not_starve_others() {
+    let (_dir, edge) = edge_with(
+        "[http]\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+        &["--rate-limit", "false"],
+    );
+    let c = edge.client();
+    scenarios::login(&c, "honest").await;
+    let flood = futures_util::future::join_all((0..30).map(|i| {
+        let c = c.clone();
+        async move { login_as(&c, "203.0.113.66", &format!("x{i}"), "guess-guess", "").await }
+    }));
+    let honest = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut out = Vec::new();
+        for i in 0..3 {
+            out.push(
+                login_as(
+                    &c,
+                    &format!("198.51.100.{i}"),
+                    "honest",
+                    "correct-horse",
+                    "",
+                )
+                .await,
+            );
+        }
+        out
+    };
+    let (flood, honest) = tokio::join!(flood, honest);
+    for r in honest {
+        assert_eq!(
+            r.status,
+            200,
+            "an honest login during the burst: {}",
+            r.text()
+        );
+    }
+    let limited = flood.iter().filter(|r| r.status == 429).count();
+    assert!(limited > 0, "the burst is held to its share");
+}

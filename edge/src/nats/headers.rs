@@ -17,6 +17,8 @@ pub const TRACEPARENT: &str = "traceparent";
 pub const PRINCIPAL: &str = "Edge-Principal";
 /// The client's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// The client's address, for per-address limits in the worker.
+pub const CLIENT_ADDR: &str = "Edge-Client-Addr";
 /// The Connect code of an error reply.
 pub const CONNECT_CODE: &str = "Connect-Code";
 /// When to retry, for `unavailable` and `resource_exhausted` replies.
@@ -77,6 +79,9 @@ pub fn request_headers(ctx: &Context, timeout: Duration) -> HeaderMap {
     if let Some(k) = &ctx.idempotency_key {
         h.insert(name(IDEMPOTENCY_KEY), k.as_str());
     }
+    if let Some(a) = ctx.client_addr {
+        h.insert(name(CLIENT_ADDR), a.to_string());
+    }
     h
 }
 
@@ -101,6 +106,7 @@ pub fn context_from(h: Option<&HeaderMap>, received: Instant, max: Duration) -> 
         request_id: get(h, REQUEST_ID).unwrap_or("").to_owned(),
         idempotency_key: get(h, IDEMPOTENCY_KEY).map(str::to_owned),
         traceparent: get(h, TRACEPARENT).map(str::to_owned),
+        client_addr: get(h, CLIENT_ADDR).and_then(|a| a.parse().ok()),
     }
 }
 
@@ -174,6 +180,7 @@ mod tests {
             idempotency_key: Some("k".into()),
             traceparent: Some("00-aa-bb-01".into()),
             deadline: None,
+            client_addr: Some("2001:db8::7".parse().unwrap()),
         };
         let h = request_headers(&ctx, Duration::from_millis(1500));
         let now = Instant::now();
@@ -181,6 +188,7 @@ mod tests {
         assert_eq!(back.principal, ctx.principal);
         assert_eq!(back.request_id, "r1");
         assert_eq!(back.idempotency_key.as_deref(), Some("k"));
+        assert_eq!(back.client_addr, ctx.client_addr);
         assert_eq!(back.deadline, Some(now + Duration::from_millis(1500)));
         let capped = context_from(Some(&h), now, Duration::from_secs(1));
         assert_eq!(capped.deadline, Some(now + Duration::from_secs(1)));

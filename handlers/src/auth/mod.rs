@@ -8,6 +8,7 @@
 //! - `auth.signing.*`: token signing keys (see `tokens`)
 //! - `apikey.*`: service API keys (see `keys`)
 
+pub mod guard;
 pub mod keys;
 mod passwords;
 mod tokens;
@@ -44,9 +45,9 @@ pub struct AuthConfig {
     pub refresh_ttl: Duration,
     /// Password hashes allowed at once.
     pub hash_concurrency: usize,
-    /// Login attempts per account per minute (burst the same), against password guessing spread
-    /// over many addresses. Counted per process.
-    pub login_attempts_per_minute: u32,
+    /// Failed logins allowed per address, per account and per device (see [`guard`]). Counted
+    /// per process.
+    pub login_limits: guard::LoginLimits,
 }
 
 impl Default for AuthConfig {
@@ -55,7 +56,7 @@ impl Default for AuthConfig {
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
-            login_attempts_per_minute: 10,
+            login_limits: guard::LoginLimits::default(),
         }
     }
 }
@@ -97,8 +98,8 @@ pub struct AuthService {
     /// token -> (player id, expiry in Unix seconds). Ed25519 verification is the costliest step of
     /// a request; a player sends the same token for its whole lifetime.
     verified: quick_cache::sync::Cache<Arc<str>, (Arc<str>, u64)>,
-    /// Login attempts per (lowercased) username.
-    attempts: governor::DefaultKeyedRateLimiter<String>,
+    /// Failed logins, and device tokens.
+    guard: guard::LoginGuard,
     passwords: Passwords,
     config: AuthConfig,
 }
@@ -199,16 +200,13 @@ impl AuthService {
     pub async fn new(store: Arc<dyn Store>, config: AuthConfig) -> Result<Self, StoreError> {
         let keys = TokenKeys::load_or_create(store.as_ref(), config.access_ttl).await?;
         let passwords = Passwords::new(config.hash_concurrency).map_err(StoreError::Backend)?;
+        let guard = guard::LoginGuard::open(store.as_ref(), config.login_limits).await?;
         Ok(AuthService {
             store,
             keys,
             passwords,
             verified: quick_cache::sync::Cache::new(VERIFIED_CACHE),
-            attempts: {
-                let n = std::num::NonZeroU32::new(config.login_attempts_per_minute)
-                    .unwrap_or(std::num::NonZeroU32::MIN);
-                governor::RateLimiter::keyed(governor::Quota::per_minute(n))
-            },
+            guard,
             config,
         })
     }
@@ -320,7 +318,7 @@ impl AuthServiceHandler for AuthService {
 
     async fn register(
         &self,
-        _ctx: Context,
+        ctx: Context,
         req: RegisterRequest,
     ) -> Result<RegisterResponse, Status> {
         let username = validate_username(&req.username)?;
@@ -329,7 +327,7 @@ impl AuthServiceHandler for AuthService {
         if self.store.get(&key).await?.is_some() {
             return Err(Status::already_exists("username is taken"));
         }
-        let password_hash = self.passwords.hash(req.password).await?;
+        let password_hash = self.passwords.hash(ctx.client_addr, req.password).await?;
         let player_id = uuid::Uuid::new_v4().simple().to_string();
         let record = UserRecord {
             player_id: player_id.clone(),
@@ -344,7 +342,7 @@ impl AuthServiceHandler for AuthService {
         }
     }
 
-    async fn login(&self, _ctx: Context, req: LoginRequest) -> Result<LoginResponse, Status> {
+    async fn login(&self, ctx: Context, req: LoginRequest) -> Result<LoginResponse, Status> {
         let bad = || Status::unauthenticated("invalid username or password");
         let Ok(username) = validate_username(&req.username) else {
             return Err(bad());
@@ -352,27 +350,23 @@ impl AuthServiceHandler for AuthService {
         if req.password.is_empty() || req.password.len() > 512 {
             return Err(bad());
         }
-        // Bound memory: forget accounts whose allowance is full again.
-        if self.attempts.len() > 100_000 {
-            self.attempts.retain_recent();
-        }
-        if let Err(not_until) = self.attempts.check_key(&username) {
-            use governor::clock::Clock as _;
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            return Err(Status::new(
-                crate::status::Code::ResourceExhausted,
-                "too many login attempts for this account; try again later",
-            )
-            .with_retry_after(wait.max(Duration::from_secs(1))));
-        }
+        let attempt = self
+            .guard
+            .admit(&username, ctx.client_addr, &req.device_token)?;
         let user = match self.store.get(&format!("auth.users.{username}")).await? {
             Some(v) => Some(parse::<UserRecord>(&v.value)?),
             None => None,
         };
         let phc = user.as_ref().map(|u| u.password_hash.clone());
-        if !self.passwords.verify(req.password, phc).await? {
+        if !self
+            .passwords
+            .verify(ctx.client_addr, req.password, phc)
+            .await?
+        {
+            self.guard.failed(&attempt);
             return Err(bad());
         }
+        self.guard.succeeded(&attempt);
         let user = user.ok_or_else(bad)?;
         let sid = uuid::Uuid::new_v4().simple().to_string();
         let session = SessionRecord {
@@ -391,6 +385,7 @@ impl AuthServiceHandler for AuthService {
             expires_in_seconds: issued.expires_in_seconds,
             player_id: user.player_id,
             token_type: "Bearer".into(),
+            device_token: self.guard.issue(&username),
         })
     }
 
@@ -530,6 +525,7 @@ mod tests {
         let creds = || LoginRequest {
             username: "carol".into(),
             password: "s3cret-pass".into(),
+            device_token: String::new(),
         };
         long.register(
             Context::default(),
@@ -600,6 +596,7 @@ mod tests {
                 LoginRequest {
                     username: "alice".into(),
                     password: "nope-nope".into(),
+                    device_token: String::new(),
                 },
             )
             .await
@@ -611,6 +608,7 @@ mod tests {
                 LoginRequest {
                     username: "bob".into(),
                     password: "s3cret-pass".into(),
+                    device_token: String::new(),
                 },
             )
             .await
@@ -627,6 +625,7 @@ mod tests {
                 LoginRequest {
                     username: "ALICE".into(),
                     password: "s3cret-pass".into(),
+                    device_token: String::new(),
                 },
             )
             .await
@@ -690,13 +689,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("a.redb")).unwrap());
         let config = AuthConfig {
-            login_attempts_per_minute: 3,
+            login_limits: guard::LoginLimits {
+                per_account: 3,
+                ..guard::LoginLimits::default()
+            },
             ..AuthConfig::default()
         };
         let svc = AuthService::new(store, config).await.unwrap();
         let attempt = |u: &str| LoginRequest {
             username: u.into(),
             password: "guess-guess".into(),
+            device_token: String::new(),
         };
         for _ in 0..3 {
             let e = svc
@@ -745,6 +748,7 @@ mod tests {
                 LoginRequest {
                     username: "carol".into(),
                     password: "password1".into(),
+                    device_token: String::new(),
                 },
             )
             .await
