@@ -1,12 +1,18 @@
 //! Authentication as a Layer + Service pair: resolves the method from the path, verifies the bearer
 //! token in-process, checks the method's access rule from the protos, and hands the principal on in
 //! the request's extensions. Handlers never see a token.
+//!
+//! Bad credentials are counted per client address (an IPv6 /64): past the quota, that address
+//! gets 429 for anything but a valid access token, so guessing tokens or key prefixes (each a
+//! store read) stops early, while players behind the same address with valid tokens go on.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::response::Response;
+use handlers::auth::guard::{Failures, address_key};
 use handlers::auth::{ApiKeys, AuthService};
 use handlers::{Principal, Status};
 use proto::{Access, BoxFuture, MethodDesc};
@@ -19,12 +25,18 @@ use crate::error::status_response;
 pub struct AuthLayer {
     auth: Arc<AuthService>,
     keys: Arc<ApiKeys>,
+    bad: Option<Arc<Failures<IpAddr>>>,
 }
 
 impl AuthLayer {
-    /// Verifies access tokens with `auth`'s signing keys and service keys with `keys`.
-    pub fn layer(auth: Arc<AuthService>, keys: Arc<ApiKeys>) -> Self {
-        AuthLayer { auth, keys }
+    /// Verifies access tokens with `auth`'s signing keys and service keys with `keys`; `bad`
+    /// counts 401s per address (None: not limited).
+    pub fn layer(
+        auth: Arc<AuthService>,
+        keys: Arc<ApiKeys>,
+        bad: Option<Arc<Failures<IpAddr>>>,
+    ) -> Self {
+        AuthLayer { auth, keys, bad }
     }
 }
 
@@ -35,6 +47,7 @@ impl<S> Layer<S> for AuthLayer {
             inner,
             auth: Arc::clone(&self.auth),
             keys: Arc::clone(&self.keys),
+            bad: self.bad.clone(),
         }
     }
 }
@@ -45,6 +58,26 @@ pub struct Authenticate<S> {
     inner: S,
     auth: Arc<AuthService>,
     keys: Arc<ApiKeys>,
+    bad: Option<Arc<Failures<IpAddr>>>,
+}
+
+/// The answer to an address past its quota of bad credentials.
+fn too_many_bad(wait: std::time::Duration) -> Status {
+    crate::stats::refused("bad_credentials");
+    Status::new(
+        handlers::Code::ResourceExhausted,
+        "too many requests with bad credentials from your address; retry later",
+    )
+    .with_retry_after(wait.max(std::time::Duration::from_secs(1)))
+}
+
+/// Counts a 401 against `addr`.
+fn count_bad(bad: Option<&Failures<IpAddr>>, addr: Option<IpAddr>, status: &Status) {
+    if status.code() == handlers::Code::Unauthenticated
+        && let (Some(bad), Some(addr)) = (bad, addr)
+    {
+        bad.fail(&addr);
+    }
 }
 
 /// What a request's bearer token turned out to be.
@@ -152,20 +185,41 @@ where
                 Err(status) => Credential::Refused(status),
             },
         };
+        let addr = req
+            .extensions()
+            .get::<crate::client_addr::ClientAddr>()
+            .map(|a| address_key(a.0));
+        // Past its quota an address keeps only what it can prove at no cost: a valid token.
+        if !matches!(credential, Credential::Verified(_)) && m.access != Access::Public {
+            let blocked = match (&self.bad, addr) {
+                (Some(bad), Some(a)) => bad.blocked(&a),
+                _ => None,
+            };
+            if let Some(wait) = blocked {
+                return refuse(&too_many_bad(wait));
+            }
+        }
         let principal = match credential {
             Credential::None => None,
             Credential::Verified(p) => Some(p),
-            Credential::Refused(status) => return refuse(&status),
+            Credential::Refused(status) => {
+                count_bad(self.bad.as_deref(), addr, &status);
+                return refuse(&status);
+            }
             // Service keys may need a store read: the only path that waits before calling inner,
             // so the only one that takes the ready instance and leaves a clone behind.
             Credential::Key(key) => {
                 let keys = Arc::clone(&self.keys);
+                let bad = self.bad.clone();
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 return Box::pin(async move {
                     let principal = match keys.verify(&key).await {
                         Ok(p) => p,
-                        Err(status) => return Ok(status_response(&status)),
+                        Err(status) => {
+                            count_bad(bad.as_deref(), addr, &status);
+                            return Ok(status_response(&status));
+                        }
                     };
                     match admit(&mut req, Some(principal), m) {
                         Ok(()) => inner.call(req).await,
@@ -176,7 +230,10 @@ where
         };
         match admit(&mut req, principal, m) {
             Ok(()) => Box::pin(self.inner.call(req)),
-            Err(status) => refuse(&status),
+            Err(status) => {
+                count_bad(self.bad.as_deref(), addr, &status);
+                refuse(&status)
+            }
         }
     }
 }

@@ -99,7 +99,13 @@ pub async fn unary(
                 ),
             );
         }
-        match state.streams.admit() {
+        match state.streams.admit(
+            parts.extensions.get::<Principal>(),
+            parts
+                .extensions
+                .get::<crate::client_addr::ClientAddr>()
+                .map(|a| a.0),
+        ) {
             Ok(p) => Some(p),
             Err(status) => return status_response(&status),
         }

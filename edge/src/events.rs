@@ -24,7 +24,6 @@ use prost::Message as _;
 use proto::aicore::events::v1::{Event, SubscribeRequest};
 use proto::{Codec, Encoded, MethodDesc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::OwnedSemaphorePermit;
 use tower::ServiceExt as _;
 
 use crate::AppState;
@@ -200,7 +199,13 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
             )));
         }
     }
-    let permit = match state.streams.admit() {
+    let permit = match state.streams.admit(
+        parts.extensions.get::<Principal>(),
+        parts
+            .extensions
+            .get::<crate::client_addr::ClientAddr>()
+            .map(|a| a.0),
+    ) {
         Ok(p) => p,
         Err(status) => return status_response(&status),
     };
@@ -233,7 +238,7 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 /// Runs a subscription through the router (local or remote, with its limits) and streams it.
 pub async fn serve(
     state: &AppState,
-    permit: OwnedSemaphorePermit,
+    permit: crate::sse::StreamPermit,
     ctx: Context,
     headers: &HeaderMap,
     mut req: SubscribeRequest,

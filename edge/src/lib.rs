@@ -80,6 +80,8 @@ pub struct Shared {
     pub admission: Arc<admission::Admission>,
     /// Rate limiters (shared by every connection).
     pub limits: Arc<ratelimit::RateLimits>,
+    /// 401s per client address (see auth.rs).
+    pub bad_credentials: Arc<handlers::auth::guard::Failures<std::net::IpAddr>>,
     /// Remote services and their responder counters, for the prober.
     pub probes: Vec<(&'static str, nats::probe::Responders)>,
     deps: Deps,
@@ -191,6 +193,13 @@ impl AppState {
             keys: Arc::new(ApiKeys::new(Arc::clone(&deps.store))),
             nats,
             limits,
+            bad_credentials: Arc::new(handlers::auth::guard::Failures::new(
+                config_rate.bad_credentials.burst,
+                std::time::Duration::from_secs_f64(
+                    60.0 * f64::from(config_rate.bad_credentials.burst)
+                        / f64::from(config_rate.bad_credentials.per_minute),
+                ),
+            )),
             admission,
             probes,
             deps,

@@ -52,6 +52,9 @@ pub struct RateLimitConfig {
     pub llm_tokens_per_minute: u32,
     /// LLM tokens a principal may spend at once; at least one maximal call (8192 + its prompt).
     pub llm_token_burst: u32,
+    /// Requests with bad credentials (401s) per client address before it gets 429 for anything
+    /// but a valid token.
+    pub bad_credentials: ClassQuota,
     /// Keys idle this long are forgotten (bounds memory).
     #[serde(with = "humantime_serde")]
     pub prune_every: Duration,
@@ -76,6 +79,10 @@ impl Default for RateLimitConfig {
             },
             llm_tokens_per_minute: 100_000,
             llm_token_burst: 20_000,
+            bad_credentials: ClassQuota {
+                per_minute: 30,
+                burst: 60,
+            },
             prune_every: Duration::from_secs(60),
         }
     }
@@ -88,6 +95,7 @@ impl RateLimitConfig {
             ("auth", self.auth),
             ("llm", self.llm),
             ("general", self.general),
+            ("bad_credentials", self.bad_credentials),
         ] {
             if q.per_minute == 0 || q.burst == 0 {
                 return Err(format!(

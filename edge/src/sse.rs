@@ -12,15 +12,17 @@
 //!   messages, each ending the stream with an error event;
 //! - on shutdown every open stream gets a final event telling the client to reconnect.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
 use bytes::{BufMut as _, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt as _};
-use handlers::Status;
+use handlers::{Principal, Status};
 use http::{HeaderValue, header};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -48,6 +50,11 @@ pub struct StreamsConfig {
     pub max_duration: Duration,
     /// Open streams in this process; over it, new ones get 503.
     pub max_concurrent: usize,
+    /// Open streams of one principal (a player or a key); over it, 429. Per process.
+    pub max_per_principal: usize,
+    /// Open streams from one client address (an IPv6 /64), whoever they are; over it, 429.
+    /// Generous: many players may share one carrier-grade NAT address. Per process.
+    pub max_per_address: usize,
 }
 
 impl Default for StreamsConfig {
@@ -58,6 +65,8 @@ impl Default for StreamsConfig {
             max_gap: Duration::from_secs(300),
             max_duration: Duration::from_secs(3600),
             max_concurrent: 10_000,
+            max_per_principal: 32,
+            max_per_address: 1_000,
         }
     }
 }
@@ -72,8 +81,11 @@ impl StreamsConfig {
         {
             return Err("streams: every duration must be above zero".into());
         }
-        if self.max_concurrent == 0 {
-            return Err("streams.max_concurrent must be at least 1".into());
+        if self.max_concurrent == 0 || self.max_per_principal == 0 || self.max_per_address == 0 {
+            return Err(
+                "streams.max_concurrent, max_per_principal and max_per_address must be at least 1"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -85,7 +97,39 @@ pub struct Streams {
     /// The limits.
     pub config: StreamsConfig,
     permits: Arc<Semaphore>,
+    /// Streams open per principal and per address key.
+    held: Arc<Mutex<HashMap<Holder, usize>>>,
     closing: CancellationToken,
+}
+
+/// Whom a stream counts against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Holder {
+    Principal(String),
+    Address(IpAddr),
+}
+
+/// One open stream's slots: the process's, its principal's and its address's. Given back when
+/// the stream ends.
+#[derive(Debug)]
+pub struct StreamPermit {
+    _global: OwnedSemaphorePermit,
+    held: Arc<Mutex<HashMap<Holder, usize>>>,
+    holders: Vec<Holder>,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut map = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        for h in &self.holders {
+            if let Some(n) = map.get_mut(h) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(h);
+                }
+            }
+        }
+    }
 }
 
 impl Streams {
@@ -93,13 +137,59 @@ impl Streams {
     pub fn new(config: StreamsConfig) -> Self {
         Streams {
             permits: Arc::new(Semaphore::new(config.max_concurrent)),
+            held: Arc::new(Mutex::new(HashMap::new())),
             config,
             closing: CancellationToken::new(),
         }
     }
 
-    /// A slot for one more stream, or 503 at once.
-    pub fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
+    /// A slot for one more stream of `principal` from `addr`: 429 at once when either has its
+    /// share open, 503 when the process is full.
+    pub fn admit(
+        &self,
+        principal: Option<&Principal>,
+        addr: Option<IpAddr>,
+    ) -> Result<StreamPermit, Status> {
+        let mut holders = Vec::with_capacity(2);
+        if let Some(p) = principal {
+            holders.push((
+                Holder::Principal(p.describe()),
+                self.config.max_per_principal,
+            ));
+        }
+        if let Some(a) = addr {
+            holders.push((
+                Holder::Address(handlers::auth::guard::address_key(a)),
+                self.config.max_per_address,
+            ));
+        }
+        let global = self.admit_global()?;
+        let mut map = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        for (h, max) in &holders {
+            if map.get(h).copied().unwrap_or(0) >= *max {
+                crate::stats::refused("streams_per_client");
+                let whose = match h {
+                    Holder::Principal(_) => "you have",
+                    Holder::Address(_) => "your address has",
+                };
+                return Err(Status::new(
+                    handlers::Code::ResourceExhausted,
+                    format!("{whose} {max} streams open; close one first"),
+                )
+                .with_retry_after(Duration::from_secs(5)));
+            }
+        }
+        for (h, _) in &holders {
+            *map.entry(h.clone()).or_insert(0) += 1;
+        }
+        Ok(StreamPermit {
+            _global: global,
+            held: Arc::clone(&self.held),
+            holders: holders.into_iter().map(|(h, _)| h).collect(),
+        })
+    }
+
+    fn admit_global(&self) -> Result<OwnedSemaphorePermit, Status> {
         if self.closing.is_cancelled() {
             crate::stats::refused("draining");
             return Err(Status::unavailable(
@@ -199,7 +289,7 @@ struct Pump {
     last_message: Instant,
     closing: CancellationToken,
     done: bool,
-    _permit: OwnedSemaphorePermit,
+    _permit: StreamPermit,
 }
 
 impl Pump {
@@ -258,7 +348,7 @@ impl Pump {
 /// Serves `source` as SSE under the rules, holding `permit` until the stream ends.
 pub async fn respond(
     streams: &Streams,
-    permit: OwnedSemaphorePermit,
+    permit: StreamPermit,
     mut source: Frames,
     shape: Shape,
 ) -> Response {

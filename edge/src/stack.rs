@@ -41,7 +41,15 @@ pub fn build(state: &AppState, api: Router) -> Router {
             .layer(AdmissionLayer::layer(state.admission.clone()))
             // Only calls of methods (by the descriptors) are checked; other paths pass on to their
             // 404/405. Rate limiting is inside authentication because its key is the principal.
-            .layer(AuthLayer::layer(state.auth.clone(), state.keys.clone()))
+            .layer(AuthLayer::layer(
+                state.auth.clone(),
+                state.keys.clone(),
+                state
+                    .config
+                    .rate_limit
+                    .enabled
+                    .then(|| state.bad_credentials.clone()),
+            ))
             .option_layer(
                 state
                     .config

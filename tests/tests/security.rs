@@ -543,3 +543,116 @@ async fn a_login_burst_from_one_address_does_not_starve_others() {
     let limited = flood.iter().filter(|r| r.status == 429).count();
     assert!(limited > 0, "the burst is held to its share");
 }
+
+#[tokio::test]
+async fn bad_credentials_are_rate_limited_per_address() {
+    let (_dir, edge) = edge_with("[http]\ntrusted_proxies = [\"127.0.0.1/32\"]\n", &[]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "neighbour").await;
+    let get = |token: String, addr: &'static str| {
+        let c = c.clone();
+        async move {
+            c.request(
+                http::Method::POST,
+                "/aicore.state.v1.StateService/Get",
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", &format!("Bearer {token}")),
+                    ("x-forwarded-for", addr),
+                ],
+                r#"{"key":"k"}"#,
+            )
+            .await
+            .status
+            .as_u16()
+        }
+    };
+    let mut statuses = Vec::new();
+    for i in 0..150 {
+        // Random key prefixes (each a store read) and forged tokens, alternating.
+        let token = if i % 2 == 0 {
+            format!("edge_{i:012x}_{}", "A".repeat(43))
+        } else {
+            format!("eyJhbGciOiJFZERTQSJ9.e30.{i}")
+        };
+        statuses.push(get(token, "203.0.113.7").await);
+    }
+    let unauthorized = statuses.iter().filter(|&&s| s == 401).count();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    assert!(unauthorized <= 70, "{unauthorized} x 401");
+    assert!(limited >= 80, "{limited} x 429");
+    assert_eq!(unauthorized + limited, 150);
+    // A valid token from the same address still works; another address is unaffected.
+    assert_eq!(get(me.access.clone(), "203.0.113.7").await, 404);
+    assert_eq!(get("nonsense".into(), "198.51.100.3").await, 401);
+    let metrics = edge.admin_text("/metrics").await;
+    assert!(metrics.contains("reason=\"bad_credentials\""), "{metrics}");
+}
+
+#[tokio::test]
+async fn one_player_cannot_take_every_stream() {
+    let (_dir, edge) = edge_with(
+        "[http]\ntrusted_proxies = [\"127.0.0.1/32\"]\n[streams]\nmax_concurrent = 20\nmax_per_principal = 3\nmax_per_address = 5\n",
+        &["--rate-limit", "false"],
+    );
+    let c = edge.client();
+    let hog = scenarios::login(&c, "hog").await;
+    let flatmate = scenarios::login(&c, "flatmate").await;
+    let other = scenarios::login(&c, "elsewhere").await;
+    let open = |token: String, addr: &'static str| {
+        let c = c.clone();
+        async move {
+            Sse::get(
+                &c,
+                "/v1/events?topics=world",
+                Some(&token),
+                &[("x-forwarded-for", addr)],
+            )
+            .await
+        }
+    };
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let s = open(hog.access.clone(), "203.0.113.1").await;
+        assert_eq!(s.status, StatusCode::OK);
+        held.push(s);
+    }
+    let s = open(hog.access.clone(), "198.51.100.99").await;
+    assert_eq!(
+        s.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "per player, wherever from"
+    );
+    assert!(s.headers.contains_key("retry-after"));
+    // The Connect path and chat count the same way.
+    let s = Sse::post(
+        &c,
+        "/aicore.events.v1.EventBusService/Subscribe",
+        Some(&hog.access),
+        json!({"topics": ["world"]}),
+    )
+    .await;
+    assert_eq!(s.status, StatusCode::TOO_MANY_REQUESTS);
+    // Another player still gets theirs; behind the same address up to its cap (5).
+    for _ in 0..2 {
+        let s = open(flatmate.access.clone(), "203.0.113.1").await;
+        assert_eq!(s.status, StatusCode::OK);
+        held.push(s);
+    }
+    let s = open(flatmate.access.clone(), "203.0.113.1").await;
+    assert_eq!(s.status, StatusCode::TOO_MANY_REQUESTS, "per address");
+    let s = open(other.access.clone(), "192.0.2.5").await;
+    assert_eq!(s.status, StatusCode::OK, "someone else is unaffected");
+    // Closing a stream gives its slot back.
+    drop(held.remove(0));
+    let mut again = None;
+    for _ in 0..50 {
+        let s = open(hog.access.clone(), "198.51.100.99").await;
+        if s.status == StatusCode::OK {
+            again = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "a closed stream's slot is free again");
+}

@@ -72,18 +72,20 @@ struct Level {
     at: Instant,
 }
 
-/// Leaky buckets of failures by key.
-struct Buckets<K: Eq + std::hash::Hash + Clone> {
+/// Leaky buckets of failures by key: `burst` failures, then one more per `window / burst`.
+/// Bounded: the coldest keys are evicted first.
+pub struct Failures<K: Eq + std::hash::Hash + Clone> {
     burst: f64,
     /// Failures drained per second.
     rate: f64,
     levels: quick_cache::sync::Cache<K, Arc<Mutex<Level>>>,
 }
 
-impl<K: Eq + std::hash::Hash + Clone> Buckets<K> {
-    fn new(burst: u32, window: Duration) -> Self {
+impl<K: Eq + std::hash::Hash + Clone> Failures<K> {
+    /// `burst` failures allowed, refilled evenly over `window`.
+    pub fn new(burst: u32, window: Duration) -> Self {
         let burst = f64::from(burst.max(1));
-        Buckets {
+        Failures {
             burst,
             rate: burst / window.as_secs_f64(),
             levels: quick_cache::sync::Cache::new(CAPACITY),
@@ -95,7 +97,7 @@ impl<K: Eq + std::hash::Hash + Clone> Buckets<K> {
     }
 
     /// How long until `key` may fail again, if it is full now.
-    fn blocked(&self, key: &K) -> Option<Duration> {
+    pub fn blocked(&self, key: &K) -> Option<Duration> {
         let cell = self.levels.get(key)?;
         let l = cell.lock().unwrap_or_else(PoisonError::into_inner);
         let level = self.drained(&l, Instant::now());
@@ -103,7 +105,8 @@ impl<K: Eq + std::hash::Hash + Clone> Buckets<K> {
             .then(|| Duration::from_secs_f64((level + 1.0 - self.burst) / self.rate))
     }
 
-    fn fail(&self, key: &K) {
+    /// Counts one failure of `key`.
+    pub fn fail(&self, key: &K) {
         let now = Instant::now();
         let cell = match self.levels.get(key) {
             Some(c) => c,
@@ -121,7 +124,8 @@ impl<K: Eq + std::hash::Hash + Clone> Buckets<K> {
         l.at = now;
     }
 
-    fn clear(&self, key: &K) {
+    /// Forgets `key`'s failures.
+    pub fn clear(&self, key: &K) {
         self.levels.remove(key);
     }
 }
@@ -143,9 +147,9 @@ pub enum Attempt {
 /// Counts login failures and issues device tokens.
 pub struct LoginGuard {
     key: ring::hmac::Key,
-    per_address: Buckets<(String, IpAddr)>,
-    per_account: Buckets<String>,
-    per_device: Buckets<String>,
+    per_address: Failures<(String, IpAddr)>,
+    per_account: Failures<String>,
+    per_device: Failures<String>,
 }
 
 impl std::fmt::Debug for LoginGuard {
@@ -190,9 +194,9 @@ impl LoginGuard {
         let quarter = Duration::from_secs(15 * 60);
         Ok(LoginGuard {
             key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
-            per_address: Buckets::new(limits.per_address, quarter),
-            per_account: Buckets::new(limits.per_account, Duration::from_secs(3600)),
-            per_device: Buckets::new(limits.per_device, quarter),
+            per_address: Failures::new(limits.per_address, quarter),
+            per_account: Failures::new(limits.per_account, Duration::from_secs(3600)),
+            per_device: Failures::new(limits.per_device, quarter),
         })
     }
 
