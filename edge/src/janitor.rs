@@ -26,6 +26,34 @@ pub async fn run(store: Arc<dyn Store>, every: Duration, stop: CancellationToken
     }
 }
 
+/// Reloads the set of revoked sessions every `every` until `stop`, so a logout on another replica
+/// reaches the access tokens checked here within about `every`.
+pub async fn sync_revoked(
+    auth: Arc<handlers::auth::AuthService>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut failing = false;
+    loop {
+        match auth.sync_revoked().await {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("revoked sessions in sync again");
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "cannot read revoked sessions; retrying");
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
 fn report(what: &str, result: Result<usize, StoreError>) {
     match result {
         Ok(0) => {}

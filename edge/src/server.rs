@@ -148,6 +148,11 @@ async fn serve(
         config.idempotency.prune_every,
         stop_background.clone(),
     ));
+    tracker.spawn(crate::janitor::sync_revoked(
+        Arc::clone(&state.auth),
+        std::time::Duration::from_secs(1),
+        stop_background.clone(),
+    ));
     tracker.spawn(crate::ratelimit::prune(
         Arc::clone(&state.limits),
         config.rate_limit.prune_every,

@@ -656,3 +656,83 @@ async fn one_player_cannot_take_every_stream() {
     }
     assert!(again.is_some(), "a closed stream's slot is free again");
 }
+
+#[tokio::test]
+async fn logout_ends_access_tokens_on_every_replica() {
+    let nats = Nats::start("");
+    let url = nats.url();
+    let args = [
+        "--nats",
+        &url,
+        "--store",
+        "jetstream",
+        "--rate-limit",
+        "false",
+    ];
+    let a = Edge::start(&args);
+    let b = Edge::start(&args);
+    let (ca, cb) = (a.client(), b.client());
+    let me = scenarios::login(&ca, "leaver").await;
+    let get = |c: Client, token: String| async move {
+        c.call(
+            "/aicore.state.v1.StateService/Get",
+            Some(&token),
+            json!({"key": "k"}),
+        )
+        .await
+        .status
+        .as_u16()
+    };
+    assert_eq!(get(cb.clone(), me.access.clone()).await, 404, "works on B");
+    let r = ca
+        .call(
+            "/aicore.auth.v1.AuthService/Logout",
+            Some(&me.access),
+            json!({"refreshToken": me.refresh}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        get(ca.clone(), me.access.clone()).await,
+        401,
+        "at once on A"
+    );
+    let started = std::time::Instant::now();
+    let mut on_b = 404;
+    while started.elapsed() < Duration::from_secs(5) {
+        on_b = get(cb.clone(), me.access.clone()).await;
+        if on_b == 401 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(on_b, 401, "B refuses it within seconds");
+    eprintln!("B refused the token after {:?}", started.elapsed());
+
+    // A reused refresh token revokes its session, and its access token with it, on both.
+    let me = scenarios::login_again(&cb, "leaver").await;
+    let refresh = |c: Client, token: String| async move {
+        c.call(
+            "/aicore.auth.v1.AuthService/Refresh",
+            None,
+            json!({"refreshToken": token}),
+        )
+        .await
+    };
+    let first = refresh(cb.clone(), me.refresh.clone()).await;
+    assert_eq!(first.status, 200);
+    let fresh = first.json()["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(
+        refresh(ca.clone(), me.refresh.clone()).await.status,
+        401,
+        "reuse"
+    );
+    assert_eq!(get(ca.clone(), fresh.clone()).await, 401);
+    let started = std::time::Instant::now();
+    let mut on_b = 404;
+    while started.elapsed() < Duration::from_secs(5) && on_b != 401 {
+        on_b = get(cb.clone(), fresh.clone()).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(on_b, 401);
+}

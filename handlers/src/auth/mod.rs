@@ -13,7 +13,8 @@ pub mod keys;
 mod passwords;
 mod tokens;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -95,9 +96,13 @@ const VERIFIED_CACHE: usize = 50_000;
 pub struct AuthService {
     store: Arc<dyn Store>,
     keys: TokenKeys,
-    /// token -> (player id, expiry in Unix seconds). Ed25519 verification is the costliest step of
-    /// a request; a player sends the same token for its whole lifetime.
-    verified: quick_cache::sync::Cache<Arc<str>, (Arc<str>, u64)>,
+    /// token -> (player id, session, expiry in Unix seconds). Ed25519 verification is the
+    /// costliest step of a request; a player sends the same token for its whole lifetime.
+    verified: quick_cache::sync::Cache<Arc<str>, (Arc<str>, Arc<str>, u64)>,
+    /// Sessions revoked while access tokens issued in them may still be alive: session id ->
+    /// until when (Unix ms). Mirrors `auth.revoked.*` in the store, refreshed by
+    /// [`AuthService::sync_revoked`]; the revoking process adds at once.
+    revoked: std::sync::RwLock<HashMap<String, u64>>,
     /// Failed logins, and device tokens.
     guard: guard::LoginGuard,
     passwords: Passwords,
@@ -148,10 +153,24 @@ pub async fn prune_expired(
         &stop,
     )
     .await?;
-    Ok(tokens + sessions)
+    let revoked = crate::store::prune_prefix(
+        store,
+        REVOKED_PREFIX,
+        |v| {
+            std::str::from_utf8(v)
+                .ok()
+                .and_then(|t| t.parse::<u64>().ok())
+                .is_none_or(|until| until <= now)
+        },
+        &stop,
+    )
+    .await?;
+    Ok(tokens + sessions + revoked)
 }
 
 const SESSION_PREFIX: &str = "auth.sessions.";
+/// `auth.revoked.<sid>`: until when (Unix ms) access tokens of a revoked session must be refused.
+const REVOKED_PREFIX: &str = "auth.revoked.";
 const REFRESH_PREFIX: &str = "auth.refresh.";
 
 fn refresh_key(token: &str) -> String {
@@ -206,6 +225,7 @@ impl AuthService {
             keys,
             passwords,
             verified: quick_cache::sync::Cache::new(VERIFIED_CACHE),
+            revoked: std::sync::RwLock::new(HashMap::new()),
             guard,
             config,
         })
@@ -214,8 +234,9 @@ impl AuthService {
     /// Verifies an access token into the principal it speaks for (no I/O).
     pub fn authenticate(&self, token: &str) -> Result<Principal, Status> {
         let now = crate::now_ms() / 1000;
-        if let Some((player, exp)) = self.verified.get(token) {
+        if let Some((player, sid, exp)) = self.verified.get(token) {
             if now <= exp + tokens::LEEWAY_SECS {
+                self.check_not_revoked(&sid)?;
                 return Ok(Principal::Player {
                     player_id: player.to_string(),
                 });
@@ -223,9 +244,14 @@ impl AuthService {
             self.verified.remove(token);
         }
         let claims = self.keys.verify(token)?;
+        self.check_not_revoked(&claims.sid)?;
         self.verified.insert(
             Arc::from(token),
-            (Arc::from(claims.sub.as_str()), claims.exp),
+            (
+                Arc::from(claims.sub.as_str()),
+                Arc::from(claims.sid.as_str()),
+                claims.exp,
+            ),
         );
         Ok(Principal::Player {
             player_id: claims.sub,
@@ -252,10 +278,71 @@ impl AuthService {
         })
     }
 
+    fn check_not_revoked(&self, sid: &str) -> Result<(), Status> {
+        let revoked = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
+        if revoked.contains_key(sid) {
+            return Err(Status::unauthenticated(
+                "this session was logged out; log in again",
+            ));
+        }
+        Ok(())
+    }
+
     async fn revoke_session(&self, sid: &str) -> Result<(), Status> {
+        // Access tokens of the session are refused from now on, here at once, elsewhere after
+        // the next sync. Recorded before the session itself, so a crash in between leaves the
+        // tokens refused rather than alive.
+        let until = crate::now_ms()
+            + u64::try_from(self.config.access_ttl.as_millis()).unwrap_or(u64::MAX / 2)
+            + tokens::LEEWAY_SECS * 1000;
+        self.store
+            .put(
+                &format!("{REVOKED_PREFIX}{sid}"),
+                Bytes::from(until.to_string()),
+                None,
+            )
+            .await?;
+        self.revoked
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(sid.to_owned(), until);
         // Revocation must win over concurrent writes: `update_session` retries on conflict.
         self.update_session(sid, |s| !std::mem::replace(&mut s.revoked, true))
             .await
+    }
+
+    /// Reloads the revoked-session set from the store (other replicas' logouts and reuse
+    /// revocations), dropping entries whose tokens have all expired.
+    pub async fn sync_revoked(&self) -> Result<(), StoreError> {
+        let now = crate::now_ms();
+        let mut fresh = HashMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list(REVOKED_PREFIX, after.as_deref(), 1000)
+                .await?;
+            for (key, v) in &page.entries {
+                let until = std::str::from_utf8(&v.value)
+                    .ok()
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .unwrap_or(u64::MAX);
+                if let Some(sid) = key.strip_prefix(REVOKED_PREFIX)
+                    && until > now
+                {
+                    fresh.insert(sid.to_owned(), until);
+                }
+            }
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let mut revoked = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
+        // Keep what this process added since the listing began.
+        revoked.retain(|sid, until| *until > now && !fresh.contains_key(sid));
+        revoked.extend(fresh);
+        Ok(())
     }
 
     /// When a refresh token issued now expires.
