@@ -444,12 +444,12 @@ mod tests {
             max_concurrent: 1,
             ..Default::default()
         });
-        let p = s.admit().unwrap();
+        let p = s.admit(None, None).unwrap();
         assert_eq!(s.open(), 1);
-        assert_eq!(s.admit().unwrap_err().code(), Code::Unavailable);
+        assert_eq!(s.admit(None, None).unwrap_err().code(), Code::Unavailable);
         drop(p);
-        assert!(s.admit().is_ok());
+        assert!(s.admit(None, None).is_ok());
         s.close();
-        assert!(s.admit().is_err());
+        assert!(s.admit(None, None).is_err());
     }
 }
