@@ -214,11 +214,17 @@ async fn auth_flows() {
         .await;
     assert_eq!(basic.status, 401);
 
+    // Reuse revoked the first session, and logout the second: their access tokens end too.
+    for gone in [&access, &access2] {
+        assert_eq!(c.call(GET, Some(gone), json!({"key": "k"})).await.status, 401);
+    }
+
     // A player token cannot call a service-only method.
+    let fresh = scenarios::login_again(&c, "alice").await.access;
     let credit = c
         .call(
             "/aicore.payment.v1.PaymentService/Credit",
-            Some(&access),
+            Some(&fresh),
             json!({"amount": "5"}),
         )
         .await;
