@@ -216,7 +216,10 @@ async fn auth_flows() {
 
     // Reuse revoked the first session, and logout the second: their access tokens end too.
     for gone in [&access, &access2] {
-        assert_eq!(c.call(GET, Some(gone), json!({"key": "k"})).await.status, 401);
+        assert_eq!(
+            c.call(GET, Some(gone), json!({"key": "k"})).await.status,
+            401
+        );
     }
 
     // A player token cannot call a service-only method.
