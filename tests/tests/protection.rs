@@ -225,7 +225,7 @@ async fn certificate_swapped_on_disk_under_load_and_a_bad_file_kept_out() {
 #[tokio::test]
 async fn guessing_one_account_from_many_addresses_is_limited() {
     let (_dir, edge) = edge_with(
-        "[http]\ntrusted_proxies = [\"127.0.0.1/32\"]\n[auth]\nlogin_attempts_per_minute = 3\n",
+        "[http]\ntrusted_proxies = [\"127.0.0.1/32\"]\n[auth]\nlogin_failures_per_account = 3\n",
     );
     // Each attempt from another address: the per-address limit never triggers.
     let codes: Vec<u16> = attempts_from(
