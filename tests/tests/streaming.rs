@@ -509,7 +509,18 @@ async fn streams_over_nats_and_a_disconnect_stops_the_worker() {
 
 #[tokio::test]
 async fn five_hundred_concurrent_streams() {
-    let edge = Edge::start(&["--rate-limit", "false", "--grammar-token-interval", "50ms"]);
+    // One player opens all 500 here: raise the per-player cap (32) for this capacity test.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("edge.toml");
+    std::fs::write(&config, "[streams]\nmax_per_principal = 1000\n").unwrap();
+    let edge = Edge::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--rate-limit",
+        "false",
+        "--grammar-token-interval",
+        "50ms",
+    ]);
     let c = edge.client();
     let me = scenarios::login(&c, "crowd").await;
     let mut conns = Vec::new();
