@@ -229,13 +229,7 @@ pub async fn completions(State(state): State<AppState>, req: Request) -> Respons
         ));
     };
     let permit = if streaming {
-        match state.streams.admit(
-            parts.extensions.get::<Principal>(),
-            parts
-                .extensions
-                .get::<crate::client_addr::ClientAddr>()
-                .map(|a| a.0),
-        ) {
+        match state.streams.admit_request(&parts) {
             Ok(p) => Some(p),
             Err(status) => return error_response(&status),
         }

@@ -99,13 +99,7 @@ pub async fn unary(
                 ),
             );
         }
-        match state.streams.admit(
-            parts.extensions.get::<Principal>(),
-            parts
-                .extensions
-                .get::<crate::client_addr::ClientAddr>()
-                .map(|a| a.0),
-        ) {
+        match state.streams.admit_request(&parts) {
             Ok(p) => Some(p),
             Err(status) => return status_response(&status),
         }

@@ -199,13 +199,7 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
             )));
         }
     }
-    let permit = match state.streams.admit(
-        parts.extensions.get::<Principal>(),
-        parts
-            .extensions
-            .get::<crate::client_addr::ClientAddr>()
-            .map(|a| a.0),
-    ) {
+    let permit = match state.streams.admit_request(&parts) {
         Ok(p) => p,
         Err(status) => return status_response(&status),
     };

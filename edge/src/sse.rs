@@ -189,6 +189,17 @@ impl Streams {
         })
     }
 
+    /// [`Streams::admit`] for a request's principal and client address.
+    pub fn admit_request(&self, parts: &http::request::Parts) -> Result<StreamPermit, Status> {
+        self.admit(
+            parts.extensions.get::<Principal>(),
+            parts
+                .extensions
+                .get::<crate::client_addr::ClientAddr>()
+                .map(|a| a.0),
+        )
+    }
+
     fn admit_global(&self) -> Result<OwnedSemaphorePermit, Status> {
         if self.closing.is_cancelled() {
             crate::stats::refused("draining");
