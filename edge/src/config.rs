@@ -62,6 +62,42 @@ pub struct Config {
     pub events: crate::events::EventsConfig,
     /// Game content that services load from data files.
     pub content: ContentConfig,
+    /// Per-player state quotas.
+    pub state: StateConfig,
+}
+
+/// `[state]`: what one player may keep in the state service.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateConfig {
+    /// Largest value, as stored JSON, in bytes (413 over it).
+    pub max_value_bytes: usize,
+    /// Most keys per player (429 `resource_exhausted` over it).
+    pub max_keys_per_player: u64,
+    /// Most bytes (keys and values) per player (429 `resource_exhausted` over it).
+    pub max_bytes_per_player: u64,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        let d = handlers::state::StateLimits::default();
+        StateConfig {
+            max_value_bytes: d.max_value_bytes,
+            max_keys_per_player: d.max_keys,
+            max_bytes_per_player: d.max_bytes,
+        }
+    }
+}
+
+impl StateConfig {
+    /// The handlers' limits.
+    pub fn limits(&self) -> handlers::state::StateLimits {
+        handlers::state::StateLimits {
+            max_value_bytes: self.max_value_bytes,
+            max_keys: self.max_keys_per_player,
+            max_bytes: self.max_bytes_per_player,
+        }
+    }
 }
 
 /// Operators' own data files, in place of the ones shipped in the binary (DESIGN section 3).
@@ -307,6 +343,7 @@ impl Default for Config {
             llm: crate::llm::LlmConfig::default(),
             events: crate::events::EventsConfig::default(),
             content: ContentConfig::default(),
+            state: StateConfig::default(),
         }
     }
 }
@@ -536,6 +573,12 @@ impl Config {
                 "auth.access_token_ttl must be at least 1s and at most auth.refresh_token_ttl"
                     .into(),
             );
+        }
+        if self.state.max_value_bytes == 0
+            || self.state.max_keys_per_player == 0
+            || self.state.max_bytes_per_player == 0
+        {
+            return bad("state.max_* must be at least 1".into());
         }
         if self.auth.login_failures_per_address == 0
             || self.auth.login_failures_per_account == 0

@@ -130,6 +130,7 @@ impl AppState {
             store: Arc::clone(&store),
             events,
             prices: Arc::new(prices),
+            state_limits: config.state.limits(),
             auth: Arc::clone(&auth),
             providers: llm::providers(
                 &config.llm,

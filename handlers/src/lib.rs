@@ -36,6 +36,8 @@ pub struct Deps {
     pub events: Arc<dyn events::EventLog>,
     /// What players can buy, at what price.
     pub prices: Arc<payment::Catalog>,
+    /// What one player may keep in the state service.
+    pub state_limits: state::StateLimits,
 }
 
 impl std::fmt::Debug for Deps {
@@ -53,9 +55,10 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
     let catalog = crate::models::Catalog::new(Arc::clone(&deps.store));
     vec![
         auth::v1::auth_service_dispatch(Arc::clone(&deps.auth)),
-        state::v1::state_service_dispatch(Arc::new(crate::state::StateService::new(Arc::clone(
-            &deps.store,
-        )))),
+        state::v1::state_service_dispatch(Arc::new(crate::state::StateService::new(
+            Arc::clone(&deps.store),
+            deps.state_limits,
+        ))),
         settings::v1::settings_service_dispatch(Arc::new(crate::settings::SettingsService::new(
             Arc::clone(&deps.store),
         ))),

@@ -1,5 +1,7 @@
 //! `aicore.state.v1.StateService`: per-player versioned key-value game state.
-//! Stored at `state.<playerId>.<key>`, values as JSON.
+//! Stored at `state.<playerId>.<key>`, values as JSON, within per-player quotas ([`quota`]).
+
+pub mod quota;
 
 use std::sync::Arc;
 
@@ -13,7 +15,9 @@ use proto::aicore::state::v1::{
 
 use crate::context::Context;
 use crate::status::Status;
-use crate::store::{Store, StoreError, validate_key, validate_prefix};
+use crate::store::{Store, StoreError, Versioned, validate_key, validate_prefix};
+use quota::Delta;
+pub use quota::{Quota, StateLimits};
 
 /// Longest user key.
 const MAX_KEY: usize = 200;
@@ -22,6 +26,7 @@ const MAX_KEY: usize = 200;
 #[derive(Clone)]
 pub struct StateService {
     store: Arc<dyn Store>,
+    quota: Quota,
 }
 
 impl std::fmt::Debug for StateService {
@@ -64,9 +69,34 @@ fn entry(key: String, raw: &[u8], version: u64) -> Result<Entry, Status> {
 }
 
 impl StateService {
-    /// A state service over `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        StateService { store }
+    /// A state service over `store`, within `limits` per player.
+    pub fn new(store: Arc<dyn Store>, limits: StateLimits) -> Self {
+        StateService {
+            quota: Quota::new(Arc::clone(&store), limits),
+            store,
+        }
+    }
+}
+
+/// Compare-and-set attempts of an unconditional write racing other writes of the same key.
+const ATTEMPTS: usize = 16;
+
+fn retry_later() -> Status {
+    Status::aborted("the key is changing too often to write now; retry")
+        .with_retry_after(std::time::Duration::from_millis(100))
+}
+
+/// What a key's entry counts against the quota: its key and its value.
+fn stored_size(key: &str, v: &Versioned) -> usize {
+    key.len() + v.value.len()
+}
+
+/// Whether `current` is what the caller expected; the same answer the store's own check gives.
+fn expected(current: Option<&Versioned>, want: Option<u64>) -> bool {
+    match (want, current) {
+        (None, _) | (Some(0), None) => true,
+        (Some(n), Some(v)) => v.version == n,
+        (Some(_), None) => false,
     }
 }
 
@@ -95,35 +125,86 @@ impl StateServiceHandler for StateService {
         let value = req
             .value
             .ok_or_else(|| Status::invalid_argument("value is required"))?;
-        let raw = serde_json::to_vec(&value)
-            .map_err(|e| Status::invalid_argument(format!("value is not representable: {e}")))?;
-        let key = format!("state.{player}.{}", req.key);
-        match self
-            .store
-            .put(&key, Bytes::from(raw), req.expected_version)
-            .await
-        {
-            Ok(version) => Ok(PutResponse { version }),
-            Err(StoreError::Conflict { current }) => {
-                Err(conflict(&req.key, req.expected_version, current))
-            }
-            Err(e) => Err(e.into()),
+        let raw =
+            Bytes::from(serde_json::to_vec(&value).map_err(|e| {
+                Status::invalid_argument(format!("value is not representable: {e}"))
+            })?);
+        let max = self.quota.limits.max_value_bytes;
+        if raw.len() > max {
+            return Err(Status::payload_too_large(format!(
+                "value is {} bytes as JSON; at most {max}",
+                raw.len()
+            )));
         }
+        let key = format!("state.{player}.{}", req.key);
+        for _ in 0..ATTEMPTS {
+            let current = self.store.get(&key).await?;
+            if !expected(current.as_ref(), req.expected_version) {
+                return Err(conflict(
+                    &req.key,
+                    req.expected_version,
+                    current.map(|v| v.version),
+                ));
+            }
+            let delta = Delta::between(
+                current.as_ref().map(|v| stored_size(&key, v)),
+                Some(key.len() + raw.len()),
+            );
+            self.quota.reserve(&player, delta).await?;
+            let at = Some(current.map_or(0, |v| v.version));
+            let written = self.store.put(&key, raw.clone(), at).await;
+            self.quota.settle(&player, delta, written.is_ok()).await;
+            match written {
+                Ok(version) => return Ok(PutResponse { version }),
+                Err(StoreError::Conflict { current }) => {
+                    if req.expected_version.is_some() {
+                        return Err(conflict(&req.key, req.expected_version, current));
+                    }
+                    // Unconditional: someone wrote in between; measure again.
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(retry_later())
     }
 
     async fn delete(&self, ctx: Context, req: DeleteRequest) -> Result<DeleteResponse, Status> {
         let player = ctx.player(&req.player_id)?;
         check_key(&req.key)?;
         let key = format!("state.{player}.{}", req.key);
-        match self.store.delete(&key, req.expected_version).await {
-            Ok(true) => Ok(DeleteResponse {}),
-            Ok(false) if req.expected_version == Some(0) => Ok(DeleteResponse {}),
-            Ok(false) => Err(Status::not_found(format!("no state at key {:?}", req.key))),
-            Err(StoreError::Conflict { current }) => {
-                Err(conflict(&req.key, req.expected_version, current))
+        for _ in 0..ATTEMPTS {
+            let Some(current) = self.store.get(&key).await? else {
+                return match req.expected_version {
+                    Some(0) => Ok(DeleteResponse {}),
+                    None => Err(Status::not_found(format!("no state at key {:?}", req.key))),
+                    Some(_) => Err(conflict(&req.key, req.expected_version, None)),
+                };
+            };
+            if !expected(Some(&current), req.expected_version) {
+                return Err(conflict(
+                    &req.key,
+                    req.expected_version,
+                    Some(current.version),
+                ));
             }
-            Err(e) => Err(e.into()),
+            match self.store.delete(&key, Some(current.version)).await {
+                Ok(true) => {
+                    // What the entry held is free again.
+                    let held = Delta::between(None, Some(stored_size(&key, &current)));
+                    self.quota.free(&player, held).await;
+                    return Ok(DeleteResponse {});
+                }
+                // Gone or changed meanwhile: look again (a conditional delete reports it).
+                Ok(false) => {}
+                Err(StoreError::Conflict { current }) => {
+                    if req.expected_version.is_some() {
+                        return Err(conflict(&req.key, req.expected_version, current));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
+        Err(retry_later())
     }
 
     async fn list(&self, ctx: Context, req: ListRequest) -> Result<ListResponse, Status> {
@@ -197,7 +278,7 @@ mod tests {
     fn svc() -> (tempfile::TempDir, StateService) {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(RedbStore::open(&dir.path().join("s.redb")).unwrap());
-        (dir, StateService::new(store))
+        (dir, StateService::new(store, StateLimits::default()))
     }
 
     fn num(n: f64) -> Option<Value> {
@@ -397,5 +478,134 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code(), Code::NotFound);
+    }
+
+    fn limited(limits: StateLimits) -> (tempfile::TempDir, Arc<dyn Store>, StateService) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("q.redb")).unwrap());
+        let svc = StateService::new(Arc::clone(&store), limits);
+        (dir, store, svc)
+    }
+
+    fn put(key: &str, value: Option<Value>) -> PutRequest {
+        PutRequest {
+            key: key.into(),
+            value,
+            expected_version: None,
+            player_id: String::new(),
+        }
+    }
+
+    fn text(len: usize) -> Option<Value> {
+        Some(Value {
+            kind: Some(pbjson_types::value::Kind::StringValue("x".repeat(len))),
+        })
+    }
+
+    #[tokio::test]
+    async fn quotas_bound_keys_bytes_and_values() {
+        let limits = StateLimits {
+            max_value_bytes: 100,
+            max_keys: 3,
+            max_bytes: 1000,
+        };
+        let (_d, _s, svc) = limited(limits);
+        let big = svc.put(ctx(ME), put("big", text(200))).await.unwrap_err();
+        assert_eq!(big.hint(), Some(crate::status::Hint::PayloadTooLarge));
+        for k in ["a", "b", "c"] {
+            svc.put(ctx(ME), put(k, num(1.0))).await.unwrap();
+        }
+        let full = svc.put(ctx(ME), put("d", num(1.0))).await.unwrap_err();
+        assert_eq!(full.code(), Code::ResourceExhausted);
+        assert!(full.message().contains("3 of 3 keys"), "{}", full.message());
+        // Overwriting a key is no new key; another player has their own quota.
+        svc.put(ctx(ME), put("a", num(2.0))).await.unwrap();
+        svc.put(ctx(YOU), put("d", num(1.0))).await.unwrap();
+        // Deleting frees room.
+        svc.delete(
+            ctx(ME),
+            DeleteRequest {
+                key: "a".into(),
+                expected_version: None,
+                player_id: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+        svc.put(ctx(ME), put("d", num(1.0))).await.unwrap();
+        // Bytes: each entry holds its stored key and its JSON value (90 x's and two quotes).
+        let (_d, _s, svc) = limited(StateLimits {
+            max_keys: 100,
+            ..limits
+        });
+        let each = format!("state.{ME}.a").len() + 92;
+        let fit = 1000 / each;
+        for i in 0..fit {
+            svc.put(ctx(ME), put(&format!("{i}"), text(90)))
+                .await
+                .unwrap();
+        }
+        let err = svc.put(ctx(ME), put("z", text(90))).await.unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+        // A shrinking write passes even at the limit.
+        svc.put(ctx(ME), put("0", num(1.0))).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn racing_writes_cannot_squeeze_past_the_quota() {
+        let (_d, _s, svc) = limited(StateLimits {
+            max_keys: 10,
+            ..StateLimits::default()
+        });
+        let svc = Arc::new(svc);
+        let tasks: Vec<_> = (0..25)
+            .map(|i| {
+                let svc = Arc::clone(&svc);
+                tokio::spawn(async move { svc.put(ctx(ME), put(&format!("k{i}"), num(1.0))).await })
+            })
+            .collect();
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(e) => assert!(
+                    matches!(e.code(), Code::ResourceExhausted | Code::Aborted),
+                    "{e:?}"
+                ),
+            }
+        }
+        assert!(ok <= 10, "{ok} keys written");
+        let usage = svc.quota.recount(ME).await.unwrap();
+        assert_eq!((usage.keys, usage.inflight), (ok, 0));
+    }
+
+    #[tokio::test]
+    async fn state_written_before_quotas_is_counted() {
+        let (_d, store, svc) = limited(StateLimits {
+            max_keys: 2,
+            ..StateLimits::default()
+        });
+        for k in ["old1", "old2"] {
+            store
+                .put(&format!("state.{ME}.{k}"), Bytes::from_static(b"1"), None)
+                .await
+                .unwrap();
+        }
+        let err = svc.put(ctx(ME), put("new", num(1.0))).await.unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        // A lost give-back (a crash between the reservation and the write) is recounted away.
+        store
+            .put(
+                &format!("stateusage.{ME}"),
+                Bytes::from_static(br#"{"keys":2,"bytes":99999}"#),
+                None,
+            )
+            .await
+            .unwrap();
+        store
+            .delete(&format!("state.{ME}.old1"), None)
+            .await
+            .unwrap();
+        svc.put(ctx(ME), put("new", num(1.0))).await.unwrap();
     }
 }
