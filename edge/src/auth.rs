@@ -12,8 +12,9 @@ use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::response::Response;
-use handlers::auth::guard::{Failures, address_key};
+use handlers::auth::guard::address_key;
 use handlers::auth::{ApiKeys, AuthService};
+use handlers::leaky::Leaky;
 use handlers::{Principal, Status};
 use proto::{Access, BoxFuture, MethodDesc};
 use tower::{Layer, Service};
@@ -25,7 +26,7 @@ use crate::error::status_response;
 pub struct AuthLayer {
     auth: Arc<AuthService>,
     keys: Arc<ApiKeys>,
-    bad: Option<Arc<Failures<IpAddr>>>,
+    bad: Option<Arc<Leaky<IpAddr>>>,
 }
 
 impl AuthLayer {
@@ -34,7 +35,7 @@ impl AuthLayer {
     pub fn layer(
         auth: Arc<AuthService>,
         keys: Arc<ApiKeys>,
-        bad: Option<Arc<Failures<IpAddr>>>,
+        bad: Option<Arc<Leaky<IpAddr>>>,
     ) -> Self {
         AuthLayer { auth, keys, bad }
     }
@@ -58,7 +59,7 @@ pub struct Authenticate<S> {
     inner: S,
     auth: Arc<AuthService>,
     keys: Arc<ApiKeys>,
-    bad: Option<Arc<Failures<IpAddr>>>,
+    bad: Option<Arc<Leaky<IpAddr>>>,
 }
 
 /// The answer to an address past its quota of bad credentials.
@@ -72,11 +73,11 @@ fn too_many_bad(wait: std::time::Duration) -> Status {
 }
 
 /// Counts a 401 against `addr`.
-fn count_bad(bad: Option<&Failures<IpAddr>>, addr: Option<IpAddr>, status: &Status) {
+fn count_bad(bad: Option<&Leaky<IpAddr>>, addr: Option<IpAddr>, status: &Status) {
     if status.code() == handlers::Code::Unauthenticated
         && let (Some(bad), Some(addr)) = (bad, addr)
     {
-        bad.fail(&addr);
+        bad.add(&addr);
     }
 }
 
@@ -192,7 +193,7 @@ where
         // Past its quota an address keeps only what it can prove at no cost: a valid token.
         if !matches!(credential, Credential::Verified(_)) && m.access != Access::Public {
             let blocked = match (&self.bad, addr) {
-                (Some(bad), Some(a)) => bad.blocked(&a),
+                (Some(bad), Some(a)) => bad.full(&a),
                 _ => None,
             };
             if let Some(wait) = blocked {

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
+use handlers::leaky::Leaky;
 use handlers::store::{Store, StoreError};
 use handlers::{Code, Principal, Status, now_ms};
 use proto::{BoxFuture, Codec, Encoded, MethodDesc};
@@ -104,12 +105,44 @@ impl<T> CallService for T where
 pub struct IdempotencyLayer {
     store: Arc<dyn Store>,
     retention: Duration,
+    budget: Arc<Budget>,
+}
+
+/// New records per principal: they stay a whole retention period, so each principal's share of
+/// the store is bounded. A game server's key writes for many players, so keys get more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLimits {
+    /// New records per player per retention period (per process).
+    pub per_player: u32,
+    /// New records per service key per retention period (per process).
+    pub per_key: u32,
+}
+
+struct Budget {
+    players: Leaky<String>,
+    keys: Leaky<String>,
+}
+
+impl Budget {
+    fn of(&self, p: &Principal) -> &Leaky<String> {
+        match p {
+            Principal::Player { .. } => &self.players,
+            Principal::Service { .. } => &self.keys,
+        }
+    }
 }
 
 impl IdempotencyLayer {
-    /// Records in `store`, kept for `retention`.
-    pub fn layer(store: Arc<dyn Store>, retention: Duration) -> Self {
-        IdempotencyLayer { store, retention }
+    /// Records in `store`, kept for `retention`, at most `limits` new ones per principal.
+    pub fn layer(store: Arc<dyn Store>, retention: Duration, limits: RecordLimits) -> Self {
+        IdempotencyLayer {
+            store,
+            retention,
+            budget: Arc::new(Budget {
+                players: Leaky::new(limits.per_player, retention),
+                keys: Leaky::new(limits.per_key, retention),
+            }),
+        }
     }
 }
 
@@ -120,6 +153,7 @@ impl<S> tower::Layer<S> for IdempotencyLayer {
             inner,
             store: Arc::clone(&self.store),
             retention: self.retention,
+            budget: Arc::clone(&self.budget),
         }
     }
 }
@@ -130,6 +164,7 @@ pub struct Idempotency<S> {
     inner: S,
     store: Arc<dyn Store>,
     retention: Duration,
+    budget: Arc<Budget>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Idempotency<S> {
@@ -165,6 +200,8 @@ where
             store: Arc::clone(&self.store),
             retention: self.retention,
             record_key,
+            budget: Arc::clone(&self.budget),
+            who: principal.clone(),
         };
         // The clone is ready: the router's poll_ready is always ready (see router.rs).
         let inner = self.inner.clone();
@@ -182,6 +219,8 @@ struct Run {
     store: Arc<dyn Store>,
     retention: Duration,
     record_key: String,
+    budget: Arc<Budget>,
+    who: Principal,
 }
 
 impl Run {
@@ -261,6 +300,16 @@ impl Run {
                     .with_retry_after(Duration::from_secs(1))),
                 };
             }
+            let budget = self.budget.of(&self.who);
+            let who = self.who.describe();
+            if let Some(wait) = budget.full(&who) {
+                crate::stats::refused("idempotency_records");
+                return Err(Status::new(
+                    Code::ResourceExhausted,
+                    "too many distinct Idempotency-Keys from this caller; reuse keys only for retries",
+                )
+                .with_retry_after(wait.max(Duration::from_secs(1))));
+            }
             let record = Record {
                 fingerprint: fingerprint.to_owned(),
                 until_ms: lease_ms,
@@ -271,7 +320,10 @@ impl Run {
                 .put(&self.record_key, to_json(&record)?, Some(expected))
                 .await
             {
-                Ok(version) => return Ok(Claim::Owned(version)),
+                Ok(version) => {
+                    budget.add(&who);
+                    return Ok(Claim::Owned(version));
+                }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }

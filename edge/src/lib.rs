@@ -81,7 +81,7 @@ pub struct Shared {
     /// Rate limiters (shared by every connection).
     pub limits: Arc<ratelimit::RateLimits>,
     /// 401s per client address (see auth.rs).
-    pub bad_credentials: Arc<handlers::auth::guard::Failures<std::net::IpAddr>>,
+    pub bad_credentials: Arc<handlers::leaky::Leaky<std::net::IpAddr>>,
     /// Remote services and their responder counters, for the prober.
     pub probes: Vec<(&'static str, nats::probe::Responders)>,
     deps: Deps,
@@ -184,6 +184,10 @@ impl AppState {
                 &idempotency::IdempotencyLayer::layer(
                     Arc::clone(&deps.store),
                     config.idempotency.retention,
+                    idempotency::RecordLimits {
+                        per_player: config.idempotency.max_records_per_player,
+                        per_key: config.idempotency.max_records_per_key,
+                    },
                 ),
                 metered,
             ),
@@ -194,7 +198,7 @@ impl AppState {
             keys: Arc::new(ApiKeys::new(Arc::clone(&deps.store))),
             nats,
             limits,
-            bad_credentials: Arc::new(handlers::auth::guard::Failures::new(
+            bad_credentials: Arc::new(handlers::leaky::Leaky::new(
                 config_rate.bad_credentials.burst,
                 std::time::Duration::from_secs_f64(
                     60.0 * f64::from(config_rate.bad_credentials.burst)

@@ -48,6 +48,8 @@ pub struct RateLimitConfig {
     pub llm: ClassQuota,
     /// Everything else, per principal (per address before login).
     pub general: ClassQuota,
+    /// Players' calls of methods that change state, per player.
+    pub write: ClassQuota,
     /// LLM tokens (prompt + completion) per principal per minute: LLM calls are metered by cost.
     pub llm_tokens_per_minute: u32,
     /// LLM tokens a principal may spend at once; at least one maximal call (8192 + its prompt).
@@ -77,6 +79,10 @@ impl Default for RateLimitConfig {
                 per_minute: 6000,
                 burst: 200,
             },
+            write: ClassQuota {
+                per_minute: 600,
+                burst: 100,
+            },
             llm_tokens_per_minute: 100_000,
             llm_token_burst: 20_000,
             bad_credentials: ClassQuota {
@@ -95,6 +101,7 @@ impl RateLimitConfig {
             ("auth", self.auth),
             ("llm", self.llm),
             ("general", self.general),
+            ("write", self.write),
             ("bad_credentials", self.bad_credentials),
         ] {
             if q.per_minute == 0 || q.burst == 0 {
@@ -122,14 +129,19 @@ pub enum Class {
     Llm = 1,
     /// The rest.
     General = 2,
+    /// Methods that change state (the `mutates` option), called by players: what fills the
+    /// store, so it has a budget of its own below the general one.
+    Write = 3,
 }
 
 impl Class {
-    /// The class of a method, from its descriptor.
-    pub fn of(m: &MethodDesc) -> Class {
+    /// The class of a method called by `principal`, from its descriptor. Service keys' writes
+    /// stay general: a game server writes for many players.
+    pub fn of(m: &MethodDesc, principal: Option<&Principal>) -> Class {
         match (m.service, m.access) {
             ("auth", Access::Public) => Class::Auth,
             ("llm" | "story", _) => Class::Llm,
+            _ if m.mutates && matches!(principal, Some(Principal::Player { .. })) => Class::Write,
             _ => Class::General,
         }
     }
@@ -139,6 +151,7 @@ impl Class {
             Class::Auth => "auth",
             Class::Llm => "llm",
             Class::General => "general",
+            Class::Write => "write",
         }
     }
 
@@ -148,6 +161,7 @@ impl Class {
             Class::Auth => "rate_limit_auth",
             Class::Llm => "rate_limit_llm",
             Class::General => "rate_limit",
+            Class::Write => "rate_limit_write",
         }
     }
 }
@@ -162,7 +176,7 @@ struct ClassLimiter {
 
 /// Every class's limiter.
 pub struct RateLimits {
-    classes: [ClassLimiter; 3],
+    classes: [ClassLimiter; 4],
     clock: DefaultClock,
     /// LLM token buckets (metered on the call path, see `quota`).
     pub tokens: Arc<crate::quota::TokenQuota>,
@@ -195,6 +209,7 @@ impl RateLimits {
                 limiter(Class::Auth, cfg.auth),
                 limiter(Class::Llm, cfg.llm),
                 limiter(Class::General, cfg.general),
+                limiter(Class::Write, cfg.write),
             ],
             clock: DefaultClock::default(),
             tokens: Arc::new(crate::quota::TokenQuota::new(
@@ -301,8 +316,9 @@ where
         let Some(m) = req.extensions().get::<&'static MethodDesc>().copied() else {
             return Box::pin(self.inner.call(req));
         };
-        let class = Class::of(m);
-        let key = match (class, req.extensions().get::<Principal>()) {
+        let principal = req.extensions().get::<Principal>();
+        let class = Class::of(m, principal);
+        let key = match (class, principal) {
             (Class::Auth, _) | (_, None) => match req.extensions().get::<ClientAddr>() {
                 Some(ClientAddr(ip)) => format!("ip:{ip}"),
                 None => "ip:unknown".to_owned(),
@@ -357,21 +373,40 @@ mod tests {
     #[test]
     fn classes_come_from_the_descriptors() {
         let m = |p: &str| proto::method_by_path(p).unwrap();
+        let player = Principal::Player {
+            player_id: "p".into(),
+        };
+        let key = Principal::Service {
+            name: "gs".into(),
+            scopes: vec!["*".into()],
+        };
+        let me = Some(&player);
         assert_eq!(
-            Class::of(m("/aicore.auth.v1.AuthService/Login")),
+            Class::of(m("/aicore.auth.v1.AuthService/Login"), None),
             Class::Auth
         );
         assert_eq!(
-            Class::of(m("/aicore.auth.v1.AuthService/Logout")),
-            Class::General
+            Class::of(m("/aicore.auth.v1.AuthService/Logout"), me),
+            Class::Write
         );
-        assert_eq!(Class::of(m("/aicore.llm.v1.LlmService/Infer")), Class::Llm);
         assert_eq!(
-            Class::of(m("/aicore.story.v1.StoryService/Narrate")),
+            Class::of(m("/aicore.llm.v1.LlmService/Infer"), me),
             Class::Llm
         );
         assert_eq!(
-            Class::of(m("/aicore.state.v1.StateService/Get")),
+            Class::of(m("/aicore.story.v1.StoryService/Narrate"), me),
+            Class::Llm
+        );
+        assert_eq!(
+            Class::of(m("/aicore.state.v1.StateService/Get"), me),
+            Class::General
+        );
+        assert_eq!(
+            Class::of(m("/aicore.state.v1.StateService/Put"), me),
+            Class::Write
+        );
+        assert_eq!(
+            Class::of(m("/aicore.state.v1.StateService/Put"), Some(&key)),
             Class::General
         );
     }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod context;
 pub mod data;
 pub mod events;
+pub mod leaky;
 pub mod llm;
 pub mod models;
 pub mod payment;

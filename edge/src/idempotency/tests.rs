@@ -57,6 +57,13 @@ struct Harness {
 }
 
 fn harness() -> Harness {
+    harness_with(RecordLimits {
+        per_player: 1000,
+        per_key: 1000,
+    })
+}
+
+fn harness_with(limits: RecordLimits) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("i.redb")).unwrap());
     let fake = Fake {
@@ -64,7 +71,7 @@ fn harness() -> Harness {
         then: Arc::new(std::sync::Mutex::new(Then::Answer)),
     };
     let svc = tower::Layer::layer(
-        &IdempotencyLayer::layer(Arc::clone(&store), Duration::from_secs(3600)),
+        &IdempotencyLayer::layer(Arc::clone(&store), Duration::from_secs(3600), limits),
         fake.clone(),
     );
     Harness {
@@ -247,4 +254,22 @@ fn keys_must_be_visible_ascii() {
     for bad in ["", "has space", "tab\t", "é", &"x".repeat(256)] {
         assert!(!valid_key(bad), "{bad:?}");
     }
+}
+
+#[tokio::test]
+async fn new_records_per_player_are_bounded_and_repeats_are_free() {
+    let h = harness_with(RecordLimits {
+        per_player: 3,
+        per_key: 1000,
+    });
+    for k in ["a", "b", "c"] {
+        h.put(P1, Some(k), Codec::Proto, "v").await.unwrap();
+    }
+    let err = h.put(P1, Some("d"), Codec::Proto, "v").await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(err.retry_after().is_some());
+    // Repeats of recorded keys are answered, and another player has their own budget.
+    h.put(P1, Some("a"), Codec::Proto, "v").await.unwrap();
+    h.put(P2, Some("d"), Codec::Proto, "v").await.unwrap();
+    assert_eq!(h.calls(), 4);
 }

@@ -7,7 +7,7 @@
 //!   earlier successful login. Such a client skips the first two, so nobody else's failures can
 //!   lock the owner out of their account; a stolen token is itself slowed by its own counter.
 //!
-//! Each counter is a leaky bucket: `burst` failures, then one more per `window / burst`. The
+//! Each counter is a [`Leaky`] bucket: `burst` failures, then one more per `window / burst`. The
 //! counters live in this process (bounded: cold entries are evicted first).
 //!
 //! Device tokens are `dv1.<nonce>.<mac>`: HMAC-SHA256 under a key kept in the store (shared by
@@ -15,20 +15,18 @@
 //! from here before", and grant nothing but a login attempt.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 
+use crate::leaky::Leaky;
 use crate::status::{Code, Status};
 use crate::store::{Store, StoreError};
 
 const DEVICE_KEY: &str = "auth.device_key";
 const PREFIX: &str = "dv1.";
-/// Counters kept per kind; the coldest go first.
-const CAPACITY: usize = 100_000;
 
 /// How many failures each counter allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,70 +64,6 @@ pub fn address_key(addr: IpAddr) -> IpAddr {
     }
 }
 
-#[derive(Debug)]
-struct Level {
-    level: f64,
-    at: Instant,
-}
-
-/// Leaky buckets of failures by key: `burst` failures, then one more per `window / burst`.
-/// Bounded: the coldest keys are evicted first.
-pub struct Failures<K: Eq + std::hash::Hash + Clone> {
-    burst: f64,
-    /// Failures drained per second.
-    rate: f64,
-    levels: quick_cache::sync::Cache<K, Arc<Mutex<Level>>>,
-}
-
-impl<K: Eq + std::hash::Hash + Clone> Failures<K> {
-    /// `burst` failures allowed, refilled evenly over `window`.
-    pub fn new(burst: u32, window: Duration) -> Self {
-        let burst = f64::from(burst.max(1));
-        Failures {
-            burst,
-            rate: burst / window.as_secs_f64(),
-            levels: quick_cache::sync::Cache::new(CAPACITY),
-        }
-    }
-
-    fn drained(&self, l: &Level, now: Instant) -> f64 {
-        (l.level - now.duration_since(l.at).as_secs_f64() * self.rate).max(0.0)
-    }
-
-    /// How long until `key` may fail again, if it is full now.
-    pub fn blocked(&self, key: &K) -> Option<Duration> {
-        let cell = self.levels.get(key)?;
-        let l = cell.lock().unwrap_or_else(PoisonError::into_inner);
-        let level = self.drained(&l, Instant::now());
-        (level + 1.0 > self.burst)
-            .then(|| Duration::from_secs_f64((level + 1.0 - self.burst) / self.rate))
-    }
-
-    /// Counts one failure of `key`.
-    pub fn fail(&self, key: &K) {
-        let now = Instant::now();
-        let cell = match self.levels.get(key) {
-            Some(c) => c,
-            None => {
-                let c = Arc::new(Mutex::new(Level {
-                    level: 0.0,
-                    at: now,
-                }));
-                self.levels.insert(key.clone(), Arc::clone(&c));
-                c
-            }
-        };
-        let mut l = cell.lock().unwrap_or_else(PoisonError::into_inner);
-        l.level = self.drained(&l, now) + 1.0;
-        l.at = now;
-    }
-
-    /// Forgets `key`'s failures.
-    pub fn clear(&self, key: &K) {
-        self.levels.remove(key);
-    }
-}
-
 /// Who is trying to log in, as the guard sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
@@ -147,9 +81,9 @@ pub enum Attempt {
 /// Counts login failures and issues device tokens.
 pub struct LoginGuard {
     key: ring::hmac::Key,
-    per_address: Failures<(String, IpAddr)>,
-    per_account: Failures<String>,
-    per_device: Failures<String>,
+    per_address: Leaky<(String, IpAddr)>,
+    per_account: Leaky<String>,
+    per_device: Leaky<String>,
 }
 
 impl std::fmt::Debug for LoginGuard {
@@ -194,9 +128,9 @@ impl LoginGuard {
         let quarter = Duration::from_secs(15 * 60);
         Ok(LoginGuard {
             key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
-            per_address: Failures::new(limits.per_address, quarter),
-            per_account: Failures::new(limits.per_account, Duration::from_secs(3600)),
-            per_device: Failures::new(limits.per_device, quarter),
+            per_address: Leaky::new(limits.per_address, quarter),
+            per_account: Leaky::new(limits.per_account, Duration::from_secs(3600)),
+            per_device: Leaky::new(limits.per_device, quarter),
         })
     }
 
@@ -231,18 +165,18 @@ impl LoginGuard {
         device_token: &str,
     ) -> Result<Attempt, Status> {
         if let Some(nonce) = self.device(account, device_token) {
-            if let Some(wait) = self.per_device.blocked(&nonce) {
+            if let Some(wait) = self.per_device.full(&nonce) {
                 return Err(too_many(wait));
             }
             return Ok(Attempt::Device(nonce));
         }
         let addr = addr.map(address_key);
         if let Some(a) = addr
-            && let Some(wait) = self.per_address.blocked(&(account.to_owned(), a))
+            && let Some(wait) = self.per_address.full(&(account.to_owned(), a))
         {
             return Err(too_many(wait));
         }
-        if let Some(wait) = self.per_account.blocked(&account.to_owned()) {
+        if let Some(wait) = self.per_account.full(&account.to_owned()) {
             return Err(too_many(wait));
         }
         Ok(Attempt::Untrusted {
@@ -254,12 +188,12 @@ impl LoginGuard {
     /// Counts a failed attempt.
     pub fn failed(&self, attempt: &Attempt) {
         match attempt {
-            Attempt::Device(nonce) => self.per_device.fail(nonce),
+            Attempt::Device(nonce) => self.per_device.add(nonce),
             Attempt::Untrusted { account, addr } => {
                 if let Some(a) = addr {
-                    self.per_address.fail(&(account.clone(), *a));
+                    self.per_address.add(&(account.clone(), *a));
                 }
-                self.per_account.fail(account);
+                self.per_account.add(account);
             }
         }
     }
@@ -267,10 +201,10 @@ impl LoginGuard {
     /// A successful login forgives this client's own failures (not the account's).
     pub fn succeeded(&self, attempt: &Attempt) {
         match attempt {
-            Attempt::Device(nonce) => self.per_device.clear(nonce),
+            Attempt::Device(nonce) => self.per_device.forget(nonce),
             Attempt::Untrusted { account, addr } => {
                 if let Some(a) = addr {
-                    self.per_address.clear(&(account.clone(), *a));
+                    self.per_address.forget(&(account.clone(), *a));
                 }
             }
         }
