@@ -736,3 +736,54 @@ async fn logout_ends_access_tokens_on_every_replica() {
     }
     assert_eq!(on_b, 401);
 }
+
+#[tokio::test]
+async fn storage_is_bounded_per_player() {
+    let (_dir, edge) = edge_with(
+        "[state]\nmax_value_bytes = 1024\nmax_keys_per_player = 5\n[rate_limit.write]\nper_minute = 60\nburst = 8\n",
+        &[],
+    );
+    let c = edge.client();
+    let hoarder = scenarios::login(&c, "hoarder").await;
+    let other = scenarios::login(&c, "modest").await;
+    let put = |token: String, key: String, value: Value| {
+        let c = c.clone();
+        async move {
+            c.call(
+                "/aicore.state.v1.StateService/Put",
+                Some(&token),
+                json!({"key": key, "value": value}),
+            )
+            .await
+        }
+    };
+    // A value over the cap: 413, nothing stored.
+    let r = put(hoarder.access.clone(), "big".into(), json!("x".repeat(2000))).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    for i in 0..5 {
+        let r = put(hoarder.access.clone(), format!("k{i}"), json!(i)).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let r = put(hoarder.access.clone(), "k5".into(), json!(5)).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.json()["code"], "resource_exhausted");
+    assert!(r.text().contains("5 of 5 keys"), "{}", r.text());
+    // Another player's quota is their own.
+    let r = put(other.access.clone(), "k0".into(), json!(0)).await;
+    assert_eq!(r.status, 200);
+    // Writes have their own budget (8 at once): the hoarder has used 7, so one more passes,
+    // then 429, while reads go on.
+    let r = put(hoarder.access.clone(), "k0".into(), json!(9)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = put(hoarder.access.clone(), "k1".into(), json!(9)).await;
+    assert_eq!(r.status, 429);
+    assert!(r.headers["ratelimit-policy"].to_str().unwrap().contains("write"));
+    let r = c
+        .call(
+            "/aicore.state.v1.StateService/Get",
+            Some(&hoarder.access),
+            json!({"key": "k0"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+}
