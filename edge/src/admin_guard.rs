@@ -12,7 +12,7 @@ use axum::extract::Request;
 use axum::response::{IntoResponse as _, Response};
 use futures_util::future::{Either, Ready, ready};
 use http::{HeaderMap, Method, StatusCode, header};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use tower::{Layer, Service};
@@ -20,7 +20,7 @@ use tower::{Layer, Service};
 /// The header a script may send instead of a JSON content type on a POST.
 pub const ADMIN_HEADER: &str = "x-edge-admin";
 
-/// A secret from the config: never printed (Debug and the effective config show no value).
+/// A secret from the config: never printed (Debug shows no value; the config skips it).
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
@@ -43,11 +43,6 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("<secret: set>")
-    }
-}
 
 /// Adds [`AdminGuard`] around the admin router.
 #[derive(Debug, Clone)]

@@ -28,7 +28,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Admin listen address (loopback by default).
     pub admin_listen: SocketAddr,
-    /// Token the admin listener requires, if set (never printed).
+    /// Token the admin listener requires, if set. Never printed (like `llm.api_keys`), so a
+    /// printed config copied into a file never carries a placeholder for it.
+    #[serde(skip_serializing)]
     pub admin_token: Option<crate::admin_guard::Secret>,
     /// Data directory: the embedded store and development certificates.
     pub data_dir: PathBuf,

@@ -141,11 +141,23 @@ impl Client {
 
     /// POSTs JSON to a Connect path, with an optional bearer token.
     pub async fn call(&self, path: &str, token: Option<&str>, json: serde_json::Value) -> Response {
+        self.call_with(path, token, &[], json).await
+    }
+
+    /// [`Client::call`] with more headers (an `Idempotency-Key`, an `X-Forwarded-For`).
+    pub async fn call_with(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        extra: &[(&str, &str)],
+        json: serde_json::Value,
+    ) -> Response {
         let auth = token.map(|t| format!("Bearer {t}"));
         let mut headers = vec![("content-type", "application/json")];
         if let Some(a) = &auth {
             headers.push(("authorization", a.as_str()));
         }
+        headers.extend_from_slice(extra);
         self.request(
             Method::POST,
             path,

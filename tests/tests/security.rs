@@ -344,15 +344,11 @@ async fn players_cannot_set_their_own_price() {
         let c = c.clone();
         let token = me.access.clone();
         async move {
-            c.request(
-                http::Method::POST,
+            c.call_with(
                 "/aicore.payment.v1.PaymentService/Purchase",
-                &[
-                    ("content-type", "application/json"),
-                    ("authorization", &format!("Bearer {token}")),
-                    ("idempotency-key", key),
-                ],
-                serde_json::to_vec(&body).unwrap(),
+                Some(&token),
+                &[("idempotency-key", key)],
+                body,
             )
             .await
         }
@@ -365,18 +361,11 @@ async fn players_cannot_set_their_own_price() {
     assert_eq!(r.json()["code"], "failed_precondition", "{}", r.text());
     // With 1000, the operator's price (900) is charged, once.
     let r = c
-        .request(
-            http::Method::POST,
+        .call_with(
             "/aicore.payment.v1.PaymentService/Credit",
-            &[
-                ("content-type", "application/json"),
-                ("authorization", &format!("Bearer {game}")),
-                ("idempotency-key", "grant"),
-            ],
-            serde_json::to_vec(
-                &json!({"playerId": me.player_id, "amount": 1000, "reason": "gift"}),
-            )
-            .unwrap(),
+            Some(&game),
+            &[("idempotency-key", "grant")],
+            json!({"playerId": me.player_id, "amount": 1000, "reason": "gift"}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -430,14 +419,11 @@ async fn login_as(
     device: &str,
 ) -> edge_e2e::Response {
     let body = json!({"username": user, "password": password, "deviceToken": device});
-    c.request(
-        http::Method::POST,
+    c.call_with(
         "/aicore.auth.v1.AuthService/Login",
-        &[
-            ("content-type", "application/json"),
-            ("x-forwarded-for", addr),
-        ],
-        serde_json::to_vec(&body).unwrap(),
+        None,
+        &[("x-forwarded-for", addr)],
+        body,
     )
     .await
 }
@@ -552,15 +538,11 @@ async fn bad_credentials_are_rate_limited_per_address() {
     let get = |token: String, addr: &'static str| {
         let c = c.clone();
         async move {
-            c.request(
-                http::Method::POST,
+            c.call_with(
                 "/aicore.state.v1.StateService/Get",
-                &[
-                    ("content-type", "application/json"),
-                    ("authorization", &format!("Bearer {token}")),
-                    ("x-forwarded-for", addr),
-                ],
-                r#"{"key":"k"}"#,
+                Some(&token),
+                &[("x-forwarded-for", addr)],
+                json!({"key": "k"}),
             )
             .await
             .status
@@ -758,7 +740,12 @@ async fn storage_is_bounded_per_player() {
         }
     };
     // A value over the cap: 413, nothing stored.
-    let r = put(hoarder.access.clone(), "big".into(), json!("x".repeat(2000))).await;
+    let r = put(
+        hoarder.access.clone(),
+        "big".into(),
+        json!("x".repeat(2000)),
+    )
+    .await;
     assert_eq!(r.status, 413, "{}", r.text());
     for i in 0..5 {
         let r = put(hoarder.access.clone(), format!("k{i}"), json!(i)).await;
@@ -777,7 +764,12 @@ async fn storage_is_bounded_per_player() {
     assert_eq!(r.status, 200, "{}", r.text());
     let r = put(hoarder.access.clone(), "k1".into(), json!(9)).await;
     assert_eq!(r.status, 429);
-    assert!(r.headers["ratelimit-policy"].to_str().unwrap().contains("write"));
+    assert!(
+        r.headers["ratelimit-policy"]
+            .to_str()
+            .unwrap()
+            .contains("write")
+    );
     let r = c
         .call(
             "/aicore.state.v1.StateService/Get",
