@@ -43,7 +43,6 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-
 /// Adds [`AdminGuard`] around the admin router.
 #[derive(Debug, Clone)]
 pub struct AdminGuardLayer {

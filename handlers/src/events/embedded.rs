@@ -94,26 +94,32 @@ impl StoreLog {
     /// where none is, and the old key is deleted after.
     pub async fn migrate_legacy(&self) -> Result<usize, StoreError> {
         let mut moved = 0;
+        let mut after: Option<String> = None;
         loop {
-            let page = self.store.list(LEGACY, None, 500).await?;
-            if page.entries.is_empty() {
-                return Ok(moved);
-            }
+            let page = self.store.list(LEGACY, after.as_deref(), 500).await?;
             for (old, v) in page.entries {
                 let parsed = old
                     .strip_prefix(LEGACY)
                     .and_then(|rest| rest.rsplit_once('.'))
                     .and_then(|(topic, seq)| Some((topic, seq.parse::<u64>().ok()?)));
-                if let Some((topic, seq)) = parsed {
-                    match self.store.put(&key(topic, seq), v.value, Some(0)).await {
-                        Ok(_) | Err(StoreError::Conflict { .. }) => {}
-                        Err(e) => return Err(e),
-                    }
+                let Some((topic, seq)) = parsed else {
+                    // Not written by the event log: left where it is, never deleted unread.
+                    tracing::warn!(key = %old, "not an event key; left in place");
+                    after = Some(old);
+                    continue;
+                };
+                match self.store.put(&key(topic, seq), v.value, Some(0)).await {
+                    Ok(_) | Err(StoreError::Conflict { .. }) => {}
+                    Err(e) => return Err(e),
                 }
                 match self.store.delete(&old, Some(v.version)).await {
                     Ok(_) | Err(StoreError::Conflict { .. }) => moved += 1,
                     Err(e) => return Err(e),
                 }
+                after = Some(old);
+            }
+            if page.next_after.is_none() {
+                return Ok(moved);
             }
         }
     }

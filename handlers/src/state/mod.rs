@@ -150,10 +150,10 @@ impl StateServiceHandler for StateService {
                 current.as_ref().map(|v| stored_size(&key, v)),
                 Some(key.len() + raw.len()),
             );
-            self.quota.reserve(&player, delta).await?;
+            let reserved = self.quota.reserve(&player, delta).await?;
             let at = Some(current.map_or(0, |v| v.version));
             let written = self.store.put(&key, raw.clone(), at).await;
-            self.quota.settle(&player, delta, written.is_ok()).await;
+            self.quota.settle(&player, reserved, written.is_ok()).await;
             match written {
                 Ok(version) => return Ok(PutResponse { version }),
                 Err(StoreError::Conflict { current }) => {

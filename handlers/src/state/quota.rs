@@ -110,6 +110,14 @@ fn usage_key(player: &str) -> String {
     format!("stateusage.{player}")
 }
 
+/// A reservation made by [`Quota::reserve`], to settle after the write.
+#[derive(Debug, Clone, Copy)]
+pub struct Reservation {
+    delta: Delta,
+    /// The usage record as the reservation wrote it, and its version.
+    record: (Usage, u64),
+}
+
 /// Reserves and releases players' usage.
 #[derive(Clone)]
 pub struct Quota {
@@ -178,7 +186,7 @@ impl Quota {
 
     /// Takes `delta` from the player's quota, or refuses with `resource_exhausted` when a growing
     /// write would pass a limit. Shrinking writes always pass (a player over quota can clean up).
-    pub async fn reserve(&self, player: &str, delta: Delta) -> Result<(), Status> {
+    pub async fn reserve(&self, player: &str, delta: Delta) -> Result<Reservation, Status> {
         let mut recounted = false;
         for _ in 0..ATTEMPTS {
             let Some((usage, version)) = self.read(player).await? else {
@@ -208,7 +216,12 @@ impl Quota {
                 .put(&usage_key(player), json, Some(version))
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok(version) => {
+                    return Ok(Reservation {
+                        delta,
+                        record: (next, version),
+                    });
+                }
                 Err(StoreError::Conflict { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -219,26 +232,37 @@ impl Quota {
         )
     }
 
-    /// Settles a reservation of `delta`: kept if its write `happened`, given back if not.
-    pub async fn settle(&self, player: &str, delta: Delta, happened: bool) {
+    /// Settles a reservation: kept if its write `happened`, given back if not.
+    pub async fn settle(&self, player: &str, r: Reservation, happened: bool) {
         let change = if happened {
             Delta::default()
         } else {
-            delta.negated()
+            r.delta.negated()
         };
-        self.adjust(player, change, -1).await;
+        self.adjust(player, Some(r.record), change, -1).await;
     }
 
     /// Frees what a deleted entry held (`held`: the entry's delta from absent).
     pub async fn free(&self, player: &str, held: Delta) {
-        self.adjust(player, held.negated(), 0).await;
+        self.adjust(player, None, held.negated(), 0).await;
     }
 
-    /// Applies `change` and moves the writes in flight by `writes`. A failure here only leaves
-    /// usage too high until the next recount, so it is logged, not returned.
-    async fn adjust(&self, player: &str, change: Delta, writes: i32) {
+    /// Applies `change` and moves the writes in flight by `writes`, trying `known` (the record as
+    /// this process last wrote it) before reading. A failure here only leaves usage too high
+    /// until the next recount, so it is logged, not returned.
+    async fn adjust(
+        &self,
+        player: &str,
+        mut known: Option<(Usage, u64)>,
+        change: Delta,
+        writes: i32,
+    ) {
         for _ in 0..ATTEMPTS {
-            let (usage, version) = match self.read(player).await {
+            let found = match known.take() {
+                Some(record) => Ok(Some(record)),
+                None => self.read(player).await,
+            };
+            let (usage, version) = match found {
                 Ok(Some(found)) => found,
                 // No record: the next reservation recounts anyway.
                 Ok(None) => return,
