@@ -273,3 +273,25 @@ async fn new_records_per_player_are_bounded_and_repeats_are_free() {
     h.put(P2, Some("d"), Codec::Proto, "v").await.unwrap();
     assert_eq!(h.calls(), 4);
 }
+
+#[tokio::test]
+async fn pruning_lists_only_idempotency_records() {
+    let h = harness();
+    h.put(P1, Some("live"), Codec::Proto, "v").await.unwrap();
+    for k in ["idemx.1", "idem", "ide.m"] {
+        h.store
+            .put(k, Bytes::from_static(b"not a record"), None)
+            .await
+            .unwrap();
+    }
+    let removed = prune_once(h.store.as_ref(), &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        removed, 0,
+        "the live record stays, and no neighbour is listed"
+    );
+    for k in ["idemx.1", "idem", "ide.m"] {
+        assert!(h.store.get(k).await.unwrap().is_some(), "{k}");
+    }
+}

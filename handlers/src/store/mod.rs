@@ -1,6 +1,8 @@
 //! Versioned key-value storage. Every backend gives the same guarantees: versions only grow (a key
 //! deleted and written again never reuses a version), and compare-and-set is atomic.
 
+#[cfg(test)]
+mod audit;
 mod jetstream;
 mod redb_store;
 
