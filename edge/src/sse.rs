@@ -12,16 +12,16 @@
 //!   messages, each ending the stream with an error event;
 //! - on shutdown every open stream gets a final event telling the client to reconnect.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
 use bytes::{BufMut as _, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt as _};
+use handlers::shares::{Held, Shares};
 use handlers::{Principal, Status};
 use http::{HeaderValue, header};
 use serde::{Deserialize, Serialize};
@@ -98,7 +98,7 @@ pub struct Streams {
     pub config: StreamsConfig,
     permits: Arc<Semaphore>,
     /// Streams open per principal and per address key.
-    held: Arc<Mutex<HashMap<Holder, usize>>>,
+    held: Shares<Holder>,
     closing: CancellationToken,
 }
 
@@ -114,22 +114,7 @@ enum Holder {
 #[derive(Debug)]
 pub struct StreamPermit {
     _global: OwnedSemaphorePermit,
-    held: Arc<Mutex<HashMap<Holder, usize>>>,
-    holders: Vec<Holder>,
-}
-
-impl Drop for StreamPermit {
-    fn drop(&mut self) {
-        let mut map = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        for h in &self.holders {
-            if let Some(n) = map.get_mut(h) {
-                *n -= 1;
-                if *n == 0 {
-                    map.remove(h);
-                }
-            }
-        }
-    }
+    _mine: Held<Holder>,
 }
 
 impl Streams {
@@ -137,7 +122,7 @@ impl Streams {
     pub fn new(config: StreamsConfig) -> Self {
         Streams {
             permits: Arc::new(Semaphore::new(config.max_concurrent)),
-            held: Arc::new(Mutex::new(HashMap::new())),
+            held: Shares::default(),
             config,
             closing: CancellationToken::new(),
         }
@@ -164,28 +149,21 @@ impl Streams {
             ));
         }
         let global = self.admit_global()?;
-        let mut map = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        for (h, max) in &holders {
-            if map.get(h).copied().unwrap_or(0) >= *max {
-                crate::stats::refused("streams_per_client");
-                let whose = match h {
-                    Holder::Principal(_) => "you have",
-                    Holder::Address(_) => "your address has",
-                };
-                return Err(Status::new(
-                    handlers::Code::ResourceExhausted,
-                    format!("{whose} {max} streams open; close one first"),
-                )
-                .with_retry_after(Duration::from_secs(5)));
-            }
-        }
-        for (h, _) in &holders {
-            *map.entry(h.clone()).or_insert(0) += 1;
-        }
+        let mine = self.held.take(&holders).map_err(|full| {
+            crate::stats::refused("streams_per_client");
+            let (whose, max) = match &holders[full] {
+                (Holder::Principal(_), max) => ("you have", max),
+                (Holder::Address(_), max) => ("your address has", max),
+            };
+            Status::new(
+                handlers::Code::ResourceExhausted,
+                format!("{whose} {max} streams open; close one first"),
+            )
+            .with_retry_after(Duration::from_secs(5))
+        })?;
         Ok(StreamPermit {
             _global: global,
-            held: Arc::clone(&self.held),
-            holders: holders.into_iter().map(|(h, _)| h).collect(),
+            _mine: mine,
         })
     }
 

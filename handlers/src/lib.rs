@@ -11,6 +11,7 @@ pub mod llm;
 pub mod models;
 pub mod payment;
 pub mod settings;
+pub mod shares;
 pub mod state;
 pub mod status;
 pub mod store;

@@ -3,10 +3,9 @@
 //! cannot take them all; a check waits briefly for a free slot (a bounded number of waiters, a
 //! bounded wait) rather than failing at once when honest logins merely coincide.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use argon2::Argon2;
@@ -14,6 +13,7 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use tokio::sync::Semaphore;
 
+use crate::shares::{Held, Shares};
 use crate::status::Status;
 
 /// Hashes and verifies passwords.
@@ -23,7 +23,7 @@ pub struct Passwords {
     /// Slots one address may hold at once.
     share: usize,
     /// Slots held or awaited, per address key.
-    holders: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    holders: Arc<Shares<IpAddr>>,
     /// Checks waiting for a slot; at most `max_waiting`.
     waiting: Arc<AtomicUsize>,
     max_waiting: usize,
@@ -48,24 +48,6 @@ fn hash_blocking(password: &[u8]) -> Result<String, String> {
 
 /// Longest wait for a hashing slot.
 const MAX_WAIT: Duration = Duration::from_secs(2);
-
-/// A slot held by one address; given back on drop.
-struct Share {
-    holders: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    addr: IpAddr,
-}
-
-impl Drop for Share {
-    fn drop(&mut self) {
-        let mut map = self.holders.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = map.get_mut(&self.addr) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.addr);
-            }
-        }
-    }
-}
 
 /// A place among the waiters; given back on drop.
 struct Waiting(Arc<AtomicUsize>);
@@ -92,7 +74,7 @@ impl Passwords {
         Ok(Passwords {
             permits: Arc::new(Semaphore::new(concurrency)),
             share: (concurrency / 2).max(1),
-            holders: Arc::new(Mutex::new(HashMap::new())),
+            holders: Arc::default(),
             waiting: Arc::new(AtomicUsize::new(0)),
             max_waiting: concurrency * 8,
             dummy: dummy.into(),
@@ -100,24 +82,20 @@ impl Passwords {
     }
 
     /// Takes one of `addr`'s share of slots, or refuses at once when its share is in use.
-    fn take_share(&self, addr: Option<IpAddr>) -> Result<Option<Share>, Status> {
+    fn take_share(&self, addr: Option<IpAddr>) -> Result<Option<Held<IpAddr>>, Status> {
         let Some(addr) = addr.map(super::guard::address_key) else {
             return Ok(None);
         };
-        let mut map = self.holders.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = map.entry(addr).or_insert(0);
-        if *n >= self.share {
-            return Err(Status::new(
-                crate::status::Code::ResourceExhausted,
-                "too many password checks from your address at once; retry shortly",
-            )
-            .with_retry_after(Duration::from_secs(1)));
-        }
-        *n += 1;
-        Ok(Some(Share {
-            holders: Arc::clone(&self.holders),
-            addr,
-        }))
+        self.holders
+            .take(&[(addr, self.share)])
+            .map(Some)
+            .map_err(|_| {
+                Status::new(
+                    crate::status::Code::ResourceExhausted,
+                    "too many password checks from your address at once; retry shortly",
+                )
+                .with_retry_after(Duration::from_secs(1))
+            })
     }
 
     async fn run<T: Send + 'static>(
