@@ -545,8 +545,9 @@ async fn configured_certificate_is_served() {
 
 #[tokio::test]
 async fn a_full_disk_refuses_writes_clearly_and_recovers() {
-    // 4096 blocks: room for the store's first megabytes, not for many 200 KB values.
-    let edge = Edge::start_with_file_limit(4096, &[]);
+    // 4096 blocks: room for the store's first megabytes, not for many 30 KB values (under the
+    // 32 KiB value cap; the per-player quota, 4 MiB, is larger than the room).
+    let edge = Edge::start_with_file_limit(4096, &["--rate-limit", "false"]);
     let (access, _, _) = login(&edge, "disk").await;
     let c = edge.client();
     assert_eq!(
@@ -555,9 +556,9 @@ async fn a_full_disk_refuses_writes_clearly_and_recovers() {
             .status,
         200
     );
-    let big = "x".repeat(200_000);
+    let big = "x".repeat(30_000);
     let mut full = None;
-    for i in 0..30 {
+    for i in 0..130 {
         let r = c
             .call(
                 PUT,
