@@ -192,7 +192,7 @@ pub struct ServeArgs {
     pub refresh_token_ttl: Option<Duration>,
     /// Log format: json or text [default: json].
     #[arg(long, env = "EDGE_LOG_FORMAT")]
-    pub log_format: Option<crate::config::LogFormat>,
+    pub log_format: Option<crate::ops::telemetry::LogFormat>,
     /// Log filter, e.g. "info" or "edge=debug,info" [default: info].
     #[arg(long, env = "EDGE_LOG")]
     pub log: Option<String>,
@@ -249,7 +249,7 @@ pub struct ServeArgs {
     pub idempotency_retention: Option<Duration>,
     /// Store backend: redb (one machine) or jetstream (shared through NATS) [default: redb].
     #[arg(long, env = "EDGE_STORE")]
-    pub store: Option<crate::config::StoreBackend>,
+    pub store: Option<crate::store::StoreBackend>,
     /// JetStream key-value bucket for the jetstream store [default: edge].
     #[arg(long, env = "EDGE_STORE_BUCKET")]
     pub store_bucket: Option<String>,

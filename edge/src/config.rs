@@ -1,7 +1,6 @@
 //! The effective configuration: embedded defaults, under a TOML file, under `EDGE_*` variables and
 //! flags (clap gives those two their order).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,16 +8,20 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::ServeArgs;
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// One JSON object per line (production).
-    Json,
-    /// Human-readable.
-    Text,
-}
+use crate::http::events::EventsConfig;
+use crate::http::sse::StreamsConfig;
+use crate::http::tls::TlsConfig;
+use crate::http::{HttpConfig, ShutdownConfig};
+use crate::layers::admission::BulkheadsConfig;
+use crate::layers::auth::AuthConfig;
+use crate::layers::client_addr::TrustedProxies;
+use crate::layers::ratelimit::RateLimitConfig;
+use crate::nats::{NatsConfig, RoutesConfig};
+use crate::ops::admin_guard::Secret;
+use crate::ops::telemetry::LogConfig;
+use crate::router::idempotency::IdempotencyConfig;
+use crate::router::llm::LlmConfig;
+use crate::store::{StoreBackend, StoreConfig};
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -31,7 +34,7 @@ pub struct Config {
     /// Token the admin listener requires, if set. Never printed (like `llm.api_keys`), so a
     /// printed config copied into a file never carries a placeholder for it.
     #[serde(skip_serializing)]
-    pub admin_token: Option<crate::admin_guard::Secret>,
+    pub admin_token: Option<Secret>,
     /// Data directory: the embedded store and development certificates.
     pub data_dir: PathBuf,
     /// TLS.
@@ -51,17 +54,17 @@ pub struct Config {
     /// Where state lives.
     pub store: StoreConfig,
     /// Per-class rate limits.
-    pub rate_limit: crate::ratelimit::RateLimitConfig,
+    pub rate_limit: RateLimitConfig,
     /// Idempotency-Key records.
     pub idempotency: IdempotencyConfig,
     /// Per-service concurrency limits and priorities.
-    pub bulkheads: crate::admission::BulkheadsConfig,
+    pub bulkheads: BulkheadsConfig,
     /// SSE streams: heartbeat, limits.
-    pub streams: crate::sse::StreamsConfig,
+    pub streams: StreamsConfig,
     /// LLM providers and configured models.
-    pub llm: crate::llm::LlmConfig,
+    pub llm: LlmConfig,
     /// The event bus's retention and JetStream stream.
-    pub events: crate::events::EventsConfig,
+    pub events: EventsConfig,
     /// Game content that services load from data files.
     pub content: ContentConfig,
     /// Per-player state quotas.
@@ -110,128 +113,6 @@ pub struct ContentConfig {
     pub price_catalog: Option<PathBuf>,
 }
 
-/// Idempotency-Key records.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct IdempotencyConfig {
-    /// How long a recorded response is answered to repeats of its key.
-    #[serde(with = "humantime_serde")]
-    pub retention: Duration,
-    /// New records one player may make per retention period, per process; past it, 429.
-    pub max_records_per_player: u32,
-    /// New records one service key may make per retention period, per process (a game server
-    /// writes for many players); past it, 429.
-    pub max_records_per_key: u32,
-    /// How often expired records (idempotency records, refresh tokens) are deleted.
-    #[serde(with = "humantime_serde")]
-    pub prune_every: Duration,
-}
-
-impl Default for IdempotencyConfig {
-    fn default() -> Self {
-        IdempotencyConfig {
-            retention: Duration::from_secs(24 * 3600),
-            max_records_per_player: 20_000,
-            max_records_per_key: 2_000_000,
-            prune_every: Duration::from_secs(600),
-        }
-    }
-}
-
-/// The store backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreBackend {
-    /// One redb file in the data directory: one machine.
-    Redb,
-    /// A NATS JetStream key-value bucket: shared by every edge replica and worker.
-    Jetstream,
-}
-
-/// Where state lives.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreConfig {
-    /// redb (default) or jetstream.
-    pub backend: StoreBackend,
-    /// The JetStream key-value bucket.
-    pub bucket: String,
-    /// JetStream replicas of the bucket (3 in a production cluster).
-    pub replicas: usize,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            backend: StoreBackend::Redb,
-            bucket: "edge".into(),
-            replicas: 1,
-        }
-    }
-}
-
-/// The NATS connection.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct NatsConfig {
-    /// Server URL(s), comma-separated, e.g. `nats://10.0.0.5:4222`. None: no NATS.
-    pub url: Option<String>,
-    /// How long a request waits for a worker's reply; below `http.request_timeout` so the edge
-    /// answers 504 itself rather than the client timing out.
-    #[serde(with = "humantime_serde")]
-    pub request_timeout: Duration,
-    /// CA certificate (PEM) to verify the NATS server; setting it requires TLS.
-    pub ca: Option<PathBuf>,
-    /// Client certificate (PEM) for mutual TLS.
-    pub cert: Option<PathBuf>,
-    /// Client key (PEM) for mutual TLS.
-    pub key: Option<PathBuf>,
-    /// Credentials file (JWT + nkey) for NATS authentication.
-    pub credentials: Option<PathBuf>,
-}
-
-/// Routing of services to NATS.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct RoutesConfig {
-    /// Services served by remote workers over NATS (short names, e.g. `llm`).
-    pub remote: Vec<String>,
-    /// Subject prefix per service, overriding `svc.<svc>.v1` (e.g. `llm = "svc.ai.llm.v1"` to reach
-    /// legacy workers). A method's subject is `<prefix>.<method_snake_case>`.
-    pub subjects: BTreeMap<String, String>,
-}
-
-impl Default for NatsConfig {
-    fn default() -> Self {
-        NatsConfig {
-            url: None,
-            request_timeout: Duration::from_secs(20),
-            ca: None,
-            cert: None,
-            key: None,
-            credentials: None,
-        }
-    }
-}
-
-impl RoutesConfig {
-    /// The subject prefix of a service: the configured override or `svc.<svc>.<version>`.
-    pub fn prefix(&self, service: &proto::ServiceDesc) -> String {
-        match self.subjects.get(service.short) {
-            Some(p) => p.clone(),
-            None => {
-                let version = service.package.rsplit('.').next().unwrap_or("v1");
-                format!("svc.{}.{version}", service.short)
-            }
-        }
-    }
-
-    /// The NATS subject of a method.
-    pub fn subject(&self, method: &proto::MethodDesc) -> String {
-        format!("{}.{}", self.prefix(method.service_desc()), method.snake)
-    }
-}
-
 /// A subject prefix: dot-separated tokens, no wildcards or spaces.
 fn valid_prefix(p: &str) -> bool {
     !p.is_empty()
@@ -240,94 +121,6 @@ fn valid_prefix(p: &str) -> bool {
                 && t.chars()
                     .all(|c| c.is_ascii_graphic() && !matches!(c, '*' | '>'))
         })
-}
-
-/// TLS settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct TlsConfig {
-    /// PEM certificate chain; none means a development certificate under the data directory.
-    pub cert: Option<PathBuf>,
-    /// PEM private key.
-    pub key: Option<PathBuf>,
-    /// A TLS handshake must finish within this.
-    #[serde(with = "humantime_serde")]
-    pub handshake_timeout: Duration,
-    /// How often the certificate files are checked for changes (SIGHUP reloads at once).
-    #[serde(with = "humantime_serde")]
-    pub reload_interval: Duration,
-}
-
-/// HTTP limits and timeouts.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Largest request body.
-    pub max_body_bytes: usize,
-    /// Longest unary call; caps Connect-Timeout-Ms.
-    #[serde(with = "humantime_serde")]
-    pub request_timeout: Duration,
-    /// Idle keep-alive and header-read timeout (above the ALB's 60 s idle timeout).
-    #[serde(with = "humantime_serde")]
-    pub idle_timeout: Duration,
-    /// Requests in flight before shedding.
-    pub max_in_flight: usize,
-    /// Concurrent HTTP/2 streams per connection.
-    pub max_concurrent_streams: u32,
-    /// Open client connections; more are closed at once.
-    pub max_connections: usize,
-    /// Request header fields (HTTP/1.1); more get 431.
-    pub max_headers: usize,
-    /// Total size of a request's header block; larger gets 431 (HTTP/1.1) or a stream reset (HTTP/2).
-    pub max_header_bytes: usize,
-    /// Peers whose `X-Forwarded-For` is believed (the load balancer's subnets), as CIDRs.
-    pub trusted_proxies: Vec<String>,
-}
-
-/// Drain and shutdown timing; see terraform/ for how these agree with the ALB and ECS.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct ShutdownConfig {
-    /// Keep serving this long after SIGTERM (readiness 503).
-    #[serde(with = "humantime_serde")]
-    pub drain_delay: Duration,
-    /// Exit within this long of SIGTERM.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-}
-
-/// Token lifetimes.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    /// Access token lifetime.
-    #[serde(with = "humantime_serde")]
-    pub access_token_ttl: Duration,
-    /// Refresh token lifetime.
-    #[serde(with = "humantime_serde")]
-    pub refresh_token_ttl: Duration,
-    /// Failed logins per (account, client address) before each further one waits (refilled
-    /// over 15 minutes; per replica).
-    #[serde(alias = "login_attempts_per_minute")]
-    pub login_failures_per_address: u32,
-    /// Failed logins per account from all clients without its device token, before each further
-    /// one waits (refilled over an hour). A device that logged in before is never held back.
-    pub login_failures_per_account: u32,
-    /// Failed logins per device token (refilled over 15 minutes).
-    pub login_failures_per_device: u32,
-}
-
-/// Logging.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
-    /// json or text.
-    pub format: LogFormat,
-    /// An env-filter directive.
-    pub filter: String,
-    /// One line per request. Off by default: the load balancer's access logs already record every
-    /// request, and server errors (5xx) are always logged here.
-    pub access: bool,
 }
 
 impl Default for Config {
@@ -345,72 +138,14 @@ impl Default for Config {
             nats: NatsConfig::default(),
             routes: RoutesConfig::default(),
             store: StoreConfig::default(),
-            rate_limit: crate::ratelimit::RateLimitConfig::default(),
+            rate_limit: RateLimitConfig::default(),
             idempotency: IdempotencyConfig::default(),
-            bulkheads: crate::admission::BulkheadsConfig::default(),
-            streams: crate::sse::StreamsConfig::default(),
-            llm: crate::llm::LlmConfig::default(),
-            events: crate::events::EventsConfig::default(),
+            bulkheads: BulkheadsConfig::default(),
+            streams: StreamsConfig::default(),
+            llm: LlmConfig::default(),
+            events: EventsConfig::default(),
             content: ContentConfig::default(),
             state: StateConfig::default(),
-        }
-    }
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        TlsConfig {
-            cert: None,
-            key: None,
-            handshake_timeout: Duration::from_secs(10),
-            reload_interval: Duration::from_secs(10),
-        }
-    }
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            max_body_bytes: 256 * 1024,
-            request_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(75),
-            max_in_flight: 1024,
-            max_concurrent_streams: 256,
-            max_connections: 10_000,
-            max_headers: 64,
-            max_header_bytes: 32 * 1024,
-            trusted_proxies: Vec::new(),
-        }
-    }
-}
-
-impl Default for ShutdownConfig {
-    fn default() -> Self {
-        ShutdownConfig {
-            drain_delay: Duration::from_secs(5),
-            timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig {
-            access_token_ttl: Duration::from_secs(15 * 60),
-            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
-            login_failures_per_address: 10,
-            login_failures_per_account: 100,
-            login_failures_per_device: 10,
-        }
-    }
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            format: LogFormat::Json,
-            filter: "info".into(),
-            access: false,
         }
     }
 }
@@ -471,7 +206,7 @@ impl Config {
         set(&mut self.listen, &a.listen);
         set(&mut self.admin_listen, &a.admin_listen);
         if let Some(t) = &a.admin_token {
-            self.admin_token = Some(crate::admin_guard::Secret::new(t.clone()));
+            self.admin_token = Some(Secret::new(t.clone()));
         }
         set(&mut self.data_dir, &a.data_dir);
         if a.tls_cert.is_some() {
@@ -598,8 +333,7 @@ impl Config {
         if self.listen == self.admin_listen && self.listen.port() != 0 {
             return bad("listen and admin_listen must differ".into());
         }
-        crate::client_addr::TrustedProxies::parse(&self.http.trusted_proxies)
-            .map_err(ConfigError::Invalid)?;
+        TrustedProxies::parse(&self.http.trusted_proxies).map_err(ConfigError::Invalid)?;
         self.rate_limit.validate().map_err(ConfigError::Invalid)?;
         self.streams.validate().map_err(ConfigError::Invalid)?;
         self.events.validate().map_err(ConfigError::Invalid)?;

@@ -6,6 +6,9 @@ use axum::response::{IntoResponse, Response};
 use handlers::{Code, Hint, Status};
 use http::{HeaderValue, StatusCode, header};
 
+/// A boxed error for startup failures, shown to the operator as is.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Connect's code-to-HTTP table (DESIGN section 4). Exhaustive: a new code must be placed here.
 pub fn http_status(code: Code) -> StatusCode {
     match code {

@@ -21,11 +21,11 @@ async fn main() -> ExitCode {
             .and_then(|c| c.to_toml())
             .map(|text| print!("{text}"))
             .map_err(Into::into),
-        Some(Command::Worker(args)) => edge::nats::worker::run(args).await,
+        Some(Command::Worker(args)) => edge::worker::run(args).await,
         Some(Command::Healthcheck(args)) => healthcheck(args).await,
-        Some(Command::Keys(cmd)) => edge::keys::run(cmd).await,
+        Some(Command::Keys(cmd)) => edge::ops::keys::run(cmd).await,
         Some(Command::Certs(CertsCommand::Dev(args))) => {
-            edge::tls::write_dev_certs(&args.out, &args.sans)
+            edge::http::tls::write_dev_certs(&args.out, &args.sans)
                 .map(|c| {
                     println!(
                         "wrote {}, {} and {}",
@@ -48,8 +48,8 @@ async fn main() -> ExitCode {
 
 async fn serve(args: &edge::cli::ServeArgs) -> Result<(), edge::BoxError> {
     let config = Config::load(args)?;
-    let _flush_logs_on_exit = edge::telemetry::init(&config.log)?;
-    edge::server::run(config).await
+    let _flush_logs_on_exit = edge::ops::telemetry::init(&config.log)?;
+    edge::http::server::run(config).await
 }
 
 async fn healthcheck(args: edge::cli::HealthcheckArgs) -> Result<(), edge::BoxError> {
@@ -60,7 +60,7 @@ async fn healthcheck(args: edge::cli::HealthcheckArgs) -> Result<(), edge::BoxEr
             std::net::SocketAddr::from(([127, 0, 0, 1], config.listen.port()))
         }
     };
-    match edge::healthcheck::probe(addr, &args.path, args.timeout).await? {
+    match edge::ops::healthcheck::probe(addr, &args.path, args.timeout).await? {
         200 => Ok(()),
         code => Err(format!("{} answered {code}", args.path).into()),
     }

@@ -4,14 +4,14 @@ use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
-use crate::AppState;
-use crate::access_log::AccessLogLayer;
-use crate::admission::AdmissionLayer;
-use crate::auth::AuthLayer;
-use crate::client_addr::{ClientAddrLayer, TrustedProxies};
-use crate::panic::CatchPanicLayer;
-use crate::ratelimit::RateLimitLayer;
-use crate::request_id::RequestIdLayer;
+use crate::layers::access_log::AccessLogLayer;
+use crate::layers::admission::AdmissionLayer;
+use crate::layers::auth::AuthLayer;
+use crate::layers::client_addr::{ClientAddrLayer, TrustedProxies};
+use crate::layers::panic::CatchPanicLayer;
+use crate::layers::ratelimit::RateLimitLayer;
+use crate::layers::request_id::RequestIdLayer;
+use crate::state::AppState;
 
 /// Wraps the API routes (not the probes) in every layer.
 pub fn build(state: &AppState, api: Router) -> Router {

@@ -1,19 +1,22 @@
-//! NATS: the connection, the wire headers, the router's remote endpoint, the responder prober, and
-//! `edge worker`.
+//! NATS: the connection and its `[nats]` and `[routes]` sections, the wire headers, streams over
+//! NATS, the responder prober, and the responder that answers for local services (`edge worker`,
+//! and an edge for the services it hosts). The lowest level of the crate above the shared
+//! modules: it imports only `error`, `stats` and the crates below.
 
-pub mod endpoint;
 pub mod headers;
 pub mod probe;
+pub mod responder;
 pub mod stream;
-pub mod worker;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::{ConnectOptions, Event};
 
-use crate::BoxError;
-use crate::config::NatsConfig;
+use crate::error::BoxError;
+use serde::{Deserialize, Serialize};
 
 /// A NATS connection and a view of whether it is up, updated from the client's events.
 #[derive(Clone)]
@@ -81,4 +84,66 @@ pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Nats, BoxError> {
 /// Whether the client is connected now.
 pub fn connected(client: &async_nats::Client) -> bool {
     client.connection_state() == async_nats::connection::State::Connected
+}
+
+/// The NATS connection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server URL(s), comma-separated, e.g. `nats://10.0.0.5:4222`. None: no NATS.
+    pub url: Option<String>,
+    /// How long a request waits for a worker's reply; below `http.request_timeout` so the edge
+    /// answers 504 itself rather than the client timing out.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// CA certificate (PEM) to verify the NATS server; setting it requires TLS.
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    pub cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    pub key: Option<PathBuf>,
+    /// Credentials file (JWT + nkey) for NATS authentication.
+    pub credentials: Option<PathBuf>,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: None,
+            request_timeout: Duration::from_secs(20),
+            ca: None,
+            cert: None,
+            key: None,
+            credentials: None,
+        }
+    }
+}
+
+/// Routing of services to NATS.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutesConfig {
+    /// Services served by remote workers over NATS (short names, e.g. `llm`).
+    pub remote: Vec<String>,
+    /// Subject prefix per service, overriding `svc.<svc>.v1` (e.g. `llm = "svc.ai.llm.v1"` to reach
+    /// legacy workers). A method's subject is `<prefix>.<method_snake_case>`.
+    pub subjects: BTreeMap<String, String>,
+}
+
+impl RoutesConfig {
+    /// The subject prefix of a service: the configured override or `svc.<svc>.<version>`.
+    pub fn prefix(&self, service: &proto::ServiceDesc) -> String {
+        match self.subjects.get(service.short) {
+            Some(p) => p.clone(),
+            None => {
+                let version = service.package.rsplit('.').next().unwrap_or("v1");
+                format!("svc.{}.{version}", service.short)
+            }
+        }
+    }
+
+    /// The NATS subject of a method.
+    pub fn subject(&self, method: &proto::MethodDesc) -> String {
+        format!("{}.{}", self.prefix(method.service_desc()), method.snake)
+    }
 }

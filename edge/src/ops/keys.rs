@@ -20,8 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::KeysCommand;
 use crate::config::Config;
+use crate::error::BoxError;
 use crate::error::status_response;
-use crate::{AppState, BoxError, OpenError};
+use crate::state::AppState;
+use crate::store::{OpenError, open_store};
 
 /// `POST /admin/keys` body.
 #[derive(Debug, Serialize, Deserialize)]
@@ -86,7 +88,7 @@ pub async fn run(cmd: KeysCommand) -> Result<(), BoxError> {
         KeysCommand::Revoke(a) => &a.serve,
     };
     let config = Config::load(serve)?;
-    let keys = match crate::open_store(&config).await {
+    let keys = match open_store(&config.store, &config.nats, &config.data_dir).await {
         Ok((store, _nats)) => Keys::Store(ApiKeys::new(store)),
         Err(OpenError::InUse(path)) => {
             let addr = loopback(config.admin_listen);
@@ -176,7 +178,7 @@ fn loopback(addr: SocketAddr) -> SocketAddr {
 /// One request to the admin listener; the JSON answer, or its error message.
 async fn admin<T: serde::de::DeserializeOwned>(
     addr: SocketAddr,
-    token: Option<&crate::admin_guard::Secret>,
+    token: Option<&crate::ops::admin_guard::Secret>,
     method: http::Method,
     path: &str,
     body: Vec<u8>,
@@ -193,7 +195,7 @@ async fn admin<T: serde::de::DeserializeOwned>(
             .uri(path)
             .header(http::header::HOST, "localhost")
             .header(http::header::CONTENT_TYPE, "application/json")
-            .header(crate::admin_guard::ADMIN_HEADER, "1");
+            .header(crate::ops::admin_guard::ADMIN_HEADER, "1");
         if let Some(t) = token {
             req = req.header(
                 http::header::AUTHORIZATION,

@@ -61,7 +61,10 @@ where
         let method = req.method().clone();
         // Clones of shared buffers, not copies: most requests never log them.
         let uri = req.uri().clone();
-        let id = req.headers().get(&crate::request_id::REQUEST_ID).cloned();
+        let id = req
+            .headers()
+            .get(&crate::layers::request_id::REQUEST_ID)
+            .cloned();
         let id_str = move |id: &Option<HeaderValue>| -> String {
             id.as_ref()
                 .and_then(|v| v.to_str().ok())

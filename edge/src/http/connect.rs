@@ -14,8 +14,8 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use proto::{Codec, Encoded, MethodDesc};
 use tower::ServiceExt as _;
 
-use crate::AppState;
 use crate::error::{status_response, with_status};
+use crate::http::Api;
 use crate::router::Call;
 
 /// The request's codec, from `Content-Type` (parameters such as charset are ignored).
@@ -60,7 +60,7 @@ fn header_str(headers: &HeaderMap, name: &HeaderName, max: usize) -> Option<Stri
 
 /// Serves one unary call of `method`.
 pub async fn unary(
-    State(state): State<AppState>,
+    State(state): State<Api>,
     method: &'static MethodDesc,
     req: Request,
 ) -> Response {
@@ -85,7 +85,7 @@ pub async fn unary(
     }
     // A stream holds its slot from here to its last event; refused at once when full.
     let stream_permit = if method.server_streaming {
-        if !crate::sse::wants_sse(&parts.headers) {
+        if !crate::http::sse::wants_sse(&parts.headers) {
             return status_response(&Status::unimplemented(format!(
                 "{} is a streaming method; call it with Accept: text/event-stream",
                 method.path
@@ -108,13 +108,9 @@ pub async fn unary(
     };
     // LLM calls may take as long as the model providers are allowed to.
     let cap = if method.service == "llm" {
-        state
-            .config
-            .http
-            .request_timeout
-            .max(state.config.llm.request_timeout)
+        state.http.request_timeout.max(state.llm_timeout)
     } else {
-        state.config.http.request_timeout
+        state.http.request_timeout
     };
     let budget = match timeout(&parts.headers) {
         Ok(Some(t)) => t.min(cap),
@@ -123,7 +119,7 @@ pub async fn unary(
     };
     let deadline = Instant::now() + budget;
 
-    let limit = state.config.http.max_body_bytes;
+    let limit = state.http.max_body_bytes;
     let too_large = || {
         status_response(&Status::payload_too_large(format!(
             "request body is larger than {limit} bytes"
@@ -157,11 +153,11 @@ pub async fn unary(
     let idempotency_key = match parts.headers.get(&IDEMPOTENCY_KEY) {
         None => None,
         Some(v) => match v.to_str() {
-            Ok(k) if crate::idempotency::valid_key(k) => Some(k.to_owned()),
+            Ok(k) if crate::router::idempotency::valid_key(k) => Some(k.to_owned()),
             _ => {
                 return status_response(&Status::invalid_argument(format!(
                     "Idempotency-Key must be 1 to {} visible ASCII characters",
-                    crate::idempotency::MAX_KEY_LEN
+                    crate::router::idempotency::MAX_KEY_LEN
                 )));
             }
         },
@@ -175,22 +171,24 @@ pub async fn unary(
         }),
         request_id: header_str(
             &parts.headers,
-            &crate::request_id::REQUEST_ID,
-            crate::request_id::MAX_LEN,
+            &crate::layers::request_id::REQUEST_ID,
+            crate::layers::request_id::MAX_LEN,
         )
         .unwrap_or_default(),
         idempotency_key,
         traceparent: header_str(&parts.headers, &TRACEPARENT, 128),
         client_addr: parts
             .extensions
-            .get::<crate::client_addr::ClientAddr>()
+            .get::<crate::layers::client_addr::ClientAddr>()
             .map(|a| a.0),
     };
     // Event subscriptions carry their position in every message's id.
     let stream_permit = match stream_permit {
         Some(permit) if method.service == "events" => {
             return match proto::codec::decode(Codec::Json, &body) {
-                Ok(req) => crate::events::serve(&state, permit, ctx, &parts.headers, req).await,
+                Ok(req) => {
+                    crate::http::events::serve(&state, permit, ctx, &parts.headers, req).await
+                }
                 Err(e) => status_response(&Status::from(e)),
             };
         }
@@ -216,12 +214,13 @@ pub async fn unary(
         }
         Ok(Encoded::Stream(stream)) => match stream_permit {
             Some(permit) => {
-                let frames = stream.map(|m| m.map(|data| crate::sse::frame(None, None, &data)));
-                crate::sse::respond(
+                let frames =
+                    stream.map(|m| m.map(|data| crate::http::sse::frame(None, None, &data)));
+                crate::http::sse::respond(
                     &state.streams,
                     permit,
                     Box::pin(frames),
-                    crate::sse::Shape::connect(),
+                    crate::http::sse::Shape::connect(),
                 )
                 .await
             }
@@ -231,20 +230,6 @@ pub async fn unary(
             ))),
         },
         Err(status) => status_response(&status),
-    }
-}
-
-/// The method a request calls, from the descriptors: a Connect path (POST), or an alias that
-/// follows a method's rules (`POST /v1/chat/completions` is llm InferStream, `GET /v1/events` is
-/// events Subscribe). Authentication, rate limits and bulkheads key on it.
-pub fn route_method(method: &http::Method, path: &str) -> Option<&'static MethodDesc> {
-    match (method.as_str(), path) {
-        ("POST", "/v1/chat/completions") => crate::chat::method(),
-        ("GET", "/v1/events") => {
-            proto::method_by_path("/aicore.events.v1.EventBusService/Subscribe")
-        }
-        ("POST", _) => proto::method_by_path(path),
-        _ => None,
     }
 }
 

@@ -61,9 +61,9 @@ pub async fn probe(
     addr: SocketAddr,
     path: &str,
     timeout: Duration,
-) -> Result<u16, crate::BoxError> {
+) -> Result<u16, crate::error::BoxError> {
     let run = async {
-        let provider = crate::tls::provider();
+        let provider = crate::http::tls::provider();
         let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()?
             .dangerous()
@@ -82,7 +82,7 @@ pub async fn probe(
             .body(Empty::<bytes::Bytes>::new())?;
         let res = sender.send_request(req).await?;
         driver.abort();
-        Ok::<u16, crate::BoxError>(res.status().as_u16())
+        Ok::<u16, crate::error::BoxError>(res.status().as_u16())
     };
     tokio::time::timeout(timeout, run)
         .await

@@ -173,7 +173,7 @@ impl Streams {
             parts.extensions.get::<Principal>(),
             parts
                 .extensions
-                .get::<crate::client_addr::ClientAddr>()
+                .get::<crate::layers::client_addr::ClientAddr>()
                 .map(|a| a.0),
         )
     }

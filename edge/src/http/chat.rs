@@ -21,13 +21,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-use crate::AppState;
+use crate::http::Api;
+use crate::http::sse::{Shape, frame};
 use crate::router::Call;
-use crate::sse::{Shape, frame};
 
 /// The method whose access rules, rate limits and bulkhead `/v1/chat/completions` follows.
 pub fn method() -> Option<&'static MethodDesc> {
-    proto::method_by_path("/aicore.llm.v1.LlmService/InferStream")
+    proto::method_by_path(crate::router::CHAT_METHOD)
 }
 
 fn infer_method(streaming: bool) -> Option<&'static MethodDesc> {
@@ -185,11 +185,11 @@ fn usage_json(u: Option<proto::aicore::llm::v1::Usage>) -> Value {
 }
 
 /// Serves `POST /v1/chat/completions`.
-pub async fn completions(State(state): State<AppState>, req: Request) -> Response {
+pub async fn completions(State(state): State<Api>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let limit = state.config.http.max_body_bytes;
+    let limit = state.http.max_body_bytes;
     let body = match tokio::time::timeout(
-        state.config.http.request_timeout,
+        state.http.request_timeout,
         Limited::new(body, limit).collect(),
     )
     .await
@@ -239,7 +239,7 @@ pub async fn completions(State(state): State<AppState>, req: Request) -> Respons
     let budget = if streaming {
         state.streams.config.max_duration
     } else {
-        state.config.llm.request_timeout
+        state.llm_timeout
     };
     let ctx = Context {
         principal: parts.extensions.get::<Principal>().cloned(),
@@ -253,7 +253,7 @@ pub async fn completions(State(state): State<AppState>, req: Request) -> Respons
         idempotency_key: None,
         client_addr: parts
             .extensions
-            .get::<crate::client_addr::ClientAddr>()
+            .get::<crate::layers::client_addr::ClientAddr>()
             .map(|a| a.0),
         traceparent: parts
             .headers
@@ -346,7 +346,7 @@ pub async fn completions(State(state): State<AppState>, req: Request) -> Respons
                 error_response,
                 gap_limit: true,
             };
-            crate::sse::respond(&state.streams, permit, Box::pin(frames), shape).await
+            crate::http::sse::respond(&state.streams, permit, Box::pin(frames), shape).await
         }
         (Ok(_), _) => error_response(&Status::internal(
             "the llm service answered in the wrong form",

@@ -414,3 +414,31 @@ pub async fn prune_once(store: &dyn Store, stop: &CancellationToken) -> Result<u
 
 #[cfg(test)]
 mod tests;
+
+/// Idempotency-Key records.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdempotencyConfig {
+    /// How long a recorded response is answered to repeats of its key.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// New records one player may make per retention period, per process; past it, 429.
+    pub max_records_per_player: u32,
+    /// New records one service key may make per retention period, per process (a game server
+    /// writes for many players); past it, 429.
+    pub max_records_per_key: u32,
+    /// How often expired records (idempotency records, refresh tokens) are deleted.
+    #[serde(with = "humantime_serde")]
+    pub prune_every: Duration,
+}
+
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        IdempotencyConfig {
+            retention: Duration::from_secs(24 * 3600),
+            max_records_per_player: 20_000,
+            max_records_per_key: 2_000_000,
+            prune_every: Duration::from_secs(600),
+        }
+    }
+}

@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::extract::Request;
 use axum::response::Response;
@@ -20,6 +21,7 @@ use proto::{Access, BoxFuture, MethodDesc};
 use tower::{Layer, Service};
 
 use crate::error::status_response;
+use serde::{Deserialize, Serialize};
 
 /// Adds [`Authenticate`] around a service.
 #[derive(Clone)]
@@ -170,7 +172,7 @@ where
 
     fn call(&mut self, mut req: Request) -> Self::Future {
         // Only calls of methods (and their aliases) are checked; anything else passes on (404/405).
-        let method = crate::connect::route_method(req.method(), req.uri().path());
+        let method = crate::router::route_method(req.method(), req.uri().path());
         let Some(m) = method else {
             return Box::pin(self.inner.call(req));
         };
@@ -188,7 +190,7 @@ where
         };
         let addr = req
             .extensions()
-            .get::<crate::client_addr::ClientAddr>()
+            .get::<crate::layers::client_addr::ClientAddr>()
             .map(|a| address_key(a.0));
         // Past its quota an address keeps only what it can prove at no cost: a valid token.
         if !matches!(credential, Credential::Verified(_)) && m.access != Access::Public {
@@ -281,5 +283,38 @@ mod tests {
         };
         assert!(authorize(Some(&admin), set_scale).is_ok());
         assert!(authorize(Some(&admin), credit).is_err());
+    }
+}
+
+/// Token lifetimes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Access token lifetime.
+    #[serde(with = "humantime_serde")]
+    pub access_token_ttl: Duration,
+    /// Refresh token lifetime.
+    #[serde(with = "humantime_serde")]
+    pub refresh_token_ttl: Duration,
+    /// Failed logins per (account, client address) before each further one waits (refilled
+    /// over 15 minutes; per replica).
+    #[serde(alias = "login_attempts_per_minute")]
+    pub login_failures_per_address: u32,
+    /// Failed logins per account from all clients without its device token, before each further
+    /// one waits (refilled over an hour). A device that logged in before is never held back.
+    pub login_failures_per_account: u32,
+    /// Failed logins per device token (refilled over 15 minutes).
+    pub login_failures_per_device: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            login_failures_per_address: 10,
+            login_failures_per_account: 100,
+            login_failures_per_device: 10,
+        }
     }
 }

@@ -8,15 +8,15 @@ use bytes::Bytes;
 use handlers::Status;
 use proto::{BoxFuture, Codec, Encoded, ServiceDesc};
 
-use super::headers;
-use crate::config::RoutesConfig;
+use crate::nats::RoutesConfig;
+use crate::nats::headers;
 use crate::router::{Call, Endpoint, Reply};
 
 /// Sends one service's calls to its workers.
 pub struct NatsEndpoint(std::sync::Arc<Inner>);
 
 struct Inner {
-    responders: super::probe::Responders,
+    responders: crate::nats::probe::Responders,
     up: tokio::sync::watch::Receiver<bool>,
     client: async_nats::Client,
     service: &'static ServiceDesc,
@@ -28,7 +28,7 @@ struct Inner {
 impl NatsEndpoint {
     /// Routes `service` over `client`, with `timeout` as the longest wait for a reply.
     pub fn new(
-        nats: super::Nats,
+        nats: crate::nats::Nats,
         service: &'static ServiceDesc,
         routes: &RoutesConfig,
         timeout: Duration,
@@ -39,7 +39,7 @@ impl NatsEndpoint {
             .map(|m| async_nats::Subject::from(routes.subject(m)))
             .collect();
         NatsEndpoint(std::sync::Arc::new(Inner {
-            responders: super::probe::unknown(),
+            responders: crate::nats::probe::unknown(),
             up: nats.up,
             client: nats.client,
             service,
@@ -51,7 +51,7 @@ impl NatsEndpoint {
 
 impl NatsEndpoint {
     /// The counter the responder prober updates.
-    pub fn responders(&self) -> super::probe::Responders {
+    pub fn responders(&self) -> crate::nats::probe::Responders {
         std::sync::Arc::clone(&self.0.responders)
     }
 }
@@ -68,7 +68,7 @@ impl Endpoint for NatsEndpoint {
                 .unwrap_or_else(|| async_nats::Subject::from_static(""));
             let limit = this.timeout;
             let service = this.service.short;
-            if !super::connected(client) {
+            if !crate::nats::connected(client) {
                 return Err(Status::unavailable(
                     format!("{service} is remote and NATS is not connected"),
                     Duration::from_secs(1),
@@ -95,7 +95,7 @@ impl Endpoint for NatsEndpoint {
             if call.method.server_streaming {
                 // The stream's own lifetime is its deadline; the bus timeout bounds its start.
                 let life = call.ctx.remaining().unwrap_or(Duration::from_secs(3600));
-                let stream = super::stream::open(
+                let stream = crate::nats::stream::open(
                     client,
                     &this.up,
                     subject,
@@ -105,7 +105,7 @@ impl Endpoint for NatsEndpoint {
                     service,
                 )
                 .await?;
-                return Ok(Encoded::Stream(super::stream::for_codec(
+                return Ok(Encoded::Stream(crate::nats::stream::for_codec(
                     stream,
                     call.codec,
                     call.method,
@@ -172,7 +172,7 @@ impl Endpoint for NatsEndpoint {
 
     fn healthy(&self) -> bool {
         // Connected, and workers answered the last ping (or none was sent yet).
-        super::connected(&self.0.client)
+        crate::nats::connected(&self.0.client)
             && self.0.responders.load(std::sync::atomic::Ordering::Relaxed) != 0
     }
 

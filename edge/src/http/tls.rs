@@ -4,6 +4,7 @@ use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -16,6 +17,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::{Deserialize, Serialize};
 
 /// A TLS setup that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -296,5 +298,32 @@ mod tests {
         let b = write_dev_certs(&dir.path().join("b"), &[]).unwrap();
         let err = load_certified_key(&a.cert, &b.key).unwrap_err();
         assert!(err.to_string().contains("does not match"), "{err}");
+    }
+}
+
+/// TLS settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain; none means a development certificate under the data directory.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+    /// A TLS handshake must finish within this.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// How often the certificate files are checked for changes (SIGHUP reloads at once).
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: None,
+            key: None,
+            handshake_timeout: Duration::from_secs(10),
+            reload_interval: Duration::from_secs(10),
+        }
     }
 }

@@ -10,7 +10,10 @@ use axum::extract::Request;
 use ipnet::IpNet;
 use tower::{Layer, Service};
 
-use crate::server::PeerAddr;
+/// The TCP peer of a connection (the load balancer, in production), set by the server on every
+/// request.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
 
 /// The address a request is attributed to (rate limits, logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

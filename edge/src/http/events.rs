@@ -26,11 +26,10 @@ use proto::{Codec, Encoded, MethodDesc};
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt as _;
 
-use crate::AppState;
-use crate::config::{Config, StoreBackend};
 use crate::error::status_response;
+use crate::http::Api;
+use crate::http::sse::{self, Shape};
 use crate::router::Call;
-use crate::sse::{self, Shape};
 
 /// `[events]` in the config file. The log follows the store: the embedded store keeps events in
 /// this process's store; the JetStream store puts them in a JetStream stream every replica shares.
@@ -94,25 +93,25 @@ impl EventsConfig {
     }
 }
 
-/// The event log the store calls for.
+/// The event log the store calls for: a JetStream stream (with its replicas) beside a JetStream
+/// store, otherwise the store itself.
 pub async fn open_log(
-    config: &Config,
+    events: &EventsConfig,
     store: &Arc<dyn Store>,
-    nats: Option<&async_nats::Client>,
+    jetstream: Option<(&async_nats::Client, usize)>,
 ) -> Result<Arc<dyn EventLog>, String> {
-    let events = &config.events;
-    match (config.store.backend, nats) {
-        (StoreBackend::Jetstream, Some(client)) => Ok(Arc::new(
+    match jetstream {
+        Some((client, replicas)) => Ok(Arc::new(
             JetStreamLog::open(
                 client.clone(),
                 &events.stream,
                 &events.subject_prefix,
-                config.store.replicas,
+                replicas,
                 &events.retention(),
             )
             .await?,
         )),
-        _ => {
+        None => {
             let log = StoreLog::new(Arc::clone(store), events.retention());
             let moved = log
                 .migrate_legacy()
@@ -180,7 +179,7 @@ fn resume_from(headers: &HeaderMap, req: &mut SubscribeRequest) -> Result<(), St
 }
 
 /// `GET /v1/events?topics=a,b` (`topics` may also repeat).
-pub async fn get(State(state): State<AppState>, req: Request) -> Response {
+pub async fn get(State(state): State<Api>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
     let Ok(axum::extract::Query(pairs)) =
         axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
@@ -211,7 +210,7 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
         traceparent: header(&parts.headers, "traceparent"),
         client_addr: parts
             .extensions
-            .get::<crate::client_addr::ClientAddr>()
+            .get::<crate::layers::client_addr::ClientAddr>()
             .map(|a| a.0),
     };
     let req = SubscribeRequest {
@@ -231,8 +230,8 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Runs a subscription through the router (local or remote, with its limits) and streams it.
 pub async fn serve(
-    state: &AppState,
-    permit: crate::sse::StreamPermit,
+    state: &Api,
+    permit: crate::http::sse::StreamPermit,
     ctx: Context,
     headers: &HeaderMap,
     mut req: SubscribeRequest,

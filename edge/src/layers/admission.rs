@@ -274,7 +274,7 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         let service =
-            crate::connect::route_method(req.method(), req.uri().path()).map(|m| m.service_index);
+            crate::router::route_method(req.method(), req.uri().path()).map(|m| m.service_index);
         let permit = match self.admission.try_admit(service) {
             Ok(p) => p,
             Err(status) => return Box::pin(async move { Ok(status_response(&status)) }),

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::AppState;
-use crate::health;
+use crate::ops::health;
+use crate::state::AppState;
 
 /// The route table, derived from the descriptors and the router's endpoints.
 pub fn routes_json(state: &AppState) -> Value {
@@ -70,7 +70,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "edge_requests_in_flight",
         state.admission.in_flight() as f64,
     );
-    set_gauge("edge_sse_streams_open", state.streams.open() as f64);
+    set_gauge("edge_sse_streams_open", state.api.streams.open() as f64);
     if let Some(client) = &state.nats {
         set_gauge(
             "edge_nats_connected",
@@ -95,7 +95,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 /// A worker's admin router: probes and metrics.
 pub fn worker_app(state: AppState) -> Router {
     let probes = probes(&state);
-    let guard = crate::admin_guard::AdminGuardLayer::layer(state.config.admin_token.as_ref());
+    let guard = crate::ops::admin_guard::AdminGuardLayer::layer(state.config.admin_token.as_ref());
     Router::new()
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -120,16 +120,16 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route(
             "/admin/keys",
-            get(crate::keys::admin_list).post(crate::keys::admin_create),
+            get(crate::ops::keys::admin_list).post(crate::ops::keys::admin_create),
         )
         .route(
             "/admin/keys/{name}/revoke",
-            axum::routing::post(crate::keys::admin_revoke),
+            axum::routing::post(crate::ops::keys::admin_revoke),
         )
         .with_state(state.clone())
         .merge(probes)
         // Outermost: nothing on this listener answers a rebound host or a cross-origin form.
-        .layer(crate::admin_guard::AdminGuardLayer::layer(
+        .layer(crate::ops::admin_guard::AdminGuardLayer::layer(
             state.config.admin_token.as_ref(),
         ))
 }

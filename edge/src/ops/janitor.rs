@@ -17,7 +17,7 @@ pub async fn run(store: Arc<dyn Store>, every: Duration, stop: CancellationToken
         }
         report(
             "idempotency records",
-            crate::idempotency::prune_once(store.as_ref(), &stop).await,
+            crate::router::idempotency::prune_once(store.as_ref(), &stop).await,
         );
         report(
             "refresh tokens and sessions",

@@ -18,11 +18,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
-use crate::{AppState, BoxError, Config, admin, app, tls};
-
-/// The TCP peer of a connection (the load balancer, in production).
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
+use crate::config::Config;
+use crate::error::BoxError;
+use crate::http::tls;
+use crate::layers::client_addr::PeerAddr;
+use crate::ops::admin;
+use crate::state::AppState;
 
 /// Per-connection settings.
 #[derive(Debug, Clone)]
@@ -83,7 +84,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let admin_listener = TcpListener::bind(config.admin_listen)
         .await
-        .map_err(|e| crate::admin::bind_error(config.admin_listen, &e))?;
+        .map_err(|e| crate::ops::admin::bind_error(config.admin_listen, &e))?;
     tracing::info!(
         https = %listener.local_addr()?,
         admin = %admin_listener.local_addr()?,
@@ -143,17 +144,17 @@ async fn serve(
         config.tls.reload_interval,
         stop_background.clone(),
     ));
-    tracker.spawn(crate::janitor::run(
+    tracker.spawn(crate::ops::janitor::run(
         state.store(),
         config.idempotency.prune_every,
         stop_background.clone(),
     ));
-    tracker.spawn(crate::janitor::sync_revoked(
+    tracker.spawn(crate::ops::janitor::sync_revoked(
         Arc::clone(&state.auth),
         std::time::Duration::from_secs(1),
         stop_background.clone(),
     ));
-    tracker.spawn(crate::ratelimit::prune(
+    tracker.spawn(crate::layers::ratelimit::prune(
         Arc::clone(&state.limits),
         config.rate_limit.prune_every,
         stop_background.clone(),
@@ -165,7 +166,7 @@ async fn serve(
             stop_background.clone(),
         ));
     }
-    let app = app(state.clone());
+    let app = crate::app(state.clone());
 
     // Serve until the first signal.
     let first = accept_until(
@@ -201,7 +202,7 @@ async fn serve(
     drop(listener);
     stop_background.cancel();
     // Open streams get a final "reconnect" event and end, so the drain finishes in time.
-    state.streams.close();
+    state.api.streams.close();
     let remaining = config.shutdown.timeout.saturating_sub(started.elapsed());
     tracing::info!(
         remaining_ms = remaining.as_millis() as u64,

@@ -1,6 +1,13 @@
 //! The service router: a tower `Service` from a [`Call`] to a [`Reply`] or a [`Status`]. Each
-//! service of the catalog has one endpoint: in-process, or (later) remote over NATS. Adapters never
-//! know which.
+//! service of the catalog has one endpoint: in-process, or remote over NATS ([`nats`]). Adapters
+//! never know which. Around it sit the idempotency records ([`idempotency`]) and the LLM token
+//! meter ([`quota`]); [`llm`] builds the model providers. The router may import NATS and the
+//! shared modules; never the layers, the adapters, `ops` or the composition root.
+
+pub mod idempotency;
+pub mod llm;
+pub mod nats;
+pub mod quota;
 
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -162,3 +169,20 @@ impl tower::Service<Call> for ServiceRouter {
         })
     }
 }
+
+/// The method a request calls, from the descriptors: a Connect path (POST), or an alias that
+/// follows a method's rules (`POST /v1/chat/completions` is llm InferStream, `GET /v1/events` is
+/// events Subscribe). Authentication, rate limits and bulkheads key on it.
+pub fn route_method(method: &http::Method, path: &str) -> Option<&'static MethodDesc> {
+    match (method.as_str(), path) {
+        ("POST", "/v1/chat/completions") => proto::method_by_path(CHAT_METHOD),
+        ("GET", "/v1/events") => proto::method_by_path(SUBSCRIBE_METHOD),
+        ("POST", _) => proto::method_by_path(path),
+        _ => None,
+    }
+}
+
+/// The method behind `/v1/chat/completions`.
+pub const CHAT_METHOD: &str = "/aicore.llm.v1.LlmService/InferStream";
+/// The method behind `/v1/events`.
+pub const SUBSCRIBE_METHOD: &str = "/aicore.events.v1.EventBusService/Subscribe";

@@ -23,8 +23,8 @@ use proto::{Access, BoxFuture, MethodDesc};
 use serde::{Deserialize, Serialize};
 use tower::{Layer, Service};
 
-use crate::client_addr::ClientAddr;
 use crate::error::status_response;
+use crate::layers::client_addr::ClientAddr;
 
 /// One class's quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,7 +179,7 @@ pub struct RateLimits {
     classes: [ClassLimiter; 4],
     clock: DefaultClock,
     /// LLM token buckets (metered on the call path, see `quota`).
-    pub tokens: Arc<crate::quota::TokenQuota>,
+    pub tokens: Arc<crate::router::quota::TokenQuota>,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -212,7 +212,7 @@ impl RateLimits {
                 limiter(Class::Write, cfg.write),
             ],
             clock: DefaultClock::default(),
-            tokens: Arc::new(crate::quota::TokenQuota::new(
+            tokens: Arc::new(crate::router::quota::TokenQuota::new(
                 cfg.llm_tokens_per_minute,
                 cfg.llm_token_burst,
             )),

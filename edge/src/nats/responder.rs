@@ -1,0 +1,234 @@
+//! Answering on NATS for services this process hosts: one NATS micro service per edge service
+//! (so `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS` answer and standard tooling lists them), its
+//! endpoints in a queue group named after the service. `edge worker` runs one for the services it
+//! is given; an edge with NATS runs one for the services it hosts, so a worker's call to them
+//! finds responders. [`Responder::drain`] stops taking requests, finishes what was received and
+//! flushes the replies.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::service::ServiceExt as _;
+use futures_util::StreamExt as _;
+use handlers::{LocalService, Status};
+use proto::{Codec, Encoded, MethodDesc};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::RoutesConfig;
+use super::headers;
+
+/// How a responder bounds its work.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Requests handled at once, across its services; past it, 503 at once.
+    pub max_concurrency: usize,
+    /// The longest a unary request may run, whatever deadline it carries.
+    pub max_deadline: Duration,
+    /// The longest a stream may run.
+    pub max_stream: Duration,
+}
+
+/// The NATS services of one process, and the tasks serving them.
+pub struct Responder {
+    services: Vec<async_nats::service::Service>,
+    tracker: TaskTracker,
+    /// Tripped near the end of the drain: open streams end with a "retry" error.
+    closing: CancellationToken,
+    client: async_nats::Client,
+}
+
+impl Responder {
+    /// Registers every service and starts serving its endpoints in queue groups.
+    pub async fn start(
+        client: async_nats::Client,
+        local: &[LocalService],
+        routes: &RoutesConfig,
+        limits: Limits,
+    ) -> Result<Responder, String> {
+        let tracker = TaskTracker::new();
+        let permits = Arc::new(Semaphore::new(limits.max_concurrency.max(1)));
+        let closing = CancellationToken::new();
+        let mut services = Vec::new();
+        for svc in local {
+            let desc = svc.descriptor();
+            let service = client
+                .service_builder()
+                .description(desc.doc)
+                .start(desc.short, env!("CARGO_PKG_VERSION"))
+                .await
+                .map_err(|e| format!("cannot register NATS service {}: {e}", desc.short))?;
+            let group = service.group_with_queue_group(routes.prefix(desc), desc.short);
+            for method in desc.methods {
+                let endpoint = group
+                    .endpoint(method.snake)
+                    .await
+                    .map_err(|e| format!("cannot add endpoint {}: {e}", routes.subject(method)))?;
+                tracker.spawn(serve_endpoint(
+                    endpoint,
+                    Endpoint {
+                        svc: Arc::clone(svc),
+                        method,
+                        permits: Arc::clone(&permits),
+                        max_deadline: limits.max_deadline,
+                        client: client.clone(),
+                        streams: tracker.clone(),
+                        closing: closing.clone(),
+                        max_stream: limits.max_stream,
+                    },
+                ));
+            }
+            tracing::info!(service = desc.short, subjects = %format!("{}.*", routes.prefix(desc)), queue_group = desc.short, "serving over NATS");
+            services.push(service);
+        }
+        Ok(Responder {
+            services,
+            tracker,
+            closing,
+            client,
+        })
+    }
+
+    /// Stops taking requests and finishes those received, within `timeout`; streams still open
+    /// two seconds before it end with a "retry" error. Then flushes the replies.
+    pub async fn drain(self, timeout: Duration) {
+        // Stopping a service unsubscribes its endpoints; each endpoint stream still yields what
+        // was already delivered, then ends, so queue-group peers take the rest.
+        for service in self.services {
+            let _ = service.stop().await;
+        }
+        self.tracker.close();
+        let grace = timeout.saturating_sub(Duration::from_secs(2));
+        let close_streams = self.closing.clone();
+        let stream_deadline = tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            close_streams.cancel();
+        });
+        if tokio::time::timeout(timeout, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown timeout reached with NATS requests still running");
+        }
+        stream_deadline.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.client.flush()).await;
+    }
+}
+
+/// What one endpoint's requests need.
+struct Endpoint {
+    svc: LocalService,
+    method: &'static MethodDesc,
+    permits: Arc<Semaphore>,
+    max_deadline: Duration,
+    client: async_nats::Client,
+    /// Streams run as their own tasks here, so the drain waits for them.
+    streams: TaskTracker,
+    closing: CancellationToken,
+    max_stream: Duration,
+}
+
+/// Serves one endpoint. Its unary requests run concurrently inside this task rather than one
+/// spawned task each: a spawn per request cost a cross-thread wake-up that showed as the worker's
+/// largest cost in the NATS benchmark. Streams, long-lived, get a tracked task each. Past
+/// `permits`, requests are refused at once (503 at the edge).
+async fn serve_endpoint(mut endpoint: async_nats::service::endpoint::Endpoint, ep: Endpoint) {
+    let mut inflight = futures_util::stream::FuturesUnordered::new();
+    let mut open = true;
+    while open || !inflight.is_empty() {
+        tokio::select! {
+            Some(()) = inflight.next(), if !inflight.is_empty() => {}
+            next = endpoint.next(), if open => match next {
+                None => open = false,
+                Some(request) => {
+                    let received = Instant::now();
+                    let permit = match Arc::clone(&ep.permits).try_acquire_owned() {
+                        Ok(permit) => permit,
+                        Err(_) => {
+                            crate::stats::refused("worker_capacity");
+                            let (err, h) = headers::error_reply(&Status::unavailable("the worker is at capacity", Duration::from_secs(1)));
+                            let _ = request.respond_with_headers(Err(err), h).await;
+                            continue;
+                        }
+                    };
+                    let h = request.message.headers.as_ref();
+                    match (&request.message.reply, super::stream::is_stream_request(h)) {
+                        (Some(reply), true) if ep.method.server_streaming => {
+                            let ctx = headers::context_from(h, received, ep.max_stream);
+                            let task = super::stream::serve(
+                                ep.client.clone(),
+                                Arc::clone(&ep.svc),
+                                ep.method,
+                                ctx,
+                                request.message.payload.clone(),
+                                reply.to_string(),
+                                ep.closing.clone(),
+                            );
+                            ep.streams.spawn(async move {
+                                task.await;
+                                drop(permit);
+                            });
+                        }
+                        (_, streaming) if streaming != ep.method.server_streaming => {
+                            let (err, h) = headers::error_reply(&Status::invalid_argument(format!(
+                                "{} is {}; this request asked for the other form",
+                                ep.method.path,
+                                if ep.method.server_streaming { "a streaming method" } else { "a unary method" }
+                            )));
+                            let _ = request.respond_with_headers(Err(err), h).await;
+                        }
+                        _ => inflight.push(handle(request, Arc::clone(&ep.svc), ep.method, received, ep.max_deadline, permit)),
+                    }
+                }
+            },
+        }
+    }
+}
+async fn handle(
+    request: async_nats::service::Request,
+    svc: LocalService,
+    method: &'static MethodDesc,
+    received: Instant,
+    max_deadline: Duration,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let ctx = headers::context_from(request.message.headers.as_ref(), received, max_deadline);
+    let deadline = ctx.deadline;
+    let call = svc.call(ctx, method, Codec::Proto, request.message.payload.clone());
+    let result = match deadline {
+        // Work whose caller has stopped waiting is not started; running work is bounded.
+        Some(d) if d <= Instant::now() => Err(Status::deadline_exceeded(
+            "the deadline passed before the worker started",
+        )),
+        Some(d) => tokio::time::timeout_at(d.into(), call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Status::deadline_exceeded(
+                    "the worker did not finish before the deadline",
+                ))
+            }),
+        None => call.await,
+    };
+    crate::stats::worker_request(
+        method,
+        result.as_ref().err().map(Status::code),
+        received.elapsed(),
+    );
+    let sent = match result {
+        Ok(Encoded::Unary(bytes)) => request.respond(Ok(bytes)).await,
+        Ok(Encoded::Stream(_)) => {
+            let (err, h) =
+                headers::error_reply(&Status::internal("a unary method returned a stream"));
+            request.respond_with_headers(Err(err), h).await
+        }
+        Err(status) => {
+            let (err, h) = headers::error_reply(&status);
+            request.respond_with_headers(Err(err), h).await
+        }
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, method = method.path, "could not send a reply");
+    }
+    drop(permit);
+}

@@ -1,0 +1,206 @@
+//! [`AppState`]: what the process builds once at start (store, services, router, limits) and
+//! every request shares. The composition root beside `config.rs`: it may import any module.
+
+use std::sync::Arc;
+
+use handlers::Deps;
+use handlers::auth::{ApiKeys, AuthService};
+use handlers::store::Store;
+
+use crate::config::Config;
+use crate::error::BoxError;
+use crate::http::{Api, events, sse};
+use crate::layers::{admission, ratelimit};
+use crate::nats;
+use crate::ops::health;
+use crate::router::{ServiceRouter, idempotency, llm, quota};
+use crate::store::{StoreBackend, open_store};
+
+/// What every request handler shares: one `Arc`, so a request clones one pointer.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The contents of [`AppState`].
+pub struct Shared {
+    /// The effective configuration.
+    pub config: Arc<Config>,
+    /// The service router (its route table).
+    pub router: ServiceRouter,
+    /// What the protocol adapters share: where calls go, open streams, HTTP limits.
+    pub api: Api,
+    /// Token verification.
+    pub auth: Arc<AuthService>,
+    /// Service API keys.
+    pub keys: Arc<ApiKeys>,
+    /// Readiness.
+    pub health: Arc<health::Health>,
+    /// The NATS connection, when one is configured.
+    pub nats: Option<async_nats::Client>,
+    /// In-flight limits and bulkheads.
+    pub admission: Arc<admission::Admission>,
+    /// Rate limiters (shared by every connection).
+    pub limits: Arc<ratelimit::RateLimits>,
+    /// 401s per client address (see auth.rs).
+    pub bad_credentials: Arc<handlers::leaky::Leaky<std::net::IpAddr>>,
+    /// Remote services and their responder counters, for the prober.
+    pub probes: Vec<(&'static str, nats::probe::Responders)>,
+    deps: Deps,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("router", &self.router)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Connects to NATS (if configured), opens the configured store and builds the services.
+    pub async fn open(config: Config) -> Result<AppState, BoxError> {
+        let (store, nats) = open_store(&config.store, &config.nats, &config.data_dir)
+            .await
+            .map_err(|e| e.to_string())?;
+        AppState::build(config, store, nats).await
+    }
+
+    /// Builds the services over an existing store and NATS connection.
+    pub async fn build(
+        config: Config,
+        store: Arc<dyn Store>,
+        nats: Option<nats::Nats>,
+    ) -> Result<AppState, BoxError> {
+        let auth_config = handlers::auth::AuthConfig {
+            access_ttl: config.auth.access_token_ttl,
+            refresh_ttl: config.auth.refresh_token_ttl,
+            login_limits: handlers::auth::guard::LoginLimits {
+                per_address: config.auth.login_failures_per_address,
+                per_account: config.auth.login_failures_per_account,
+                per_device: config.auth.login_failures_per_device,
+            },
+            ..handlers::auth::AuthConfig::default()
+        };
+        let auth = Arc::new(
+            AuthService::new(Arc::clone(&store), auth_config)
+                .await
+                .map_err(|e| format!("cannot load token signing keys: {e}"))?,
+        );
+        let jetstream = match (config.store.backend, &nats) {
+            (StoreBackend::Jetstream, Some(n)) => Some((&n.client, config.store.replicas)),
+            _ => None,
+        };
+        let events = events::open_log(&config.events, &store, jetstream).await?;
+        let prices = handlers::payment::Catalog::load(config.content.price_catalog.as_deref())
+            .map_err(|e| format!("price catalog: {e}"))?;
+        let deps = Deps {
+            store: Arc::clone(&store),
+            events,
+            prices: Arc::new(prices),
+            state_limits: config.state.limits(),
+            auth: Arc::clone(&auth),
+            providers: llm::providers(
+                &config.llm,
+                nats.as_ref().map(|n| {
+                    Arc::new(llm::NatsProvider::new(
+                        n.clone(),
+                        config.nats.request_timeout,
+                    )) as Arc<dyn handlers::llm::Provider>
+                }),
+            )?,
+        };
+        llm::seed_catalog(
+            &handlers::models::Catalog::new(Arc::clone(&store)),
+            &config.llm,
+        )
+        .await?;
+        let mut router = ServiceRouter::new(handlers::local_services(&deps));
+        let mut probes = Vec::new();
+        if let Some(client) = &nats {
+            for short in &config.routes.remote {
+                let desc = proto::ServiceDesc::by_short(short)
+                    .ok_or_else(|| format!("unknown service {short}"))?;
+                let endpoint = crate::router::nats::NatsEndpoint::new(
+                    client.clone(),
+                    desc,
+                    &config.routes,
+                    config.nats.request_timeout,
+                );
+                probes.push((desc.short, endpoint.responders()));
+                router = router
+                    .with_endpoint(short, Arc::new(endpoint))
+                    .ok_or_else(|| format!("unknown service {short}"))?;
+            }
+        }
+        let nats = nats.map(|n| n.client);
+        let config_rate = config.rate_limit.clone();
+        let admission = admission::Admission::new(config.http.max_in_flight, &config.bulkheads);
+        let limits = Arc::new(ratelimit::RateLimits::new(&config_rate));
+        let metered = tower::Layer::layer(
+            &quota::TokenQuotaLayer::layer(
+                config
+                    .rate_limit
+                    .enabled
+                    .then(|| Arc::clone(&limits.tokens)),
+            ),
+            router.clone(),
+        );
+        Ok(AppState(Arc::new(Shared {
+            health: Arc::new(health::Health::new(store, nats.clone())),
+            api: Api {
+                calls: tower::Layer::layer(
+                    &idempotency::IdempotencyLayer::layer(
+                        Arc::clone(&deps.store),
+                        config.idempotency.retention,
+                        idempotency::RecordLimits {
+                            per_player: config.idempotency.max_records_per_player,
+                            per_key: config.idempotency.max_records_per_key,
+                        },
+                    ),
+                    metered,
+                ),
+                streams: Arc::new(sse::Streams::new(config.streams.clone())),
+                http: Arc::new(config.http.clone()),
+                llm_timeout: config.llm.request_timeout,
+            },
+            config: Arc::new(config),
+            router,
+            auth,
+            keys: Arc::new(ApiKeys::new(Arc::clone(&deps.store))),
+            nats,
+            limits,
+            bad_credentials: Arc::new(handlers::leaky::Leaky::new(
+                config_rate.bad_credentials.burst,
+                std::time::Duration::from_secs_f64(
+                    60.0 * f64::from(config_rate.bad_credentials.burst)
+                        / f64::from(config_rate.bad_credentials.per_minute),
+                ),
+            )),
+            admission,
+            probes,
+            deps,
+        })))
+    }
+
+    /// The store.
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.deps.store)
+    }
+
+    /// The services this process implements (for `edge worker`).
+    pub fn local_services(&self) -> Vec<handlers::LocalService> {
+        handlers::local_services(&self.deps)
+    }
+}
+
+impl axum::extract::FromRef<AppState> for Api {
+    fn from_ref(state: &AppState) -> Api {
+        state.api.clone()
+    }
+}
