@@ -103,6 +103,9 @@ fn generate(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
     let mutates_ext = pool
         .get_extension_by_name("aicore.options.v1.mutates")
         .ok_or("aicore.options.v1.mutates extension missing")?;
+    let calls_ext = pool
+        .get_extension_by_name("aicore.options.v1.calls")
+        .ok_or("aicore.options.v1.calls extension missing")?;
 
     // package -> (services in that package)
     let mut packages: BTreeMap<String, Vec<prost_reflect::ServiceDescriptor>> = BTreeMap::new();
@@ -123,6 +126,8 @@ fn generate(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
             .push(s.clone());
     }
 
+    let calls = declared_calls(&services, &calls_ext)?;
+
     let mut code = String::new();
     writeln!(
         code,
@@ -138,11 +143,12 @@ fn generate(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
             .ok_or("package without a service segment")?;
         writeln!(
             code,
-            "  crate::ServiceDesc {{ index: {si}, short: {short:?}, package: {:?}, name: {:?}, full_name: {:?}, doc: {:?}, methods: &[",
+            "  crate::ServiceDesc {{ index: {si}, short: {short:?}, package: {:?}, name: {:?}, full_name: {:?}, doc: {:?}, calls: &{:?}, methods: &[",
             s.package_name(),
             s.name(),
             s.full_name(),
             comment(s.parent_file().file_descriptor_proto(), s.path()),
+            calls[si],
         )?;
         for (mi, m) in s.methods().enumerate() {
             if m.is_client_streaming() {
@@ -214,6 +220,105 @@ fn generate(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
     Ok(code)
 }
 
+/// Short name of a service: the second segment of its package.
+fn short_of(s: &prost_reflect::ServiceDescriptor) -> Result<&str, Box<dyn Error>> {
+    Ok(s.package_name()
+        .split('.')
+        .nth(1)
+        .ok_or("package without a service segment")?)
+}
+
+/// Each service's `calls` option, checked: every entry names an existing method of another
+/// service, once; and the graph has no cycle, so a call between services can never loop.
+fn declared_calls(
+    services: &[prost_reflect::ServiceDescriptor],
+    ext: &prost_reflect::ExtensionDescriptor,
+) -> Result<Vec<Vec<String>>, Box<dyn Error>> {
+    let mut all = Vec::new();
+    for s in services {
+        let me = short_of(s)?;
+        let mut list: Vec<String> = Vec::new();
+        if let Value::List(values) = s.options().get_extension(ext).as_ref() {
+            for v in values {
+                let Value::String(entry) = v else {
+                    return Err(format!("{}: calls entries are strings", s.full_name()).into());
+                };
+                let (svc, method) = entry.split_once('.').ok_or_else(|| {
+                    format!(
+                        "{}: calls entry {entry:?} is not <svc>.<Method>",
+                        s.full_name()
+                    )
+                })?;
+                if svc == me {
+                    return Err(format!(
+                        "{}: a service does not call itself ({entry})",
+                        s.full_name()
+                    )
+                    .into());
+                }
+                let target = services
+                    .iter()
+                    .find(|t| short_of(t).is_ok_and(|t| t == svc))
+                    .ok_or_else(|| {
+                        format!("{}: calls {entry}: no service {svc:?}", s.full_name())
+                    })?;
+                if !target.methods().any(|m| m.name() == method) {
+                    return Err(format!(
+                        "{}: calls {entry}: {} has no method {method}",
+                        s.full_name(),
+                        target.full_name()
+                    )
+                    .into());
+                }
+                if list.contains(entry) {
+                    return Err(format!("{}: calls {entry} twice", s.full_name()).into());
+                }
+                list.push(entry.clone());
+            }
+        }
+        list.sort();
+        all.push(list);
+    }
+    // Depth-first search over services; reaching a service on the current path is a cycle.
+    let shorts: Vec<&str> = services.iter().map(short_of).collect::<Result<_, _>>()?;
+    fn visit(
+        i: usize,
+        shorts: &[&str],
+        calls: &[Vec<String>],
+        state: &mut [u8],
+        path: &mut Vec<usize>,
+    ) -> Result<(), String> {
+        if state[i] == 2 {
+            return Ok(());
+        }
+        if state[i] == 1 {
+            let from = path.iter().position(|&p| p == i).unwrap_or(0);
+            let mut names: Vec<&str> = path[from..].iter().map(|&p| shorts[p]).collect();
+            names.push(shorts[i]);
+            return Err(format!(
+                "the calls between services form a cycle: {}",
+                names.join(" -> ")
+            ));
+        }
+        state[i] = 1;
+        path.push(i);
+        for entry in &calls[i] {
+            let svc = entry.split('.').next().unwrap_or("");
+            if let Some(j) = shorts.iter().position(|s| *s == svc) {
+                visit(j, shorts, calls, state, path)?;
+            }
+        }
+        path.pop();
+        state[i] = 2;
+        Ok(())
+    }
+    let mut state = vec![0u8; services.len()];
+    for i in 0..services.len() {
+        visit(i, &shorts, &all, &mut state, &mut Vec::new())?;
+    }
+    Ok(all)
+}
+
 fn comment(file: &prost_reflect::prost_types::FileDescriptorProto, path: &[i32]) -> String {
     file.source_code_info
         .as_ref()
@@ -270,6 +375,7 @@ fn service_code(
         }
     }
     writeln!(code, "}}")?;
+    client_code(code, s)?;
     let disp = format!("{name}Dispatch");
     let fn_name = format!("{}_dispatch", snake(name));
     writeln!(
@@ -320,6 +426,46 @@ fn service_code(
     )?;
     writeln!(code, "    }}")?;
     writeln!(code, "  }}")?;
+    writeln!(code, "}}")?;
+    Ok(())
+}
+
+/// A typed client over any [`Transport`]: one method per RPC, encoding the request as protobuf
+/// and decoding the reply, so a caller never touches bytes or paths.
+fn client_code(
+    code: &mut String,
+    s: &prost_reflect::ServiceDescriptor,
+) -> Result<(), Box<dyn Error>> {
+    let name = s.name();
+    let upper = snake(name).to_uppercase();
+    writeln!(
+        code,
+        "/// A typed client of `{}`, over any transport (in services: the router).",
+        s.full_name()
+    )?;
+    writeln!(code, "#[derive(Clone)] pub struct {name}Client<T>(pub T);")?;
+    writeln!(
+        code,
+        "impl<T> ::std::fmt::Debug for {name}Client<T> {{ fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{ f.write_str(\"{name}Client\") }} }}"
+    )?;
+    writeln!(code, "impl<T: crate::Transport> {name}Client<T> {{")?;
+    for (mi, m) in s.methods().enumerate() {
+        let input = rust_type(m.input().full_name());
+        let output = rust_type(m.output().full_name());
+        let f = ident(&snake(m.name()));
+        writeln!(code, "  /// Calls `{}`.", m.name())?;
+        if m.is_server_streaming() {
+            writeln!(
+                code,
+                "  pub async fn {f}(&self, ctx: T::Context, req: {input}) -> Result<crate::BoxStream<Result<{output}, T::Error>>, T::Error> {{ let body = crate::codec::encode(crate::Codec::Proto, &req)?; let stream = self.0.stream(ctx, &{upper}.methods[{mi}], body).await?; Ok(::std::boxed::Box::pin(::futures_util::StreamExt::map(stream, |item| item.and_then(|bytes| Ok(crate::codec::decode::<{output}>(crate::Codec::Proto, &bytes)?))))) }}"
+            )?;
+        } else {
+            writeln!(
+                code,
+                "  pub async fn {f}(&self, ctx: T::Context, req: {input}) -> Result<{output}, T::Error> {{ let body = crate::codec::encode(crate::Codec::Proto, &req)?; let bytes = self.0.unary(ctx, &{upper}.methods[{mi}], body).await?; Ok(crate::codec::decode(crate::Codec::Proto, &bytes)?) }}"
+            )?;
+        }
+    }
     writeln!(code, "}}")?;
     Ok(())
 }

@@ -217,6 +217,10 @@ pub struct ServeArgs {
     /// NATS credentials file (JWT and nkey).
     #[arg(long, env = "EDGE_NATS_CREDENTIALS")]
     pub nats_credentials: Option<PathBuf>,
+    /// With NATS, also answer in queue groups for the services this edge hosts, so a worker's
+    /// call to one of them finds a responder [default: true].
+    #[arg(long, env = "EDGE_SERVE_LOCAL")]
+    pub serve_local: Option<bool>,
     /// Services served by remote workers over NATS, e.g. `llm,story`.
     #[arg(long, env = "EDGE_REMOTE", value_delimiter = ',')]
     pub remote: Option<Vec<String>>,

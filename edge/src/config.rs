@@ -69,6 +69,8 @@ pub struct Config {
     pub content: ContentConfig,
     /// Per-player state quotas.
     pub state: StateConfig,
+    /// How the game clock starts, the first time any replica reads it.
+    pub time: handlers::time::ClockSettings,
 }
 
 /// `[state]`: what one player may keep in the state service.
@@ -146,6 +148,7 @@ impl Default for Config {
             events: EventsConfig::default(),
             content: ContentConfig::default(),
             state: StateConfig::default(),
+            time: handlers::time::ClockSettings::default(),
         }
     }
 }
@@ -230,6 +233,7 @@ impl Config {
             self.nats.url.clone_from(&a.nats);
         }
         set(&mut self.nats.request_timeout, &a.nats_request_timeout);
+        set(&mut self.nats.serve_local, &a.serve_local);
         if a.nats_ca.is_some() {
             self.nats.ca.clone_from(&a.nats_ca);
         }
@@ -285,6 +289,7 @@ impl Config {
                 return bad(format!("TLS file {} does not exist", p.display()));
             }
         }
+        self.time.validate().map_err(ConfigError::Invalid)?;
         if !(1..=64 * 1024 * 1024).contains(&self.http.max_body_bytes) {
             return bad("http.max_body_bytes must be 1 byte to 64 MiB".into());
         }

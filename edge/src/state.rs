@@ -104,6 +104,9 @@ impl AppState {
             events,
             prices: Arc::new(prices),
             state_limits: config.state.limits(),
+            calls: handlers::calls::Calls::new(),
+            clock: config.time.clone(),
+            schedule_wake: Arc::new(tokio::sync::Notify::new()),
             auth: Arc::clone(&auth),
             providers: llm::providers(
                 &config.llm,
@@ -138,6 +141,19 @@ impl AppState {
                     .ok_or_else(|| format!("unknown service {short}"))?;
             }
         }
+        // Services call each other through this router, wherever each one runs.
+        let records = idempotency::IdempotencyLayer::layer(
+            Arc::clone(&deps.store),
+            config.idempotency.retention,
+            idempotency::RecordLimits {
+                per_player: config.idempotency.max_records_per_player,
+                per_key: config.idempotency.max_records_per_key,
+            },
+        );
+        deps.calls
+            .connect(Arc::new(crate::router::calls::RouterRoute::new(
+                &router, &records,
+            )));
         let nats = nats.map(|n| n.client);
         let config_rate = config.rate_limit.clone();
         let admission = admission::Admission::new(config.http.max_in_flight, &config.bulkheads);
@@ -193,9 +209,28 @@ impl AppState {
         Arc::clone(&self.deps.store)
     }
 
-    /// The services this process implements (for `edge worker`).
-    pub fn local_services(&self) -> Vec<handlers::LocalService> {
+    /// The time service's scheduler, if this process hosts the time service (it then owns
+    /// the task that runs it).
+    pub fn time_scheduler(&self) -> Option<handlers::time::scheduler::Scheduler> {
+        let hosted = self
+            .router
+            .local_services()
+            .iter()
+            .any(|s| std::ptr::eq(s.descriptor(), proto::aicore::time::v1::TIME_SERVICE));
+        hosted.then(|| handlers::time_scheduler(&self.deps))
+    }
+
+    /// The services this build implements.
+    pub fn implemented(&self) -> Vec<&'static str> {
         handlers::local_services(&self.deps)
+            .iter()
+            .map(|s| s.descriptor().short)
+            .collect()
+    }
+
+    /// The services this process hosts: those its router serves in-process.
+    pub fn local_services(&self) -> Vec<handlers::LocalService> {
+        self.router.local_services()
     }
 }
 

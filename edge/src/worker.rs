@@ -14,11 +14,30 @@ use crate::state::AppState;
 
 /// Runs a worker until SIGTERM/SIGINT.
 pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
-    let config = Config::load(&args.serve)?;
+    let mut config = Config::load(&args.serve)?;
     let _flush_logs_on_exit = crate::ops::telemetry::init(&config.log)?;
     if config.nats.url.is_none() {
         return Err("edge worker needs a NATS URL (--nats / EDGE_NATS_URL)".into());
     }
+    let hosted: Vec<&str> = args
+        .services
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !n.is_empty())
+        .collect();
+    if let Some(unknown) = hosted
+        .iter()
+        .find(|n| proto::ServiceDesc::by_short(n).is_none())
+    {
+        return Err(format!("there is no service {unknown:?}").into());
+    }
+    // What this worker does not host, its services reach over NATS (an edge or another worker),
+    // so any placement gives the same answers.
+    config.routes.remote = proto::SERVICES
+        .iter()
+        .filter(|s| !hosted.contains(&s.short))
+        .map(|s| s.short.to_owned())
+        .collect();
     crate::stats::install();
     let state = AppState::open(config.clone()).await?;
     state.health.set_tls_not_served();
@@ -26,7 +45,7 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
         .nats
         .clone()
         .ok_or("edge worker needs a NATS connection")?;
-    let local = handlers_by_name(&state, &args.services)?;
+    let local = handlers_by_name(&state, &hosted)?;
     // Probes and metrics, for container health checks and scrapes (no route table: a worker
     // routes nothing). Bound before joining any queue group, so a taken port fails the start.
     let admin = tokio::net::TcpListener::bind(config.admin_listen)
@@ -56,6 +75,9 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
         }
     });
     background.spawn(crate::stats::upkeep(stop_background.clone()));
+    if let Some(scheduler) = state.time_scheduler() {
+        background.spawn(scheduler.run(stop_background.clone()));
+    }
     // The worker's own store (redb) holds what its services write, e.g. auth's refresh tokens.
     background.spawn(crate::ops::janitor::run(
         state.store(),
@@ -79,20 +101,19 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn handlers_by_name(state: &AppState, names: &[String]) -> Result<Vec<LocalService>, BoxError> {
-    let all = state.local_services();
+fn handlers_by_name(state: &AppState, names: &[&str]) -> Result<Vec<LocalService>, BoxError> {
+    let local = state.local_services();
     names
         .iter()
-        .filter(|n| !n.is_empty())
         .map(|name| {
-            all.iter()
-                .find(|s| s.descriptor().short == name.as_str())
+            local
+                .iter()
+                .find(|s| s.descriptor().short == *name)
                 .cloned()
                 .ok_or_else(|| {
-                    let have: Vec<_> = all.iter().map(|s| s.descriptor().short).collect();
                     format!(
                         "this build does not implement service {name:?}; implemented: {}",
-                        have.join(", ")
+                        state.implemented().join(", ")
                     )
                     .into()
                 })

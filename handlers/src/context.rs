@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use proto::{Access, MethodDesc};
+
 use crate::status::Status;
 
 /// The authenticated caller.
@@ -47,6 +49,9 @@ pub struct Context {
     /// The client's address (from a trusted proxy's `X-Forwarded-For`, else the peer), for
     /// per-address limits.
     pub client_addr: Option<std::net::IpAddr>,
+    /// When a service called this one: the services on the way here, outermost first, the
+    /// direct caller last (see [`crate::calls`]). Empty for a client's call.
+    pub chain: Vec<&'static str>,
 }
 
 impl Context {
@@ -96,6 +101,38 @@ pub fn validate_player_id(id: &str) -> Result<(), Status> {
         Err(Status::invalid_argument(
             "playerId is not a valid player id",
         ))
+    }
+}
+
+/// Whether a service principal's scopes cover a method: `*`, `svc` or `svc.Method`.
+pub fn scope_allows(scopes: &[String], m: &MethodDesc) -> bool {
+    scopes.iter().any(|s| {
+        // Broad scopes (`*`, a whole service) never reach admin methods; those need `svc.Method`.
+        (m.access != Access::Admin && (s == "*" || s == m.service))
+            || s.split_once('.')
+                .is_some_and(|(svc, method)| svc == m.service && method == m.name)
+    })
+}
+
+/// Decides whether `principal` may call `m`.
+pub fn authorize(principal: Option<&Principal>, m: &MethodDesc) -> Result<(), Status> {
+    match (m.access, principal) {
+        (Access::Public, _) => Ok(()),
+        (_, None) => Err(Status::unauthenticated("missing bearer token")),
+        (Access::Player, Some(Principal::Player { .. })) => Ok(()),
+        (Access::Service | Access::Admin, Some(Principal::Player { .. })) => Err(
+            Status::permission_denied(format!("{} needs a service key", m.path)),
+        ),
+        (_, Some(Principal::Service { scopes, .. })) => {
+            if scope_allows(scopes, m) {
+                Ok(())
+            } else {
+                Err(Status::permission_denied(format!(
+                    "the key's scopes do not cover {}",
+                    m.path
+                )))
+            }
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod airouter;
 pub mod auth;
+pub mod calls;
 pub mod context;
 pub mod data;
 pub mod events;
@@ -15,6 +16,7 @@ pub mod shares;
 pub mod state;
 pub mod status;
 pub mod store;
+pub mod time;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,6 +42,12 @@ pub struct Deps {
     pub prices: Arc<payment::Catalog>,
     /// What one player may keep in the state service.
     pub state_limits: state::StateLimits,
+    /// Calls to other services, through the router (connected once it is built).
+    pub calls: calls::Calls,
+    /// How the game clock starts.
+    pub clock: time::ClockSettings,
+    /// Wakes the time scheduler when an event is scheduled in this process.
+    pub schedule_wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -53,7 +61,7 @@ impl std::fmt::Debug for Deps {
 /// The services implemented in this process. Services of the catalog missing here answer
 /// `unimplemented` from the router.
 pub fn local_services(deps: &Deps) -> Vec<LocalService> {
-    use proto::aicore::{airouter, auth, events, llm, models, payment, settings, state};
+    use proto::aicore::{airouter, auth, events, llm, models, payment, settings, state, time};
     let catalog = crate::models::Catalog::new(Arc::clone(&deps.store));
     vec![
         auth::v1::auth_service_dispatch(Arc::clone(&deps.auth)),
@@ -81,7 +89,22 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
         events::v1::event_bus_service_dispatch(Arc::new(crate::events::EventsService::new(
             Arc::clone(&deps.events),
         ))),
+        time::v1::time_service_dispatch(Arc::new(crate::time::TimeService::new(
+            Arc::clone(&deps.store),
+            deps.clock.clone(),
+            Arc::clone(&deps.schedule_wake),
+        ))),
     ]
+}
+
+/// The time service's scheduler, for the process that hosts the time service to run.
+pub fn time_scheduler(deps: &Deps) -> time::scheduler::Scheduler {
+    time::scheduler::Scheduler::new(
+        Arc::clone(&deps.store),
+        deps.clock.clone(),
+        deps.calls.from(proto::aicore::time::v1::TIME_SERVICE),
+        Arc::clone(&deps.schedule_wake),
+    )
 }
 
 /// Milliseconds since the Unix epoch.

@@ -113,6 +113,9 @@ pub struct ServiceDesc {
     pub full_name: &'static str,
     /// The leading comment of the service in its .proto file.
     pub doc: &'static str,
+    /// The methods of other services it calls, as `<svc>.<Method>` (its `calls` option), sorted:
+    /// exactly the scopes of the service principal its calls carry.
+    pub calls: &'static [&'static str],
     /// Its methods in declaration order.
     pub methods: &'static [MethodDesc],
 }
@@ -122,6 +125,49 @@ impl ServiceDesc {
     pub fn by_short(short: &str) -> Option<&'static ServiceDesc> {
         SERVICES.iter().find(|s| s.short == short)
     }
+
+    /// Whether it declares calling `method`.
+    pub fn declares(&self, method: &MethodDesc) -> bool {
+        self.calls.iter().any(|c| {
+            c.split_once('.')
+                .is_some_and(|(svc, m)| svc == method.service && m == method.name)
+        })
+    }
+
+    /// The services that declare calling one of its methods.
+    pub fn called_by(&self) -> impl Iterator<Item = &'static ServiceDesc> + '_ {
+        SERVICES.iter().filter(move |s| {
+            s.calls
+                .iter()
+                .any(|c| c.split_once('.').is_some_and(|(svc, _)| svc == self.short))
+        })
+    }
+}
+
+/// Encoded messages of a stream, or the status that ended it.
+pub type ByteStream<E> = BoxStream<Result<bytes::Bytes, E>>;
+
+/// How a typed client reaches a service: encoded requests in, encoded replies out. The
+/// handlers implement it over the router, so a client works the same in-process or over NATS.
+pub trait Transport: Send + Sync {
+    /// What the caller passes with each call.
+    type Context: Send + 'static;
+    /// The status type; codec failures convert into it.
+    type Error: From<CodecError> + Send + 'static;
+    /// One unary call with a protobuf body; the protobuf reply.
+    fn unary(
+        &self,
+        ctx: Self::Context,
+        method: &'static MethodDesc,
+        body: bytes::Bytes,
+    ) -> BoxFuture<Result<bytes::Bytes, Self::Error>>;
+    /// One streaming call with a protobuf body; the protobuf messages.
+    fn stream(
+        &self,
+        ctx: Self::Context,
+        method: &'static MethodDesc,
+        body: bytes::Bytes,
+    ) -> BoxFuture<Result<ByteStream<Self::Error>, Self::Error>>;
 }
 
 static BY_PATH: LazyLock<HashMap<&'static str, &'static MethodDesc>> = LazyLock::new(|| {

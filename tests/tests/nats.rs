@@ -571,18 +571,26 @@ async fn replicas_and_workers_share_the_jetstream_store() {
         cb.get("/readyz").await.json()["store"]["backend"],
         "jetstream"
     );
-    // Replica A's auth calls really went to the worker.
-    let stats = nats
-        .client()
-        .await
-        .request("$SRV.STATS.auth", Bytes::new())
+    // Replica A's auth calls really went over NATS: to the worker, or to replica B, which also
+    // answers for the services it hosts. Every responder's stats, summed.
+    let client = nats.client().await;
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await.unwrap();
+    client
+        .publish_with_reply("$SRV.STATS.auth", inbox, Bytes::new())
         .await
         .unwrap();
-    let stats: serde_json::Value = serde_json::from_slice(&stats.payload).unwrap();
-    let served: u64 = stats["endpoints"]
-        .as_array()
-        .unwrap()
+    let mut all = Vec::new();
+    while let Ok(Some(m)) =
+        tokio::time::timeout(std::time::Duration::from_millis(700), replies.next()).await
+    {
+        all.push(serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap());
+    }
+    assert_eq!(all.len(), 2, "the worker and replica B answer for auth");
+    let stats = serde_json::Value::Array(all.clone());
+    let served: u64 = all
         .iter()
+        .flat_map(|s| s["endpoints"].as_array().unwrap().iter())
         .map(|e| e["num_requests"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!(served, 4, "register x2, login, refresh: {stats}");
@@ -614,14 +622,23 @@ async fn replicas_and_workers_share_the_jetstream_store() {
     let again = paid(&cb, key.clone(), credit).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.json()["transaction"], first.json()["transaction"]);
+    // The reused refresh token above revoked that session everywhere: log in anew.
+    let fresh = cb
+        .call(
+            "/aicore.auth.v1.AuthService/Login",
+            None,
+            json!({"username": "shared", "password": "correct-horse"}),
+        )
+        .await
+        .json();
     let balance = cb
         .call(
             "/aicore.payment.v1.PaymentService/GetBalance",
-            Some(&access),
+            fresh["accessToken"].as_str(),
             json!({}),
         )
         .await;
-    assert_eq!(balance.json()["balance"], "50");
+    assert_eq!(balance.json()["balance"], "50", "{:?}", balance.body);
 }
 
 #[tokio::test]

@@ -260,6 +260,7 @@ pub async fn completions(State(state): State<Api>, req: Request) -> Response {
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
+        chain: Vec::new(),
     };
     let call = Call {
         method,

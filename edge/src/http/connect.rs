@@ -181,6 +181,7 @@ pub async fn unary(
             .extensions
             .get::<crate::layers::client_addr::ClientAddr>()
             .map(|a| a.0),
+        chain: Vec::new(),
     };
     // Event subscriptions carry their position in every message's id.
     let stream_permit = match stream_permit {

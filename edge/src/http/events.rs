@@ -212,6 +212,7 @@ pub async fn get(State(state): State<Api>, req: Request) -> Response {
             .extensions
             .get::<crate::layers::client_addr::ClientAddr>()
             .map(|a| a.0),
+        chain: Vec::new(),
     };
     let req = SubscribeRequest {
         topics,

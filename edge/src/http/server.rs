@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::error::BoxError;
 use crate::http::tls;
 use crate::layers::client_addr::PeerAddr;
+use crate::nats::responder::{Limits, Responder};
 use crate::ops::admin;
 use crate::state::AppState;
 
@@ -166,6 +167,26 @@ async fn serve(
             stop_background.clone(),
         ));
     }
+    if let Some(scheduler) = state.time_scheduler() {
+        tracker.spawn(scheduler.run(stop_background.clone()));
+    }
+    // Workers' services call the ones hosted here over NATS; without this they find no one.
+    let responder = match (&state.nats, config.nats.serve_local) {
+        (Some(client), true) => Some(
+            Responder::start(
+                client.clone(),
+                &state.local_services(),
+                &config.routes,
+                Limits {
+                    max_concurrency: config.nats.serve_max_concurrency,
+                    max_deadline: config.http.request_timeout,
+                    max_stream: config.streams.max_duration,
+                },
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let app = crate::app(state.clone());
 
     // Serve until the first signal.
@@ -210,8 +231,12 @@ async fn serve(
     );
     tracker.close();
     let finish = async {
-        graceful.shutdown().await;
-        tracker.wait().await;
+        let nats_requests = async {
+            if let Some(responder) = responder {
+                responder.drain(remaining).await;
+            }
+        };
+        tokio::join!(graceful.shutdown(), tracker.wait(), nats_requests);
     };
     tokio::select! {
         r = tokio::time::timeout(remaining, finish) => {

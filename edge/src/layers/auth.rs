@@ -15,6 +15,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use handlers::auth::guard::address_key;
 use handlers::auth::{ApiKeys, AuthService};
+use handlers::context::authorize;
 use handlers::leaky::Leaky;
 use handlers::{Principal, Status};
 use proto::{Access, BoxFuture, MethodDesc};
@@ -103,38 +104,6 @@ fn bearer(req: &Request) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
-}
-
-/// Whether a service principal's scopes cover a method: `*`, `svc` or `svc.Method`.
-pub fn scope_allows(scopes: &[String], m: &MethodDesc) -> bool {
-    scopes.iter().any(|s| {
-        // Broad scopes (`*`, a whole service) never reach admin methods; those need `svc.Method`.
-        (m.access != Access::Admin && (s == "*" || s == m.service))
-            || s.split_once('.')
-                .is_some_and(|(svc, method)| svc == m.service && method == m.name)
-    })
-}
-
-/// Decides whether `principal` may call `m`.
-pub fn authorize(principal: Option<&Principal>, m: &MethodDesc) -> Result<(), Status> {
-    match (m.access, principal) {
-        (Access::Public, _) => Ok(()),
-        (_, None) => Err(Status::unauthenticated("missing bearer token")),
-        (Access::Player, Some(Principal::Player { .. })) => Ok(()),
-        (Access::Service | Access::Admin, Some(Principal::Player { .. })) => Err(
-            Status::permission_denied(format!("{} needs a service key", m.path)),
-        ),
-        (_, Some(Principal::Service { scopes, .. })) => {
-            if scope_allows(scopes, m) {
-                Ok(())
-            } else {
-                Err(Status::permission_denied(format!(
-                    "the key's scopes do not cover {}",
-                    m.path
-                )))
-            }
-        }
-    }
 }
 
 /// Checks the access rule and hands the principal and the method on to the layers inside.

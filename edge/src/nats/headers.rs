@@ -19,6 +19,10 @@ pub const PRINCIPAL: &str = "Edge-Principal";
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// The client's address, for per-address limits in the worker.
 pub const CLIENT_ADDR: &str = "Edge-Client-Addr";
+/// For a call between services: the services on the way, outermost first, the caller last
+/// (comma-separated short names). The callee derives the caller's principal and scopes from the
+/// descriptors, never from the sender's word.
+pub const CALL_CHAIN: &str = "Edge-Call-Chain";
 /// The Connect code of an error reply.
 pub const CONNECT_CODE: &str = "Connect-Code";
 /// When to retry, for `unavailable` and `resource_exhausted` replies.
@@ -73,7 +77,9 @@ pub fn request_headers(ctx: &Context, timeout: Duration) -> HeaderMap {
     if let Some(tp) = &ctx.traceparent {
         h.insert(name(TRACEPARENT), tp.as_str());
     }
-    if let Some(p) = &ctx.principal {
+    if !ctx.chain.is_empty() {
+        h.insert(name(CALL_CHAIN), ctx.chain.join(","));
+    } else if let Some(p) = &ctx.principal {
         h.insert(name(PRINCIPAL), encode_principal(p));
     }
     if let Some(k) = &ctx.idempotency_key {
@@ -100,8 +106,22 @@ pub fn context_from(h: Option<&HeaderMap>, received: Instant, max: Duration) -> 
     let budget = get(h, DEADLINE_MS)
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(max, |ms| Duration::from_millis(ms).min(max));
+    // A call between services names its chain; its principal is the caller's, by the
+    // descriptors. A name no service has is kept as a chain that `calls::admit` refuses.
+    let chain: Vec<&'static str> = get(h, CALL_CHAIN)
+        .map(|c| {
+            c.split(',')
+                .map(|s| proto::ServiceDesc::by_short(s).map_or("?", |d| d.short))
+                .collect()
+        })
+        .unwrap_or_default();
+    let principal = match chain.last() {
+        Some(caller) => proto::ServiceDesc::by_short(caller).map(handlers::calls::principal_of),
+        None => get(h, PRINCIPAL).and_then(decode_principal),
+    };
     Context {
-        principal: get(h, PRINCIPAL).and_then(decode_principal),
+        chain,
+        principal,
         deadline: Some(received + budget),
         request_id: get(h, REQUEST_ID).unwrap_or("").to_owned(),
         idempotency_key: get(h, IDEMPOTENCY_KEY).map(str::to_owned),
@@ -181,6 +201,7 @@ mod tests {
             traceparent: Some("00-aa-bb-01".into()),
             deadline: None,
             client_addr: Some("2001:db8::7".parse().unwrap()),
+            chain: Vec::new(),
         };
         let h = request_headers(&ctx, Duration::from_millis(1500));
         let now = Instant::now();
@@ -192,6 +213,41 @@ mod tests {
         assert_eq!(back.deadline, Some(now + Duration::from_millis(1500)));
         let capped = context_from(Some(&h), now, Duration::from_secs(1));
         assert_eq!(capped.deadline, Some(now + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_call_between_services_carries_its_chain_and_never_its_principal() {
+        let ctx = Context {
+            // What the sender claims is ignored: the callee derives it from the descriptors.
+            principal: Some(Principal::Service {
+                name: "svc:weather".into(),
+                scopes: vec!["*".into()],
+            }),
+            chain: vec!["npc", "weather"],
+            ..Context::default()
+        };
+        let h = request_headers(&ctx, Duration::from_secs(1));
+        assert!(h.get(PRINCIPAL).is_none());
+        let back = context_from(Some(&h), Instant::now(), Duration::from_secs(60));
+        assert_eq!(back.chain, vec!["npc", "weather"]);
+        assert_eq!(
+            back.principal,
+            Some(Principal::Service {
+                name: "svc:weather".into(),
+                scopes: vec!["time.Now".into(), "world.GetRegion".into()],
+            })
+        );
+        // A forged chain naming no service keeps a marker that admit refuses.
+        let mut forged = HeaderMap::new();
+        forged.insert(CALL_CHAIN, "weather,root");
+        let back = context_from(Some(&forged), Instant::now(), Duration::from_secs(60));
+        assert_eq!(back.chain, vec!["weather", "?"]);
+        assert_eq!(back.principal, None);
+        let now = &proto::aicore::time::v1::TIME_SERVICE.methods[0];
+        assert_eq!(
+            handlers::calls::admit(&back, now).unwrap_err().code(),
+            handlers::Code::PermissionDenied
+        );
     }
 
     #[test]

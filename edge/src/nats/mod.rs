@@ -104,6 +104,11 @@ pub struct NatsConfig {
     pub key: Option<PathBuf>,
     /// Credentials file (JWT + nkey) for NATS authentication.
     pub credentials: Option<PathBuf>,
+    /// Also answer in queue groups for the services this edge hosts, so calls from services on
+    /// workers reach them (DESIGN section 8).
+    pub serve_local: bool,
+    /// Requests the edge's responder handles at once; past it, 503 at once.
+    pub serve_max_concurrency: usize,
 }
 
 impl Default for NatsConfig {
@@ -115,6 +120,8 @@ impl Default for NatsConfig {
             cert: None,
             key: None,
             credentials: None,
+            serve_local: true,
+            serve_max_concurrency: 256,
         }
     }
 }

@@ -156,6 +156,11 @@ async fn serve_endpoint(mut endpoint: async_nats::service::endpoint::Endpoint, e
                     match (&request.message.reply, super::stream::is_stream_request(h)) {
                         (Some(reply), true) if ep.method.server_streaming => {
                             let ctx = headers::context_from(h, received, ep.max_stream);
+                            if let Err(status) = handlers::calls::admit(&ctx, ep.method) {
+                                let (err, h) = headers::error_reply(&status);
+                                let _ = request.respond_with_headers(Err(err), h).await;
+                                continue;
+                            }
                             let task = super::stream::serve(
                                 ep.client.clone(),
                                 Arc::clone(&ep.svc),
@@ -195,8 +200,11 @@ async fn handle(
 ) {
     let ctx = headers::context_from(request.message.headers.as_ref(), received, max_deadline);
     let deadline = ctx.deadline;
+    // A call from another service is checked here, where it arrives: declared, no cycle.
+    let admitted = handlers::calls::admit(&ctx, method);
     let call = svc.call(ctx, method, Codec::Proto, request.message.payload.clone());
     let result = match deadline {
+        _ if admitted.is_err() => admitted.map(|()| Encoded::Unary(bytes::Bytes::new())),
         // Work whose caller has stopped waiting is not started; running work is bounded.
         Some(d) if d <= Instant::now() => Err(Status::deadline_exceeded(
             "the deadline passed before the worker started",

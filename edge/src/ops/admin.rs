@@ -25,6 +25,9 @@ pub fn routes_json(state: &AppState) -> Value {
                 "responders": endpoint.and_then(|e| e.responders()),
                 "subjectPrefix": state.config.routes.prefix(s),
                 "doc": s.doc,
+                // The dependency graph, from each service's `calls` option.
+                "calls": s.calls,
+                "calledBy": s.called_by().map(|c| c.short).collect::<Vec<_>>(),
                 "methods": s.methods.iter().map(|m| json!({
                     "name": m.name,
                     "path": m.path,

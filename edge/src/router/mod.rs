@@ -4,6 +4,7 @@
 //! meter ([`quota`]); [`llm`] builds the model providers. The router may import NATS and the
 //! shared modules; never the layers, the adapters, `ops` or the composition root.
 
+pub mod calls;
 pub mod idempotency;
 pub mod llm;
 pub mod nats;
@@ -50,6 +51,10 @@ pub trait Endpoint: Send + Sync + 'static {
     fn enforces_deadline(&self) -> bool {
         false
     }
+    /// The in-process service behind it, if it is local.
+    fn local(&self) -> Option<&LocalService> {
+        None
+    }
 }
 
 /// An in-process handler.
@@ -61,6 +66,9 @@ impl Endpoint for Local {
     }
     fn kind(&self) -> &'static str {
         "local"
+    }
+    fn local(&self) -> Option<&LocalService> {
+        Some(&self.0)
     }
 }
 
@@ -124,9 +132,35 @@ impl ServiceRouter {
         })
     }
 
+    /// The services it serves in-process.
+    pub fn local_services(&self) -> Vec<LocalService> {
+        self.endpoints
+            .iter()
+            .filter_map(|e| e.local().cloned())
+            .collect()
+    }
+
+    /// A handle that does not keep the router (and so its services) alive.
+    pub fn downgrade(&self) -> WeakRouter {
+        WeakRouter(Arc::downgrade(&self.endpoints))
+    }
+
     /// The endpoint of a service, for the route table.
     pub fn endpoint(&self, service_index: usize) -> Option<&Arc<dyn Endpoint>> {
         self.endpoints.get(service_index)
+    }
+}
+
+/// A [`ServiceRouter`] held weakly.
+#[derive(Clone)]
+pub struct WeakRouter(std::sync::Weak<[Arc<dyn Endpoint>]>);
+
+impl WeakRouter {
+    /// The router, unless it is gone.
+    pub fn upgrade(&self) -> Option<ServiceRouter> {
+        self.0
+            .upgrade()
+            .map(|endpoints| ServiceRouter { endpoints })
     }
 }
 
