@@ -113,6 +113,8 @@ impl StateConfig {
 pub struct ContentConfig {
     /// The price catalog (TOML, as `handlers/data/payment/catalog.toml`) [default: shipped].
     pub price_catalog: Option<PathBuf>,
+    /// The world's regions (TOML, as `handlers/data/world/regions.toml`) [default: shipped].
+    pub regions: Option<PathBuf>,
 }
 
 /// A subject prefix: dot-separated tokens, no wildcards or spaces.

@@ -99,7 +99,10 @@ impl AppState {
         let events = events::open_log(&config.events, &store, jetstream).await?;
         let prices = handlers::payment::Catalog::load(config.content.price_catalog.as_deref())
             .map_err(|e| format!("price catalog: {e}"))?;
+        let regions = handlers::world::Regions::load(config.content.regions.as_deref())
+            .map_err(|e| format!("regions: {e}"))?;
         let deps = Deps {
+            regions: Arc::new(regions),
             store: Arc::clone(&store),
             events,
             prices: Arc::new(prices),
@@ -218,6 +221,16 @@ impl AppState {
             .iter()
             .any(|s| std::ptr::eq(s.descriptor(), proto::aicore::time::v1::TIME_SERVICE));
         hosted.then(|| handlers::time_scheduler(&self.deps))
+    }
+
+    /// The world service's janitor, if this process hosts the world service.
+    pub fn world_janitor(&self) -> Option<handlers::world::WorldService> {
+        let hosted = self
+            .router
+            .local_services()
+            .iter()
+            .any(|s| std::ptr::eq(s.descriptor(), proto::aicore::world::v1::WORLD_SERVICE));
+        hosted.then(|| handlers::world_janitor(&self.deps))
     }
 
     /// The services this build implements.

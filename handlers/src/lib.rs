@@ -17,6 +17,7 @@ pub mod state;
 pub mod status;
 pub mod store;
 pub mod time;
+pub mod world;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct Deps {
     pub state_limits: state::StateLimits,
     /// Calls to other services, through the router (connected once it is built).
     pub calls: calls::Calls,
+    /// The regions of the world.
+    pub regions: Arc<world::Regions>,
     /// How the game clock starts.
     pub clock: time::ClockSettings,
     /// Wakes the time scheduler when an event is scheduled in this process.
@@ -61,7 +64,9 @@ impl std::fmt::Debug for Deps {
 /// The services implemented in this process. Services of the catalog missing here answer
 /// `unimplemented` from the router.
 pub fn local_services(deps: &Deps) -> Vec<LocalService> {
-    use proto::aicore::{airouter, auth, events, llm, models, payment, settings, state, time};
+    use proto::aicore::{
+        airouter, auth, events, llm, models, payment, settings, state, time, world,
+    };
     let catalog = crate::models::Catalog::new(Arc::clone(&deps.store));
     vec![
         auth::v1::auth_service_dispatch(Arc::clone(&deps.auth)),
@@ -89,6 +94,11 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
         events::v1::event_bus_service_dispatch(Arc::new(crate::events::EventsService::new(
             Arc::clone(&deps.events),
         ))),
+        world::v1::world_service_dispatch(Arc::new(crate::world::WorldService::new(
+            Arc::clone(&deps.store),
+            Arc::clone(&deps.regions),
+            deps.calls.from(world::v1::WORLD_SERVICE),
+        ))),
         time::v1::time_service_dispatch(Arc::new(crate::time::TimeService::new(
             Arc::clone(&deps.store),
             deps.clock.clone(),
@@ -112,4 +122,13 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The world service's janitor: finishes changes that a process left unfinished.
+pub fn world_janitor(deps: &Deps) -> world::WorldService {
+    world::WorldService::new(
+        Arc::clone(&deps.store),
+        Arc::clone(&deps.regions),
+        deps.calls.from(proto::aicore::world::v1::WORLD_SERVICE),
+    )
 }

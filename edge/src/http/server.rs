@@ -167,6 +167,10 @@ async fn serve(
             stop_background.clone(),
         ));
     }
+    if let Some(world) = state.world_janitor() {
+        tracker
+            .spawn(world.run_janitor(std::time::Duration::from_secs(5), stop_background.clone()));
+    }
     if let Some(scheduler) = state.time_scheduler() {
         tracker.spawn(scheduler.run(stop_background.clone()));
     }

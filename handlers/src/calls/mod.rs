@@ -245,4 +245,6 @@ impl proto::Transport for Caller {
 }
 
 #[cfg(test)]
+pub mod fake;
+#[cfg(test)]
 mod tests;

@@ -1,14 +1,11 @@
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use proto::aicore::events::v1::{PublishRequest, PublishResponse};
 use proto::aicore::time::v1::TIME_SERVICE;
-use proto::{BoxFuture, Codec, Encoded, MethodDesc};
 
 use super::scheduler::Scheduler;
 use super::*;
-use crate::calls::{Calls, Route};
+use crate::calls::Calls;
+use crate::calls::fake::Bus;
 use crate::status::Code;
 use crate::store::RedbStore;
 
@@ -216,45 +213,9 @@ async fn scheduled_events_list_in_fire_order_and_cancel() {
     assert_eq!(huge.unwrap_err().code(), Code::ResourceExhausted, "413");
 }
 
-/// The event bus as the scheduler sees it: records publishes, and answers a repeated
-/// idempotency key with the first outcome (as the edge's records do).
-#[derive(Default)]
-struct Bus {
-    published: Mutex<Vec<(String, String)>>,
-    by_key: Mutex<HashMap<String, u64>>,
-    calls: Mutex<u32>,
-}
-
-impl Route for Bus {
-    fn call(
-        &self,
-        ctx: Context,
-        method: &'static MethodDesc,
-        body: Bytes,
-    ) -> BoxFuture<Result<Encoded<Status>, Status>> {
-        *self.calls.lock().unwrap() += 1;
-        assert_eq!(method.path, "/aicore.events.v1.EventBusService/Publish");
-        let req: PublishRequest = proto::codec::decode(Codec::Proto, &body).unwrap();
-        let key = ctx.idempotency_key.clone().expect("a derived key");
-        let mut by_key = self.by_key.lock().unwrap();
-        let seq = match by_key.get(&key) {
-            Some(seq) => *seq,
-            None => {
-                let mut p = self.published.lock().unwrap();
-                p.push((req.topic.clone(), key.clone()));
-                let seq = p.len() as u64;
-                by_key.insert(key, seq);
-                seq
-            }
-        };
-        let reply = proto::codec::encode(Codec::Proto, &PublishResponse { sequence: seq });
-        Box::pin(async move { Ok(Encoded::Unary(reply.map_err(Status::from)?)) })
-    }
-}
-
 fn scheduler(store: &Arc<dyn Store>, bus: &Arc<Bus>) -> Scheduler {
     let calls = Calls::new();
-    calls.connect(Arc::clone(bus) as Arc<dyn Route>);
+    calls.connect(Arc::clone(bus) as Arc<dyn crate::calls::Route>);
     Scheduler::new(
         Arc::clone(store),
         ClockSettings {
@@ -287,7 +248,12 @@ async fn due_events_fire_once_in_order_and_future_ones_wait() {
         "the clock is frozen: the future event has no real due time"
     );
     assert_eq!(
-        *bus.published.lock().unwrap(),
+        bus.published
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(t, _, _, k)| (t.clone(), k.clone()))
+            .collect::<Vec<_>>(),
         vec![
             ("world.a".to_string(), format!("time:{a}")),
             ("world.b".to_string(), format!("time:{b}")),
