@@ -71,6 +71,8 @@ pub struct Config {
     pub state: StateConfig,
     /// How the game clock starts, the first time any replica reads it.
     pub time: handlers::time::ClockSettings,
+    /// The weather's seed.
+    pub weather: handlers::weather::WeatherSettings,
 }
 
 /// `[state]`: what one player may keep in the state service.
@@ -115,6 +117,9 @@ pub struct ContentConfig {
     pub price_catalog: Option<PathBuf>,
     /// The world's regions (TOML, as `handlers/data/world/regions.toml`) [default: shipped].
     pub regions: Option<PathBuf>,
+    /// Weather chains and climates per biome (TOML, as `handlers/data/weather/biomes.toml`)
+    /// [default: shipped].
+    pub weather: Option<PathBuf>,
 }
 
 /// A subject prefix: dot-separated tokens, no wildcards or spaces.
@@ -151,6 +156,7 @@ impl Default for Config {
             content: ContentConfig::default(),
             state: StateConfig::default(),
             time: handlers::time::ClockSettings::default(),
+            weather: handlers::weather::WeatherSettings::default(),
         }
     }
 }

@@ -101,8 +101,12 @@ impl AppState {
             .map_err(|e| format!("price catalog: {e}"))?;
         let regions = handlers::world::Regions::load(config.content.regions.as_deref())
             .map_err(|e| format!("regions: {e}"))?;
+        let climate = handlers::weather::Climate::load(config.content.weather.as_deref())
+            .map_err(|e| format!("weather: {e}"))?;
         let deps = Deps {
             regions: Arc::new(regions),
+            climate: Arc::new(climate),
+            weather: config.weather.clone(),
             store: Arc::clone(&store),
             events,
             prices: Arc::new(prices),

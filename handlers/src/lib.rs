@@ -17,6 +17,7 @@ pub mod state;
 pub mod status;
 pub mod store;
 pub mod time;
+pub mod weather;
 pub mod world;
 
 use std::collections::HashMap;
@@ -47,6 +48,10 @@ pub struct Deps {
     pub calls: calls::Calls,
     /// The regions of the world.
     pub regions: Arc<world::Regions>,
+    /// Each biome's weather chain and climate.
+    pub climate: Arc<weather::Climate>,
+    /// The weather's seed.
+    pub weather: weather::WeatherSettings,
     /// How the game clock starts.
     pub clock: time::ClockSettings,
     /// Wakes the time scheduler when an event is scheduled in this process.
@@ -65,7 +70,7 @@ impl std::fmt::Debug for Deps {
 /// `unimplemented` from the router.
 pub fn local_services(deps: &Deps) -> Vec<LocalService> {
     use proto::aicore::{
-        airouter, auth, events, llm, models, payment, settings, state, time, world,
+        airouter, auth, events, llm, models, payment, settings, state, time, weather, world,
     };
     let catalog = crate::models::Catalog::new(Arc::clone(&deps.store));
     vec![
@@ -98,6 +103,12 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
             Arc::clone(&deps.store),
             Arc::clone(&deps.regions),
             deps.calls.from(world::v1::WORLD_SERVICE),
+        ))),
+        weather::v1::weather_service_dispatch(Arc::new(crate::weather::WeatherService::new(
+            Arc::clone(&deps.store),
+            Arc::clone(&deps.climate),
+            &deps.weather,
+            deps.calls.from(weather::v1::WEATHER_SERVICE),
         ))),
         time::v1::time_service_dispatch(Arc::new(crate::time::TimeService::new(
             Arc::clone(&deps.store),
