@@ -223,7 +223,7 @@ impl AppState {
             .router
             .local_services()
             .iter()
-            .any(|s| std::ptr::eq(s.descriptor(), proto::aicore::time::v1::TIME_SERVICE));
+            .any(|s| s.descriptor().short == "time");
         hosted.then(|| handlers::time_scheduler(&self.deps))
     }
 
@@ -233,7 +233,7 @@ impl AppState {
             .router
             .local_services()
             .iter()
-            .any(|s| std::ptr::eq(s.descriptor(), proto::aicore::world::v1::WORLD_SERVICE));
+            .any(|s| s.descriptor().short == "world");
         hosted.then(|| handlers::world_janitor(&self.deps))
     }
 

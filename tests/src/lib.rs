@@ -37,7 +37,49 @@ pub fn edge_bin() -> PathBuf {
         "edge binary not found at {}; build it first (`cargo build -p edge`, as scripts/test does) or set EDGE_BIN",
         bin.display()
     );
+    refuse_stale(&bin);
     bin
+}
+
+/// Panics if a source the binary is built from is newer than the binary: a plain `cargo test`
+/// after an edit would otherwise test the old code.
+fn refuse_stale(bin: &Path) {
+    let built = std::fs::metadata(bin)
+        .and_then(|m| m.modified())
+        .expect("binary mtime");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut stack: Vec<PathBuf> = [
+        "edge/src",
+        "edge/Cargo.toml",
+        "handlers/src",
+        "handlers/data",
+        "handlers/Cargo.toml",
+        "proto/proto",
+        "proto/src",
+        "proto/build.rs",
+        "proto/Cargo.toml",
+        "Cargo.lock",
+    ]
+    .iter()
+    .map(|p| root.join(p))
+    .collect();
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if meta.modified().is_ok_and(|m| m > built) {
+            panic!(
+                "{} is newer than the edge binary {}: it would test old code. Build it first \
+                 (`cargo build -p edge`, as scripts/test does)",
+                path.display(),
+                bin.display()
+            );
+        }
+    }
 }
 
 /// Lines of output kept per process.

@@ -80,6 +80,23 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     let state = AppState::open(config.clone()).await?;
     state.health.set_tls_loaded();
 
+    // Workers' services call the ones hosted here over NATS; without this they find no one.
+    let responder = match (&state.nats, state.config.nats.serve_local) {
+        (Some(client), true) => Some(
+            Responder::start(
+                client.clone(),
+                &state.local_services(),
+                &state.config.routes,
+                Limits {
+                    max_concurrency: state.config.nats.serve_max_concurrency,
+                    max_deadline: state.config.http.request_timeout,
+                    max_stream: state.config.streams.max_duration,
+                },
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -100,6 +117,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         state,
         signals,
         (resolver, cert, key),
+        responder,
     )
     .await
 }
@@ -115,6 +133,7 @@ async fn serve(
         std::path::PathBuf,
         std::path::PathBuf,
     ),
+    responder: Option<Responder>,
 ) -> Result<(), BoxError> {
     let config = Arc::clone(&state.config);
     let opts = Arc::new(ConnOpts {
@@ -174,23 +193,6 @@ async fn serve(
     if let Some(scheduler) = state.time_scheduler() {
         tracker.spawn(scheduler.run(stop_background.clone()));
     }
-    // Workers' services call the ones hosted here over NATS; without this they find no one.
-    let responder = match (&state.nats, config.nats.serve_local) {
-        (Some(client), true) => Some(
-            Responder::start(
-                client.clone(),
-                &state.local_services(),
-                &config.routes,
-                Limits {
-                    max_concurrency: config.nats.serve_max_concurrency,
-                    max_deadline: config.http.request_timeout,
-                    max_stream: config.streams.max_duration,
-                },
-            )
-            .await?,
-        ),
-        _ => None,
-    };
     let app = crate::app(state.clone());
 
     // Serve until the first signal.

@@ -1,0 +1,393 @@
+//! End-to-end: calls between services (in the edge, on a worker, both ways), and the world,
+//! time and weather services through the real binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use edge_e2e::nats::Nats;
+use edge_e2e::{Edge, scenarios};
+use futures_util::StreamExt as _;
+use serde_json::json;
+
+const CURRENT: &str = "/aicore.weather.v1.WeatherService/Current";
+const FORECAST: &str = "/aicore.weather.v1.WeatherService/Forecast";
+const UPSERT: &str = "/aicore.world.v1.WorldService/UpsertEntity";
+const QUERY: &str = "/aicore.world.v1.WorldService/QueryEntities";
+const NOW: &str = "/aicore.time.v1.TimeService/Now";
+const SET_SCALE: &str = "/aicore.time.v1.TimeService/SetScale";
+const SCHEDULE: &str = "/aicore.time.v1.TimeService/Schedule";
+const REPLAY: &str = "/aicore.events.v1.EventBusService/Replay";
+
+/// Calls `path` until it stops answering 503 (a responder still registering), at most 10 s.
+async fn settled(
+    c: &edge_e2e::Client,
+    path: &str,
+    token: Option<&str>,
+    extra: &[(&str, &str)],
+    body: serde_json::Value,
+) -> edge_e2e::Response {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.call_with(path, token, extra, body.clone()).await;
+        if r.status != 503 || Instant::now() > deadline {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Watches the requests on `subject` (a plain subscription sees every one, answering none).
+async fn watch(nats: &Nats, subject: &str) -> async_nats::Subscriber {
+    let client = nats.client().await;
+    let sub = client.subscribe(subject.to_owned()).await.unwrap();
+    client.flush().await.unwrap();
+    sub
+}
+
+fn header<'a>(h: Option<&'a HeaderMap>, name: &str) -> Option<&'a str> {
+    h?.get(name).map(|v| v.as_str())
+}
+
+/// The seam, one way or the other: weather calls world.GetRegion and time.Now wherever they are.
+async fn weather_reaches_world(edge: &Edge, nats: &Nats) {
+    let c = edge.client();
+    let token = scenarios::login(&c, "seam").await.access;
+    let mut seen = watch(nats, "svc.world.v1.get_region").await;
+
+    // A downstream not_found keeps its code and message.
+    let r = settled(
+        &c,
+        CURRENT,
+        Some(&token),
+        &[("connect-timeout-ms", "4000")],
+        json!({"regionId": "atlantis"}),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.json()["code"], "not_found");
+    assert_eq!(r.json()["message"], "no region \"atlantis\"");
+
+    // The deadline, request id and chain reached the callee.
+    let msg = tokio::time::timeout(Duration::from_secs(5), seen.next())
+        .await
+        .expect("world.GetRegion crossed NATS")
+        .unwrap();
+    let h = msg.headers.as_ref();
+    let budget: u64 = header(h, "Edge-Deadline-Ms").unwrap().parse().unwrap();
+    assert!(
+        (1000..=4000).contains(&budget),
+        "the client's 4 s budget, less what was spent: {budget}"
+    );
+    assert_eq!(header(h, "Edge-Call-Chain"), Some("weather"));
+    assert!(header(h, "X-Request-Id").is_some_and(|id| !id.is_empty()));
+    assert!(
+        header(h, "Edge-Principal").is_none(),
+        "the caller is derived, never claimed"
+    );
+
+    // And a real answer, from the chain of calls.
+    let r = c
+        .call(CURRENT, Some(&token), json!({"regionId": "greyspire"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let w = &r.json()["weather"];
+    assert_eq!(w["regionId"], "greyspire");
+    assert!(w["condition"].as_str().unwrap().starts_with("CONDITION_"));
+}
+
+#[tokio::test]
+async fn a_service_on_a_worker_calls_a_service_in_the_edge() {
+    let nats = Nats::start("");
+    let url = nats.url();
+    let _worker = Edge::start_worker(&["--nats", &url, "--services", "weather"]);
+    let edge = Edge::start(&["--nats", &url, "--remote", "weather"]);
+    weather_reaches_world(&edge, &nats).await;
+    let routes = edge.admin_json("/admin/routes").await;
+    let weather = routes["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["service"] == "weather")
+        .unwrap()
+        .clone();
+    assert_eq!(weather["target"], "nats");
+    assert_eq!(weather["calls"], json!(["time.Now", "world.GetRegion"]));
+}
+
+#[tokio::test]
+async fn a_service_in_the_edge_calls_a_service_on_a_worker() {
+    let nats = Nats::start("");
+    let url = nats.url();
+    let _worker = Edge::start_worker(&["--nats", &url, "--services", "world,time"]);
+    let edge = Edge::start(&["--nats", &url, "--remote", "world,time"]);
+    weather_reaches_world(&edge, &nats).await;
+}
+
+#[tokio::test]
+async fn what_arrives_over_nats_is_checked_where_it_arrives() {
+    let nats = Nats::start("");
+    let url = nats.url();
+    let edge = Edge::start(&["--nats", &url]);
+    let client = nats.client().await;
+    let ask = |subject: &'static str, chain: &'static str| {
+        let client = client.clone();
+        async move {
+            let mut h = HeaderMap::new();
+            h.insert("Edge-Call-Chain", chain);
+            h.insert("Edge-Deadline-Ms", "2000");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let reply = client
+                    .request_with_headers(subject, h.clone(), Bytes::new())
+                    .await;
+                match reply {
+                    Ok(m) => return m,
+                    Err(_) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => panic!("no reply on {subject}: {e}"),
+                }
+            }
+        }
+    };
+    // weather never declared calling payment: refused, whatever it claims.
+    let m = ask("svc.payment.v1.get_balance", "weather").await;
+    assert_eq!(
+        header(m.headers.as_ref(), "Connect-Code"),
+        Some("permission_denied")
+    );
+    // A cycle: world calling, through weather, back into world.
+    let m = ask("svc.world.v1.get_region", "world,weather").await;
+    assert_eq!(
+        header(m.headers.as_ref(), "Connect-Code"),
+        Some("failed_precondition")
+    );
+    // Declared and acyclic: answered (an empty region id is the callee's invalid_argument).
+    let m = ask("svc.time.v1.now", "weather").await;
+    assert_eq!(header(m.headers.as_ref(), "Connect-Code"), None, "{m:?}");
+    drop(edge);
+}
+
+#[tokio::test]
+async fn every_service_is_local_in_a_plain_edge_and_the_graph_is_shown() {
+    let edge = Edge::start(&[]);
+    let routes = edge.admin_json("/admin/routes").await;
+    let routes = routes["routes"].as_array().unwrap();
+    for svc in ["world", "time", "weather", "events", "payment"] {
+        let r = routes.iter().find(|r| r["service"] == svc).unwrap();
+        assert_eq!(r["target"], "local", "{svc}");
+    }
+    let time = routes.iter().find(|r| r["service"] == "time").unwrap();
+    let callers = time["calledBy"].as_array().unwrap();
+    assert!(callers.contains(&json!("weather")), "{callers:?}");
+}
+
+#[tokio::test]
+async fn world_entities_over_https_with_events_on_the_region_topic() {
+    let edge = Edge::start(&[]);
+    let c = edge.client();
+    let key = edge.service_key("gs", "world,events");
+    let player = scenarios::login(&c, "wanderer").await.access;
+    let regions = c
+        .call(
+            "/aicore.world.v1.WorldService/ListRegions",
+            Some(&player),
+            json!({}),
+        )
+        .await;
+    assert_eq!(regions.status, 200);
+    assert!(regions.json()["regions"].as_array().unwrap().len() >= 8);
+
+    let wolf = json!({"entity": {"id": "wolf-7", "regionId": "thornwood", "kind": "npc",
+        "position": {"x": 2500.0, "y": 40.0, "z": 2500.0}, "attributes": {"pack": "grey"}},
+        "expectedVersion": "0"});
+    let r = c.call(UPSERT, Some(&key), wolf.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let version = r.json()["entity"]["version"].as_str().unwrap().to_owned();
+    // A player may not move the world.
+    assert_eq!(
+        c.call(UPSERT, Some(&player), wolf.clone()).await.status,
+        403
+    );
+    // Stale CAS: 409, and the entity is unchanged.
+    let r = c.call(UPSERT, Some(&key), wolf).await;
+    assert_eq!(r.status, 409);
+    let q = c
+        .call(
+            QUERY,
+            Some(&player),
+            json!({"regionId": "thornwood", "within": {"min": {"x": 2400, "y": 0, "z": 2400},
+                "max": {"x": 2500, "y": 100, "z": 2500}}}),
+        )
+        .await;
+    assert_eq!(q.status, 200, "{}", q.text());
+    let found = q.json()["entities"].as_array().unwrap().clone();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["version"], version.as_str());
+
+    let events = c
+        .call(REPLAY, Some(&key), json!({"topic": "world.thornwood"}))
+        .await;
+    let events = events.json()["events"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 1, "one event for one change: {events:?}");
+    assert_eq!(events[0]["type"], "world.entity.upserted");
+    assert_eq!(events[0]["payload"]["id"], "wolf-7");
+}
+
+/// An int64 as the proto3 JSON mapping writes it: a string, absent when 0.
+fn int64(v: &serde_json::Value) -> i64 {
+    match v {
+        serde_json::Value::Null => 0,
+        serde_json::Value::String(s) => s.parse().unwrap(),
+        other => panic!("not an int64: {other}"),
+    }
+}
+
+async fn game_now(c: &edge_e2e::Client, token: &str) -> i64 {
+    let r = c.call(NOW, Some(token), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    int64(&r.json()["gameTimeMs"])
+}
+
+async fn replayed(c: &edge_e2e::Client, key: &str, topic: &str) -> Vec<serde_json::Value> {
+    let r = c
+        .call(REPLAY, Some(key), json!({"topic": topic, "limit": 1000}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // An empty list is absent in the proto3 JSON mapping.
+    r.json()["events"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_scheduled_event_fires_once_across_a_kill_and_a_restart() {
+    let edge = Edge::start(&[]);
+    let admin = edge.service_key("ops", "time.SetScale,time,events");
+    let c = edge.client();
+    let r = c.call(SET_SCALE, Some(&admin), json!({"scale": 1.0})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let now = game_now(&c, &admin).await;
+    let r = c
+        .call(
+            SCHEDULE,
+            Some(&admin),
+            json!({"fireAtGameTimeMs": (now + 2500).to_string(), "topic": "world.hearthvale",
+                "type": "festival.begins", "payload": {"festival": "Harvest Moon"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Killed before it is due; it falls due while the process is down.
+    edge.signal("KILL");
+    let mut edge = edge;
+    edge.wait_exit(Duration::from_secs(5));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let edge = edge.restart();
+    let c = edge.client();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while replayed(&c, &admin, "world.hearthvale").await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the due event fired at start: {}",
+            edge.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let events = replayed(&c, &admin, "world.hearthvale").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "festival.begins");
+    assert_eq!(events[0]["payload"]["festival"], "Harvest Moon");
+    let left = c
+        .call(
+            "/aicore.time.v1.TimeService/ListScheduled",
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        left.json()["events"],
+        serde_json::Value::Null,
+        "and it is recorded as fired"
+    );
+}
+
+#[tokio::test]
+async fn two_replicas_on_jetstream_fire_each_event_once() {
+    let nats = Nats::start("");
+    let url = nats.url();
+    let a = Edge::start(&["--nats", &url, "--store", "jetstream"]);
+    let b = Edge::start(&["--nats", &url, "--store", "jetstream"]);
+    let key = edge_e2e::jetstream_service_key(&url, "ops", "time.SetScale,time,events");
+    let (ca, cb) = (a.client(), b.client());
+    let r = ca.call(SET_SCALE, Some(&key), json!({"scale": 1.0})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let now = game_now(&cb, &key).await;
+    for i in 0..12 {
+        let r = cb
+            .call(
+                SCHEDULE,
+                Some(&key),
+                json!({"fireAtGameTimeMs": (now + 500 + i * 50).to_string(),
+                    "topic": "world.saltmere", "payload": {"bell": i}}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let events = replayed(&ca, &key, "world.saltmere").await;
+        if events.len() >= 12 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events = replayed(&cb, &key, "world.saltmere").await;
+    let mut bells: Vec<i64> = events
+        .iter()
+        .map(|e| e["payload"]["bell"].as_f64().unwrap() as i64)
+        .collect();
+    bells.sort_unstable();
+    assert_eq!(bells, (0..12).collect::<Vec<_>>(), "each once, none twice");
+}
+
+#[tokio::test]
+async fn the_forecast_is_what_current_says_through_the_binary() {
+    let edge = Edge::start(&[]);
+    let c = edge.client();
+    let admin = edge.service_key("ops", "time.SetScale,time,weather");
+    // Frozen clock: the forecast's first hour is checked by moving the clock there.
+    let r = c.call(SET_SCALE, Some(&admin), json!({"scale": 0.0})).await;
+    assert_eq!(r.status, 200);
+    let f = c
+        .call(
+            FORECAST,
+            Some(&admin),
+            json!({"regionId": "dunmar", "hours": 3}),
+        )
+        .await;
+    assert_eq!(f.status, 200, "{}", f.text());
+    let first = f.json()["hourly"][0].clone();
+    let at = int64(&first["gameTimeMs"]);
+    let now = game_now(&c, &admin).await;
+    // Run the clock at 1000x until that hour has come.
+    c.call(SET_SCALE, Some(&admin), json!({"scale": 1000.0}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(((at - now) / 1000 + 20) as u64)).await;
+    c.call(SET_SCALE, Some(&admin), json!({"scale": 0.0})).await;
+    let cur = c
+        .call(CURRENT, Some(&admin), json!({"regionId": "dunmar"}))
+        .await
+        .json()["weather"]
+        .clone();
+    let cur_at = int64(&cur["gameTimeMs"]);
+    assert!(
+        cur_at >= at && cur_at < at + 3_600_000,
+        "{cur_at} in the hour of {at}"
+    );
+    for field in ["condition", "temperatureC", "windMps", "precipitation"] {
+        assert_eq!(cur[field], first[field], "{field}");
+    }
+}
