@@ -117,6 +117,11 @@ pub struct ContentConfig {
     pub price_catalog: Option<PathBuf>,
     /// The world's regions (TOML, as `handlers/data/world/regions.toml`) [default: shipped].
     pub regions: Option<PathBuf>,
+    /// A directory with `npcs.toml` and `actions.toml` (as `handlers/data/npc/`) [default:
+    /// shipped].
+    pub npcs: Option<PathBuf>,
+    /// The device tier table (TOML, as `handlers/data/perf/tiers.toml`) [default: shipped].
+    pub perf: Option<PathBuf>,
     /// Weather chains and climates per biome (TOML, as `handlers/data/weather/biomes.toml`)
     /// [default: shipped].
     pub weather: Option<PathBuf>,

@@ -138,8 +138,13 @@ mod tests {
         )
         .await;
         let token = login["accessToken"].as_str().unwrap();
-        let (status, _, body) =
-            call(&app, "/aicore.npc.v1.NpcService/Decide", Some(token), "{}").await;
+        let (status, _, body) = call(
+            &app,
+            "/aicore.quest.v1.QuestService/ListAvailable",
+            Some(token),
+            "{}",
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
         assert_eq!(body["code"], "unimplemented");
         let (status, _, body) = call(

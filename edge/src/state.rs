@@ -103,7 +103,13 @@ impl AppState {
             .map_err(|e| format!("regions: {e}"))?;
         let climate = handlers::weather::Climate::load(config.content.weather.as_deref())
             .map_err(|e| format!("weather: {e}"))?;
+        let npcs = handlers::npc::Catalog::load(config.content.npcs.as_deref())
+            .map_err(|e| format!("npcs: {e}"))?;
+        let perf = handlers::perf::Table::load(config.content.perf.as_deref())
+            .map_err(|e| format!("perf: {e}"))?;
         let deps = Deps {
+            perf: Arc::new(perf),
+            npcs: Arc::new(npcs),
             regions: Arc::new(regions),
             climate: Arc::new(climate),
             weather: config.weather.clone(),

@@ -10,7 +10,9 @@ pub mod events;
 pub mod leaky;
 pub mod llm;
 pub mod models;
+pub mod npc;
 pub mod payment;
+pub mod perf;
 pub mod settings;
 pub mod shares;
 pub mod state;
@@ -52,6 +54,10 @@ pub struct Deps {
     pub climate: Arc<weather::Climate>,
     /// The weather's seed.
     pub weather: weather::WeatherSettings,
+    /// NPCs, archetypes, stimuli and actions.
+    pub npcs: Arc<npc::Catalog>,
+    /// The device tier table.
+    pub perf: Arc<perf::Table>,
     /// How the game clock starts.
     pub clock: time::ClockSettings,
     /// Wakes the time scheduler when an event is scheduled in this process.
@@ -70,7 +76,8 @@ impl std::fmt::Debug for Deps {
 /// `unimplemented` from the router.
 pub fn local_services(deps: &Deps) -> Vec<LocalService> {
     use proto::aicore::{
-        airouter, auth, events, llm, models, payment, settings, state, time, weather, world,
+        airouter, auth, events, llm, models, npc, payment, perf, settings, state, time, weather,
+        world,
     };
     let catalog = crate::models::Catalog::new(Arc::clone(&deps.store));
     vec![
@@ -109,6 +116,15 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
             Arc::clone(&deps.climate),
             &deps.weather,
             deps.calls.from(weather::v1::WEATHER_SERVICE),
+        ))),
+        npc::v1::npc_service_dispatch(Arc::new(crate::npc::NpcService::new(
+            Arc::clone(&deps.store),
+            Arc::clone(&deps.npcs),
+            deps.calls.from(npc::v1::NPC_SERVICE),
+        ))),
+        perf::v1::performance_service_dispatch(Arc::new(crate::perf::PerfService::new(
+            Arc::clone(&deps.store),
+            Arc::clone(&deps.perf),
         ))),
         time::v1::time_service_dispatch(Arc::new(crate::time::TimeService::new(
             Arc::clone(&deps.store),

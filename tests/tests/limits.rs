@@ -9,7 +9,7 @@ use http::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-const DECIDE: &str = "/aicore.npc.v1.NpcService/Decide";
+const DECIDE: &str = "/aicore.npc.v1.NpcService/GetNpc";
 const GET: &str = "/aicore.state.v1.StateService/Get";
 
 type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
