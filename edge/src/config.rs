@@ -66,7 +66,7 @@ pub struct Config {
     /// The event bus's retention and JetStream stream.
     pub events: EventsConfig,
     /// Game content that services load from data files.
-    pub content: ContentConfig,
+    pub content: handlers::data::ContentPaths,
     /// Per-player state quotas.
     pub state: StateConfig,
     /// How the game clock starts, the first time any replica reads it.
@@ -109,24 +109,6 @@ impl StateConfig {
     }
 }
 
-/// Operators' own data files, in place of the ones shipped in the binary (DESIGN section 3).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct ContentConfig {
-    /// The price catalog (TOML, as `handlers/data/payment/catalog.toml`) [default: shipped].
-    pub price_catalog: Option<PathBuf>,
-    /// The world's regions (TOML, as `handlers/data/world/regions.toml`) [default: shipped].
-    pub regions: Option<PathBuf>,
-    /// A directory with `npcs.toml` and `actions.toml` (as `handlers/data/npc/`) [default:
-    /// shipped].
-    pub npcs: Option<PathBuf>,
-    /// The device tier table (TOML, as `handlers/data/perf/tiers.toml`) [default: shipped].
-    pub perf: Option<PathBuf>,
-    /// Weather chains and climates per biome (TOML, as `handlers/data/weather/biomes.toml`)
-    /// [default: shipped].
-    pub weather: Option<PathBuf>,
-}
-
 /// A subject prefix: dot-separated tokens, no wildcards or spaces.
 fn valid_prefix(p: &str) -> bool {
     !p.is_empty()
@@ -158,7 +140,7 @@ impl Default for Config {
             streams: StreamsConfig::default(),
             llm: LlmConfig::default(),
             events: EventsConfig::default(),
-            content: ContentConfig::default(),
+            content: handlers::data::ContentPaths::default(),
             state: StateConfig::default(),
             time: handlers::time::ClockSettings::default(),
             weather: handlers::weather::WeatherSettings::default(),

@@ -17,10 +17,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         None => serve(&cli.serve).await,
         Some(Command::Serve(args)) => serve(&args).await,
-        Some(Command::Config(ConfigCommand::Check(args))) => Config::load(&args)
-            .and_then(|c| c.to_toml())
-            .map(|text| print!("{text}"))
-            .map_err(Into::into),
+        Some(Command::Config(ConfigCommand::Check(args))) => check(&args),
         Some(Command::Worker(args)) => edge::worker::run(args).await,
         Some(Command::Healthcheck(args)) => healthcheck(args).await,
         Some(Command::Keys(cmd)) => edge::ops::keys::run(cmd).await,
@@ -50,6 +47,14 @@ async fn serve(args: &edge::cli::ServeArgs) -> Result<(), edge::BoxError> {
     let config = Config::load(args)?;
     let _flush_logs_on_exit = edge::ops::telemetry::init(&config.log)?;
     edge::http::server::run(config).await
+}
+
+/// Prints the effective configuration, once it and every data file it names load.
+fn check(args: &edge::cli::ServeArgs) -> Result<(), edge::BoxError> {
+    let config = Config::load(args)?;
+    handlers::data::Content::load(&config.content)?;
+    print!("{}", config.to_toml()?);
+    Ok(())
 }
 
 async fn healthcheck(args: edge::cli::HealthcheckArgs) -> Result<(), edge::BoxError> {

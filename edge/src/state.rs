@@ -97,25 +97,16 @@ impl AppState {
             _ => None,
         };
         let events = events::open_log(&config.events, &store, jetstream).await?;
-        let prices = handlers::payment::Catalog::load(config.content.price_catalog.as_deref())
-            .map_err(|e| format!("price catalog: {e}"))?;
-        let regions = handlers::world::Regions::load(config.content.regions.as_deref())
-            .map_err(|e| format!("regions: {e}"))?;
-        let climate = handlers::weather::Climate::load(config.content.weather.as_deref())
-            .map_err(|e| format!("weather: {e}"))?;
-        let npcs = handlers::npc::Catalog::load(config.content.npcs.as_deref())
-            .map_err(|e| format!("npcs: {e}"))?;
-        let perf = handlers::perf::Table::load(config.content.perf.as_deref())
-            .map_err(|e| format!("perf: {e}"))?;
+        let content = handlers::data::Content::load(&config.content)?;
         let deps = Deps {
-            perf: Arc::new(perf),
-            npcs: Arc::new(npcs),
-            regions: Arc::new(regions),
-            climate: Arc::new(climate),
+            perf: Arc::new(content.perf),
+            npcs: Arc::new(content.npcs),
+            regions: Arc::new(content.regions),
+            climate: Arc::new(content.climate),
             weather: config.weather.clone(),
             store: Arc::clone(&store),
             events,
-            prices: Arc::new(prices),
+            prices: Arc::new(content.prices),
             state_limits: config.state.limits(),
             calls: handlers::calls::Calls::new(),
             clock: config.time.clone(),

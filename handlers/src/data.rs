@@ -72,6 +72,58 @@ impl Source {
     }
 }
 
+/// Operators' own data files, in place of the ones shipped in the binary (DESIGN section 3).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContentPaths {
+    /// The price catalog (TOML, as `handlers/data/payment/catalog.toml`) [default: shipped].
+    pub price_catalog: Option<std::path::PathBuf>,
+    /// The world's regions (TOML, as `handlers/data/world/regions.toml`) [default: shipped].
+    pub regions: Option<std::path::PathBuf>,
+    /// A directory with `npcs.toml` and `actions.toml` (as `handlers/data/npc/`) [default:
+    /// shipped].
+    pub npcs: Option<std::path::PathBuf>,
+    /// The device tier table (TOML, as `handlers/data/perf/tiers.toml`) [default: shipped].
+    pub perf: Option<std::path::PathBuf>,
+    /// Weather chains and climates per biome (TOML, as `handlers/data/weather/biomes.toml`)
+    /// [default: shipped].
+    pub weather: Option<std::path::PathBuf>,
+}
+
+/// Every data file the services load, loaded and validated.
+#[derive(Debug, Clone)]
+pub struct Content {
+    /// The price catalog.
+    pub prices: crate::payment::Catalog,
+    /// The world's regions.
+    pub regions: crate::world::Regions,
+    /// Weather per biome.
+    pub climate: crate::weather::Climate,
+    /// NPCs, archetypes, stimuli and actions.
+    pub npcs: crate::npc::Catalog,
+    /// The device tier table.
+    pub perf: crate::perf::Table,
+}
+
+impl Content {
+    /// Loads the operator's files where given, the shipped ones otherwise. The error names the
+    /// file and the line.
+    pub fn load(paths: &ContentPaths) -> Result<Content, String> {
+        Ok(Content {
+            prices: crate::payment::Catalog::load(paths.price_catalog.as_deref())
+                .map_err(|e| format!("price catalog: {e}"))?,
+            regions: crate::world::Regions::load(paths.regions.as_deref())
+                .map_err(|e| format!("regions: {e}"))?,
+            climate: crate::weather::Climate::load(paths.weather.as_deref())
+                .map_err(|e| format!("weather: {e}"))?,
+            npcs: crate::npc::Catalog::load(paths.npcs.as_deref())
+                .map_err(|e| format!("npcs: {e}"))?,
+            perf: crate::perf::Table::load(paths.perf.as_deref())
+                .map_err(|e| format!("perf: {e}"))?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +132,22 @@ mod tests {
     #[allow(dead_code)]
     struct Doc {
         n: u32,
+    }
+
+    #[test]
+    fn every_shipped_data_file_loads() {
+        let content = Content::load(&ContentPaths::default()).unwrap();
+        assert!(content.regions.list.len() >= 8);
+        assert!(!content.npcs.actions.is_empty());
+        let bad = ContentPaths {
+            weather: Some("/nonexistent/biomes.toml".into()),
+            ..ContentPaths::default()
+        };
+        let err = Content::load(&bad).unwrap_err();
+        assert!(
+            err.starts_with("weather: /nonexistent/biomes.toml:1:"),
+            "{err}"
+        );
     }
 
     #[test]

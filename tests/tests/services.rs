@@ -391,3 +391,106 @@ async fn the_forecast_is_what_current_says_through_the_binary() {
         assert_eq!(cur[field], first[field], "{field}");
     }
 }
+
+#[tokio::test]
+async fn npcs_perceive_and_decide_through_the_binary() {
+    let edge = Edge::start(&[]);
+    let c = edge.client();
+    let gs = edge.service_key("gs", "npc");
+    let player = scenarios::login(&c, "villager").await.access;
+    let perceive = json!({"npcId": "brenna-hale", "stimuli": [
+        {"kind": "threat", "intensity": 1.0, "sourceId": "wolf-7"},
+        {"kind": "threat", "intensity": 1.0, "sourceId": "wolf-8"}]});
+    // Players watch NPCs; only the game server tells them what happened.
+    assert_eq!(
+        c.call(
+            "/aicore.npc.v1.NpcService/Perceive",
+            Some(&player),
+            perceive.clone()
+        )
+        .await
+        .status,
+        403
+    );
+    let r = c
+        .call("/aicore.npc.v1.NpcService/Perceive", Some(&gs), perceive)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["npc"]["needs"]["safety"], 1.0);
+    let d = c
+        .call(
+            "/aicore.npc.v1.NpcService/Decide",
+            Some(&gs),
+            json!({"npcId": "brenna-hale"}),
+        )
+        .await;
+    assert_eq!(d.status, 200, "{}", d.text());
+    assert_eq!(d.json()["action"], "flee");
+    let seen = c
+        .call(
+            "/aicore.npc.v1.NpcService/GetNpc",
+            Some(&player),
+            json!({"npcId": "brenna-hale"}),
+        )
+        .await;
+    assert_eq!(seen.json()["npc"]["currentAction"], "flee");
+    assert_eq!(seen.json()["npc"]["name"], "Brenna Hale");
+    let bad = c
+        .call(
+            "/aicore.npc.v1.NpcService/Decide",
+            Some(&gs),
+            json!({"npcId": "brenna-hale", "candidateActions": ["juggle"]}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    let nobody = c
+        .call(
+            "/aicore.npc.v1.NpcService/GetNpc",
+            Some(&player),
+            json!({"npcId": "nobody"}),
+        )
+        .await;
+    assert_eq!(nobody.status, 404);
+}
+
+#[tokio::test]
+async fn perf_adapts_a_players_device_and_keeps_it_across_a_restart() {
+    let edge = Edge::start(&[]);
+    let c = edge.client();
+    let player = scenarios::login(&c, "gamer").await.access;
+    let device = json!({"model": "Fabrikam Handheld", "gpu": "Steam Deck APU",
+        "gpuMemoryMb": 1024, "cpuCores": 4, "memoryMb": 16384,
+        "displayWidth": 1280, "displayHeight": 800, "refreshRateHz": 60});
+    let r = c
+        .call(
+            "/aicore.perf.v1.PerformanceService/Recommend",
+            Some(&player),
+            json!({"device": device}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["tier"], "TIER_MEDIUM");
+    let mut last = json!(null);
+    for _ in 0..3 {
+        last = c
+            .call(
+                "/aicore.perf.v1.PerformanceService/ReportFrameStats",
+                Some(&player),
+                json!({"device": device, "averageFrameMs": 24.0, "p95FrameMs": 31.0, "sampleCount": 600}),
+            )
+            .await
+            .json();
+    }
+    assert_eq!(last["adjusted"], true, "{last}");
+    assert_eq!(last["renderScalePercent"], 90);
+    let edge = edge.restart();
+    let c = edge.client();
+    let r = c
+        .call(
+            "/aicore.perf.v1.PerformanceService/Recommend",
+            Some(&player),
+            json!({"device": device}),
+        )
+        .await;
+    assert_eq!(r.json()["renderScalePercent"], 90, "{}", r.text());
+}
