@@ -234,6 +234,11 @@ impl AppState {
         hosted.then(|| handlers::world_janitor(&self.deps))
     }
 
+    /// A caller acting as `service`, through this process's router (for benchmarks and tools).
+    pub fn caller(&self, service: &'static proto::ServiceDesc) -> handlers::calls::Caller {
+        self.deps.calls.from(service)
+    }
+
     /// The services this build implements.
     pub fn implemented(&self) -> Vec<&'static str> {
         handlers::local_services(&self.deps)

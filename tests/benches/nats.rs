@@ -8,21 +8,34 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use edge_e2e::bench::{
-    as_hello, as_proto, certs, compare, logged_in_get, settings, start_bare, state_get, warm_up,
+    Side, as_hello, as_proto, certs, compare, logged_in_get, pin, pin_pid, settings, start_bare_on,
+    state_get, verdict, warm_up,
 };
+use edge_e2e::load::Shape;
 use edge_e2e::nats::Nats;
 use edge_e2e::{Client, Edge};
+
+fn side<'a>(client: &'a Client, shape: &'a Shape, pids: &'a [u32]) -> Side<'a> {
+    Side {
+        client,
+        shape,
+        pids,
+    }
+}
 
 #[tokio::main]
 async fn main() {
     let (warmup, measure, rounds) = settings();
+    let cpus = pin();
     let tmp = tempfile::tempdir().unwrap();
     let (cert, key, ca) = certs(tmp.path());
     let nats = Nats::start("");
+    pin_pid(nats.pid(), cpus);
     let url = nats.url();
     let bin = env!("CARGO_BIN_EXE_bare-hello");
-    let (_responder, _) = start_bare(bin, &["responder", &url]);
-    let (_bare, addr) = start_bare(
+    let (responder, _) = start_bare_on(cpus, bin, &["responder", &url]);
+    let (bare_proc, addr) = start_bare_on(
+        cpus,
         bin,
         &[
             cert.to_str().unwrap(),
@@ -32,8 +45,11 @@ async fn main() {
         ],
     );
     let bare = Client::new(&ca, addr.unwrap());
+    // Each side's CPU: its server, its NATS peer, and the nats-server they share.
+    let bare_pids = [bare_proc.0.id(), responder.0.id(), nats.pid()];
 
-    let _worker = Edge::start_worker(&["--nats", &url, "--services", "state"]);
+    let worker = Edge::start_worker(&["--nats", &url, "--services", "state"]);
+    pin_pid(worker.pid(), cpus);
     // One player at tens of thousands of requests per second: far above any per-player quota.
     let start_edge = |extra: &[&str]| {
         let mut args = vec![
@@ -49,9 +65,12 @@ async fn main() {
             "false",
         ];
         args.extend_from_slice(extra);
-        Edge::start(&args)
+        let edge = Edge::start(&args);
+        pin_pid(edge.pid(), cpus);
+        edge
     };
     let edge = start_edge(&[]);
+    let edge_pids = [edge.pid(), worker.pid(), nats.pid()];
     let c = Client::new(&ca, edge.https);
     let shape = state_get(&c).await;
 
@@ -60,10 +79,15 @@ async fn main() {
         measure.as_secs()
     );
     warm_up(&[(&bare, &as_hello(&shape)), (&c, &shape)]).await;
+    let (base_json, base_proto, proto_shape) = (
+        as_hello(&shape),
+        as_hello(&as_proto(&shape)),
+        as_proto(&shape),
+    );
     let json = compare(
         "edge state Get via NATS worker (JSON client)",
-        (&bare, &as_hello(&shape)),
-        (&c, &shape),
+        side(&bare, &base_json, &bare_pids),
+        side(&c, &shape, &edge_pids),
         rounds,
         warmup,
         measure,
@@ -72,8 +96,8 @@ async fn main() {
     // Protobuf clients: the body passes through to the worker and back untouched.
     let proto = compare(
         "edge state Get via NATS worker (protobuf client)",
-        (&bare, &as_hello(&as_proto(&shape))),
-        (&c, &as_proto(&shape)),
+        side(&bare, &base_proto, &bare_pids),
+        side(&c, &proto_shape, &edge_pids),
         rounds,
         warmup,
         measure,
@@ -81,21 +105,33 @@ async fn main() {
     .await;
     // The edge's own share: the same route to a responder as trivial as the baseline's (it
     // echoes the request; a protobuf client gets those bytes back untouched).
-    let (_trivial, _) = start_bare(bin, &["responder", &url, "bench.trivial.get"]);
+    let (trivial_proc, _) = start_bare_on(cpus, bin, &["responder", &url, "bench.trivial.get"]);
     let edge_only = start_edge(&["--subject", "state=bench.trivial"]);
+    let trivial_pids = [edge_only.pid(), trivial_proc.0.id(), nats.pid()];
     let c2 = Client::new(&ca, edge_only.https);
     let (shape2, _) = logged_in_get(&c2).await;
-    warm_up(&[(&c2, &as_proto(&shape2))]).await;
+    let (base2, target2) = (as_hello(&as_proto(&shape2)), as_proto(&shape2));
+    warm_up(&[(&c2, &target2)]).await;
     let trivial = compare(
         "edge via NATS to a trivial responder (protobuf client)",
-        (&bare, &as_hello(&as_proto(&shape2))),
-        (&c2, &as_proto(&shape2)),
+        side(&bare, &base2, &bare_pids),
+        side(&c2, &target2, &trivial_pids),
         rounds,
         warmup,
         measure,
     )
     .await;
+    let cpu =
+        |c: edge_e2e::bench::Comparison| c.cpu.map_or("n/a".to_owned(), |x| format!("{x:.2}x"));
     println!(
-        "NATS route: JSON {json:.2}x, protobuf {proto:.2}x of the bare baseline (goal >= 0.80x); to a trivial responder {trivial:.2}x"
+        "NATS route, req/s of the bare baseline: JSON {:.2}x ({}), protobuf {:.2}x ({}) against a goal of >= 0.80x; to a trivial responder {:.2}x. CPU per request: JSON {}, protobuf {}, trivial {}",
+        json.rps,
+        verdict(json.rps >= 0.80),
+        proto.rps,
+        verdict(proto.rps >= 0.80),
+        trivial.rps,
+        cpu(json),
+        cpu(proto),
+        cpu(trivial)
     );
 }

@@ -1,6 +1,9 @@
 //! Benchmark: LLM tokens per second through the edge across 100 concurrent SSE streams (grammar
 //! model, local and over NATS to one `edge worker`), against a bare axum+rustls server streaming
-//! the same events (the same JSON messages, recorded from the edge) in the same run; then the
+//! the same events (the same JSON messages of a 500-token reply, recorded from the edge once and
+//! loaded into the baseline once) for the same request bytes, in the same run: ABBA rounds after a
+//! warm-up, servers pinned to one core and the load generator to the other, CPU time per event
+//! from /proc. Then the
 //! edge's memory per idle open stream with 10,000 of them (LLM streams, then event subscriptions,
 //! with the time one event takes to reach all of them).
 //! Run: `cargo build --release -p edge && cargo bench -p edge-e2e --bench streams`.
@@ -11,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use edge_e2e::bench::{certs, settings, start_bare};
+use edge_e2e::bench::{certs, cpu_time, median, pin, pin_pid, settings, start_bare_on, verdict};
 use edge_e2e::client::Conn;
 use edge_e2e::nats::Nats;
 use edge_e2e::sse::Sse;
@@ -22,18 +25,36 @@ use serde_json::json;
 const STREAM: &str = "/aicore.llm.v1.LlmService/InferStream";
 const STREAMS: usize = 100;
 
-/// 100 closed-loop streams for `measure` after `warmup`: data events per second.
+/// What one side of a round measured.
+struct Rate {
+    events_per_sec: f64,
+    errors: u64,
+    /// CPU time of the serving processes per data event.
+    cpu_per_event: Option<Duration>,
+}
+
+/// 100 closed-loop streams for `measure` after `warmup`: data events per second, and the CPU
+/// time of `pids` per event over the measured window.
 async fn events_per_second(
     c: &Client,
     path: &'static str,
     token: Option<String>,
     body: Bytes,
-    warmup: Duration,
-    measure: Duration,
-) -> (f64, u64) {
+    (warmup, measure): (Duration, Duration),
+    pids: &[u32],
+) -> Rate {
     let start = Instant::now();
     let from = start + warmup;
     let end = from + measure;
+    let sampler = {
+        let pids = pids.to_vec();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(from.into()).await;
+            let before = cpu_time(&pids)?;
+            tokio::time::sleep_until(end.into()).await;
+            Some(cpu_time(&pids)?.saturating_sub(before))
+        })
+    };
     let mut tasks = Vec::new();
     for _ in 0..STREAMS {
         let c = c.clone();
@@ -81,21 +102,32 @@ async fn events_per_second(
         events += e;
         errors += x;
     }
-    (events as f64 / measure.as_secs_f64(), errors)
+    let cpu = sampler.await.ok().flatten();
+    Rate {
+        events_per_sec: events as f64 / measure.as_secs_f64(),
+        errors,
+        cpu_per_event: cpu
+            .filter(|_| events > 0)
+            .map(|c| c / u32::try_from(events).unwrap_or(u32::MAX)),
+    }
 }
 
 #[tokio::main]
 async fn main() {
     let (warmup, measure, rounds) = settings();
+    let cpus = pin();
     let tmp = tempfile::tempdir().unwrap();
     let (cert, key, ca) = certs(tmp.path());
     let nats = Nats::start("");
+    pin_pid(nats.pid(), cpus);
     let url = nats.url();
     let bin = env!("CARGO_BIN_EXE_bare-hello");
-    let (_bare, addr) = start_bare(
+    let (bare_proc, addr) = start_bare_on(
+        cpus,
         bin,
         &[cert.to_str().unwrap(), key.to_str().unwrap(), "127.0.0.1:0"],
     );
+    let bare_pids = [bare_proc.0.id()];
     let bare = Client::new(&ca, addr.unwrap());
     let tls = [
         "--tls-cert",
@@ -107,19 +139,22 @@ async fn main() {
     let mut args = vec!["--rate-limit", "false"];
     args.extend(tls);
     let edge = Edge::start(&args);
+    pin_pid(edge.pid(), cpus);
     let c = Client::new(&ca, edge.https);
     let me = scenarios::login(&c, "bench-streams").await;
-    let _worker = Edge::start_worker(&["--nats", &url, "--services", "llm"]);
+    let worker = Edge::start_worker(&["--nats", &url, "--services", "llm"]);
+    pin_pid(worker.pid(), cpus);
     let mut args = vec!["--rate-limit", "false", "--nats", &url, "--remote", "llm"];
     args.extend(tls);
     let remote = Edge::start(&args);
+    pin_pid(remote.pid(), cpus);
     let rc = Client::new(&ca, remote.https);
     let rme = scenarios::login(&rc, "bench-streams").await;
 
     // A long reply (the grammar's text for this seed), recorded once so the baseline streams
     // exactly the same messages.
     let request = Bytes::from(
-        json!({"messages": [{"role": "user", "content": "Tell me of the north."}], "maxTokens": 4096, "seed": "11"}).to_string(),
+        json!({"messages": [{"role": "user", "content": "Tell me of the north."}], "maxTokens": 500, "seed": "11"}).to_string(),
     );
     let recorded: Vec<String> = Sse::send(
         c.connect(false).await.unwrap(),
@@ -136,40 +171,119 @@ async fn main() {
     .filter(|e| e.event.is_none() && !e.comment)
     .map(|e| e.data)
     .collect();
-    let bare_body = Bytes::from(serde_json::to_vec(&recorded).unwrap());
+    // The baseline loads the recorded events once; then both sides get the same request bytes.
+    let loaded = bare
+        .request(
+            Method::POST,
+            "/sse/record",
+            &[("content-type", "application/json")],
+            serde_json::to_vec(&recorded).unwrap(),
+        )
+        .await;
+    assert_eq!(loaded.status.as_u16(), 204);
+    assert!(
+        recorded.len() >= 400,
+        "a long reply: {} events",
+        recorded.len()
+    );
     println!(
-        "\nStreaming benchmark: {STREAMS} concurrent SSE streams, HTTP/1.1 over TLS, {} events per stream, {}s x {rounds} rounds; baseline = bare axum+rustls SSE of the same events; goal >= 0.50x locally",
+        "\nStreaming benchmark: {STREAMS} concurrent SSE streams, HTTP/1.1 over TLS, {} events per stream, {}s x {rounds} rounds (ABBA) after a warm-up; baseline = bare axum+rustls SSE of the same events; goal >= 0.50x locally",
         recorded.len(),
         measure.as_secs()
     );
-    for (name, client, token) in [
-        ("edge, grammar in-process", &c, me.access.clone()),
-        ("edge, grammar on a NATS worker", &rc, rme.access.clone()),
+    let times = (warmup, measure);
+    for (name, client, token, pids) in [
+        (
+            "edge, grammar in-process",
+            &c,
+            me.access.clone(),
+            vec![edge.pid()],
+        ),
+        (
+            "edge, grammar on a NATS worker",
+            &rc,
+            rme.access.clone(),
+            vec![remote.pid(), worker.pid(), nats.pid()],
+        ),
     ] {
-        let mut ratios = Vec::new();
-        for round in 1..=rounds {
-            let (b, be) =
-                events_per_second(&bare, "/sse", None, bare_body.clone(), warmup, measure).await;
-            let (t, te) = events_per_second(
+        let base = || {
+            events_per_second(
+                &bare,
+                "/sse",
+                Some(token.clone()),
+                request.clone(),
+                times,
+                &bare_pids,
+            )
+        };
+        let target = || {
+            events_per_second(
                 client,
                 STREAM,
                 Some(token.clone()),
                 request.clone(),
-                warmup,
-                measure,
+                times,
+                &pids,
             )
-            .await;
+        };
+        // Warm-up: each side for a while, unmeasured.
+        let short = (Duration::ZERO, Duration::from_secs(3));
+        events_per_second(
+            &bare,
+            "/sse",
+            Some(token.clone()),
+            request.clone(),
+            short,
+            &[],
+        )
+        .await;
+        events_per_second(
+            client,
+            STREAM,
+            Some(token.clone()),
+            request.clone(),
+            short,
+            &[],
+        )
+        .await;
+        let (mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
+        for round in 1..=rounds {
+            let (b, t) = if round % 2 == 1 {
+                let b = base().await;
+                (b, target().await)
+            } else {
+                let t = target().await;
+                (base().await, t)
+            };
+            let us = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e6);
+            let cpu = match (t.cpu_per_event, b.cpu_per_event) {
+                (Some(tc), Some(bc)) if !bc.is_zero() => Some(tc.as_secs_f64() / bc.as_secs_f64()),
+                _ => None,
+            };
             println!(
-                "  round {round}: baseline {b:>8.0} events/s (errors {be}) | {name} {t:>8.0} events/s (errors {te}) | {:.2}x",
-                t / b
+                "  round {round}: baseline {:>8.0} events/s {:>5.2} us CPU/event (errors {}) | {name} {:>8.0} events/s {:>5.2} us CPU/event (errors {}) | {:.2}x events/s, {} CPU/event",
+                b.events_per_sec,
+                us(b.cpu_per_event),
+                b.errors,
+                t.events_per_sec,
+                us(t.cpu_per_event),
+                t.errors,
+                t.events_per_sec / b.events_per_sec,
+                cpu.map_or("n/a".to_owned(), |c| format!("{c:.2}x"))
             );
-            ratios.push(t / b);
+            ratios.push(t.events_per_sec / b.events_per_sec);
+            if let Some(c) = cpu {
+                cpu_ratios.push(c);
+            }
         }
-        ratios.sort_by(f64::total_cmp);
+        let (r, cr) = (median(ratios), median(cpu_ratios));
         println!(
-            "{name}: median {:.2}x over {} rounds\n",
-            ratios[ratios.len() / 2],
-            ratios.len()
+            "{name}: median {r:.2}x events/s, {cr:.2}x CPU per event, over {rounds} rounds; goal >= 0.50x{}\n",
+            if name.contains("in-process") {
+                format!(": {}", verdict(r >= 0.50))
+            } else {
+                String::new()
+            }
         );
     }
 

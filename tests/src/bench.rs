@@ -12,6 +12,105 @@ use serde_json::json;
 use crate::load::Shape;
 use crate::{Client, run_edge};
 
+/// The cores of a 2-core machine, split: the load generator (this process) on one, the servers
+/// under test (both sides alike) on the other, so the generator never competes with what it
+/// measures. `None` (and a note) where that cannot be done.
+pub fn pin() -> Option<&'static str> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let ok = cores >= 2
+        && Command::new("taskset")
+            .args(["-a", "-cp", "0", &std::process::id().to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if ok {
+        println!("pinned: load generator on CPU 0, servers under test on CPU 1");
+        Some("1")
+    } else {
+        println!("NOT pinned ({cores} cores or no taskset): ratios drift toward 1");
+        None
+    }
+}
+
+/// Moves a running process (all its threads) onto `cpus`.
+pub fn pin_pid(pid: u32, cpus: Option<&str>) {
+    if let Some(cpus) = cpus {
+        let ok = Command::new("taskset")
+            .args(["-a", "-cp", cpus, &pid.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "taskset of {pid} failed");
+    }
+}
+
+/// Clock ticks per second, for `/proc/<pid>/stat`.
+fn ticks_per_second() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100)
+    })
+}
+
+/// User plus system CPU time of `pids` so far.
+pub fn cpu_time(pids: &[u32]) -> Option<std::time::Duration> {
+    let mut ticks = 0u64;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces) start at field 3 (state).
+        let rest = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        ticks += f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    }
+    Some(std::time::Duration::from_nanos(
+        ticks * 1_000_000_000 / ticks_per_second(),
+    ))
+}
+
+/// One side of a comparison: where to send, what, and the processes doing the work.
+#[derive(Clone, Copy)]
+pub struct Side<'a> {
+    /// The client.
+    pub client: &'a Client,
+    /// The request.
+    pub shape: &'a Shape,
+    /// Every process serving it (edge, worker, nats-server, ...).
+    pub pids: &'a [u32],
+}
+
+/// What a comparison found, as medians over its rounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Comparison {
+    /// Target req/s over baseline req/s.
+    pub rps: f64,
+    /// Target CPU per request over baseline CPU per request, if measured.
+    pub cpu: Option<f64>,
+}
+
+/// "met" or "MISSED".
+pub fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+/// The median, with an even count's two middle values averaged.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.is_empty() {
+        f64::NAN
+    } else if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    }
+}
+
 /// A child process killed (and reaped) on drop.
 pub struct Proc(pub Child);
 
@@ -34,10 +133,23 @@ pub fn certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
-/// Starts `bare` (the bare-hello binary) with `args`; waits for its first line; returns the
-/// process and the address it printed, if any.
+/// Starts `bare` (the bare-hello binary) with `args`, on `cpus` if given; waits for its first
+/// line; returns the process and the address it printed, if any.
 pub fn start_bare(bare: &str, args: &[&str]) -> (Proc, Option<SocketAddr>) {
-    let mut child = Command::new(bare)
+    start_bare_on(None, bare, args)
+}
+
+/// [`start_bare`] on `cpus`.
+pub fn start_bare_on(cpus: Option<&str>, bare: &str, args: &[&str]) -> (Proc, Option<SocketAddr>) {
+    let mut cmd = match cpus {
+        Some(cpus) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpus, bare]);
+            c
+        }
+        None => Command::new(bare),
+    };
+    let mut child = cmd
         .args(args)
         .stdout(Stdio::piped())
         .spawn()
@@ -153,55 +265,68 @@ pub async fn warm_up(sides: &[(&Client, &Shape)]) {
     }
 }
 
-/// Runs baseline and target in turn for `rounds` rounds and reports each round's ratio and the
-/// median: on a shared machine, drift then hits both sides alike and one bad round does not decide.
+async fn side_run(
+    s: Side<'_>,
+    warmup: std::time::Duration,
+    measure: std::time::Duration,
+) -> crate::load::Stats {
+    crate::load::run_measuring(s.client, s.shape, 64, warmup, measure, s.pids).await
+}
+
+/// Runs baseline and target in turn for `rounds` rounds (ABBA: the side that goes first
+/// alternates, so drift on a shared host does not always land on one side) and reports each
+/// round's req/s and CPU per request, and the medians of their ratios.
 pub async fn compare(
     name: &str,
-    base: (&Client, &Shape),
-    target: (&Client, &Shape),
+    base: Side<'_>,
+    target: Side<'_>,
     rounds: usize,
     warmup: std::time::Duration,
     measure: std::time::Duration,
-) -> f64 {
-    let mut ratios = Vec::new();
+) -> Comparison {
+    let (mut ratios, mut cpus) = (Vec::new(), Vec::new());
     for round in 1..=rounds.max(1) {
-        // Alternate which side goes first (ABBA), so a slow spell on the shared host or a drift
-        // over the run does not always land on the same side.
         let (b, t) = if round % 2 == 1 {
-            let b = crate::load::run(base.0, base.1, 64, warmup, measure).await;
-            (
-                b,
-                crate::load::run(target.0, target.1, 64, warmup, measure).await,
-            )
+            let b = side_run(base, warmup, measure).await;
+            (b, side_run(target, warmup, measure).await)
         } else {
-            let t = crate::load::run(target.0, target.1, 64, warmup, measure).await;
-            (
-                crate::load::run(base.0, base.1, 64, warmup, measure).await,
-                t,
-            )
+            let t = side_run(target, warmup, measure).await;
+            (side_run(base, warmup, measure).await, t)
         };
         let r = t.rps / b.rps;
+        let us = |d: Option<std::time::Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e6);
+        let cpu = match (t.cpu_per_req, b.cpu_per_req) {
+            (Some(tc), Some(bc)) if !bc.is_zero() => Some(tc.as_secs_f64() / bc.as_secs_f64()),
+            _ => None,
+        };
         println!(
-            "  round {round}: baseline {:>7.0} req/s p99 {:>5.2} ms | {name} {:>7.0} req/s p50 {:>5.2} ms p99 {:>5.2} ms errors {} | {r:.2}x",
+            "  round {round}: baseline {:>7.0} req/s {:>6.1} us CPU/req p99 {:>5.2} ms | {name} {:>7.0} req/s {:>6.1} us CPU/req p50 {:>5.2} ms p99 {:>5.2} ms errors {} | {r:.2}x req/s, {} CPU/req",
             b.rps,
+            us(b.cpu_per_req),
             b.p99.as_secs_f64() * 1e3,
             t.rps,
+            us(t.cpu_per_req),
             t.p50.as_secs_f64() * 1e3,
             t.p99.as_secs_f64() * 1e3,
-            t.errors
+            t.errors,
+            cpu.map_or("n/a".to_owned(), |c| format!("{c:.2}x"))
         );
         ratios.push(r);
+        if let Some(c) = cpu {
+            cpus.push(c);
+        }
     }
-    ratios.sort_by(f64::total_cmp);
-    let mid = ratios.len() / 2;
-    // An even count takes the mean of the middle two, not the upper one.
-    let median = if ratios.len() % 2 == 0 {
-        (ratios[mid - 1] + ratios[mid]) / 2.0
-    } else {
-        ratios[mid]
+    let out = Comparison {
+        rps: median(ratios),
+        cpu: (!cpus.is_empty()).then(|| median(cpus)),
     };
-    println!("{name}: median {median:.2}x over {} rounds\n", ratios.len());
-    median
+    println!(
+        "{name}: median {:.2}x req/s, {} CPU per request, over {} rounds\n",
+        out.rps,
+        out.cpu.map_or("n/a".to_owned(), |c| format!("{c:.2}x")),
+        rounds.max(1)
+    );
+    out
 }
 
 /// `BENCH_SECS` (default 6) and `BENCH_ROUNDS` (default 3).

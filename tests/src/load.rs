@@ -34,6 +34,9 @@ pub struct Stats {
     pub p50: Duration,
     /// 99th percentile latency.
     pub p99: Duration,
+    /// CPU time the measured processes spent per 2xx answer over the measured window, if
+    /// processes were given.
+    pub cpu_per_req: Option<Duration>,
 }
 
 /// Runs `conns` connections for `warmup` (discarded) then `measure`.
@@ -44,9 +47,35 @@ pub async fn run(
     warmup: Duration,
     measure: Duration,
 ) -> Stats {
+    run_measuring(client, shape, conns, warmup, measure, &[]).await
+}
+
+/// [`run`], also taking the CPU time of `pids` (the servers under test) over the measured window
+/// from `/proc/<pid>/stat`.
+pub async fn run_measuring(
+    client: &Client,
+    shape: &Shape,
+    conns: usize,
+    warmup: Duration,
+    measure: Duration,
+    pids: &[u32],
+) -> Stats {
     let start = Instant::now();
     let measure_from = start + warmup;
     let end = measure_from + measure;
+    let sampler = {
+        let pids = pids.to_vec();
+        tokio::spawn(async move {
+            if pids.is_empty() {
+                return None;
+            }
+            tokio::time::sleep_until(measure_from.into()).await;
+            let before = crate::bench::cpu_time(&pids)?;
+            tokio::time::sleep_until(end.into()).await;
+            let after = crate::bench::cpu_time(&pids)?;
+            Some(after.saturating_sub(before))
+        })
+    };
     let mut tasks = Vec::new();
     for _ in 0..conns {
         let client = client.clone();
@@ -106,6 +135,7 @@ pub async fn run(
             lat.extend(l);
         }
     }
+    let cpu = sampler.await.ok().flatten();
     lat.sort_unstable();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
@@ -117,5 +147,8 @@ pub async fn run(
         rps: ok as f64 / measure.as_secs_f64(),
         p50: pct(0.50),
         p99: pct(0.99),
+        cpu_per_req: cpu
+            .filter(|_| ok > 0)
+            .map(|c| c / u32::try_from(ok).unwrap_or(u32::MAX)),
     }
 }

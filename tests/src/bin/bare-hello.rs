@@ -2,8 +2,11 @@
 //! - `bare-hello CERT KEY LISTEN` answers "hello";
 //! - `bare-hello CERT KEY LISTEN NATS_URL` answers with one raw NATS request/reply to `bench.echo`;
 //! - `bare-hello responder NATS_URL` is that trivial responder (echoes the payload);
-//! - either server also answers `POST /sse` (a JSON array of strings) with those strings as SSE
-//!   `data:` events and a final `event: end`: the streaming baseline.
+//! - either server also takes `POST /sse/record` (a JSON array of strings) once, and then answers
+//!   `POST /sse` (whatever its body: the benchmark sends the edge's request bytes) with those
+//!   strings as SSE `data:` events and a final `event: end`: the streaming baseline.
+//!
+//! It uses the edge's allocator (mimalloc), so the ratios compare the servers' work, not glibc's.
 //!
 //! Prints `listening <addr>` (or `responding`) once ready.
 
@@ -21,6 +24,16 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tower::ServiceExt as _;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The NATS client (if relaying) and the recorded SSE frames.
+#[derive(Clone)]
+struct Shared {
+    nats: Option<async_nats::Client>,
+    recorded: Arc<std::sync::RwLock<Arc<Vec<Bytes>>>>,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -52,10 +65,10 @@ async fn responder(url: &str, subject: &str) -> Result<(), BoxError> {
 }
 
 async fn via_nats(
-    State(client): State<Option<async_nats::Client>>,
+    State(shared): State<Shared>,
     body: Bytes,
 ) -> Result<Bytes, axum::http::StatusCode> {
-    match client {
+    match shared.nats {
         Some(c) => c
             .request("bench.echo", body)
             .await
@@ -65,15 +78,29 @@ async fn via_nats(
     }
 }
 
-async fn sse_echo(body: Bytes) -> axum::response::Response {
+async fn sse_record(State(shared): State<Shared>, body: Bytes) -> axum::http::StatusCode {
     let events: Vec<String> = serde_json::from_slice(&body).unwrap_or_default();
-    let frames = events
+    let frames: Vec<Bytes> = events
         .into_iter()
         .map(|e| Bytes::from(format!("data: {e}\n\n")))
         .chain(std::iter::once(Bytes::from_static(
             b"event: end\ndata: {}\n\n",
         )))
-        .map(Ok::<_, std::convert::Infallible>);
+        .collect();
+    if let Ok(mut r) = shared.recorded.write() {
+        *r = Arc::new(frames);
+    }
+    axum::http::StatusCode::NO_CONTENT
+}
+
+async fn sse_echo(State(shared): State<Shared>) -> axum::response::Response {
+    let recorded = shared
+        .recorded
+        .read()
+        .map(|r| Arc::clone(&r))
+        .unwrap_or_default();
+    let frames =
+        (0..recorded.len()).map(move |i| Ok::<_, std::convert::Infallible>(recorded[i].clone()));
     let mut res =
         axum::response::Response::new(Body::from_stream(futures_util::stream::iter(frames)));
     res.headers_mut().insert(
@@ -101,7 +128,11 @@ async fn serve(cert: &str, key: &str, listen: &str, nats: Option<&String>) -> Re
     let app = Router::new()
         .route("/hello", get(via_nats).post(via_nats))
         .route("/sse", axum::routing::post(sse_echo))
-        .with_state(client);
+        .route("/sse/record", axum::routing::post(sse_record))
+        .with_state(Shared {
+            nats: client,
+            recorded: Arc::default(),
+        });
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("listening {}", listener.local_addr()?);
     loop {

@@ -1,0 +1,133 @@
+//! Benchmark: world QueryEntities over a region holding 10,000 entities, with a box covering about
+//! 1% of it, against the foundation benchmark's state Get on the same edge, in the same run, 64
+//! connections each, ABBA rounds after a warm-up, servers on one core and the load generator on
+//! the other. Also how many entity records a query reads against how many it answers.
+//! Run: `cargo build --release -p edge && cargo bench -p edge-e2e --bench world`.
+//! `BENCH_SECS`, `BENCH_ROUNDS`, `BENCH_ENTITIES` (default 10000) adjust it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use bytes::Bytes;
+use edge_e2e::bench::{Side, certs, compare, pin, pin_pid, settings, state_get, verdict, warm_up};
+use edge_e2e::load::Shape;
+use edge_e2e::{Client, Edge};
+use http::Method;
+use serde_json::json;
+
+const UPSERT: &str = "/aicore.world.v1.WorldService/UpsertEntity";
+const QUERY: &str = "/aicore.world.v1.WorldService/QueryEntities";
+
+#[tokio::main]
+async fn main() {
+    let (warmup, measure, rounds) = settings();
+    let entities: usize = std::env::var("BENCH_ENTITIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let cpus = pin();
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key, ca) = certs(tmp.path());
+    let edge = Edge::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--rate-limit",
+        "false",
+    ]);
+    pin_pid(edge.pid(), cpus);
+    let c = Client::new(&ca, edge.https);
+    let gs = edge.service_key("gs", "world");
+
+    // Hearthvale is 2000 m x 2000 m: spread the entities over it (a fixed pseudo-random layout).
+    let started = std::time::Instant::now();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % 2_000_000) as f64 / 1000.0
+    };
+    let points: Vec<(f64, f64)> = (0..entities).map(|_| (next(), next())).collect();
+    let mut tasks = Vec::new();
+    for chunk in points
+        .chunks(entities.div_ceil(32))
+        .map(<[_]>::to_vec)
+        .enumerate()
+    {
+        let (c, gs) = (c.clone(), gs.clone());
+        tasks.push(tokio::spawn(async move {
+            let (i0, pts) = chunk;
+            for (j, (px, pz)) in pts.into_iter().enumerate() {
+                let id = format!("e{}-{j}", i0);
+                let kind = ["npc", "item", "player"][j % 3];
+                let r = c
+                    .call(
+                        UPSERT,
+                        Some(&gs),
+                        json!({"entity": {"id": id, "regionId": "hearthvale", "kind": kind,
+                            "position": {"x": 2000.0 + px, "y": 10.0, "z": pz}}}),
+                    )
+                    .await;
+                assert_eq!(r.status, 200, "{}", r.text());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    println!(
+        "\nworld benchmark: {entities} entities in hearthvale (filled in {:.0} s); 64 connections, HTTP/1.1 over TLS, {}s x {rounds} rounds",
+        started.elapsed().as_secs_f64(),
+        measure.as_secs()
+    );
+
+    let get = state_get(&c).await;
+    let token = get.headers[1].1.clone();
+    // 200 m x 200 m: 1% of the region's area.
+    let body = json!({"regionId": "hearthvale", "limit": 500,
+        "within": {"min": {"x": 2900.0, "y": 0.0, "z": 900.0}, "max": {"x": 3100.0, "y": 100.0, "z": 1100.0}}});
+    let query = Shape {
+        method: Method::POST,
+        path: QUERY.into(),
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("authorization".into(), token.clone()),
+        ],
+        body: Bytes::from(body.to_string()),
+    };
+    let one = c
+        .call(QUERY, Some(token.trim_start_matches("Bearer ")), body)
+        .await
+        .json();
+    let answered = one["entities"].as_array().map_or(0, Vec::len);
+    let scanned = one["scanned"].as_u64().unwrap_or(0);
+    println!(
+        "one query answers {answered} entities and reads {scanned} records ({:.1}x the answer; the region holds {entities})",
+        scanned as f64 / answered.max(1) as f64
+    );
+    warm_up(&[(&c, &get), (&c, &query)]).await;
+    let pids = [edge.pid()];
+    let r = compare(
+        "world QueryEntities (1% box)",
+        Side {
+            client: &c,
+            shape: &get,
+            pids: &pids,
+        },
+        Side {
+            client: &c,
+            shape: &query,
+            pids: &pids,
+        },
+        rounds,
+        warmup,
+        measure,
+    )
+    .await;
+    println!(
+        "QueryEntities over 10,000 entities: {:.2}x state Get's req/s, goal >= 0.50x: {}; reads {scanned} records for {answered} answered",
+        r.rps,
+        verdict(r.rps >= 0.50)
+    );
+}
