@@ -494,3 +494,125 @@ async fn perf_adapts_a_players_device_and_keeps_it_across_a_restart() {
         .await;
     assert_eq!(r.json()["renderScalePercent"], 90, "{}", r.text());
 }
+
+#[tokio::test]
+async fn players_and_broad_keys_cannot_touch_what_is_not_theirs() {
+    let edge = Edge::start(&[]);
+    let c = edge.client();
+    let player = scenarios::login(&c, "mallory").await;
+    let victim = scenarios::login(&c, "alice").await;
+    let broad = edge.service_key("gs", "*");
+    let device = json!({"model": "Pocket", "gpu": "Adreno 610"});
+    let service_only = [
+        (
+            UPSERT,
+            json!({"entity": {"id": "x", "regionId": "hearthvale", "kind": "item",
+            "position": {"x": 2500.0, "y": 0.0, "z": 100.0}}}),
+        ),
+        (
+            "/aicore.world.v1.WorldService/RemoveEntity",
+            json!({"regionId": "hearthvale", "entityId": "x"}),
+        ),
+        (
+            SCHEDULE,
+            json!({"fireAtGameTimeMs": "1", "topic": "world.hearthvale"}),
+        ),
+        (
+            "/aicore.time.v1.TimeService/Cancel",
+            json!({"id": "00000000000000000001-0000000000000000"}),
+        ),
+        (
+            "/aicore.npc.v1.NpcService/Perceive",
+            json!({"npcId": "brenna-hale", "stimuli": [{"kind": "gift", "intensity": 1.0}]}),
+        ),
+        (
+            "/aicore.npc.v1.NpcService/Decide",
+            json!({"npcId": "brenna-hale"}),
+        ),
+    ];
+    let admin_only = [
+        (SET_SCALE, json!({"scale": 1000.0})),
+        (
+            "/aicore.weather.v1.WeatherService/Override",
+            json!({"regionId": "hearthvale", "condition": "CONDITION_STORM", "durationMinutes": 60}),
+        ),
+        (
+            "/aicore.perf.v1.PerformanceService/SetOverride",
+            json!({"deviceModel": "Pocket", "tier": "TIER_ULTRA"}),
+        ),
+    ];
+    for (path, body) in service_only.iter().chain(&admin_only) {
+        let r = c.call(path, Some(&player.access), body.clone()).await;
+        assert_eq!(r.status, 403, "a player on {path}: {}", r.text());
+        assert_eq!(r.json()["code"], "permission_denied");
+    }
+    // A key for everything still needs each admin method by name.
+    for (path, body) in &admin_only {
+        let r = c.call(path, Some(&broad), body.clone()).await;
+        assert_eq!(r.status, 403, "a broad key on {path}: {}", r.text());
+    }
+    // A player reports frame stats only for themself.
+    let r = c
+        .call(
+            "/aicore.perf.v1.PerformanceService/ReportFrameStats",
+            Some(&player.access),
+            json!({"device": device, "averageFrameMs": 50.0, "p95FrameMs": 90.0, "playerId": victim.player_id}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    // Nothing changed for anyone.
+    let now = c.call(NOW, Some(&player.access), json!({})).await.json();
+    assert_ne!(now["scale"], 1000.0);
+}
+
+#[tokio::test]
+async fn world_queries_read_only_covering_cells_on_jetstream_too() {
+    let nats = Nats::start("");
+    let url = nats.url();
+    let edge = Edge::start(&["--nats", &url, "--store", "jetstream"]);
+    let c = edge.client();
+    let gs = edge_e2e::jetstream_service_key(&url, "gs", "world");
+    let mut expected = Vec::new();
+    for i in 0..120 {
+        let (x, z) = (
+            2000.0 + f64::from(i % 12) * 160.0,
+            f64::from(i / 12) * 190.0,
+        );
+        let id = format!("stone-{i:03}");
+        let r = c
+            .call(
+                UPSERT,
+                Some(&gs),
+                json!({"entity": {"id": id, "regionId": "hearthvale", "kind": "item",
+                    "position": {"x": x, "y": 5.0, "z": z}}}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        if (2300.0..=2700.0).contains(&x) && (300.0..=700.0).contains(&z) {
+            expected.push(id);
+        }
+    }
+    let r = c
+        .call(
+            QUERY,
+            Some(&gs),
+            json!({"regionId": "hearthvale", "within": {"min": {"x": 2300, "y": 0, "z": 300},
+                "max": {"x": 2700, "y": 10, "z": 700}}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got: Vec<String> = r.json()["entities"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(got, expected);
+    let scanned = r.json()["scanned"].as_u64().unwrap_or(0);
+    assert!(
+        scanned < 40,
+        "read {scanned} of 120 records for {} answers",
+        expected.len()
+    );
+}
