@@ -46,7 +46,7 @@ async fn probes_routes_and_http2() {
         .unwrap();
     assert_eq!(r.status, 200);
 
-    // The route table comes from the descriptors: all 22 services, 8 of them local so far.
+    // The route table comes from the descriptors: all 22 services, 13 of them local so far.
     let v = edge.admin_json("/admin/routes").await;
     let routes = v["routes"].as_array().unwrap();
     assert_eq!(routes.len(), 22);
@@ -58,7 +58,8 @@ async fn probes_routes_and_http2() {
     assert_eq!(
         local,
         [
-            "airouter", "auth", "events", "llm", "models", "payment", "settings", "state"
+            "airouter", "auth", "events", "llm", "models", "npc", "payment", "perf", "settings",
+            "state", "time", "weather", "world"
         ]
     );
     let login = routes.iter().find(|r| r["service"] == "auth").unwrap()["methods"]
@@ -369,7 +370,7 @@ async fn bad_input_gets_clear_errors() {
 
     let r = c
         .call(
-            "/aicore.weather.v1.WeatherService/Current",
+            "/aicore.quest.v1.QuestService/ListAvailable",
             Some(&access),
             json!({}),
         )
