@@ -154,7 +154,7 @@ async fn main() {
     // A long reply (the grammar's text for this seed), recorded once so the baseline streams
     // exactly the same messages.
     let request = Bytes::from(
-        json!({"messages": [{"role": "user", "content": "Tell me of the north."}], "maxTokens": 500, "seed": "11"}).to_string(),
+        json!({"messages": [{"role": "user", "content": "Tell me of the north, at length."}], "maxTokens": 500, "seed": "11"}).to_string(),
     );
     let recorded: Vec<String> = Sse::send(
         c.connect(false).await.unwrap(),

@@ -155,7 +155,8 @@ impl Finish {
 }
 
 /// Generates the reply to `prompt` with `seed`: the tokens (words, each but the first with its
-/// leading space) and why it ended. At most `max_tokens` tokens.
+/// leading space) and why it ended. At most `max_tokens` tokens. A prompt that asks for it "at
+/// length" gets a tale that goes on until `max_tokens` (for long streams in demos and benchmarks).
 pub fn generate(seed: u64, prompt: &str, max_tokens: usize) -> (Vec<String>, Finish) {
     let mut rng = SplitMix(seed ^ fnv(prompt));
     let start = if prompt.trim_end().ends_with('?') {
@@ -165,6 +166,11 @@ pub fn generate(seed: u64, prompt: &str, max_tokens: usize) -> (Vec<String>, Fin
     };
     let mut words = Vec::new();
     expand(start, &mut rng, &mut words, 0);
+    if prompt.to_lowercase().contains("at length") {
+        while words.len() <= max_tokens {
+            expand("line", &mut rng, &mut words, 0);
+        }
+    }
     let finish = if words.len() > max_tokens {
         words.truncate(max_tokens);
         Finish::Length
@@ -335,6 +341,16 @@ mod tests {
             .collect();
         let distinct: std::collections::HashSet<_> = others.iter().collect();
         assert!(distinct.len() > 10, "seeds vary the text");
+    }
+
+    #[test]
+    fn at_length_goes_on_to_max_tokens() {
+        let (tokens, finish) = generate(11, "Tell me of the north, at length.", 500);
+        assert_eq!(tokens.len(), 500);
+        assert_eq!(finish, Finish::Length);
+        let (short, finish) = generate(11, "Tell me of the north.", 500);
+        assert!(short.len() < 100);
+        assert_eq!(finish, Finish::Stop);
     }
 
     #[test]

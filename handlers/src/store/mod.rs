@@ -77,6 +77,17 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Page, StoreError>;
 
+    /// The first page of each of several prefixes (each with its own `limit`), in one read where
+    /// the backend can: a query over many small key ranges (the world's grid cells) pays one
+    /// round trip, not one per range.
+    async fn list_many(&self, prefixes: &[String], limit: usize) -> Result<Vec<Page>, StoreError> {
+        let mut pages = Vec::with_capacity(prefixes.len());
+        for p in prefixes {
+            pages.push(self.list(p, None, limit).await?);
+        }
+        Ok(pages)
+    }
+
     /// Whether the store can serve (for readiness).
     async fn check(&self) -> Result<(), StoreError>;
 
@@ -234,6 +245,16 @@ pub(crate) mod conformance {
         assert_eq!(page.next_after, None);
         assert_eq!(store.list("p.", None, 10).await.unwrap().entries.len(), 4);
         assert_eq!(store.list("", None, 10).await.unwrap().entries.len(), 5);
+        // Several prefixes at once: each page as `list` gives it.
+        let prefixes = ["p.1.".to_owned(), "p.2.".to_owned(), "r.".to_owned()];
+        let pages = store.list_many(&prefixes, 2).await.unwrap();
+        let keys: Vec<Vec<&str>> = pages
+            .iter()
+            .map(|p| p.entries.iter().map(|(k, _)| k.as_str()).collect())
+            .collect();
+        assert_eq!(keys, vec![vec!["p.1.a", "p.1.b"], vec!["p.2.a"], vec![]]);
+        assert_eq!(pages[0].next_after.as_deref(), Some("p.1.b"));
+        assert!(store.list_many(&["bad..".to_owned()], 2).await.is_err());
     }
 
     pub async fn concurrent_cas(store: std::sync::Arc<dyn Store>) {

@@ -249,40 +249,24 @@ impl Store for RedbStore {
         validate_prefix(prefix)?;
         let prefix = prefix.to_owned();
         let after = after.map(str::to_owned);
-        let limit = limit.max(1);
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(map_err)?;
             let kv = txn.open_table(KV).map_err(map_err)?;
-            let start = match &after {
-                Some(a) if a.as_str() >= prefix.as_str() => a.as_str(),
-                _ => prefix.as_str(),
-            };
-            let mut entries = Vec::new();
-            let mut more = false;
-            for item in kv.range(start..).map_err(map_err)? {
-                let (k, v) = item.map_err(map_err)?;
-                let k = k.value();
-                if !k.starts_with(prefix.as_str()) {
-                    break;
-                }
-                if after.as_deref() == Some(k) {
-                    continue;
-                }
-                if entries.len() == limit {
-                    more = true;
-                    break;
-                }
-                entries.push((k.to_owned(), decode(v.value())?));
-            }
-            let next_after = if more {
-                entries.last().map(|(k, _)| k.clone())
-            } else {
-                None
-            };
-            Ok(Page {
-                entries,
-                next_after,
-            })
+            page(&kv, &prefix, after.as_deref(), limit)
+        })
+        .await
+    }
+
+    async fn list_many(&self, prefixes: &[String], limit: usize) -> Result<Vec<Page>, StoreError> {
+        for p in prefixes {
+            validate_prefix(p)?;
+        }
+        let prefixes = prefixes.to_vec();
+        // One thread hop and one read transaction for all of them.
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(map_err)?;
+            let kv = txn.open_table(KV).map_err(map_err)?;
+            prefixes.iter().map(|p| page(&kv, p, None, limit)).collect()
         })
         .await
     }
@@ -295,6 +279,46 @@ impl Store for RedbStore {
     fn backend(&self) -> &'static str {
         "redb"
     }
+}
+
+/// One page of keys under `prefix` after `after`, from an open table.
+fn page(
+    kv: &impl redb::ReadableTable<&'static str, &'static [u8]>,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Page, StoreError> {
+    let limit = limit.max(1);
+    let start = match after {
+        Some(a) if a >= prefix => a,
+        _ => prefix,
+    };
+    let mut entries = Vec::new();
+    let mut more = false;
+    for item in kv.range(start..).map_err(map_err)? {
+        let (k, v) = item.map_err(map_err)?;
+        let k = k.value();
+        if !k.starts_with(prefix) {
+            break;
+        }
+        if after == Some(k) {
+            continue;
+        }
+        if entries.len() == limit {
+            more = true;
+            break;
+        }
+        entries.push((k.to_owned(), decode(v.value())?));
+    }
+    let next_after = if more {
+        entries.last().map(|(k, _)| k.clone())
+    } else {
+        None
+    };
+    Ok(Page {
+        entries,
+        next_after,
+    })
 }
 
 #[cfg(test)]

@@ -692,58 +692,52 @@ impl WorldServiceHandler for WorldService {
         if (0..3).any(|i| clipped.0[i] > clipped.1[i]) {
             return Ok(QueryEntitiesResponse::default());
         }
-        // Entities mid-change are answered from their records.
-        let in_flux: HashSet<String> = {
-            let mut ids = HashSet::new();
-            let mut after = None;
-            let prefix = format!("world.lock.{rid}.");
-            loop {
-                let page = self.store.list(&prefix, after.as_deref(), PAGE).await?;
-                ids.extend(
-                    page.entries
-                        .iter()
-                        .filter_map(|(k, _)| k.strip_prefix(&prefix).map(str::to_owned)),
-                );
-                match page.next_after {
-                    Some(n) => after = Some(n),
-                    None => break ids,
-                }
-            }
-        };
         let (lo, hi) = (
             self.cell_of(region, clipped.0),
             self.cell_of(region, clipped.1),
         );
         let cells = (hi.0 - lo.0 + 1) as usize * (hi.1 - lo.1 + 1) as usize;
-        let prefixes: Vec<String> = if cells <= MAX_CELL_LISTINGS {
-            (lo.0..=hi.0)
-                .flat_map(|x| (lo.1..=hi.1).map(move |z| (x, z)))
-                .map(|(x, z)| cell_prefix(rid, &format!("{x}_{z}")))
-                .collect()
+        // Entities mid-change (a journal) are answered from their records; the covering cells,
+        // or the region's whole grid when that is fewer reads. All first pages in one read.
+        let journals = format!("world.lock.{rid}.");
+        let mut prefixes = vec![journals.clone()];
+        if cells <= MAX_CELL_LISTINGS {
+            prefixes.extend(
+                (lo.0..=hi.0)
+                    .flat_map(|x| (lo.1..=hi.1).map(move |z| (x, z)))
+                    .map(|(x, z)| cell_prefix(rid, &format!("{x}_{z}"))),
+            );
         } else {
-            vec![format!("world.cell.{rid}.")]
-        };
+            prefixes.push(format!("world.cell.{rid}."));
+        }
+        let first = self.store.list_many(&prefixes, PAGE).await?;
+        let mut pages = Vec::with_capacity(prefixes.len());
+        for (prefix, mut page) in prefixes.iter().zip(first) {
+            let mut entries = std::mem::take(&mut page.entries);
+            while let Some(after) = page.next_after.take() {
+                page = self.store.list(prefix, Some(&after), PAGE).await?;
+                entries.append(&mut page.entries);
+            }
+            pages.push(entries);
+        }
+        let mut pages = pages.into_iter();
+        let in_flux: HashSet<String> = pages
+            .next()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(k, _)| k.strip_prefix(&journals).map(str::to_owned))
+            .collect();
         let mut found: BTreeMap<String, Entity> = BTreeMap::new();
-        for prefix in prefixes {
-            let mut after = None;
-            loop {
-                let page = self.store.list(&prefix, after.as_deref(), PAGE).await?;
-                for (_, v) in &page.entries {
-                    scanned += 1;
-                    let e = Entity::decode(v.value.as_ref())
-                        .map_err(|e| Status::internal(format!("entity copy: {e}")))?;
-                    if in_flux.contains(&e.id) || !wanted(&e) || !inside(position(&e), b) {
-                        continue;
-                    }
-                    // A copy read mid-move may be met twice: the newer wins.
-                    if found.get(&e.id).is_none_or(|f| f.version < e.version) {
-                        found.insert(e.id.clone(), e);
-                    }
-                }
-                match page.next_after {
-                    Some(n) => after = Some(n),
-                    None => break,
-                }
+        for (_, v) in pages.flatten() {
+            scanned += 1;
+            let e = Entity::decode(v.value.as_ref())
+                .map_err(|e| Status::internal(format!("entity copy: {e}")))?;
+            if in_flux.contains(&e.id) || !wanted(&e) || !inside(position(&e), b) {
+                continue;
+            }
+            // A copy read mid-move may be met twice: the newer wins.
+            if found.get(&e.id).is_none_or(|f| f.version < e.version) {
+                found.insert(e.id.clone(), e);
             }
         }
         for id in &in_flux {
