@@ -129,11 +129,21 @@ async fn main() {
     );
     let bare_pids = [bare_proc.0.id()];
     let bare = Client::new(&ca, addr.unwrap());
+    // One benchmark player opens every stream: lift the per-player and per-address stream caps
+    // (which refuse past 32 per player) so they measure throughput, not the refusals.
+    let caps = tmp.path().join("stream-caps.toml");
+    std::fs::write(
+        &caps,
+        "[streams]\nmax_per_principal = 1000000\nmax_per_address = 1000000\n",
+    )
+    .unwrap();
     let tls = [
         "--tls-cert",
         cert.to_str().unwrap(),
         "--tls-key",
         key.to_str().unwrap(),
+        "--config",
+        caps.to_str().unwrap(),
     ];
 
     let mut args = vec!["--rate-limit", "false"];

@@ -52,8 +52,19 @@ fn journal_key(region: &str, id: &str) -> String {
 fn cell_prefix(region: &str, cell: &str) -> String {
     format!("world.cell.{region}.{cell}.")
 }
-fn count_key(region: &str) -> String {
-    format!("world.count.{region}")
+/// The entity count is striped over this many keys, so concurrent creates in one region do not
+/// all race on one key.
+const COUNT_STRIPES: u64 = 16;
+
+fn count_prefix(region: &str) -> String {
+    format!("world.count.{region}.")
+}
+
+fn count_key(region: &str, id: &str) -> String {
+    let stripe = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    }) % COUNT_STRIPES;
+    format!("world.count.{region}.{stripe:02}")
 }
 
 /// What a change is about to do, so that anyone can finish it.
@@ -330,30 +341,27 @@ impl WorldService {
         })
     }
 
-    /// Adds `delta` to the region's entity count; a positive delta past the bound is refused.
-    async fn count(&self, region: &RegionDef, delta: i64) -> Result<u64, Status> {
-        let key = count_key(&region.region.id);
-        for _ in 0..32 {
+    /// Adds `delta` to the region's entity count (on the entity's stripe); a create past the
+    /// bound is refused. Concurrent creates may overshoot the bound by at most their number.
+    async fn count(&self, region: &RegionDef, id: &str, delta: i64) -> Result<u64, Status> {
+        if delta > 0
+            && self.entity_count(&region.region.id).await? >= u64::from(self.regions.max_entities)
+        {
+            return Err(Status::new(
+                crate::status::Code::ResourceExhausted,
+                format!(
+                    "region {} holds its maximum of {} entities",
+                    region.region.id, self.regions.max_entities
+                ),
+            ));
+        }
+        let key = count_key(&region.region.id, id);
+        for attempt in 0..64 {
             let current = self.store.get(&key).await?;
             let (n, version) = match &current {
-                Some(v) => (
-                    std::str::from_utf8(&v.value)
-                        .ok()
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .unwrap_or(0),
-                    v.version,
-                ),
+                Some(v) => (parse_count(&v.value), v.version),
                 None => (0, 0),
             };
-            if delta > 0 && n >= u64::from(self.regions.max_entities) {
-                return Err(Status::new(
-                    crate::status::Code::ResourceExhausted,
-                    format!(
-                        "region {} holds its maximum of {} entities",
-                        region.region.id, self.regions.max_entities
-                    ),
-                ));
-            }
             let next = n.saturating_add_signed(delta);
             match self
                 .store
@@ -361,7 +369,11 @@ impl WorldService {
                 .await
             {
                 Ok(_) => return Ok(next),
-                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::Conflict { .. }) => {
+                    if attempt > 4 {
+                        tokio::task::yield_now().await;
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -369,13 +381,23 @@ impl WorldService {
     }
 
     async fn entity_count(&self, region: &str) -> Result<u64, Status> {
-        Ok(self
+        let page = self
             .store
-            .get(&count_key(region))
-            .await?
-            .and_then(|v| std::str::from_utf8(&v.value).ok()?.parse().ok())
-            .unwrap_or(0))
+            .list(&count_prefix(region), None, COUNT_STRIPES as usize)
+            .await?;
+        Ok(page
+            .entries
+            .iter()
+            .map(|(_, v)| parse_count(&v.value))
+            .sum())
     }
+}
+
+fn parse_count(raw: &[u8]) -> u64 {
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 fn position(e: &Entity) -> [f64; 3] {
@@ -515,7 +537,7 @@ impl WorldServiceHandler for WorldService {
                 )));
             }
             if base == 0 {
-                self.count(region, 1).await?;
+                self.count(region, &id, 1).await?;
             }
             entity.version = 0;
             let committed = self
@@ -530,7 +552,7 @@ impl WorldServiceHandler for WorldService {
                 Ok(v) => v,
                 Err(e) => {
                     if base == 0 {
-                        let _ = self.count(region, -1).await;
+                        let _ = self.count(region, &id, -1).await;
                     }
                     return Err(e.into());
                 }
@@ -622,7 +644,7 @@ impl WorldServiceHandler for WorldService {
             }
         }
         let rest = async {
-            self.count(region, -1).await?;
+            self.count(region, &id, -1).await?;
             self.store
                 .delete(&format!("{}{id}", cell_prefix(&rid, &cell)), None)
                 .await?;
