@@ -281,6 +281,18 @@ impl Store for RedbStore {
     }
 }
 
+/// The smallest string greater than every string starting with `prefix`, if there is one.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut bytes = prefix.as_bytes().to_vec();
+    while let Some(last) = bytes.pop() {
+        if last < 0x7F {
+            bytes.push(last + 1);
+            return String::from_utf8(bytes).ok();
+        }
+    }
+    None
+}
+
 /// One page of keys under `prefix` after `after`, from an open table.
 fn page(
     kv: &impl redb::ReadableTable<&'static str, &'static [u8]>,
@@ -295,7 +307,14 @@ fn page(
     };
     let mut entries = Vec::new();
     let mut more = false;
-    for item in kv.range(start..).map_err(map_err)? {
+    // A bounded range: the first key past every key with this prefix (its last byte plus one;
+    // keys are ASCII, so no prefix ends in 0xFF). An open-ended range costs redb far more.
+    let end = prefix_end(prefix);
+    let range = match &end {
+        Some(end) => kv.range(start..end.as_str()),
+        None => kv.range(start..),
+    };
+    for item in range.map_err(map_err)? {
         let (k, v) = item.map_err(map_err)?;
         let k = k.value();
         if !k.starts_with(prefix) {
