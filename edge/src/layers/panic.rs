@@ -107,6 +107,14 @@ mod tests {
         let get = |p: &str| Request::get(p).body(Body::empty()).unwrap();
         let res = svc.clone().oneshot(get("/boom")).await.unwrap();
         assert_eq!(res.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        // Connect's `internal`, and nothing of the panic's message.
+        let body = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["code"], "internal");
+        assert!(!String::from_utf8_lossy(&body).contains("boom"), "{json}");
         let res = svc.oneshot(get("/ok")).await.unwrap();
         assert_eq!(res.status(), http::StatusCode::OK);
     }

@@ -190,3 +190,106 @@ async fn pruning_sessions_and_tokens_touches_nothing_else() {
         assert!(store.get(k).await.unwrap().is_some(), "{k} kept");
     }
 }
+
+#[tokio::test]
+async fn world_listings_stay_in_their_region_cell_and_kind() {
+    use proto::aicore::world::v1::{
+        Box as Bounds, Entity, GetRegionRequest, QueryEntitiesRequest, UpsertEntityRequest, Vec3,
+        WORLD_SERVICE, WorldServiceHandler as _,
+    };
+    let (_d, store) = store();
+    let (calls, _bus) = crate::calls::fake::Bus::connected();
+    let world = crate::world::WorldService::new(
+        Arc::clone(&store),
+        Arc::new(crate::world::Regions::embedded().unwrap()),
+        calls.from(WORLD_SERVICE),
+    );
+    let e = Entity {
+        id: "lamp".into(),
+        region_id: "hearthvale".into(),
+        kind: "item".into(),
+        position: Some(Vec3 {
+            x: 2150.0,
+            y: 1.0,
+            z: 150.0,
+        }),
+        ..Entity::default()
+    };
+    world
+        .upsert_entity(
+            game("-"),
+            UpsertEntityRequest {
+                entity: Some(e),
+                expected_version: None,
+            },
+        )
+        .await
+        .unwrap();
+    // Neighbours that are no entity at all: a listing that reached them would fail to decode,
+    // or count them.
+    junk(
+        store.as_ref(),
+        &[
+            "world.ent.hearthvale-old.x",
+            "world.cell.hearthvale.1_10.x",
+            "world.cell.hearthvale.11_1.x",
+            "world.cell.hearthvalex.1_1.x",
+            "world.lock.hearthvale-old.lamp",
+            "world.count.hearthvale-old.00",
+            "world.countx.hearthvale.00",
+        ],
+    )
+    .await;
+    let q = |within| QueryEntitiesRequest {
+        region_id: "hearthvale".into(),
+        within,
+        ..QueryEntitiesRequest::default()
+    };
+    let v = |x, y, z| Some(Vec3 { x, y, z });
+    let cell = Some(Bounds {
+        min: v(2100.0, 0.0, 100.0),
+        max: v(2199.0, 5.0, 199.0),
+    });
+    for within in [None, cell] {
+        let r = world.query_entities(game("-"), q(within)).await.unwrap();
+        assert_eq!(r.entities.len(), 1);
+        assert_eq!(r.entities[0].id, "lamp");
+    }
+    let count = world
+        .get_region(
+            game("-"),
+            GetRegionRequest {
+                region_id: "hearthvale".into(),
+            },
+        )
+        .await
+        .unwrap()
+        .entity_count;
+    assert_eq!(count, 1);
+    assert_eq!(
+        world.repair(std::time::Duration::ZERO).await.unwrap(),
+        0,
+        "no journal of ours"
+    );
+}
+
+#[tokio::test]
+async fn scheduled_events_list_only_themselves() {
+    use proto::aicore::time::v1::{ListScheduledRequest, TimeServiceHandler as _};
+    let (_d, store) = store();
+    let time = crate::time::TimeService::new(
+        Arc::clone(&store),
+        crate::time::ClockSettings::default(),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    junk(
+        store.as_ref(),
+        &["time.schedx.1", "time.sched2.1", "time.clockx"],
+    )
+    .await;
+    let r = time
+        .list_scheduled(game("-"), ListScheduledRequest { limit: 0 })
+        .await
+        .unwrap();
+    assert!(r.events.is_empty());
+}
