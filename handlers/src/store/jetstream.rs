@@ -30,6 +30,74 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl JetStreamStore {
+    /// An ordered consumer over the last value of every key under `whole` (whole subject tokens):
+    /// how many it will deliver, and the messages.
+    async fn scan(
+        &self,
+        whole: &str,
+        headers_only: bool,
+    ) -> Result<(u64, consumer::push::Ordered), StoreError> {
+        let consumer = self
+            .kv
+            .stream
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: self.js.client().new_inbox(),
+                filter_subject: format!("{}{whole}>", self.kv.prefix),
+                deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+                replay_policy: consumer::ReplayPolicy::Instant,
+                headers_only,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        let pending = consumer.cached_info().num_pending;
+        let messages = consumer.messages().await.map_err(unavailable)?;
+        Ok((pending, messages))
+    }
+
+    /// Reads `pending` messages: the live keys under `prefix` after `after`, with their values
+    /// (empty when the scan was headers-only).
+    async fn drain(
+        &self,
+        mut pending: u64,
+        messages: &mut consumer::push::Ordered,
+        prefix: &str,
+        after: Option<&str>,
+    ) -> Result<Vec<(String, Versioned)>, StoreError> {
+        let mut entries = Vec::new();
+        while pending > 0 {
+            let msg = match tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
+                Ok(Some(Ok(m))) => m,
+                Ok(Some(Err(e))) => return Err(unavailable(e)),
+                Ok(None) | Err(_) => return Err(StoreError::Unavailable("listing stalled".into())),
+            };
+            let info = msg.info().map_err(unavailable)?;
+            pending = info.pending;
+            let revision = info.stream_sequence;
+            let deleted = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("KV-Operation"))
+                .is_some_and(|op| op.as_str() != "PUT");
+            let key = msg
+                .subject
+                .as_str()
+                .strip_prefix(self.kv.prefix.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            if !deleted && key.starts_with(prefix) && after.is_none_or(|a| key.as_str() > a) {
+                entries.push((
+                    key,
+                    Versioned {
+                        value: msg.payload.clone(),
+                        version: revision,
+                    },
+                ));
+            }
+        }
+        Ok(entries)
+    }
+
     /// Opens `bucket`, creating it (file storage, `replicas` copies, latest value only) if missing.
     /// Fails clearly when the server has no JetStream.
     pub async fn open(
@@ -147,63 +215,61 @@ impl Store for JetStreamStore {
         limit: usize,
     ) -> Result<Page, StoreError> {
         validate_prefix(prefix)?;
+        let limit = limit.max(1);
         // The server filters by whole subject tokens; the rest of the prefix is checked here.
         let whole = match prefix.rfind('.') {
             Some(i) => &prefix[..=i],
             None => "",
         };
-        let consumer = self
-            .kv
-            .stream
-            .create_consumer(consumer::push::OrderedConfig {
-                deliver_subject: self.js.client().new_inbox(),
-                filter_subject: format!("{}{whole}>", self.kv.prefix),
-                deliver_policy: consumer::DeliverPolicy::LastPerSubject,
-                replay_policy: consumer::ReplayPolicy::Instant,
-                ..Default::default()
-            })
-            .await
-            .map_err(unavailable)?;
-        let mut pending = consumer.cached_info().num_pending;
-        let mut messages = consumer.messages().await.map_err(unavailable)?;
-        let mut entries = Vec::new();
-        while pending > 0 {
-            let msg = match tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
-                Ok(Some(Ok(m))) => m,
-                Ok(Some(Err(e))) => return Err(unavailable(e)),
-                Ok(None) | Err(_) => return Err(StoreError::Unavailable("listing stalled".into())),
-            };
-            let info = msg.info().map_err(unavailable)?;
-            pending = info.pending;
-            let revision = info.stream_sequence;
-            let deleted = msg
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("KV-Operation"))
-                .is_some_and(|op| op.as_str() != "PUT");
-            let key = msg
-                .subject
-                .as_str()
-                .strip_prefix(self.kv.prefix.as_str())
-                .unwrap_or_default()
-                .to_owned();
-            if !deleted && key.starts_with(prefix) && after.is_none_or(|a| key.as_str() > a) {
-                entries.push((
-                    key,
-                    Versioned {
-                        value: msg.payload.clone(),
-                        version: revision,
-                    },
-                ));
-            }
-        }
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let more = entries.len() > limit.max(1);
-        entries.truncate(limit.max(1));
+        // A key-value bucket has no ordered range read: every listing scans the prefix's keys.
+        // A small one is read whole, values included, in one pass. A large one is scanned for
+        // its keys only (headers, no payloads), and just the page's values are then fetched, so
+        // paging through N keys moves N small messages per page, not N values.
+        let (count, mut messages) = self.scan(whole, false).await?;
+        let (mut found, headers_only) = if count <= (2 * limit) as u64 {
+            (
+                self.drain(count, &mut messages, prefix, after).await?,
+                false,
+            )
+        } else {
+            drop(messages);
+            let (pending, mut messages) = self.scan(whole, true).await?;
+            (
+                self.drain(pending, &mut messages, prefix, after).await?,
+                true,
+            )
+        };
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        let more = found.len() > limit;
+        found.truncate(limit);
         let next_after = if more {
-            entries.last().map(|(k, _)| k.clone())
+            found.last().map(|(k, _)| k.clone())
         } else {
             None
+        };
+        let entries = if headers_only {
+            let fetched: Vec<Result<Option<(String, Versioned)>, StoreError>> =
+                futures_util::stream::iter(found.into_iter().map(|(key, _)| async move {
+                    match self.kv.entry(key.as_str()).await.map_err(unavailable)? {
+                        Some(e) if e.operation == kv::Operation::Put => Ok(Some((
+                            key,
+                            Versioned {
+                                value: e.value,
+                                version: e.revision,
+                            },
+                        ))),
+                        _ => Ok(None), // deleted since the scan
+                    }
+                }))
+                .buffered(16)
+                .collect()
+                .await;
+            fetched
+                .into_iter()
+                .filter_map(Result::transpose)
+                .collect::<Result<_, _>>()?
+        } else {
+            found
         };
         Ok(Page {
             entries,

@@ -255,6 +255,33 @@ pub(crate) mod conformance {
         assert_eq!(keys, vec![vec!["p.1.a", "p.1.b"], vec!["p.2.a"], vec![]]);
         assert_eq!(pages[0].next_after.as_deref(), Some("p.1.b"));
         assert!(store.list_many(&["bad..".to_owned()], 2).await.is_err());
+        // Many keys, small pages (JetStream reads keys only and fetches the page's values):
+        // every key once, in order, with its value and version, deleted ones left out.
+        for i in 0..30 {
+            let k = format!("big.k{i:02}");
+            store.put(&k, Bytes::from(k.clone()), None).await.unwrap();
+        }
+        store.delete("big.k07", None).await.unwrap();
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.list("big.", after.as_deref(), 5).await.unwrap();
+            assert!(page.entries.len() <= 5);
+            for (k, v) in &page.entries {
+                assert_eq!(v.value, Bytes::from(k.clone()));
+                assert_eq!(store.get(k).await.unwrap().unwrap().version, v.version);
+                seen.push(k.clone());
+            }
+            match page.next_after {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        let want: Vec<String> = (0..30)
+            .filter(|i| *i != 7)
+            .map(|i| format!("big.k{i:02}"))
+            .collect();
+        assert_eq!(seen, want);
     }
 
     pub async fn concurrent_cas(store: std::sync::Arc<dyn Store>) {
