@@ -213,7 +213,7 @@ pub struct Seen {
 /// A fake OpenAI-compatible server. The model name picks the behaviour:
 /// `ok` ("Hello", " world", usage 3/2), `long` (300 tokens), `fail` (HTTP 500),
 /// `broken` (two tokens, then the connection ends without `[DONE]`), `silent` (one token, 90 s
-/// of silence, then the rest), `slow` (nothing for 30 s).
+/// of silence, then the rest; `silent-<n>` is silent for n seconds), `slow` (nothing for 30 s).
 pub struct FakeOpenAi {
     /// Its address.
     pub addr: SocketAddr,
@@ -333,10 +333,14 @@ async fn fake_answer(model: String) -> axum::response::Response {
             p.extend(done(&m));
             sse(stream(p, true))
         }
-        "silent" => {
+        silent if silent.starts_with("silent") => {
+            let secs = silent
+                .strip_prefix("silent-")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(90);
             let mut p = vec![
                 (z, chunk(&m, Some("Before"), None)),
-                (Duration::from_secs(90), chunk(&m, Some(" after"), None)),
+                (Duration::from_secs(secs), chunk(&m, Some(" after"), None)),
             ];
             p.extend(done(&m));
             sse(stream(p, true))
