@@ -216,27 +216,27 @@ impl AppState {
     /// The time service's scheduler, if this process hosts the time service (it then owns
     /// the task that runs it).
     pub fn time_scheduler(&self) -> Option<handlers::time::scheduler::Scheduler> {
-        let hosted = self
-            .router
-            .local_services()
-            .iter()
-            .any(|s| s.descriptor().short == "time");
-        hosted.then(|| handlers::time_scheduler(&self.deps))
+        self.hosts("time")
+            .then(|| handlers::time_scheduler(&self.deps))
     }
 
     /// The world service's janitor, if this process hosts the world service.
     pub fn world_janitor(&self) -> Option<handlers::world::WorldService> {
-        let hosted = self
-            .router
-            .local_services()
-            .iter()
-            .any(|s| s.descriptor().short == "world");
-        hosted.then(|| handlers::world_janitor(&self.deps))
+        self.hosts("world")
+            .then(|| handlers::world_janitor(&self.deps))
     }
 
     /// A caller acting as `service`, through this process's router (for benchmarks and tools).
     pub fn caller(&self, service: &'static proto::ServiceDesc) -> handlers::calls::Caller {
         self.deps.calls.from(service)
+    }
+
+    /// Whether this process serves service `short` in-process (so it owns its background tasks).
+    fn hosts(&self, short: &str) -> bool {
+        self.router
+            .local_services()
+            .iter()
+            .any(|s| s.descriptor().short == short)
     }
 
     /// The services this build implements.
