@@ -159,6 +159,11 @@ impl Store for JetStreamStore {
         }
     }
 
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        // Round trips in flight together: the cost of one, not of one per key.
+        futures_util::future::try_join_all(keys.iter().map(|k| self.get(k))).await
+    }
+
     async fn put(&self, key: &str, value: Bytes, expected: Option<u64>) -> Result<u64, StoreError> {
         validate_key(key)?;
         match expected {

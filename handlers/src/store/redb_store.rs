@@ -2,6 +2,8 @@
 //! Writes fsync, so they run on tokio's blocking pool. Reads are served from redb's page cache
 //! (CPU work of a few microseconds, like parsing a request) and run inline: handing each one to
 //! the blocking pool cost more in thread switches than the read itself (see the unary benchmark).
+//! Listings of at most [`INLINE_ENTRIES`] entries run inline for the same reason; longer ones
+//! (up to 500 entries a page) go to the blocking pool so as not to hold an async thread.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +19,9 @@ use super::{Page, Store, StoreError, Versioned, validate_key, validate_prefix};
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 /// "seq" -> the last version handed out (versions are global, so never reused).
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Reads up to this many entries run on the calling thread.
+const INLINE_ENTRIES: usize = 64;
 
 /// A store in one redb file.
 ///
@@ -214,6 +219,20 @@ impl Store for RedbStore {
         self.observe(result)
     }
 
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        for k in keys {
+            validate_key(k)?;
+        }
+        if keys.len() <= INLINE_ENTRIES {
+            let db = self.db()?;
+            let result = get_many(&db, keys);
+            drop(db);
+            return self.observe(result);
+        }
+        let keys = keys.to_vec();
+        self.blocking(move |db| get_many(db, &keys)).await
+    }
+
     async fn put(&self, key: &str, value: Bytes, expected: Option<u64>) -> Result<u64, StoreError> {
         validate_key(key)?;
         let key = key.to_owned();
@@ -247,6 +266,16 @@ impl Store for RedbStore {
         limit: usize,
     ) -> Result<Page, StoreError> {
         validate_prefix(prefix)?;
+        if limit <= INLINE_ENTRIES {
+            let db = self.db()?;
+            let result = (|| {
+                let txn = db.begin_read().map_err(map_err)?;
+                let kv = txn.open_table(KV).map_err(map_err)?;
+                page(&kv, prefix, after, limit)
+            })();
+            drop(db);
+            return self.observe(result);
+        }
         let prefix = prefix.to_owned();
         let after = after.map(str::to_owned);
         self.blocking(move |db| {
@@ -291,6 +320,18 @@ fn prefix_end(prefix: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The values at `keys`, in one read transaction.
+fn get_many(db: &Database, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
+    let txn = db.begin_read().map_err(map_err)?;
+    let kv = txn.open_table(KV).map_err(map_err)?;
+    keys.iter()
+        .map(|k| match kv.get(k.as_str()).map_err(map_err)? {
+            Some(raw) => decode(raw.value()).map(Some),
+            None => Ok(None),
+        })
+        .collect()
 }
 
 /// One page of keys under `prefix` after `after`, from an open table.

@@ -7,11 +7,13 @@
 //! is written (the commit), then the cells, then one event is published on `world.<region>`
 //! (idempotently, keyed by the entity's version), then the journal is removed. A query resolves
 //! entities with a journal from their record, so a move is never seen lost or doubled, and
-//! [`WorldService::repair`] finishes what a process that died mid-change left.
+//! [`WorldService::repair`] finishes what a process that died mid-change left. Queries keep
+//! decoded cells, checked against each cell's generation (see `cells`).
 
+mod cells;
 pub mod regions;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use regions::{RegionDef, Regions};
 
+use self::cells::CellCache;
 use crate::calls::Caller;
 use crate::context::Context;
 use crate::now_ms;
@@ -42,15 +45,14 @@ pub const STALE_JOURNAL: Duration = Duration::from_secs(10);
 /// Past this many cells, a box query scans the region's cells in one listing instead.
 const MAX_CELL_LISTINGS: usize = 64;
 const PAGE: usize = 500;
+/// Journals are few (changes in flight); a page this small is read inline.
+const JOURNAL_PAGE: usize = 64;
 
 fn entity_key(region: &str, id: &str) -> String {
     format!("world.ent.{region}.{id}")
 }
 fn journal_key(region: &str, id: &str) -> String {
     format!("world.lock.{region}.{id}")
-}
-fn cell_prefix(region: &str, cell: &str) -> String {
-    format!("world.cell.{region}.{cell}.")
 }
 /// The entity count is striped over this many keys, so concurrent creates in one region do not
 /// all race on one key.
@@ -83,6 +85,7 @@ pub struct WorldService {
     store: Arc<dyn Store>,
     regions: Arc<Regions>,
     events: EventBusServiceClient<Caller>,
+    cells: CellCache,
 }
 
 impl WorldService {
@@ -92,6 +95,7 @@ impl WorldService {
             store,
             regions,
             events: EventBusServiceClient(caller),
+            cells: CellCache::default(),
         }
     }
 
@@ -184,17 +188,9 @@ impl WorldService {
                     .map_err(|e| Status::internal(format!("entity record: {e}")))?;
                 entity.version = v.version;
                 let cell = self.cell_name(region, position(&entity));
-                self.store
-                    .put(
-                        &format!("{}{id}", cell_prefix(region_id, &cell)),
-                        Bytes::from(entity.encode_to_vec()),
-                        None,
-                    )
-                    .await?;
+                self.put_copy(region_id, &cell, &entity).await?;
                 if let Some(from) = journal.from_cell.as_deref().filter(|f| *f != cell) {
-                    self.store
-                        .delete(&format!("{}{id}", cell_prefix(region_id, from)), None)
-                        .await?;
+                    self.delete_copy(region_id, from, id).await?;
                 }
                 if v.version != journal.base_version {
                     self.publish_upsert(&Context::default(), &entity).await?;
@@ -202,9 +198,7 @@ impl WorldService {
             }
             None => {
                 if let Some(from) = &journal.from_cell {
-                    self.store
-                        .delete(&format!("{}{id}", cell_prefix(region_id, from)), None)
-                        .await?;
+                    self.delete_copy(region_id, from, id).await?;
                 }
                 if journal.base_version != 0 {
                     self.publish_removal(&Context::default(), region_id, id, journal.base_version)
@@ -559,17 +553,9 @@ impl WorldServiceHandler for WorldService {
             };
             entity.version = version;
             let cell = self.cell_name(region, position(&entity));
-            self.store
-                .put(
-                    &format!("{}{id}", cell_prefix(&rid, &cell)),
-                    Bytes::from(entity.encode_to_vec()),
-                    None,
-                )
-                .await?;
+            self.put_copy(&rid, &cell, &entity).await?;
             if let Some(from) = from_cell.as_deref().filter(|f| *f != cell) {
-                self.store
-                    .delete(&format!("{}{id}", cell_prefix(&rid, from)), None)
-                    .await?;
+                self.delete_copy(&rid, from, &id).await?;
             }
             self.publish_upsert(&ctx, &entity).await?;
             Ok(())
@@ -645,9 +631,7 @@ impl WorldServiceHandler for WorldService {
         }
         let rest = async {
             self.count(region, &id, -1).await?;
-            self.store
-                .delete(&format!("{}{id}", cell_prefix(&rid, &cell)), None)
-                .await?;
+            self.delete_copy(&rid, &cell, &id).await?;
             self.publish_removal(&ctx, &rid, &id, before.version).await
         }
         .await;
@@ -719,61 +703,82 @@ impl WorldServiceHandler for WorldService {
             self.cell_of(region, clipped.1),
         );
         let cells = (hi.0 - lo.0 + 1) as usize * (hi.1 - lo.1 + 1) as usize;
-        // Entities mid-change (a journal) are answered from their records; the covering cells,
-        // or the region's whole grid when that is fewer reads. All first pages in one read.
+        // Entities mid-change (a journal) are answered from their records, not their copies.
         let journals = format!("world.lock.{rid}.");
-        let mut prefixes = vec![journals.clone()];
-        if cells <= MAX_CELL_LISTINGS {
-            prefixes.extend(
-                (lo.0..=hi.0)
-                    .flat_map(|x| (lo.1..=hi.1).map(move |z| (x, z)))
-                    .map(|(x, z)| cell_prefix(rid, &format!("{x}_{z}"))),
+        let mut in_flux = HashSet::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .list(&journals, after.as_deref(), JOURNAL_PAGE)
+                .await?;
+            in_flux.extend(
+                page.entries
+                    .iter()
+                    .filter_map(|(k, _)| k.strip_prefix(&journals).map(str::to_owned)),
             );
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        // The covering cells (cached while unchanged), or the region's whole grid in one listing
+        // when that is fewer reads.
+        let groups: Vec<Arc<[Entity]>> = if cells <= MAX_CELL_LISTINGS {
+            let names: Vec<String> = (lo.0..=hi.0)
+                .flat_map(|x| (lo.1..=hi.1).map(move |z| format!("{x}_{z}")))
+                .collect();
+            self.cell_copies(rid, &names).await?
         } else {
-            prefixes.push(format!("world.cell.{rid}."));
-        }
-        let first = self.store.list_many(&prefixes, PAGE).await?;
-        let mut pages = Vec::with_capacity(prefixes.len());
-        for (prefix, mut page) in prefixes.iter().zip(first) {
-            let mut entries = std::mem::take(&mut page.entries);
-            while let Some(after) = page.next_after.take() {
-                page = self.store.list(prefix, Some(&after), PAGE).await?;
-                entries.append(&mut page.entries);
-            }
-            pages.push(entries);
-        }
-        let mut pages = pages.into_iter();
-        let in_flux: HashSet<String> = pages
-            .next()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|(k, _)| k.strip_prefix(&journals).map(str::to_owned))
-            .collect();
-        let mut found: BTreeMap<String, Entity> = BTreeMap::new();
-        for (_, v) in pages.flatten() {
-            scanned += 1;
-            let e = Entity::decode(v.value.as_ref())
-                .map_err(|e| Status::internal(format!("entity copy: {e}")))?;
-            if in_flux.contains(&e.id) || !wanted(&e) || !inside(position(&e), b) {
-                continue;
-            }
-            // A copy read mid-move may be met twice: the newer wins.
-            if found.get(&e.id).is_none_or(|f| f.version < e.version) {
-                found.insert(e.id.clone(), e);
-            }
-        }
-        for id in &in_flux {
-            if let Some(e) = self.read_entity(rid, id).await? {
-                scanned += 1;
-                if wanted(&e) && inside(position(&e), b) {
-                    found.insert(e.id.clone(), e);
+            let prefix = format!("world.cell.{rid}.");
+            let mut copies = Vec::new();
+            let mut after = None;
+            loop {
+                let page = self.store.list(&prefix, after.as_deref(), PAGE).await?;
+                for (_, v) in &page.entries {
+                    copies.push(
+                        Entity::decode(v.value.as_ref())
+                            .map_err(|e| Status::internal(format!("entity copy: {e}")))?,
+                    );
+                }
+                match page.next_after {
+                    Some(next) => after = Some(next),
+                    None => break,
                 }
             }
+            vec![copies.into()]
+        };
+        let mut found: Vec<&Entity> = Vec::new();
+        for e in groups.iter().flat_map(|g| g.iter()) {
+            scanned += 1;
+            if inside(position(e), b)
+                && wanted(e)
+                && (in_flux.is_empty() || !in_flux.contains(&e.id))
+            {
+                found.push(e);
+            }
         }
-        Ok(QueryEntitiesResponse {
-            entities: found.into_values().take(limit).collect(),
-            scanned,
-        })
+        // By id; a copy read mid-move may be met twice: the newer wins. Each cell's copies come
+        // in id order, and a stable sort merges such runs rather than sorting from scratch.
+        found.sort_by(|x, y| x.id.cmp(&y.id).then(y.version.cmp(&x.version)));
+        found.dedup_by(|later, kept| later.id == kept.id);
+        if in_flux.is_empty() {
+            found.truncate(limit);
+        }
+        let mut entities: Vec<Entity> = found.into_iter().cloned().collect();
+        if !in_flux.is_empty() {
+            for id in &in_flux {
+                if let Some(e) = self.read_entity(rid, id).await? {
+                    scanned += 1;
+                    if wanted(&e) && inside(position(&e), b) {
+                        entities.push(e);
+                    }
+                }
+            }
+            entities.sort_unstable_by(|x, y| x.id.cmp(&y.id));
+            entities.truncate(limit);
+        }
+        Ok(QueryEntitiesResponse { entities, scanned })
     }
 }
 

@@ -329,59 +329,19 @@ async fn queries_are_exact_edges_kind_and_limit() {
     assert_eq!(bad.unwrap_err().code(), Code::InvalidArgument);
 }
 
-#[tokio::test]
-async fn random_changes_always_match_a_brute_force_scan() {
-    let (_d, _s, svc, bus) = world();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let mut model: BTreeMap<String, Entity> = BTreeMap::new();
+/// Random boxes (and kinds) queried on `svc`, each answer against a brute-force scan of `model`.
+async fn check_queries(
+    svc: &WorldService,
+    model: &BTreeMap<String, Entity>,
+    rng: &mut rand::rngs::StdRng,
+    n: usize,
+) {
     let kinds = ["npc", "item", "player"];
-    let (upserts, moves, removes) = (10_000, 1_000, 500);
-    let point = |rng: &mut rand::rngs::StdRng| {
-        (
+    for _ in 0..n {
+        let (x0, z0) = (
             rng.gen_range(2000.0..=4000.0_f64).round(),
             rng.gen_range(0.0..=2000.0_f64).round(),
-        )
-    };
-    for i in 0..upserts {
-        let (x, z) = point(&mut rng);
-        let e = entity(&format!("e{i}"), kinds[i % 3], x, z);
-        let saved = upsert(&svc, e, Some(0)).await.unwrap();
-        model.insert(saved.id.clone(), saved);
-    }
-    for _ in 0..moves {
-        let id = format!("e{}", rng.gen_range(0..upserts));
-        let Some(old) = model.get(&id).cloned() else {
-            continue;
-        };
-        let (x, z) = point(&mut rng);
-        let mut e = entity(&id, &old.kind, x, z);
-        e.attributes.insert("moved".into(), "yes".into());
-        let saved = upsert(&svc, e, Some(old.version)).await.unwrap();
-        model.insert(id, saved);
-    }
-    let mut removed = 0;
-    while removed < removes {
-        let id = format!("e{}", rng.gen_range(0..upserts));
-        if let Some(old) = model.remove(&id) {
-            svc.remove_entity(
-                ctx(),
-                RemoveEntityRequest {
-                    region_id: "hearthvale".into(),
-                    entity_id: id,
-                    expected_version: Some(old.version),
-                },
-            )
-            .await
-            .unwrap();
-            removed += 1;
-        }
-    }
-    assert_eq!(
-        bus.published.lock().unwrap().len(),
-        upserts + moves + removes
-    );
-    for _ in 0..60 {
-        let (x0, z0) = point(&mut rng);
+        );
         let (w, d) = (
             rng.gen_range(0.0..600.0_f64).round(),
             rng.gen_range(0.0..600.0_f64).round(),
@@ -392,7 +352,7 @@ async fn random_changes_always_match_a_brute_force_scan() {
         } else {
             ""
         };
-        let got = query(&svc, boxed(min, max), kind, 500).await;
+        let got = query(svc, boxed(min, max), kind, 500).await;
         let want: Vec<&Entity> = model
             .values()
             .filter(|e| inside(position(e), (min, max)) && (kind.is_empty() || e.kind == kind))
@@ -406,7 +366,81 @@ async fn random_changes_always_match_a_brute_force_scan() {
         let want_ids: Vec<(&str, u64)> = want.iter().map(|e| (e.id.as_str(), e.version)).collect();
         assert_eq!(got_ids, want_ids, "box {min:?}..{max:?} kind {kind:?}");
     }
-    let count = svc
+}
+
+#[tokio::test]
+async fn random_changes_always_match_a_brute_force_scan() {
+    // Two replicas over one store, changes spread over both and queries on both as they go: a
+    // cell one replica keeps decoded is never served after the other changed it.
+    let (_d, store, a, bus) = world();
+    let b = WorldService::new(
+        Arc::clone(&store),
+        Arc::clone(&a.regions),
+        a.events.0.clone(),
+    );
+    let replicas = [&a, &b];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut model: BTreeMap<String, Entity> = BTreeMap::new();
+    let kinds = ["npc", "item", "player"];
+    let (upserts, moves, removes) = (10_000, 1_000, 500);
+    let point = |rng: &mut rand::rngs::StdRng| {
+        (
+            rng.gen_range(2000.0..=4000.0_f64).round(),
+            rng.gen_range(0.0..=2000.0_f64).round(),
+        )
+    };
+    for i in 0..upserts {
+        let (x, z) = point(&mut rng);
+        let e = entity(&format!("e{i}"), kinds[i % 3], x, z);
+        let saved = upsert(replicas[i % 2], e, Some(0)).await.unwrap();
+        model.insert(saved.id.clone(), saved);
+        if i % 2000 == 1999 {
+            check_queries(replicas[i % 2], &model, &mut rng, 5).await;
+            check_queries(replicas[(i + 1) % 2], &model, &mut rng, 5).await;
+        }
+    }
+    for m in 0..moves {
+        let id = format!("e{}", rng.gen_range(0..upserts));
+        let Some(old) = model.get(&id).cloned() else {
+            continue;
+        };
+        let (x, z) = point(&mut rng);
+        let mut e = entity(&id, &old.kind, x, z);
+        e.attributes.insert("moved".into(), "yes".into());
+        let saved = upsert(replicas[m % 2], e, Some(old.version)).await.unwrap();
+        model.insert(id, saved);
+        if m % 100 == 99 {
+            check_queries(replicas[(m + 1) % 2], &model, &mut rng, 5).await;
+        }
+    }
+    let mut removed = 0;
+    while removed < removes {
+        let id = format!("e{}", rng.gen_range(0..upserts));
+        if let Some(old) = model.remove(&id) {
+            replicas[removed % 2]
+                .remove_entity(
+                    ctx(),
+                    RemoveEntityRequest {
+                        region_id: "hearthvale".into(),
+                        entity_id: id,
+                        expected_version: Some(old.version),
+                    },
+                )
+                .await
+                .unwrap();
+            removed += 1;
+            if removed % 100 == 0 {
+                check_queries(replicas[(removed + 1) % 2], &model, &mut rng, 5).await;
+            }
+        }
+    }
+    assert_eq!(
+        bus.published.lock().unwrap().len(),
+        upserts + moves + removes
+    );
+    check_queries(&a, &model, &mut rng, 30).await;
+    check_queries(&b, &model, &mut rng, 30).await;
+    let count = a
         .get_region(
             ctx(),
             GetRegionRequest {
