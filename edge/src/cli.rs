@@ -238,6 +238,12 @@ pub struct ServeArgs {
     /// Pause between the built-in grammar model's tokens [default: 0s].
     #[arg(long, env = "EDGE_GRAMMAR_TOKEN_INTERVAL", value_parser = humantime::parse_duration)]
     pub grammar_token_interval: Option<Duration>,
+    /// Fault drill: hold back a method's replies after its handler finished, `PATH=DURATION`,
+    /// comma-separated, e.g. `/aicore.payment.v1.PaymentService/Purchase=300ms`; logged at start
+    /// [default: none].
+    #[arg(long, env = "EDGE_FAULT_DELAY_REPLY", value_delimiter = ',',
+          value_parser = crate::router::faults::parse_delay)]
+    pub fault_delay_reply: Option<Vec<(String, Duration)>>,
     /// SSE heartbeat: a comment after this much silence [default: 15s].
     #[arg(long, env = "EDGE_SSE_HEARTBEAT", value_parser = humantime::parse_duration)]
     pub sse_heartbeat: Option<Duration>,

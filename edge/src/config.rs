@@ -73,6 +73,8 @@ pub struct Config {
     pub time: handlers::time::ClockSettings,
     /// The weather's seed.
     pub weather: handlers::weather::WeatherSettings,
+    /// Fault drills (off by default).
+    pub faults: crate::router::faults::FaultsConfig,
 }
 
 /// `[state]`: what one player may keep in the state service.
@@ -144,6 +146,7 @@ impl Default for Config {
             state: StateConfig::default(),
             time: handlers::time::ClockSettings::default(),
             weather: handlers::weather::WeatherSettings::default(),
+            faults: crate::router::faults::FaultsConfig::default(),
         }
     }
 }
@@ -258,6 +261,12 @@ impl Config {
             self.http.trusted_proxies = t.clone();
         }
         set(&mut self.store.bucket, &a.store_bucket);
+        if let Some(delays) = &a.fault_delay_reply {
+            self.faults.delay_reply = delays
+                .iter()
+                .map(|(p, d)| (p.clone(), (*d).into()))
+                .collect();
+        }
         if let Some(remote) = &a.remote {
             self.routes.remote = remote.iter().filter(|s| !s.is_empty()).cloned().collect();
         }
@@ -285,6 +294,7 @@ impl Config {
             }
         }
         self.time.validate().map_err(ConfigError::Invalid)?;
+        self.faults.validate().map_err(ConfigError::Invalid)?;
         if !(1..=64 * 1024 * 1024).contains(&self.http.max_body_bytes) {
             return bad("http.max_body_bytes must be 1 byte to 64 MiB".into());
         }

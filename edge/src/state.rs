@@ -145,6 +145,7 @@ impl AppState {
                     .ok_or_else(|| format!("unknown service {short}"))?;
             }
         }
+        let router = config.faults.apply(router);
         // Services call each other through this router, wherever each one runs.
         let records = idempotency::IdempotencyLayer::layer(
             Arc::clone(&deps.store),

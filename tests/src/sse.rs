@@ -251,6 +251,11 @@ impl FakeOpenAi {
                 async move {
                     let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                     let model = req["model"].as_str().unwrap_or("").to_owned();
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
                     {
                         let mut s = seen.lock().expect("seen");
                         s.auth.insert(
@@ -262,7 +267,7 @@ impl FakeOpenAi {
                         );
                         *s.calls.entry(model.clone()).or_default() += 1;
                     }
-                    fake_answer(model).await
+                    fake_answer(model, auth).await
                 }
             }),
         );
@@ -282,7 +287,7 @@ impl FakeOpenAi {
     }
 }
 
-async fn fake_answer(model: String) -> axum::response::Response {
+async fn fake_answer(model: String, auth: String) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     let sse =
         |body: axum::body::Body| ([("content-type", "text/event-stream")], body).into_response();
@@ -356,6 +361,17 @@ async fn fake_answer(model: String) -> axum::response::Response {
         "slow" => {
             let p = vec![(Duration::from_secs(30), chunk(&m, Some("late"), None))];
             sse(stream(p, true))
+        }
+        // Upstreams that quote the credential they were sent, in a refusal and in a rejection.
+        "quotes-key-401" | "quotes-key-400" => {
+            let key = auth.trim_start_matches("Bearer ");
+            let status = if m.ends_with("401") {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let body = serde_json::json!({"error": {"message": format!("Incorrect API key provided: {key}")}});
+            (status, body.to_string()).into_response()
         }
         _ => (
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -779,3 +779,164 @@ async fn storage_is_bounded_per_player() {
         .await;
     assert_eq!(r.status, 200);
 }
+
+#[tokio::test]
+async fn secrets_never_reach_logs_or_answers_even_at_debug_with_the_access_log() {
+    // Every secret the edge handles, through success and error paths, with every request logged
+    // at debug level: none may appear in a log line or in an answer.
+    let fake = edge_e2e::sse::FakeOpenAi::start().await;
+    let api_key = "sk-live-Zq81xVwTT5fJm2Lr";
+    let admin_token = "adm-Kc9vPp3Qx7Lw2Hd5Rt";
+    let password = "Pw-orchard-lantern-9317";
+    let mut config = format!("[llm.api_keys]\n\"http://{}\" = \"{api_key}\"\n", fake.addr);
+    for model in ["ok", "quotes-key-401", "quotes-key-400"] {
+        config.push_str(&format!(
+            "[[llm.models]]\nname = \"{model}\"\nprovider = \"openai\"\nendpoint = \"{}\"\n",
+            fake.base()
+        ));
+    }
+    let (_dir, edge) = edge_with(
+        &config,
+        &[
+            "--access-log",
+            "true",
+            "--log",
+            "debug",
+            "--rate-limit",
+            "false",
+        ],
+    );
+    let game = edge.service_key("game", "*");
+    let (_, key_secret) = game.split_at(game.len() - 20);
+    let c = edge.client();
+    let mut answers = String::new();
+    let mut seen = |r: &edge_e2e::Response| answers.push_str(&String::from_utf8_lossy(&r.body));
+
+    // Accounts: register, a wrong password, a malformed body that holds the password, login.
+    let creds = json!({"username": "keeper", "password": password});
+    let r = c
+        .call("/aicore.auth.v1.AuthService/Register", None, creds.clone())
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let wrong = json!({"username": "keeper", "password": format!("{password}x")});
+    let r = c
+        .call("/aicore.auth.v1.AuthService/Login", None, wrong)
+        .await;
+    assert_eq!(r.status, 401);
+    seen(&r);
+    let r = c
+        .request(
+            http::Method::POST,
+            "/aicore.auth.v1.AuthService/Login",
+            &[("content-type", "application/json")],
+            format!(r#"{{"username":"keeper","password":"{password}"#),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    seen(&r);
+    let login = c
+        .call("/aicore.auth.v1.AuthService/Login", None, creds)
+        .await
+        .json();
+    let access = login["accessToken"].as_str().unwrap().to_owned();
+    let refresh = login["refreshToken"].as_str().unwrap().to_owned();
+    // Refresh, then the same refresh token again (reuse: refused).
+    let body = json!({"refreshToken": refresh});
+    let r = c
+        .call("/aicore.auth.v1.AuthService/Refresh", None, body.clone())
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = c
+        .call("/aicore.auth.v1.AuthService/Refresh", None, body)
+        .await;
+    assert_eq!(r.status, 401);
+    seen(&r);
+
+    // The access token and the service key, on calls that fail.
+    let r = c
+        .call(
+            "/aicore.payment.v1.PaymentService/Credit",
+            Some(&access),
+            json!({"amount": "5"}),
+        )
+        .await;
+    assert_eq!(r.status, 401, "reuse revoked the session: {:?}", r.body);
+    seen(&r);
+    let mut wrong_key = game.clone();
+    wrong_key.replace_range(game.len() - 4.., "AAAA");
+    let r = c
+        .call(REPLAY, Some(&wrong_key), json!({"topic": "world"}))
+        .await;
+    assert_eq!(r.status, 401);
+    seen(&r);
+    let r = c.call(REPLAY, Some(&game), json!({"topic": 7})).await;
+    assert_eq!(r.status, 400);
+    seen(&r);
+
+    // The provider's key: upstreams that quote it back, in a refusal and in a rejection whose
+    // message reaches the caller.
+    for (model, status) in [("quotes-key-401", 500), ("quotes-key-400", 400)] {
+        let r = c
+            .call(
+                "/aicore.llm.v1.LlmService/Infer",
+                Some(&game),
+                json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .await;
+        assert_eq!(r.status, status, "{model}: {:?}", r.body);
+        seen(&r);
+    }
+    assert_eq!(
+        fake.seen.lock().unwrap().auth["quotes-key-400"].as_deref(),
+        Some(format!("Bearer {api_key}").as_str()),
+        "the upstream did get the key"
+    );
+
+    // The admin listener, with a wrong token and a right one.
+    let mut logs = edge.logs();
+    drop(edge);
+    let (_dir, edge) = edge_with(
+        &config,
+        &[
+            "--access-log",
+            "true",
+            "--log",
+            "debug",
+            "--admin-token",
+            admin_token,
+        ],
+    );
+    let (status, _) = edge
+        .admin_raw(
+            "GET /admin/config HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer adm-wrong",
+            "",
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, body) = edge
+        .admin_raw(
+            &format!("GET /admin/config HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {admin_token}"),
+            "",
+        )
+        .await;
+    assert_eq!(status, 200);
+    answers.push_str(&body);
+
+    logs.push_str(&edge.logs());
+
+    assert!(
+        logs.contains("\"status\":401") || logs.contains("status=401"),
+        "the access log is on"
+    );
+    for (name, secret) in [
+        ("password", password),
+        ("access token", access.as_str()),
+        ("refresh token", refresh.as_str()),
+        ("service key", key_secret),
+        ("provider API key", api_key),
+        ("admin token", admin_token),
+    ] {
+        assert!(!logs.contains(secret), "the {name} reached a log");
+        assert!(!answers.contains(secret), "the {name} reached an answer");
+    }
+}

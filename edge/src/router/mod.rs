@@ -5,6 +5,7 @@
 //! shared modules; never the layers, the adapters, `ops` or the composition root.
 
 pub mod calls;
+pub mod faults;
 pub mod idempotency;
 pub mod llm;
 pub mod nats;

@@ -185,7 +185,8 @@ impl Provider for OpenAiProvider {
             .header("accept", "text/event-stream")
             .header("content-type", "application/json")
             .body(body.to_string());
-        if let Some(key) = origin(&url).and_then(|o| self.options.api_keys.get(&o)) {
+        let key = origin(&url).and_then(|o| self.options.api_keys.get(&o));
+        if let Some(key) = key {
             request = request.bearer_auth(key);
         }
         let ttft = self.options.first_token_timeout;
@@ -218,6 +219,11 @@ impl Provider for OpenAiProvider {
                 .ok()
                 .and_then(Result::ok)
                 .unwrap_or_default();
+            // Some upstreams quote the credential they refused: never pass it on.
+            let body = match key {
+                Some(k) if !k.is_empty() => body.replace(k.as_str(), "[redacted]"),
+                _ => body,
+            };
             return Err(map_status(&name, status, &body, retry_after));
         }
 
