@@ -283,6 +283,18 @@ impl Edge {
         (status, body.to_owned())
     }
 
+    /// The value of an unlabelled metric from `/metrics` (0 when absent).
+    pub async fn gauge(&self, name: &str) -> f64 {
+        let text = self.admin_text("/metrics").await;
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix(' '))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+
     /// GETs a path on the admin listener; the body of a 200.
     pub async fn admin_text(&self, path: &str) -> String {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -406,4 +418,24 @@ pub fn run_edge(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Polls `check` every 50 ms until it holds; fails the test, saying `what`, after `within`.
+/// What tests wait on instead of sleeping.
+pub async fn eventually(
+    within: std::time::Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> bool,
+) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -396,10 +396,12 @@ async fn sigterm_to_a_worker_loses_nothing() {
     let c = edge.client();
 
     // Writers keep going while the worker is told to stop.
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for t in 0..8 {
         let c = c.clone();
         let access = access.clone();
+        let written = std::sync::Arc::clone(&written);
         tasks.push(tokio::spawn(async move {
             let mut results = Vec::new();
             for i in 0..80 {
@@ -411,12 +413,18 @@ async fn sigterm_to_a_worker_loses_nothing() {
                         json!({"key": key, "value": i, "expectedVersion": "0"}),
                     )
                     .await;
+                if r.status == 200 {
+                    written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 results.push((key, r.status.as_u16()));
             }
             results
         }));
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    edge_e2e::eventually(Duration::from_secs(10), "writes are landing", async || {
+        written.load(std::sync::atomic::Ordering::Relaxed) >= 8
+    })
+    .await;
     w1.signal("TERM");
     let (status, w1) = tokio::task::spawn_blocking(move || {
         let s = w1.wait_exit(Duration::from_secs(10));

@@ -338,7 +338,12 @@ async fn open_streams_are_limited_and_sigterm_ends_them_with_a_reconnect() {
     );
     // A closed stream frees its slot.
     drop(b);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    edge_e2e::eventually(
+        Duration::from_secs(5),
+        "the closed stream is let go",
+        async || edge.gauge("edge_sse_streams_open").await <= 1.0,
+    )
+    .await;
     let mut b = Sse::post(&c, STREAM, Some(&me.access), ask(500, 4)).await;
     assert_eq!(b.status, StatusCode::OK);
     assert!(b.next().await.is_some());
@@ -501,11 +506,18 @@ async fn streams_over_nats_and_a_disconnect_stops_the_worker() {
 
     // A streaming call with no worker at all: 503 at once, before any event.
     drop(_worker);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let started = Instant::now();
-    let s = Sse::post(&c, STREAM, Some(&me.access), ask(5, 1)).await;
-    assert_eq!(s.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(started.elapsed() < Duration::from_secs(2));
+    edge_e2e::eventually(Duration::from_secs(10), "no worker: 503", async || {
+        let started = Instant::now();
+        let s = Sse::post(&c, STREAM, Some(&me.access), ask(5, 1)).await;
+        if s.status != StatusCode::SERVICE_UNAVAILABLE {
+            // The worker is still on its way out.
+            assert_eq!(s.status, StatusCode::OK);
+            return false;
+        }
+        assert!(started.elapsed() < Duration::from_secs(2), "at once");
+        true
+    })
+    .await;
 }
 
 #[tokio::test]

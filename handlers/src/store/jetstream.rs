@@ -307,12 +307,20 @@ pub(crate) mod tests {
 
     impl TestNats {
         pub fn start() -> TestNats {
+            Self::start_with(true)
+        }
+
+        /// With or without JetStream.
+        pub fn start_with(jetstream: bool) -> TestNats {
             let dir = tempfile::tempdir().unwrap();
             // The server picks its own port (-1) and writes it to a ports file once it listens:
             // no race with parallel tests over a port found free a moment earlier.
-            let child = std::process::Command::new("nats-server")
-                .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
-                .arg(dir.path())
+            let mut cmd = std::process::Command::new("nats-server");
+            cmd.args(["-a", "127.0.0.1", "-p", "-1"]);
+            if jetstream {
+                cmd.arg("-js").arg("-sd").arg(dir.path());
+            }
+            let child = cmd
                 .arg("--ports_file_dir")
                 .arg(dir.path())
                 .stdout(std::process::Stdio::null())
@@ -375,26 +383,9 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn missing_jetstream_is_a_clear_error() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = std::process::Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let client = async_nats::connect(format!("nats://127.0.0.1:{port}"))
-            .await
-            .unwrap();
+        let nats = TestNats::start_with(false);
+        let client = async_nats::connect(&nats.url).await.unwrap();
         let err = JetStreamStore::open(client, "test", 1).await.unwrap_err();
         assert!(err.to_string().contains("JetStream"), "{err}");
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }

@@ -154,7 +154,15 @@ async fn a_repeat_while_the_first_runs_is_aborted() {
     let h = harness();
     h.set(Then::Sleep(Duration::from_millis(300)));
     let (a, b) = tokio::join!(h.put(P1, Some("k"), Codec::Proto, "a"), async {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Once the first call's handler runs (so it holds the key).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while h.fake.calls.load(Ordering::SeqCst) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the first call never ran"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         h.put(P1, Some("k"), Codec::Proto, "a").await
     });
     assert!(a.is_ok());
