@@ -97,6 +97,10 @@ fn describe() {
         "edge_worker_request_duration_seconds",
         "Time a worker took to serve a request, by service"
     );
+    describe_counter!(
+        "edge_log_lines_dropped_total",
+        "Log lines dropped because the log writer could not keep up (stdout blocked)"
+    );
     describe_gauge!("edge_build_info", "The running build");
     gauge!("edge_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
@@ -338,6 +342,11 @@ pub fn connections_open(delta: f64) {
 /// Sets a gauge read at scrape time.
 pub fn set_gauge(name: &'static str, value: f64) {
     gauge!(name).set(value);
+}
+
+/// Sets a counter kept elsewhere (read at scrape time) to its running total.
+pub fn set_total(name: &'static str, value: u64) {
+    counter!(name).absolute(value);
 }
 
 /// Sets a per-service gauge read at scrape time.

@@ -112,10 +112,24 @@ pub fn validate(m: &Model) -> Result<(), Status> {
     }
 }
 
-/// The catalog over the shared store. Cheap to clone.
+/// How long a replica answers reads from the catalog it last read. Every LLM call without a
+/// model ranks the whole catalog; this keeps that off the store. A change made through this
+/// replica is seen at once, one made through another within this long.
+pub const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The catalog over the shared store. Cheap to clone (clones share the brief cache).
 #[derive(Clone)]
 pub struct Catalog {
     store: Arc<dyn Store>,
+    recent: Arc<std::sync::Mutex<Recent>>,
+}
+
+/// The last catalog read, and a count of changes made here, so that a read that raced a change
+/// is not kept.
+#[derive(Default)]
+struct Recent {
+    changes: u64,
+    read: Option<(std::time::Instant, Arc<[Model]>)>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -127,7 +141,40 @@ impl std::fmt::Debug for Catalog {
 impl Catalog {
     /// A catalog over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Catalog { store }
+        Catalog {
+            store,
+            recent: Arc::default(),
+        }
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every model (retired too), from the last read if it is fresh.
+    async fn all(&self) -> Result<Arc<[Model]>, Status> {
+        let changes = {
+            let recent = self.recent();
+            if let Some((at, models)) = &recent.read
+                && at.elapsed() < FRESH_FOR
+            {
+                return Ok(Arc::clone(models));
+            }
+            recent.changes
+        };
+        let models: Arc<[Model]> = self.read_all().await?.into();
+        let mut recent = self.recent();
+        if recent.changes == changes {
+            recent.read = Some((std::time::Instant::now(), Arc::clone(&models)));
+        }
+        Ok(models)
+    }
+
+    /// Forgets the last read, after a change made here.
+    fn changed(&self) {
+        let mut recent = self.recent();
+        recent.changes += 1;
+        recent.read = None;
     }
 
     async fn stored(&self, name: &str) -> Result<Option<(Model, u64)>, Status> {
@@ -164,8 +211,8 @@ impl Catalog {
         }
     }
 
-    /// Every model, ordered by name.
-    pub async fn list(&self, include_retired: bool) -> Result<Vec<Model>, Status> {
+    /// Every model (retired too), ordered by name, read from the store.
+    async fn read_all(&self) -> Result<Vec<Model>, Status> {
         let default = self.default_name().await?;
         let mut models = Vec::new();
         let mut after: Option<String> = None;
@@ -186,8 +233,23 @@ impl Catalog {
         for m in &mut models {
             m.is_default = m.name == default;
         }
-        models.retain(|m| include_retired || m.status != ModelStatus::Retired as i32);
         Ok(models)
+    }
+
+    /// Every model, ordered by name (at most [`FRESH_FOR`] old).
+    pub async fn list(&self, include_retired: bool) -> Result<Vec<Model>, Status> {
+        Ok(self
+            .all()
+            .await?
+            .iter()
+            .filter(|m| include_retired || m.status != ModelStatus::Retired as i32)
+            .cloned()
+            .collect())
+    }
+
+    /// A model by name, as [`Catalog::list`] has it (at most [`FRESH_FOR`] old).
+    pub async fn find(&self, name: &str) -> Result<Option<Model>, Status> {
+        Ok(self.all().await?.iter().find(|m| m.name == name).cloned())
     }
 
     /// Registers or replaces a model (a retired one comes back active).
@@ -214,6 +276,7 @@ impl Catalog {
                 None,
             )
             .await?;
+        self.changed();
         model.is_default = self.default_name().await? == model.name;
         Ok(model)
     }
@@ -232,6 +295,7 @@ impl Catalog {
         self.store
             .put(DEFAULT_KEY, Bytes::from(name.to_owned()), None)
             .await?;
+        self.changed();
         model.is_default = true;
         Ok(model)
     }
@@ -260,7 +324,10 @@ impl Catalog {
             )
             .await
         {
-            Ok(_) => Ok(model),
+            Ok(_) => {
+                self.changed();
+                Ok(model)
+            }
             Err(StoreError::Conflict { .. }) => Err(Status::aborted(format!(
                 "model {name:?} changed while retiring it; retry"
             ))),
@@ -361,6 +428,33 @@ mod tests {
             endpoint: "http://127.0.0.1:9/v1".into(),
             ..Default::default()
         }
+    }
+
+    #[tokio::test]
+    async fn reads_are_briefly_cached_and_changes_here_seen_at_once() {
+        let (_d, a) = catalog();
+        let b = Catalog::new(Arc::clone(&a.store));
+        assert_eq!(a.list(false).await.unwrap().len(), 1);
+        // A change through this replica: seen at once.
+        a.register(openai("m1")).await.unwrap();
+        assert!(a.find("m1").await.unwrap().is_some());
+        assert_eq!(a.list(false).await.unwrap().len(), 2);
+        // Through another replica: within FRESH_FOR.
+        b.register(openai("m2")).await.unwrap();
+        b.retire("m1").await.unwrap();
+        tokio::time::sleep(FRESH_FOR + std::time::Duration::from_millis(50)).await;
+        let names: Vec<String> = a
+            .list(false)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(names, ["grammar", "m2"]);
+        assert_eq!(
+            a.find("m1").await.unwrap().unwrap().status,
+            ModelStatus::Retired as i32
+        );
     }
 
     #[tokio::test]

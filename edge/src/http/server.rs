@@ -222,7 +222,7 @@ async fn serve(
     };
     if forced {
         tracing::warn!("second signal: exiting without finishing in-flight requests");
-        std::process::exit(1);
+        crate::ops::telemetry::exit_now(1);
     }
 
     // Stop accepting, let in-flight requests finish, within what is left of the timeout.
@@ -254,7 +254,7 @@ async fn serve(
         }
         _ = signals.next() => {
             tracing::warn!("second signal: exiting without finishing in-flight requests");
-            std::process::exit(1);
+            crate::ops::telemetry::exit_now(1);
         }
     }
     if let Some(nats) = &state.nats {

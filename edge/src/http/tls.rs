@@ -155,12 +155,26 @@ pub async fn reload(
             _ = tokio::time::sleep(every) => false,
             Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
         };
-        let now = (modified(&cert), modified(&key));
+        // File reads on the blocking pool, never on the threads serving requests.
+        let (c, k) = (cert.clone(), key.clone());
+        let Ok(now) = tokio::task::spawn_blocking(move || (modified(&c), modified(&k))).await
+        else {
+            continue;
+        };
         if !forced && now == seen {
             continue;
         }
         seen = now;
-        match load_certified_key(&cert, &key) {
+        let (c, k) = (cert.clone(), key.clone());
+        let loaded = tokio::task::spawn_blocking(move || load_certified_key(&c, &k))
+            .await
+            .unwrap_or_else(|e| {
+                Err(TlsError::Io {
+                    path: cert.clone(),
+                    source: std::io::Error::other(format!("reload task failed: {e}")),
+                })
+            });
+        match loaded {
             Ok(k) => {
                 resolver.set(k);
                 tracing::info!(cert = %cert.display(), "reloaded the TLS certificate; new connections use it");

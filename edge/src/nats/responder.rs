@@ -73,7 +73,7 @@ impl Responder {
                         permits: Arc::clone(&permits),
                         max_deadline: limits.max_deadline,
                         client: client.clone(),
-                        streams: tracker.clone(),
+                        tasks: tracker.clone(),
                         closing: closing.clone(),
                         max_stream: limits.max_stream,
                     },
@@ -96,7 +96,9 @@ impl Responder {
         // Stopping a service unsubscribes its endpoints; each endpoint stream still yields what
         // was already delivered, then ends, so queue-group peers take the rest.
         for service in self.services {
-            let _ = service.stop().await;
+            if let Err(e) = service.stop().await {
+                tracing::warn!(error = %e, "could not stop a NATS service; its subscriptions end with the connection");
+            }
         }
         self.tracker.close();
         let grace = timeout.saturating_sub(Duration::from_secs(2));
@@ -123,73 +125,87 @@ struct Endpoint {
     permits: Arc<Semaphore>,
     max_deadline: Duration,
     client: async_nats::Client,
-    /// Streams run as their own tasks here, so the drain waits for them.
-    streams: TaskTracker,
+    /// Every request runs as a task tracked here, so the drain waits for it.
+    tasks: TaskTracker,
     closing: CancellationToken,
     max_stream: Duration,
 }
 
-/// Serves one endpoint. Its unary requests run concurrently inside this task rather than one
-/// spawned task each: a spawn per request cost a cross-thread wake-up that showed as the worker's
-/// largest cost in the NATS benchmark. Streams, long-lived, get a tracked task each. Past
-/// `permits`, requests are refused at once (503 at the edge).
+/// Serves one endpoint: each request is a task of its own (tracked, so the drain waits for it),
+/// so the requests of one busy method use every core. Past `permits`, requests are refused at
+/// once (503 at the edge).
 async fn serve_endpoint(mut endpoint: async_nats::service::endpoint::Endpoint, ep: Endpoint) {
-    let mut inflight = futures_util::stream::FuturesUnordered::new();
-    let mut open = true;
-    while open || !inflight.is_empty() {
-        tokio::select! {
-            Some(()) = inflight.next(), if !inflight.is_empty() => {}
-            next = endpoint.next(), if open => match next {
-                None => open = false,
-                Some(request) => {
-                    let received = Instant::now();
-                    let permit = match Arc::clone(&ep.permits).try_acquire_owned() {
-                        Ok(permit) => permit,
-                        Err(_) => {
-                            crate::stats::refused("worker_capacity");
-                            let (err, h) = headers::error_reply(&Status::unavailable("the worker is at capacity", Duration::from_secs(1)));
-                            let _ = request.respond_with_headers(Err(err), h).await;
-                            continue;
-                        }
-                    };
-                    let h = request.message.headers.as_ref();
-                    match (&request.message.reply, super::stream::is_stream_request(h)) {
-                        (Some(reply), true) if ep.method.server_streaming => {
-                            let ctx = headers::context_from(h, received, ep.max_stream);
-                            if let Err(status) = handlers::calls::admit(&ctx, ep.method) {
-                                let (err, h) = headers::error_reply(&status);
-                                let _ = request.respond_with_headers(Err(err), h).await;
-                                continue;
-                            }
-                            let task = super::stream::serve(
-                                ep.client.clone(),
-                                Arc::clone(&ep.svc),
-                                ep.method,
-                                ctx,
-                                request.message.payload.clone(),
-                                reply.to_string(),
-                                ep.closing.clone(),
-                            );
-                            ep.streams.spawn(async move {
-                                task.await;
-                                drop(permit);
-                            });
-                        }
-                        (_, streaming) if streaming != ep.method.server_streaming => {
-                            let (err, h) = headers::error_reply(&Status::invalid_argument(format!(
-                                "{} is {}; this request asked for the other form",
-                                ep.method.path,
-                                if ep.method.server_streaming { "a streaming method" } else { "a unary method" }
-                            )));
-                            let _ = request.respond_with_headers(Err(err), h).await;
-                        }
-                        _ => inflight.push(handle(request, Arc::clone(&ep.svc), ep.method, received, ep.max_deadline, permit)),
-                    }
+    while let Some(request) = endpoint.next().await {
+        let received = Instant::now();
+        let permit = match Arc::clone(&ep.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                crate::stats::refused("worker_capacity");
+                refuse(
+                    request,
+                    ep.method,
+                    &Status::unavailable("the worker is at capacity", Duration::from_secs(1)),
+                )
+                .await;
+                continue;
+            }
+        };
+        let h = request.message.headers.as_ref();
+        match (&request.message.reply, super::stream::is_stream_request(h)) {
+            (Some(reply), true) if ep.method.server_streaming => {
+                let ctx = headers::context_from(h, received, ep.max_stream);
+                if let Err(status) = handlers::calls::admit(&ctx, ep.method) {
+                    refuse(request, ep.method, &status).await;
+                    continue;
                 }
-            },
+                let task = super::stream::serve(
+                    ep.client.clone(),
+                    Arc::clone(&ep.svc),
+                    ep.method,
+                    ctx,
+                    request.message.payload.clone(),
+                    reply.to_string(),
+                    ep.closing.clone(),
+                );
+                ep.tasks.spawn(async move {
+                    task.await;
+                    drop(permit);
+                });
+            }
+            (_, streaming) if streaming != ep.method.server_streaming => {
+                let status = Status::invalid_argument(format!(
+                    "{} is {}; this request asked for the other form",
+                    ep.method.path,
+                    if ep.method.server_streaming {
+                        "a streaming method"
+                    } else {
+                        "a unary method"
+                    }
+                ));
+                refuse(request, ep.method, &status).await;
+            }
+            _ => {
+                ep.tasks.spawn(handle(
+                    request,
+                    Arc::clone(&ep.svc),
+                    ep.method,
+                    received,
+                    ep.max_deadline,
+                    permit,
+                ));
+            }
         }
     }
 }
+
+/// Answers `request` with an error; a reply that cannot be sent is logged.
+async fn refuse(request: async_nats::service::Request, method: &MethodDesc, status: &Status) {
+    let (err, h) = headers::error_reply(status);
+    if let Err(e) = request.respond_with_headers(Err(err), h).await {
+        tracing::warn!(error = %e, method = method.path, "could not send a refusal");
+    }
+}
+
 async fn handle(
     request: async_nats::service::Request,
     svc: LocalService,

@@ -74,6 +74,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         state.admission.in_flight() as f64,
     );
     set_gauge("edge_sse_streams_open", state.api.streams.open() as f64);
+    crate::stats::set_total(
+        "edge_log_lines_dropped_total",
+        super::telemetry::dropped_lines(),
+    );
     if let Some(client) = &state.nats {
         set_gauge(
             "edge_nats_connected",

@@ -10,8 +10,45 @@ use serde::{Deserialize, Serialize};
 /// Lines buffered for the writer thread before new ones are dropped.
 const BUFFERED_LINES: usize = 64 * 1024;
 
-/// Installs the global subscriber. Keep the guard until exit: dropping it flushes what is buffered.
-pub fn init(log: &LogConfig) -> Result<WorkerGuard, crate::error::BoxError> {
+/// The log writer's guard (dropping it flushes what is buffered) and its count of dropped lines.
+static WRITER: std::sync::Mutex<Option<WorkerGuard>> = std::sync::Mutex::new(None);
+static DROPPED: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
+    std::sync::OnceLock::new();
+
+/// Flushes the logs when dropped: hold it until `main` returns.
+#[must_use = "the logs are flushed when this is dropped"]
+pub struct FlushOnDrop(());
+
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
+        flush();
+    }
+}
+
+/// Writes out every buffered line (once: later lines are not written).
+fn flush() {
+    drop(
+        WRITER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(),
+    );
+}
+
+/// Exits the process now, after writing out the buffered log lines (a forced exit that skips
+/// the orderly return from `main`).
+pub fn exit_now(code: i32) -> ! {
+    flush();
+    std::process::exit(code)
+}
+
+/// Log lines dropped because the writer could not keep up.
+pub fn dropped_lines() -> u64 {
+    DROPPED.get().map_or(0, |c| c.dropped_lines() as u64)
+}
+
+/// Installs the global subscriber.
+pub fn init(log: &LogConfig) -> Result<FlushOnDrop, crate::error::BoxError> {
     let filter = EnvFilter::try_new(&log.filter)
         .map_err(|e| format!("invalid log filter {:?}: {e}", log.filter))?;
     let (writer, guard) = NonBlockingBuilder::default()
@@ -19,6 +56,7 @@ pub fn init(log: &LogConfig) -> Result<WorkerGuard, crate::error::BoxError> {
         .buffered_lines_limit(BUFFERED_LINES)
         .thread_name("edge-log")
         .finish(std::io::stdout());
+    let counter = writer.error_counter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
@@ -32,7 +70,11 @@ pub fn init(log: &LogConfig) -> Result<WorkerGuard, crate::error::BoxError> {
         LogFormat::Text => builder.try_init(),
     }
     .map_err(|e| format!("cannot install logger: {e}"))?;
-    Ok(guard)
+    let _ = DROPPED.set(counter);
+    *WRITER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(guard);
+    Ok(FlushOnDrop(()))
 }
 
 /// Log line format.

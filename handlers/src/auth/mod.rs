@@ -133,7 +133,7 @@ fn parse<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, Status> {
 /// and every refresh would leave records behind forever. Returns how many were removed.
 pub async fn prune_expired(
     store: &dyn Store,
-    stop: impl Fn() -> bool,
+    stop: impl Fn() -> bool + Send + Sync,
 ) -> Result<usize, StoreError> {
     let now = crate::now_ms();
     let tokens = crate::store::prune_prefix(

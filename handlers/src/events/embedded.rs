@@ -20,12 +20,16 @@ use super::{EventLog, Retention};
 use crate::status::Status;
 use crate::store::{Store, StoreError};
 
+/// Most topic heads kept in memory.
+const MAX_KNOWN_HEADS: usize = 10_000;
+
 /// Events in the store.
 pub struct StoreLog {
     store: Arc<dyn Store>,
     retention: Retention,
     /// Each topic's last sequence, once known; the lock serializes appends.
-    heads: tokio::sync::Mutex<HashMap<String, u64>>,
+    pub(super) heads: tokio::sync::Mutex<HashMap<String, u64>>,
+    pub(super) max_heads: usize,
     /// Live delivery to this process's followers.
     hub: Hub,
 }
@@ -85,6 +89,7 @@ impl StoreLog {
             store,
             retention,
             heads: tokio::sync::Mutex::new(HashMap::new()),
+            max_heads: MAX_KNOWN_HEADS,
             hub: Hub::default(),
         }
     }
@@ -186,6 +191,14 @@ impl EventLog for StoreLog {
                 ));
             }
             Err(e) => return Err(e.into()),
+        }
+        // Topics can be many (one per player): past the bound, forget another's head (it is
+        // read again from the store when next needed).
+        if heads.len() >= self.max_heads
+            && !heads.contains_key(&event.topic)
+            && let Some(other) = heads.keys().next().cloned()
+        {
+            heads.remove(&other);
         }
         heads.insert(event.topic.clone(), seq);
         drop(heads);

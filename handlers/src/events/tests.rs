@@ -6,7 +6,7 @@ use proto::aicore::events::v1::{EventBusServiceHandler as _, PublishRequest, Rep
 
 use super::*;
 use crate::status::Code;
-use crate::store::RedbStore;
+use crate::store::{RedbStore, Store};
 
 const ME: &str = "0123456789abcdef0123456789abcdef";
 const OTHER: &str = "ffffffffffffffffffffffffffffffff";
@@ -442,4 +442,24 @@ async fn events_in_the_legacy_layout_move_to_their_own_topic() {
     assert_eq!(world, [old("world", 1), old("world", 2)]);
     let bus = EventsService::new(Arc::new(log));
     assert_eq!(publish(&bus, &service(), "world", 3.0).await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn known_heads_are_bounded_and_sequences_survive_forgetting() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("e.redb")).unwrap());
+    let mut log = StoreLog::new(Arc::clone(&store), Retention::default());
+    log.max_heads = 2;
+    let event = |topic: &str| Event {
+        topic: topic.into(),
+        r#type: "tick".into(),
+        ..Event::default()
+    };
+    for topic in ["a", "b", "c", "a", "d", "b"] {
+        log.append(event(topic)).await.unwrap();
+        assert!(log.heads.lock().await.len() <= 2);
+    }
+    assert_eq!(log.head("a").await.unwrap(), 2);
+    assert_eq!(log.head("b").await.unwrap(), 2);
+    assert_eq!(log.append(event("c")).await.unwrap(), 2);
 }

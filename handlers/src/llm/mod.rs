@@ -179,7 +179,7 @@ impl LlmService {
     }
 
     async fn model(&self, name: &str) -> Result<Model, Status> {
-        match self.catalog.get(name).await? {
+        match self.catalog.find(name).await? {
             Some(m) if m.status == ModelStatus::Active as i32 => Ok(m),
             Some(_) => Err(Status::failed_precondition(format!(
                 "model {name:?} is retired"

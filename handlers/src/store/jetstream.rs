@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 
-use super::{Page, Store, StoreError, Versioned, validate_key, validate_prefix};
+use super::{PRUNE_BATCH, Page, Store, StoreError, Versioned, validate_key, validate_prefix};
 
 /// A store in one JetStream key-value bucket.
 #[derive(Clone)]
@@ -141,6 +141,20 @@ impl JetStreamStore {
         Ok(JetStreamStore { kv, js })
     }
 
+    /// Removes `key` if it is still at `revision`, leaving no delete marker behind (a purge of
+    /// its subject below the next sequence: a newer value is kept). Whether it went.
+    async fn purge_at(&self, key: &str, revision: u64) -> Result<bool, StoreError> {
+        let info = self
+            .kv
+            .stream
+            .purge()
+            .filter(format!("{}{key}", self.kv.prefix))
+            .sequence(revision + 1)
+            .await
+            .map_err(unavailable)?;
+        Ok(info.purged > 0)
+    }
+
     async fn revision(&self, key: &str) -> Result<Option<u64>, StoreError> {
         Ok(self.get(key).await?.map(|v| v.version))
     }
@@ -211,6 +225,73 @@ impl Store for JetStreamStore {
                 .map(|()| true)
                 .map_err(unavailable),
         }
+    }
+
+    async fn delete_many(&self, items: &[(String, u64)]) -> Result<usize, StoreError> {
+        for (k, _) in items {
+            validate_key(k)?;
+        }
+        let purged: Vec<Result<bool, StoreError>> = futures_util::stream::iter(
+            items
+                .iter()
+                .cloned()
+                .map(|(key, version)| async move { self.purge_at(&key, version).await }),
+        )
+        .buffer_unordered(32)
+        .collect()
+        .await;
+        purged
+            .into_iter()
+            .try_fold(0, |n, r| r.map(|gone| n + usize::from(gone)))
+    }
+
+    async fn prune(
+        &self,
+        prefix: &str,
+        expired: &(dyn for<'v> Fn(&'v [u8]) -> bool + Send + Sync),
+        stop: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Result<usize, StoreError> {
+        validate_prefix(prefix)?;
+        // One pass over the prefix (paging would scan it once per page), purging a batch at a
+        // time as expired records stream by.
+        let whole = match prefix.rfind('.') {
+            Some(i) => &prefix[..=i],
+            None => "",
+        };
+        let (mut pending, mut messages) = self.scan(whole, false).await?;
+        let mut batch = Vec::with_capacity(PRUNE_BATCH);
+        let mut removed = 0;
+        while pending > 0 {
+            let msg = match tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
+                Ok(Some(Ok(m))) => m,
+                Ok(Some(Err(e))) => return Err(unavailable(e)),
+                Ok(None) | Err(_) => return Err(StoreError::Unavailable("prune stalled".into())),
+            };
+            let info = msg.info().map_err(unavailable)?;
+            pending = info.pending;
+            let revision = info.stream_sequence;
+            let put = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("KV-Operation"))
+                .is_none_or(|op| op.as_str() == "PUT");
+            let key = msg
+                .subject
+                .as_str()
+                .strip_prefix(self.kv.prefix.as_str())
+                .unwrap_or_default();
+            if put && key.starts_with(prefix) && expired(&msg.payload) {
+                batch.push((key.to_owned(), revision));
+            }
+            if batch.len() == PRUNE_BATCH || (pending == 0 && !batch.is_empty()) {
+                removed += self.delete_many(&batch).await?;
+                batch.clear();
+                if stop() {
+                    break;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     async fn list(
@@ -373,6 +454,12 @@ pub(crate) mod tests {
     async fn listing() {
         let nats = TestNats::start();
         conformance::listing(&nats.store().await).await;
+    }
+
+    #[tokio::test]
+    async fn prune() {
+        let nats = TestNats::start();
+        conformance::prune(&nats.store().await).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -98,6 +98,49 @@ pub trait Store: Send + Sync + 'static {
         Ok(pages)
     }
 
+    /// Deletes each key that is still at its version; a key changed or gone since is left.
+    /// Returns how many it deleted. One write where the backend can (a prune's batch).
+    async fn delete_many(&self, items: &[(String, u64)]) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for (key, version) in items {
+            match self.delete(key, Some(*version)).await {
+                Ok(true) => removed += 1,
+                Ok(false) | Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Deletes the records under `prefix` whose value `expired` says are, a batch at a time,
+    /// until done or `stop()` says so; returns how many. Each delete is conditional on the
+    /// version read, so a record rewritten meanwhile stays.
+    async fn prune(
+        &self,
+        prefix: &str,
+        expired: &(dyn for<'v> Fn(&'v [u8]) -> bool + Send + Sync),
+        stop: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Result<usize, StoreError> {
+        let mut after: Option<String> = None;
+        let mut removed = 0;
+        loop {
+            let page = self.list(prefix, after.as_deref(), PRUNE_BATCH).await?;
+            let batch: Vec<(String, u64)> = page
+                .entries
+                .iter()
+                .filter(|(_, v)| expired(&v.value))
+                .map(|(k, v)| (k.clone(), v.version))
+                .collect();
+            if !batch.is_empty() {
+                removed += self.delete_many(&batch).await?;
+            }
+            match page.next_after {
+                Some(next) if !stop() => after = Some(next),
+                _ => return Ok(removed),
+            }
+        }
+    }
+
     /// Whether the store can serve (for readiness).
     async fn check(&self) -> Result<(), StoreError>;
 
@@ -105,34 +148,19 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 }
 
-/// Deletes the records under `prefix` that `expired` says are, a page at a time, until done or
-/// `stop()` says so; returns how many it removed. A record changed since it was read is left for
-/// the next pass (the delete is conditional on its version).
+/// Deletes the records under `prefix` that `expired` says are, until done or `stop()` says so;
+/// returns how many it removed. A record changed since it was read is left for the next pass.
 pub async fn prune_prefix(
     store: &dyn Store,
     prefix: &str,
-    expired: impl Fn(&[u8]) -> bool,
-    stop: impl Fn() -> bool,
+    expired: impl Fn(&[u8]) -> bool + Send + Sync,
+    stop: impl Fn() -> bool + Send + Sync,
 ) -> Result<usize, StoreError> {
-    let mut after: Option<String> = None;
-    let mut removed = 0;
-    loop {
-        let page = store.list(prefix, after.as_deref(), 500).await?;
-        for (key, v) in &page.entries {
-            if expired(&v.value) {
-                match store.delete(key, Some(v.version)).await {
-                    Ok(true) => removed += 1,
-                    Ok(false) | Err(StoreError::Conflict { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        match page.next_after {
-            Some(next) if !stop() => after = Some(next),
-            _ => return Ok(removed),
-        }
-    }
+    store.prune(prefix, &expired, &stop).await
 }
+
+/// How many records a prune reads and deletes at a time (one write transaction on redb).
+pub const PRUNE_BATCH: usize = 500;
 
 /// Longest key accepted.
 pub const MAX_KEY_LEN: usize = 512;
@@ -309,6 +337,66 @@ pub(crate) mod conformance {
         assert!(store.get_many(&["bad..".to_owned()]).await.is_err());
         let many: Vec<String> = (0..100).map(|i| format!("big.k{:02}", i % 30)).collect();
         assert_eq!(store.get_many(&many).await.unwrap().len(), 100);
+    }
+
+    /// Prune and conditional batch deletes: only what is expired, only at the version read,
+    /// nothing outside the prefix, and stopping when told.
+    pub async fn prune(store: &dyn Store) {
+        for i in 0..1200 {
+            let v = if i % 3 == 0 { "new" } else { "old" };
+            store
+                .put(&format!("pr.k{i:04}"), Bytes::from(v), None)
+                .await
+                .unwrap();
+        }
+        store.put("prx.k1", Bytes::from("old"), None).await.unwrap();
+        let old = |v: &[u8]| v == b"old";
+        // Told to stop after its first batch: some, not all.
+        let some = prune_prefix(store, "pr.", old, || true).await.unwrap();
+        assert!(some > 0 && some < 800, "{some}");
+        let rest = prune_prefix(store, "pr.", old, || false).await.unwrap();
+        assert_eq!(some + rest, 800);
+        let mut left = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.list("pr.", after.as_deref(), 500).await.unwrap();
+            left.extend(
+                page.entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.value.clone())),
+            );
+            match page.next_after {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(left.len(), 400);
+        assert!(left.iter().all(|(_, v)| v.as_ref() == b"new"));
+        assert!(store.get("pr.k0001").await.unwrap().is_none());
+        assert!(
+            store.get("prx.k1").await.unwrap().is_some(),
+            "outside the prefix"
+        );
+        // A key rewritten since it was read stays; one at its version goes.
+        let a = store.put("pr.a", Bytes::from("x"), None).await.unwrap();
+        let b = store.put("pr.b", Bytes::from("x"), None).await.unwrap();
+        store.put("pr.a", Bytes::from("y"), None).await.unwrap();
+        let gone = store
+            .delete_many(&[
+                ("pr.a".into(), a),
+                ("pr.b".into(), b),
+                ("pr.none".into(), 1),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(gone, 1);
+        assert_eq!(
+            store.get("pr.a").await.unwrap().unwrap().value,
+            Bytes::from("y")
+        );
+        assert!(store.get("pr.b").await.unwrap().is_none());
+        // A key deleted by a prune can be created again.
+        store.put("pr.b", Bytes::from("z"), Some(0)).await.unwrap();
     }
 
     pub async fn concurrent_cas(store: std::sync::Arc<dyn Store>) {

@@ -115,10 +115,14 @@ impl RedbStore {
         })
     }
 
-    /// The open database, reopening it first if an I/O error poisoned it.
-    fn db(&self) -> Result<Arc<Database>, StoreError> {
+    /// The open database; after an I/O error, reopened first (on the blocking pool: reopening
+    /// reads the file).
+    async fn db(&self) -> Result<Arc<Database>, StoreError> {
         if self.poisoned.load(Ordering::Acquire) {
-            self.reopen();
+            let this = self.clone();
+            tokio::task::spawn_blocking(move || this.reopen())
+                .await
+                .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?;
         }
         let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
         guard.clone().ok_or_else(|| {
@@ -156,7 +160,7 @@ impl RedbStore {
         &self,
         f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let db = self.db()?;
+        let db = self.db().await?;
         let result = tokio::task::spawn_blocking(move || f(&db))
             .await
             .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?;
@@ -207,7 +211,7 @@ impl RedbStore {
 impl Store for RedbStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         validate_key(key)?;
-        let db = self.db()?;
+        let db = self.db().await?;
         let read = || {
             let txn = db.begin_read().map_err(map_err)?;
             let kv = txn.open_table(KV).map_err(map_err)?;
@@ -224,7 +228,7 @@ impl Store for RedbStore {
             validate_key(k)?;
         }
         if keys.len() <= INLINE_ENTRIES {
-            let db = self.db()?;
+            let db = self.db().await?;
             let result = get_many(&db, keys);
             drop(db);
             return self.observe(result);
@@ -259,6 +263,34 @@ impl Store for RedbStore {
         }
     }
 
+    async fn delete_many(&self, items: &[(String, u64)]) -> Result<usize, StoreError> {
+        for (k, _) in items {
+            validate_key(k)?;
+        }
+        let items = items.to_vec();
+        // One transaction (one fsync) for the whole batch.
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(map_err)?;
+            let mut removed = 0;
+            {
+                let mut kv = txn.open_table(KV).map_err(map_err)?;
+                for (key, version) in &items {
+                    let current = match kv.get(key.as_str()).map_err(map_err)? {
+                        Some(raw) => Some(decode(raw.value())?.version),
+                        None => None,
+                    };
+                    if current == Some(*version) {
+                        kv.remove(key.as_str()).map_err(map_err)?;
+                        removed += 1;
+                    }
+                }
+            }
+            txn.commit().map_err(map_err)?;
+            Ok(removed)
+        })
+        .await
+    }
+
     async fn list(
         &self,
         prefix: &str,
@@ -267,7 +299,7 @@ impl Store for RedbStore {
     ) -> Result<Page, StoreError> {
         validate_prefix(prefix)?;
         if limit <= INLINE_ENTRIES {
-            let db = self.db()?;
+            let db = self.db().await?;
             let result = (|| {
                 let txn = db.begin_read().map_err(map_err)?;
                 let kv = txn.open_table(KV).map_err(map_err)?;
@@ -402,6 +434,12 @@ mod tests {
     async fn listing() {
         let (_dir, store) = open();
         conformance::listing(&store).await;
+    }
+
+    #[tokio::test]
+    async fn prune() {
+        let (_dir, store) = open();
+        conformance::prune(&store).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
