@@ -526,13 +526,13 @@ fn cli_config_check_certs_and_healthcheck() {
     assert!(out.contains("listen = \"0.0.0.0:8443\""), "{out}");
 
     let (code, _, err) = run_edge(&["config", "check", "--drain-delay", "60s"]);
-    assert_ne!(code, 0);
+    assert_eq!(code, 1, "a failed command exits 1");
     assert!(err.contains("drain_delay"), "{err}");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("edge.toml");
     std::fs::write(&file, "[http]\nmax_body_byte = 5\n").unwrap();
     let (code, _, err) = run_edge(&["config", "check", "--config", file.to_str().unwrap()]);
-    assert_ne!(code, 0);
+    assert_eq!(code, 1, "a failed command exits 1");
     assert!(err.contains("max_body_byte"), "{err}");
 
     let out_dir = dir.path().join("certs");

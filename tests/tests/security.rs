@@ -314,7 +314,7 @@ async fn the_admin_listener_refuses_web_pages_and_wants_its_token() {
         edge_e2e::run_edge(&args)
     };
     let (code, _, err) = create(None);
-    assert_ne!(code, 0);
+    assert_eq!(code, 1, "a failed command exits 1");
     assert!(err.contains("admin token"), "{err}");
     let (code, out, err) = create(Some("hunter2-but-longer"));
     assert_eq!(code, 0, "{err}");
@@ -406,7 +406,7 @@ async fn players_cannot_set_their_own_price() {
         "--admin-listen",
         "127.0.0.1:0",
     ]);
-    assert_ne!(code, 0);
+    assert_eq!(code, 1, "a failed command exits 1");
     assert!(err.contains("shop.toml:5: x: price must be"), "{err}");
 }
 

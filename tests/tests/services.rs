@@ -562,7 +562,7 @@ async fn players_and_broad_keys_cannot_touch_what_is_not_theirs() {
     assert_eq!(r.status, 403, "{}", r.text());
     // Nothing changed for anyone.
     let now = c.call(NOW, Some(&player.access), json!({})).await.json();
-    assert_ne!(now["scale"], 1000.0);
+    assert_eq!(now["scale"], 12.0, "the shipped scale, unchanged");
 }
 
 #[tokio::test]
