@@ -100,6 +100,7 @@ impl AppState {
         let content = handlers::data::Content::load(&config.content)?;
         let deps = Deps {
             perf: Arc::new(content.perf),
+            quests: Arc::new(content.quests),
             npcs: Arc::new(content.npcs),
             regions: Arc::new(content.regions),
             climate: Arc::new(content.climate),

@@ -88,6 +88,8 @@ pub struct ContentPaths {
     /// Weather chains and climates per biome (TOML, as `handlers/data/weather/biomes.toml`)
     /// [default: shipped].
     pub weather: Option<std::path::PathBuf>,
+    /// The quests (TOML, as `handlers/data/quest/quests.toml`) [default: shipped].
+    pub quests: Option<std::path::PathBuf>,
 }
 
 /// Every data file the services load, loaded and validated.
@@ -103,17 +105,30 @@ pub struct Content {
     pub npcs: crate::npc::Catalog,
     /// The device tier table.
     pub perf: crate::perf::Table,
+    /// The quests.
+    pub quests: crate::quest::Quests,
 }
 
 impl Content {
     /// Loads the operator's files where given, the shipped ones otherwise. The error names the
     /// file and the line.
     pub fn load(paths: &ContentPaths) -> Result<Content, String> {
+        let prices = crate::payment::Catalog::load(paths.price_catalog.as_deref())
+            .map_err(|e| format!("price catalog: {e}"))?;
+        let regions = crate::world::Regions::load(paths.regions.as_deref())
+            .map_err(|e| format!("regions: {e}"))?;
+        let quests = crate::quest::Quests::load(paths.quests.as_deref())
+            .map_err(|e| format!("quests: {e}"))?;
+        quests
+            .check_refs(
+                |sku| prices.get(sku).is_some(),
+                |r| regions.get(r).is_some(),
+            )
+            .map_err(|e| format!("quests: {e}"))?;
         Ok(Content {
-            prices: crate::payment::Catalog::load(paths.price_catalog.as_deref())
-                .map_err(|e| format!("price catalog: {e}"))?,
-            regions: crate::world::Regions::load(paths.regions.as_deref())
-                .map_err(|e| format!("regions: {e}"))?,
+            prices,
+            regions,
+            quests,
             climate: crate::weather::Climate::load(paths.weather.as_deref())
                 .map_err(|e| format!("weather: {e}"))?,
             npcs: crate::npc::Catalog::load(paths.npcs.as_deref())

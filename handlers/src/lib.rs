@@ -13,6 +13,7 @@ pub mod models;
 pub mod npc;
 pub mod payment;
 pub mod perf;
+pub mod quest;
 pub mod settings;
 pub mod shares;
 pub mod state;
@@ -58,6 +59,8 @@ pub struct Deps {
     pub npcs: Arc<npc::Catalog>,
     /// The device tier table.
     pub perf: Arc<perf::Table>,
+    /// The quests.
+    pub quests: Arc<quest::Quests>,
     /// How the game clock starts.
     pub clock: time::ClockSettings,
     /// Wakes the time scheduler when an event is scheduled in this process.
@@ -76,8 +79,8 @@ impl std::fmt::Debug for Deps {
 /// `unimplemented` from the router.
 pub fn local_services(deps: &Deps) -> Vec<LocalService> {
     use proto::aicore::{
-        airouter, auth, events, llm, models, npc, payment, perf, settings, state, time, weather,
-        world,
+        airouter, auth, events, llm, models, npc, payment, perf, quest, settings, state, time,
+        weather, world,
     };
     let catalog = crate::models::Catalog::new(Arc::clone(&deps.store));
     vec![
@@ -125,6 +128,11 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
         perf::v1::performance_service_dispatch(Arc::new(crate::perf::PerfService::new(
             Arc::clone(&deps.store),
             Arc::clone(&deps.perf),
+        ))),
+        quest::v1::quest_service_dispatch(Arc::new(crate::quest::QuestService::new(
+            Arc::clone(&deps.store),
+            Arc::clone(&deps.quests),
+            deps.calls.from(quest::v1::QUEST_SERVICE),
         ))),
         time::v1::time_service_dispatch(Arc::new(crate::time::TimeService::new(
             Arc::clone(&deps.store),

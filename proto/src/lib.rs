@@ -2,6 +2,7 @@
 //! mapping from pbjson) and one descriptor per service, from which the HTTP routes, the route table
 //! and the NATS subjects are derived. Nothing here knows about HTTP.
 
+pub mod canonical;
 pub mod codec;
 
 use std::collections::HashMap;

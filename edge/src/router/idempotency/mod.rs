@@ -236,7 +236,12 @@ impl Run {
             Codec::Proto => call.body.clone(),
             Codec::Json => Bytes::from((method.transcode.json_to_proto)(&call.body)?),
         };
-        let fingerprint = format!("{:x}", Sha256::digest(&body));
+        // Map entries sorted first: prost writes maps in hash order, so two encodings of one
+        // request differ.
+        let fingerprint = format!(
+            "{:x}",
+            Sha256::digest(proto::canonical::canonical(method.input_type, &body))
+        );
         let lease_end = call.ctx.deadline.unwrap_or_else(Instant::now) + LEASE_MARGIN;
         let lease_ms = now_ms()
             + u64::try_from(

@@ -1,0 +1,62 @@
+# Deutsche (de) Texte für Quests, Währung, Spielwelt und Systemmeldungen.
+# Project-Fluent-Syntax. Pluralkategorien (CLDR): one, other.
+# Die Nachrichten-IDs müssen in allen Sprachdateien identisch sein.
+
+quest-accepted = Quest angenommen: { $title }
+quest-progress = { $objective }: { $count }/{ $target }
+quest-completed = Quest abgeschlossen: { $title }! Du erhältst { $crowns ->
+        [one] { $crowns } Krone
+       *[other] { $crowns } Kronen
+    } und { $xp ->
+        [one] { $xp } Erfahrungspunkt
+       *[other] { $xp } Erfahrungspunkte
+    }.
+quest-abandoned = Quest abgebrochen: { $title }
+quest-unavailable = Diese Quest ist für dich noch nicht verfügbar. Erreiche Stufe { $level }, um sie freizuschalten.
+currency-amount = { $crowns ->
+        [one] { $crowns } Krone
+       *[other] { $crowns } Kronen
+    }
+items-received = Du hast { $count ->
+        [one] { $count } Gegenstand
+       *[other] { $count } Gegenstände
+    } erhalten.
+level-up = Stufenaufstieg! Du bist jetzt auf Stufe { $level }.
+error-not-enough-gold = Nicht genug Kronen: Das kostet { $price ->
+        [one] { $price } Krone
+       *[other] { $price } Kronen
+    }, du hast aber nur { $balance ->
+        [one] { $balance } Krone
+       *[other] { $balance } Kronen
+    }.
+error-rate-limited = Nicht so schnell! Versuch es in { $seconds ->
+        [one] { $seconds } Sekunde
+       *[other] { $seconds } Sekunden
+    } erneut.
+error-session-expired = Deine Sitzung ist abgelaufen. Bitte melde dich erneut an.
+error-server-busy = Der Server ist gerade ausgelastet. Bitte versuch es gleich noch einmal.
+time-of-day = { $period ->
+        [dawn] Der Morgen dämmert.
+        [morning] Es ist Morgen.
+        [afternoon] Es ist Nachmittag.
+        [evening] Es ist Abend.
+       *[night] Es ist Nacht.
+    }
+game-clock = Es ist { $hour }:{ $minute } Uhr.
+weather-now = { $condition ->
+        [clear] Der Himmel ist klar.
+        [cloudy] Es ist bewölkt.
+        [rain] Es regnet.
+        [storm] Ein Sturm tobt.
+        [snow] Es schneit.
+       *[fog] Dichter Nebel liegt über dem Land.
+    }
+days-until-festival = Das Erntemondfest beginnt in { $days ->
+        [one] { $days } Tag
+       *[other] { $days } Tagen
+    }.
+player-joined = { $name } ist dem Spiel beigetreten.
+friends-online = { $count ->
+        [one] { $count } Freund ist online.
+       *[other] { $count } Freunde sind online.
+    }

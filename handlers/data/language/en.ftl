@@ -1,0 +1,62 @@
+# English (en) message catalogue for quests, economy, world state and system notices.
+# Project Fluent syntax. Plural categories (CLDR): one, other.
+# Message ids must stay identical across every locale file.
+
+quest-accepted = Quest accepted: { $title }
+quest-progress = { $objective }: { $count }/{ $target }
+quest-completed = Quest completed: { $title }! You earn { $crowns ->
+        [one] { $crowns } crown
+       *[other] { $crowns } crowns
+    } and { $xp ->
+        [one] { $xp } experience point
+       *[other] { $xp } experience points
+    }.
+quest-abandoned = Quest abandoned: { $title }
+quest-unavailable = This quest isn't available to you yet. Reach level { $level } to unlock it.
+currency-amount = { $crowns ->
+        [one] { $crowns } crown
+       *[other] { $crowns } crowns
+    }
+items-received = You received { $count ->
+        [one] { $count } item
+       *[other] { $count } items
+    }.
+level-up = Level up! You are now level { $level }.
+error-not-enough-gold = Not enough crowns: this costs { $price ->
+        [one] { $price } crown
+       *[other] { $price } crowns
+    }, but you only have { $balance ->
+        [one] { $balance } crown
+       *[other] { $balance } crowns
+    }.
+error-rate-limited = You're doing that too often. Try again in { $seconds ->
+        [one] { $seconds } second
+       *[other] { $seconds } seconds
+    }.
+error-session-expired = Your session has expired. Please log in again.
+error-server-busy = The server is busy right now. Please try again in a moment.
+time-of-day = { $period ->
+        [dawn] Dawn is breaking.
+        [morning] It is morning.
+        [afternoon] It is afternoon.
+        [evening] It is evening.
+       *[night] It is night.
+    }
+game-clock = It is { $hour }:{ $minute }.
+weather-now = { $condition ->
+        [clear] The sky is clear.
+        [cloudy] It is cloudy.
+        [rain] It is raining.
+        [storm] A storm is raging.
+        [snow] It is snowing.
+       *[fog] Fog hangs over the land.
+    }
+days-until-festival = The Harvest Moon festival begins in { $days ->
+        [one] { $days } day
+       *[other] { $days } days
+    }.
+player-joined = { $name } has joined the game.
+friends-online = { $count ->
+        [one] { $count } friend is online.
+       *[other] { $count } friends are online.
+    }

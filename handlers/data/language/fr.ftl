@@ -1,0 +1,71 @@
+# Textes français (fr) pour les quêtes, la monnaie, le monde et les messages système.
+# Syntaxe Project Fluent. Catégories de pluriel (CLDR) : one (0 et 1), many, other.
+# Les identifiants de messages doivent être identiques dans tous les fichiers de langue.
+
+quest-accepted = Quête acceptée : { $title }
+quest-progress = { $objective } : { $count }/{ $target }
+quest-completed = Quête terminée : { $title } ! Vous recevez { $crowns ->
+        [one] { $crowns } couronne
+        [many] { $crowns } de couronnes
+       *[other] { $crowns } couronnes
+    } et { $xp ->
+        [one] { $xp } point d'expérience
+        [many] { $xp } de points d'expérience
+       *[other] { $xp } points d'expérience
+    }.
+quest-abandoned = Quête abandonnée : { $title }
+quest-unavailable = Cette quête n'est pas encore disponible pour vous. Atteignez le niveau { $level } pour la débloquer.
+currency-amount = { $crowns ->
+        [one] { $crowns } couronne
+        [many] { $crowns } de couronnes
+       *[other] { $crowns } couronnes
+    }
+items-received = Vous avez reçu { $count ->
+        [one] { $count } objet
+        [many] { $count } d'objets
+       *[other] { $count } objets
+    }.
+level-up = Niveau supérieur ! Vous atteignez le niveau { $level }.
+error-not-enough-gold = Vous n'avez pas assez de couronnes : cela coûte { $price ->
+        [one] { $price } couronne
+        [many] { $price } de couronnes
+       *[other] { $price } couronnes
+    }, mais vous n'avez que { $balance ->
+        [one] { $balance } couronne
+        [many] { $balance } de couronnes
+       *[other] { $balance } couronnes
+    }.
+error-rate-limited = Trop de tentatives. Réessayez dans { $seconds ->
+        [one] { $seconds } seconde
+        [many] { $seconds } de secondes
+       *[other] { $seconds } secondes
+    }.
+error-session-expired = Votre session a expiré. Veuillez vous reconnecter.
+error-server-busy = Le serveur est actuellement surchargé. Veuillez réessayer dans un instant.
+time-of-day = { $period ->
+        [dawn] C'est l'aube.
+        [morning] C'est le matin.
+        [afternoon] C'est l'après-midi.
+        [evening] C'est le soir.
+       *[night] C'est la nuit.
+    }
+game-clock = Il est { $hour } h { $minute }.
+weather-now = { $condition ->
+        [clear] Le ciel est dégagé.
+        [cloudy] Le temps est nuageux.
+        [rain] Il pleut.
+        [storm] Un orage gronde.
+        [snow] Il neige.
+       *[fog] Un épais brouillard recouvre la région.
+    }
+days-until-festival = La fête de la Lune des moissons commence dans { $days ->
+        [one] { $days } jour
+        [many] { $days } de jours
+       *[other] { $days } jours
+    }.
+player-joined = { $name } a rejoint la partie.
+friends-online = { $count ->
+        [one] { $count } ami en ligne
+        [many] { $count } d'amis en ligne
+       *[other] { $count } amis en ligne
+    }

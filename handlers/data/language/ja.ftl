@@ -1,0 +1,35 @@
+# 日本語 (ja) のメッセージ定義：クエスト、通貨、ワールド状態、システム通知。
+# Project Fluent 形式。日本語の複数形カテゴリ (CLDR) は other のみのため、数値による分岐は使用しない。
+# メッセージ ID はすべての言語ファイルで共通にすること。
+
+quest-accepted = クエスト「{ $title }」を受注しました。
+quest-progress = { $objective }：{ $count }/{ $target }
+quest-completed = クエスト「{ $title }」を達成しました！ 報酬：{ $crowns }クラウン、経験値 { $xp }
+quest-abandoned = クエスト「{ $title }」を破棄しました。
+quest-unavailable = このクエストはまだ受注できません。レベル{ $level }に達すると受注可能になります。
+currency-amount = { $crowns }クラウン
+items-received = アイテムを{ $count }個入手しました。
+level-up = レベルアップ！ レベル{ $level }になりました。
+error-not-enough-gold = クラウンが足りません。価格は{ $price }クラウンですが、所持金は{ $balance }クラウンしかありません。
+error-rate-limited = 操作の間隔が短すぎます。{ $seconds }秒後にもう一度お試しください。
+error-session-expired = セッションの有効期限が切れました。もう一度ログインしてください。
+error-server-busy = サーバーが混み合っています。しばらくしてからもう一度お試しください。
+time-of-day = { $period ->
+        [dawn] 夜明けです。
+        [morning] 朝です。
+        [afternoon] 昼下がりです。
+        [evening] 夕方です。
+       *[night] 夜です。
+    }
+game-clock = 現在の時刻は{ $hour }時{ $minute }分です。
+weather-now = { $condition ->
+        [clear] 空は晴れ渡っています。
+        [cloudy] 空は曇っています。
+        [rain] 雨が降っています。
+        [storm] 嵐が吹き荒れています。
+        [snow] 雪が降っています。
+       *[fog] 濃い霧が立ち込めています。
+    }
+days-until-festival = 収穫月の祭りまで、あと{ $days }日です。
+player-joined = { $name }さんがゲームに参加しました。
+friends-online = オンラインのフレンド：{ $count }人

@@ -1,0 +1,80 @@
+# Polskie (pl) teksty dla zadań, waluty, świata gry i komunikatów systemowych.
+# Składnia Project Fluent. Kategorie liczby mnogiej (CLDR): one, few, many, other.
+# Identyfikatory wiadomości muszą być takie same we wszystkich plikach językowych.
+
+quest-accepted = Przyjęto zadanie: { $title }
+quest-progress = { $objective }: { $count }/{ $target }
+quest-completed = Zadanie ukończone: { $title }! Otrzymujesz { $crowns ->
+        [one] { $crowns } koronę
+        [few] { $crowns } korony
+        [many] { $crowns } koron
+       *[other] { $crowns } korony
+    } i { $xp ->
+        [one] { $xp } punkt doświadczenia
+        [few] { $xp } punkty doświadczenia
+        [many] { $xp } punktów doświadczenia
+       *[other] { $xp } punktu doświadczenia
+    }.
+quest-abandoned = Porzucono zadanie: { $title }
+quest-unavailable = To zadanie nie jest jeszcze dla ciebie dostępne. Osiągnij poziom { $level }, aby je odblokować.
+currency-amount = { $crowns ->
+        [one] { $crowns } korona
+        [few] { $crowns } korony
+        [many] { $crowns } koron
+       *[other] { $crowns } korony
+    }
+items-received = Otrzymano { $count ->
+        [one] { $count } przedmiot
+        [few] { $count } przedmioty
+        [many] { $count } przedmiotów
+       *[other] { $count } przedmiotu
+    }.
+level-up = Nowy poziom! Osiągasz poziom { $level }.
+error-not-enough-gold = Za mało koron: to kosztuje { $price ->
+        [one] { $price } koronę
+        [few] { $price } korony
+        [many] { $price } koron
+       *[other] { $price } korony
+    }, a masz tylko { $balance ->
+        [one] { $balance } koronę
+        [few] { $balance } korony
+        [many] { $balance } koron
+       *[other] { $balance } korony
+    }.
+error-rate-limited = Zbyt wiele prób. Spróbuj ponownie za { $seconds ->
+        [one] { $seconds } sekundę
+        [few] { $seconds } sekundy
+        [many] { $seconds } sekund
+       *[other] { $seconds } sekundy
+    }.
+error-session-expired = Twoja sesja wygasła. Zaloguj się ponownie.
+error-server-busy = Serwer jest obecnie przeciążony. Spróbuj ponownie za chwilę.
+time-of-day = { $period ->
+        [dawn] Świta.
+        [morning] Jest ranek.
+        [afternoon] Jest popołudnie.
+        [evening] Jest wieczór.
+       *[night] Jest noc.
+    }
+game-clock = Jest godzina { $hour }:{ $minute }.
+weather-now = { $condition ->
+        [clear] Niebo jest bezchmurne.
+        [cloudy] Jest pochmurno.
+        [rain] Pada deszcz.
+        [storm] Szaleje burza.
+        [snow] Pada śnieg.
+       *[fog] Nad okolicą wisi gęsta mgła.
+    }
+days-until-festival = Święto Księżyca Żniw zaczyna się za { $days ->
+        [one] { $days } dzień
+        [few] { $days } dni
+        [many] { $days } dni
+       *[other] { $days } dnia
+    }.
+player-joined = { $name } dołącza do gry.
+friends-online = { $count ->
+        [one] { $count } znajomy jest online.
+        [few] { $count } znajomych jest online.
+        [many] { $count } znajomych jest online.
+       *[other] { $count } znajomego jest online.
+    }

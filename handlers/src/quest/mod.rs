@@ -1,0 +1,503 @@
+//! `aicore.quest.v1.QuestService`: quest definitions (shipped as data, see [`content`]) and each
+//! player's progress.
+//!
+//! A player's progress on one quest is one record, `quest.p.<player>.<quest>`, changed only by
+//! compare-and-set, so parallel `Progress` calls add up exactly. A player's level derives from
+//! the experience their completed quests granted (kept in those records, so editing a quest's
+//! reward later changes nobody's past). `Complete` pays through `payment.Credit` as a call
+//! between services, keyed by (player, quest): a retry, or a retry after the process died
+//! between the credit and the record, finds the payment already made and credits nothing more.
+//! It then publishes `quest.completed` on the player's topic, keyed the same way, so once.
+
+pub mod content;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use proto::aicore::events::v1::{EventBusServiceClient, PublishRequest};
+use proto::aicore::payment::v1::{CreditRequest, PaymentServiceClient};
+use proto::aicore::quest::v1::{
+    AbandonRequest, AbandonResponse, AcceptRequest, AcceptResponse, CompleteRequest,
+    CompleteResponse, GetLogRequest, GetLogResponse, ListAvailableRequest, ListAvailableResponse,
+    ProgressRequest, ProgressResponse, QuestProgress, QuestServiceHandler, QuestStatus, Reward,
+};
+use proto::aicore::time::v1::{NowRequest, TimeServiceClient};
+use serde::{Deserialize, Serialize};
+
+pub use content::{QuestDef, Quests};
+
+use crate::calls::Caller;
+use crate::context::Context;
+use crate::status::Status;
+use crate::store::{Store, StoreError};
+
+/// Compare-and-set attempts before a busy record is reported as `aborted`.
+const MAX_ATTEMPTS: usize = 64;
+
+fn record_key(player: &str, quest: &str) -> String {
+    format!("quest.p.{player}.{quest}")
+}
+
+fn player_prefix(player: &str) -> String {
+    format!("quest.p.{player}.")
+}
+
+/// What the store keeps for one player and quest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Record {
+    status: Stage,
+    /// Objective id -> count reached.
+    objectives: BTreeMap<String, u32>,
+    /// Game times (ms since the game epoch).
+    accepted_at_ms: i64,
+    #[serde(default)]
+    completed_at_ms: i64,
+    #[serde(default)]
+    abandoned_at_ms: i64,
+    /// What completing it granted.
+    #[serde(default)]
+    experience: u32,
+    #[serde(default)]
+    currency: i64,
+    #[serde(default)]
+    items: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Stage {
+    #[default]
+    Active,
+    Completed,
+    Abandoned,
+}
+
+impl Record {
+    fn progress(&self, quest: &str) -> QuestProgress {
+        QuestProgress {
+            quest_id: quest.to_owned(),
+            status: match self.status {
+                Stage::Active => QuestStatus::Active,
+                Stage::Completed => QuestStatus::Completed,
+                Stage::Abandoned => QuestStatus::Abandoned,
+            } as i32,
+            objectives: self.objectives.clone().into_iter().collect(),
+            accepted_at_ms: self.accepted_at_ms,
+            completed_at_ms: self.completed_at_ms,
+        }
+    }
+
+    fn granted(&self) -> Reward {
+        Reward {
+            currency: self.currency,
+            items: self.items.clone(),
+            experience: self.experience,
+        }
+    }
+}
+
+/// The service.
+pub struct QuestService {
+    store: Arc<dyn Store>,
+    quests: Arc<Quests>,
+    payment: PaymentServiceClient<Caller>,
+    events: EventBusServiceClient<Caller>,
+    time: TimeServiceClient<Caller>,
+}
+
+impl QuestService {
+    /// The service over `store`, calling payment, events and time through `caller` (the quest
+    /// service's).
+    pub fn new(store: Arc<dyn Store>, quests: Arc<Quests>, caller: Caller) -> Self {
+        QuestService {
+            store,
+            quests,
+            payment: PaymentServiceClient(caller.clone()),
+            events: EventBusServiceClient(caller.clone()),
+            time: TimeServiceClient(caller),
+        }
+    }
+
+    fn quest(&self, id: &str) -> Result<&QuestDef, Status> {
+        self.quests
+            .get(id)
+            .ok_or_else(|| Status::not_found(format!("no quest {id:?}")))
+    }
+
+    async fn read(&self, player: &str, quest: &str) -> Result<Option<(Record, u64)>, Status> {
+        match self.store.get(&record_key(player, quest)).await? {
+            Some(v) => {
+                let record = serde_json::from_slice(&v.value)
+                    .map_err(|e| Status::internal(format!("quest record: {e}")))?;
+                Ok(Some((record, v.version)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn write(
+        &self,
+        player: &str,
+        quest: &str,
+        record: &Record,
+        expected: u64,
+    ) -> Result<bool, Status> {
+        let bytes = serde_json::to_vec(record).map_err(|e| Status::internal(e.to_string()))?;
+        match self
+            .store
+            .put(
+                &record_key(player, quest),
+                Bytes::from(bytes),
+                Some(expected),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every record of `player`, by quest id.
+    async fn records(&self, player: &str) -> Result<BTreeMap<String, Record>, Status> {
+        let prefix = player_prefix(player);
+        let mut out = BTreeMap::new();
+        let mut after = None;
+        loop {
+            let page = self.store.list(&prefix, after.as_deref(), 500).await?;
+            for (k, v) in &page.entries {
+                let record: Record = serde_json::from_slice(&v.value)
+                    .map_err(|e| Status::internal(format!("quest record: {e}")))?;
+                out.insert(k[prefix.len()..].to_owned(), record);
+            }
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    fn level(&self, records: &BTreeMap<String, Record>) -> u32 {
+        let xp = records
+            .values()
+            .filter(|r| r.status == Stage::Completed)
+            .map(|r| u64::from(r.experience))
+            .sum();
+        self.quests.level_for(xp)
+    }
+
+    /// Why `quest` cannot be accepted now, if it cannot.
+    fn unavailable(&self, q: &QuestDef, records: &BTreeMap<String, Record>) -> Option<Status> {
+        let id = &q.definition.id;
+        match records.get(id).map(|r| r.status) {
+            Some(Stage::Active) => {
+                return Some(Status::failed_precondition(format!(
+                    "quest {id} is already active"
+                )));
+            }
+            Some(Stage::Completed) => {
+                return Some(Status::failed_precondition(format!(
+                    "quest {id} is already completed"
+                )));
+            }
+            Some(Stage::Abandoned) | None => {}
+        }
+        if let Some(missing) = q
+            .definition
+            .prerequisites
+            .iter()
+            .find(|p| records.get(*p).map(|r| r.status) != Some(Stage::Completed))
+        {
+            return Some(Status::failed_precondition(format!(
+                "quest {id} needs quest {missing} completed first"
+            )));
+        }
+        let level = self.level(records);
+        if level < q.definition.min_level {
+            return Some(Status::failed_precondition(format!(
+                "quest {id} needs level {}; the player is level {level}",
+                q.definition.min_level
+            )));
+        }
+        None
+    }
+
+    async fn game_now(&self, ctx: &Context) -> Result<i64, Status> {
+        Ok(self
+            .time
+            .now(ctx.outgoing(), NowRequest {})
+            .await?
+            .game_time_ms)
+    }
+
+    /// Publishes `quest.completed` on the player's topic, once per (player, quest).
+    async fn announce(
+        &self,
+        ctx: &Context,
+        player: &str,
+        q: &QuestDef,
+        record: &Record,
+    ) -> Result<(), Status> {
+        let payload = serde_json::json!({
+            "questId": q.definition.id,
+            "title": q.definition.title,
+            "currency": record.currency,
+            "items": record.items,
+            "experience": record.experience,
+            "completedAtMs": record.completed_at_ms,
+        });
+        let payload = serde_json::from_value(payload)
+            .map_err(|e| Status::internal(format!("event payload: {e}")))?;
+        self.events
+            .publish(
+                ctx.outgoing()
+                    .idempotent(format!("quest-completed:{player}:{}", q.definition.id)),
+                PublishRequest {
+                    topic: format!("player.{player}"),
+                    r#type: "quest.completed".into(),
+                    payload: Some(payload),
+                },
+            )
+            .await
+            .map(|_| ())
+    }
+}
+
+impl QuestServiceHandler for QuestService {
+    type Context = Context;
+    type Error = Status;
+
+    async fn list_available(
+        &self,
+        ctx: Context,
+        req: ListAvailableRequest,
+    ) -> Result<ListAvailableResponse, Status> {
+        let player = ctx.player(&req.player_id)?;
+        let records = self.records(&player).await?;
+        Ok(ListAvailableResponse {
+            quests: self
+                .quests
+                .list
+                .iter()
+                .filter(|q| self.unavailable(q, &records).is_none())
+                .map(|q| q.definition.clone())
+                .collect(),
+        })
+    }
+
+    async fn accept(&self, ctx: Context, req: AcceptRequest) -> Result<AcceptResponse, Status> {
+        let player = ctx.player(&req.player_id)?;
+        let q = self.quest(&req.quest_id)?;
+        let id = &q.definition.id;
+        let at = self.game_now(&ctx).await?;
+        for _ in 0..MAX_ATTEMPTS {
+            let records = self.records(&player).await?;
+            if let Some(why) = self.unavailable(q, &records) {
+                return Err(why);
+            }
+            let version = self.read(&player, id).await?.map_or(0, |(_, v)| v);
+            let record = Record {
+                status: Stage::Active,
+                objectives: q
+                    .definition
+                    .objectives
+                    .iter()
+                    .map(|o| (o.id.clone(), 0))
+                    .collect(),
+                accepted_at_ms: at,
+                ..Record::default()
+            };
+            if self.write(&player, id, &record, version).await? {
+                return Ok(AcceptResponse {
+                    progress: Some(record.progress(id)),
+                });
+            }
+        }
+        Err(Status::aborted(format!("quest {id} kept changing; retry")))
+    }
+
+    async fn progress(
+        &self,
+        ctx: Context,
+        req: ProgressRequest,
+    ) -> Result<ProgressResponse, Status> {
+        let player = ctx.player(&req.player_id)?;
+        let q = self.quest(&req.quest_id)?;
+        let id = &q.definition.id;
+        let Some(objective) = q
+            .definition
+            .objectives
+            .iter()
+            .find(|o| o.id == req.objective_id)
+        else {
+            return Err(Status::not_found(format!(
+                "quest {id} has no objective {:?}",
+                req.objective_id
+            )));
+        };
+        if req.amount == 0 || req.amount > content_max_amount() {
+            return Err(Status::invalid_argument(format!(
+                "amount must be 1 to {}",
+                content_max_amount()
+            )));
+        }
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some((mut record, version)) = self.read(&player, id).await? else {
+                return Err(Status::failed_precondition(format!(
+                    "quest {id} is not active; accept it first"
+                )));
+            };
+            if record.status != Stage::Active {
+                return Err(Status::failed_precondition(format!(
+                    "quest {id} is not active"
+                )));
+            }
+            let count = record.objectives.entry(objective.id.clone()).or_insert(0);
+            let next = count.saturating_add(req.amount).min(objective.target_count);
+            if next == *count {
+                // Already at its target: nothing to write.
+                return Ok(ProgressResponse {
+                    progress: Some(record.progress(id)),
+                });
+            }
+            *count = next;
+            if self.write(&player, id, &record, version).await? {
+                return Ok(ProgressResponse {
+                    progress: Some(record.progress(id)),
+                });
+            }
+            if attempt > 4 {
+                tokio::task::yield_now().await;
+            }
+        }
+        Err(Status::aborted(format!(
+            "quest {id} progress kept changing; retry"
+        )))
+    }
+
+    async fn complete(
+        &self,
+        ctx: Context,
+        req: CompleteRequest,
+    ) -> Result<CompleteResponse, Status> {
+        let player = ctx.player(&req.player_id)?;
+        let q = self.quest(&req.quest_id)?;
+        let id = &q.definition.id;
+        let reward = q.definition.reward.clone().unwrap_or_default();
+        for _ in 0..MAX_ATTEMPTS {
+            let Some((mut record, version)) = self.read(&player, id).await? else {
+                return Err(Status::failed_precondition(format!(
+                    "quest {id} was never accepted"
+                )));
+            };
+            match record.status {
+                // A repeat (or a retry after a crash past the record): the same answer, and the
+                // event, which is published once whatever the number of attempts.
+                Stage::Completed => {
+                    self.announce(&ctx, &player, q, &record).await?;
+                    return Ok(CompleteResponse {
+                        progress: Some(record.progress(id)),
+                        reward: Some(record.granted()),
+                    });
+                }
+                Stage::Abandoned => {
+                    return Err(Status::failed_precondition(format!(
+                        "quest {id} was abandoned; accept it again first"
+                    )));
+                }
+                Stage::Active => {}
+            }
+            if let Some(o) = q
+                .definition
+                .objectives
+                .iter()
+                .find(|o| record.objectives.get(&o.id).copied().unwrap_or(0) < o.target_count)
+            {
+                return Err(Status::failed_precondition(format!(
+                    "objective {:?} of quest {id} is at {} of {}",
+                    o.id,
+                    record.objectives.get(&o.id).copied().unwrap_or(0),
+                    o.target_count
+                )));
+            }
+            if reward.currency > 0 {
+                self.payment
+                    .credit(
+                        ctx.outgoing()
+                            .idempotent(format!("quest-reward:{player}:{id}")),
+                        CreditRequest {
+                            player_id: player.clone(),
+                            amount: reward.currency,
+                            reason: format!("Quest reward: {}", q.definition.title),
+                        },
+                    )
+                    .await?;
+            }
+            record.status = Stage::Completed;
+            record.completed_at_ms = self.game_now(&ctx).await?;
+            record.experience = reward.experience;
+            record.currency = reward.currency;
+            record.items.clone_from(&reward.items);
+            if self.write(&player, id, &record, version).await? {
+                self.announce(&ctx, &player, q, &record).await?;
+                return Ok(CompleteResponse {
+                    progress: Some(record.progress(id)),
+                    reward: Some(record.granted()),
+                });
+            }
+            // Changed meanwhile (progress, or a parallel Complete): read again. The credit is
+            // keyed, so doing it again pays nothing more.
+        }
+        Err(Status::aborted(format!("quest {id} kept changing; retry")))
+    }
+
+    async fn abandon(&self, ctx: Context, req: AbandonRequest) -> Result<AbandonResponse, Status> {
+        let player = ctx.player(&req.player_id)?;
+        let q = self.quest(&req.quest_id)?;
+        let id = &q.definition.id;
+        let at = self.game_now(&ctx).await?;
+        for _ in 0..MAX_ATTEMPTS {
+            let Some((mut record, version)) = self.read(&player, id).await? else {
+                return Err(Status::failed_precondition(format!(
+                    "quest {id} was never accepted"
+                )));
+            };
+            if record.status != Stage::Active {
+                return Err(Status::failed_precondition(format!(
+                    "quest {id} is not active"
+                )));
+            }
+            record.status = Stage::Abandoned;
+            record.abandoned_at_ms = at;
+            if self.write(&player, id, &record, version).await? {
+                return Ok(AbandonResponse {
+                    progress: Some(record.progress(id)),
+                });
+            }
+        }
+        Err(Status::aborted(format!("quest {id} kept changing; retry")))
+    }
+
+    async fn get_log(&self, ctx: Context, req: GetLogRequest) -> Result<GetLogResponse, Status> {
+        let player = ctx.player(&req.player_id)?;
+        let records = self.records(&player).await?;
+        let mut quests: Vec<(i64, QuestProgress)> = records
+            .iter()
+            .map(|(id, r)| (r.accepted_at_ms, r.progress(id)))
+            .collect();
+        // Most recently accepted first.
+        quests.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.quest_id.cmp(&b.1.quest_id)));
+        Ok(GetLogResponse {
+            quests: quests.into_iter().map(|(_, p)| p).collect(),
+        })
+    }
+}
+
+/// Most progress one call may report.
+const fn content_max_amount() -> u32 {
+    1000
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,140 @@
+//! End-to-end: the content players see (quests, lore, localized text, story, narrative), through
+//! the real binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use edge_e2e::{Edge, scenarios};
+use serde_json::{Value, json};
+
+const AVAILABLE: &str = "/aicore.quest.v1.QuestService/ListAvailable";
+const ACCEPT: &str = "/aicore.quest.v1.QuestService/Accept";
+const PROGRESS: &str = "/aicore.quest.v1.QuestService/Progress";
+const COMPLETE: &str = "/aicore.quest.v1.QuestService/Complete";
+const LOG: &str = "/aicore.quest.v1.QuestService/GetLog";
+const BALANCE: &str = "/aicore.payment.v1.PaymentService/GetBalance";
+const LEDGER: &str = "/aicore.payment.v1.PaymentService/ListTransactions";
+const REPLAY: &str = "/aicore.events.v1.EventBusService/Replay";
+
+fn ids(v: &Value) -> Vec<String> {
+    v["quests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|q| q["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
+    let edge = Edge::start(&["--rate-limit", "false"]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "questor").await;
+    let game = edge.service_key("game-server", "quest");
+
+    let open = ids(&c.call(AVAILABLE, Some(&me.access), json!({})).await.json());
+    for starter in [
+        "lanterns-on-the-mill-road",
+        "herring-and-hearsay",
+        "reeds-for-the-thatch",
+    ] {
+        assert!(open.contains(&starter.to_owned()), "{open:?}");
+    }
+    assert!(!open.contains(&"drill-in-the-guard-yard".to_owned()));
+
+    let quest = "lanterns-on-the-mill-road";
+    let r = c
+        .call(ACCEPT, Some(&me.access), json!({"questId": quest}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["progress"]["status"], "QUEST_STATUS_ACTIVE");
+
+    // Players cannot report progress; the game server can, for the player.
+    let r = c
+        .call(
+            PROGRESS,
+            Some(&me.access),
+            json!({"questId": quest, "objectiveId": "light-lanterns", "amount": 6}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    // Parallel reports add up exactly, and clamp at the target.
+    let mut calls = Vec::new();
+    for (objective, n) in [("light-lanterns", 6), ("collect-cut-wicks", 9)] {
+        for _ in 0..n {
+            let (c, game, player) = (c.clone(), game.clone(), me.player_id.clone());
+            calls.push(tokio::spawn(async move {
+                c.call(
+                    PROGRESS,
+                    Some(&game),
+                    json!({"questId": quest, "objectiveId": objective, "amount": 1, "playerId": player}),
+                )
+                .await
+                .status
+            }));
+        }
+    }
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 200);
+    }
+
+    // Completed, and repeated with the same key and with another: one credit, one event.
+    for key in ["complete-1", "complete-1", "complete-2"] {
+        let r = c
+            .call_with(
+                COMPLETE,
+                Some(&me.access),
+                &[("idempotency-key", key)],
+                json!({"questId": quest}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["reward"]["currency"], "250");
+    }
+    let balance = c.call(BALANCE, Some(&me.access), json!({})).await.json();
+    assert_eq!(balance["balance"], "250");
+    let ledger = c
+        .call(LEDGER, Some(&me.access), json!({"limit": 10}))
+        .await
+        .json();
+    assert_eq!(ledger["transactions"].as_array().unwrap().len(), 1);
+    let topic = format!("player.{}", me.player_id);
+    let events = c
+        .call(REPLAY, Some(&me.access), json!({"topic": topic}))
+        .await
+        .json();
+    let events = events["events"].as_array().cloned().unwrap_or_default();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "quest.completed");
+    assert_eq!(events[0]["payload"]["items"], json!(["lantern_oil"]));
+
+    // The log has it with game times; the next in the chain is open (level 2 at 120 xp).
+    let log = c.call(LOG, Some(&me.access), json!({})).await.json();
+    let entry = &log["quests"][0];
+    assert_eq!(entry["status"], "QUEST_STATUS_COMPLETED");
+    assert!(
+        entry["completedAtMs"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            > 0
+    );
+    let open = ids(&c.call(AVAILABLE, Some(&me.access), json!({})).await.json());
+    assert!(
+        open.contains(&"drill-in-the-guard-yard".to_owned()),
+        "{open:?}"
+    );
+    assert!(!open.contains(&quest.to_owned()));
+
+    // Another player's quests are not mine to touch.
+    let other = scenarios::login(&c, "bystander").await;
+    let r = c
+        .call(
+            COMPLETE,
+            Some(&other.access),
+            json!({"questId": quest, "playerId": me.player_id}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+}
