@@ -101,6 +101,7 @@ impl AppState {
         let deps = Deps {
             perf: Arc::new(content.perf),
             quests: Arc::new(content.quests),
+            phrases: Arc::new(content.phrases),
             npcs: Arc::new(content.npcs),
             regions: Arc::new(content.regions),
             climate: Arc::new(content.climate),

@@ -90,6 +90,9 @@ pub struct ContentPaths {
     pub weather: Option<std::path::PathBuf>,
     /// The quests (TOML, as `handlers/data/quest/quests.toml`) [default: shipped].
     pub quests: Option<std::path::PathBuf>,
+    /// The narrative's phrase tables (TOML, as `handlers/data/narrative/phrases.toml`)
+    /// [default: shipped].
+    pub narrative: Option<std::path::PathBuf>,
 }
 
 /// Every data file the services load, loaded and validated.
@@ -107,6 +110,8 @@ pub struct Content {
     pub perf: crate::perf::Table,
     /// The quests.
     pub quests: crate::quest::Quests,
+    /// The narrative's phrase tables.
+    pub phrases: crate::narrative::Phrases,
 }
 
 impl Content {
@@ -125,10 +130,16 @@ impl Content {
                 |r| regions.get(r).is_some(),
             )
             .map_err(|e| format!("quests: {e}"))?;
+        let phrases = crate::narrative::Phrases::load(paths.narrative.as_deref())
+            .map_err(|e| format!("narrative: {e}"))?;
+        phrases
+            .check_biomes(regions.list.iter().map(|r| r.region.biome.as_str()))
+            .map_err(|e| format!("narrative: {e}"))?;
         Ok(Content {
             prices,
             regions,
             quests,
+            phrases,
             climate: crate::weather::Climate::load(paths.weather.as_deref())
                 .map_err(|e| format!("weather: {e}"))?,
             npcs: crate::npc::Catalog::load(paths.npcs.as_deref())

@@ -10,6 +10,7 @@ pub mod events;
 pub mod leaky;
 pub mod llm;
 pub mod models;
+pub mod narrative;
 pub mod npc;
 pub mod payment;
 pub mod perf;
@@ -61,6 +62,8 @@ pub struct Deps {
     pub perf: Arc<perf::Table>,
     /// The quests.
     pub quests: Arc<quest::Quests>,
+    /// The narrative's phrase tables.
+    pub phrases: Arc<narrative::Phrases>,
     /// How the game clock starts.
     pub clock: time::ClockSettings,
     /// Wakes the time scheduler when an event is scheduled in this process.
@@ -79,8 +82,8 @@ impl std::fmt::Debug for Deps {
 /// `unimplemented` from the router.
 pub fn local_services(deps: &Deps) -> Vec<LocalService> {
     use proto::aicore::{
-        airouter, auth, events, llm, models, npc, payment, perf, quest, settings, state, time,
-        weather, world,
+        airouter, auth, events, llm, models, narrative, npc, payment, perf, quest, settings, state,
+        time, weather, world,
     };
     let catalog = crate::models::Catalog::new(Arc::clone(&deps.store));
     vec![
@@ -129,6 +132,12 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
             Arc::clone(&deps.store),
             Arc::clone(&deps.perf),
         ))),
+        narrative::v1::narrative_service_dispatch(Arc::new(
+            crate::narrative::NarrativeService::new(
+                Arc::clone(&deps.phrases),
+                deps.calls.from(narrative::v1::NARRATIVE_SERVICE),
+            ),
+        )),
         quest::v1::quest_service_dispatch(Arc::new(crate::quest::QuestService::new(
             Arc::clone(&deps.store),
             Arc::clone(&deps.quests),

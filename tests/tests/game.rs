@@ -138,3 +138,56 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
         .await;
     assert_eq!(r.status, 403, "{}", r.text());
 }
+
+#[tokio::test]
+async fn a_region_is_described_from_its_weather_and_a_storm_shows() {
+    const DESCRIBE: &str = "/aicore.narrative.v1.NarrativeService/Describe";
+    let edge = Edge::start(&["--rate-limit", "false"]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "reader").await;
+    let ops = edge.service_key("ops", "weather.Override,weather");
+    let ask = json!({"regionId": "ashfen", "perspective": "second_person", "maxWords": 60});
+    let a = c.call(DESCRIBE, Some(&me.access), ask.clone()).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let a = a.json();
+    let text = a["text"].as_str().unwrap();
+    assert!(text.split_whitespace().count() <= 60, "{text}");
+    assert!(text.contains("You ") || text.contains("you "), "{text}");
+    assert_eq!(
+        c.call(DESCRIBE, Some(&me.access), ask.clone()).await.json(),
+        a,
+        "the same inputs read the same"
+    );
+
+    let r = c
+        .call(
+            "/aicore.weather.v1.WeatherService/Override",
+            Some(&ops),
+            json!({"regionId": "ashfen", "condition": "CONDITION_STORM", "durationMinutes": 120}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let storm = c.call(DESCRIBE, Some(&me.access), ask).await.json();
+    assert_eq!(storm["weather"], "storm");
+    let lower = storm["text"].as_str().unwrap().to_lowercase();
+    assert!(
+        ["storm", "thunder", "lightning"]
+            .iter()
+            .any(|w| lower.contains(w)),
+        "{lower}"
+    );
+
+    let r = c
+        .call(DESCRIBE, Some(&me.access), json!({"regionId": "atlantis"}))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.json()["code"], "not_found");
+    let r = c
+        .call(
+            DESCRIBE,
+            Some(&me.access),
+            json!({"regionId": "ashfen", "perspective": "sideways"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+}
