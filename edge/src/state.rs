@@ -102,6 +102,7 @@ impl AppState {
             perf: Arc::new(content.perf),
             quests: Arc::new(content.quests),
             phrases: Arc::new(content.phrases),
+            locales: Arc::new(content.locales),
             npcs: Arc::new(content.npcs),
             regions: Arc::new(content.regions),
             climate: Arc::new(content.climate),

@@ -93,10 +93,13 @@ pub struct ContentPaths {
     /// The narrative's phrase tables (TOML, as `handlers/data/narrative/phrases.toml`)
     /// [default: shipped].
     pub narrative: Option<std::path::PathBuf>,
+    /// A directory of `<locale>.ftl` files, with `en.ftl` (as `handlers/data/language/`)
+    /// [default: shipped].
+    pub language: Option<std::path::PathBuf>,
 }
 
 /// Every data file the services load, loaded and validated.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Content {
     /// The price catalog.
     pub prices: crate::payment::Catalog,
@@ -112,6 +115,8 @@ pub struct Content {
     pub quests: crate::quest::Quests,
     /// The narrative's phrase tables.
     pub phrases: crate::narrative::Phrases,
+    /// The locales' messages.
+    pub locales: crate::language::Locales,
 }
 
 impl Content {
@@ -135,11 +140,14 @@ impl Content {
         phrases
             .check_biomes(regions.list.iter().map(|r| r.region.biome.as_str()))
             .map_err(|e| format!("narrative: {e}"))?;
+        let locales = crate::language::Locales::load(paths.language.as_deref())
+            .map_err(|e| format!("language: {e}"))?;
         Ok(Content {
             prices,
             regions,
             quests,
             phrases,
+            locales,
             climate: crate::weather::Climate::load(paths.weather.as_deref())
                 .map_err(|e| format!("weather: {e}"))?,
             npcs: crate::npc::Catalog::load(paths.npcs.as_deref())

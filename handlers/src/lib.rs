@@ -7,6 +7,7 @@ pub mod calls;
 pub mod context;
 pub mod data;
 pub mod events;
+pub mod language;
 pub mod leaky;
 pub mod llm;
 pub mod models;
@@ -64,6 +65,8 @@ pub struct Deps {
     pub quests: Arc<quest::Quests>,
     /// The narrative's phrase tables.
     pub phrases: Arc<narrative::Phrases>,
+    /// The locales' messages.
+    pub locales: Arc<language::Locales>,
     /// How the game clock starts.
     pub clock: time::ClockSettings,
     /// Wakes the time scheduler when an event is scheduled in this process.
@@ -82,8 +85,8 @@ impl std::fmt::Debug for Deps {
 /// `unimplemented` from the router.
 pub fn local_services(deps: &Deps) -> Vec<LocalService> {
     use proto::aicore::{
-        airouter, auth, events, llm, models, narrative, npc, payment, perf, quest, settings, state,
-        time, weather, world,
+        airouter, auth, events, language, llm, models, narrative, npc, payment, perf, quest,
+        settings, state, time, weather, world,
     };
     let catalog = crate::models::Catalog::new(Arc::clone(&deps.store));
     vec![
@@ -131,6 +134,11 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
         perf::v1::performance_service_dispatch(Arc::new(crate::perf::PerfService::new(
             Arc::clone(&deps.store),
             Arc::clone(&deps.perf),
+        ))),
+        language::v1::language_service_dispatch(Arc::new(crate::language::LanguageService::new(
+            Arc::clone(&deps.locales),
+            Arc::clone(&deps.store),
+            deps.calls.from(language::v1::LANGUAGE_SERVICE),
         ))),
         narrative::v1::narrative_service_dispatch(Arc::new(
             crate::narrative::NarrativeService::new(

@@ -242,7 +242,7 @@ fn seed(parts: &[&str]) -> u64 {
     })
 }
 
-fn pick<'a>(lines: &'a [String], seed: u64, salt: u64) -> Option<&'a str> {
+fn pick(lines: &[String], seed: u64, salt: u64) -> Option<&str> {
     if lines.is_empty() {
         return None;
     }

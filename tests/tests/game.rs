@@ -191,3 +191,64 @@ async fn a_region_is_described_from_its_weather_and_a_storm_shows() {
         .await;
     assert_eq!(r.status, 400);
 }
+
+#[tokio::test]
+async fn messages_in_the_player_s_language_and_translations_that_repeat() {
+    const LOCALIZE: &str = "/aicore.language.v1.LanguageService/Localize";
+    const LOCALES: &str = "/aicore.language.v1.LanguageService/ListLocales";
+    const TRANSLATE: &str = "/aicore.language.v1.LanguageService/Translate";
+    let edge = Edge::start(&["--rate-limit", "false"]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "polyglot").await;
+
+    let l = c.call(LOCALES, Some(&me.access), json!({})).await.json();
+    assert_eq!(l["locales"], json!(["en", "de", "fr", "pl", "ja"]));
+    assert_eq!(l["defaultLocale"], "en");
+
+    let say = |locale: &'static str, n: f64| {
+        let (c, token) = (c.clone(), me.access.clone());
+        async move {
+            c.call(
+                LOCALIZE,
+                Some(&token),
+                json!({"messageId": "items-received", "locale": locale, "args": {"count": n}}),
+            )
+            .await
+            .json()
+        }
+    };
+    let two = say("pl-PL", 2.0).await;
+    assert_eq!(two["locale"], "pl");
+    let five = say("pl-PL", 5.0).await;
+    assert_ne!(two["text"], five["text"], "few and many differ");
+    assert_eq!(
+        say("pt-BR", 5.0).await["locale"],
+        "en",
+        "an unknown locale falls back"
+    );
+    let r = c
+        .call(
+            LOCALIZE,
+            Some(&me.access),
+            json!({"messageId": "quest-accepted", "locale": "de"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "a missing argument: {}", r.text());
+    let r = c
+        .call(
+            LOCALIZE,
+            Some(&me.access),
+            json!({"messageId": "nope", "locale": "de"}),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+
+    // Through llm (the built-in grammar model): the same text translates the same.
+    let ask = json!({"text": "The bell tolls under the fen.", "sourceLocale": "en", "targetLocale": "fr"});
+    let a = c.call(TRANSLATE, Some(&me.access), ask.clone()).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let b = c.call(TRANSLATE, Some(&me.access), ask).await;
+    assert_eq!(a.json(), b.json());
+    assert_eq!(a.json()["model"], "grammar");
+    assert!(!a.json()["text"].as_str().unwrap().is_empty());
+}
