@@ -103,6 +103,10 @@ impl AppState {
             quests: Arc::new(content.quests),
             phrases: Arc::new(content.phrases),
             locales: Arc::new(content.locales),
+            library: Arc::new(handlers::kb::Library::new(
+                Arc::clone(&store),
+                Arc::new(content.lore),
+            )),
             npcs: Arc::new(content.npcs),
             regions: Arc::new(content.regions),
             climate: Arc::new(content.climate),
@@ -222,6 +226,11 @@ impl AppState {
     pub fn time_scheduler(&self) -> Option<handlers::time::scheduler::Scheduler> {
         self.hosts("time")
             .then(|| handlers::time_scheduler(&self.deps))
+    }
+
+    /// The lore index, to follow other replicas' changes, if this process hosts kb.
+    pub fn kb_library(&self) -> Option<Arc<handlers::kb::Library>> {
+        self.hosts("kb").then(|| Arc::clone(&self.deps.library))
     }
 
     /// The world service's janitor, if this process hosts the world service.

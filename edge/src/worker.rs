@@ -79,6 +79,9 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
         background
             .spawn(world.run_janitor(std::time::Duration::from_secs(5), stop_background.clone()));
     }
+    if let Some(library) = state.kb_library() {
+        background.spawn(library.follow(stop_background.clone()));
+    }
     if let Some(scheduler) = state.time_scheduler() {
         background.spawn(scheduler.run(stop_background.clone()));
     }

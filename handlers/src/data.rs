@@ -96,6 +96,9 @@ pub struct ContentPaths {
     /// A directory of `<locale>.ftl` files, with `en.ftl` (as `handlers/data/language/`)
     /// [default: shipped].
     pub language: Option<std::path::PathBuf>,
+    /// The lore written to an empty store (TOML, as `handlers/data/kb/lore.toml`) [default:
+    /// shipped].
+    pub lore: Option<std::path::PathBuf>,
 }
 
 /// Every data file the services load, loaded and validated.
@@ -117,6 +120,8 @@ pub struct Content {
     pub phrases: crate::narrative::Phrases,
     /// The locales' messages.
     pub locales: crate::language::Locales,
+    /// The shipped lore.
+    pub lore: crate::kb::Lore,
 }
 
 impl Content {
@@ -142,12 +147,15 @@ impl Content {
             .map_err(|e| format!("narrative: {e}"))?;
         let locales = crate::language::Locales::load(paths.language.as_deref())
             .map_err(|e| format!("language: {e}"))?;
+        let lore =
+            crate::kb::Lore::load(paths.lore.as_deref()).map_err(|e| format!("lore: {e}"))?;
         Ok(Content {
             prices,
             regions,
             quests,
             phrases,
             locales,
+            lore,
             climate: crate::weather::Climate::load(paths.weather.as_deref())
                 .map_err(|e| format!("weather: {e}"))?,
             npcs: crate::npc::Catalog::load(paths.npcs.as_deref())

@@ -7,6 +7,7 @@ pub mod calls;
 pub mod context;
 pub mod data;
 pub mod events;
+pub mod kb;
 pub mod language;
 pub mod leaky;
 pub mod llm;
@@ -67,6 +68,8 @@ pub struct Deps {
     pub phrases: Arc<narrative::Phrases>,
     /// The locales' messages.
     pub locales: Arc<language::Locales>,
+    /// The lore documents' index.
+    pub library: Arc<kb::Library>,
     /// How the game clock starts.
     pub clock: time::ClockSettings,
     /// Wakes the time scheduler when an event is scheduled in this process.
@@ -85,7 +88,7 @@ impl std::fmt::Debug for Deps {
 /// `unimplemented` from the router.
 pub fn local_services(deps: &Deps) -> Vec<LocalService> {
     use proto::aicore::{
-        airouter, auth, events, language, llm, models, narrative, npc, payment, perf, quest,
+        airouter, auth, events, kb, language, llm, models, narrative, npc, payment, perf, quest,
         settings, state, time, weather, world,
     };
     let catalog = crate::models::Catalog::new(Arc::clone(&deps.store));
@@ -135,6 +138,9 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
             Arc::clone(&deps.store),
             Arc::clone(&deps.perf),
         ))),
+        kb::v1::knowledge_base_service_dispatch(Arc::new(crate::kb::KbService::new(Arc::clone(
+            &deps.library,
+        )))),
         language::v1::language_service_dispatch(Arc::new(crate::language::LanguageService::new(
             Arc::clone(&deps.locales),
             Arc::clone(&deps.store),

@@ -252,3 +252,61 @@ async fn messages_in_the_player_s_language_and_translations_that_repeat() {
     assert_eq!(a.json()["model"], "grammar");
     assert!(!a.json()["text"].as_str().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn lore_is_searchable_and_edits_show_at_once() {
+    const SEARCH: &str = "/aicore.kb.v1.KnowledgeBaseService/Search";
+    const UPSERT: &str = "/aicore.kb.v1.KnowledgeBaseService/Upsert";
+    const DELETE: &str = "/aicore.kb.v1.KnowledgeBaseService/Delete";
+    let edge = Edge::start(&["--rate-limit", "false"]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "scholar").await;
+    let writer = edge.service_key("lorekeeper", "kb");
+
+    let r = c
+        .call(
+            SEARCH,
+            Some(&me.access),
+            json!({"query": "drowned abbey bell", "limit": 3}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let hits = r.json()["hits"].as_array().cloned().unwrap_or_default();
+    assert!(!hits.is_empty() && hits.len() <= 3, "{hits:?}");
+    assert!(hits[0]["snippet"].as_str().unwrap().len() > 20);
+    // Accents fold: "eloi" finds Saint-Éloi.
+    let r = c
+        .call(SEARCH, Some(&me.access), json!({"query": "eloi"}))
+        .await
+        .json();
+    assert!(r["hits"].as_array().is_some_and(|h| !h.is_empty()), "{r}");
+
+    let doc = json!({"document": {"id": "the-ninth-bell", "title": "The Ninth Bell",
+        "body": "Nobody in Ashfen will say who rang the ninth bell.", "tags": ["ashfen"]}});
+    let r = c.call(UPSERT, Some(&me.access), doc.clone()).await;
+    assert_eq!(r.status, 403, "players do not write lore");
+    let r = c.call(UPSERT, Some(&writer), doc).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let found = c
+        .call(
+            SEARCH,
+            Some(&me.access),
+            json!({"query": "ninth", "tags": ["ashfen"]}),
+        )
+        .await
+        .json();
+    assert_eq!(found["hits"][0]["title"], "The Ninth Bell");
+    let r = c
+        .call(DELETE, Some(&writer), json!({"id": "the-ninth-bell"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let gone = c
+        .call(SEARCH, Some(&me.access), json!({"query": "ninth"}))
+        .await
+        .json();
+    let ids: Vec<&str> = gone["hits"]
+        .as_array()
+        .map(|h| h.iter().filter_map(|x| x["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(!ids.contains(&"the-ninth-bell"), "{gone}");
+}

@@ -190,6 +190,9 @@ async fn serve(
         tracker
             .spawn(world.run_janitor(std::time::Duration::from_secs(5), stop_background.clone()));
     }
+    if let Some(library) = state.kb_library() {
+        tracker.spawn(library.follow(stop_background.clone()));
+    }
     if let Some(scheduler) = state.time_scheduler() {
         tracker.spawn(scheduler.run(stop_background.clone()));
     }

@@ -227,6 +227,23 @@ impl Store for JetStreamStore {
         }
     }
 
+    async fn watch(&self, prefix: &str) -> Result<Option<super::Changes>, StoreError> {
+        validate_prefix(prefix)?;
+        let watch = self
+            .kv
+            .watch(format!("{prefix}>"))
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(Box::pin(watch.map(|entry| {
+            let e = entry.map_err(unavailable)?;
+            let value = (e.operation == kv::Operation::Put).then_some(Versioned {
+                value: e.value,
+                version: e.revision,
+            });
+            Ok((e.key, value))
+        }))))
+    }
+
     async fn delete_many(&self, items: &[(String, u64)]) -> Result<usize, StoreError> {
         for (k, _) in items {
             validate_key(k)?;

@@ -3,7 +3,7 @@
 
 #[cfg(test)]
 mod audit;
-mod jetstream;
+pub(crate) mod jetstream;
 mod redb_store;
 
 use async_trait::async_trait;
@@ -55,6 +55,10 @@ pub enum StoreError {
     #[error("store failure: {0}")]
     Backend(String),
 }
+
+/// A feed of changes: each key with its new value, or `None` when it went.
+pub type Changes =
+    futures_util::stream::BoxStream<'static, Result<(String, Option<Versioned>), StoreError>>;
 
 /// Versioned storage shared by every service.
 #[async_trait]
@@ -139,6 +143,13 @@ pub trait Store: Send + Sync + 'static {
                 _ => return Ok(removed),
             }
         }
+    }
+
+    /// Changes under `prefix` as they happen (each key with its new value, or `None` when it
+    /// went), where other processes can change the store too. `None` where this process owns
+    /// the store (redb): then there is nothing to follow.
+    async fn watch(&self, _prefix: &str) -> Result<Option<Changes>, StoreError> {
+        Ok(None)
     }
 
     /// Whether the store can serve (for readiness).

@@ -1,0 +1,318 @@
+use proto::aicore::kb::v1::SearchHit;
+
+use super::index::tokenize;
+use super::*;
+use crate::status::Code;
+use crate::store::RedbStore;
+
+fn three() -> Index {
+    let mut i = Index::default();
+    i.upsert("a", "Red Fox", "the fox runs", &["beasts".into()], 1);
+    i.upsert(
+        "b",
+        "Blue Bird",
+        "a bird and a fox",
+        &["beasts".into(), "sky".into()],
+        2,
+    );
+    i.upsert("c", "Green Tree", "tall tree", &[], 3);
+    i
+}
+
+fn scores(i: &Index, q: &str, tags: &[String]) -> Vec<(String, f64)> {
+    i.search(q, tags, 10)
+        .into_iter()
+        .map(|s| (i.entry(s.slot).unwrap().id.clone(), s.score))
+        .collect()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+#[test]
+fn bm25_on_three_documents_matches_the_hand_computed_scores() {
+    // Title terms count 3 times: a = {red 3, fox 3+1, the 1, runs 1}, length 9; b = {blue 3,
+    // bird 3+1, a 2, and 1, fox 1}, length 11; c = {green 3, tree 3+1, tall 1}, length 8.
+    // N = 3, average length 28/3, k1 = 1.2, b = 0.75, idf = ln(1 + (N - n + 0.5) / (n + 0.5)).
+    // fox (n = 2): a = ln(1.6) * 4 * 2.2 / (4 + 1.2 * (0.25 + 0.75 * 9 / (28/3))) = 0.80033790...
+    let i = three();
+    let fox = scores(&i, "fox", &[]);
+    assert_eq!(fox.len(), 2);
+    assert_eq!(fox[0].0, "a", "the title match ranks first");
+    assert!(close(fox[0].1, 0.800_337_900_802_690_2), "{fox:?}");
+    assert!(close(fox[1].1, 0.438_006_407_890_125_8), "{fox:?}");
+    let tree = scores(&i, "TREE", &[]);
+    assert!(close(tree[0].1, 1.701_945_971_423_164_6), "{tree:?}");
+    let both = scores(&i, "fox bird bird", &[]);
+    assert_eq!(both[0].0, "b");
+    assert!(close(both[0].1, 2.048_108_526_091_920_3), "{both:?}");
+    // Tags filter, all of them.
+    assert_eq!(scores(&i, "fox", &["sky".into()]).len(), 1);
+    assert!(scores(&i, "fox", &["sky".into(), "sea".into()]).is_empty());
+    assert_eq!(i.search("fox", &[], 1).len(), 1, "limit");
+}
+
+#[test]
+fn removing_and_replacing_keeps_the_statistics_exact() {
+    let mut i = three();
+    i.upsert("d", "Fox Den", "fox fox fox", &[], 4);
+    assert!(i.remove("d"));
+    assert!(!i.remove("d"));
+    let again = scores(&i, "fox", &[]);
+    assert!(close(again[0].1, 0.800_337_900_802_690_2), "{again:?}");
+    // An older version never replaces a newer one.
+    i.upsert("a", "Stale", "old", &[], 0);
+    assert_eq!(i.get("a").unwrap().title, "Red Fox");
+    i.upsert("a", "Grey Wolf", "wolf", &[], 9);
+    assert!(scores(&i, "red", &[]).is_empty());
+    assert_eq!(scores(&i, "wolf", &[])[0].0, "a");
+}
+
+#[test]
+fn tokens_fold_case_and_accents_and_any_input_is_fine() {
+    assert_eq!(
+        tokenize("Saint-Éloi, WEISSFEUER und Weißfeuer; Ølskær"),
+        [
+            "saint",
+            "eloi",
+            "weissfeuer",
+            "und",
+            "weissfeuer",
+            "olskaer"
+        ]
+    );
+    assert_eq!(tokenize("氷の塔"), ["氷", "の", "塔"]);
+    for nasty in [
+        "",
+        "\u{0}\u{202e}",
+        "ﷺ",
+        "🦊🦊",
+        &"x".repeat(10_000),
+        "a\u{301}\u{301}\u{301}",
+    ] {
+        let _ = tokenize(nasty);
+        let _ = snippet(nasty, nasty, 50);
+        let _ = three().search(nasty, &[], 5);
+    }
+}
+
+#[test]
+fn snippets_show_the_match_with_whole_words() {
+    let body = "Long before the harbour was built, the herring fleets beached their boats on \
+                the shingle below the chalk. The lantern on the mole was lit by the widows of \
+                Gull's Rest every night the boats were out, and it is lit by them still.";
+    let s = snippet(body, "LANTERN", 60);
+    assert!(s.contains("lantern"), "{s}");
+    assert!(s.starts_with('…') && s.ends_with('…'), "{s}");
+    assert!(s.chars().count() <= 90, "{s}");
+    let start = snippet(body, "nothing-matches", 40);
+    assert!(start.starts_with("Long before"), "{start}");
+}
+
+#[test]
+fn the_shipped_lore_loads() {
+    let lore = Lore::embedded().unwrap();
+    assert!(lore.documents.len() >= 40);
+    let bad = EMBEDDED.replacen("id = \"", "id = \"Bad ", 1);
+    let e = Lore::parse(&Source::embedded("lore.toml", &bad)).unwrap_err();
+    assert!(e.line > 20, "{e}");
+}
+
+fn library(store: &Arc<dyn Store>) -> KbService {
+    KbService::new(Arc::new(Library::new(
+        Arc::clone(store),
+        Arc::new(Lore::embedded().unwrap()),
+    )))
+}
+
+fn doc(id: &str, title: &str, body: &str) -> Document {
+    Document {
+        id: id.into(),
+        title: title.into(),
+        body: body.into(),
+        tags: vec!["test".into()],
+        version: 0,
+    }
+}
+
+async fn search(kb: &KbService, q: &str) -> Vec<SearchHit> {
+    kb.search(
+        Context::default(),
+        SearchRequest {
+            query: q.into(),
+            tags: vec![],
+            limit: 10,
+        },
+    )
+    .await
+    .unwrap()
+    .hits
+}
+
+#[tokio::test]
+async fn replicas_never_answer_a_deleted_document_or_an_old_title() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("kb.redb")).unwrap());
+    let (a, b) = (library(&store), library(&store));
+    // The lore is there from the first start, once.
+    assert!(!search(&a, "lantern").await.is_empty());
+    assert!(!search(&b, "lantern").await.is_empty());
+    let seeded = store.list(PREFIX, None, 500).await.unwrap().entries.len();
+    assert!(seeded >= 40);
+    async fn up(
+        kb: &KbService,
+        d: Document,
+        expected: Option<u64>,
+    ) -> Result<UpsertResponse, Status> {
+        kb.upsert(
+            Context::default(),
+            UpsertRequest {
+                document: Some(d),
+                expected_version: expected,
+            },
+        )
+        .await
+    }
+    let v = up(
+        &a,
+        doc("quillback", "The Quillback Eel", "an eel of the zqx fen"),
+        Some(0),
+    )
+    .await
+    .unwrap()
+    .document
+    .unwrap()
+    .version;
+    assert_eq!(
+        search(&b, "zqx").await.len(),
+        0,
+        "b indexed before it was written"
+    );
+    // b renames it: a answers the new title although its index is older.
+    up(
+        &b,
+        doc("quillback", "The Spined Eel", "an eel of the zqx fen"),
+        Some(v),
+    )
+    .await
+    .unwrap();
+    let hits = search(&a, "zqx").await;
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].title, "The Spined Eel");
+    // A stale version is refused.
+    let e = up(&a, doc("quillback", "x", "y"), Some(v))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Aborted);
+    // b deletes it: a never answers it again.
+    b.delete(
+        Context::default(),
+        DeleteRequest {
+            id: "quillback".into(),
+            expected_version: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(search(&a, "zqx").await.is_empty());
+    assert!(search(&a, "spined").await.is_empty());
+    let e = a
+        .get(
+            Context::default(),
+            GetRequest {
+                id: "quillback".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    // Deleting everything does not bring the lore back at the next start.
+    drop((a, b));
+    let mut after = None;
+    loop {
+        let page = store.list(PREFIX, after.as_deref(), 500).await.unwrap();
+        for (k, _) in &page.entries {
+            store.delete(k, None).await.unwrap();
+        }
+        match page.next_after {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert!(search(&library(&store), "lantern").await.is_empty());
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("kb.redb")).unwrap());
+    let kb = library(&store);
+    for (d, what) in [
+        (doc("Bad Id", "t", "b"), "id"),
+        (doc("ok", "", "b"), "title"),
+        (doc("ok", "t", &"x".repeat(MAX_BODY + 1)), "body"),
+    ] {
+        let e = kb
+            .upsert(
+                Context::default(),
+                UpsertRequest {
+                    document: Some(d),
+                    expected_version: None,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{what}");
+    }
+    let e = kb
+        .search(
+            Context::default(),
+            SearchRequest {
+                query: "x".into(),
+                tags: vec![],
+                limit: 51,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn on_jetstream_a_replica_sees_another_s_upsert_within_a_second() {
+    let nats = crate::store::jetstream::tests::TestNats::start();
+    let store_a: Arc<dyn Store> = Arc::new(nats.store().await);
+    let store_b: Arc<dyn Store> = Arc::new(nats.store().await);
+    let lore = Arc::new(Lore::embedded().unwrap());
+    let a = Arc::new(Library::new(Arc::clone(&store_a), Arc::clone(&lore)));
+    let b = Arc::new(Library::new(store_b, lore));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let following = tokio::spawn(Arc::clone(&a).follow(stop.clone()));
+    let kb_a = KbService::new(Arc::clone(&a));
+    let kb_b = KbService::new(b);
+    assert!(search(&kb_a, "wyvernsbane").await.is_empty());
+    kb_b.upsert(
+        Context::default(),
+        UpsertRequest {
+            document: Some(doc("wyvernsbane", "Wyvernsbane", "a herb against wyverns")),
+            expected_version: None,
+        },
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if a.read().get("wyvernsbane").is_some() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "not within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(search(&kb_a, "wyvernsbane").await.len(), 1);
+    stop.cancel();
+    following.await.unwrap();
+}
