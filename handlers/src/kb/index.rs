@@ -25,22 +25,31 @@ fn is_cjk(c: char) -> bool {
 
 /// The tokens of `text`, in order.
 pub fn tokenize(text: &str) -> Vec<String> {
+    tokens_at(text).into_iter().map(|(_, t)| t).collect()
+}
+
+/// The tokens of `text`, in order, each with the byte offset where it starts.
+pub fn tokens_at(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut word = String::new();
-    let flush = |word: &mut String, out: &mut Vec<String>| {
+    let mut start = 0;
+    let flush = |word: &mut String, start: usize, out: &mut Vec<(usize, String)>| {
         if !word.is_empty() {
-            out.push(std::mem::take(word));
+            out.push((start, std::mem::take(word)));
         }
     };
-    for c in text.chars() {
+    for (at, c) in text.char_indices() {
         if is_cjk(c) {
-            flush(&mut word, &mut out);
-            out.push(c.to_string());
+            flush(&mut word, start, &mut out);
+            out.push((at, c.to_string()));
             continue;
         }
         if !c.is_alphanumeric() {
-            flush(&mut word, &mut out);
+            flush(&mut word, start, &mut out);
             continue;
+        }
+        if word.is_empty() {
+            start = at;
         }
         for l in c.to_lowercase() {
             match l {
@@ -55,10 +64,10 @@ pub fn tokenize(text: &str) -> Vec<String> {
             }
         }
         if word.len() > 64 {
-            flush(&mut word, &mut out);
+            flush(&mut word, start, &mut out);
         }
     }
-    flush(&mut word, &mut out);
+    flush(&mut word, start, &mut out);
     out
 }
 
@@ -81,6 +90,49 @@ pub struct Entry {
     terms: Vec<u32>,
 }
 
+/// One document holding a term.
+#[derive(Debug, Clone, Copy)]
+struct Posting {
+    slot: u32,
+    /// Weighted term frequency.
+    tf: u32,
+    /// Byte offset of its first occurrence in the body ([`NOT_IN_BODY`] if only in the title),
+    /// where the snippet is cut.
+    first: u32,
+}
+
+const NOT_IN_BODY: u32 = u32::MAX;
+
+/// A document in the running for the top: ordered by score, then by slot (lower first).
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    score: f64,
+    slot: u32,
+    first: u32,
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Candidate {}
+
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.score
+            .total_cmp(&other.score)
+            .then_with(|| other.slot.cmp(&self.slot))
+    }
+}
+
 /// A scored document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scored {
@@ -88,6 +140,8 @@ pub struct Scored {
     pub slot: u32,
     /// BM25 score.
     pub score: f64,
+    /// Byte offset in the body of the first query term it holds, if any.
+    pub first: Option<usize>,
 }
 
 /// The index.
@@ -97,10 +151,18 @@ pub struct Index {
     free: Vec<u32>,
     by_id: HashMap<String, u32>,
     terms: HashMap<Box<str>, u32>,
-    /// Per term id: (slot, weighted term frequency).
-    postings: Vec<Vec<(u32, u32)>>,
+    /// Per term id: the documents that hold it.
+    postings: Vec<Vec<Posting>>,
+    /// Weighted length by slot (0 for a free slot): the scoring loop reads only this.
+    lens: Vec<u32>,
     docs: u32,
     total_len: u64,
+}
+
+thread_local! {
+    /// Per-thread score and first-offset accumulators, kept between searches and cleared by
+    /// the search that used them, so a search touches only its postings' slots.
+    static ACC: std::cell::RefCell<(Vec<f64>, Vec<u32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 impl Index {
@@ -130,31 +192,35 @@ impl Index {
             return;
         }
         self.remove(id);
-        let mut tf: HashMap<String, u32> = HashMap::new();
+        let mut tf: HashMap<String, (u32, u32)> = HashMap::new();
         let mut len = 0u32;
         for t in tokenize(title) {
-            *tf.entry(t).or_default() += TITLE_WEIGHT;
+            tf.entry(t).or_insert((0, NOT_IN_BODY)).0 += TITLE_WEIGHT;
             len += TITLE_WEIGHT;
         }
-        for t in tokenize(body) {
-            *tf.entry(t).or_default() += 1;
+        for (at, t) in tokens_at(body) {
+            let e = tf.entry(t).or_insert((0, NOT_IN_BODY));
+            e.0 += 1;
+            e.1 = e.1.min(u32::try_from(at).unwrap_or(NOT_IN_BODY - 1));
             len += 1;
         }
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
                 self.slots.push(None);
+                self.lens.push(0);
                 (self.slots.len() - 1) as u32
             }
         };
+        self.lens[slot as usize] = len;
         let mut terms = Vec::with_capacity(tf.len());
-        for (term, n) in tf {
+        for (term, (n, first)) in tf {
             let next = self.postings.len() as u32;
             let id = *self.terms.entry(term.into_boxed_str()).or_insert(next);
             if id == next {
                 self.postings.push(Vec::new());
             }
-            self.postings[id as usize].push((slot, n));
+            self.postings[id as usize].push(Posting { slot, tf: n, first });
             terms.push(id);
         }
         self.slots[slot as usize] = Some(Entry {
@@ -181,11 +247,12 @@ impl Index {
         };
         for t in &entry.terms {
             let list = &mut self.postings[*t as usize];
-            if let Some(i) = list.iter().position(|(s, _)| *s == slot) {
+            if let Some(i) = list.iter().position(|p| p.slot == slot) {
                 list.swap_remove(i);
             }
         }
         self.free.push(slot);
+        self.lens[slot as usize] = 0;
         self.docs -= 1;
         self.total_len -= u64::from(entry.len);
         true
@@ -197,73 +264,107 @@ impl Index {
         let n = f64::from(self.docs.max(1));
         let avg = self.total_len as f64 / n;
         let mut seen = HashSet::new();
-        let mut scores: HashMap<u32, f64> = HashMap::new();
-        for term in tokenize(query) {
-            if !seen.insert(term.clone()) {
-                continue;
+        let mut touched: Vec<u32> = Vec::new();
+        let mut found: Vec<(u32, f64, u32)> = Vec::new();
+        ACC.with(|acc| {
+            let mut acc = acc.borrow_mut();
+            let (scores, first) = &mut *acc;
+            if scores.len() < self.slots.len() {
+                scores.resize(self.slots.len(), 0.0);
+                first.resize(self.slots.len(), NOT_IN_BODY);
             }
-            let Some(&id) = self.terms.get(term.as_str()) else {
-                continue;
-            };
-            let list = &self.postings[id as usize];
-            if list.is_empty() {
-                continue;
+            for term in tokenize(query) {
+                if !seen.insert(term.clone()) {
+                    continue;
+                }
+                let Some(&id) = self.terms.get(term.as_str()) else {
+                    continue;
+                };
+                let list = &self.postings[id as usize];
+                if list.is_empty() {
+                    continue;
+                }
+                let df = list.len() as f64;
+                let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+                let per_len = K1 * B / avg;
+                let base = K1 * (1.0 - B);
+                for p in list {
+                    let s = p.slot as usize;
+                    let tf = f64::from(p.tf);
+                    let norm = base + per_len * f64::from(self.lens[s]);
+                    if scores[s] == 0.0 {
+                        touched.push(p.slot);
+                    }
+                    scores[s] += idf * tf * (K1 + 1.0) / (tf + norm);
+                    first[s] = first[s].min(p.first);
+                }
             }
-            let df = list.len() as f64;
-            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-            for &(slot, tf) in list {
-                let Some(e) = self.entry(slot) else { continue };
-                let tf = f64::from(tf);
-                let norm = K1 * (1.0 - B + B * f64::from(e.len) / avg);
-                *scores.entry(slot).or_default() += idf * tf * (K1 + 1.0) / (tf + norm);
+            // The best `limit` in a bounded heap (worst on top), clearing as it goes.
+            let mut heap = std::collections::BinaryHeap::with_capacity(limit + 1);
+            for &slot in &touched {
+                let i = slot as usize;
+                let (score, at) = (scores[i], first[i]);
+                scores[i] = 0.0;
+                first[i] = NOT_IN_BODY;
+                if limit == 0
+                    || (!tags.is_empty()
+                        && !self
+                            .entry(slot)
+                            .is_some_and(|e| tags.iter().all(|t| e.tags.contains(t))))
+                {
+                    continue;
+                }
+                let c = std::cmp::Reverse(Candidate {
+                    score,
+                    slot,
+                    first: at,
+                });
+                if heap.len() < limit {
+                    heap.push(c);
+                } else if heap.peek().is_some_and(|worst| c < *worst) {
+                    heap.pop();
+                    heap.push(c);
+                }
             }
-        }
-        let mut hits: Vec<Scored> = scores
+            found = heap
+                .into_iter()
+                .map(|std::cmp::Reverse(c)| (c.slot, c.score, c.first))
+                .collect();
+        });
+        let mut hits: Vec<Scored> = found
             .into_iter()
-            .filter(|(slot, _)| {
-                tags.is_empty()
-                    || self
-                        .entry(*slot)
-                        .is_some_and(|e| tags.iter().all(|t| e.tags.contains(t)))
+            .map(|(slot, score, first)| Scored {
+                slot,
+                score,
+                first: (first != NOT_IN_BODY).then_some(first as usize),
             })
-            .map(|(slot, score)| Scored { slot, score })
             .collect();
         let id = |s: &Scored| self.entry(s.slot).map_or("", |e| e.id.as_str());
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| id(a).cmp(id(b))));
+        let order =
+            |a: &Scored, b: &Scored| b.score.total_cmp(&a.score).then_with(|| id(a).cmp(id(b)));
+        hits.sort_by(order);
         hits.truncate(limit);
         hits
     }
 }
 
-/// About `width` characters of `body` around the first token of `query` found in it (the
-/// start if none is), cut at word boundaries, with "…" where it was cut.
-pub fn snippet(body: &str, query: &str, width: usize) -> String {
-    let wanted: HashSet<String> = tokenize(query).into_iter().collect();
-    // Byte offsets of each word's start, and its token.
-    let mut hit = None;
-    let mut start = None;
-    for (i, c) in body
-        .char_indices()
-        .chain(std::iter::once((body.len(), ' ')))
-    {
-        if c.is_alphanumeric() && !is_cjk(c) {
-            start.get_or_insert(i);
-            continue;
-        }
-        if let Some(s) = start.take()
-            && tokenize(&body[s..i]).iter().any(|t| wanted.contains(t))
-        {
-            hit = Some(s);
-            break;
-        }
-        if is_cjk(c) && tokenize(&c.to_string()).iter().any(|t| wanted.contains(t)) {
-            hit = Some(i);
-            break;
-        }
+/// About `width` characters of `body` around byte `at` (the start if `None`), cut at word
+/// boundaries, with "…" where it was cut.
+pub fn snippet_at(body: &str, at: Option<usize>, width: usize) -> String {
+    // Only a window around the hit is looked at, whatever the body's length.
+    let at = at.unwrap_or(0).min(body.len());
+    let mut lo = at.saturating_sub(width * 2);
+    while !body.is_char_boundary(lo) {
+        lo -= 1;
     }
-    let chars: Vec<(usize, char)> = body.char_indices().collect();
+    let mut hi = (at + width * 6).min(body.len());
+    while !body.is_char_boundary(hi) {
+        hi += 1;
+    }
+    let window = &body[lo..hi];
+    let chars: Vec<(usize, char)> = window.char_indices().collect();
     let total = chars.len();
-    let at = hit.map_or(0, |h| chars.partition_point(|(i, _)| *i < h));
+    let at = chars.partition_point(|(i, _)| *i < at - lo);
     let mut from = at.saturating_sub(width / 3);
     let mut to = (from + width).min(total);
     // Whole words at both ends.
@@ -276,14 +377,25 @@ pub fn snippet(body: &str, query: &str, width: usize) -> String {
     while to < total && !chars[to].1.is_whitespace() && to - from < width + 20 {
         to += 1;
     }
-    let byte = |i: usize| chars.get(i).map_or(body.len(), |(b, _)| *b);
+    let byte = |i: usize| chars.get(i).map_or(window.len(), |(b, _)| *b);
     let mut out = String::new();
-    if from > 0 {
+    if from > 0 || lo > 0 {
         out.push('…');
     }
-    out.push_str(body[byte(from)..byte(to)].trim());
-    if to < total {
+    out.push_str(window[byte(from)..byte(to)].trim());
+    if to < total || hi < body.len() {
         out.push('…');
     }
     out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// About `width` characters of `body` around the first token of `query` found in it (the
+/// start if none is).
+pub fn snippet(body: &str, query: &str, width: usize) -> String {
+    let wanted: HashSet<String> = tokenize(query).into_iter().collect();
+    let at = tokens_at(body)
+        .into_iter()
+        .find(|(_, t)| wanted.contains(t))
+        .map(|(at, _)| at);
+    snippet_at(body, at, width)
 }

@@ -23,7 +23,7 @@ use proto::aicore::kb::v1::{
 use serde::Deserialize;
 use toml::Spanned;
 
-use self::index::{Index, snippet};
+use self::index::{Index, snippet, snippet_at};
 use crate::context::Context;
 use crate::data::{DataError, Source};
 use crate::status::Status;
@@ -429,23 +429,23 @@ impl KnowledgeBaseServiceHandler for KbService {
             ));
         }
         self.library.ready().await?;
-        // A few more than asked, in case some went since they were indexed.
-        let candidates: Vec<(String, u64, f64)> = {
+        // Two more than asked, in case some went since they were indexed.
+        let candidates: Vec<(String, u64, f64, Option<usize>)> = {
             let index = self.library.read();
             index
-                .search(&req.query, &req.tags, limit + 8)
+                .search(&req.query, &req.tags, limit + 2)
                 .into_iter()
                 .filter_map(|s| {
                     index
                         .entry(s.slot)
-                        .map(|e| (e.id.clone(), e.version, s.score))
+                        .map(|e| (e.id.clone(), e.version, s.score, s.first))
                 })
                 .collect()
         };
-        let keys: Vec<String> = candidates.iter().map(|(id, _, _)| doc_key(id)).collect();
+        let keys: Vec<String> = candidates.iter().map(|(id, ..)| doc_key(id)).collect();
         let stored = self.library.store.get_many(&keys).await?;
         let mut hits = Vec::with_capacity(limit);
-        for ((id, version, score), now) in candidates.into_iter().zip(stored) {
+        for ((id, version, score, first), now) in candidates.into_iter().zip(stored) {
             let Some(now) = now else {
                 // Deleted on another replica: gone from here too.
                 self.library.write().remove(&id);
@@ -454,7 +454,7 @@ impl KnowledgeBaseServiceHandler for KbService {
             let (title, body) = if now.version == version {
                 let index = self.library.read();
                 let Some(e) = index.get(&id) else { continue };
-                (e.title.clone(), snippet(&e.body, &req.query, SNIPPET))
+                (e.title.clone(), snippet_at(&e.body, first, SNIPPET))
             } else {
                 // Changed on another replica: answer what it is now, and index that.
                 let doc = Document::decode(now.value.as_ref())
