@@ -103,6 +103,7 @@ impl AppState {
             quests: Arc::new(content.quests),
             phrases: Arc::new(content.phrases),
             locales: Arc::new(content.locales),
+            arcs: Arc::new(content.arcs),
             library: Arc::new(handlers::kb::Library::new(
                 Arc::clone(&store),
                 Arc::new(content.lore),

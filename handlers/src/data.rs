@@ -99,6 +99,8 @@ pub struct ContentPaths {
     /// The lore written to an empty store (TOML, as `handlers/data/kb/lore.toml`) [default:
     /// shipped].
     pub lore: Option<std::path::PathBuf>,
+    /// The story arcs (TOML, as `handlers/data/story/arcs.toml`) [default: shipped].
+    pub story: Option<std::path::PathBuf>,
 }
 
 /// Every data file the services load, loaded and validated.
@@ -122,6 +124,8 @@ pub struct Content {
     pub locales: crate::language::Locales,
     /// The shipped lore.
     pub lore: crate::kb::Lore,
+    /// The story arcs.
+    pub arcs: crate::story::Arcs,
 }
 
 impl Content {
@@ -149,6 +153,10 @@ impl Content {
             .map_err(|e| format!("language: {e}"))?;
         let lore =
             crate::kb::Lore::load(paths.lore.as_deref()).map_err(|e| format!("lore: {e}"))?;
+        let arcs =
+            crate::story::Arcs::load(paths.story.as_deref()).map_err(|e| format!("story: {e}"))?;
+        arcs.check_refs(|q| quests.get(q).is_some(), |r| regions.get(r).is_some())
+            .map_err(|e| format!("story: {e}"))?;
         Ok(Content {
             prices,
             regions,
@@ -156,6 +164,7 @@ impl Content {
             phrases,
             locales,
             lore,
+            arcs,
             climate: crate::weather::Climate::load(paths.weather.as_deref())
                 .map_err(|e| format!("weather: {e}"))?,
             npcs: crate::npc::Catalog::load(paths.npcs.as_deref())

@@ -22,6 +22,7 @@ pub mod shares;
 pub mod state;
 pub mod status;
 pub mod store;
+pub mod story;
 pub mod time;
 pub mod weather;
 pub mod world;
@@ -70,6 +71,8 @@ pub struct Deps {
     pub locales: Arc<language::Locales>,
     /// The lore documents' index.
     pub library: Arc<kb::Library>,
+    /// The story arcs.
+    pub arcs: Arc<story::Arcs>,
     /// How the game clock starts.
     pub clock: time::ClockSettings,
     /// Wakes the time scheduler when an event is scheduled in this process.
@@ -89,7 +92,7 @@ impl std::fmt::Debug for Deps {
 pub fn local_services(deps: &Deps) -> Vec<LocalService> {
     use proto::aicore::{
         airouter, auth, events, kb, language, llm, models, narrative, npc, payment, perf, quest,
-        settings, state, time, weather, world,
+        settings, state, story, time, weather, world,
     };
     let catalog = crate::models::Catalog::new(Arc::clone(&deps.store));
     vec![
@@ -156,6 +159,12 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
             Arc::clone(&deps.store),
             Arc::clone(&deps.quests),
             deps.calls.from(quest::v1::QUEST_SERVICE),
+        ))),
+        story::v1::story_service_dispatch(Arc::new(crate::story::StoryService::new(
+            Arc::clone(&deps.store),
+            Arc::clone(&deps.arcs),
+            Arc::clone(&deps.quests),
+            deps.calls.from(story::v1::STORY_SERVICE),
         ))),
         time::v1::time_service_dispatch(Arc::new(crate::time::TimeService::new(
             Arc::clone(&deps.store),

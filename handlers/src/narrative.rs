@@ -221,7 +221,8 @@ pub fn period(hour: u32) -> &'static str {
     }
 }
 
-fn condition_name(c: i32) -> &'static str {
+/// The name of a weather condition, as the phrase tables use it.
+pub fn condition_label(c: i32) -> &'static str {
     match Condition::try_from(c).unwrap_or(Condition::Unspecified) {
         Condition::Clear | Condition::Unspecified => "clear",
         Condition::Cloudy => "cloudy",
@@ -370,7 +371,7 @@ impl NarrativeServiceHandler for NarrativeService {
             ),
             self.time.now(ctx.outgoing(), NowRequest {}),
         );
-        let condition = condition_name(weather?.weather.map_or(0, |w| w.condition));
+        let condition = condition_label(weather?.weather.map_or(0, |w| w.condition));
         let period = period(now?.hour);
         Ok(DescribeResponse {
             text: compose(

@@ -310,3 +310,110 @@ async fn lore_is_searchable_and_edits_show_at_once() {
         .unwrap_or_default();
     assert!(!ids.contains(&"the-ninth-bell"), "{gone}");
 }
+
+#[tokio::test]
+async fn a_story_advances_by_compare_and_set_and_narrates_the_same_twice() {
+    const GET_ARC: &str = "/aicore.story.v1.StoryService/GetArc";
+    const ADVANCE: &str = "/aicore.story.v1.StoryService/AdvanceArc";
+    const NARRATE: &str = "/aicore.story.v1.StoryService/Narrate";
+    let edge = Edge::start(&["--rate-limit", "false"]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "wanderer").await;
+    let arc = "the-drowned-bell";
+
+    let r = c
+        .call(GET_ARC, Some(&me.access), json!({"arcId": arc}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let a = r.json()["arc"].clone();
+    assert_eq!(a["beatId"], "bell-in-the-fog");
+    assert!(a.get("version").is_none() || a["version"] == "0", "{a}");
+    let choices = a["choices"].as_array().unwrap().clone();
+    assert!(choices.contains(&json!("find-the-ferrywoman")), "{a}");
+
+    let step = |choice: &'static str, expected: &'static str| {
+        let (c, token) = (c.clone(), me.access.clone());
+        async move {
+            c.call(
+                ADVANCE,
+                Some(&token),
+                json!({"arcId": arc, "choice": choice, "expectedVersion": expected}),
+            )
+            .await
+        }
+    };
+    let r = step("find-the-ferrywoman", "0").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let moved = r.json()["arc"].clone();
+    assert_eq!(moved["beatId"], "the-ferry-landing");
+    assert_eq!(moved["beats"].as_array().unwrap().len(), 2);
+    // Stale: 409.
+    let r = step("pole-to-the-tower", "0").await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    let v = moved["version"].as_str().unwrap().to_owned();
+    // Gated by a quest the player has not done: refused, and the options say why.
+    let gate = moved["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == "speak-the-true-name")
+        .cloned()
+        .unwrap();
+    assert!(
+        gate.get("available").is_none() || gate["available"] == false,
+        "{gate}"
+    );
+    assert!(
+        gate["requirement"]
+            .as_str()
+            .unwrap()
+            .contains("Bell of Saint Wren"),
+        "{gate}"
+    );
+    let r = c
+        .call(
+            ADVANCE,
+            Some(&me.access),
+            json!({"arcId": arc, "choice": "speak-the-true-name", "expectedVersion": v}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["code"], "failed_precondition");
+    let r = c
+        .call(
+            ADVANCE,
+            Some(&me.access),
+            json!({"arcId": arc, "choice": "fly-away", "expectedVersion": v}),
+        )
+        .await;
+    assert_eq!(r.json()["code"], "invalid_argument");
+
+    // Narration streams from the model through the router; the same inputs, the same text.
+    let narrate = || async {
+        let s = edge_e2e::sse::Sse::post(
+            &c,
+            NARRATE,
+            Some(&me.access),
+            json!({"cue": "the punt scrapes the jetty", "maxTokens": 60}),
+        )
+        .await;
+        assert_eq!(s.status, 200);
+        s.collect().await
+    };
+    let first = narrate().await;
+    let text = edge_e2e::sse::deltas(&first);
+    assert!(text.split_whitespace().count() > 5, "{text:?}");
+    let second = narrate().await;
+    let again = edge_e2e::sse::deltas(&second);
+    assert_eq!(text, again);
+    // Another player's arc is not theirs to move.
+    let other = scenarios::login(&c, "intruder").await;
+    let r = c
+        .call(
+            ADVANCE,
+            Some(&other.access),
+            json!({"arcId": arc, "choice": "pole-to-the-tower", "playerId": me.player_id}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+}
