@@ -140,7 +140,7 @@ mod tests {
         let token = login["accessToken"].as_str().unwrap();
         let (status, _, body) = call(
             &app,
-            "/aicore.quest.v1.QuestService/ListAvailable",
+            "/aicore.router.v1.RouterService/ListRoutes",
             Some(token),
             "{}",
         )

@@ -138,9 +138,12 @@ impl Content {
             .map_err(|e| format!("regions: {e}"))?;
         let quests = crate::quest::Quests::load(paths.quests.as_deref())
             .map_err(|e| format!("quests: {e}"))?;
+        // Reward items are checked against the catalog when both come from the same hands: an
+        // operator's own catalog beside the shipped quests is theirs to reconcile.
+        let check_items = paths.price_catalog.is_none() || paths.quests.is_some();
         quests
             .check_refs(
-                |sku| prices.get(sku).is_some(),
+                |sku| !check_items || prices.get(sku).is_some(),
                 |r| regions.get(r).is_some(),
             )
             .map_err(|e| format!("quests: {e}"))?;

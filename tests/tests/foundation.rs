@@ -46,7 +46,7 @@ async fn probes_routes_and_http2() {
         .unwrap();
     assert_eq!(r.status, 200);
 
-    // The route table comes from the descriptors: all 22 services, 13 of them local so far.
+    // The route table comes from the descriptors: all 22 services, 18 of them local so far.
     let v = edge.admin_json("/admin/routes").await;
     let routes = v["routes"].as_array().unwrap();
     assert_eq!(routes.len(), 22);
@@ -58,8 +58,24 @@ async fn probes_routes_and_http2() {
     assert_eq!(
         local,
         [
-            "airouter", "auth", "events", "llm", "models", "npc", "payment", "perf", "settings",
-            "state", "time", "weather", "world"
+            "airouter",
+            "auth",
+            "events",
+            "kb",
+            "language",
+            "llm",
+            "models",
+            "narrative",
+            "npc",
+            "payment",
+            "perf",
+            "quest",
+            "settings",
+            "state",
+            "story",
+            "time",
+            "weather",
+            "world"
         ]
     );
     let login = routes.iter().find(|r| r["service"] == "auth").unwrap()["methods"]
@@ -382,7 +398,7 @@ async fn bad_input_gets_clear_errors() {
 
     let r = c
         .call(
-            "/aicore.quest.v1.QuestService/ListAvailable",
+            "/aicore.router.v1.RouterService/ListRoutes",
             Some(&access),
             json!({}),
         )
