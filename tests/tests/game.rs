@@ -417,3 +417,66 @@ async fn a_story_advances_by_compare_and_set_and_narrates_the_same_twice() {
         .await;
     assert_eq!(r.status, 403, "{}", r.text());
 }
+
+#[tokio::test]
+async fn narration_from_a_worker_stops_when_the_player_leaves() {
+    use futures_util::StreamExt as _;
+    use std::time::{Duration, Instant};
+    const NARRATE: &str = "/aicore.story.v1.StoryService/Narrate";
+    let nats = edge_e2e::nats::Nats::start("");
+    let url = nats.url();
+    let _worker = Edge::start_worker(&[
+        "--nats",
+        &url,
+        "--services",
+        "llm",
+        "--grammar-token-interval",
+        "100ms",
+    ]);
+    let edge = Edge::start(&["--rate-limit", "false", "--nats", &url, "--remote", "llm"]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "listener").await;
+    let spy = nats.client().await;
+    let mut inbox = spy.subscribe("_INBOX.>").await.unwrap();
+    spy.flush().await.unwrap();
+
+    // The story service runs here; its model call streams from the worker.
+    let mut s = None;
+    edge_e2e::eventually(Duration::from_secs(10), "the worker answers", async || {
+        let attempt = edge_e2e::sse::Sse::post(
+            &c,
+            NARRATE,
+            Some(&me.access),
+            json!({"arcId": "the-green-comet", "maxTokens": 1000}),
+        )
+        .await;
+        let ok = attempt.status == 200;
+        if ok {
+            s = Some(attempt);
+        }
+        ok
+    })
+    .await;
+    let mut s = s.unwrap();
+    for _ in 0..3 {
+        assert!(s.next().await.is_some(), "narration flows");
+    }
+    drop(s);
+    // The edge tells the worker, which stops publishing tokens (one may be in flight).
+    let mut cancelled = false;
+    let mut after_cancel = 0;
+    let until = Instant::now() + Duration::from_secs(3);
+    while let Ok(Some(m)) = tokio::time::timeout_at(until.into(), inbox.next()).await {
+        if m.subject.ends_with(".cancel") {
+            cancelled = true;
+        } else if cancelled
+            && m.headers
+                .as_ref()
+                .is_some_and(|h| h.get("Edge-Seq").is_some())
+        {
+            after_cancel += 1;
+        }
+    }
+    assert!(cancelled, "the edge published a cancel");
+    assert!(after_cancel <= 1, "{after_cancel} tokens after the cancel");
+}
