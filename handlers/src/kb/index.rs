@@ -353,11 +353,12 @@ impl Index {
 pub fn snippet_at(body: &str, at: Option<usize>, width: usize) -> String {
     // Only a window around the hit is looked at, whatever the body's length.
     let at = at.unwrap_or(0).min(body.len());
+    // Bytes: up to 4 per character, and the cut starts a third of the width before the hit.
     let mut lo = at.saturating_sub(width * 2);
     while !body.is_char_boundary(lo) {
         lo -= 1;
     }
-    let mut hi = (at + width * 6).min(body.len());
+    let mut hi = (at + width * 3).min(body.len());
     while !body.is_char_boundary(hi) {
         hi += 1;
     }
