@@ -72,6 +72,25 @@ impl Source {
     }
 }
 
+/// The operator's file at `path` if given, else the shipped one (`name`, `text`).
+pub fn source(path: Option<&Path>, name: &str, text: &str) -> Result<Source, DataError> {
+    match path {
+        Some(p) => Source::read(p),
+        None => Ok(Source::embedded(name, text)),
+    }
+}
+
+/// FNV-1a over `parts` (each closed by 0xff): a seed that is the same on every machine and
+/// build, for content chosen deterministically from its inputs.
+pub fn seed(parts: &[&str]) -> u64 {
+    parts.iter().fold(0xcbf2_9ce4_8422_2325_u64, |mut h, p| {
+        for b in p.bytes().chain([0xff]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    })
+}
+
 /// Operators' own data files, in place of the ones shipped in the binary (DESIGN section 3).
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]

@@ -19,7 +19,7 @@ use toml::Spanned;
 
 use crate::calls::Caller;
 use crate::context::Context;
-use crate::data::{DataError, Source};
+use crate::data::{DataError, Source, seed};
 use crate::status::Status;
 
 const EMBEDDED: &str = include_str!("../data/narrative/phrases.toml");
@@ -100,10 +100,7 @@ impl Phrases {
 
     /// An operator's file, or the shipped one.
     pub fn load(path: Option<&Path>) -> Result<Phrases, DataError> {
-        match path {
-            Some(p) => Phrases::parse(&Source::read(p)?),
-            None => Phrases::embedded(),
-        }
+        Phrases::parse(&crate::data::source(path, EMBEDDED_NAME, EMBEDDED)?)
     }
 
     /// Parses and validates one file: every condition and time of day is covered, and lines use
@@ -231,16 +228,6 @@ pub fn condition_label(c: i32) -> &'static str {
         Condition::Snow => "snow",
         Condition::Fog => "fog",
     }
-}
-
-/// FNV-1a over the parts: a seed that is the same on every machine and build.
-fn seed(parts: &[&str]) -> u64 {
-    parts.iter().fold(0xcbf2_9ce4_8422_2325_u64, |mut h, p| {
-        for b in p.bytes().chain([0xff]) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        h
-    })
 }
 
 fn pick(lines: &[String], seed: u64, salt: u64) -> Option<&str> {

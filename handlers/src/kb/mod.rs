@@ -114,10 +114,7 @@ impl Lore {
 
     /// An operator's file, or the shipped one.
     pub fn load(path: Option<&Path>) -> Result<Lore, DataError> {
-        match path {
-            Some(p) => Lore::parse(&Source::read(p)?),
-            None => Lore::embedded(),
-        }
+        Lore::parse(&crate::data::source(path, EMBEDDED_NAME, EMBEDDED)?)
     }
 
     /// Parses and validates one file.

@@ -104,10 +104,7 @@ impl Quests {
 
     /// An operator's file, or the shipped one.
     pub fn load(path: Option<&Path>) -> Result<Quests, DataError> {
-        match path {
-            Some(p) => Quests::parse(&Source::read(p)?),
-            None => Quests::embedded(),
-        }
+        Quests::parse(&crate::data::source(path, EMBEDDED_NAME, EMBEDDED)?)
     }
 
     /// Parses and validates one file.

@@ -124,10 +124,7 @@ impl Arcs {
 
     /// An operator's file, or the shipped one.
     pub fn load(path: Option<&Path>) -> Result<Arcs, DataError> {
-        match path {
-            Some(p) => Arcs::parse(&Source::read(p)?),
-            None => Arcs::embedded(),
-        }
+        Arcs::parse(&crate::data::source(path, EMBEDDED_NAME, EMBEDDED)?)
     }
 
     /// Parses and validates one file.

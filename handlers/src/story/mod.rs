@@ -31,6 +31,7 @@ pub use arcs::{ArcDef, Arcs};
 
 use crate::calls::Caller;
 use crate::context::Context;
+use crate::data::seed;
 use crate::quest::Quests;
 use crate::status::Status;
 use crate::store::{Store, StoreError};
@@ -236,16 +237,6 @@ impl StoryService {
             ended: current.end,
         })
     }
-}
-
-/// FNV-1a of the parts: a seed that is the same on every machine.
-fn seed(parts: &[&str]) -> u64 {
-    parts.iter().fold(0xcbf2_9ce4_8422_2325_u64, |mut h, p| {
-        for b in p.bytes().chain([0xff]) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        h
-    })
 }
 
 impl StoryServiceHandler for StoryService {
