@@ -1,5 +1,6 @@
 //! Deletes expired records from the store now and then: idempotency records past their retention,
-//! refresh tokens past their expiry and sessions whose newest refresh token has expired. Every replica and worker may run it: deletes are
+//! refresh tokens past their expiry, sessions whose newest refresh token has expired, and cached
+//! translations past their time to live. Every replica and worker may run it: deletes are
 //! conditional on the version read, so none removes a record someone just renewed.
 
 use std::sync::Arc;
@@ -22,6 +23,10 @@ pub async fn run(store: Arc<dyn Store>, every: Duration, stop: CancellationToken
         report(
             "refresh tokens and sessions",
             handlers::auth::prune_expired(store.as_ref(), || stop.is_cancelled()).await,
+        );
+        report(
+            "cached translations",
+            handlers::language::prune_translations(store.as_ref(), || stop.is_cancelled()).await,
         );
     }
 }

@@ -43,6 +43,32 @@ const DEFAULT: &str = "en";
 /// Longest text `Translate` takes, in characters.
 const MAX_TRANSLATE: usize = 2000;
 const MAX_ARGS: usize = 32;
+/// How long a cached translation is used before the model is asked again; the janitor prunes
+/// older ones, so the cache does not grow without end.
+pub const TRANSLATION_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+const CACHE_PREFIX: &str = "lang.tr.";
+
+/// A cached translation.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cached {
+    text: String,
+    /// When it was made (Unix ms).
+    at_ms: u64,
+}
+
+fn fresh(raw: &[u8], now_ms: u64) -> Option<String> {
+    let c: Cached = serde_json::from_slice(raw).ok()?;
+    (now_ms.saturating_sub(c.at_ms) < TRANSLATION_TTL.as_millis() as u64).then_some(c.text)
+}
+
+/// Deletes cached translations past [`TRANSLATION_TTL`] (a janitor pass); how many went.
+pub async fn prune_translations(
+    store: &dyn Store,
+    stop: impl Fn() -> bool + Send + Sync,
+) -> Result<usize, crate::store::StoreError> {
+    let now = crate::now_ms();
+    crate::store::prune_prefix(store, CACHE_PREFIX, |v| fresh(v, now).is_none(), stop).await
+}
 
 /// Every locale's messages.
 pub struct Locales {
@@ -286,7 +312,7 @@ fn cache_key(text: &str, source: &str, target: &str, model: &str) -> String {
         h.update(part.as_bytes());
         h.update([0]);
     }
-    format!("lang.tr.{:x}", h.finalize())
+    format!("{CACHE_PREFIX}{:x}", h.finalize())
 }
 
 fn language_tag(name: &str, tag: &str) -> Result<String, Status> {
@@ -352,11 +378,13 @@ impl LanguageServiceHandler for LanguageService {
         let mut last = None;
         for model in std::iter::once(route.model).chain(route.fallbacks) {
             let key = cache_key(&req.text, &source, &target, &model);
-            if let Some(hit) = self.store.get(&key).await? {
-                return Ok(TranslateResponse {
-                    text: String::from_utf8_lossy(&hit.value).into_owned(),
-                    model,
-                });
+            if let Some(text) = self
+                .store
+                .get(&key)
+                .await?
+                .and_then(|hit| fresh(&hit.value, crate::now_ms()))
+            {
+                return Ok(TranslateResponse { text, model });
             }
             let seed = u64::from_le_bytes(
                 Sha256::digest(key.as_bytes())[..8]

@@ -141,3 +141,22 @@ fn arguments_are_numbers_or_strings() {
         );
     }
 }
+
+#[tokio::test]
+async fn old_translations_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::RedbStore::open(&dir.path().join("l.redb")).unwrap();
+    let now = crate::now_ms();
+    let old = now - TRANSLATION_TTL.as_millis() as u64 - 1;
+    for (k, at) in [("lang.tr.a", old), ("lang.tr.b", now)] {
+        let v = serde_json::to_vec(&Cached {
+            text: "x".into(),
+            at_ms: at,
+        })
+        .unwrap();
+        store.put(k, Bytes::from(v), None).await.unwrap();
+    }
+    assert_eq!(prune_translations(&store, || false).await.unwrap(), 1);
+    assert!(store.get("lang.tr.a").await.unwrap().is_none());
+    assert!(fresh(&store.get("lang.tr.b").await.unwrap().unwrap().value, now).is_some());
+}
