@@ -107,6 +107,15 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["type"], "quest.completed");
     assert_eq!(events[0]["payload"]["items"], json!(["lantern_oil"]));
+    // A player cannot forge one on their own topic: the quest service's event types are its own.
+    let r = c
+        .call(
+            "/aicore.events.v1.EventBusService/Publish",
+            Some(&me.access),
+            json!({"topic": topic, "type": "quest.completed", "payload": {"items": ["legendary_sword"]}}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
 
     // The log has it with game times; the next in the chain is open (level 2 at 120 xp).
     let log = c.call(LOG, Some(&me.access), json!({})).await.json();

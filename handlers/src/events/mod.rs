@@ -143,11 +143,22 @@ pub fn may_read(ctx: &Context, topic: &str) -> Result<(), Status> {
     }
 }
 
-/// Whether the caller may publish to `topic`: services anywhere, a player only on their own topic.
-pub fn may_publish(ctx: &Context, topic: &str) -> Result<(), Status> {
+/// Whether the caller may publish to `topic`: services anywhere, a player only on their own topic,
+/// and never an event type named after a service (`quest.completed` is the quest service's word,
+/// so a game server can trust it).
+pub fn may_publish(ctx: &Context, topic: &str, kind: &str) -> Result<(), Status> {
     match &ctx.principal {
         Some(Principal::Service { .. }) => Ok(()),
         Some(Principal::Player { player_id }) => {
+            if let Some(svc) = kind
+                .split_once('.')
+                .and_then(|(head, _)| proto::ServiceDesc::by_short(head))
+            {
+                return Err(Status::permission_denied(format!(
+                    "event types {}.* are published by the {} service only",
+                    svc.short, svc.short
+                )));
+            }
             if topic.strip_prefix("player.") == Some(player_id.as_str()) {
                 Ok(())
             } else {
@@ -273,7 +284,7 @@ impl EventBusServiceHandler for EventsService {
 
     async fn publish(&self, ctx: Context, req: PublishRequest) -> Result<PublishResponse, Status> {
         validate_topic(&req.topic)?;
-        may_publish(&ctx, &req.topic)?;
+        may_publish(&ctx, &req.topic, &req.r#type)?;
         if req.r#type.is_empty()
             || req.r#type.len() > MAX_TYPE_LEN
             || !req

@@ -113,14 +113,23 @@ fn who_reads_and_publishes_what() {
         Code::PermissionDenied
     );
     assert!(may_read(&service(), &theirs).is_ok());
-    assert!(may_publish(&player(ME), &mine).is_ok());
+    assert!(may_publish(&player(ME), &mine, "tick").is_ok());
     for t in ["world", theirs.as_str()] {
         assert_eq!(
-            may_publish(&player(ME), t).unwrap_err().code(),
+            may_publish(&player(ME), t, "tick").unwrap_err().code(),
             Code::PermissionDenied
         );
     }
-    assert!(may_publish(&service(), "world").is_ok());
+    assert!(may_publish(&service(), "world", "tick").is_ok());
+    // A service's event types are the service's.
+    assert_eq!(
+        may_publish(&player(ME), &mine, "quest.completed")
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    assert!(may_publish(&player(ME), &mine, "questlog.note").is_ok());
+    assert!(may_publish(&service(), &mine, "quest.completed").is_ok());
     assert_eq!(
         may_read(&Context::default(), "world").unwrap_err().code(),
         Code::Unauthenticated

@@ -17,6 +17,8 @@ pub const K1: f64 = 1.2;
 pub const B: f64 = 0.75;
 /// A title term counts this many times.
 pub const TITLE_WEIGHT: u32 = 3;
+/// Distinct query terms scored; the rest of a long query is ignored.
+pub const MAX_QUERY_TERMS: usize = 32;
 
 fn is_cjk(c: char) -> bool {
     matches!(c as u32,
@@ -273,7 +275,11 @@ impl Index {
                 scores.resize(self.slots.len(), 0.0);
                 first.resize(self.slots.len(), NOT_IN_BODY);
             }
+            // At most MAX_QUERY_TERMS distinct terms: one request's work stays bounded.
             for term in tokenize(query) {
+                if seen.len() == MAX_QUERY_TERMS {
+                    break;
+                }
                 if !seen.insert(term.clone()) {
                     continue;
                 }

@@ -58,7 +58,8 @@ struct Cached {
 
 fn fresh(raw: &[u8], now_ms: u64) -> Option<String> {
     let c: Cached = serde_json::from_slice(raw).ok()?;
-    (now_ms.saturating_sub(c.at_ms) < TRANSLATION_TTL.as_millis() as u64).then_some(c.text)
+    // A time in the future is no record of ours: treated as stale.
+    (c.at_ms <= now_ms && now_ms - c.at_ms < TRANSLATION_TTL.as_millis() as u64).then_some(c.text)
 }
 
 /// Deletes cached translations past [`TRANSLATION_TTL`] (a janitor pass); how many went.
@@ -419,7 +420,16 @@ impl LanguageServiceHandler for LanguageService {
             match answer {
                 Ok(a) => {
                     let text = a.text.trim().to_owned();
-                    if let Err(e) = self.store.put(&key, Bytes::from(text.clone()), None).await {
+                    if text.is_empty() || a.finish_reason != "stop" {
+                        // Cut short or empty: answered, not kept.
+                        return Ok(TranslateResponse { text, model });
+                    }
+                    let cached = serde_json::to_vec(&Cached {
+                        text: text.clone(),
+                        at_ms: crate::now_ms(),
+                    })
+                    .map_err(|e| Status::internal(e.to_string()))?;
+                    if let Err(e) = self.store.put(&key, Bytes::from(cached), None).await {
                         tracing::warn!(error = %e, "translation not cached");
                     }
                     return Ok(TranslateResponse { text, model });

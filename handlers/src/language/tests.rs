@@ -160,3 +160,97 @@ async fn old_translations_are_pruned() {
     assert!(store.get("lang.tr.a").await.unwrap().is_none());
     assert!(fresh(&store.get("lang.tr.b").await.unwrap().unwrap().value, now).is_some());
 }
+
+/// airouter answers model "m"; llm answers with the user's text reversed, counting calls.
+struct FakeModels {
+    infers: std::sync::atomic::AtomicUsize,
+}
+
+impl crate::calls::Route for FakeModels {
+    fn call(
+        &self,
+        _ctx: Context,
+        method: &'static proto::MethodDesc,
+        body: Bytes,
+    ) -> proto::BoxFuture<Result<proto::Encoded<Status>, Status>> {
+        use prost::Message as _;
+        let reply = if method.path.ends_with("/Route") {
+            proto::aicore::airouter::v1::RouteResponse {
+                model: "m".into(),
+                ..Default::default()
+            }
+            .encode_to_vec()
+        } else {
+            self.infers
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let req = InferRequest::decode(body).unwrap();
+            proto::aicore::llm::v1::InferResponse {
+                model: "m".into(),
+                text: req.messages[1].content.chars().rev().collect(),
+                finish_reason: "stop".into(),
+                ..Default::default()
+            }
+            .encode_to_vec()
+        };
+        Box::pin(async move { Ok(proto::Encoded::Unary(Bytes::from(reply))) })
+    }
+}
+
+#[tokio::test]
+async fn translations_are_cached_per_text_and_locales() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(crate::store::RedbStore::open(&dir.path().join("l.redb")).unwrap());
+    let fake = Arc::new(FakeModels {
+        infers: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let calls = crate::calls::Calls::new();
+    calls.connect(Arc::clone(&fake) as Arc<dyn crate::calls::Route>);
+    let svc = LanguageService::new(
+        Arc::new(Locales::embedded().unwrap()),
+        Arc::clone(&store),
+        calls.from(proto::aicore::language::v1::LANGUAGE_SERVICE),
+    );
+    let ask = |text: &str, target: &str| TranslateRequest {
+        text: text.into(),
+        source_locale: "en".into(),
+        target_locale: target.into(),
+    };
+    let a = svc
+        .translate(Context::default(), ask("abc", "de"))
+        .await
+        .unwrap();
+    assert_eq!((a.text.as_str(), a.model.as_str()), ("cba", "m"));
+    let b = svc
+        .translate(Context::default(), ask("abc", "de"))
+        .await
+        .unwrap();
+    assert_eq!(b, a);
+    assert_eq!(
+        fake.infers.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the second from the cache"
+    );
+    svc.translate(Context::default(), ask("abc", "fr"))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.infers.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "another target, another entry"
+    );
+    assert_eq!(
+        store
+            .list(CACHE_PREFIX, None, 10)
+            .await
+            .unwrap()
+            .entries
+            .len(),
+        2
+    );
+    assert_eq!(
+        prune_translations(store.as_ref(), || false).await.unwrap(),
+        0,
+        "fresh ones stay"
+    );
+}

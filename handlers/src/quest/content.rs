@@ -92,8 +92,15 @@ fn valid_id(id: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// Printable text: no control, direction or zero-width characters (the payment ledger refuses
+/// them in a credit's reason, which holds the title).
 fn text(s: &str, max: usize) -> bool {
-    !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control)
+    !s.trim().is_empty()
+        && s.chars().count() <= max
+        && !s.chars().any(|c| {
+            c.is_control()
+                || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+        })
 }
 
 impl Quests {

@@ -62,6 +62,9 @@ struct Record {
     currency: i64,
     #[serde(default)]
     items: Vec<String>,
+    /// Whether `quest.completed` went out: it is published on the change, once.
+    #[serde(default)]
+    announced: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,7 +145,7 @@ impl QuestService {
         quest: &str,
         record: &Record,
         expected: u64,
-    ) -> Result<bool, Status> {
+    ) -> Result<Option<u64>, Status> {
         let bytes = serde_json::to_vec(record).map_err(|e| Status::internal(e.to_string()))?;
         match self
             .store
@@ -153,10 +156,33 @@ impl QuestService {
             )
             .await
         {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict { .. }) => Ok(false),
+            Ok(v) => Ok(Some(v)),
+            Err(StoreError::Conflict { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Publishes `quest.completed` if it has not gone out yet, then records that it has. A crash
+    /// in between publishes again with the same key (the bus's idempotency record answers).
+    async fn announce_once(
+        &self,
+        ctx: &Context,
+        player: &str,
+        q: &QuestDef,
+        mut record: Record,
+        version: u64,
+    ) -> Result<(), Status> {
+        if record.announced {
+            return Ok(());
+        }
+        self.announce(ctx, player, q, &record).await?;
+        record.announced = true;
+        // Lost to a concurrent change: the next Complete sees it unannounced and tries again,
+        // keyed the same.
+        let _ = self
+            .write(player, &q.definition.id, &record, version)
+            .await?;
+        Ok(())
     }
 
     /// Every record of `player`, by quest id.
@@ -292,11 +318,21 @@ impl QuestServiceHandler for QuestService {
         let id = &q.definition.id;
         let at = self.game_now(&ctx).await?;
         for _ in 0..MAX_ATTEMPTS {
-            let records = self.records(&player).await?;
+            // This quest's own state from the one read whose version the write is checked
+            // against; the others (prerequisites, level) from the listing.
+            let own = self.read(&player, id).await?;
+            let mut records = self.records(&player).await?;
+            records.remove(id);
+            let version = match own {
+                Some((record, version)) => {
+                    records.insert(id.clone(), record);
+                    version
+                }
+                None => 0,
+            };
             if let Some(why) = self.unavailable(q, &records) {
                 return Err(why);
             }
-            let version = self.read(&player, id).await?.map_or(0, |(_, v)| v);
             let record = Record {
                 status: Stage::Active,
                 objectives: q
@@ -308,7 +344,7 @@ impl QuestServiceHandler for QuestService {
                 accepted_at_ms: at,
                 ..Record::default()
             };
-            if self.write(&player, id, &record, version).await? {
+            if self.write(&player, id, &record, version).await?.is_some() {
                 return Ok(AcceptResponse {
                     progress: Some(record.progress(id)),
                 });
@@ -362,7 +398,7 @@ impl QuestServiceHandler for QuestService {
                 });
             }
             *count = next;
-            if self.write(&player, id, &record, version).await? {
+            if self.write(&player, id, &record, version).await?.is_some() {
                 return Ok(ProgressResponse {
                     progress: Some(record.progress(id)),
                 });
@@ -395,7 +431,8 @@ impl QuestServiceHandler for QuestService {
                 // A repeat (or a retry after a crash past the record): the same answer, and the
                 // event, which is published once whatever the number of attempts.
                 Stage::Completed => {
-                    self.announce(&ctx, &player, q, &record).await?;
+                    self.announce_once(&ctx, &player, q, record.clone(), version)
+                        .await?;
                     return Ok(CompleteResponse {
                         progress: Some(record.progress(id)),
                         reward: Some(record.granted()),
@@ -439,8 +476,9 @@ impl QuestServiceHandler for QuestService {
             record.experience = reward.experience;
             record.currency = reward.currency;
             record.items.clone_from(&reward.items);
-            if self.write(&player, id, &record, version).await? {
-                self.announce(&ctx, &player, q, &record).await?;
+            if let Some(written) = self.write(&player, id, &record, version).await? {
+                self.announce_once(&ctx, &player, q, record.clone(), written)
+                    .await?;
                 return Ok(CompleteResponse {
                     progress: Some(record.progress(id)),
                     reward: Some(record.granted()),
@@ -470,7 +508,7 @@ impl QuestServiceHandler for QuestService {
             }
             record.status = Stage::Abandoned;
             record.abandoned_at_ms = at;
-            if self.write(&player, id, &record, version).await? {
+            if self.write(&player, id, &record, version).await?.is_some() {
                 return Ok(AbandonResponse {
                     progress: Some(record.progress(id)),
                 });

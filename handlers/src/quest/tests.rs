@@ -368,6 +368,11 @@ async fn a_chain_opens_as_quests_complete_and_pays_once() {
     // Repeated: the same answer, no second credit, no second event.
     let again = complete(&w, "rats").await.unwrap();
     assert_eq!(again.reward, done.reward);
+    assert_eq!(
+        *w.bus.calls.lock().unwrap(),
+        1,
+        "announced on the change only, not on each repeat"
+    );
     assert_eq!(balance(&w).await, (300, 1));
     let events = w.bus.published.lock().unwrap().clone();
     assert_eq!(events.len(), 1);

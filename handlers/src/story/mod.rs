@@ -37,6 +37,8 @@ use crate::status::Status;
 use crate::store::{Store, StoreError};
 
 const MAX_CUE: usize = 300;
+/// Most beats kept in a player's story so far.
+const MAX_PATH: usize = 200;
 
 fn record_key(player: &str, arc: &str) -> String {
     format!("story.p.{player}.{arc}")
@@ -295,6 +297,10 @@ impl StoryServiceHandler for StoryService {
             }
         }
         place.path.push(choice.next.clone());
+        // An operator's arc may loop within a chapter: the story so far keeps its last beats.
+        if place.path.len() > MAX_PATH {
+            place.path.drain(..place.path.len() - MAX_PATH);
+        }
         place.at_ms = crate::now_ms();
         let bytes = serde_json::to_vec(&place).map_err(|e| Status::internal(e.to_string()))?;
         let new_version = match self
