@@ -80,6 +80,16 @@ pub fn source(path: Option<&Path>, name: &str, text: &str) -> Result<Source, Dat
     }
 }
 
+/// Whether `id` is a content id: 1 to `max` lowercase ASCII letters, digits or '-' (quests, arcs,
+/// beats, choices, lore documents and their tags).
+pub fn valid_slug(id: &str, max: usize) -> bool {
+    !id.is_empty()
+        && id.len() <= max
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// FNV-1a over `parts` (each closed by 0xff): a seed that is the same on every machine and
 /// build, for content chosen deterministically from its inputs.
 pub fn seed(parts: &[&str]) -> u64 {

@@ -8,9 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use bytes::Bytes;
-use edge_e2e::bench::{Side, certs, compare, pin, pin_pid, settings, state_get, verdict, warm_up};
+use edge_e2e::bench::{Side, compare, pin, pinned_edge, settings, state_get, verdict, warm_up};
 use edge_e2e::load::Shape;
-use edge_e2e::{Client, Edge};
 use http::Method;
 use serde_json::json;
 
@@ -41,17 +40,7 @@ async fn main() {
         .unwrap_or(10_000);
     let cpus = pin();
     let tmp = tempfile::tempdir().unwrap();
-    let (cert, key, ca) = certs(tmp.path());
-    let edge = Edge::start(&[
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-        "--rate-limit",
-        "false",
-    ]);
-    pin_pid(edge.pid(), cpus);
-    let c = Client::new(&ca, edge.https);
+    let (edge, c) = pinned_edge(tmp.path(), cpus);
     let writer = edge.service_key("lorekeeper", "kb");
     let get = state_get(&c).await;
     let token = get.headers[1].1.clone();

@@ -8,9 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use bytes::Bytes;
-use edge_e2e::bench::{Side, certs, compare, pin, pin_pid, settings, state_get, verdict, warm_up};
+use edge_e2e::bench::{Side, compare, pin, pinned_edge, settings, state_get, verdict, warm_up};
 use edge_e2e::load::Shape;
-use edge_e2e::{Client, Edge};
 use http::Method;
 use prost::Message as _;
 use proto::aicore::world::v1 as world;
@@ -28,17 +27,7 @@ async fn main() {
         .unwrap_or(10_000);
     let cpus = pin();
     let tmp = tempfile::tempdir().unwrap();
-    let (cert, key, ca) = certs(tmp.path());
-    let edge = Edge::start(&[
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-        "--rate-limit",
-        "false",
-    ]);
-    pin_pid(edge.pid(), cpus);
-    let c = Client::new(&ca, edge.https);
+    let (edge, c) = pinned_edge(tmp.path(), cpus);
     let gs = edge.service_key("gs", "world");
 
     // Hearthvale is 2000 m x 2000 m: spread the entities over it (a fixed pseudo-random layout).
@@ -185,13 +174,13 @@ async fn main() {
     )
     .await;
     println!(
-        "QueryEntities over 10,000 entities, JSON: {:.2}x state Get's req/s ({:.2}x its CPU per request), goal >= 0.50x: {}",
+        "QueryEntities over {entities} entities, JSON: {:.2}x state Get's req/s ({:.2}x its CPU per request), goal >= 0.50x: {}",
         r.rps,
         r.cpu.unwrap_or(f64::NAN),
         verdict(r.rps >= 0.50)
     );
     println!(
-        "QueryEntities over 10,000 entities, protobuf: {:.2}x state Get's req/s ({:.2}x its CPU per request), goal >= 0.50x: {}",
+        "QueryEntities over {entities} entities, protobuf: {:.2}x state Get's req/s ({:.2}x its CPU per request), goal >= 0.50x: {}",
         p.rps,
         p.cpu.unwrap_or(f64::NAN),
         verdict(p.rps >= 0.50)

@@ -32,6 +32,23 @@ pub fn pin() -> Option<&'static str> {
     }
 }
 
+/// An edge under test, rate limits off, with certificates in `dir`, pinned to `cpus` (from
+/// [`pin`]), and a client that trusts it.
+pub fn pinned_edge(dir: &Path, cpus: Option<&str>) -> (crate::Edge, Client) {
+    let (cert, key, ca) = certs(dir);
+    let edge = crate::Edge::start(&[
+        "--tls-cert",
+        cert.to_str().expect("utf-8 path"),
+        "--tls-key",
+        key.to_str().expect("utf-8 path"),
+        "--rate-limit",
+        "false",
+    ]);
+    pin_pid(edge.pid(), cpus);
+    let client = Client::new(&ca, edge.https);
+    (edge, client)
+}
+
 /// Moves a running process (all its threads) onto `cpus`.
 pub fn pin_pid(pid: u32, cpus: Option<&str>) {
     if let Some(cpus) = cpus {

@@ -137,3 +137,27 @@ impl Drop for Nats {
         self.kill();
     }
 }
+
+/// Watches `inbox` (a spy's `_INBOX.>` subscription) for `within`: whether the edge published a
+/// stream's cancel, and how many stream messages (`Edge-Seq`) the worker still sent after it.
+pub async fn messages_after_cancel(
+    inbox: &mut async_nats::Subscriber,
+    within: Duration,
+) -> (bool, usize) {
+    use futures_util::StreamExt as _;
+    let mut cancelled = false;
+    let mut after = 0;
+    let until = Instant::now() + within;
+    while let Ok(Some(m)) = tokio::time::timeout_at(until.into(), inbox.next()).await {
+        if m.subject.ends_with(".cancel") {
+            cancelled = true;
+        } else if cancelled
+            && m.headers
+                .as_ref()
+                .is_some_and(|h| h.get("Edge-Seq").is_some())
+        {
+            after += 1;
+        }
+    }
+    (cancelled, after)
+}

@@ -429,8 +429,7 @@ async fn a_story_advances_by_compare_and_set_and_narrates_the_same_twice() {
 
 #[tokio::test]
 async fn narration_from_a_worker_stops_when_the_player_leaves() {
-    use futures_util::StreamExt as _;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     const NARRATE: &str = "/aicore.story.v1.StoryService/Narrate";
     let nats = edge_e2e::nats::Nats::start("");
     let url = nats.url();
@@ -472,20 +471,8 @@ async fn narration_from_a_worker_stops_when_the_player_leaves() {
     }
     drop(s);
     // The edge tells the worker, which stops publishing tokens (one may be in flight).
-    let mut cancelled = false;
-    let mut after_cancel = 0;
-    let until = Instant::now() + Duration::from_secs(3);
-    while let Ok(Some(m)) = tokio::time::timeout_at(until.into(), inbox.next()).await {
-        if m.subject.ends_with(".cancel") {
-            cancelled = true;
-        } else if cancelled
-            && m.headers
-                .as_ref()
-                .is_some_and(|h| h.get("Edge-Seq").is_some())
-        {
-            after_cancel += 1;
-        }
-    }
+    let (cancelled, after_cancel) =
+        edge_e2e::nats::messages_after_cancel(&mut inbox, Duration::from_secs(3)).await;
     assert!(cancelled, "the edge published a cancel");
     assert!(after_cancel <= 1, "{after_cancel} tokens after the cancel");
 }

@@ -484,20 +484,8 @@ async fn streams_over_nats_and_a_disconnect_stops_the_worker() {
         assert!(s.next().await.is_some());
     }
     drop(s);
-    let mut cancelled = false;
-    let mut after_cancel = 0;
-    let until = Instant::now() + Duration::from_secs(3);
-    while let Ok(Some(m)) = tokio::time::timeout_at(until.into(), inbox.next()).await {
-        if m.subject.ends_with(".cancel") {
-            cancelled = true;
-        } else if cancelled
-            && m.headers
-                .as_ref()
-                .is_some_and(|h| h.get("Edge-Seq").is_some())
-        {
-            after_cancel += 1;
-        }
-    }
+    let (cancelled, after_cancel) =
+        edge_e2e::nats::messages_after_cancel(&mut inbox, Duration::from_secs(3)).await;
     assert!(cancelled, "the edge published a cancel");
     assert!(
         after_cancel <= 1,

@@ -25,7 +25,7 @@ use toml::Spanned;
 
 use self::index::{Index, snippet, snippet_at};
 use crate::context::Context;
-use crate::data::{DataError, Source};
+use crate::data::{DataError, Source, valid_slug};
 use crate::status::Status;
 use crate::store::{Store, StoreError};
 
@@ -47,24 +47,9 @@ fn doc_key(id: &str) -> String {
     format!("{PREFIX}{id}")
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-fn valid_tag(t: &str) -> bool {
-    !t.is_empty()
-        && t.len() <= 32
-        && t.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
 /// What a document must be: the same for shipped lore and for `Upsert`.
 fn check(doc: &Document) -> Result<(), String> {
-    if !valid_id(&doc.id) {
+    if !valid_slug(&doc.id, 64) {
         return Err(format!(
             "id {:?} must be 1 to 64 lowercase letters, digits or '-'",
             doc.id
@@ -76,7 +61,7 @@ fn check(doc: &Document) -> Result<(), String> {
     if doc.body.len() > MAX_BODY {
         return Err(format!("body must be at most {MAX_BODY} bytes"));
     }
-    if doc.tags.len() > MAX_TAGS || !doc.tags.iter().all(|t| valid_tag(t)) {
+    if doc.tags.len() > MAX_TAGS || !doc.tags.iter().all(|t| valid_slug(t, 32)) {
         return Err(format!(
             "at most {MAX_TAGS} tags of 1 to 32 lowercase letters, digits or '-'"
         ));
@@ -367,7 +352,7 @@ impl KnowledgeBaseServiceHandler for KbService {
     }
 
     async fn get(&self, _ctx: Context, req: GetRequest) -> Result<GetResponse, Status> {
-        if !valid_id(&req.id) {
+        if !valid_slug(&req.id, 64) {
             return Err(Status::invalid_argument("id is not a document id"));
         }
         self.library.ready().await?;
@@ -380,7 +365,7 @@ impl KnowledgeBaseServiceHandler for KbService {
     }
 
     async fn delete(&self, _ctx: Context, req: DeleteRequest) -> Result<DeleteResponse, Status> {
-        if !valid_id(&req.id) {
+        if !valid_slug(&req.id, 64) {
             return Err(Status::invalid_argument("id is not a document id"));
         }
         self.library.ready().await?;
@@ -420,7 +405,7 @@ impl KnowledgeBaseServiceHandler for KbService {
                 "query must be at most {MAX_QUERY} characters"
             )));
         }
-        if req.tags.len() > MAX_TAGS || !req.tags.iter().all(|t| valid_tag(t)) {
+        if req.tags.len() > MAX_TAGS || !req.tags.iter().all(|t| valid_slug(t, 32)) {
             return Err(Status::invalid_argument(
                 "tags are lowercase letters, digits or '-'",
             ));

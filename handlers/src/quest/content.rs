@@ -9,7 +9,7 @@ use proto::aicore::quest::v1::{Objective, QuestDefinition, Reward};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::data::{DataError, Source};
+use crate::data::{DataError, Source, valid_slug};
 
 const EMBEDDED: &str = include_str!("../../data/quest/quests.toml");
 const EMBEDDED_NAME: &str = "handlers/data/quest/quests.toml";
@@ -84,14 +84,6 @@ pub struct Quests {
     file: String,
 }
 
-fn valid_id(id: &str, max: usize) -> bool {
-    !id.is_empty()
-        && id.len() <= max
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
 /// Printable text: no control, direction or zero-width characters (the payment ledger refuses
 /// them in a credit's reason, which holds the title).
 fn text(s: &str, max: usize) -> bool {
@@ -130,7 +122,7 @@ impl Quests {
             let span = spanned.span();
             let e = spanned.get_ref();
             let bad = |m: String| Err(src.error(Some(span.clone()), m));
-            if !valid_id(&e.id, 48) {
+            if !valid_slug(&e.id, 48) {
                 return bad(format!(
                     "quest id {:?} must be 1 to 48 lowercase letters, digits or '-'",
                     e.id
@@ -145,7 +137,7 @@ impl Quests {
                     e.id
                 ));
             }
-            if !valid_id(&e.chain, 48) || !valid_id(&e.region, 32) || !text(&e.giver, 60) {
+            if !valid_slug(&e.chain, 48) || !valid_slug(&e.region, 32) || !text(&e.giver, 60) {
                 return bad(format!(
                     "quest {}: chain, region and giver are required",
                     e.id
@@ -163,7 +155,7 @@ impl Quests {
             }
             let mut objective_ids = BTreeMap::new();
             for o in &e.objective {
-                if !valid_id(&o.id, 48) || objective_ids.insert(o.id.clone(), ()).is_some() {
+                if !valid_slug(&o.id, 48) || objective_ids.insert(o.id.clone(), ()).is_some() {
                     return bad(format!(
                         "quest {}: objective id {:?} must be unique, lowercase letters, digits or '-'",
                         e.id, o.id

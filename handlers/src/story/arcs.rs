@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::data::{DataError, Source};
+use crate::data::{DataError, Source, valid_slug};
 
 const EMBEDDED: &str = include_str!("../../data/story/arcs.toml");
 const EMBEDDED_NAME: &str = "handlers/data/story/arcs.toml";
@@ -108,14 +108,6 @@ pub struct Arcs {
     file: String,
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
 impl Arcs {
     /// The shipped arcs.
     pub fn embedded() -> Result<Arcs, DataError> {
@@ -134,7 +126,7 @@ impl Arcs {
         for a in &file.arc {
             let e = a.get_ref();
             let bad = |span: std::ops::Range<usize>, m: String| Err(src.error(Some(span), m));
-            if !valid_id(&e.id) || list.iter().any(|x| x.id == e.id) {
+            if !valid_slug(&e.id, 64) || list.iter().any(|x| x.id == e.id) {
                 return bad(
                     a.span(),
                     format!(
@@ -152,7 +144,7 @@ impl Arcs {
             let mut beats = HashMap::new();
             for b in &e.beat {
                 let be = b.get_ref();
-                if !valid_id(&be.id) || beats.contains_key(&be.id) {
+                if !valid_slug(&be.id, 64) || beats.contains_key(&be.id) {
                     return bad(
                         b.span(),
                         format!("arc {}: beat id {:?} must be unique", e.id, be.id),
@@ -184,7 +176,10 @@ impl Arcs {
                 }
                 let mut ids = HashSet::new();
                 for c in &be.choice {
-                    if !valid_id(&c.id) || !ids.insert(c.id.clone()) || c.label.trim().is_empty() {
+                    if !valid_slug(&c.id, 64)
+                        || !ids.insert(c.id.clone())
+                        || c.label.trim().is_empty()
+                    {
                         return bad(
                             b.span(),
                             format!(
