@@ -244,6 +244,19 @@ pub struct ServeArgs {
     #[arg(long, env = "EDGE_FAULT_DELAY_REPLY", value_delimiter = ',',
           value_parser = crate::router::faults::parse_delay)]
     pub fault_delay_reply: Option<Vec<(String, Duration)>>,
+    /// Fault drill: fail a method's calls with a status code before its handler runs,
+    /// `PATH=CODE`, comma-separated, e.g. `/aicore.weather.v1.WeatherService/Current=unavailable`;
+    /// logged at start [default: none].
+    #[arg(long, env = "EDGE_FAULT_FAIL", value_delimiter = ',',
+          value_parser = crate::router::faults::parse_fail)]
+    pub fault_fail: Option<Vec<(String, String)>>,
+    /// Worker registrations lapse unless they heartbeat within this long [default: 30s].
+    #[arg(long, env = "EDGE_CAPABILITY_LEASE", value_parser = humantime::parse_duration)]
+    pub capability_lease: Option<Duration>,
+    /// A replica driving a workflow run owns it this long without writing it; then another
+    /// takes over [default: 30s].
+    #[arg(long, env = "EDGE_ORCHESTRATION_LEASE", value_parser = humantime::parse_duration)]
+    pub orchestration_lease: Option<Duration>,
     /// SSE heartbeat: a comment after this much silence [default: 15s].
     #[arg(long, env = "EDGE_SSE_HEARTBEAT", value_parser = humantime::parse_duration)]
     pub sse_heartbeat: Option<Duration>,
@@ -279,6 +292,10 @@ pub struct WorkerArgs {
         required = true
     )]
     pub services: Vec<String>,
+    /// This worker's id in the worker registry (capability List) [default: host name and process
+    /// id].
+    #[arg(long, env = "EDGE_WORKER_ID")]
+    pub worker_id: Option<String>,
     /// Requests handled at once; more are refused with `unavailable` so the edge answers 503.
     #[arg(long, env = "EDGE_WORKER_MAX_CONCURRENCY", default_value_t = 256)]
     pub max_concurrency: usize,

@@ -75,6 +75,10 @@ pub struct Config {
     pub weather: handlers::weather::WeatherSettings,
     /// Fault drills (off by default).
     pub faults: crate::router::faults::FaultsConfig,
+    /// The worker registry's leases.
+    pub capability: handlers::capability::CapabilitySettings,
+    /// The workflow engine's run leases.
+    pub orchestration: handlers::orchestration::OrchestrationSettings,
 }
 
 /// `[state]`: what one player may keep in the state service.
@@ -147,6 +151,8 @@ impl Default for Config {
             time: handlers::time::ClockSettings::default(),
             weather: handlers::weather::WeatherSettings::default(),
             faults: crate::router::faults::FaultsConfig::default(),
+            capability: handlers::capability::CapabilitySettings::default(),
+            orchestration: handlers::orchestration::OrchestrationSettings::default(),
         }
     }
 }
@@ -267,6 +273,11 @@ impl Config {
                 .map(|(p, d)| (p.clone(), (*d).into()))
                 .collect();
         }
+        if let Some(fails) = &a.fault_fail {
+            self.faults.fail = fails.iter().cloned().collect();
+        }
+        set(&mut self.capability.lease, &a.capability_lease);
+        set(&mut self.orchestration.lease, &a.orchestration_lease);
         if let Some(remote) = &a.remote {
             self.routes.remote = remote.iter().filter(|s| !s.is_empty()).cloned().collect();
         }
@@ -295,6 +306,10 @@ impl Config {
         }
         self.time.validate().map_err(ConfigError::Invalid)?;
         self.faults.validate().map_err(ConfigError::Invalid)?;
+        self.capability.validate().map_err(ConfigError::Invalid)?;
+        self.orchestration
+            .validate()
+            .map_err(ConfigError::Invalid)?;
         if !(1..=64 * 1024 * 1024).contains(&self.http.max_body_bytes) {
             return bad("http.max_body_bytes must be 1 byte to 64 MiB".into());
         }

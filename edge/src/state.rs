@@ -51,6 +51,8 @@ pub struct Shared {
     pub bad_credentials: Arc<handlers::leaky::Leaky<std::net::IpAddr>>,
     /// Remote services and their responder counters, for the prober.
     pub probes: Vec<(&'static str, nats::probe::Responders)>,
+    /// What NATS service discovery found, for the worker registry (with NATS).
+    pub discovered: Option<Arc<nats::discovery::Discovered>>,
     deps: Deps,
 }
 
@@ -98,7 +100,18 @@ impl AppState {
         };
         let events = events::open_log(&config.events, &store, jetstream).await?;
         let content = handlers::data::Content::load(&config.content)?;
+        let calls = handlers::calls::Calls::new();
         let deps = Deps {
+            orchestration: Arc::new(handlers::orchestration::Engine::new(
+                Arc::clone(&store),
+                Arc::new(content.workflows),
+                calls.from(proto::aicore::orchestration::v1::ORCHESTRATION_SERVICE),
+                config.orchestration,
+            )),
+            game_events: Arc::new(content.game_events),
+            routes: handlers::late::Late::new(),
+            discovery: handlers::late::Late::new(),
+            capability: config.capability,
             perf: Arc::new(content.perf),
             quests: Arc::new(content.quests),
             phrases: Arc::new(content.phrases),
@@ -116,7 +129,7 @@ impl AppState {
             events,
             prices: Arc::new(content.prices),
             state_limits: config.state.limits(),
-            calls: handlers::calls::Calls::new(),
+            calls,
             clock: config.time.clone(),
             schedule_wake: Arc::new(tokio::sync::Notify::new()),
             auth: Arc::clone(&auth),
@@ -154,6 +167,18 @@ impl AppState {
             }
         }
         let router = config.faults.apply(router);
+        // The router service reports this router's table.
+        deps.routes
+            .connect(Arc::new(crate::router::table::LiveTable::new(
+                &router,
+                &config.routes,
+            )));
+        let discovered = nats.as_ref().map(|_| {
+            let found = Arc::new(nats::discovery::Discovered::default());
+            deps.discovery
+                .connect(Arc::clone(&found) as Arc<dyn handlers::capability::Discovery>);
+            found
+        });
         // Services call each other through this router, wherever each one runs.
         let records = idempotency::IdempotencyLayer::layer(
             Arc::clone(&deps.store),
@@ -213,6 +238,7 @@ impl AppState {
             )),
             admission,
             probes,
+            discovered,
             deps,
         })))
     }
@@ -238,6 +264,13 @@ impl AppState {
     pub fn world_janitor(&self) -> Option<handlers::world::WorldService> {
         self.hosts("world")
             .then(|| handlers::world_janitor(&self.deps))
+    }
+
+    /// The workflow engine, if this process hosts orchestration (it then owns the task that
+    /// resumes and drives runs).
+    pub fn orchestration(&self) -> Option<Arc<handlers::orchestration::Engine>> {
+        self.hosts("orchestration")
+            .then(|| Arc::clone(&self.deps.orchestration))
     }
 
     /// A caller acting as `service`, through this process's router (for benchmarks and tools).

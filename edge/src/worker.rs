@@ -85,6 +85,16 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
     if let Some(scheduler) = state.time_scheduler() {
         background.spawn(scheduler.run(stop_background.clone()));
     }
+    if let Some(engine) = state.orchestration() {
+        background.spawn(engine.resume(stop_background.clone()));
+    }
+    let id = worker_id(args.worker_id.as_deref())?;
+    background.spawn(announce(
+        state.clone(),
+        id,
+        hosted.iter().map(|s| (*s).to_owned()).collect(),
+        stop_background.clone(),
+    ));
     // The worker's own store (redb) holds what its services write, e.g. auth's refresh tokens.
     background.spawn(crate::ops::janitor::run(
         state.store(),
@@ -126,4 +136,141 @@ fn handlers_by_name(state: &AppState, names: &[&str]) -> Result<Vec<LocalService
                 })
         })
         .collect()
+}
+
+/// The worker's registry id: the one given, or `<host>-<pid>`.
+fn worker_id(given: Option<&str>) -> Result<String, BoxError> {
+    if let Some(id) = given {
+        if !handlers::capability::valid_worker_id(id) {
+            return Err(format!(
+                "worker id {id:?} must be 1 to 64 lowercase letters, digits, '-' or '_'"
+            )
+            .into());
+        }
+        return Ok(id.to_owned());
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_else(|_| "worker".into())
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(48)
+        .collect::<String>();
+    Ok(format!("{host}-{}", std::process::id()))
+}
+
+/// Registers this worker in the registry (capability, wherever it runs) and keeps its lease
+/// alive until `stop`; then deregisters it. Failures are retried: a worker serves whether or
+/// not the registry is reachable.
+async fn announce(state: AppState, id: String, services: Vec<String>, stop: CancellationToken) {
+    use proto::aicore::capability::v1::{
+        DeregisterRequest, HeartbeatRequest, RegisterRequest, Worker,
+    };
+    let register = RegisterRequest {
+        worker: Some(Worker {
+            id: id.clone(),
+            services,
+            version: env!("CARGO_PKG_VERSION").into(),
+            ..Worker::default()
+        }),
+    };
+    let mut lease: Option<std::time::Duration> = None;
+    let mut warned = false;
+    loop {
+        let result = match lease {
+            None => call::<_, proto::aicore::capability::v1::RegisterResponse>(
+                &state, &id, "Register", &register,
+            )
+            .await
+            .map(|r| r.lease_seconds),
+            Some(_) => call::<_, proto::aicore::capability::v1::HeartbeatResponse>(
+                &state,
+                &id,
+                "Heartbeat",
+                &HeartbeatRequest {
+                    worker_id: id.clone(),
+                },
+            )
+            .await
+            .map(|r| r.lease_seconds),
+        };
+        let wait = match result {
+            Ok(seconds) => {
+                if lease.is_none() || warned {
+                    tracing::info!(worker = %id, lease_seconds = seconds, "registered in the worker registry");
+                }
+                warned = false;
+                let l = std::time::Duration::from_secs(u64::from(seconds.max(1)));
+                lease = Some(l);
+                l / 3
+            }
+            Err(e) => {
+                if !warned {
+                    tracing::warn!(worker = %id, code = e.code().as_str(), error = %e.message(), "worker registry unreachable; retrying");
+                    warned = true;
+                }
+                // A lapsed or unknown registration is made again.
+                if e.code() == handlers::Code::NotFound {
+                    lease = None;
+                }
+                std::time::Duration::from_secs(2)
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+    if lease.is_some() {
+        let _ = call::<_, proto::aicore::capability::v1::DeregisterResponse>(
+            &state,
+            &id,
+            "Deregister",
+            &DeregisterRequest {
+                worker_id: id.clone(),
+            },
+        )
+        .await;
+    }
+}
+
+/// One capability call as this worker, through the router (over NATS to whoever hosts it).
+async fn call<Q, R>(
+    state: &AppState,
+    id: &str,
+    method: &str,
+    req: &Q,
+) -> Result<R, handlers::Status>
+where
+    Q: prost::Message,
+    R: prost::Message + Default,
+{
+    let desc = proto::ServiceDesc::by_short("capability")
+        .and_then(|s| s.methods.iter().find(|m| m.name == method))
+        .ok_or_else(|| handlers::Status::internal(format!("no capability.{method}")))?;
+    let ctx = handlers::Context {
+        principal: Some(handlers::Principal::Service {
+            name: format!("worker:{id}"),
+            scopes: ["Register", "Heartbeat", "Deregister"]
+                .iter()
+                .map(|m| format!("capability.{m}"))
+                .collect(),
+        }),
+        deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(5)),
+        request_id: format!("worker-{id}-{}", method.to_ascii_lowercase()),
+        ..handlers::Context::default()
+    };
+    let call = crate::router::Call {
+        method: desc,
+        codec: proto::Codec::Proto,
+        body: bytes::Bytes::from(req.encode_to_vec()),
+        ctx,
+    };
+    match tower::Service::call(&mut state.router.clone(), call).await? {
+        proto::Encoded::Unary(bytes) => {
+            R::decode(bytes).map_err(|e| handlers::Status::internal(e.to_string()))
+        }
+        proto::Encoded::Stream(_) => Err(handlers::Status::internal("a stream from capability")),
+    }
 }

@@ -130,6 +130,11 @@ pub struct ContentPaths {
     pub lore: Option<std::path::PathBuf>,
     /// The story arcs (TOML, as `handlers/data/story/arcs.toml`) [default: shipped].
     pub story: Option<std::path::PathBuf>,
+    /// The game-event routing table (TOML, as `handlers/data/bodybroker/events.toml`)
+    /// [default: shipped].
+    pub game_events: Option<std::path::PathBuf>,
+    /// The workflows (TOML, as `handlers/data/orchestration/workflows.toml`) [default: shipped].
+    pub workflows: Option<std::path::PathBuf>,
 }
 
 /// Every data file the services load, loaded and validated.
@@ -155,6 +160,10 @@ pub struct Content {
     pub lore: crate::kb::Lore,
     /// The story arcs.
     pub arcs: crate::story::Arcs,
+    /// The game-event routing table.
+    pub game_events: crate::bodybroker::GameEvents,
+    /// The workflows.
+    pub workflows: crate::orchestration::Workflows,
 }
 
 impl Content {
@@ -176,6 +185,13 @@ impl Content {
                 |r| regions.get(r).is_some(),
             )
             .map_err(|e| format!("quests: {e}"))?;
+        let game_events = crate::bodybroker::GameEvents::load(paths.game_events.as_deref())
+            .map_err(|e| format!("game events: {e}"))?;
+        quests
+            .check_events(|event| game_events.advances_quests(event))
+            .map_err(|e| format!("quests: {e}"))?;
+        let workflows = crate::orchestration::Workflows::load(paths.workflows.as_deref())
+            .map_err(|e| format!("workflows: {e}"))?;
         let phrases = crate::narrative::Phrases::load(paths.narrative.as_deref())
             .map_err(|e| format!("narrative: {e}"))?;
         phrases
@@ -197,6 +213,8 @@ impl Content {
             locales,
             lore,
             arcs,
+            game_events,
+            workflows,
             climate: crate::weather::Climate::load(paths.weather.as_deref())
                 .map_err(|e| format!("weather: {e}"))?,
             npcs: crate::npc::Catalog::load(paths.npcs.as_deref())

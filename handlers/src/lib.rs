@@ -3,20 +3,25 @@
 
 pub mod airouter;
 pub mod auth;
+pub mod bodybroker;
 pub mod calls;
+pub mod capability;
 pub mod context;
 pub mod data;
 pub mod events;
 pub mod kb;
 pub mod language;
+pub mod late;
 pub mod leaky;
 pub mod llm;
 pub mod models;
 pub mod narrative;
 pub mod npc;
+pub mod orchestration;
 pub mod payment;
 pub mod perf;
 pub mod quest;
+pub mod router;
 pub mod settings;
 pub mod shares;
 pub mod state;
@@ -77,6 +82,16 @@ pub struct Deps {
     pub clock: time::ClockSettings,
     /// Wakes the time scheduler when an event is scheduled in this process.
     pub schedule_wake: Arc<tokio::sync::Notify>,
+    /// The live route table, connected by the edge once its router is built.
+    pub routes: late::Late<dyn router::RouteTable>,
+    /// NATS micro services the edge discovers, connected by the edge when it has NATS.
+    pub discovery: late::Late<dyn capability::Discovery>,
+    /// Worker registrations' lease.
+    pub capability: capability::CapabilitySettings,
+    /// The game-event routing table.
+    pub game_events: Arc<bodybroker::GameEvents>,
+    /// The workflow engine (one per process: it owns the runs it drives).
+    pub orchestration: Arc<orchestration::Engine>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -91,8 +106,8 @@ impl std::fmt::Debug for Deps {
 /// `unimplemented` from the router.
 pub fn local_services(deps: &Deps) -> Vec<LocalService> {
     use proto::aicore::{
-        airouter, auth, events, kb, language, llm, models, narrative, npc, payment, perf, quest,
-        settings, state, story, time, weather, world,
+        airouter, auth, bodybroker, capability, events, kb, language, llm, models, narrative, npc,
+        orchestration, payment, perf, quest, router, settings, state, story, time, weather, world,
     };
     let catalog = crate::models::Catalog::new(Arc::clone(&deps.store));
     vec![
@@ -166,6 +181,25 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
             Arc::clone(&deps.quests),
             deps.calls.from(story::v1::STORY_SERVICE),
         ))),
+        router::v1::router_service_dispatch(Arc::new(crate::router::RouterService::new(
+            deps.routes.clone(),
+        ))),
+        capability::v1::capability_service_dispatch(Arc::new(
+            crate::capability::CapabilityService::new(
+                Arc::clone(&deps.store),
+                deps.capability,
+                deps.discovery.clone(),
+            ),
+        )),
+        bodybroker::v1::body_broker_service_dispatch(Arc::new(
+            crate::bodybroker::BodyBrokerService::new(
+                Arc::clone(&deps.game_events),
+                deps.calls.from(bodybroker::v1::BODY_BROKER_SERVICE),
+            ),
+        )),
+        orchestration::v1::orchestration_service_dispatch(Arc::new(
+            crate::orchestration::OrchestrationService::new(Arc::clone(&deps.orchestration)),
+        )),
         time::v1::time_service_dispatch(Arc::new(crate::time::TimeService::new(
             Arc::clone(&deps.store),
             deps.clock.clone(),

@@ -196,6 +196,17 @@ async fn serve(
     if let Some(scheduler) = state.time_scheduler() {
         tracker.spawn(scheduler.run(stop_background.clone()));
     }
+    if let Some(engine) = state.orchestration() {
+        tracker.spawn(engine.resume(stop_background.clone()));
+    }
+    if let (Some(client), Some(found)) = (&state.nats, &state.discovered) {
+        tracker.spawn(crate::nats::discovery::run(
+            client.clone(),
+            Arc::clone(found),
+            crate::nats::probe::INTERVAL,
+            stop_background.clone(),
+        ));
+    }
     let app = crate::app(state.clone());
 
     // Serve until the first signal.

@@ -3,6 +3,7 @@
 //! and an edge for the services it hosts). The lowest level of the crate above the shared
 //! modules: it imports only `error`, `stats` and the crates below.
 
+pub mod discovery;
 pub mod headers;
 pub mod probe;
 pub mod responder;

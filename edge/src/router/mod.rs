@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod llm;
 pub mod nats;
 pub mod quota;
+pub mod table;
 
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};

@@ -5,7 +5,12 @@
 //!   document is the commit point: a mutation is one compare-and-set on it.
 //! - `payment.<p>.tx.<seq>`: the ledger, one entry per transaction.
 //! - `payment.<p>.key.<sha256(Idempotency-Key)>`: the transaction a key produced.
-//! - `payment.<p>.refunded.<seq>`: the refund of a purchase.
+//! - `payment.<p>.refunded.<seq>`: the refund of a purchase, or the reversal of a credit or
+//!   purchase.
+//!
+//! `Reverse` undoes what an Idempotency-Key applied. A key that applied nothing is *barred*: its
+//! key record says so (sequence 0), and a later call with it is refused. Barring commits through
+//! the account like a transaction, so it cannot race the call it bars.
 //!
 //! The ledger entry, key record and refund marker of the last transaction are written right after
 //! the commit and, should the process die in between, by the next call for that player
@@ -20,7 +25,7 @@ use proto::aicore::payment::v1::{
     CatalogItem, CreditRequest, CreditResponse, GetBalanceRequest, GetBalanceResponse,
     ListCatalogRequest, ListCatalogResponse, ListTransactionsRequest, ListTransactionsResponse,
     PaymentServiceHandler, PurchaseRequest, PurchaseResponse, RefundRequest, RefundResponse,
-    Transaction, TransactionKind,
+    ReverseRequest, ReverseResponse, Transaction, TransactionKind,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::{Digest as _, Sha256};
@@ -58,7 +63,22 @@ struct Account {
     seq: u64,
     #[serde(default)]
     last: Option<Applied>,
+    /// The last key barred by a `Reverse` that found nothing to undo.
+    #[serde(default)]
+    bar: Option<Bar>,
 }
+
+/// A committed bar: `target` (a key hash) applied nothing and never will; `key` (the Reverse's
+/// own key hash) answers "nothing reversed" on a retry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Bar {
+    target: String,
+    key: String,
+    fingerprint: String,
+}
+
+/// The fingerprint of a barred key's record.
+const BARRED: &str = "barred";
 
 /// A committed transaction and what settling it writes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -90,6 +110,32 @@ enum Op {
     Refund {
         target: u64,
     },
+    /// Undo what the key with this hash applied.
+    Reverse {
+        target: String,
+        reason: String,
+    },
+}
+
+/// What a mutation did: a transaction, or (a Reverse with nothing to undo) nothing.
+enum Outcome {
+    Applied(Transaction, i64),
+    Barred(i64),
+}
+
+impl Outcome {
+    fn transaction(self) -> Result<(Transaction, i64), Status> {
+        match self {
+            Outcome::Applied(tx, balance) => Ok((tx, balance)),
+            Outcome::Barred(_) => Err(Status::internal("a payment applied no transaction")),
+        }
+    }
+}
+
+/// What planning decided.
+enum Plan {
+    Transaction(Transaction),
+    Bar,
 }
 
 impl Op {
@@ -100,6 +146,7 @@ impl Op {
             // What the caller asked for; a price change does not make a retry a new request.
             Op::Purchase { sku, quantity, .. } => format!("purchase\n{quantity}\n{sku}"),
             Op::Refund { target } => format!("refund\n{target}"),
+            Op::Reverse { target, reason } => format!("reverse\n{target}\n{reason}"),
         };
         format!("{:x}", Sha256::digest(text.as_bytes()))
     }
@@ -246,8 +293,76 @@ impl PaymentService {
         Ok(())
     }
 
+    /// Writes the key records a committed bar implies, if they are not written yet. Idempotent.
+    async fn settle_bar(&self, p: &str, bar: &Bar) -> Result<(), Status> {
+        let own = key_key(p, &bar.key);
+        if self.store.get(&own).await?.is_some() {
+            return Ok(());
+        }
+        let barred = to_json(&KeyRecord {
+            seq: 0,
+            fingerprint: BARRED.to_owned(),
+        })?;
+        self.store
+            .put(&key_key(p, &bar.target), barred, None)
+            .await?;
+        let record = to_json(&KeyRecord {
+            seq: 0,
+            fingerprint: bar.fingerprint.clone(),
+        })?;
+        self.store.put(&own, record, None).await?;
+        Ok(())
+    }
+
+    /// The reversal of what key hash `target` applied, or a bar if it applied nothing.
+    async fn plan_reverse(
+        &self,
+        p: &str,
+        target: &str,
+        reason: &str,
+        mut tx: Transaction,
+    ) -> Result<Plan, Status> {
+        let Some((record, _)) = self.get_json::<KeyRecord>(&key_key(p, target)).await? else {
+            return Ok(Plan::Bar);
+        };
+        if record.seq == 0 {
+            // Barred already (by another Reverse): still nothing to undo.
+            return Ok(Plan::Bar);
+        }
+        let original = self
+            .transaction(p, record.seq)
+            .await?
+            .ok_or_else(|| Status::internal(format!("ledger entry {} missing", record.seq)))?;
+        if !matches!(
+            original.kind(),
+            TransactionKind::Credit | TransactionKind::Purchase
+        ) {
+            return Err(Status::failed_precondition(format!(
+                "{} is not a credit or purchase; only those can be reversed",
+                original.id
+            )));
+        }
+        if let Some((by, _)) = self
+            .get_json::<KeyRecord>(&refunded_key(p, record.seq))
+            .await?
+        {
+            return Err(Status::failed_precondition(format!(
+                "{} was already undone by {}",
+                original.id,
+                tx_id(by.seq)
+            )));
+        }
+        tx.kind = TransactionKind::Reversal.into();
+        tx.amount = -original.amount;
+        tx.sku = original.sku;
+        tx.quantity = original.quantity;
+        tx.reason = reason.to_owned();
+        tx.refunds_transaction_id = original.id;
+        Ok(Plan::Transaction(tx))
+    }
+
     /// The new transaction `op` makes on `account`, or why it cannot.
-    async fn plan(&self, p: &str, op: &Op, account: &Account) -> Result<Transaction, Status> {
+    async fn plan(&self, p: &str, op: &Op, account: &Account) -> Result<Plan, Status> {
         let seq = account.seq + 1;
         let mut tx = Transaction {
             id: tx_id(seq),
@@ -296,6 +411,12 @@ impl PaymentService {
                 tx.quantity = original.quantity;
                 tx.refunds_transaction_id = original.id;
             }
+            Op::Reverse { target, reason } => {
+                match self.plan_reverse(p, target, reason, tx).await? {
+                    Plan::Transaction(reversal) => tx = reversal,
+                    Plan::Bar => return Ok(Plan::Bar),
+                }
+            }
         }
         let balance = account
             .balance
@@ -308,11 +429,11 @@ impl PaymentService {
             )));
         }
         tx.balance_after = balance;
-        Ok(tx)
+        Ok(Plan::Transaction(tx))
     }
 
     /// Applies `op` for player `p` exactly once per Idempotency-Key.
-    async fn apply(&self, ctx: &Context, p: &str, op: Op) -> Result<(Transaction, i64), Status> {
+    async fn apply(&self, ctx: &Context, p: &str, op: Op) -> Result<Outcome, Status> {
         let key = ctx.idempotency_key.as_deref().ok_or_else(|| {
             Status::invalid_argument("payment mutations need an Idempotency-Key header")
         })?;
@@ -323,19 +444,62 @@ impl PaymentService {
             if let Some(last) = &account.last {
                 self.settle(p, last).await?;
             }
+            if let Some(bar) = &account.bar {
+                self.settle_bar(p, bar).await?;
+            }
             if let Some((record, _)) = self.get_json::<KeyRecord>(&key_key(p, &key)).await? {
+                if record.seq == 0 && record.fingerprint == BARRED {
+                    return Err(Status::failed_precondition(
+                        "this Idempotency-Key was reversed before it applied; it applies nothing now",
+                    ));
+                }
                 if record.fingerprint != fingerprint {
                     return Err(Status::unprocessable(
                         "this Idempotency-Key was already used for a different payment request",
                     ));
                 }
+                if record.seq == 0 {
+                    return Ok(Outcome::Barred(account.balance));
+                }
                 let tx = self.transaction(p, record.seq).await?.ok_or_else(|| {
                     Status::internal(format!("ledger entry {} missing", record.seq))
                 })?;
                 let balance = tx.balance_after;
-                return Ok((tx, balance));
+                return Ok(Outcome::Applied(tx, balance));
             }
-            let tx = self.plan(p, &op, &account).await?;
+            let tx = match self.plan(p, &op, &account).await? {
+                Plan::Transaction(tx) => tx,
+                Plan::Bar => {
+                    let bar = Bar {
+                        target: match &op {
+                            Op::Reverse { target, .. } => target.clone(),
+                            _ => return Err(Status::internal("only a reversal bars a key")),
+                        },
+                        key: key.clone(),
+                        fingerprint: fingerprint.clone(),
+                    };
+                    let next = Account {
+                        balance: account.balance,
+                        seq: account.seq,
+                        last: account.last.clone(),
+                        bar: Some(bar.clone()),
+                    };
+                    match self
+                        .store
+                        .put(&account_key(p), to_json(&next)?, Some(version))
+                        .await
+                    {
+                        Ok(_) => {
+                            if let Err(e) = self.settle_bar(p, &bar).await {
+                                tracing::warn!(player = p, error = %e.message(), "payment settle deferred");
+                            }
+                            return Ok(Outcome::Barred(account.balance));
+                        }
+                        Err(StoreError::Conflict { .. }) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            };
             let applied = Applied {
                 tx,
                 key: key.clone(),
@@ -345,6 +509,7 @@ impl PaymentService {
                 balance: applied.tx.balance_after,
                 seq: account.seq + 1,
                 last: Some(applied.clone()),
+                bar: account.bar.clone(),
             };
             match self
                 .store
@@ -356,7 +521,7 @@ impl PaymentService {
                     if let Err(e) = self.settle(p, &applied).await {
                         tracing::warn!(player = p, error = %e.message(), "payment settle deferred");
                     }
-                    return Ok((applied.tx, next.balance));
+                    return Ok(Outcome::Applied(applied.tx, next.balance));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
@@ -382,7 +547,7 @@ impl PaymentServiceHandler for PaymentService {
             amount,
             reason: req.reason,
         };
-        let (tx, balance) = self.apply(&ctx, &p, op).await?;
+        let (tx, balance) = self.apply(&ctx, &p, op).await?.transaction()?;
         Ok(CreditResponse {
             transaction: Some(tx),
             balance,
@@ -418,7 +583,7 @@ impl PaymentServiceHandler for PaymentService {
             quantity,
             amount,
         };
-        let (tx, balance) = self.apply(&ctx, &p, op).await?;
+        let (tx, balance) = self.apply(&ctx, &p, op).await?.transaction()?;
         Ok(PurchaseResponse {
             transaction: Some(tx),
             balance,
@@ -431,10 +596,50 @@ impl PaymentServiceHandler for PaymentService {
         let target = parse_tx_id(&req.transaction_id).ok_or_else(|| {
             Status::invalid_argument("transactionId must be an id like tx-12 from this ledger")
         })?;
-        let (tx, balance) = self.apply(&ctx, &p, Op::Refund { target }).await?;
+        let (tx, balance) = self
+            .apply(&ctx, &p, Op::Refund { target })
+            .await?
+            .transaction()?;
         Ok(RefundResponse {
             transaction: Some(tx),
             balance,
+        })
+    }
+
+    async fn reverse(&self, ctx: Context, req: ReverseRequest) -> Result<ReverseResponse, Status> {
+        require_service(&ctx, "Reverse")?;
+        let p = ctx.player(&req.player_id)?;
+        if req.idempotency_key.is_empty() || req.idempotency_key.len() > 255 {
+            return Err(Status::invalid_argument(
+                "idempotencyKey must be the 1 to 255 character key of the payment to undo",
+            ));
+        }
+        check_text("reason", &req.reason, true)?;
+        let target = format!("{:x}", Sha256::digest(req.idempotency_key.as_bytes()));
+        let own = ctx
+            .idempotency_key
+            .as_deref()
+            .map(|k| format!("{:x}", Sha256::digest(k.as_bytes())));
+        if own.as_deref() == Some(target.as_str()) {
+            return Err(Status::invalid_argument(
+                "a reversal needs its own Idempotency-Key, not the key it undoes",
+            ));
+        }
+        let op = Op::Reverse {
+            target,
+            reason: req.reason,
+        };
+        Ok(match self.apply(&ctx, &p, op).await? {
+            Outcome::Applied(tx, balance) => ReverseResponse {
+                transaction: Some(tx),
+                balance,
+                reversed: true,
+            },
+            Outcome::Barred(balance) => ReverseResponse {
+                transaction: None,
+                balance,
+                reversed: false,
+            },
         })
     }
 

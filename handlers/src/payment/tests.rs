@@ -276,6 +276,7 @@ async fn a_commit_whose_settling_was_lost_is_settled_by_the_next_call() {
         ..Transaction::default()
     };
     let next = Account {
+        bar: None,
         balance: 15,
         seq: 2,
         last: Some(Applied {
@@ -394,4 +395,113 @@ async fn prices_come_from_the_catalog() {
             "{bad:?}"
         );
     }
+}
+
+fn reverse(key: &str) -> ReverseRequest {
+    ReverseRequest {
+        idempotency_key: key.into(),
+        reason: "workflow compensation".into(),
+        player_id: P.into(),
+    }
+}
+
+#[tokio::test]
+async fn reverse_undoes_a_credit_once_and_a_repeat_replays() {
+    let (_d, _s, svc) = svc();
+    svc.credit(service("c1"), credit(500)).await.unwrap();
+    let r = svc
+        .reverse(service("undo-c1"), reverse("c1"))
+        .await
+        .unwrap();
+    assert!(r.reversed);
+    let tx = r.transaction.unwrap();
+    assert_eq!(tx.kind(), TransactionKind::Reversal);
+    assert_eq!((tx.amount, r.balance), (-500, 0));
+    assert_eq!(tx.refunds_transaction_id, "tx-1");
+    // The same reversal again replays; another key for the same credit is refused.
+    let again = svc
+        .reverse(service("undo-c1"), reverse("c1"))
+        .await
+        .unwrap();
+    assert_eq!(again.transaction.unwrap().id, tx.id);
+    let other = svc
+        .reverse(service("undo-c1-b"), reverse("c1"))
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::FailedPrecondition);
+    // A retry of the credit replays it rather than crediting again.
+    svc.credit(service("c1"), credit(500)).await.unwrap();
+    assert_eq!(balance(&svc).await, 0);
+    assert_eq!(ledger(&svc).await.len(), 2);
+}
+
+#[tokio::test]
+async fn reversing_what_never_applied_is_a_no_op_that_bars_the_key() {
+    let (_d, _s, svc) = svc();
+    svc.credit(service("seed"), credit(100)).await.unwrap();
+    let r = svc
+        .reverse(service("undo-late"), reverse("late"))
+        .await
+        .unwrap();
+    assert!(!r.reversed);
+    assert!(r.transaction.is_none());
+    assert_eq!(r.balance, 100);
+    // The credit arriving after its compensation never lands.
+    let late = svc.credit(service("late"), credit(700)).await.unwrap_err();
+    assert_eq!(late.code(), Code::FailedPrecondition, "{}", late.message());
+    assert_eq!(balance(&svc).await, 100);
+    assert_eq!(ledger(&svc).await.len(), 1);
+    // The reversal's retry still says nothing was reversed.
+    let again = svc
+        .reverse(service("undo-late"), reverse("late"))
+        .await
+        .unwrap();
+    assert!(!again.reversed);
+}
+
+#[tokio::test]
+async fn reverse_is_for_services_and_respects_the_balance() {
+    let (_d, _s, svc) = svc();
+    let mut ctx = player("undo");
+    ctx.idempotency_key = Some("undo".into());
+    let denied = svc
+        .reverse(
+            ctx,
+            ReverseRequest {
+                player_id: String::new(),
+                ..reverse("x")
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    // A credit already spent cannot be reversed below zero.
+    svc.credit(service("c"), credit(10)).await.unwrap();
+    svc.purchase(player("buy"), purchase(8)).await.unwrap();
+    let err = svc
+        .reverse(service("undo-c"), reverse("c"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(balance(&svc).await, 2);
+    // A purchase reversed is refunded, and cannot be refunded again.
+    let undo = svc
+        .reverse(service("undo-buy"), reverse("buy"))
+        .await
+        .unwrap();
+    assert_eq!(undo.balance, 10);
+    let refund = svc
+        .refund(
+            service("refund-buy"),
+            RefundRequest {
+                transaction_id: "tx-2".into(),
+                player_id: P.into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refund.code(), Code::FailedPrecondition);
+    // Its own key may not be the key it undoes.
+    let same = svc.reverse(service("c"), reverse("c")).await.unwrap_err();
+    assert_eq!(same.code(), Code::InvalidArgument);
 }

@@ -56,6 +56,8 @@ struct ObjectiveEntry {
     id: String,
     description: String,
     target: u32,
+    #[serde(default)]
+    on: String,
 }
 
 /// One quest as the service uses it.
@@ -167,6 +169,12 @@ impl Quests {
                         e.id, o.id
                     ));
                 }
+                if !o.on.is_empty() && !valid_on(&o.on) {
+                    return bad(format!(
+                        "quest {}: objective {}: on {:?} must be \"<event>:<target>\", the event lowercase letters, digits or '_', the target an id (lowercase letters, digits or '-')",
+                        e.id, o.id, o.on
+                    ));
+                }
             }
             if !(0..=MAX_CURRENCY).contains(&e.reward.currency) {
                 return bad(format!(
@@ -191,6 +199,7 @@ impl Quests {
                             id: o.id.clone(),
                             description: o.description.clone(),
                             target_count: o.target,
+                            on: o.on.clone(),
                         })
                         .collect(),
                     reward: Some(Reward {
@@ -308,6 +317,28 @@ impl Quests {
         Ok(())
     }
 
+    /// Checks that every objective's `on` names an event type that advances quests (the
+    /// game-event routing table's).
+    pub fn check_events(&self, advances: impl Fn(&str) -> bool) -> Result<(), DataError> {
+        for q in &self.list {
+            for o in &q.definition.objectives {
+                let Some((event, _)) = o.on.split_once(':') else {
+                    continue;
+                };
+                if !advances(event) {
+                    return Err(self.error_at(
+                        q,
+                        format!(
+                            "quest {}: objective {}: no {event} events advance quests (see the game-event routing table)",
+                            q.definition.id, o.id
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A quest by id.
     pub fn get(&self, id: &str) -> Option<&QuestDef> {
         self.by_id.get(id).map(|&i| &self.list[i])
@@ -319,5 +350,33 @@ impl Quests {
             .iter()
             .take_while(|&&need| need <= experience)
             .count() as u32
+    }
+}
+
+/// `<event>:<target>`: an event type (`enemy_killed`) and an id (`marsh-hound`).
+pub fn valid_on(on: &str) -> bool {
+    on.split_once(':').is_some_and(|(event, target)| {
+        !event.is_empty()
+            && event.len() <= 48
+            && event
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && valid_slug(target, 48)
+    })
+}
+
+impl Quests {
+    /// The objectives a game event advances: those whose `on` is `on`.
+    pub fn listening<'a>(
+        &'a self,
+        on: &'a str,
+    ) -> impl Iterator<Item = (&'a QuestDef, &'a Objective)> + 'a {
+        self.list.iter().flat_map(move |q| {
+            q.definition
+                .objectives
+                .iter()
+                .filter(move |o| o.on == on)
+                .map(move |o| (q, o))
+        })
     }
 }

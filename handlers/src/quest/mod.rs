@@ -18,9 +18,10 @@ use bytes::Bytes;
 use proto::aicore::events::v1::{EventBusServiceClient, PublishRequest};
 use proto::aicore::payment::v1::{CreditRequest, PaymentServiceClient};
 use proto::aicore::quest::v1::{
-    AbandonRequest, AbandonResponse, AcceptRequest, AcceptResponse, CompleteRequest,
-    CompleteResponse, GetLogRequest, GetLogResponse, ListAvailableRequest, ListAvailableResponse,
-    ProgressRequest, ProgressResponse, QuestProgress, QuestServiceHandler, QuestStatus, Reward,
+    AbandonRequest, AbandonResponse, AcceptRequest, AcceptResponse, AdvanceRequest,
+    AdvanceResponse, CompleteRequest, CompleteResponse, GetLogRequest, GetLogResponse,
+    ListAvailableRequest, ListAvailableResponse, ProgressRequest, ProgressResponse, QuestProgress,
+    QuestServiceHandler, QuestStatus, Reward,
 };
 use proto::aicore::time::v1::{NowRequest, TimeServiceClient};
 use serde::{Deserialize, Serialize};
@@ -100,6 +101,14 @@ impl Record {
     }
 }
 
+/// What adding to one objective did.
+enum Bumped {
+    Moved(QuestProgress),
+    AtTarget(QuestProgress),
+    NotAccepted,
+    NotActive,
+}
+
 /// The service.
 pub struct QuestService {
     store: Arc<dyn Store>,
@@ -126,6 +135,41 @@ impl QuestService {
         self.quests
             .get(id)
             .ok_or_else(|| Status::not_found(format!("no quest {id:?}")))
+    }
+
+    /// Adds `amount` to one objective of an active quest, up to `target`, by compare-and-set.
+    async fn bump(
+        &self,
+        player: &str,
+        id: &str,
+        objective: &str,
+        target: u32,
+        amount: u32,
+    ) -> Result<Bumped, Status> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some((mut record, version)) = self.read(player, id).await? else {
+                return Ok(Bumped::NotAccepted);
+            };
+            if record.status != Stage::Active {
+                return Ok(Bumped::NotActive);
+            }
+            let count = record.objectives.entry(objective.to_owned()).or_insert(0);
+            let next = count.saturating_add(amount).min(target);
+            if next == *count {
+                // Already at its target: nothing to write.
+                return Ok(Bumped::AtTarget(record.progress(id)));
+            }
+            *count = next;
+            if self.write(player, id, &record, version).await?.is_some() {
+                return Ok(Bumped::Moved(record.progress(id)));
+            }
+            if attempt > 4 {
+                tokio::task::yield_now().await;
+            }
+        }
+        Err(Status::aborted(format!(
+            "quest {id} progress kept changing; retry"
+        )))
     }
 
     async fn read(&self, player: &str, quest: &str) -> Result<Option<(Record, u64)>, Status> {
@@ -378,38 +422,59 @@ impl QuestServiceHandler for QuestService {
                 content_max_amount()
             )));
         }
-        for attempt in 0..MAX_ATTEMPTS {
-            let Some((mut record, version)) = self.read(&player, id).await? else {
-                return Err(Status::failed_precondition(format!(
-                    "quest {id} is not active; accept it first"
+        match self
+            .bump(
+                &player,
+                id,
+                &objective.id,
+                objective.target_count,
+                req.amount,
+            )
+            .await?
+        {
+            Bumped::Moved(progress) | Bumped::AtTarget(progress) => Ok(ProgressResponse {
+                progress: Some(progress),
+            }),
+            Bumped::NotAccepted => Err(Status::failed_precondition(format!(
+                "quest {id} is not active; accept it first"
+            ))),
+            Bumped::NotActive => Err(Status::failed_precondition(format!(
+                "quest {id} is not active"
+            ))),
+        }
+    }
+
+    async fn advance(&self, ctx: Context, req: AdvanceRequest) -> Result<AdvanceResponse, Status> {
+        let player = ctx.player(&req.player_id)?;
+        let on = format!("{}:{}", req.event, req.target);
+        if !content::valid_on(&on) {
+            return Err(Status::invalid_argument(
+                "event must be lowercase letters, digits or '_' and target an id (lowercase letters, digits or '-')",
+            ));
+        }
+        let amount = match req.amount {
+            0 => 1,
+            n if n <= content_max_amount() => n,
+            _ => {
+                return Err(Status::invalid_argument(format!(
+                    "amount must be 0 to {}",
+                    content_max_amount()
                 )));
-            };
-            if record.status != Stage::Active {
-                return Err(Status::failed_precondition(format!(
-                    "quest {id} is not active"
-                )));
             }
-            let count = record.objectives.entry(objective.id.clone()).or_insert(0);
-            let next = count.saturating_add(req.amount).min(objective.target_count);
-            if next == *count {
-                // Already at its target: nothing to write.
-                return Ok(ProgressResponse {
-                    progress: Some(record.progress(id)),
-                });
-            }
-            *count = next;
-            if self.write(&player, id, &record, version).await?.is_some() {
-                return Ok(ProgressResponse {
-                    progress: Some(record.progress(id)),
-                });
-            }
-            if attempt > 4 {
-                tokio::task::yield_now().await;
+        };
+        let mut advanced: Vec<QuestProgress> = Vec::new();
+        for (quest, objective) in self.quests.listening(&on) {
+            let id = &quest.definition.id;
+            if let Bumped::Moved(progress) = self
+                .bump(&player, id, &objective.id, objective.target_count, amount)
+                .await?
+            {
+                // A quest with two objectives on one event appears once, as it is last.
+                advanced.retain(|p| p.quest_id != progress.quest_id);
+                advanced.push(progress);
             }
         }
-        Err(Status::aborted(format!(
-            "quest {id} progress kept changing; retry"
-        )))
+        Ok(AdvanceResponse { advanced })
     }
 
     async fn complete(
