@@ -145,8 +145,14 @@ mod tests {
             "{}",
         )
         .await;
-        assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
-        assert_eq!(body["code"], "unimplemented");
+        assert_eq!(status, StatusCode::OK);
+        let routes = body["routes"].as_array().unwrap();
+        assert_eq!(routes.len(), 22);
+        assert!(
+            routes
+                .iter()
+                .all(|r| r["target"] == "local" && r["healthy"] == true)
+        );
         let (status, _, body) = call(
             &app,
             "/aicore.state.v1.StateService/Get",

@@ -240,6 +240,14 @@ impl Edge {
         Edge::spawn(tmp, self.data_dir.clone(), self.args.clone())
     }
 
+    /// Stops (SIGKILL) and starts again on the same data directory with other flags.
+    pub fn restart_with(mut self, extra: &[&str]) -> Edge {
+        self.kill();
+        let tmp = Arc::clone(&self.tmp_shared);
+        let args = extra.iter().map(|s| (*s).to_owned()).collect();
+        Edge::spawn(tmp, self.data_dir.clone(), args)
+    }
+
     /// The development CA the server generated.
     pub fn ca(&self) -> PathBuf {
         self.data_dir.join("tls").join("ca.pem")

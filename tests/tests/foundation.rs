@@ -403,8 +403,9 @@ async fn bad_input_gets_clear_errors() {
             json!({}),
         )
         .await;
-    assert_eq!(r.status, 501);
-    assert_eq!(r.json()["code"], "unimplemented");
+    // Every service answers now; the route table comes from the live router.
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["routes"].as_array().map(Vec::len), Some(22));
 
     // A deadline shorter than the work: 504, and the server stays healthy.
     let mut hdrs = vec![

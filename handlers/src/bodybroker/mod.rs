@@ -409,16 +409,10 @@ impl BodyBrokerServiceHandler for BodyBrokerService {
                 Topic::Player => format!("player.{player}"),
                 Topic::World => format!("world.{}", event.region_id),
             };
-            let occurred = if event.occurred_at_ms > 0 {
-                event.occurred_at_ms
-            } else {
-                i64::try_from(crate::now_ms()).unwrap_or(i64::MAX)
-            };
-            #[allow(clippy::cast_precision_loss)]
-            let fields = [
+            // Only what the game server sent: a retry must carry the same body.
+            let mut fields = vec![
                 ("playerId".to_owned(), text(&player)),
                 ("regionId".to_owned(), text(&event.region_id)),
-                ("occurredAtMs".to_owned(), number(occurred as f64)),
                 (
                     "payload".to_owned(),
                     Value {
@@ -428,6 +422,13 @@ impl BodyBrokerServiceHandler for BodyBrokerService {
                     },
                 ),
             ];
+            if event.occurred_at_ms > 0 {
+                #[allow(clippy::cast_precision_loss)]
+                fields.push((
+                    "occurredAtMs".to_owned(),
+                    number(event.occurred_at_ms as f64),
+                ));
+            }
             self.bus
                 .publish(
                     ctx.outgoing().idempotent(format!("{base}:events")),

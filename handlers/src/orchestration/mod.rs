@@ -162,8 +162,24 @@ fn dig(mut value: Json, path: &str) -> Option<Json> {
     Some(value)
 }
 
+/// Whole numbers as integers: a stored run's numbers come back as floats (`4.0`), which
+/// proto3 JSON refuses for integer fields.
+fn integral(v: Json) -> Json {
+    match v.as_f64() {
+        #[allow(clippy::cast_possible_truncation)]
+        Some(n) if v.is_f64() && n.fract() == 0.0 && n.abs() < 9.0e15 => Json::from(n as i64),
+        _ => v,
+    }
+}
+
 impl Scope for RunScope<'_> {
     fn lookup(&self, expr: &str) -> Option<Json> {
+        self.find(expr).map(integral)
+    }
+}
+
+impl RunScope<'_> {
+    fn find(&self, expr: &str) -> Option<Json> {
         match expr.split_once('.') {
             None if expr == "player" => Some(Json::String(self.run.player_id.clone())),
             Some(("run", "id")) => Some(Json::String(self.run.id.clone())),

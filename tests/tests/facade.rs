@@ -1,0 +1,538 @@
+//! End-to-end: the four services that make the others one system (orchestration, router,
+//! capability, bodybroker), through the real binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use edge_e2e::nats::Nats;
+use edge_e2e::{Edge, eventually, scenarios};
+use serde_json::{Value, json};
+
+const BOOTSTRAP: &str = "/aicore.bodybroker.v1.BodyBrokerService/Bootstrap";
+const INGEST: &str = "/aicore.bodybroker.v1.BodyBrokerService/IngestGameEvent";
+const RUN: &str = "/aicore.orchestration.v1.OrchestrationService/Run";
+const GET_RUN: &str = "/aicore.orchestration.v1.OrchestrationService/GetRun";
+const WORKFLOWS: &str = "/aicore.orchestration.v1.OrchestrationService/ListWorkflows";
+const CREDIT: &str = "/aicore.payment.v1.PaymentService/Credit";
+const BALANCE: &str = "/aicore.payment.v1.PaymentService/GetBalance";
+const LEDGER: &str = "/aicore.payment.v1.PaymentService/ListTransactions";
+const ACCEPT: &str = "/aicore.quest.v1.QuestService/Accept";
+const LOG: &str = "/aicore.quest.v1.QuestService/GetLog";
+const LIST_WORKERS: &str = "/aicore.capability.v1.CapabilityService/List";
+const PURCHASE: &str = "/aicore.payment.v1.PaymentService/Purchase";
+
+fn int(v: &Value) -> i64 {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0)
+}
+
+async fn balance(c: &edge_e2e::Client, token: &str) -> i64 {
+    int(&c.call(BALANCE, Some(token), json!({})).await.json()["balance"])
+}
+
+async fn fund(c: &edge_e2e::Client, bank: &str, player: &str, amount: i64, key: &str) {
+    let r = c
+        .call_with(
+            CREDIT,
+            Some(bank),
+            &[("idempotency-key", key)],
+            json!({"playerId": player, "amount": amount, "reason": "Starting purse"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+async fn ledger(c: &edge_e2e::Client, token: &str) -> Vec<Value> {
+    c.call(LEDGER, Some(token), json!({"limit": 100}))
+        .await
+        .json()["transactions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_route_table_is_live_and_resolves_paths() {
+    let edge = Edge::start(&[]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "cartographer").await;
+    let routes = c
+        .call(
+            "/aicore.router.v1.RouterService/ListRoutes",
+            Some(&me.access),
+            json!({}),
+        )
+        .await
+        .json();
+    let admin = edge.admin_json("/admin/routes").await;
+    for (r, a) in routes["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(admin["routes"].as_array().unwrap())
+    {
+        assert_eq!(r["service"], a["service"]);
+        assert_eq!(r["target"], a["target"]);
+        assert_eq!(r["healthy"], a["healthy"]);
+    }
+    let r = c
+        .call(
+            "/aicore.router.v1.RouterService/Resolve",
+            Some(&me.access),
+            json!({"path": "payment/Purchase"}),
+        )
+        .await
+        .json();
+    assert_eq!(r["route"]["target"], "local");
+    assert_eq!(r["method"]["path"], PURCHASE);
+    assert_eq!(r["method"]["subject"], "svc.payment.v1.purchase");
+    assert_eq!(r["method"]["mutates"], true);
+    let r = c
+        .call(
+            "/aicore.router.v1.RouterService/Resolve",
+            Some(&me.access),
+            json!({"path": "/aicore.nope.v1.NopeService/Nope"}),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["code"], "not_found");
+}
+
+#[tokio::test]
+async fn bootstrap_equals_the_individual_calls_and_degrades_a_stopped_worker() {
+    let nats = Nats::start("");
+    let edge = Edge::start(&["--nats", &nats.url(), "--remote", "weather"]);
+    let mut worker = Edge::start_worker(&["--nats", &nats.url(), "--services", "weather"]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "wayfarer").await;
+    c.call(
+        ACCEPT,
+        Some(&me.access),
+        json!({"questId": "lanterns-on-the-mill-road"}),
+    )
+    .await;
+
+    let region = json!({"regionId": "hearthvale"});
+    let mut whole = json!(null);
+    eventually(Duration::from_secs(20), "a whole bundle", async || {
+        whole = c
+            .call(BOOTSTRAP, Some(&me.access), region.clone())
+            .await
+            .json();
+        whole["degraded"].as_array().is_none_or(Vec::is_empty) && whole["weather"].is_object()
+    })
+    .await;
+    let settings = c
+        .call(
+            "/aicore.settings.v1.SettingsService/Get",
+            Some(&me.access),
+            json!({}),
+        )
+        .await
+        .json();
+    assert_eq!(whole["settings"], settings["settings"]);
+    let log = c.call(LOG, Some(&me.access), json!({})).await.json();
+    assert_eq!(whole["activeQuests"], log["quests"]);
+    let got = c
+        .call(
+            "/aicore.world.v1.WorldService/GetRegion",
+            Some(&me.access),
+            region.clone(),
+        )
+        .await
+        .json();
+    assert_eq!(whole["region"], got["region"]);
+    let weather = c
+        .call(
+            "/aicore.weather.v1.WeatherService/Current",
+            Some(&me.access),
+            region.clone(),
+        )
+        .await
+        .json();
+    assert_eq!(
+        whole["weather"]["condition"],
+        weather["weather"]["condition"]
+    );
+    assert!(whole["time"]["gameTimeMs"].is_string() || whole["time"]["gameTimeMs"].is_number());
+
+    // The weather worker stops: the bundle still comes, in time, with weather named degraded.
+    worker.signal("KILL");
+    worker.wait_exit(Duration::from_secs(5));
+    let started = Instant::now();
+    let r = c
+        .call_with(
+            BOOTSTRAP,
+            Some(&me.access),
+            &[("connect-timeout-ms", "2000")],
+            region.clone(),
+        )
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let degraded = r.json();
+    assert_eq!(degraded["degraded"], json!(["weather"]));
+    assert!(degraded["weather"].is_null());
+    assert_eq!(degraded["region"], whole["region"]);
+    // A client's own mistake is not a degraded part: it keeps its code.
+    let r = c
+        .call(BOOTSTRAP, Some(&me.access), json!({"regionId": "atlantis"}))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+}
+
+#[tokio::test]
+async fn an_ingested_event_advances_a_quest_once_though_sent_twice() {
+    let edge = Edge::start(&["--rate-limit", "false"]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "gleaner").await;
+    let game = edge.service_key("game-server", "bodybroker");
+    let quest = "lanterns-on-the-mill-road";
+    c.call(ACCEPT, Some(&me.access), json!({"questId": quest}))
+        .await;
+
+    let event = json!({"event": {
+        "id": "match-7/kill-0042",
+        "type": "item_collected",
+        "playerId": me.player_id,
+        "regionId": "hearthvale",
+        "payload": {"item": "cut-wick", "count": 2},
+    }});
+    for _ in 0..2 {
+        let r = c.call(INGEST, Some(&game), event.clone()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["deliveredTo"], json!(["quest", "events"]));
+    }
+    let log = c.call(LOG, Some(&me.access), json!({})).await.json();
+    let progress = &log["quests"][0]["objectives"]["collect-cut-wicks"];
+    assert_eq!(progress, 2, "{log}");
+    let replay = c
+        .call(
+            "/aicore.events.v1.EventBusService/Replay",
+            Some(&me.access),
+            json!({"topic": format!("player.{}", me.player_id)}),
+        )
+        .await
+        .json();
+    let collected: Vec<_> = replay["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "game.item_collected")
+        .collect();
+    assert_eq!(collected.len(), 1, "{replay}");
+
+    // The same id under an Idempotency-Key-less retry with another body: refused, not applied.
+    let mut changed = event.clone();
+    changed["event"]["payload"]["count"] = json!(1);
+    let r = c.call(INGEST, Some(&game), changed).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+
+    // Entering a region moves the player's entity there.
+    let enter = json!({"event": {
+        "id": "match-7/enter-1",
+        "type": "region_entered",
+        "playerId": me.player_id,
+        "regionId": "hearthvale",
+        "payload": {"x": 2500.0, "y": 10.0, "z": 400.0},
+    }});
+    let r = c.call(INGEST, Some(&game), enter).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["deliveredTo"], json!(["quest", "world", "events"]));
+    let found = c
+        .call(
+            "/aicore.world.v1.WorldService/QueryEntities",
+            Some(&me.access),
+            json!({"regionId": "hearthvale", "kind": "player"}),
+        )
+        .await
+        .json();
+    assert_eq!(
+        found["entities"][0]["id"],
+        format!("player-{}", me.player_id)
+    );
+    // A downstream error keeps its code: a position outside the region is world's 400.
+    let outside = json!({"event": {
+        "id": "match-7/enter-2",
+        "type": "region_entered",
+        "playerId": me.player_id,
+        "regionId": "hearthvale",
+        "payload": {"x": 1.0, "y": 10.0, "z": 400.0},
+    }});
+    let r = c.call(INGEST, Some(&game), outside).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    // Players cannot ingest; unknown types and missing ids are refused.
+    let r = c.call(INGEST, Some(&me.access), event.clone()).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let mut unknown = event.clone();
+    unknown["event"]["type"] = json!("dragon_tamed");
+    assert_eq!(c.call(INGEST, Some(&game), unknown).await.status, 400);
+    let mut anonymous = event;
+    anonymous["event"]["id"] = json!("");
+    assert_eq!(c.call(INGEST, Some(&game), anonymous).await.status, 400);
+}
+
+#[tokio::test]
+async fn a_workflow_whose_second_step_fails_refunds_the_first_exactly_once() {
+    let edge = Edge::start(&["--rate-limit", "false"]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "expeditioner").await;
+    let bank = edge.service_key("bank", "payment.Credit,orchestration");
+    fund(&c, &bank, &me.player_id, 5_000, "purse-1").await;
+
+    let listed = c.call(WORKFLOWS, Some(&me.access), json!({})).await.json();
+    let names: Vec<_> = listed["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            json!("buy_item"),
+            json!("grant_reward"),
+            json!("start_expedition")
+        ]
+    );
+
+    // A level 1 player cannot take the-briar-mark: the kit is refunded.
+    let run = json!({"workflow": "start_expedition", "input": {"quest": "the-briar-mark", "kit": "climbing_rope"}});
+    let r = c
+        .call_with(
+            RUN,
+            Some(&me.access),
+            &[("idempotency-key", "exp-1")],
+            run.clone(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let done = r.json()["run"].clone();
+    assert_eq!(done["status"], "RUN_STATUS_COMPENSATED", "{done}");
+    assert_eq!(done["steps"][0]["status"], "RUN_STATUS_COMPENSATED");
+    assert_eq!(done["steps"][0]["compensated"], true);
+    assert_eq!(done["steps"][1]["status"], "RUN_STATUS_FAILED");
+    assert_eq!(done["steps"][1]["code"], "failed_precondition");
+    assert!(done["steps"][2]["status"].is_null(), "not reached: {done}");
+    assert_eq!(balance(&c, &me.access).await, 5_000);
+    let kinds: Vec<_> = ledger(&c, &me.access)
+        .await
+        .iter()
+        .map(|t| t["kind"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            json!("TRANSACTION_KIND_CREDIT"),
+            json!("TRANSACTION_KIND_PURCHASE"),
+            json!("TRANSACTION_KIND_REVERSAL")
+        ]
+    );
+
+    // The same key is the same run, and does nothing new.
+    let again = c
+        .call_with(RUN, Some(&me.access), &[("idempotency-key", "exp-1")], run)
+        .await
+        .json();
+    assert_eq!(again["run"]["id"], done["id"]);
+    assert_eq!(ledger(&c, &me.access).await.len(), 3);
+
+    // A purchase that succeeds is stowed and announced; GetRun shows each step's outcome.
+    let r = c
+        .call_with(
+            RUN,
+            Some(&me.access),
+            &[("idempotency-key", "buy-1")],
+            json!({"workflow": "buy_item", "input": {"sku": "lantern_oil", "quantity": 4}}),
+        )
+        .await;
+    let bought = r.json()["run"].clone();
+    assert_eq!(bought["status"], "RUN_STATUS_SUCCEEDED", "{bought}");
+    assert_eq!(balance(&c, &me.access).await, 4_900);
+    let id = bought["id"].as_str().unwrap();
+    let got = c
+        .call(GET_RUN, Some(&me.access), json!({"runId": id}))
+        .await
+        .json();
+    assert_eq!(
+        got["run"]["steps"][1]["output"]["version"],
+        bought["steps"][1]["output"]["version"]
+    );
+    let stowed = c
+        .call(
+            "/aicore.state.v1.StateService/Get",
+            Some(&me.access),
+            json!({"key": format!("pack/{id}")}),
+        )
+        .await
+        .json();
+    assert_eq!(stowed["entry"]["value"]["sku"], "lantern_oil");
+
+    // Another player cannot see the run; a player cannot run a service workflow.
+    let other = scenarios::login(&c, "stranger").await;
+    let r = c
+        .call(GET_RUN, Some(&other.access), json!({"runId": id}))
+        .await;
+    assert_eq!(r.status, 404);
+    let r = c
+        .call_with(
+            RUN,
+            Some(&me.access),
+            &[("idempotency-key", "greedy")],
+            json!({"workflow": "grant_reward", "input": {"amount": 1000000, "reason": "because"}}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = c
+        .call_with(
+            RUN,
+            Some(&me.access),
+            &[("idempotency-key", "bad-input")],
+            json!({"workflow": "buy_item", "input": {"sku": "lantern_oil", "quantity": 999}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+}
+
+#[tokio::test]
+async fn a_run_killed_between_steps_resumes_at_start_and_compensates_once() {
+    // The purchase applies, but its reply is held back: the process dies with the step in flight.
+    let delay = format!("{PURCHASE}=20s");
+    let edge = Edge::start(&["--rate-limit", "false", "--fault-delay-reply", &delay]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "survivor").await;
+    let bank = edge.service_key("bank", "payment.Credit");
+    fund(&c, &bank, &me.player_id, 2_000, "purse-1").await;
+    let r = c
+        .call_with(
+            RUN,
+            Some(&me.access),
+            &[("idempotency-key", "exp-crash"), ("connect-timeout-ms", "1500")],
+            json!({"workflow": "start_expedition", "input": {"quest": "the-briar-mark", "kit": "climbing_rope"}}),
+        )
+        .await;
+    // The call ends at its deadline, the run still going.
+    assert!(matches!(r.status.as_u16(), 200 | 504), "{}", r.text());
+    let token = me.access.clone();
+    eventually(
+        Duration::from_secs(10),
+        "the purchase applied",
+        async || balance(&c, &token).await == 1_100,
+    )
+    .await;
+    let edge = edge.restart_with(&["--rate-limit", "false"]);
+    let c = edge.client();
+    let me = scenarios::login_again(&c, "survivor").await;
+    let mut run = json!(null);
+    eventually(Duration::from_secs(30), "the resumed run compensated", async || {
+        let runs = c
+            .call_with(
+                RUN,
+                Some(&me.access),
+                &[("idempotency-key", "exp-crash")],
+                json!({"workflow": "start_expedition", "input": {"quest": "the-briar-mark", "kit": "climbing_rope"}}),
+            )
+            .await
+            .json();
+        let id = runs["run"]["id"].as_str().unwrap_or_default().to_owned();
+        run = c.call(GET_RUN, Some(&me.access), json!({"runId": id})).await.json()["run"].clone();
+        run["status"] == "RUN_STATUS_COMPENSATED"
+    })
+    .await;
+    assert_eq!(run["steps"][0]["compensated"], true, "{run}");
+    assert_eq!(balance(&c, &me.access).await, 2_000);
+    let kinds: Vec<_> = ledger(&c, &me.access)
+        .await
+        .iter()
+        .map(|t| t["kind"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            json!("TRANSACTION_KIND_CREDIT"),
+            json!("TRANSACTION_KIND_PURCHASE"),
+            json!("TRANSACTION_KIND_REVERSAL")
+        ]
+    );
+    assert!(
+        edge.logs().contains("resuming an unfinished run"),
+        "{}",
+        edge.logs()
+    );
+}
+
+#[tokio::test]
+async fn a_worker_registers_itself_and_leaves_the_list_when_its_lease_lapses() {
+    let nats = Nats::start("");
+    let edge = Edge::start(&[
+        "--nats",
+        &nats.url(),
+        "--remote",
+        "npc",
+        "--capability-lease",
+        "2s",
+    ]);
+    let mut worker = Edge::start_worker(&[
+        "--nats",
+        &nats.url(),
+        "--services",
+        "npc",
+        "--worker-id",
+        "npc-worker-1",
+    ]);
+    let c = edge.client();
+    let ops = edge.service_key("ops", "capability");
+    let list = async |c: &edge_e2e::Client| -> Vec<(String, String)> {
+        let r = c
+            .call(LIST_WORKERS, Some(&ops), json!({"service": "npc"}))
+            .await
+            .json();
+        r["workers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|w| {
+                (
+                    w["id"].as_str().unwrap().to_owned(),
+                    w["source"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    eventually(
+        Duration::from_secs(20),
+        "the worker registered and discovered",
+        async || {
+            let l = list(&c).await;
+            l.contains(&("npc-worker-1".into(), "registered".into()))
+                && l.iter().any(|(_, s)| s == "discovered")
+        },
+    )
+    .await;
+    // Killed: no deregistration, no heartbeat. The lease lapses and discovery stops finding it.
+    worker.signal("KILL");
+    worker.wait_exit(Duration::from_secs(5));
+    eventually(
+        Duration::from_secs(20),
+        "the worker left the list",
+        async || list(&c).await.is_empty(),
+    )
+    .await;
+    // Another principal cannot register under a live worker's id; players cannot at all.
+    let me = scenarios::login(&c, "curious").await;
+    let r = c
+        .call(
+            "/aicore.capability.v1.CapabilityService/Register",
+            Some(&me.access),
+            json!({"worker": {"id": "x", "services": ["npc"]}}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+}
