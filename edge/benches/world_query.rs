@@ -27,7 +27,7 @@ async fn main() {
     let svc = Context {
         principal: Some(handlers::Principal::Service {
             name: "gs".into(),
-            scopes: vec!["*".into()],
+            scopes: vec!["*".into()].into(),
         }),
         ..Context::default()
     };

@@ -19,7 +19,7 @@ pub enum Principal {
         /// The key's name.
         name: String,
         /// `*`, a service (`payment`), or a method (`payment.Credit`).
-        scopes: Vec<String>,
+        scopes: std::sync::Arc<[String]>,
     },
 }
 
@@ -173,7 +173,7 @@ mod tests {
         let ctx = Context {
             principal: Some(Principal::Service {
                 name: "gs".into(),
-                scopes: vec!["*".into()],
+                scopes: vec!["*".into()].into(),
             }),
             ..Context::default()
         };

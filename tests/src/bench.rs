@@ -108,6 +108,8 @@ pub struct Comparison {
     pub rps: f64,
     /// Target CPU per request over baseline CPU per request, if measured.
     pub cpu: Option<f64>,
+    /// The target's p99 latency in milliseconds (median over rounds).
+    pub p99_ms: f64,
 }
 
 /// "met" or "MISSED".
@@ -301,7 +303,7 @@ pub async fn compare(
     warmup: std::time::Duration,
     measure: std::time::Duration,
 ) -> Comparison {
-    let (mut ratios, mut cpus) = (Vec::new(), Vec::new());
+    let (mut ratios, mut cpus, mut p99s) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds.max(1) {
         let (b, t) = if round % 2 == 1 {
             let b = side_run(base, warmup, measure).await;
@@ -329,6 +331,7 @@ pub async fn compare(
             cpu.map_or("n/a".to_owned(), |c| format!("{c:.2}x"))
         );
         ratios.push(r);
+        p99s.push(t.p99.as_secs_f64() * 1e3);
         if let Some(c) = cpu {
             cpus.push(c);
         }
@@ -336,6 +339,7 @@ pub async fn compare(
     let out = Comparison {
         rps: median(ratios),
         cpu: (!cpus.is_empty()).then(|| median(cpus)),
+        p99_ms: median(p99s),
     };
     println!(
         "{name}: median {:.2}x req/s, {} CPU per request, over {} rounds\n",

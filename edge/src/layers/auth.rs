@@ -239,7 +239,7 @@ mod tests {
         );
         let all = Principal::Service {
             name: "gs".into(),
-            scopes: vec!["*".into()],
+            scopes: vec!["*".into()].into(),
         };
         assert!(authorize(Some(&all), credit).is_ok());
         assert!(
@@ -248,7 +248,7 @@ mod tests {
         );
         let admin = Principal::Service {
             name: "ops".into(),
-            scopes: vec!["time.SetScale".into()],
+            scopes: vec!["time.SetScale".into()].into(),
         };
         assert!(authorize(Some(&admin), set_scale).is_ok());
         assert!(authorize(Some(&admin), credit).is_err());

@@ -378,7 +378,7 @@ mod tests {
         };
         let key = Principal::Service {
             name: "gs".into(),
-            scopes: vec!["*".into()],
+            scopes: vec!["*".into()].into(),
         };
         let me = Some(&player);
         assert_eq!(

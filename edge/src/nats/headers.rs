@@ -177,11 +177,11 @@ mod tests {
             },
             Principal::Service {
                 name: "gameserver".into(),
-                scopes: vec!["*".into(), "time.SetScale".into()],
+                scopes: vec!["*".into(), "time.SetScale".into()].into(),
             },
             Principal::Service {
                 name: "tool".into(),
-                scopes: vec![],
+                scopes: vec![].into(),
             },
         ] {
             assert_eq!(decode_principal(&encode_principal(&p)), Some(p));
@@ -221,7 +221,7 @@ mod tests {
             // What the sender claims is ignored: the callee derives it from the descriptors.
             principal: Some(Principal::Service {
                 name: "svc:weather".into(),
-                scopes: vec!["*".into()],
+                scopes: vec!["*".into()].into(),
             }),
             chain: vec!["npc", "weather"],
             ..Context::default()
@@ -234,7 +234,7 @@ mod tests {
             back.principal,
             Some(Principal::Service {
                 name: "svc:weather".into(),
-                scopes: vec!["time.Now".into(), "world.GetRegion".into()],
+                scopes: vec!["time.Now".into(), "world.GetRegion".into()].into(),
             })
         );
         // A forged chain naming no service keeps a marker that admit refuses.

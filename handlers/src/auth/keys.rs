@@ -253,7 +253,7 @@ impl ApiKeys {
         }
         Ok(Principal::Service {
             name: record.info.name.clone(),
-            scopes: record.info.scopes.clone(),
+            scopes: record.info.scopes.clone().into(),
         })
     }
 }
@@ -286,7 +286,7 @@ mod tests {
             keys.verify(&key).await.unwrap(),
             Principal::Service {
                 name: "game-server".into(),
-                scopes: scopes.clone()
+                scopes: scopes.clone().into()
             }
         );
         let listed = keys.list().await.unwrap();

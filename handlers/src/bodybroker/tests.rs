@@ -36,7 +36,7 @@ fn deliveries_are_keyed_by_the_caller_and_the_event() {
     let service = |name: &str| Context {
         principal: Some(Principal::Service {
             name: name.into(),
-            scopes: vec![],
+            scopes: vec![].into(),
         }),
         ..Context::default()
     };

@@ -76,10 +76,22 @@ impl Calls {
 
 /// The principal a call from `service` carries: the service, scoped to what it declares.
 pub fn principal_of(service: &ServiceDesc) -> Principal {
-    Principal::Service {
-        name: format!("svc:{}", service.short),
-        scopes: service.calls.iter().map(|c| (*c).to_owned()).collect(),
-    }
+    principal_ref(service).clone()
+}
+
+/// Every service's principal, made once: a call's checks read it rather than build it.
+static PRINCIPALS: std::sync::LazyLock<Vec<Principal>> = std::sync::LazyLock::new(|| {
+    proto::SERVICES
+        .iter()
+        .map(|service| Principal::Service {
+            name: format!("svc:{}", service.short),
+            scopes: service.calls.iter().map(|c| (*c).to_owned()).collect(),
+        })
+        .collect()
+});
+
+fn principal_ref(service: &ServiceDesc) -> &'static Principal {
+    &PRINCIPALS[service.index]
 }
 
 /// What a handler passes with a call: the context of the call it is serving, and the
@@ -138,7 +150,7 @@ pub fn admit(ctx: &Context, method: &'static MethodDesc) -> Result<(), Status> {
             method.service, method.name
         )));
     }
-    authorize(Some(&principal_of(desc)), method)
+    authorize(Some(principal_ref(desc)), method)
 }
 
 /// Calls other services as one service. Cheap to clone.

@@ -77,7 +77,7 @@ async fn the_callee_sees_the_caller_scoped_to_what_it_declares() {
         ctx.principal,
         Some(Principal::Service {
             name: "svc:weather".into(),
-            scopes: vec!["time.Now".into(), "world.GetRegion".into()],
+            scopes: vec!["time.Now".into(), "world.GetRegion".into()].into(),
         })
     );
     assert_eq!(

@@ -14,7 +14,7 @@ fn as_service(name: &str) -> Context {
     Context {
         principal: Some(Principal::Service {
             name: name.into(),
-            scopes: vec!["*".into()],
+            scopes: vec!["*".into()].into(),
         }),
         ..Context::default()
     }

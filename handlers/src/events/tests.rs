@@ -24,7 +24,7 @@ fn service() -> Context {
     Context {
         principal: Some(Principal::Service {
             name: "game".into(),
-            scopes: vec!["*".into()],
+            scopes: vec!["*".into()].into(),
         }),
         ..Context::default()
     }

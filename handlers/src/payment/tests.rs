@@ -15,7 +15,7 @@ fn service(key: &str) -> Context {
     Context {
         principal: Some(Principal::Service {
             name: "game".into(),
-            scopes: vec!["*".into()],
+            scopes: vec!["*".into()].into(),
         }),
         idempotency_key: Some(key.into()),
         ..Context::default()

@@ -258,7 +258,7 @@ async fn reports_adapt_per_player_and_device_and_are_kept() {
     let svc_ctx = Context {
         principal: Some(Principal::Service {
             name: "gs".into(),
-            scopes: vec!["*".into()],
+            scopes: vec!["*".into()].into(),
         }),
         ..Context::default()
     };

@@ -235,7 +235,8 @@ impl QuestService {
         let mut out = BTreeMap::new();
         let mut after = None;
         loop {
-            let page = self.store.list(&prefix, after.as_deref(), 500).await?;
+            // A page the store reads inline: a player has a record per quest they took.
+            let page = self.store.list(&prefix, after.as_deref(), 64).await?;
             for (k, v) in &page.entries {
                 let record: Record = serde_json::from_slice(&v.value)
                     .map_err(|e| Status::internal(format!("quest record: {e}")))?;

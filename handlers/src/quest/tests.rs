@@ -188,7 +188,7 @@ fn game_server() -> Context {
     Context {
         principal: Some(Principal::Service {
             name: "gs".into(),
-            scopes: vec!["quest".into()],
+            scopes: vec!["quest".into()].into(),
         }),
         ..Context::default()
     }
@@ -254,7 +254,7 @@ async fn balance(w: &World) -> (i64, usize) {
     let svc = Context {
         principal: Some(Principal::Service {
             name: "t".into(),
-            scopes: vec!["*".into()],
+            scopes: vec!["*".into()].into(),
         }),
         ..Context::default()
     };

@@ -43,7 +43,7 @@ fn svc_ctx() -> Context {
     Context {
         principal: Some(Principal::Service {
             name: "gs".into(),
-            scopes: vec!["*".into()],
+            scopes: vec!["*".into()].into(),
         }),
         ..Context::default()
     }

@@ -61,7 +61,13 @@ pub struct WeatherService {
     seed: u64,
     time: TimeServiceClient<Caller>,
     world: WorldServiceClient<Caller>,
+    /// Region id -> biome, as world answered it. Regions ship as data and never change while a
+    /// process runs, so each is asked once; bounded by [`MAX_KNOWN_REGIONS`].
+    biomes: std::sync::RwLock<std::collections::HashMap<String, String>>,
 }
+
+/// Most region biomes remembered.
+const MAX_KNOWN_REGIONS: usize = 1024;
 
 impl WeatherService {
     /// The service; `caller` is the weather service's.
@@ -77,6 +83,7 @@ impl WeatherService {
             seed: settings.seed,
             time: TimeServiceClient(caller.clone()),
             world: WorldServiceClient(caller),
+            biomes: std::sync::RwLock::default(),
         }
     }
 
@@ -89,24 +96,40 @@ impl WeatherService {
         if region_id.is_empty() {
             return Err(Status::invalid_argument("regionId is required"));
         }
-        let region = self
-            .world
-            .get_region(
-                ctx.outgoing(),
-                GetRegionRequest {
-                    region_id: region_id.to_owned(),
-                },
-            )
-            .await?
-            .region
-            .ok_or_else(|| Status::internal("world answered without a region"))?;
-        let biome = self.climate.biomes.get(&region.biome).ok_or_else(|| {
+        let known = self
+            .biomes
+            .read()
+            .ok()
+            .and_then(|b| b.get(region_id).cloned());
+        let (biome, now) = match known {
+            Some(biome) => (biome, self.time.now(ctx.outgoing(), NowRequest {}).await?),
+            None => {
+                let (region, now) = tokio::join!(
+                    self.world.get_region(
+                        ctx.outgoing(),
+                        GetRegionRequest {
+                            region_id: region_id.to_owned(),
+                        },
+                    ),
+                    self.time.now(ctx.outgoing(), NowRequest {}),
+                );
+                let biome = region?
+                    .region
+                    .ok_or_else(|| Status::internal("world answered without a region"))?
+                    .biome;
+                if let Ok(mut b) = self.biomes.write()
+                    && b.len() < MAX_KNOWN_REGIONS
+                {
+                    b.insert(region_id.to_owned(), biome.clone());
+                }
+                (biome, now?)
+            }
+        };
+        let biome = self.climate.biomes.get(&biome).ok_or_else(|| {
             Status::failed_precondition(format!(
-                "no weather is defined for biome {:?} of region {region_id}",
-                region.biome
+                "no weather is defined for biome {biome:?} of region {region_id}"
             ))
         })?;
-        let now = self.time.now(ctx.outgoing(), NowRequest {}).await?;
         Ok((biome, now.game_time_ms))
     }
 

@@ -29,7 +29,7 @@ fn ctx() -> Context {
     Context {
         principal: Some(crate::context::Principal::Service {
             name: "gs".into(),
-            scopes: vec!["*".into()],
+            scopes: vec!["*".into()].into(),
         }),
         ..Context::default()
     }
