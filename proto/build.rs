@@ -103,6 +103,9 @@ fn generate(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
     let mutates_ext = pool
         .get_extension_by_name("aicore.options.v1.mutates")
         .ok_or("aicore.options.v1.mutates extension missing")?;
+    let keys_itself_ext = pool
+        .get_extension_by_name("aicore.options.v1.keys_itself")
+        .ok_or("aicore.options.v1.keys_itself extension missing")?;
     let calls_ext = pool
         .get_extension_by_name("aicore.options.v1.calls")
         .ok_or("aicore.options.v1.calls extension missing")?;
@@ -162,9 +165,13 @@ fn generate(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
                 _ => "Player",
             };
             let mutates = matches!(opts.get_extension(&mutates_ext).as_ref(), Value::Bool(true));
+            let keys_itself = matches!(
+                opts.get_extension(&keys_itself_ext).as_ref(),
+                Value::Bool(true)
+            );
             writeln!(
                 code,
-                "    crate::MethodDesc {{ service_index: {si}, index: {mi}, service: {short:?}, name: {:?}, snake: {:?}, path: {:?}, input_type: {:?}, output_type: {:?}, server_streaming: {}, access: crate::Access::{access}, mutates: {mutates}, transcode: crate::Transcode {{ json_to_proto: crate::codec::json_to_proto::<{}>, proto_to_json: crate::codec::proto_to_json::<{}> }} }},",
+                "    crate::MethodDesc {{ service_index: {si}, index: {mi}, service: {short:?}, name: {:?}, snake: {:?}, path: {:?}, input_type: {:?}, output_type: {:?}, server_streaming: {}, access: crate::Access::{access}, mutates: {mutates}, keys_itself: {keys_itself}, transcode: crate::Transcode {{ json_to_proto: crate::codec::json_to_proto::<{}>, proto_to_json: crate::codec::proto_to_json::<{}> }} }},",
                 m.name(),
                 snake(m.name()),
                 format!("/{}/{}", s.full_name(), m.name()),

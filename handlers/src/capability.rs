@@ -251,7 +251,16 @@ impl CapabilityServiceHandler for CapabilityService {
                     r.worker.id
                 )));
             }
-            if existing.is_none() && self.records(MAX_WORKERS).await?.len() >= MAX_WORKERS {
+            let alive = |r: &Record| !r.lapsed(now);
+            if existing.is_none()
+                && self
+                    .records(MAX_WORKERS * 2)
+                    .await?
+                    .iter()
+                    .filter(|r| alive(r))
+                    .count()
+                    >= MAX_WORKERS
+            {
                 return Err(Status::new(
                     crate::Code::ResourceExhausted,
                     format!("the registry holds {MAX_WORKERS} workers; deregister some first"),

@@ -88,6 +88,8 @@ pub struct MethodDesc {
     pub access: Access,
     /// Whether it changes state (and takes an Idempotency-Key).
     pub mutates: bool,
+    /// Whether its handler answers a repeated Idempotency-Key itself (no edge record).
+    pub keys_itself: bool,
     /// JSON/protobuf transcoding of the request (json_to_proto) and response (proto_to_json).
     pub transcode: Transcode,
 }

@@ -58,21 +58,32 @@ async fn the_route_table_is_live_and_resolves_paths() {
     let edge = Edge::start(&[]);
     let c = edge.client();
     let me = scenarios::login(&c, "cartographer").await;
-    let routes = c
+    // The table shows the deployment: for service keys, not players.
+    let r = c
         .call(
             "/aicore.router.v1.RouterService/ListRoutes",
             Some(&me.access),
             json!({}),
         )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let ops = edge.service_key("ops", "router");
+    let routes = c
+        .call(
+            "/aicore.router.v1.RouterService/ListRoutes",
+            Some(&ops),
+            json!({}),
+        )
         .await
         .json();
     let admin = edge.admin_json("/admin/routes").await;
-    for (r, a) in routes["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(admin["routes"].as_array().unwrap())
-    {
+    let (ours, theirs) = (
+        routes["routes"].as_array().unwrap(),
+        admin["routes"].as_array().unwrap(),
+    );
+    assert_eq!(ours.len(), 22);
+    assert_eq!(ours.len(), theirs.len());
+    for (r, a) in ours.iter().zip(theirs) {
         assert_eq!(r["service"], a["service"]);
         assert_eq!(r["target"], a["target"]);
         assert_eq!(r["healthy"], a["healthy"]);
@@ -80,7 +91,7 @@ async fn the_route_table_is_live_and_resolves_paths() {
     let r = c
         .call(
             "/aicore.router.v1.RouterService/Resolve",
-            Some(&me.access),
+            Some(&ops),
             json!({"path": "payment/Purchase"}),
         )
         .await
@@ -92,7 +103,7 @@ async fn the_route_table_is_live_and_resolves_paths() {
     let r = c
         .call(
             "/aicore.router.v1.RouterService/Resolve",
-            Some(&me.access),
+            Some(&ops),
             json!({"path": "/aicore.nope.v1.NopeService/Nope"}),
         )
         .await;
@@ -233,6 +244,11 @@ async fn an_ingested_event_advances_a_quest_once_though_sent_twice() {
     changed["event"]["payload"]["count"] = json!(1);
     let r = c.call(INGEST, Some(&game), changed).await;
     assert_eq!(r.status, 422, "{}", r.text());
+    let log = c.call(LOG, Some(&me.access), json!({})).await.json();
+    assert_eq!(
+        log["quests"][0]["objectives"]["collect-cut-wicks"], 2,
+        "{log}"
+    );
 
     // Entering a region moves the player's entity there.
     let enter = json!({"event": {
@@ -389,6 +405,40 @@ async fn a_workflow_whose_second_step_fails_refunds_the_first_exactly_once() {
         )
         .await;
     assert_eq!(r.status, 403, "{}", r.text());
+    // A key scoped to orchestration alone cannot mint money through grant_reward; one whose
+    // scopes cover every step can.
+    let grant = json!({"workflow": "grant_reward", "playerId": me.player_id,
+        "input": {"amount": 250, "reason": "Won the Harvest Moon archery contest"}});
+    let narrow = edge.service_key("narrow", "orchestration");
+    let r = c
+        .call_with(
+            RUN,
+            Some(&narrow),
+            &[("idempotency-key", "g-1")],
+            grant.clone(),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let rewards = edge.service_key("rewards", "orchestration,state,payment.Credit,events");
+    let r = c
+        .call_with(RUN, Some(&rewards), &[("idempotency-key", "g-1")], grant)
+        .await;
+    assert_eq!(
+        r.json()["run"]["status"],
+        "RUN_STATUS_SUCCEEDED",
+        "{}",
+        r.text()
+    );
+    assert_eq!(balance(&c, &me.access).await, 5_150);
+    // Without an Idempotency-Key there is no run (a retry could not find it).
+    let r = c
+        .call(
+            RUN,
+            Some(&me.access),
+            json!({"workflow": "buy_item", "input": {"sku": "lantern_oil", "quantity": 1}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
     let r = c
         .call_with(
             RUN,
@@ -526,6 +576,25 @@ async fn a_worker_registers_itself_and_leaves_the_list_when_its_lease_lapses() {
     )
     .await;
     // Another principal cannot register under a live worker's id; players cannot at all.
+    let owner = edge.service_key("pool-a", "capability");
+    let intruder = edge.service_key("pool-b", "capability");
+    let register = json!({"worker": {"id": "npc-worker-2", "services": ["npc"]}});
+    let r = c
+        .call(
+            "/aicore.capability.v1.CapabilityService/Register",
+            Some(&owner),
+            register.clone(),
+        )
+        .await;
+    assert_eq!(r.json()["leaseSeconds"], 2, "{}", r.text());
+    let r = c
+        .call(
+            "/aicore.capability.v1.CapabilityService/Register",
+            Some(&intruder),
+            register,
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
     let me = scenarios::login(&c, "curious").await;
     let r = c
         .call(

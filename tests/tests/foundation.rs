@@ -383,9 +383,9 @@ async fn bad_input_gets_clear_errors() {
             json!({}),
         )
         .await;
-    // Every service answers now; the route table comes from the live router.
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["routes"].as_array().map(Vec::len), Some(22));
+    // The route table is for service keys: players do not see the deployment.
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.json()["code"], "permission_denied");
 
     // A deadline shorter than the work: 504, and the server stays healthy.
     let mut hdrs = vec![

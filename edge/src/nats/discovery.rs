@@ -65,10 +65,18 @@ async fn round(client: &async_nats::Client) -> Option<Vec<Worker>> {
                         && found.len() < MAX_FOUND
                     {
                             found.push(Worker {
-                                id: info.id,
-                                services: vec![info.name],
-                                version: info.version,
-                                metadata: info.metadata.unwrap_or_default(),
+                                id: info.id.chars().take(64).collect(),
+                                services: vec![info.name.chars().take(64).collect()],
+                                version: info.version.chars().take(64).collect(),
+                                // What a micro service says about itself, bounded like a
+                                // registration's.
+                                metadata: info
+                                    .metadata
+                                    .unwrap_or_default()
+                                    .into_iter()
+                                    .filter(|(k, v)| k.len() <= 64 && v.len() <= 256)
+                                    .take(16)
+                                    .collect(),
                                 last_seen_ms: now,
                                 source: "discovered".into(),
                                 ..Worker::default()

@@ -25,6 +25,10 @@ pub async fn run(store: Arc<dyn Store>, every: Duration, stop: CancellationToken
             handlers::auth::prune_expired(store.as_ref(), || stop.is_cancelled()).await,
         );
         report(
+            "finished workflow runs",
+            handlers::orchestration::prune_finished(store.as_ref(), || stop.is_cancelled()).await,
+        );
+        report(
             "lapsed worker registrations",
             handlers::capability::prune_lapsed(store.as_ref(), || stop.is_cancelled()).await,
         );

@@ -169,8 +169,8 @@ fn number_field(payload: &Payload, name: &str) -> Option<f64> {
     }
 }
 
-/// The id deliveries are keyed by: the caller's, hashed with who the caller is, so two game
-/// servers' ids never collide.
+/// The id deliveries are keyed by: the caller's, hashed with who the caller is and the player,
+/// so two game servers' ids (or one id for two players) never collide.
 fn delivery_base(ctx: &Context, event: &GameEvent) -> Result<String, Status> {
     let id = if event.id.is_empty() {
         ctx.idempotency_key.clone().ok_or_else(|| {
@@ -191,7 +191,7 @@ fn delivery_base(ctx: &Context, event: &GameEvent) -> Result<String, Status> {
         .as_ref()
         .map(crate::context::Principal::describe)
         .unwrap_or_default();
-    let digest = Sha256::digest(format!("{who}\n{id}").as_bytes());
+    let digest = Sha256::digest(format!("{who}\n{}\n{id}", event.player_id).as_bytes());
     Ok(format!("ingest:{:x}", digest))
 }
 

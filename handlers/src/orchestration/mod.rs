@@ -48,6 +48,10 @@ const OPEN_PREFIX: &str = "orch.open.";
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 /// A marker without its run is removed only after this long (the run may be being created).
 const ORPHAN_AFTER_MS: i64 = 60_000;
+/// Runs one caller may start in a day, per process.
+pub const RUNS_PER_DAY: u32 = 2_000;
+/// How long a finished run stays for GetRun.
+pub const RETENTION: Duration = Duration::from_secs(30 * 86_400);
 
 /// `[orchestration]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +92,13 @@ struct Record {
     /// What `Run` asked for, so a reused Idempotency-Key with another request is refused.
     fingerprint: String,
     compensating: bool,
+    /// The workflow's definition digest when the run started.
+    #[serde(default)]
+    digest: String,
+    /// Steps an attempt of which ended with its outcome unknown (a timeout, the process dying
+    /// during the call): possibly done, whatever a later attempt says, so they are compensated.
+    #[serde(default)]
+    uncertain: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -211,6 +222,8 @@ pub struct Engine {
     tracker: TaskTracker,
     stop: CancellationToken,
     driving: Mutex<HashSet<String>>,
+    /// Runs started per caller (per process): a run and its step records stay for days.
+    started: crate::leaky::Leaky<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -255,7 +268,14 @@ impl Engine {
             tracker: TaskTracker::new(),
             stop: CancellationToken::new(),
             driving: Mutex::new(HashSet::new()),
+            started: crate::leaky::Leaky::new(RUNS_PER_DAY, Duration::from_secs(86_400)),
         }
+    }
+
+    /// A call's time limit: the step's, but at most half the lease, so the record is written
+    /// (and the lease renewed) before another replica could take the run over.
+    fn attempt_timeout(&self, step: Duration) -> Duration {
+        step.min(self.lease / 2)
     }
 
     fn lease_ms(&self) -> i64 {
@@ -351,9 +371,19 @@ impl Engine {
         if r.owner != self.instance {
             return Ok(Next::Done);
         }
-        let Some(workflow) = self.workflows.get(&r.run.workflow).cloned() else {
-            r.run.error = format!("workflow {} is no longer defined", r.run.workflow);
+        let workflow = self
+            .workflows
+            .get(&r.run.workflow)
+            .filter(|w| w.digest == r.digest && w.steps.len() == r.run.steps.len())
+            .cloned();
+        let Some(workflow) = workflow else {
+            // Driving it by another definition could skip a compensation or apply a step twice.
+            r.run.error = format!(
+                "workflow {} changed or was removed while this run was in flight; an operator must finish it (see its steps)",
+                r.run.workflow
+            );
             r.run.status = RunStatus::CompensationFailed.into();
+            tracing::error!(run = %r.run.id, workflow = %r.run.workflow, "a run's workflow changed under it");
             return self.finish(r, version).await;
         };
         if r.compensating {
@@ -381,15 +411,28 @@ impl Engine {
             return self.finish(r, version).await;
         };
         let step = &workflow.steps[i];
-        r.run.steps[i].status = RunStatus::Running.into();
-        r.run.steps[i].attempts += 1;
+        {
+            let s = &mut r.run.steps[i];
+            // Running with no outcome recorded: the process died during the last attempt.
+            if s.status() == RunStatus::Running
+                && s.code.is_empty()
+                && !r.uncertain.contains(&s.name)
+            {
+                r.uncertain.push(s.name.clone());
+            }
+            s.status = RunStatus::Running.into();
+            s.attempts += 1;
+            s.code.clear();
+        }
         let attempt = r.run.steps[i].attempts;
         // Persisted before the call: if the process dies during it, the step is possibly done.
         let Some(version) = self.save(&mut r, version).await? else {
             return Ok(Next::Done);
         };
         let key = step_key(&r.run.id, &step.name);
-        let result = self.call(&r.run, &step.call, key, step.timeout).await;
+        let result = self
+            .call(&r.run, &step.call, key, self.attempt_timeout(step.timeout))
+            .await;
         let s = &mut r.run.steps[i];
         match result {
             Ok(output) => {
@@ -401,6 +444,9 @@ impl Engine {
             Err(e) => {
                 s.error = e.message().to_owned();
                 s.code = e.code().as_str().to_owned();
+                if !applied_nothing(e.code()) && !r.uncertain.contains(&step.name) {
+                    r.uncertain.push(step.name.clone());
+                }
                 if transient(e.code()) && attempt < step.attempts {
                     if self.save(&mut r, version).await?.is_none() {
                         return Ok(Next::Done);
@@ -411,8 +457,8 @@ impl Engine {
                     }
                     return Ok(Next::Continue);
                 }
-                if applied_nothing(e.code()) {
-                    s.status = RunStatus::Failed.into();
+                if !r.uncertain.contains(&step.name) {
+                    r.run.steps[i].status = RunStatus::Failed.into();
                 }
                 // Else it stays `running`: possibly done, so it is compensated too.
                 r.run.error = format!("step {}: {}", step.name, e.message());
@@ -458,16 +504,31 @@ impl Engine {
             return Ok(Next::Continue);
         };
         let key = format!("{}:undo", step_key(&r.run.id, &step.name));
+        let mut version = version;
         let mut outcome = Err(Status::internal("no attempt made"));
         for attempt in 1..=step.attempts {
+            // Each attempt renews the lease, so no other replica takes the run meanwhile.
+            match self.save(&mut r, version).await? {
+                Some(v) => version = v,
+                None => return Ok(Next::Done),
+            }
             // The compensation's template sees the forward step's key as {{step.key}}.
             let scope_key = step_key(&r.run.id, &step.name);
             outcome = self
-                .call_with(&r.run, &comp.call, scope_key, key.clone(), step.timeout)
+                .call_with(
+                    &r.run,
+                    &comp.call,
+                    scope_key,
+                    key.clone(),
+                    self.attempt_timeout(step.timeout),
+                )
                 .await;
             match &outcome {
                 Err(e) if transient(e.code()) && attempt < step.attempts => {
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::select! {
+                        () = self.stop.cancelled() => return Ok(Next::Done),
+                        () = tokio::time::sleep(backoff(attempt)) => {}
+                    }
                 }
                 _ => break,
             }
@@ -573,36 +634,9 @@ impl Engine {
         loop {
             let page = self.store.list(OPEN_PREFIX, after.as_deref(), 200).await?;
             for (key, value) in &page.entries {
-                let Some(id) = key.strip_prefix(OPEN_PREFIX) else {
-                    continue;
-                };
-                if self.driving.lock().is_ok_and(|d| d.contains(id)) {
-                    continue;
-                }
-                let now = now_ms();
-                match self.read(id).await? {
-                    None => {
-                        let created = serde_json::from_slice::<Marker>(&value.value)
-                            .map_or(0, |m| m.created_at_ms);
-                        if now - created > ORPHAN_AFTER_MS {
-                            self.store.delete(key, Some(value.version)).await.ok();
-                        }
-                    }
-                    Some((r, _)) if r.run.finished_at_ms != 0 => {
-                        self.store.delete(key, None).await?;
-                    }
-                    Some((mut r, version)) => {
-                        let mine = r.owner == self.instance;
-                        if mine || r.lease_until_ms <= now || self.exclusive {
-                            r.owner.clone_from(&self.instance);
-                            if self.save(&mut r, version).await?.is_some() {
-                                if !mine {
-                                    tracing::info!(run = %id, workflow = %r.run.workflow, "resuming an unfinished run");
-                                }
-                                self.spawn(id);
-                            }
-                        }
-                    }
+                // One run that cannot be read does not keep the others from resuming.
+                if let Err(e) = self.resume_entry(key, value).await {
+                    tracing::warn!(marker = %key, error = %e.message(), "cannot resume this run; skipped");
                 }
             }
             match page.next_after {
@@ -611,6 +645,63 @@ impl Engine {
             }
         }
     }
+
+    async fn resume_entry(
+        self: &Arc<Self>,
+        key: &str,
+        value: &crate::store::Versioned,
+    ) -> Result<(), Status> {
+        let Some(id) = key.strip_prefix(OPEN_PREFIX) else {
+            return Ok(());
+        };
+        if self.driving.lock().is_ok_and(|d| d.contains(id)) {
+            return Ok(());
+        }
+        let now = now_ms();
+        match self.read(id).await? {
+            None => {
+                let created =
+                    serde_json::from_slice::<Marker>(&value.value).map_or(0, |m| m.created_at_ms);
+                if now - created > ORPHAN_AFTER_MS {
+                    self.store.delete(key, Some(value.version)).await.ok();
+                }
+            }
+            Some((r, _)) if r.run.finished_at_ms != 0 => {
+                self.store.delete(key, None).await?;
+            }
+            Some((mut r, version)) => {
+                let mine = r.owner == self.instance;
+                if mine || r.lease_until_ms <= now || self.exclusive {
+                    r.owner.clone_from(&self.instance);
+                    if self.save(&mut r, version).await?.is_some() {
+                        if !mine {
+                            tracing::info!(run = %id, workflow = %r.run.workflow, "resuming an unfinished run");
+                        }
+                        self.spawn(id);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Deletes runs that finished more than [`RETENTION`] ago (the janitor's pass).
+pub async fn prune_finished(
+    store: &dyn Store,
+    stop: impl Fn() -> bool + Send + Sync,
+) -> Result<usize, StoreError> {
+    let cutoff = now_ms().saturating_sub(i64::try_from(RETENTION.as_millis()).unwrap_or(i64::MAX));
+    crate::store::prune_prefix(
+        store,
+        RUN_PREFIX,
+        move |v| {
+            serde_json::from_slice::<Record>(v)
+                .is_ok_and(|r| r.run.finished_at_ms != 0 && r.run.finished_at_ms < cutoff)
+        },
+        stop,
+    )
+    .await
 }
 
 /// The service over an [`Engine`].
@@ -652,7 +743,9 @@ fn check_input(w: &Workflow, input: Option<pbjson_types::Value>) -> Result<Json,
         })?;
         let ok = match i.kind {
             InputType::String => v.as_str().is_some_and(|s| {
-                !s.trim().is_empty() && s.chars().count() <= 200 && !s.chars().any(char::is_control)
+                !s.trim().is_empty()
+                    && i64::try_from(s.chars().count()).unwrap_or(i64::MAX) <= i.max
+                    && !s.chars().any(char::is_control)
             }),
             InputType::Integer => v
                 .as_f64()
@@ -661,7 +754,10 @@ fn check_input(w: &Workflow, input: Option<pbjson_types::Value>) -> Result<Json,
         if !ok {
             return Err(Status::invalid_argument(match i.kind {
                 InputType::String => {
-                    format!("input.{} must be 1 to 200 printable characters", i.name)
+                    format!(
+                        "input.{} must be 1 to {} printable characters",
+                        i.name, i.max
+                    )
                 }
                 InputType::Integer => format!(
                     "input.{} must be a whole number from 1 to {}",
@@ -692,18 +788,34 @@ impl OrchestrationServiceHandler for OrchestrationService {
                 w.name
             )));
         }
+        // A key may start it only if it may make every call it makes: a key scoped to
+        // orchestration alone cannot credit through grant_reward.
+        if let Some(Principal::Service { scopes, .. }) = &ctx.principal
+            && let Some(step) = w
+                .steps
+                .iter()
+                .find(|s| !crate::context::scope_allows(scopes, s.call.method))
+        {
+            return Err(Status::permission_denied(format!(
+                "workflow {} calls {}, which the key's scopes do not cover",
+                w.name,
+                call_name(step.call.method)
+            )));
+        }
         let player = ctx.player(&req.player_id)?;
         let input = check_input(w, req.input)?;
+        let key = ctx.idempotency_key.as_deref().ok_or_else(|| {
+            Status::invalid_argument(
+                "Run needs an Idempotency-Key: the same key is the same run, so a retry never starts a second one",
+            )
+        })?;
         let who = ctx
             .principal
             .as_ref()
             .map(Principal::describe)
             .unwrap_or_default();
         let fingerprint = hex(format!("{}\n{player}\n{input}", w.name).as_bytes());
-        let id = match &ctx.idempotency_key {
-            Some(k) => format!("run-{}", &hex(format!("{who}\n{k}").as_bytes())[..32]),
-            None => format!("run-{}", uuid::Uuid::new_v4().simple()),
-        };
+        let id = format!("run-{}", &hex(format!("{who}\n{key}").as_bytes())[..32]);
         let existing = engine.read(&id).await?;
         let handle = match existing {
             Some((r, _)) => {
@@ -715,6 +827,14 @@ impl OrchestrationServiceHandler for OrchestrationService {
                 None
             }
             None => {
+                if let Some(wait) = engine.started.full(&who) {
+                    return Err(Status::new(
+                        Code::ResourceExhausted,
+                        format!("at most {RUNS_PER_DAY} runs a day per caller"),
+                    )
+                    .with_retry_after(wait.max(Duration::from_secs(1))));
+                }
+                engine.started.add(&who);
                 let now = now_ms();
                 let marker =
                     serde_json::to_vec(&Marker { created_at_ms: now }).map_err(Status::internal)?;
@@ -751,6 +871,8 @@ impl OrchestrationServiceHandler for OrchestrationService {
                     started_by: who,
                     fingerprint,
                     compensating: false,
+                    digest: w.digest.clone(),
+                    uncertain: Vec::new(),
                 };
                 match engine.save(&mut record, 0).await? {
                     Some(_) => {

@@ -116,3 +116,43 @@ fn only_certain_failures_count_as_applying_nothing() {
     assert!(!applied_nothing(Code::Internal));
     assert!(transient(Code::Aborted) && !transient(Code::InvalidArgument));
 }
+
+#[test]
+fn values_are_never_expanded_twice_and_spaces_inside_braces_are_fine() {
+    struct Sneaky;
+    impl Scope for Sneaky {
+        fn lookup(&self, expr: &str) -> Option<Json> {
+            match expr {
+                "input.name" => Some(Json::from("{{player}}")),
+                "player" => Some(Json::from("p1")),
+                "run.id" => Some(Json::from("run-1")),
+                _ => None,
+            }
+        }
+    }
+    let t = serde_json::json!("{{ input.name }} / {{player}} / {{ run.id }}");
+    assert_eq!(
+        render(&t, &Sneaky).unwrap(),
+        serde_json::json!("{{player}} / p1 / run-1")
+    );
+    assert!(render(&serde_json::json!("a {{player"), &Sneaky).is_err());
+}
+
+#[test]
+fn a_player_workflow_may_call_only_what_players_may() {
+    let text = format!(
+        "{HEAD}[[workflow.step]]\nname = \"mint\"\ncall = \"payment.Credit\"\ninput = {{ amount = 1 }}\n"
+    );
+    let e = parse(&text).unwrap_err();
+    assert!(e.to_string().contains("for services"), "{e}");
+    // A compensation may not read its own step's answer (a timed-out step has none).
+    let text = format!(
+        "{HEAD}[[workflow.step]]\nname = \"pay\"\ncall = \"payment.Purchase\"\ninput = {{}}\ncompensate = {{ call = \"payment.Reverse\", input = {{ idempotencyKey = \"{{{{steps.pay.transaction.id}}}}\" }} }}\n"
+    );
+    assert!(
+        parse(&text)
+            .unwrap_err()
+            .to_string()
+            .contains("has no value")
+    );
+}

@@ -93,7 +93,7 @@ pub struct Input {
     pub kind: InputType,
     /// What it means, for ListWorkflows.
     pub description: String,
-    /// Largest value of an integer input.
+    /// Largest value of an integer input; most characters of a string input.
     pub max: i64,
 }
 
@@ -152,6 +152,9 @@ pub struct Workflow {
     pub inputs: Vec<Input>,
     /// Its steps, in order.
     pub steps: Vec<Step>,
+    /// A digest of its steps' names and calls: a run started under another definition is not
+    /// driven by this one.
+    pub digest: String,
 }
 
 /// The shipped workflows (or the operator's).
@@ -195,7 +198,8 @@ pub trait Scope {
 }
 
 /// Renders `template` in `scope`: a string that is exactly one placeholder takes the value's
-/// type; placeholders inside longer text are replaced by the value's text.
+/// type; placeholders inside longer text are replaced by the value's text, in one pass (a value
+/// that holds `{{...}}` is never expanded again).
 pub fn render(template: &Json, scope: &dyn Scope) -> Result<Json, String> {
     Ok(match template {
         Json::String(s) => {
@@ -207,17 +211,25 @@ pub fn render(template: &Json, scope: &dyn Scope) -> Result<Json, String> {
                     .lookup(expr)
                     .ok_or_else(|| format!("{{{{{expr}}}}} has no value"))?
             } else {
-                let mut out = s.clone();
-                for expr in found {
+                let mut out = String::with_capacity(s.len());
+                let mut rest = s.as_str();
+                while let Some(start) = rest.find("{{") {
+                    out.push_str(&rest[..start]);
+                    let after = &rest[start + 2..];
+                    let end = after
+                        .find("}}")
+                        .ok_or_else(|| format!("{s:?} has an unclosed {{{{"))?;
+                    let expr = after[..end].trim();
                     let v = scope
                         .lookup(expr)
                         .ok_or_else(|| format!("{{{{{expr}}}}} has no value"))?;
-                    let text = match v {
-                        Json::String(t) => t,
-                        other => other.to_string(),
-                    };
-                    out = out.replacen(&format!("{{{{{expr}}}}}"), &text, 1);
+                    match v {
+                        Json::String(t) => out.push_str(&t),
+                        other => out.push_str(&other.to_string()),
+                    }
+                    rest = &after[end + 2..];
                 }
+                out.push_str(rest);
                 Json::String(out)
             }
         }
@@ -322,10 +334,11 @@ impl Workflows {
                             i.name
                         )));
                     }
-                    (InputType::String, None) => 0,
+                    (InputType::String, None) => 200,
+                    (InputType::String, Some(m)) if (1..=200).contains(&m) => m,
                     (InputType::String, Some(_)) => {
                         return Err(bad(format!(
-                            "workflow {w}: string input {} takes no max",
+                            "workflow {w}: string input {}: max is 1 to 200 characters",
                             i.name
                         )));
                     }
@@ -375,8 +388,19 @@ impl Workflows {
                     Ok::<_, DataError>(CallDef { method, input })
                 };
                 let call = check_call(&s.call, s.input, &names)?;
-                let mut with_self = names.clone();
-                with_self.push(s.name.clone());
+                // A player's run may do only what the player could do themself.
+                if access == Access::Player
+                    && !matches!(
+                        call.method.access,
+                        proto::Access::Player | proto::Access::Public
+                    )
+                {
+                    return Err(bad(format!(
+                        "workflow {w}: step {}: {} is for services; a player workflow may call only what players may",
+                        s.name,
+                        call_name(call.method)
+                    )));
+                }
                 let compensate = match s.compensate {
                     Some(c) => {
                         let nothing_to_undo = c
@@ -392,7 +416,7 @@ impl Workflows {
                             })
                             .collect::<Result<_, _>>()?;
                         Some(Compensation {
-                            call: check_call(&c.call, c.input, &with_self)?,
+                            call: check_call(&c.call, c.input, &names)?,
                             nothing_to_undo,
                         })
                     }
@@ -421,6 +445,24 @@ impl Workflows {
                     compensate,
                 });
             }
+            let shape: Vec<String> = steps
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{}={}/{}",
+                        s.name,
+                        call_name(s.call.method),
+                        s.compensate
+                            .as_ref()
+                            .map(|c| call_name(c.call.method))
+                            .unwrap_or_default()
+                    )
+                })
+                .collect();
+            let digest = {
+                use sha2::Digest as _;
+                format!("{:x}", sha2::Sha256::digest(shape.join("\n").as_bytes()))
+            };
             by_name.insert(
                 e.name.clone(),
                 Workflow {
@@ -429,6 +471,7 @@ impl Workflows {
                     access,
                     inputs,
                     steps,
+                    digest,
                 },
             );
         }

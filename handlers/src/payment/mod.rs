@@ -4,7 +4,7 @@
 //! - `payment.<p>.account`: the balance, the last sequence number and the last transaction. This
 //!   document is the commit point: a mutation is one compare-and-set on it.
 //! - `payment.<p>.tx.<seq>`: the ledger, one entry per transaction.
-//! - `payment.<p>.key.<sha256(Idempotency-Key)>`: the transaction a key produced.
+//! - `payment.<p>.key.<sha256(caller, Idempotency-Key)>`: the transaction a key produced.
 //! - `payment.<p>.refunded.<seq>`: the refund of a purchase, or the reversal of a credit or
 //!   purchase.
 //!
@@ -150,6 +150,17 @@ impl Op {
         };
         format!("{:x}", Sha256::digest(text.as_bytes()))
     }
+}
+
+/// An Idempotency-Key as the ledger keeps it: hashed with who sent it, so one caller's key never
+/// matches (or lets it reverse or bar) another caller's payment.
+fn key_hash(ctx: &Context, key: &str) -> String {
+    let who = ctx
+        .principal
+        .as_ref()
+        .map(Principal::describe)
+        .unwrap_or_default();
+    format!("{:x}", Sha256::digest(format!("{who}\n{key}").as_bytes()))
 }
 
 fn account_key(p: &str) -> String {
@@ -437,7 +448,7 @@ impl PaymentService {
         let key = ctx.idempotency_key.as_deref().ok_or_else(|| {
             Status::invalid_argument("payment mutations need an Idempotency-Key header")
         })?;
-        let key = format!("{:x}", Sha256::digest(key.as_bytes()));
+        let key = key_hash(ctx, key);
         let fingerprint = op.fingerprint();
         for _ in 0..MAX_ATTEMPTS {
             let (account, version) = self.account(p).await?;
@@ -615,11 +626,8 @@ impl PaymentServiceHandler for PaymentService {
             ));
         }
         check_text("reason", &req.reason, true)?;
-        let target = format!("{:x}", Sha256::digest(req.idempotency_key.as_bytes()));
-        let own = ctx
-            .idempotency_key
-            .as_deref()
-            .map(|k| format!("{:x}", Sha256::digest(k.as_bytes())));
+        let target = key_hash(&ctx, &req.idempotency_key);
+        let own = ctx.idempotency_key.as_deref().map(|k| key_hash(&ctx, k));
         if own.as_deref() == Some(target.as_str()) {
             return Err(Status::invalid_argument(
                 "a reversal needs its own Idempotency-Key, not the key it undoes",

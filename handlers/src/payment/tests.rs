@@ -152,9 +152,20 @@ async fn a_key_applies_once_and_cannot_be_reused_for_another_request() {
     assert_eq!(balance(&svc).await, 50);
     let err = svc.credit(service("k"), credit(51)).await.unwrap_err();
     assert_eq!(err.hint(), Some(Hint::Unprocessable));
-    let err = svc.purchase(player("k"), purchase(1)).await.unwrap_err();
+    // Keys are per caller: the player's "k" is not the game server's, and cannot replay,
+    // reverse or bar it.
+    svc.purchase(player("k"), purchase(1)).await.unwrap();
+    assert_eq!(balance(&svc).await, 49);
+    let err = svc.purchase(player("k"), purchase(2)).await.unwrap_err();
     assert_eq!(err.hint(), Some(Hint::Unprocessable));
-    assert_eq!(balance(&svc).await, 50);
+    let mut other = service("undo-k");
+    other.principal = Some(Principal::Service {
+        name: "other-game".into(),
+        scopes: vec!["*".into()].into(),
+    });
+    let r = svc.reverse(other, reverse("k")).await.unwrap();
+    assert!(!r.reversed, "another caller's key is not this one's");
+    assert_eq!(balance(&svc).await, 49);
 }
 
 #[tokio::test]
@@ -281,7 +292,7 @@ async fn a_commit_whose_settling_was_lost_is_settled_by_the_next_call() {
         seq: 2,
         last: Some(Applied {
             tx,
-            key: format!("{:x}", Sha256::digest(b"crashed")),
+            key: key_hash(&service("crashed"), "crashed"),
             fingerprint: Op::Credit {
                 amount: 5,
                 reason: "lost".into(),
@@ -477,7 +488,16 @@ async fn reverse_is_for_services_and_respects_the_balance() {
     assert_eq!(denied.code(), Code::PermissionDenied);
     // A credit already spent cannot be reversed below zero.
     svc.credit(service("c"), credit(10)).await.unwrap();
-    svc.purchase(player("buy"), purchase(8)).await.unwrap();
+    // Bought by a service for the player (a workflow's step): the same caller undoes it.
+    svc.purchase(
+        service("buy"),
+        PurchaseRequest {
+            player_id: P.into(),
+            ..purchase(8)
+        },
+    )
+    .await
+    .unwrap();
     let err = svc
         .reverse(service("undo-c"), reverse("c"))
         .await

@@ -66,6 +66,32 @@ struct Record {
     /// Whether `quest.completed` went out: it is published on the change, once.
     #[serde(default)]
     announced: bool,
+    /// The Idempotency-Key (hashed with its caller) this acceptance was made with: a retry of it
+    /// is answered, not refused, and a workflow can undo exactly its own acceptance.
+    #[serde(default)]
+    accepted_key: String,
+    /// The last game events (their keys, hashed with the caller) that advanced it: one event
+    /// advances it once, even when a retry follows a partial failure.
+    #[serde(default)]
+    applied: Vec<String>,
+}
+
+/// Events remembered per quest record.
+const APPLIED_KEPT: usize = 64;
+
+/// An Idempotency-Key hashed with who sent it: one caller's key never matches another's.
+fn caller_key(ctx: &Context) -> Option<String> {
+    use sha2::Digest as _;
+    let key = ctx.idempotency_key.as_deref()?;
+    let who = ctx
+        .principal
+        .as_ref()
+        .map(crate::context::Principal::describe)
+        .unwrap_or_default();
+    Some(format!(
+        "{:x}",
+        sha2::Sha256::digest(format!("{who}\n{key}").as_bytes())
+    ))
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,6 +171,7 @@ impl QuestService {
         objective: &str,
         target: u32,
         amount: u32,
+        event: Option<&str>,
     ) -> Result<Bumped, Status> {
         for attempt in 0..MAX_ATTEMPTS {
             let Some((mut record, version)) = self.read(player, id).await? else {
@@ -152,6 +179,16 @@ impl QuestService {
             };
             if record.status != Stage::Active {
                 return Ok(Bumped::NotActive);
+            }
+            if let Some(event) = event {
+                if record.applied.iter().any(|k| k == event) {
+                    // This event advanced it already (a retry after a partial failure).
+                    return Ok(Bumped::Moved(record.progress(id)));
+                }
+                record.applied.push(event.to_owned());
+                if record.applied.len() > APPLIED_KEPT {
+                    record.applied.remove(0);
+                }
             }
             let count = record.objectives.entry(objective.to_owned()).or_insert(0);
             let next = count.saturating_add(amount).min(target);
@@ -366,6 +403,15 @@ impl QuestServiceHandler for QuestService {
             // This quest's own state from the one read whose version the write is checked
             // against; the others (prerequisites, level) from the listing.
             let own = self.read(&player, id).await?;
+            if let (Some((record, _)), Some(key)) = (&own, caller_key(&ctx))
+                && record.status == Stage::Active
+                && record.accepted_key == key
+            {
+                // This very acceptance, retried.
+                return Ok(AcceptResponse {
+                    progress: Some(record.progress(id)),
+                });
+            }
             let mut records = self.records(&player).await?;
             records.remove(id);
             let version = match own {
@@ -387,6 +433,7 @@ impl QuestServiceHandler for QuestService {
                     .map(|o| (o.id.clone(), 0))
                     .collect(),
                 accepted_at_ms: at,
+                accepted_key: caller_key(&ctx).unwrap_or_default(),
                 ..Record::default()
             };
             if self.write(&player, id, &record, version).await?.is_some() {
@@ -430,6 +477,7 @@ impl QuestServiceHandler for QuestService {
                 &objective.id,
                 objective.target_count,
                 req.amount,
+                None,
             )
             .await?
         {
@@ -463,11 +511,22 @@ impl QuestServiceHandler for QuestService {
                 )));
             }
         };
+        let event = caller_key(&ctx);
         let mut advanced: Vec<QuestProgress> = Vec::new();
         for (quest, objective) in self.quests.listening(&on) {
             let id = &quest.definition.id;
             if let Bumped::Moved(progress) = self
-                .bump(&player, id, &objective.id, objective.target_count, amount)
+                .bump(
+                    &player,
+                    id,
+                    &objective.id,
+                    objective.target_count,
+                    amount,
+                    event
+                        .as_ref()
+                        .map(|k| format!("{k}:{}", objective.id))
+                        .as_deref(),
+                )
                 .await?
             {
                 // A quest with two objectives on one event appears once, as it is last.
@@ -571,6 +630,18 @@ impl QuestServiceHandler for QuestService {
                 return Err(Status::failed_precondition(format!(
                     "quest {id} is not active"
                 )));
+            }
+            // A workflow undoing its own acceptance: only that one, never the player's own.
+            if !req.accepted_with_key.is_empty() {
+                let probe = Context {
+                    idempotency_key: Some(req.accepted_with_key.clone()),
+                    ..ctx.clone()
+                };
+                if caller_key(&probe).as_deref() != Some(record.accepted_key.as_str()) {
+                    return Err(Status::failed_precondition(format!(
+                        "quest {id} was not accepted with that key; nothing to undo"
+                    )));
+                }
             }
             record.status = Stage::Abandoned;
             record.abandoned_at_ms = at;

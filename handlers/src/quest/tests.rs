@@ -35,6 +35,7 @@ reward = { currency = 300, items = ["lantern_oil"], experience = 120 }
 id = "rats"
 description = "Drive out the rats"
 target = 20
+on = "enemy_killed:cellar-rat"
 
 [[quest.objective]]
 id = "hole"
@@ -299,7 +300,7 @@ fn the_shipped_quests_load_and_bad_files_name_the_line() {
     let unknown = FIXTURE.replace("[\"rats\"]", "[\"nope\"]");
     let e = Quests::parse(&Source::embedded("f.toml", &unknown)).unwrap_err();
     assert!(e.message.contains("\"nope\""), "{e}");
-    assert_eq!(e.line, 24, "the cellar-key quest's [[quest]] line: {e}");
+    assert_eq!(e.line, 25, "the cellar-key quest's [[quest]] line: {e}");
     let bad_target = FIXTURE.replace("target = 20", "target = 0");
     let e = Quests::parse(&Source::embedded("f.toml", &bad_target)).unwrap_err();
     assert!(e.message.contains("target of 1 to"), "{e}");
@@ -439,6 +440,7 @@ async fn abandoned_quests_can_be_taken_again_from_the_start() {
             AbandonRequest {
                 quest_id: "rats".into(),
                 player_id: String::new(),
+                accepted_with_key: String::new(),
             },
         )
         .await
@@ -476,4 +478,83 @@ async fn a_player_acts_only_for_themselves() {
         accept(&w, "no-such-quest").await.unwrap_err().code(),
         Code::NotFound
     );
+}
+
+#[tokio::test]
+async fn one_game_event_advances_once_though_retried_and_accept_retries_are_answered() {
+    let w = world();
+    let keyed = |key: &str| Context {
+        idempotency_key: Some(key.into()),
+        ..game_server()
+    };
+    let mut ctx = keyed("accept-1");
+    ctx.principal = me().principal;
+    let first = w
+        .quests
+        .accept(
+            ctx.clone(),
+            AcceptRequest {
+                quest_id: "rats".into(),
+                player_id: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    // The same acceptance retried is answered; a new one is refused (already active).
+    let again = w
+        .quests
+        .accept(
+            ctx,
+            AcceptRequest {
+                quest_id: "rats".into(),
+                player_id: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.progress, again.progress);
+    assert_eq!(
+        accept(&w, "rats").await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+    let advance = |amount| AdvanceRequest {
+        event: "enemy_killed".into(),
+        target: "cellar-rat".into(),
+        amount,
+        player_id: ME.into(),
+    };
+    let r = w.quests.advance(keyed("ev-1"), advance(3)).await.unwrap();
+    assert_eq!(r.advanced[0].objectives["rats"], 3);
+    let r = w.quests.advance(keyed("ev-1"), advance(3)).await.unwrap();
+    assert_eq!(r.advanced[0].objectives["rats"], 3, "the same event, once");
+    let r = w.quests.advance(keyed("ev-2"), advance(0)).await.unwrap();
+    assert_eq!(r.advanced[0].objectives["rats"], 4, "0 means 1");
+    let none = w
+        .quests
+        .advance(
+            keyed("ev-3"),
+            AdvanceRequest {
+                target: "wolf".into(),
+                ..advance(1)
+            },
+        )
+        .await
+        .unwrap();
+    assert!(none.advanced.is_empty());
+    // Abandon that names another acceptance's key changes nothing.
+    let mut undo = keyed("someone-else");
+    undo.principal = me().principal;
+    let e = w
+        .quests
+        .abandon(
+            undo,
+            AbandonRequest {
+                quest_id: "rats".into(),
+                player_id: String::new(),
+                accepted_with_key: "not-accept-1".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
 }

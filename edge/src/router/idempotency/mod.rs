@@ -189,7 +189,7 @@ where
     }
 
     fn call(&mut self, call: Call) -> Self::Future {
-        if !call.method.mutates || call.method.server_streaming {
+        if !call.method.mutates || call.method.server_streaming || call.method.keys_itself {
             return self.inner.call(call);
         }
         let (Some(key), Some(principal)) = (&call.ctx.idempotency_key, &call.ctx.principal) else {
@@ -202,6 +202,8 @@ where
             record_key,
             budget: Arc::clone(&self.budget),
             who: principal.clone(),
+            // A call between services was caused by a client's call, which was charged.
+            charged: call.ctx.chain.is_empty(),
         };
         // The clone is ready: the router's poll_ready is always ready (see router.rs).
         let inner = self.inner.clone();
@@ -221,6 +223,7 @@ struct Run {
     record_key: String,
     budget: Arc<Budget>,
     who: Principal,
+    charged: bool,
 }
 
 impl Run {
@@ -307,7 +310,7 @@ impl Run {
             }
             let budget = self.budget.of(&self.who);
             let who = self.who.describe();
-            if let Some(wait) = budget.full(&who) {
+            if let Some(wait) = budget.full(&who).filter(|_| self.charged) {
                 crate::stats::refused("idempotency_records");
                 return Err(Status::new(
                     Code::ResourceExhausted,
@@ -326,7 +329,9 @@ impl Run {
                 .await
             {
                 Ok(version) => {
-                    budget.add(&who);
+                    if self.charged {
+                        budget.add(&who);
+                    }
                     return Ok(Claim::Owned(version));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
