@@ -605,3 +605,96 @@ async fn a_worker_registers_itself_and_leaves_the_list_when_its_lease_lapses() {
         .await;
     assert_eq!(r.status, 403, "{}", r.text());
 }
+
+#[tokio::test]
+async fn on_jetstream_another_replica_takes_over_a_dead_replicas_run_and_shares_the_registry() {
+    let nats = Nats::start("");
+    let url = nats.url();
+    let delay = format!("{PURCHASE}=20s");
+    let shared = [
+        "--nats",
+        url.as_str(),
+        "--store",
+        "jetstream",
+        "--orchestration-lease",
+        "2s",
+    ];
+    let mut with_fault: Vec<&str> = shared.to_vec();
+    with_fault.extend([
+        "--rate-limit",
+        "false",
+        "--fault-delay-reply",
+        delay.as_str(),
+    ]);
+    let a = Edge::start(&with_fault);
+    let mut plain: Vec<&str> = shared.to_vec();
+    plain.extend(["--rate-limit", "false"]);
+    let b = Edge::start(&plain);
+    let (ca, cb) = (a.client(), b.client());
+    let bank = edge_e2e::jetstream_service_key(&url, "bank", "payment.Credit,capability");
+    let me = scenarios::login(&ca, "relay-runner").await;
+    fund(&ca, &bank, &me.player_id, 1_000, "purse-1").await;
+
+    // The registry is the store's: registered on one replica, listed on the other.
+    let r = ca
+        .call(
+            "/aicore.capability.v1.CapabilityService/Register",
+            Some(&bank),
+            json!({"worker": {"id": "llm-pool-1", "services": ["llm"]}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let listed = cb
+        .call(LIST_WORKERS, Some(&bank), json!({"service": "llm"}))
+        .await
+        .json();
+    assert_eq!(listed["workers"][0]["id"], "llm-pool-1", "{listed}");
+
+    // Replica A starts a run and dies with its first step in flight.
+    let run = json!({"workflow": "start_expedition", "input": {"quest": "the-briar-mark", "kit": "traveller_rations"}});
+    let r = ca
+        .call_with(
+            RUN,
+            Some(&me.access),
+            &[
+                ("idempotency-key", "relay-1"),
+                ("connect-timeout-ms", "1500"),
+            ],
+            run,
+        )
+        .await;
+    assert!(matches!(r.status.as_u16(), 200 | 504), "{}", r.text());
+    let token = me.access.clone();
+    eventually(
+        Duration::from_secs(10),
+        "the purchase applied",
+        async || balance(&cb, &token).await == 960,
+    )
+    .await;
+    drop(a);
+    // B takes the run over once A's lease lapses, finishes it and undoes the purchase once.
+    eventually(
+        Duration::from_secs(30),
+        "replica B compensated the run",
+        async || balance(&cb, &token).await == 1_000,
+    )
+    .await;
+    let kinds: Vec<_> = ledger(&cb, &me.access)
+        .await
+        .iter()
+        .map(|t| t["kind"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            json!("TRANSACTION_KIND_CREDIT"),
+            json!("TRANSACTION_KIND_PURCHASE"),
+            json!("TRANSACTION_KIND_REVERSAL")
+        ]
+    );
+    assert!(
+        b.logs().contains("resuming an unfinished run"),
+        "{}",
+        b.logs()
+    );
+}
