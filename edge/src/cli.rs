@@ -93,7 +93,18 @@ pub struct KeysRevokeArgs {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the effective configuration (file, environment and flags merged) or a clear error.
-    Check(ServeArgs),
+    Check(Box<ServeArgs>),
+    /// Print the embedded defaults: as TOML, or with `--json` the facts a deployment must agree
+    /// with (ports, probe paths, keep-alive, drain and shutdown timeouts, SSE heartbeat).
+    Defaults(DefaultsArgs),
+}
+
+/// `edge config defaults`
+#[derive(Debug, Args)]
+pub struct DefaultsArgs {
+    /// The deployment facts as JSON, in seconds.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `edge certs ...`
@@ -101,6 +112,44 @@ pub enum ConfigCommand {
 pub enum CertsCommand {
     /// Write a development CA and a server certificate signed by it (ca.pem, cert.pem, key.pem).
     Dev(CertsDevArgs),
+    /// Write a private CA (ca.pem, ca-key.pem) for NATS or the load balancer's hop to the edge.
+    Ca(CertsCaArgs),
+    /// Issue a certificate signed by a private CA from `edge certs ca`.
+    Issue(CertsIssueArgs),
+}
+
+/// `edge certs ca`
+#[derive(Debug, Args)]
+pub struct CertsCaArgs {
+    /// Directory to write into (created if missing; existing files are never overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The CA's common name, e.g. "Studio NATS CA".
+    #[arg(long)]
+    pub name: String,
+    /// Years the CA is valid, 1 to 20.
+    #[arg(long, default_value_t = 10)]
+    pub years: u32,
+}
+
+/// `edge certs issue`
+#[derive(Debug, Args)]
+pub struct CertsIssueArgs {
+    /// The directory holding ca.pem and ca-key.pem.
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// Directory to write `<name>.pem` and `<name>-key.pem` into.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// DNS names or IP addresses; the first is the common name. Repeat or comma-separate.
+    #[arg(long = "name", value_delimiter = ',', required = true)]
+    pub names: Vec<String>,
+    /// Also for clients (a NATS node on its routes; mutual TLS).
+    #[arg(long)]
+    pub client: bool,
+    /// Days it is valid, 1 to 825.
+    #[arg(long, default_value_t = 397)]
+    pub days: u32,
 }
 
 /// `edge certs dev`
@@ -124,6 +173,10 @@ pub struct HealthcheckArgs {
     /// Path to probe.
     #[arg(long, env = "EDGE_HEALTHCHECK_PATH", default_value = "/healthz")]
     pub path: String,
+    /// Probe the admin listener (plain HTTP, the configured admin port on loopback) instead of
+    /// HTTPS: for `edge worker`, which serves no HTTPS.
+    #[arg(long, env = "EDGE_HEALTHCHECK_ADMIN")]
+    pub admin: bool,
     /// Give up after this long.
     #[arg(long, env = "EDGE_HEALTHCHECK_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
@@ -321,6 +374,7 @@ mod tests {
         assert_eq!(cli.serve.listen, Some("127.0.0.1:1".parse().unwrap()));
         let cli = Cli::try_parse_from(["edge", "config", "check", "--drain-delay", "2s"]).unwrap();
         match cli.command {
+            Some(Command::Config(ConfigCommand::Defaults(a))) => assert!(!a.json),
             Some(Command::Config(ConfigCommand::Check(a))) => {
                 assert_eq!(a.drain_delay, Some(Duration::from_secs(2)))
             }

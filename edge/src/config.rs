@@ -448,6 +448,37 @@ impl Config {
     pub fn to_toml(&self) -> Result<String, ConfigError> {
         toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid(e.to_string()))
     }
+
+    /// What a deployment must agree with (ports, probe paths, timeouts in seconds), for
+    /// `edge config defaults --json`: the Terraform checks read it, so a timing changed here
+    /// fails them until the load balancer and task settings follow.
+    pub fn deployment_facts(&self) -> serde_json::Value {
+        let s = |d: Duration| d.as_secs_f64();
+        serde_json::json!({
+            "listen_port": self.listen.port(),
+            "admin_port": self.admin_listen.port(),
+            "probes": {
+                "liveness_path": "/healthz",
+                "readiness_path": "/readyz",
+                "served_on": "listen_port and admin_port",
+            },
+            "healthcheck_command": ["edge", "healthcheck"],
+            "keep_alive_timeout_s": s(self.http.idle_timeout),
+            "header_read_timeout_s": s(self.http.idle_timeout),
+            "request_timeout_s": s(self.http.request_timeout),
+            "tls_handshake_timeout_s": s(self.tls.handshake_timeout),
+            "drain_delay_s": s(self.shutdown.drain_delay),
+            "shutdown_timeout_s": s(self.shutdown.timeout),
+            "sse_heartbeat_s": s(self.streams.heartbeat),
+            "env": {
+                "drain_delay": "EDGE_DRAIN_DELAY",
+                "shutdown_timeout": "EDGE_SHUTDOWN_TIMEOUT",
+                "idle_timeout": "EDGE_IDLE_TIMEOUT",
+                "sse_heartbeat": "EDGE_SSE_HEARTBEAT",
+                "listen": "EDGE_LISTEN",
+            },
+        })
+    }
 }
 
 #[cfg(test)]
@@ -461,6 +492,18 @@ mod tests {
         let text = c.to_toml().unwrap();
         let back: Config = toml::from_str(&text).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn the_deployment_facts_are_the_defaults_the_server_runs_with() {
+        let c = Config::default();
+        let f = c.deployment_facts();
+        assert_eq!(f["listen_port"], c.listen.port());
+        assert_eq!(f["probes"]["readiness_path"], "/readyz");
+        let secs = |k: &str| f[k].as_f64().unwrap();
+        // The order the load balancer's settings are chosen by.
+        assert!(secs("sse_heartbeat_s") < secs("keep_alive_timeout_s"));
+        assert!(secs("drain_delay_s") < secs("shutdown_timeout_s"));
     }
 
     #[test]

@@ -18,9 +18,22 @@ async fn main() -> ExitCode {
         None => serve(&cli.serve).await,
         Some(Command::Serve(args)) => serve(&args).await,
         Some(Command::Config(ConfigCommand::Check(args))) => check(&args),
+        Some(Command::Config(ConfigCommand::Defaults(args))) => defaults(args.json),
         Some(Command::Worker(args)) => edge::worker::run(args).await,
         Some(Command::Healthcheck(args)) => healthcheck(args).await,
         Some(Command::Keys(cmd)) => edge::ops::keys::run(cmd).await,
+        Some(Command::Certs(CertsCommand::Ca(a))) => {
+            edge::ops::certs::write_ca(&a.out, &a.name, a.years).map(|ca| {
+                println!(
+                    "wrote {} and its key beside it (keep the key offline)",
+                    ca.display()
+                )
+            })
+        }
+        Some(Command::Certs(CertsCommand::Issue(a))) => {
+            edge::ops::certs::issue(&a.ca, &a.out, &a.names, a.client, a.days)
+                .map(|i| println!("wrote {} and {}", i.cert.display(), i.key.display()))
+        }
         Some(Command::Certs(CertsCommand::Dev(args))) => {
             edge::http::tls::write_dev_certs(&args.out, &args.sans)
                 .map(|c| {
@@ -57,15 +70,39 @@ fn check(args: &edge::cli::ServeArgs) -> Result<(), edge::BoxError> {
     Ok(())
 }
 
+/// Prints the embedded defaults (TOML), or the facts a deployment must agree with (JSON).
+fn defaults(json: bool) -> Result<(), edge::BoxError> {
+    let config = Config::default();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&config.deployment_facts())?
+        );
+    } else {
+        print!("{}", config.to_toml()?);
+    }
+    Ok(())
+}
+
 async fn healthcheck(args: edge::cli::HealthcheckArgs) -> Result<(), edge::BoxError> {
     let addr = match args.addr {
         Some(addr) => addr,
         None => {
             let config = Config::load(&args.serve)?;
-            std::net::SocketAddr::from(([127, 0, 0, 1], config.listen.port()))
+            let port = if args.admin {
+                config.admin_listen.port()
+            } else {
+                config.listen.port()
+            };
+            std::net::SocketAddr::from(([127, 0, 0, 1], port))
         }
     };
-    match edge::ops::healthcheck::probe(addr, &args.path, args.timeout).await? {
+    let status = if args.admin {
+        edge::ops::healthcheck::probe_admin(addr, &args.path, args.timeout).await?
+    } else {
+        edge::ops::healthcheck::probe(addr, &args.path, args.timeout).await?
+    };
+    match status {
         200 => Ok(()),
         code => Err(format!("{} answered {code}", args.path).into()),
     }

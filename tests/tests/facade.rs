@@ -566,6 +566,12 @@ async fn a_worker_registers_itself_and_leaves_the_list_when_its_lease_lapses() {
         },
     )
     .await;
+    // A worker serves no HTTPS: its container health check probes the admin listener.
+    let admin = worker.admin.to_string();
+    let (code, _, err) = edge_e2e::run_edge(&["healthcheck", "--admin", "--addr", &admin]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = edge_e2e::run_edge(&["healthcheck", "--addr", &admin, "--timeout", "1s"]);
+    assert_eq!(code, 1, "TLS against the plain admin listener fails");
     // Killed: no deregistration, no heartbeat. The lease lapses and discovery stops finding it.
     worker.signal("KILL");
     worker.wait_exit(Duration::from_secs(5));

@@ -56,6 +56,30 @@ impl ServerCertVerifier for AnyCert {
     }
 }
 
+/// GETs `path` on the admin listener at `addr` (plain HTTP: a worker serves no HTTPS); Ok(status)
+/// or a reason.
+pub async fn probe_admin(
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> Result<u16, crate::error::BoxError> {
+    let run = async {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+        let driver = tokio::spawn(conn);
+        let req = http::Request::get(path)
+            .header(http::header::HOST, "localhost")
+            .body(Empty::<bytes::Bytes>::new())?;
+        let res = sender.send_request(req).await?;
+        driver.abort();
+        Ok::<u16, crate::error::BoxError>(res.status().as_u16())
+    };
+    tokio::time::timeout(timeout, run)
+        .await
+        .map_err(|_| format!("no answer from {addr} within {timeout:?}"))?
+}
+
 /// GETs `path` on `addr` over TLS; Ok(status) or a reason.
 pub async fn probe(
     addr: SocketAddr,

@@ -1,0 +1,24 @@
+output "service_name" {
+  description = "Name of the edge ECS service."
+  value       = aws_ecs_service.this.name
+}
+
+output "task_definition_arn" {
+  description = "ARN (with revision) of the edge task definition."
+  value       = aws_ecs_task_definition.this.arn
+}
+
+output "log_group_name" {
+  description = "CloudWatch log group of the edge tasks."
+  value       = aws_cloudwatch_log_group.this.name
+}
+
+output "execution_role_arn" {
+  description = "Execution role (image pull, logs, secrets) of the edge tasks."
+  value       = aws_iam_role.execution.arn
+}
+
+output "task_role_arn" {
+  description = "Task role of the edge tasks."
+  value       = aws_iam_role.task.arn
+}

@@ -1,0 +1,331 @@
+# Three NATS nodes with fixed names nats-0, nats-1, nats-2: one EC2 instance each, running
+# nats-server from Debian's package, with JetStream on its own encrypted gp3 EBS volume (block
+# storage; never EFS). Each node is registered in Cloud Map private DNS as
+# nats-<i>.<namespace>; peers and clients find each other by those names (no EC2 API
+# discovery, so the nodes need no ec2:Describe* permission).
+
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  node_count   = 3
+  client_port  = 4222
+  cluster_port = 6222
+  monitor_port = 8222
+
+  region      = data.aws_region.current.name
+  mount_point = "/var/lib/nats"
+  store_dir   = "/var/lib/nats/jetstream"
+  secrets_dir = "/etc/nats/secrets"
+
+  node_names   = [for i in range(local.node_count) : "nats-${i}"]
+  node_hosts   = [for n in local.node_names : "${n}.${var.namespace_name}"]
+  node_subnets = [for i in range(local.node_count) : var.subnet_ids[i % length(var.subnet_ids)]]
+
+  client_urls = [for h in local.node_hosts : "tls://${h}:${local.client_port}"]
+  route_urls  = [for h in local.node_hosts : "tls://${h}:${local.cluster_port}"]
+  health_urls = [for h in local.node_hosts : "http://${h}:${local.monitor_port}/healthz?js-enabled-only=true"]
+
+  max_file_store_gb = var.max_file_store_gb != null ? var.max_file_store_gb : floor(var.volume_size_gb * 0.8)
+  ami_id            = var.ami_id != null ? var.ami_id : data.aws_ami.debian[0].id
+  deb_arch          = var.architecture == "arm64" ? "arm64" : "amd64"
+
+  nats_conf = [for i in range(local.node_count) : templatefile("${path.module}/templates/nats.conf.tftpl", {
+    server_name      = local.node_names[i]
+    cluster_name     = var.cluster_name
+    client_port      = local.client_port
+    cluster_port     = local.cluster_port
+    monitor_port     = local.monitor_port
+    client_verify    = var.client_tls_verify
+    routes           = local.route_urls
+    store_dir        = local.store_dir
+    secrets_dir      = local.secrets_dir
+    max_file_store   = "${local.max_file_store_gb}G"
+    max_memory_store = "${var.max_memory_store_mb}M"
+  })]
+
+  fetch_secrets = templatefile("${path.module}/templates/fetch-secrets.sh.tftpl", {
+    secrets_dir            = local.secrets_dir
+    region                 = local.region
+    server_cert_secret_arn = var.server_cert_secret_arn
+    server_key_secret_arn  = var.server_key_secret_arn
+    ca_secret_arn          = var.ca_secret_arn
+    auth_config_secret_arn = var.auth_config_secret_arn
+  })
+
+  ssm_agent_url = "https://s3.${local.region}.amazonaws.com/amazon-ssm-${local.region}/latest/debian_${local.deb_arch}/amazon-ssm-agent.deb"
+
+  user_data = [for i in range(local.node_count) : join("\n", ["#cloud-config", yamlencode({
+    hostname       = local.node_names[i]
+    package_update = true
+    packages       = ["nats-server", "awscli", "xfsprogs", "curl"]
+    write_files = [
+      { path = "/etc/nats/nats.conf", permissions = "0644", content = local.nats_conf[i] },
+      { path = "/usr/local/sbin/nats-fetch-secrets", permissions = "0750", content = local.fetch_secrets },
+      {
+        path        = "/usr/local/sbin/nats-prepare-volume"
+        permissions = "0750"
+        content = templatefile("${path.module}/templates/prepare-volume.sh.tftpl", {
+          volume_id   = aws_ebs_volume.jetstream[i].id
+          mount_point = local.mount_point
+          store_dir   = local.store_dir
+        })
+      },
+      {
+        path        = "/etc/systemd/system/nats-server.service"
+        permissions = "0644"
+        content = templatefile("${path.module}/templates/nats-server.service.tftpl", {
+          server_name = local.node_names[i]
+          mount_point = local.mount_point
+          secrets_dir = local.secrets_dir
+        })
+      },
+      { path = "/etc/systemd/system/nats-secrets.service", permissions = "0644", content = file("${path.module}/templates/nats-secrets.service") },
+      { path = "/etc/systemd/system/nats-secrets.timer", permissions = "0644", content = file("${path.module}/templates/nats-secrets.timer") },
+    ]
+    runcmd = concat(
+      [
+        ["systemctl", "daemon-reload"],
+        ["/usr/local/sbin/nats-prepare-volume"],
+        ["/usr/local/sbin/nats-fetch-secrets"],
+      ],
+      var.install_ssm_agent ? [
+        ["sh", "-c", "curl -fsSL -o /tmp/amazon-ssm-agent.deb '${local.ssm_agent_url}' && dpkg -i /tmp/amazon-ssm-agent.deb && systemctl enable --now amazon-ssm-agent"],
+      ] : [],
+      [
+        ["systemctl", "enable", "--now", "nats-secrets.timer"],
+        ["systemctl", "enable", "nats-server"],
+        ["systemctl", "restart", "nats-server"],
+      ],
+    )
+  })])]
+}
+
+data "aws_ami" "debian" {
+  count       = var.ami_id == null ? 1 : 0
+  most_recent = true
+  owners      = ["136693071363"] # Debian cloud team
+
+  filter {
+    name   = "name"
+    values = ["debian-12-${var.architecture == "arm64" ? "arm64" : "amd64"}-*"]
+  }
+
+  filter {
+    name   = "architecture"
+    values = [var.architecture]
+  }
+
+  filter {
+    name   = "virtualization-type"
+    values = ["hvm"]
+  }
+}
+
+data "aws_subnet" "node" {
+  count = local.node_count
+  id    = local.node_subnets[count.index]
+}
+
+# ---------------------------------------------------------------- Cloud Map
+
+resource "aws_service_discovery_private_dns_namespace" "this" {
+  name        = var.namespace_name
+  description = "NATS nodes of ${var.name}"
+  vpc         = var.vpc_id
+  tags        = var.tags
+}
+
+resource "aws_service_discovery_service" "node" {
+  count = local.node_count
+  name  = local.node_names[count.index]
+
+  dns_config {
+    namespace_id   = aws_service_discovery_private_dns_namespace.this.id
+    routing_policy = "MULTIVALUE"
+
+    dns_records {
+      ttl  = 10
+      type = "A"
+    }
+  }
+
+  tags = var.tags
+}
+
+resource "aws_service_discovery_instance" "node" {
+  count       = local.node_count
+  instance_id = local.node_names[count.index]
+  service_id  = aws_service_discovery_service.node[count.index].id
+
+  attributes = {
+    AWS_INSTANCE_IPV4 = aws_instance.node[count.index].private_ip
+  }
+}
+
+# ---------------------------------------------------------------- IAM
+
+data "aws_iam_policy_document" "assume_ec2" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "node" {
+  name_prefix        = substr("${var.name}-nats-", 0, 38)
+  description        = "NATS nodes of ${var.name}: read their TLS/auth secrets, SSM, CloudWatch agent"
+  assume_role_policy = data.aws_iam_policy_document.assume_ec2.json
+  tags               = var.tags
+}
+
+resource "aws_cloudwatch_log_group" "nats" {
+  name              = "/ec2/${var.name}/nats"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.log_kms_key_arn
+  tags              = var.tags
+}
+
+data "aws_iam_policy_document" "node" {
+  statement {
+    sid     = "NatsSecrets"
+    actions = ["secretsmanager:GetSecretValue"]
+    resources = distinct([
+      var.server_cert_secret_arn,
+      var.server_key_secret_arn,
+      var.ca_secret_arn,
+      var.auth_config_secret_arn,
+    ])
+  }
+
+  dynamic "statement" {
+    for_each = length(var.secrets_kms_key_arns) > 0 ? [1] : []
+    content {
+      sid       = "SecretsKms"
+      actions   = ["kms:Decrypt"]
+      resources = var.secrets_kms_key_arns
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+
+  # What the CloudWatch agent needs to ship logs and metrics (no ec2:Describe*: the agent is
+  # configured without EC2 tag/volume dimensions).
+  statement {
+    sid       = "CloudWatchAgentLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = [aws_cloudwatch_log_group.nats.arn, "${aws_cloudwatch_log_group.nats.arn}:*"]
+  }
+
+  statement {
+    sid       = "CloudWatchAgentMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"] # PutMetricData has no resource-level permissions; limited by namespace.
+
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = ["CWAgent", "NATS"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "node" {
+  name   = "nats-node"
+  role   = aws_iam_role.node.id
+  policy = data.aws_iam_policy_document.node.json
+}
+
+resource "aws_iam_role_policy_attachment" "ssm" {
+  count      = var.install_ssm_agent ? 1 : 0
+  role       = aws_iam_role.node.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+}
+
+resource "aws_iam_instance_profile" "node" {
+  name_prefix = substr("${var.name}-nats-", 0, 38)
+  role        = aws_iam_role.node.name
+  tags        = var.tags
+}
+
+# ---------------------------------------------------------------- instances and volumes
+
+resource "aws_placement_group" "nats" {
+  name     = "${var.name}-nats"
+  strategy = "spread"
+  tags     = var.tags
+}
+
+resource "aws_ebs_volume" "jetstream" {
+  count             = local.node_count
+  availability_zone = data.aws_subnet.node[count.index].availability_zone
+  type              = "gp3"
+  size              = var.volume_size_gb
+  iops              = var.volume_iops
+  throughput        = var.volume_throughput
+  encrypted         = true
+  kms_key_id        = var.ebs_kms_key_arn
+  tags              = merge(var.tags, { Name = "${var.name}-${local.node_names[count.index]}-jetstream" })
+}
+
+resource "aws_instance" "node" {
+  count                       = local.node_count
+  ami                         = local.ami_id
+  instance_type               = var.instance_type
+  subnet_id                   = local.node_subnets[count.index]
+  vpc_security_group_ids      = var.security_group_ids
+  iam_instance_profile        = aws_iam_instance_profile.node.name
+  placement_group             = aws_placement_group.nats.id
+  associate_public_ip_address = false
+  monitoring                  = true
+  ebs_optimized               = true
+  user_data                   = local.user_data[count.index]
+  user_data_replace_on_change = false
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  root_block_device {
+    volume_type           = "gp3"
+    volume_size           = 16
+    encrypted             = true
+    kms_key_id            = var.ebs_kms_key_arn
+    delete_on_termination = true
+  }
+
+  maintenance_options {
+    auto_recovery = "default"
+  }
+
+  tags = merge(var.tags, { Name = "${var.name}-${local.node_names[count.index]}", NatsServerName = local.node_names[count.index] })
+
+  lifecycle {
+    # A new AMI or configuration must never replace all three nodes at once: roll them one by
+    # one with `terraform apply -replace='module.<x>.module.nats.aws_instance.node[N]'`.
+    ignore_changes = [ami, user_data]
+
+    precondition {
+      condition     = length(distinct(data.aws_subnet.node[*].availability_zone)) == min(local.node_count, length(var.subnet_ids))
+      error_message = "Each NATS subnet must be in its own availability zone; give three subnets in three AZs."
+    }
+  }
+}
+
+resource "aws_volume_attachment" "jetstream" {
+  count                          = local.node_count
+  device_name                    = "/dev/sdf"
+  volume_id                      = aws_ebs_volume.jetstream[count.index].id
+  instance_id                    = aws_instance.node[count.index].id
+  stop_instance_before_detaching = true
+}
