@@ -34,7 +34,8 @@ ENV EDGE_DATA_DIR=/var/lib/edge \
     EDGE_LOG_FORMAT=json
 EXPOSE 8443 9901
 # Liveness only: is this process serving? Never /readyz (503 while draining is not a reason
-# to kill it) and nothing that depends on NATS.
+# to kill it) and nothing that depends on NATS. A worker serves no HTTPS: run it with
+# `--health-cmd '/usr/local/bin/edge healthcheck --admin'` (terraform's worker tasks do).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
     CMD ["/usr/local/bin/edge", "healthcheck"]
 # The entrypoint writes secret PEMs to files and execs edge, so edge is PID 1 and gets SIGTERM.

@@ -75,23 +75,60 @@ def main():
             if "type" not in body or "description" not in body:
                 fail(errors, f"{path}: variable {name} needs a type and a description")
 
-    alb = module_defaults(parsed, tf_dir, "alb")
-    edge = module_defaults(parsed, tf_dir, "edge_service")
+    root_vars = {}
+    for path, doc in parsed.items():
+        if path.parent == tf_dir:
+            for name, body in variables(doc).items():
+                if "default" in body:
+                    root_vars[name] = unquote(body["default"])
+    calls = {}
+    for path, doc in parsed.items():
+        if path.parent != tf_dir:
+            continue
+        for block in doc.get("module", []):
+            for _name, body in block.items():
+                source = str(unquote(body.get("source", "")))
+                calls.setdefault(source.rstrip("/").split("/")[-1], []).append(body)
+
+    def effective(module, name):
+        """What the root passes to `module` for `name` (resolving var.X to its default), else
+        the module's default. None when it cannot be known statically."""
+        values = []
+        for body in calls.get(module, []) or [{}]:
+            if name in body:
+                v = unquote(body[name])
+                m = re.fullmatch(r"\$\{var\.(\w+)\}", str(v))
+                if m:
+                    v = root_vars.get(m.group(1))
+                values.append(v)
+            else:
+                values.append(module_defaults(parsed, tf_dir, module).get(name))
+        if any(v is None for v in values) or len(set(map(str, values))) != 1:
+            return None
+        return values[0]
+
     need = {
         "alb": ["idle_timeout_seconds", "deregistration_delay_seconds",
                 "health_check_interval_seconds", "unhealthy_threshold",
                 "health_check_path", "target_port"],
         "edge_service": ["drain_delay_seconds", "shutdown_timeout_seconds",
-                         "stop_timeout_seconds", "listen_port", "admin_port"],
+                         "stop_timeout_seconds", "listen_port", "admin_port",
+                         "idle_timeout_seconds", "sse_heartbeat_seconds"],
+        "worker_group": ["shutdown_timeout_seconds", "stop_timeout_seconds"],
     }
+    eff = {}
     for module, names in need.items():
-        have = alb if module == "alb" else edge
         for n in names:
-            if n not in have:
-                fail(errors, f"modules/{module}: variable {n} needs a default")
+            v = effective(module, n)
+            if v is None:
+                fail(errors, f"modules/{module}: {n} cannot be known statically (pass a literal "
+                             "or var.X with a default, the same to every instance)")
+            eff[(module, n)] = v
     if errors:
         print("\n".join(errors))
         return 1
+    alb = {n: eff[("alb", n)] for n in need["alb"]}
+    edge = {n: eff[("edge_service", n)] for n in need["edge_service"]}
 
     idle = number(alb["idle_timeout_seconds"])
     dereg = number(alb["deregistration_delay_seconds"])
@@ -100,9 +137,17 @@ def main():
     drain = number(edge["drain_delay_seconds"])
     shutdown = number(edge["shutdown_timeout_seconds"])
     stop = number(edge["stop_timeout_seconds"])
-    heartbeat = facts["sse_heartbeat_s"]
-    keep_alive = facts["keep_alive_timeout_s"]
+    heartbeat = number(edge["sse_heartbeat_seconds"])
+    keep_alive = number(edge["idle_timeout_seconds"])
 
+    # The Terraform restates the binary's defaults it does not change on purpose: a timing
+    # changed in the binary fails here until the Terraform follows.
+    for fact, value, where in [("sse_heartbeat_s", heartbeat, "sse_heartbeat_seconds"),
+                               ("keep_alive_timeout_s", keep_alive, "edge_keepalive_seconds"),
+                               ("shutdown_timeout_s", shutdown, "shutdown_timeout_seconds")]:
+        if value != facts[fact]:
+            fail(errors, f"the deployment's {where} ({value}s) differs from the binary's default "
+                         f"({facts[fact]}s): follow the binary, or change both on purpose")
     if alb["health_check_path"] != facts["probes"]["readiness_path"]:
         fail(errors, f"modules/alb: health_check_path {alb['health_check_path']!r} is not the "
                      f"binary's readiness path {facts['probes']['readiness_path']!r}")
@@ -114,7 +159,7 @@ def main():
         fail(errors, f"modules/edge_service: admin_port is not the binary's {facts['admin_port']}")
     if not heartbeat < idle < keep_alive:
         fail(errors, f"need SSE heartbeat ({heartbeat}s) < ALB idle timeout ({idle}s) < the "
-                     f"edge's keep-alive ({keep_alive}s): modules/alb idle_timeout_seconds")
+                     f"edge's keep-alive ({keep_alive}s)")
     if dereg < drain:
         fail(errors, f"ALB deregistration delay ({dereg}s) must be >= the drain delay ({drain}s)")
     if not drain + shutdown <= stop <= 120:
@@ -123,6 +168,11 @@ def main():
     if drain < interval * unhealthy:
         fail(errors, f"drain delay ({drain}s) must be >= health-check interval x unhealthy "
                      f"threshold ({interval}x{unhealthy}s), so the ALB sees readiness fail first")
+    w_stop = number(eff[("worker_group", "stop_timeout_seconds")])
+    w_shutdown = number(eff[("worker_group", "shutdown_timeout_seconds")])
+    if not w_shutdown <= w_stop <= 120:
+        fail(errors, f"workers: stopTimeout ({w_stop}s) must be >= their shutdown timeout "
+                     f"({w_shutdown}s) and <= 120")
 
     # The task passes the drain delay and shutdown timeout from those variables.
     edge_text = "".join(t for p, t in texts.items() if "edge_service" in p.parts)
@@ -149,44 +199,70 @@ def main():
         fail(errors, "the edge and worker containers each need a healthCheck")
 
     # No secret-looking names in plain environment variables.
-    secretish = re.compile(r"(TOKEN|SECRET|PASSWORD|API_KEY|_PEM|CREDS|CREDENTIALS|_KEY)\b")
+    secretish = re.compile(r"(TOKEN|SECRET|PASSWORD|API_KEYS?|_PEM|CREDS|CREDENTIALS|_KEYS?)\b")
     for path, text in texts.items():
         for m in re.finditer(r"environment\s*=\s*\[(.*?)\n\s*\]", text, re.S):
             for name in re.findall(r'name\s*=\s*"([^"]+)"', m.group(1)):
                 if secretish.search(name):
                     fail(errors, f"{path}: {name} looks secret: pass it in `secrets`")
+                if name.startswith("EDGE_HEALTHCHECK_"):
+                    fail(errors, f"{path}: {name} would change what the liveness check probes")
 
-    # Only the ALB is open to the internet, and only on 443 and 80.
+    # Security groups, rule by rule (network module): every ingress comes from another group as
+    # the table below allows, or from the VPC CIDR (admin, monitoring), or, on the ALB only, from
+    # the internet to exactly 443 or 80 over TCP.
+    allowed_from = {  # (target group, port variable) -> source groups
+        ("edge", "listen_port"): {"alb"},
+        ("nats", "nats_client_port"): {"edge", "worker"},
+        ("nats", "nats_cluster_port"): {"nats"},
+    }
+    world = {'"${local.anywhere_v4}"', '"${local.anywhere_v6}"', '"0.0.0.0/0"', '"::/0"',
+             "${local.anywhere_v4}", "${local.anywhere_v6}", "0.0.0.0/0", "::/0"}
     for path, doc in parsed.items():
         for block in doc.get("resource", []):
             for rtype, named in block.items():
+                rtype = unquote(rtype)
                 for rname, body in named.items():
-                    text = json.dumps(body)
-                    open_world = "0.0.0.0/0" in text or "::/0" in text
-                    if not open_world:
+                    rname = unquote(rname)
+                    where = f"{path}: {rtype}.{rname}"
+                    if rtype == "aws_security_group" and "ingress" in body:
+                        fail(errors, f"{where}: write ingress as separate rules, not inline")
+                    if rtype == "aws_security_group_rule":
+                        fail(errors, f"{where}: use aws_vpc_security_group_ingress_rule")
+                    if rtype != "aws_vpc_security_group_ingress_rule":
                         continue
-                    ingress_rule = rtype in ("aws_vpc_security_group_ingress_rule",) or (
-                        rtype == "aws_security_group_rule" and '"ingress"' in text)
-                    inline = rtype == "aws_security_group" and "ingress" in body and (
-                        "0.0.0.0/0" in json.dumps(body.get("ingress")) or
-                        "::/0" in json.dumps(body.get("ingress")))
-                    if not (ingress_rule or inline):
+                    target = re.search(r"aws_security_group\.(\w+)\.id", str(body.get("security_group_id", "")))
+                    target = target.group(1) if target else None
+                    source = re.search(r"aws_security_group\.(\w+)\.id",
+                                       str(body.get("referenced_security_group_id", "")))
+                    cidr = unquote(body.get("cidr_ipv4", body.get("cidr_ipv6", "")))
+                    proto = unquote(body.get("ip_protocol", ""))
+                    lo, hi = str(unquote(body.get("from_port", ""))), str(unquote(body.get("to_port", "")))
+                    if lo != hi or proto != "tcp":
+                        fail(errors, f"{where}: one TCP port per rule (got {proto} {lo}-{hi})")
                         continue
-                    if "alb" not in rname and "alb" not in str(path):
-                        fail(errors, f"{path}: {rtype}.{rname} opens ingress to the internet; only "
-                                     "the ALB may be")
-                    ports = {str(unquote(body.get("from_port", ""))), str(unquote(body.get("to_port", "")))}
-                    if inline:
-                        ports = set(re.findall(r'"(?:from|to)_port": (\d+)', json.dumps(body["ingress"])))
-                    if not ports <= {"443", "80"}:
-                        fail(errors, f"{path}: {rtype}.{rname}: the internet may reach only 443 and "
-                                     f"80, not {sorted(ports)}")
+                    port = re.sub(r"^\$\{var\.(\w+)\}$", r"\1", lo)
+                    if source:
+                        want = allowed_from.get((target, port))
+                        if want is not None and source.group(1) not in want:
+                            fail(errors, f"{where}: {target}:{port} may be reached only from {sorted(want)}")
+                        continue
+                    if cidr in world:
+                        if target != "alb" or lo not in ("443", "80"):
+                            fail(errors, f"{where}: only the ALB is open to the internet, on 443 and 80")
+                        continue
+                    if cidr != "${var.vpc_cidr}":
+                        fail(errors, f"{where}: ingress from {cidr!r}; only groups, the VPC CIDR, "
+                                     "or (ALB only) the internet")
+                        continue
+                    if (target, port) in allowed_from:
+                        fail(errors, f"{where}: {target}:{port} must come from groups, not a CIDR")
 
     # NATS is TLS everywhere; its storage is never EFS.
     for path, text in texts.items():
         if re.search(r"\bnats://", text):
             fail(errors, f"{path}: a NATS URL must be tls://, not nats://")
-        if "efs_volume_configuration" in text:
+        if "efs_volume_configuration" in text or "aws_efs_" in text:
             fail(errors, f"{path}: NATS storage must be block storage, not EFS")
     if not any("tls://" in t for t in texts.values()):
         fail(errors, "no tls:// NATS URL found in the Terraform")

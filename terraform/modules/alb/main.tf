@@ -29,7 +29,8 @@ resource "aws_wafv2_web_acl_association" "this" {
 }
 
 resource "aws_lb_target_group" "edge" {
-  name                          = substr("${var.name}-edge", 0, 32)
+  # A prefix (at most 6 characters): a replacement is created before the old one is destroyed.
+  name_prefix                   = "edge-"
   vpc_id                        = var.vpc_id
   protocol                      = "HTTPS"
   port                          = var.target_port

@@ -68,8 +68,13 @@ variable "cpu_architecture" {
 
 variable "min_tasks" {
   type        = number
-  description = "Minimum (and initial desired) number of edge tasks."
+  description = "Minimum (and initial desired) number of edge tasks; at least 2, one per AZ."
   default     = 2
+
+  validation {
+    condition     = var.min_tasks >= 2
+    error_message = "Run at least 2 edge tasks: one task is an outage during every deploy."
+  }
 }
 
 variable "max_tasks" {

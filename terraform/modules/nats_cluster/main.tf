@@ -82,6 +82,9 @@ locals {
       },
       { path = "/etc/systemd/system/nats-secrets.service", permissions = "0644", content = file("${path.module}/templates/nats-secrets.service") },
       { path = "/etc/systemd/system/nats-secrets.timer", permissions = "0644", content = file("${path.module}/templates/nats-secrets.timer") },
+      { path = "/usr/local/sbin/nats-health", permissions = "0750", content = file("${path.module}/templates/nats-health.sh") },
+      { path = "/etc/systemd/system/nats-health.service", permissions = "0644", content = file("${path.module}/templates/nats-health.service") },
+      { path = "/etc/systemd/system/nats-health.timer", permissions = "0644", content = file("${path.module}/templates/nats-health.timer") },
     ]
     runcmd = concat(
       [
@@ -94,6 +97,7 @@ locals {
       ] : [],
       [
         ["systemctl", "enable", "--now", "nats-secrets.timer"],
+        ["systemctl", "enable", "--now", "nats-health.timer"],
         ["systemctl", "enable", "nats-server"],
         ["systemctl", "restart", "nats-server"],
       ],
@@ -274,6 +278,11 @@ resource "aws_ebs_volume" "jetstream" {
   encrypted         = true
   kms_key_id        = var.ebs_kms_key_arn
   tags              = merge(var.tags, { Name = "${var.name}-${local.node_names[count.index]}-jetstream" })
+
+  lifecycle {
+    # JetStream's data: a plan that would replace it (a moved subnet or AZ) fails instead.
+    prevent_destroy = true
+  }
 }
 
 resource "aws_instance" "node" {
@@ -313,7 +322,8 @@ resource "aws_instance" "node" {
   lifecycle {
     # A new AMI or configuration must never replace all three nodes at once: roll them one by
     # one with `terraform apply -replace='module.<x>.module.nats.aws_instance.node[N]'`.
-    ignore_changes = [ami, user_data]
+    # A new instance type or subnet order likewise: change them node by node.
+    ignore_changes = [ami, user_data, instance_type, subnet_id]
 
     precondition {
       condition     = length(distinct(data.aws_subnet.node[*].availability_zone)) == min(local.node_count, length(var.subnet_ids))

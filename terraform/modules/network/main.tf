@@ -17,7 +17,7 @@ locals {
 
 resource "aws_security_group" "alb" {
   #checkov:skip=CKV2_AWS_5:Attached in the alb module (aws_lb) through this module's output; checkov's graph does not follow module outputs.
-  name        = "${var.name}-alb"
+  name_prefix = "${var.name}-alb-"
   description = "Public ALB for edge: HTTPS 443 and HTTP 80 (redirect only) from the internet"
   vpc_id      = var.vpc_id
   tags        = merge(var.tags, { Name = "${var.name}-alb" })
@@ -29,7 +29,7 @@ resource "aws_security_group" "alb" {
 
 resource "aws_security_group" "edge" {
   #checkov:skip=CKV2_AWS_5:Attached in the edge_service module (aws_ecs_service) through this module's output; checkov's graph does not follow module outputs.
-  name        = "${var.name}-edge"
+  name_prefix = "${var.name}-edge-"
   description = "Edge tasks: HTTPS from the ALB, admin from the VPC"
   vpc_id      = var.vpc_id
   tags        = merge(var.tags, { Name = "${var.name}-edge" })
@@ -41,7 +41,7 @@ resource "aws_security_group" "edge" {
 
 resource "aws_security_group" "worker" {
   #checkov:skip=CKV2_AWS_5:Attached in the worker_group module (aws_ecs_service) through this module's output; checkov's graph does not follow module outputs.
-  name        = "${var.name}-worker"
+  name_prefix = "${var.name}-worker-"
   description = "Worker tasks: admin/metrics from the VPC only"
   vpc_id      = var.vpc_id
   tags        = merge(var.tags, { Name = "${var.name}-worker" })
@@ -53,7 +53,7 @@ resource "aws_security_group" "worker" {
 
 resource "aws_security_group" "nats" {
   #checkov:skip=CKV2_AWS_5:Attached in the nats_cluster module (aws_instance) through this module's output; checkov's graph does not follow module outputs.
-  name        = "${var.name}-nats"
+  name_prefix = "${var.name}-nats-"
   description = "NATS nodes: clients from edge and workers, routes from peers, monitoring from the VPC"
   vpc_id      = var.vpc_id
   tags        = merge(var.tags, { Name = "${var.name}-nats" })

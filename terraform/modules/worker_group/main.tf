@@ -197,11 +197,12 @@ resource "aws_ecs_task_definition" "this" {
       ]
 
       healthCheck = {
-        command     = ["CMD", "/usr/local/bin/edge", "healthcheck", "--admin"]
-        interval    = 10
-        timeout     = 5
-        retries     = 3
-        startPeriod = 10
+        command  = ["CMD", "/usr/local/bin/edge", "healthcheck", "--admin"]
+        interval = 10
+        timeout  = 5
+        retries  = 3
+        # Start-up opens the store and connects to NATS first: give it time before liveness counts.
+        startPeriod = 90
       }
 
       environment = concat(local.environment, local.optional_environment)
