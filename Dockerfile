@@ -17,9 +17,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -D -m 0755 target/release/edge /out/edge
 
 FROM debian:bookworm-slim
-# CA roots for model providers reached over HTTPS; nothing else is installed.
+# CA roots for model providers reached over HTTPS; nothing else is installed. Not pinned on
+# purpose: Debian keeps only the current version in a suite (a pin breaks the build at its next
+# update), and CA roots must be current.
+# hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates=20230311+deb12u1 \
+    && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin edge \
     && mkdir -p /var/lib/edge \
