@@ -281,6 +281,10 @@ pub struct ServeArgs {
     /// `10.0.0.0/16` [default: none].
     #[arg(long, env = "EDGE_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<String>>,
+    /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
+    /// `https://play.example.com`; `*` for any [default: none].
+    #[arg(long, env = "EDGE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
     /// Rate limiting on or off; quotas are set in the config file's [rate_limit] [default: true].
     #[arg(long, env = "EDGE_RATE_LIMIT")]
     pub rate_limit: Option<bool>,

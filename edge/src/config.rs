@@ -266,6 +266,9 @@ impl Config {
         if let Some(t) = &a.trusted_proxies {
             self.http.trusted_proxies = t.clone();
         }
+        if let Some(o) = &a.cors_origins {
+            self.http.cors_origins = o.iter().filter(|s| !s.is_empty()).cloned().collect();
+        }
         set(&mut self.store.bucket, &a.store_bucket);
         if let Some(delays) = &a.fault_delay_reply {
             self.faults.delay_reply = delays
@@ -307,6 +310,7 @@ impl Config {
         self.time.validate().map_err(ConfigError::Invalid)?;
         self.faults.validate().map_err(ConfigError::Invalid)?;
         self.capability.validate().map_err(ConfigError::Invalid)?;
+        crate::layers::cors::layer(&self.http.cors_origins).map_err(ConfigError::Invalid)?;
         self.orchestration
             .validate()
             .map_err(ConfigError::Invalid)?;

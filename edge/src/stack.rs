@@ -18,6 +18,9 @@ pub fn build(state: &AppState, api: Router) -> Router {
     let access_log = state.config.log.access;
     // Validated when the config was loaded.
     let trusted = TrustedProxies::parse(&state.config.http.trusted_proxies).unwrap_or_default();
+    let cors = crate::layers::cors::layer(&state.config.http.cors_origins)
+        .ok()
+        .flatten();
     // One `layer` call: axum boxes the stack once per route, and clones that box on every call,
     // so each extra `layer`/`route_layer` would add a level that is cloned again at every level.
     api.layer(
@@ -33,6 +36,9 @@ pub fn build(state: &AppState, api: Router) -> Router {
             .layer(ClientAddrLayer::layer(trusted))
             // Logs and counts (metrics) the final status of everything below, shed and panicked included.
             .layer(AccessLogLayer::layer(access_log))
+            // Browsers: preflights answered before admission, authentication and rate limiting (they
+            // carry no token); every response below, errors included, readable by the page.
+            .option_layer(cors)
             // A panicking handler becomes a 500 for that request, not a dropped connection.
             .layer(CatchPanicLayer::layer())
             // The global in-flight limit and the per-service bulkheads, innermost of the outer

@@ -62,6 +62,10 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
     /// Peers whose `X-Forwarded-For` is believed (the load balancer's subnets), as CIDRs.
     pub trusted_proxies: Vec<String>,
+    /// Browser origins allowed to call the API (CORS), e.g. `https://play.example.com`; `*`
+    /// allows any origin (never with credentials: the API uses bearer tokens, not cookies).
+    /// None by default: browsers on other origins are refused.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -76,6 +80,7 @@ impl Default for HttpConfig {
             max_headers: 64,
             max_header_bytes: 32 * 1024,
             trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod access_log;
 pub mod admission;
 pub mod auth;
 pub mod client_addr;
+pub mod cors;
 pub mod panic;
 pub mod ratelimit;
 pub mod request_id;
