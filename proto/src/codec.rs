@@ -81,11 +81,55 @@ pub fn decode<M: Message + Default + DeserializeOwned>(
     }
 }
 
+/// serde_json's compact output, except that whole numbers held as doubles are written as
+/// integers: `10`, not `10.0`. `google.protobuf.Value` has only doubles, so a game's `{"hp":10}`
+/// would otherwise come back as `10.0`, which typed JSON parsers (C#) read as a float. Exact:
+/// below 2^53 every integer is a double and back; larger values keep the double's form.
+struct WholeNumbers;
+
+impl serde_json::ser::Formatter for WholeNumbers {
+    fn write_f64<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: f64,
+    ) -> std::io::Result<()> {
+        if value.fract() == 0.0 && value.abs() < 9_007_199_254_740_992.0 {
+            #[allow(clippy::cast_possible_truncation)]
+            let whole = value as i64;
+            serde_json::ser::CompactFormatter.write_i64(writer, whole)
+        } else {
+            serde_json::ser::CompactFormatter.write_f64(writer, value)
+        }
+    }
+
+    fn write_f32<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: f32,
+    ) -> std::io::Result<()> {
+        if value.fract() == 0.0 && value.abs() < 16_777_216.0 {
+            #[allow(clippy::cast_possible_truncation)]
+            let whole = value as i64;
+            serde_json::ser::CompactFormatter.write_i64(writer, whole)
+        } else {
+            serde_json::ser::CompactFormatter.write_f32(writer, value)
+        }
+    }
+}
+
+/// JSON as the edge writes it everywhere: compact, whole numbers as integers.
+pub fn to_json_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(128);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, WholeNumbers);
+    value.serialize(&mut ser)?;
+    Ok(out)
+}
+
 /// Encodes a reply.
 pub fn encode<M: Message + Serialize>(codec: Codec, msg: &M) -> Result<Bytes, CodecError> {
     match codec {
         Codec::Proto => Ok(Bytes::from(msg.encode_to_vec())),
-        Codec::Json => serde_json::to_vec(msg)
+        Codec::Json => to_json_vec(msg)
             .map(Bytes::from)
             .map_err(|e| CodecError::Encode {
                 type_name: type_name::<M>(),
@@ -120,4 +164,35 @@ pub fn proto_to_json<M: Message + Default + Serialize + DeserializeOwned>(
 ) -> Result<Vec<u8>, CodecError> {
     let msg = decode::<M>(Codec::Proto, bin)?;
     encode(Codec::Json, &msg).map(|b| b.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn whole_numbers_are_written_as_integers_and_nothing_else_changes() {
+        let v: pbjson_types::Value = serde_json::from_str(
+            r#"{"hp":10,"x":-2500,"zero":0,"ratio":2.5,"tiny":1e-7,"big":1e300,"edge":9007199254740992.0,"list":[1,1.5]}"#,
+        )
+        .unwrap();
+        let out = String::from_utf8(to_json_vec(&v).unwrap()).unwrap();
+        let back: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(back["hp"], serde_json::json!(10));
+        assert!(
+            out.contains(r#""hp":10,"#) || out.contains(r#""hp":10}"#),
+            "{out}"
+        );
+        assert!(!out.contains("10.0"), "{out}");
+        assert_eq!(back["x"], serde_json::json!(-2500));
+        assert_eq!(back["zero"], serde_json::json!(0));
+        assert_eq!(back["ratio"], serde_json::json!(2.5));
+        assert_eq!(back["tiny"], serde_json::json!(1e-7));
+        assert_eq!(back["big"], serde_json::json!(1e300));
+        // From 2^53 on, the double's own form: no integer a double cannot hold exactly.
+        assert!(out.contains("9007199254740992.0"), "{out}");
+        assert_eq!(back["list"], serde_json::json!([1, 1.5]));
+    }
 }

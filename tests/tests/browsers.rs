@@ -104,3 +104,30 @@ async fn without_configured_origins_there_is_no_cors() {
     assert_eq!(code, 1);
     assert!(err.contains("not an origin"), "{err}");
 }
+
+#[tokio::test]
+async fn whole_numbers_come_back_as_integers() {
+    let edge = Edge::start(&[]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "typed-client").await;
+    let r = c
+        .call(
+            "/aicore.state.v1.StateService/Put",
+            Some(&me.access),
+            serde_json::json!({"key": "save.slot2", "value": {"hp": 10, "speed": 2.5, "pos": [0, -3]}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = c
+        .call(
+            GET,
+            Some(&me.access),
+            serde_json::json!({"key": "save.slot2"}),
+        )
+        .await;
+    let text = r.text();
+    assert!(text.contains(r#""hp":10"#), "{text}");
+    assert!(text.contains(r#""speed":2.5"#), "{text}");
+    assert!(text.contains(r#""pos":[0,-3]"#), "{text}");
+    assert!(!text.contains("10.0"), "{text}");
+}

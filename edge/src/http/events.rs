@@ -288,7 +288,7 @@ fn render(positions: &mut BTreeMap<String, u64>, bytes: &[u8]) -> Result<Bytes, 
             None
         }
     };
-    let json = serde_json::to_vec(&event).map_err(Status::internal)?;
+    let json = proto::codec::to_json_vec(&event).map_err(Status::internal)?;
     Ok(sse::frame(Some(&cursor_id(positions)), name, &json))
 }
 
