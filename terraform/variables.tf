@@ -268,6 +268,12 @@ variable "nats_require_client_certs" {
   type        = bool
   description = "Require client certificates on the NATS client port (then set nats_client_cert/key_secret_arn)."
   default     = false
+
+  validation {
+    # Requiring client certificates without giving the edge and workers one locks them all out.
+    condition     = !var.nats_require_client_certs || (var.nats_client_cert_secret_arn != null && var.nats_client_key_secret_arn != null)
+    error_message = "nats_require_client_certs needs nats_client_cert_secret_arn and nats_client_key_secret_arn, or every client is refused."
+  }
 }
 
 variable "nats_install_ssm_agent" {

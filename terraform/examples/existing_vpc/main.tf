@@ -4,7 +4,7 @@
 #   terraform init && terraform apply -var-file=prod.tfvars
 
 terraform {
-  required_version = ">= 1.6"
+  required_version = ">= 1.9"
 
   required_providers {
     aws = {
@@ -77,6 +77,14 @@ provider "aws" {
 
 data "aws_vpc" "this" {
   id = var.vpc_id
+
+  lifecycle {
+    # Cloud Map's private DNS names (the NATS nodes) resolve only in a VPC with both turned on.
+    postcondition {
+      condition     = self.enable_dns_support && self.enable_dns_hostnames
+      error_message = "The VPC needs DNS support and DNS hostnames enabled for the NATS nodes' Cloud Map names."
+    }
+  }
 }
 
 module "edge" {

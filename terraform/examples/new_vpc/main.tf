@@ -3,7 +3,7 @@
 # egress), VPC flow logs to the log bucket.
 
 terraform {
-  required_version = ">= 1.6"
+  required_version = ">= 1.9"
 
   required_providers {
     aws = {
