@@ -56,6 +56,22 @@ impl ServerCertVerifier for AnyCert {
     }
 }
 
+/// One HTTP/1.1 GET of `path` over `io`; the status.
+async fn get<IO>(io: IO, path: &str) -> Result<u16, crate::error::BoxError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io)).await?;
+    let driver = tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header(http::header::HOST, "localhost")
+        .body(Empty::<bytes::Bytes>::new())?;
+    let res = sender.send_request(req).await;
+    driver.abort();
+    Ok(res?.status().as_u16())
+}
+
 /// GETs `path` on the admin listener at `addr` (plain HTTP: a worker serves no HTTPS); Ok(status)
 /// or a reason.
 pub async fn probe_admin(
@@ -63,18 +79,7 @@ pub async fn probe_admin(
     path: &str,
     timeout: Duration,
 ) -> Result<u16, crate::error::BoxError> {
-    let run = async {
-        let tcp = tokio::net::TcpStream::connect(addr).await?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
-        let driver = tokio::spawn(conn);
-        let req = http::Request::get(path)
-            .header(http::header::HOST, "localhost")
-            .body(Empty::<bytes::Bytes>::new())?;
-        let res = sender.send_request(req).await?;
-        driver.abort();
-        Ok::<u16, crate::error::BoxError>(res.status().as_u16())
-    };
+    let run = async { get(tokio::net::TcpStream::connect(addr).await?, path).await };
     tokio::time::timeout(timeout, run)
         .await
         .map_err(|_| format!("no answer from {addr} within {timeout:?}"))?
@@ -98,15 +103,7 @@ pub async fn probe(
         let tls = connector
             .connect(ServerName::IpAddress(addr.ip().into()), tcp)
             .await?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
-        let driver = tokio::spawn(conn);
-        let req = http::Request::get(path)
-            .header(http::header::HOST, "localhost")
-            .body(Empty::<bytes::Bytes>::new())?;
-        let res = sender.send_request(req).await?;
-        driver.abort();
-        Ok::<u16, crate::error::BoxError>(res.status().as_u16())
+        get(tls, path).await
     };
     tokio::time::timeout(timeout, run)
         .await
