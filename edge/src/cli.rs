@@ -37,6 +37,16 @@ pub enum Command {
     /// Service API keys for game servers and tools.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Write the OpenAPI 3.1 description of the public API (the one served at /openapi.json).
+    Openapi(OpenapiArgs),
+}
+
+/// `edge openapi`
+#[derive(Debug, Args)]
+pub struct OpenapiArgs {
+    /// Write here instead of stdout.
+    #[arg(long, env = "EDGE_OPENAPI_OUT")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// `edge keys ...`: on the configured store, or through the running edge that holds it.

@@ -58,6 +58,8 @@ pub fn app(state: AppState) -> Router {
     let api = api
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/events", get(events::get))
+        // Public and unauthenticated (not a method), but behind the stack: logged, CORS, shed.
+        .route("/openapi.json", get(crate::http::openapi::serve))
         .fallback(connect::not_found)
         .with_state(state.clone());
     let probes = Router::new()

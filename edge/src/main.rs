@@ -22,6 +22,7 @@ async fn main() -> ExitCode {
         Some(Command::Worker(args)) => edge::worker::run(args).await,
         Some(Command::Healthcheck(args)) => healthcheck(args).await,
         Some(Command::Keys(cmd)) => edge::ops::keys::run(cmd).await,
+        Some(Command::Openapi(args)) => openapi(args.out.as_deref()),
         Some(Command::Certs(CertsCommand::Ca(a))) => {
             edge::ops::certs::write_ca(&a.out, &a.name, a.years).map(|ca| {
                 println!(
@@ -105,5 +106,18 @@ async fn healthcheck(args: edge::cli::HealthcheckArgs) -> Result<(), edge::BoxEr
     match status {
         200 => Ok(()),
         code => Err(format!("{} answered {code}", args.path).into()),
+    }
+}
+
+/// Writes the OpenAPI description to `out`, or stdout.
+fn openapi(out: Option<&std::path::Path>) -> Result<(), edge::BoxError> {
+    let doc = edge::http::openapi::bytes()?;
+    match out {
+        Some(path) => std::fs::write(path, &doc)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()).into()),
+        None => {
+            println!("{}", String::from_utf8_lossy(&doc));
+            Ok(())
+        }
     }
 }

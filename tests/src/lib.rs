@@ -414,6 +414,25 @@ pub fn jetstream_service_key(nats_url: &str, name: &str, scopes: &str) -> String
     out.lines().last().expect("a key").to_owned()
 }
 
+/// A tool that `scripts/tools` installs under `target/tools` (e.g. `api/bin/schemathesis`), or
+/// one on the PATH (`chromium-headless-shell`); panics saying how to install it.
+pub fn tool(name: &str) -> PathBuf {
+    let local = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/tools")
+        .join(name);
+    if local.is_file() {
+        return local;
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    on_path.unwrap_or_else(|| {
+        panic!("{name} is not installed; run scripts/tools (scripts/test does) and rerun")
+    })
+}
+
 /// Runs `edge` with `args` to completion: (exit code, stdout, stderr).
 pub fn run_edge(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(edge_bin())

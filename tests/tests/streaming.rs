@@ -129,7 +129,7 @@ async fn grammar_streams_on_the_connect_path_and_as_openai_chat() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // A streaming method without Accept: text/event-stream says how to call it.
     let r = c.call(STREAM, Some(&me.access), ask(5, 1)).await;
-    assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE);
     assert!(
         r.json()["message"]
             .as_str()

@@ -31,18 +31,21 @@ fn codec(headers: &HeaderMap) -> Option<Codec> {
     }
 }
 
-/// `Connect-Timeout-Ms`: at most 10 digits, per the protocol.
+/// `Connect-Timeout-Ms`: a positive integer of at most 10 digits, per the protocol (Connect
+/// clients leave the header out rather than send 0).
 fn timeout(headers: &HeaderMap) -> Result<Option<Duration>, Status> {
     let Some(v) = headers.get(&TIMEOUT_MS) else {
         return Ok(None);
     };
     let s = v.to_str().unwrap_or("");
-    if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Status::invalid_argument(
-            "Connect-Timeout-Ms must be 1 to 10 digits",
-        ));
+    match s.parse::<u64>() {
+        Ok(ms) if ms > 0 && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(Some(Duration::from_millis(ms)))
+        }
+        _ => Err(Status::invalid_argument(
+            "Connect-Timeout-Ms must be a positive integer of 1 to 10 digits",
+        )),
     }
-    Ok(s.parse::<u64>().ok().map(Duration::from_millis))
 }
 
 // Looked up on every call: named once, not parsed from a string each time.
@@ -86,10 +89,13 @@ pub async fn unary(
     // A stream holds its slot from here to its last event; refused at once when full.
     let stream_permit = if method.server_streaming {
         if !crate::http::sse::wants_sse(&parts.headers) {
-            return status_response(&Status::unimplemented(format!(
-                "{} is a streaming method; call it with Accept: text/event-stream",
-                method.path
-            )));
+            return with_status(
+                StatusCode::NOT_ACCEPTABLE,
+                &Status::invalid_argument(format!(
+                    "{} is a streaming method; call it with Accept: text/event-stream",
+                    method.path
+                )),
+            );
         }
         if codec != Codec::Json {
             return with_status(
@@ -271,7 +277,7 @@ mod tests {
         assert_eq!(timeout(&h).unwrap(), None);
         h.insert("connect-timeout-ms", HeaderValue::from_static("1500"));
         assert_eq!(timeout(&h).unwrap(), Some(Duration::from_millis(1500)));
-        for bad in ["", "-1", "1.5", "12345678901", "abc"] {
+        for bad in ["", "-1", "1.5", "12345678901", "abc", "0", "000", "+5"] {
             h.insert("connect-timeout-ms", HeaderValue::from_static(bad));
             assert!(timeout(&h).is_err(), "{bad:?}");
         }

@@ -1,0 +1,102 @@
+//! End-to-end: the OpenAPI description, served by the real binary, validated by an OpenAPI
+//! validator, and held to by the edge under a property-based conformance run (schemathesis).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+
+use edge_e2e::{Edge, run_edge, scenarios, tool};
+
+fn show(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test]
+async fn served_without_auth_equal_to_the_command_and_valid() {
+    let edge = Edge::start(&[]);
+    let r = edge.client().get("/openapi.json").await;
+    assert_eq!(r.status, 200, "no token needed: {}", r.text());
+    assert_eq!(
+        r.headers.get("content-type").unwrap(),
+        "application/json",
+        "{:?}",
+        r.headers
+    );
+    let served = r.json();
+    let (code, out, err) = run_edge(&["openapi"]);
+    assert_eq!(code, 0, "{err}");
+    let written: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(served, written, "one document, served and written");
+    assert_eq!(served["openapi"], "3.1.0");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("openapi.json");
+    let (code, _, err) = run_edge(&["openapi", "--out", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let out = Command::new(tool("api/bin/openapi-spec-validator"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "not valid OpenAPI: {}", show(&out));
+}
+
+/// One schemathesis run against `edge` as `token`: positive and negative data, and every check
+/// that needs no extra data. Event subscriptions never end by design, so they are left out here
+/// (tests/tests/events.rs covers them); the deadline header is fixed so timing is not fuzzed (a
+/// 1 ms deadline rightly answers 504).
+fn schemathesis(edge: &Edge, schema: &std::path::Path, token: &str) -> Output {
+    let seed = std::env::var("EDGE_FUZZ_SEED").unwrap_or_else(|_| "20261130".into());
+    Command::new(tool("api/bin/schemathesis"))
+        .args(["run", schema.to_str().unwrap()])
+        .args(["--url", &format!("https://localhost:{}", edge.https.port())])
+        .args(["--tls-verify", edge.ca().to_str().unwrap()])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(["-H", "Connect-Timeout-Ms: 20000"])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,\
+             response_schema_conformance,response_headers_conformance",
+        ])
+        .args([
+            "--exclude-operation-id-regex",
+            r"^(events\.Subscribe|events\.stream)$",
+        ])
+        .args(["--mode", "all", "-n", "25", "--seed", &seed])
+        .args(["--request-timeout", "25", "--generation-database", "none"])
+        .args(["--no-color", "--workers", "2"])
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_run_finds_no_5xx_and_no_schema_break() {
+    // Rate limits off: the run is about answers, not about the limiter (tested elsewhere).
+    let edge = Edge::start(&["--rate-limit", "false"]);
+    let c = edge.client();
+    let player = scenarios::login(&c, "fuzzer").await;
+    let key = edge.service_key("fuzzer", "*");
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("openapi.json");
+    std::fs::write(&schema, c.get("/openapi.json").await.body).unwrap();
+
+    // As a player and as a service (the service-only methods), side by side.
+    let (as_player, as_service) = std::thread::scope(|s| {
+        let p = s.spawn(|| schemathesis(&edge, &schema, &player.access));
+        let k = s.spawn(|| schemathesis(&edge, &schema, &key));
+        (p.join().unwrap(), k.join().unwrap())
+    });
+    for (who, out) in [("player", as_player), ("service", as_service)] {
+        assert!(
+            out.status.success(),
+            "as a {who}: {}\n(edge log)\n{}",
+            show(&out),
+            edge.logs()
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("passed"), "as a {who}: {text}");
+    }
+}
