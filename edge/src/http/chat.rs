@@ -12,7 +12,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use handlers::{Code, Context, Principal, Status};
-use http::{HeaderValue, header};
+use http::HeaderValue;
 use http_body_util::{BodyExt as _, Limited};
 use prost::Message as _;
 use proto::aicore::llm::v1::{ChatMessage, InferRequest, InferResponse, InferStreamResponse};
@@ -21,8 +21,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-use crate::http::Api;
 use crate::http::sse::{Shape, frame};
+use crate::http::{Api, encoding};
 use crate::router::Call;
 
 /// The method whose access rules, rate limits and bulkhead `/v1/chat/completions` follows.
@@ -206,6 +206,12 @@ pub async fn completions(State(state): State<Api>, req: Request) -> Response {
             ));
         }
     };
+    let body = match encoding::request_encoding(&parts.headers, false)
+        .and_then(|e| encoding::decode(body, e, limit))
+    {
+        Ok(b) => b,
+        Err(status) => return error_response(&status),
+    };
     let chat: ChatRequest = match serde_json::from_slice(&body) {
         Ok(c) => c,
         Err(e) => {
@@ -294,12 +300,11 @@ pub async fn completions(State(state): State<Api>, req: Request) -> Response {
                 }],
                 "usage": usage_json(r.usage),
             });
-            let mut res = Response::new(Body::from(out.to_string()));
-            res.headers_mut().insert(
-                header::CONTENT_TYPE,
+            encoding::reply(
+                &parts.headers,
                 HeaderValue::from_static("application/json"),
-            );
-            res
+                Bytes::from(out.to_string()),
+            )
         }
         (Ok(Encoded::Stream(stream)), Some(permit)) => {
             let mut first = true;

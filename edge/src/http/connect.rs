@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
@@ -15,7 +14,7 @@ use proto::{Codec, Encoded, MethodDesc};
 use tower::ServiceExt as _;
 
 use crate::error::{status_response, with_status};
-use crate::http::Api;
+use crate::http::{Api, encoding};
 use crate::router::Call;
 
 /// The request's codec, from `Content-Type` (parameters such as charset are ignored).
@@ -79,13 +78,17 @@ pub async fn unary(
         );
         return res;
     };
-    if let Some(enc) = parts.headers.get(header::CONTENT_ENCODING)
-        && enc.as_bytes() != b"identity"
-    {
-        return status_response(&Status::unimplemented(
-            "Content-Encoding is not supported; send identity",
-        ));
-    }
+    let encoding = match encoding::request_encoding(&parts.headers, method.server_streaming) {
+        Ok(e) => e,
+        Err(status) => {
+            let mut res = status_response(&status);
+            res.headers_mut().insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("gzip, identity"),
+            );
+            return res;
+        }
+    };
     // A stream holds its slot from here to its last event; refused at once when full.
     let stream_permit = if method.server_streaming {
         if !crate::http::sse::wants_sse(&parts.headers) {
@@ -155,6 +158,10 @@ pub async fn unary(
                 ));
             }
         };
+    let body = match encoding::decode(body, encoding, limit) {
+        Ok(b) => b,
+        Err(status) => return status_response(&status),
+    };
 
     let idempotency_key = match parts.headers.get(&IDEMPOTENCY_KEY) {
         None => None,
@@ -211,14 +218,11 @@ pub async fn unary(
         Ok(Encoded::Unary(_)) if stream_permit.is_some() => status_response(&Status::internal(
             format!("{} returned one message to a streaming call", method.path),
         )),
-        Ok(Encoded::Unary(bytes)) => {
-            let mut res = Response::new(Body::from(bytes));
-            res.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(codec.content_type()),
-            );
-            res
-        }
+        Ok(Encoded::Unary(bytes)) => encoding::reply(
+            &parts.headers,
+            HeaderValue::from_static(codec.content_type()),
+            bytes,
+        ),
         Ok(Encoded::Stream(stream)) => match stream_permit {
             Some(permit) => {
                 let frames =

@@ -7,6 +7,7 @@
 
 pub mod chat;
 pub mod connect;
+pub mod encoding;
 pub mod events;
 pub mod openapi;
 pub mod server;

@@ -12,11 +12,12 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use handlers::{Code, Status};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use proto::{Access, MethodDesc};
 use serde_json::{Map, Value, json};
 
 use crate::error::{http_status, status_response};
+use crate::http::encoding;
 use schema::{Schemas, comment};
 
 /// The error statuses a call can answer with: Connect's code table plus the plain-HTTP
@@ -253,23 +254,28 @@ pub fn document() -> Result<Value, String> {
 
 mod extra;
 
-static DOCUMENT: LazyLock<Result<Bytes, String>> = LazyLock::new(|| {
+/// The document, and its gzip form (it is large and served whole, so compressed once).
+static DOCUMENT: LazyLock<Result<(Bytes, Bytes), String>> = LazyLock::new(|| {
     let doc = document()?;
-    serde_json::to_vec_pretty(&doc)
-        .map(Bytes::from)
-        .map_err(|e| e.to_string())
+    let plain = serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?;
+    let packed = encoding::gzip(&plain).ok_or("the document does not compress")?;
+    Ok((Bytes::from(plain), Bytes::from(packed)))
 });
 
 /// The document's bytes, built on first use.
 pub fn bytes() -> Result<Bytes, String> {
-    DOCUMENT.clone()
+    DOCUMENT
+        .as_ref()
+        .map(|(plain, _)| plain.clone())
+        .map_err(Clone::clone)
 }
 
-/// `GET /openapi.json`: public, cacheable, the same bytes every time.
-pub async fn serve() -> Response {
-    match bytes() {
-        Ok(b) => {
-            let mut res = Response::new(Body::from(b));
+/// `GET /openapi.json`: public, cacheable, the same bytes every time (gzip if accepted).
+pub async fn serve(headers: HeaderMap) -> Response {
+    match DOCUMENT.as_ref() {
+        Ok((plain, packed)) => {
+            let gzip = encoding::accepts_gzip(&headers);
+            let mut res = Response::new(Body::from(if gzip { packed } else { plain }.clone()));
             let h = res.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,
@@ -279,6 +285,10 @@ pub async fn serve() -> Response {
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("public, max-age=300"),
             );
+            h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+            if gzip {
+                h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
             res
         }
         Err(e) => {
