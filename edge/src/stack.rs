@@ -8,6 +8,7 @@ use crate::layers::access_log::AccessLogLayer;
 use crate::layers::admission::AdmissionLayer;
 use crate::layers::auth::AuthLayer;
 use crate::layers::client_addr::{ClientAddrLayer, TrustedProxies};
+use crate::layers::drain::DrainLayer;
 use crate::layers::panic::CatchPanicLayer;
 use crate::layers::ratelimit::RateLimitLayer;
 use crate::layers::request_id::RequestIdLayer;
@@ -21,10 +22,15 @@ pub fn build(state: &AppState, api: Router) -> Router {
     let cors = crate::layers::cors::layer(&state.config.http.cors_origins)
         .ok()
         .flatten();
+    // A body somewhat over the limit is still read before its 413; a larger one is reset.
+    let drain_budget = (state.config.http.max_body_bytes as u64).saturating_mul(4);
     // One `layer` call: axum boxes the stack once per route, and clones that box on every call,
     // so each extra `layer`/`route_layer` would add a level that is cloned again at every level.
     api.layer(
         ServiceBuilder::new()
+            // Outermost: whichever layer answers before the body is read (401, 429, 503, ...),
+            // the rest of a small HTTP/2 body is read first, so libcurl 7.x clients see the answer.
+            .layer(DrainLayer::layer(drain_budget))
             // Before anything logs: the token never reaches a log line or a trace.
             .layer(SetSensitiveRequestHeadersLayer::new([
                 http::header::AUTHORIZATION,
