@@ -253,6 +253,9 @@ pub struct ServeArgs {
     /// Refresh token lifetime [default: 30days].
     #[arg(long, env = "EDGE_REFRESH_TOKEN_TTL", value_parser = humantime::parse_duration)]
     pub refresh_token_ttl: Option<Duration>,
+    /// Lifetime of a browser's stream ticket, 1s to 1m [default: 30s].
+    #[arg(long, env = "EDGE_STREAM_TICKET_TTL", value_parser = humantime::parse_duration)]
+    pub stream_ticket_ttl: Option<Duration>,
     /// Log format: json or text [default: json].
     #[arg(long, env = "EDGE_LOG_FORMAT")]
     pub log_format: Option<crate::ops::telemetry::LogFormat>,

@@ -230,6 +230,7 @@ impl Config {
         set(&mut self.shutdown.timeout, &a.shutdown_timeout);
         set(&mut self.auth.access_token_ttl, &a.access_token_ttl);
         set(&mut self.auth.refresh_token_ttl, &a.refresh_token_ttl);
+        set(&mut self.auth.stream_ticket_ttl, &a.stream_ticket_ttl);
         set(&mut self.log.format, &a.log_format);
         set(&mut self.log.filter, &a.log);
         set(&mut self.log.access, &a.access_log);
@@ -345,6 +346,13 @@ impl Config {
             return bad(
                 "auth.access_token_ttl must be at least 1s and at most auth.refresh_token_ttl"
                     .into(),
+            );
+        }
+        if !(Duration::from_secs(1)..=handlers::auth::MAX_TICKET_TTL)
+            .contains(&self.auth.stream_ticket_ttl)
+        {
+            return bad(
+                "auth.stream_ticket_ttl must be 1s to 1m: a ticket travels in a URL".into(),
             );
         }
         if self.state.max_value_bytes == 0

@@ -87,6 +87,7 @@ impl AppState {
                 per_account: config.auth.login_failures_per_account,
                 per_device: config.auth.login_failures_per_device,
             },
+            stream_ticket_ttl: config.auth.stream_ticket_ttl,
             ..handlers::auth::AuthConfig::default()
         };
         let auth = Arc::new(

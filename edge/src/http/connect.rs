@@ -201,7 +201,7 @@ pub async fn unary(
         Some(permit) if method.service == "events" => {
             return match proto::codec::decode(Codec::Json, &body) {
                 Ok(req) => {
-                    crate::http::events::serve(&state, permit, ctx, &parts.headers, req).await
+                    crate::http::events::serve(&state, permit, ctx, &parts.headers, None, req).await
                 }
                 Err(e) => status_response(&Status::from(e)),
             };

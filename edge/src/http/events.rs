@@ -162,14 +162,23 @@ fn parse_cursor(id: &str) -> Result<BTreeMap<String, u64>, Status> {
     Ok(out)
 }
 
-/// `Last-Event-ID` positions override the request's own for the topics it names.
-fn resume_from(headers: &HeaderMap, req: &mut SubscribeRequest) -> Result<(), Status> {
-    let Some(v) = headers.get("last-event-id") else {
-        return Ok(());
+/// `Last-Event-ID` positions (the header, else `fallback`: the `lastEventId` query parameter of
+/// a browser that reconnects with a new ticket, as `EventSource` cannot set the header) override
+/// the request's own for the topics it names.
+fn resume_from(
+    headers: &HeaderMap,
+    fallback: Option<&str>,
+    req: &mut SubscribeRequest,
+) -> Result<(), Status> {
+    let id = match headers.get("last-event-id") {
+        Some(v) => v
+            .to_str()
+            .map_err(|_| Status::invalid_argument("Last-Event-ID is not an id this server sent"))?,
+        None => match fallback {
+            Some(id) => id,
+            None => return Ok(()),
+        },
     };
-    let id = v
-        .to_str()
-        .map_err(|_| Status::invalid_argument("Last-Event-ID is not an id this server sent"))?;
     for (topic, seq) in parse_cursor(id.trim())? {
         if req.topics.contains(&topic) {
             req.after.insert(topic, seq);
@@ -178,7 +187,8 @@ fn resume_from(headers: &HeaderMap, req: &mut SubscribeRequest) -> Result<(), St
     Ok(())
 }
 
-/// `GET /v1/events?topics=a,b` (`topics` may also repeat).
+/// `GET /v1/events?topics=a,b` (`topics` may also repeat; `ticket` is the authentication layer's,
+/// `lastEventId` stands in for the header).
 pub async fn get(State(state): State<Api>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
     let Ok(axum::extract::Query(pairs)) =
@@ -189,13 +199,18 @@ pub async fn get(State(state): State<Api>, req: Request) -> Response {
         ));
     };
     let mut topics = Vec::new();
+    let mut last_event_id = None;
     for (k, v) in pairs {
-        if k == "topics" {
-            topics.extend(v.split(',').filter(|t| !t.is_empty()).map(str::to_owned));
-        } else {
-            return status_response(&Status::invalid_argument(format!(
-                "unknown query parameter {k:?}; use topics=a,b"
-            )));
+        match k.as_str() {
+            "topics" => topics.extend(v.split(',').filter(|t| !t.is_empty()).map(str::to_owned)),
+            "lastEventId" => last_event_id = Some(v),
+            // Spent by the authentication layer; never echoed or logged.
+            "ticket" => {}
+            _ => {
+                return status_response(&Status::invalid_argument(format!(
+                    "unknown query parameter {k:?}; use topics=a,b (and ticket, lastEventId)"
+                )));
+            }
         }
     }
     let permit = match state.streams.admit_request(&parts) {
@@ -218,7 +233,15 @@ pub async fn get(State(state): State<Api>, req: Request) -> Response {
         topics,
         after: Default::default(),
     };
-    serve(&state, permit, ctx, &parts.headers, req).await
+    serve(
+        &state,
+        permit,
+        ctx,
+        &parts.headers,
+        last_event_id.as_deref(),
+        req,
+    )
+    .await
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -235,9 +258,10 @@ pub async fn serve(
     permit: crate::http::sse::StreamPermit,
     ctx: Context,
     headers: &HeaderMap,
+    last_event_id: Option<&str>,
     mut req: SubscribeRequest,
 ) -> Response {
-    if let Err(status) = resume_from(headers, &mut req) {
+    if let Err(status) = resume_from(headers, last_event_id, &mut req) {
         return status_response(&status);
     }
     let Some(method) = subscribe_method() else {
@@ -316,8 +340,15 @@ mod tests {
             topics: vec!["world".into()],
             after: [("world".to_owned(), 1)].into(),
         };
-        resume_from(&h, &mut req).unwrap();
-        assert_eq!(req.after, [("world".to_owned(), 5)].into());
+        resume_from(&h, Some("world:9"), &mut req).unwrap();
+        assert_eq!(
+            req.after,
+            [("world".to_owned(), 5)].into(),
+            "the header wins"
+        );
+        // Without the header, the query parameter's positions apply.
+        resume_from(&HeaderMap::new(), Some("world:9,weather:3"), &mut req).unwrap();
+        assert_eq!(req.after, [("world".to_owned(), 9)].into());
     }
 
     #[test]

@@ -89,7 +89,23 @@ enum Credential {
     None,
     Verified(Principal),
     Key(String),
+    /// A browser's stream ticket (`GET /v1/events?ticket=`): spent in the store.
+    Ticket(String),
     Refused(Status),
+}
+
+/// A stream ticket in the query of `GET /v1/events` (the only path that takes one: `EventSource`
+/// cannot send headers). Tickets are URL-safe, so the value is taken as it is.
+fn ticket(req: &Request, m: &MethodDesc) -> Option<String> {
+    if req.method() != http::Method::GET || m.path != crate::router::SUBSCRIBE_METHOD {
+        return None;
+    }
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("ticket="))
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
 }
 
 /// The bearer token of a request, if it carries one.
@@ -147,7 +163,7 @@ where
         };
         // Public methods ignore credentials entirely: a stale token must not block login.
         let credential = match bearer(&req).filter(|_| m.access != Access::Public) {
-            None => Credential::None,
+            None => ticket(&req, m).map_or(Credential::None, Credential::Ticket),
             // Service keys need a store read (usually cached); access tokens are checked in place.
             Some(t) if t.starts_with(handlers::auth::keys::KEY_PREFIX) => {
                 Credential::Key(t.to_owned())
@@ -178,8 +194,28 @@ where
                 count_bad(self.bad.as_deref(), addr, &status);
                 return refuse(&status);
             }
-            // Service keys may need a store read: the only path that waits before calling inner,
-            // so the only one that takes the ready instance and leaves a clone behind.
+            // A ticket is spent with a store write; the same shape as a key's read below.
+            Credential::Ticket(ticket) => {
+                let auth = Arc::clone(&self.auth);
+                let bad = self.bad.clone();
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                return Box::pin(async move {
+                    let principal = match auth.redeem_ticket(&ticket).await {
+                        Ok(p) => p,
+                        Err(status) => {
+                            count_bad(bad.as_deref(), addr, &status);
+                            return Ok(status_response(&status));
+                        }
+                    };
+                    match admit(&mut req, Some(principal), m) {
+                        Ok(()) => inner.call(req).await,
+                        Err(status) => Ok(status_response(&status)),
+                    }
+                });
+            }
+            // Service keys may need a store read: with tickets, the only paths that wait before
+            // calling inner, so the only ones that take the ready instance and leave a clone.
             Credential::Key(key) => {
                 let keys = Arc::clone(&self.keys);
                 let bad = self.bad.clone();
@@ -274,6 +310,9 @@ pub struct AuthConfig {
     pub login_failures_per_account: u32,
     /// Failed logins per device token (refilled over 15 minutes).
     pub login_failures_per_device: u32,
+    /// How long a browser's stream ticket lives (1 s to 1 min): it travels in a URL.
+    #[serde(with = "humantime_serde")]
+    pub stream_ticket_ttl: Duration,
 }
 
 impl Default for AuthConfig {
@@ -284,6 +323,7 @@ impl Default for AuthConfig {
             login_failures_per_address: 10,
             login_failures_per_account: 100,
             login_failures_per_device: 10,
+            stream_ticket_ttl: Duration::from_secs(30),
         }
     }
 }

@@ -6,11 +6,13 @@
 //!   refresh token expires
 //! - `auth.refresh.<sha256(token)>`: one refresh token of a session; spent once used
 //! - `auth.signing.*`: token signing keys (see `tokens`)
+//! - `auth.tickets.spent.*`: stream tickets already used (see `tickets`)
 //! - `apikey.*`: service API keys (see `keys`)
 
 pub mod guard;
 pub mod keys;
 mod passwords;
+mod tickets;
 mod tokens;
 
 use std::collections::HashMap;
@@ -21,9 +23,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use proto::aicore::auth::v1::{
-    AuthServiceHandler, IntrospectRequest, IntrospectResponse, LoginRequest, LoginResponse,
-    LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse, RegisterRequest,
-    RegisterResponse,
+    AuthServiceHandler, IntrospectRequest, IntrospectResponse, IssueStreamTicketRequest,
+    IssueStreamTicketResponse, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse,
+    RefreshRequest, RefreshResponse, RegisterRequest, RegisterResponse,
 };
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
@@ -31,7 +33,8 @@ use sha2::{Digest as _, Sha256};
 
 pub use keys::ApiKeys;
 pub use passwords::Passwords;
-pub use tokens::{Claims, TokenKeys};
+pub use tickets::MAX_TICKET_TTL;
+pub use tokens::{Claims, TicketClaims, TokenKeys};
 
 use crate::context::{Context, Principal};
 use crate::status::Status;
@@ -49,6 +52,8 @@ pub struct AuthConfig {
     /// Failed logins allowed per address, per account and per device (see [`guard`]). Counted
     /// per process.
     pub login_limits: guard::LoginLimits,
+    /// How long a stream ticket lives (at most [`MAX_TICKET_TTL`]).
+    pub stream_ticket_ttl: Duration,
 }
 
 impl Default for AuthConfig {
@@ -58,6 +63,7 @@ impl Default for AuthConfig {
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             login_limits: guard::LoginLimits::default(),
+            stream_ticket_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -165,7 +171,8 @@ pub async fn prune_expired(
         &stop,
     )
     .await?;
-    Ok(tokens + sessions + revoked)
+    let tickets = tickets::prune_spent(store, &stop).await?;
+    Ok(tokens + sessions + revoked + tickets)
 }
 
 const SESSION_PREFIX: &str = "auth.sessions.";
@@ -535,6 +542,14 @@ impl AuthServiceHandler for AuthService {
         ctx.player(&record.player_id)?;
         self.revoke_session(&record.sid).await?;
         Ok(LogoutResponse {})
+    }
+
+    async fn issue_stream_ticket(
+        &self,
+        ctx: Context,
+        _req: IssueStreamTicketRequest,
+    ) -> Result<IssueStreamTicketResponse, Status> {
+        self.ticket_for(&ctx)
     }
 
     async fn introspect(

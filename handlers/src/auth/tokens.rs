@@ -38,6 +38,26 @@ pub struct Claims {
     pub exp: u64,
 }
 
+/// The audience of stream tickets: never accepted as an access token, nor one as a ticket.
+const TICKET_AUDIENCE: &str = "aicore-stream-ticket";
+
+/// The claims of a stream ticket (see [`TokenKeys::issue_ticket`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TicketClaims {
+    /// Issuer, always "edge".
+    pub iss: String,
+    /// Audience, always [`TICKET_AUDIENCE`].
+    pub aud: String,
+    /// The player id.
+    pub sub: String,
+    /// A random id: the ticket's single use is recorded under it.
+    pub jti: String,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// Expires at, Unix seconds.
+    pub exp: u64,
+}
+
 #[derive(Serialize, Deserialize)]
 struct StoredKey {
     kid: String,
@@ -46,12 +66,22 @@ struct StoredKey {
     created_ms: u64,
 }
 
+/// A signed stream ticket and what it says.
+#[derive(Debug)]
+pub struct TicketClaimsSigned {
+    /// The ticket as the client sends it.
+    pub ticket: String,
+    /// Its claims.
+    pub claims: TicketClaims,
+}
+
 /// Signs and verifies access tokens.
 pub struct TokenKeys {
     kid: String,
     encoding: EncodingKey,
     decoding: HashMap<String, DecodingKey>,
     validation: Validation,
+    ticket_validation: Validation,
     ttl: Duration,
 }
 
@@ -139,11 +169,17 @@ impl TokenKeys {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
         validation.leeway = LEEWAY_SECS;
+        let mut ticket_validation = validation.clone();
+        ticket_validation.set_audience(&[TICKET_AUDIENCE]);
+        ticket_validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud", "jti"]);
+        // A ticket lives seconds: one second of skew between replicas, not the tokens' two.
+        ticket_validation.leeway = 1;
         Ok(TokenKeys {
             kid: current,
             encoding,
             decoding,
             validation,
+            ticket_validation,
             ttl,
         })
     }
@@ -190,6 +226,52 @@ impl TokenKeys {
         }
     }
 
+    /// Signs a stream ticket for `player_id`, alive for `ttl`, with a fresh random id.
+    pub fn issue_ticket(
+        &self,
+        player_id: &str,
+        ttl: Duration,
+    ) -> Result<TicketClaimsSigned, Status> {
+        let now = crate::now_ms() / 1000;
+        let mut id = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+        let claims = TicketClaims {
+            iss: ISSUER.into(),
+            aud: TICKET_AUDIENCE.into(),
+            sub: player_id.into(),
+            jti: id.iter().map(|b| format!("{b:02x}")).collect(),
+            iat: now,
+            exp: now + ttl.as_secs().max(1),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        let ticket =
+            jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(Status::internal)?;
+        Ok(TicketClaimsSigned { ticket, claims })
+    }
+
+    /// Verifies a stream ticket's signature, key id, issuer, audience and expiry (not its single
+    /// use: that needs the store). Pure CPU.
+    pub fn verify_ticket(&self, ticket: &str) -> Result<TicketClaims, Status> {
+        let invalid = || Status::unauthenticated("invalid stream ticket");
+        let header = jsonwebtoken::decode_header(ticket).map_err(|_| invalid())?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(invalid());
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.decoding.get(kid))
+            .ok_or_else(invalid)?;
+        match jsonwebtoken::decode::<TicketClaims>(ticket, key, &self.ticket_validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(
+                Status::unauthenticated("stream ticket expired; ask for a new one"),
+            ),
+            Err(_) => Err(invalid()),
+        }
+    }
+
     /// The key id tokens are signed with now.
     pub fn kid(&self) -> &str {
         &self.kid
@@ -221,6 +303,32 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(keys.verify(&token).unwrap().sid, "s1");
+    }
+
+    #[tokio::test]
+    async fn tickets_and_access_tokens_are_never_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("t.redb")).unwrap();
+        let keys = TokenKeys::load_or_create(&store, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let t = keys.issue_ticket("p1", Duration::from_secs(30)).unwrap();
+        let claims = keys.verify_ticket(&t.ticket).unwrap();
+        assert_eq!(claims.sub, "p1");
+        assert_eq!(claims.jti.len(), 32);
+        assert_eq!(claims.exp - claims.iat, 30);
+        assert!(
+            keys.verify(&t.ticket).is_err(),
+            "a ticket is not an access token"
+        );
+        let access = keys.issue("p1", "s1").unwrap();
+        assert!(
+            keys.verify_ticket(&access).is_err(),
+            "an access token is not a ticket"
+        );
+        let other = keys.issue_ticket("p1", Duration::from_secs(30)).unwrap();
+        assert_ne!(other.claims.jti, claims.jti);
+        assert!(keys.verify_ticket("not.a.ticket").is_err());
     }
 
     #[tokio::test]

@@ -97,11 +97,18 @@ pub fn paths() -> Vec<(String, Value)> {
                 "tags": ["events"],
                 "summary": "Subscribe to topics over Server-Sent Events",
                 "description": "The event bus for `EventSource` and curl. A player may read \
-                    their own topic (`player.<id>`) and public topics.",
-                "security": [{ "accessToken": [] }, { "serviceKey": [] }],
+                    their own topic (`player.<id>`) and public topics. A browser's \
+                    `EventSource` cannot send `Authorization`: it authenticates with a stream \
+                    ticket from `AuthService/IssueStreamTicket` in the `ticket` parameter \
+                    instead (single use, short-lived), and after a reconnect with a new ticket \
+                    passes the last event's id as `lastEventId`.",
+                "security": [{ "accessToken": [] }, { "serviceKey": [] }, { "streamTicket": [] }],
                 "parameters": [
                     { "name": "topics", "in": "query", "required": true,
                       "description": "Comma-separated topics (the parameter may also repeat).",
+                      "schema": { "type": "string" } },
+                    { "name": "lastEventId", "in": "query", "required": false,
+                      "description": "Stands in for the `Last-Event-ID` header (which wins).",
                       "schema": { "type": "string" } },
                     { "name": "Last-Event-ID", "in": "header", "required": false,
                       "description": "The `id:` of the last event received, to resume.",
@@ -285,6 +292,9 @@ pub fn security_schemes() -> Value {
         "accessToken": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
             "description": "A player's access token from `AuthService/Login` (15 minutes; renew \
                 with `AuthService/Refresh`)." },
+        "streamTicket": { "type": "apiKey", "in": "query", "name": "ticket",
+            "description": "A stream ticket from `AuthService/IssueStreamTicket`: opens one \
+                stream, once, within its lifetime (30 s by default, at most a minute)." },
         "serviceKey": { "type": "http", "scheme": "bearer",
             "description": "A service key `edge_<prefix>_<secret>` (`edge keys create`). For \
                 admin methods the key must hold the listed scope." }

@@ -1,0 +1,178 @@
+//! Stream tickets, for browsers: `EventSource` cannot send an `Authorization` header, so a player
+//! trades their access token for a ticket that opens one stream from a URL. A ticket is a signed
+//! token (its own audience: never an access token, nor one a ticket) that names the player,
+//! expires within a minute, and is spent on first use: the use is recorded in the store, which
+//! every replica shares, so it cannot open a second stream anywhere. Issuing writes nothing, so
+//! asking for tickets in a loop fills no store; only redeeming (opening a stream) does.
+//!
+//! Store layout: `auth.tickets.spent.<jti>`: until when (Unix ms) the spent ticket would have
+//! been valid; pruned after that with the other expired auth records.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use proto::aicore::auth::v1::IssueStreamTicketResponse;
+
+use super::AuthService;
+use super::tokens::LEEWAY_SECS;
+use crate::context::{Context, Principal};
+use crate::status::Status;
+use crate::store::{Store, StoreError};
+
+pub(super) const SPENT_PREFIX: &str = "auth.tickets.spent.";
+
+/// The longest a ticket may live: it travels in a URL.
+pub const MAX_TICKET_TTL: Duration = Duration::from_secs(60);
+
+impl AuthService {
+    /// A ticket for the calling player.
+    pub(super) fn ticket_for(&self, ctx: &Context) -> Result<IssueStreamTicketResponse, Status> {
+        let player = match &ctx.principal {
+            Some(Principal::Player { player_id }) => player_id,
+            Some(Principal::Service { .. }) => {
+                return Err(Status::permission_denied(
+                    "stream tickets are for players' browsers; a service sends its key",
+                ));
+            }
+            None => return Err(Status::unauthenticated("log in first")),
+        };
+        let ttl = self.config.stream_ticket_ttl.min(MAX_TICKET_TTL);
+        let signed = self.keys.issue_ticket(player, ttl)?;
+        Ok(IssueStreamTicketResponse {
+            ticket: signed.ticket,
+            expires_at: i64::try_from(signed.claims.exp).unwrap_or(i64::MAX),
+        })
+    }
+
+    /// Spends `ticket`: the player it speaks for, once. A second use, here or on any replica
+    /// sharing the store, is refused, as are expired, forged and malformed tickets.
+    pub async fn redeem_ticket(&self, ticket: &str) -> Result<Principal, Status> {
+        let claims = self.keys.verify_ticket(ticket)?;
+        let until_ms = (claims.exp + LEEWAY_SECS) * 1000;
+        let key = format!("{SPENT_PREFIX}{}", claims.jti);
+        let value = Bytes::from(until_ms.to_string());
+        match self.store.put(&key, value, Some(0)).await {
+            Ok(_) => Ok(Principal::Player {
+                player_id: claims.sub,
+            }),
+            Err(StoreError::Conflict { .. }) => Err(Status::unauthenticated(
+                "this stream ticket was already used; ask for a new one",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Deletes spent-ticket records past their ticket's life. Returns how many were removed.
+pub(super) async fn prune_spent(
+    store: &dyn Store,
+    stop: &(impl Fn() -> bool + Send + Sync),
+) -> Result<usize, StoreError> {
+    let now = crate::now_ms();
+    crate::store::prune_prefix(
+        store,
+        SPENT_PREFIX,
+        |v| {
+            std::str::from_utf8(v)
+                .ok()
+                .and_then(|t| t.parse::<u64>().ok())
+                .is_none_or(|until| until <= now)
+        },
+        stop,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::auth::AuthConfig;
+    use crate::status::Code;
+    use crate::store::RedbStore;
+
+    async fn service(ttl: Duration) -> (tempfile::TempDir, Arc<dyn Store>, AuthService) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("a.redb")).unwrap());
+        let config = AuthConfig {
+            stream_ticket_ttl: ttl,
+            hash_concurrency: 1,
+            ..AuthConfig::default()
+        };
+        let auth = AuthService::new(Arc::clone(&store), config).await.unwrap();
+        (dir, store, auth)
+    }
+
+    fn player(id: &str) -> Context {
+        Context {
+            principal: Some(Principal::Player {
+                player_id: id.into(),
+            }),
+            ..Context::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ticket_opens_once_for_its_player() {
+        let (_dir, store, auth) = service(Duration::from_secs(30)).await;
+        let t = auth.ticket_for(&player("p1")).unwrap();
+        let now = crate::now_ms() / 1000;
+        assert!((now + 29..=now + 31).contains(&(t.expires_at as u64)));
+        match auth.redeem_ticket(&t.ticket).await.unwrap() {
+            Principal::Player { player_id } => assert_eq!(player_id, "p1"),
+            other => panic!("{other:?}"),
+        }
+        let again = auth.redeem_ticket(&t.ticket).await.unwrap_err();
+        assert_eq!(again.code(), Code::Unauthenticated);
+        assert!(again.message().contains("already used"));
+        assert!(!again.message().contains(&t.ticket), "never echoed");
+        // Another replica on the same store refuses it too.
+        let other = AuthService::new(Arc::clone(&store), AuthConfig::default())
+            .await
+            .unwrap();
+        assert!(other.redeem_ticket(&t.ticket).await.is_err());
+        // A fresh ticket works on the other replica.
+        let t2 = auth.ticket_for(&player("p1")).unwrap();
+        assert!(other.redeem_ticket(&t2.ticket).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn services_and_strangers_get_no_ticket() {
+        let (_dir, _store, auth) = service(Duration::from_secs(30)).await;
+        let svc = Context {
+            principal: Some(Principal::Service {
+                name: "gs".into(),
+                scopes: Arc::from(vec!["*".to_owned()]),
+            }),
+            ..Context::default()
+        };
+        assert_eq!(
+            auth.ticket_for(&svc).unwrap_err().code(),
+            Code::PermissionDenied
+        );
+        assert_eq!(
+            auth.ticket_for(&Context::default()).unwrap_err().code(),
+            Code::Unauthenticated
+        );
+        // An access token is no ticket.
+        let access = auth.keys.issue("p1", "s1").unwrap();
+        assert!(auth.redeem_ticket(&access).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn expired_tickets_are_refused_and_spent_records_pruned() {
+        let (_dir, store, auth) = service(Duration::from_secs(1)).await;
+        let t = auth.ticket_for(&player("p1")).unwrap();
+        auth.redeem_ticket(&t.ticket).await.unwrap();
+        let late = auth.ticket_for(&player("p1")).unwrap();
+        // 1 s of life and 1 s of leeway, in whole seconds.
+        tokio::time::sleep(Duration::from_millis(3100)).await;
+        let e = auth.redeem_ticket(&late.ticket).await.unwrap_err();
+        assert!(e.message().contains("expired"), "{}", e.message());
+        // The spent record outlives the ticket by the tokens' leeway, then goes.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let pruned = prune_spent(store.as_ref(), &|| false).await.unwrap();
+        assert_eq!(pruned, 1);
+    }
+}
