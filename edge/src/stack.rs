@@ -30,7 +30,10 @@ pub fn build(state: &AppState, api: Router) -> Router {
         ServiceBuilder::new()
             // Outermost: whichever layer answers before the body is read (401, 429, 503, ...),
             // the rest of a small HTTP/2 body is read first, so libcurl 7.x clients see the answer.
-            .layer(DrainLayer::layer(drain_budget))
+            .layer(DrainLayer::layer(
+                drain_budget,
+                state.config.http.max_in_flight,
+            ))
             // Before anything logs: the token never reaches a log line or a trace.
             .layer(SetSensitiveRequestHeadersLayer::new([
                 http::header::AUTHORIZATION,

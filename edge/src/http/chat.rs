@@ -187,6 +187,17 @@ fn usage_json(u: Option<proto::aicore::llm::v1::Usage>) -> Value {
 /// Serves `POST /v1/chat/completions`.
 pub async fn completions(State(state): State<Api>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    let content_encoding = match encoding::request_encoding(&parts.headers, false) {
+        Ok(e) => e,
+        Err(status) => {
+            let mut res = error_response(&status);
+            res.headers_mut().insert(
+                http::header::ACCEPT_ENCODING,
+                HeaderValue::from_static("gzip, identity"),
+            );
+            return res;
+        }
+    };
     let limit = state.http.max_body_bytes;
     let body = match tokio::time::timeout(
         state.http.request_timeout,
@@ -206,9 +217,7 @@ pub async fn completions(State(state): State<Api>, req: Request) -> Response {
             ));
         }
     };
-    let body = match encoding::request_encoding(&parts.headers, false)
-        .and_then(|e| encoding::decode(body, e, limit))
-    {
+    let body = match encoding::decode(body, content_encoding, limit) {
         Ok(b) => b,
         Err(status) => return error_response(&status),
     };

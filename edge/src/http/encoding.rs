@@ -51,7 +51,9 @@ pub fn decode(body: Bytes, encoding: Encoding, limit: usize) -> Result<Bytes, St
         Encoding::Gzip => {
             let mut out = Vec::with_capacity((body.len() * 4).min(limit));
             let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-            flate2::read::GzDecoder::new(&body[..])
+            // Every member: a multi-member body is valid gzip, and stopping after the first
+            // would let the edge see less than a proxy in front of it saw.
+            flate2::read::MultiGzDecoder::new(&body[..])
                 .take(cap)
                 .read_to_end(&mut out)
                 .map_err(|_| Status::invalid_argument("the gzip request body does not inflate"))?;
@@ -65,24 +67,32 @@ pub fn decode(body: Bytes, encoding: Encoding, limit: usize) -> Result<Bytes, St
     }
 }
 
-/// Whether `Accept-Encoding` allows gzip (a `q=0` refuses it).
+/// Whether `Accept-Encoding` allows gzip: a `gzip` entry decides by its weight (`q=0` refuses),
+/// else a `*` entry does, else no.
 pub fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
+    let (mut gzip, mut any) = (None, None);
+    for item in headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';');
-            let coding = parts.next().unwrap_or("").trim();
-            let refused = parts.any(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-        })
+    {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let allowed = !parts.any(|p| {
+            let p = p.trim();
+            let weight = p.strip_prefix("q=").or_else(|| p.strip_prefix("Q="));
+            weight
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        if coding.eq_ignore_ascii_case("gzip") {
+            gzip = Some(allowed);
+        } else if coding == "*" {
+            any = Some(allowed);
+        }
+    }
+    gzip.or(any).unwrap_or(false)
 }
 
 /// gzip at level 1: most of JSON's redundancy for a fraction of the CPU of higher levels (a
@@ -172,6 +182,16 @@ mod tests {
         assert!(e.message().contains("once inflated"), "{}", e.message());
         let bad = decode(Bytes::from_static(b"not gzip"), Encoding::Gzip, 100).unwrap_err();
         assert_eq!(bad.code(), handlers::Code::InvalidArgument);
+        // Two members are both read; junk after a member is refused, not ignored.
+        let mut two = gzip(b"{\"a\":").unwrap();
+        two.extend(gzip(b"1}").unwrap());
+        assert_eq!(
+            decode(Bytes::from(two), Encoding::Gzip, 100).unwrap(),
+            &b"{\"a\":1}"[..]
+        );
+        let mut junk = gzip(json).unwrap();
+        junk.extend_from_slice(b"trailing junk");
+        assert!(decode(Bytes::from(junk), Encoding::Gzip, 100).is_err());
     }
 
     #[test]
@@ -186,6 +206,11 @@ mod tests {
         )])));
         assert!(accepts_gzip(&headers(&[("accept-encoding", "*")])));
         assert!(!accepts_gzip(&headers(&[("accept-encoding", "gzip;q=0")])));
+        assert!(!accepts_gzip(&headers(&[(
+            "accept-encoding",
+            "gzip;Q=0, *"
+        )])));
+        assert!(!accepts_gzip(&headers(&[("accept-encoding", "*;q=0")])));
         assert!(!accepts_gzip(&headers(&[("accept-encoding", "identity")])));
         assert!(!accepts_gzip(&headers(&[])));
     }

@@ -203,9 +203,12 @@ where
                 return Box::pin(async move {
                     let principal = match auth.redeem_ticket(&ticket).await {
                         Ok(p) => p,
-                        Err(status) => {
-                            count_bad(bad.as_deref(), addr, &status);
-                            return Ok(status_response(&status));
+                        // A spent or expired ticket is a browser reconnecting, not a guess.
+                        Err(refused) => {
+                            if !refused.genuine {
+                                count_bad(bad.as_deref(), addr, &refused.status);
+                            }
+                            return Ok(status_response(&refused.status));
                         }
                     };
                     match admit(&mut req, Some(principal), m) {

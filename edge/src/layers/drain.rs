@@ -4,10 +4,12 @@
 //! body. RFC 9113 allows that, but libcurl 7.x (Debian 12's curl 7.88, and the builds game engines
 //! and launchers ship) then reports no response at all. So, before such an answer goes out, the
 //! rest of a small body is read and thrown away, bounded in bytes and in time; past either
-//! bound, the stream is reset as before. HTTP/1.1 is left as it was (hyper reads or closes).
+//! bound, the stream is reset as before. At most so many drains run at once (they outlive the
+//! admission slot of their request): past that, a stream is reset at once, so a flood of bodiless
+//! HEADERS frames holds nothing. HTTP/1.1 is left as it was (hyper reads or closes).
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,21 +21,27 @@ use http::{Version, header};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use proto::BoxFuture;
+use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
 /// The longest an early answer waits for the rest of a body.
 const DRAIN_TIME: Duration = Duration::from_secs(1);
 
 /// Adds [`Drain`] around a service.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DrainLayer {
     budget: u64,
+    slots: Arc<Semaphore>,
 }
 
 impl DrainLayer {
-    /// Drains at most `budget` bytes of an unread body (a declared larger body is reset at once).
-    pub fn layer(budget: u64) -> Self {
-        DrainLayer { budget }
+    /// Drains at most `budget` bytes of an unread body (a declared larger body is reset at once),
+    /// at most `concurrent` at a time.
+    pub fn layer(budget: u64, concurrent: usize) -> Self {
+        DrainLayer {
+            budget,
+            slots: Arc::new(Semaphore::new(concurrent)),
+        }
     }
 }
 
@@ -43,6 +51,7 @@ impl<S> Layer<S> for DrainLayer {
         Drain {
             inner,
             budget: self.budget,
+            slots: Arc::clone(&self.slots),
         }
     }
 }
@@ -52,6 +61,7 @@ impl<S> Layer<S> for DrainLayer {
 pub struct Drain<S> {
     inner: S,
     budget: u64,
+    slots: Arc<Semaphore>,
 }
 
 /// The request body, shared between the handler and the layer: what the handler leaves unread
@@ -72,11 +82,15 @@ impl http_body::Body for Tracked {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let Ok(mut slot) = self.0.lock() else {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.ended {
             return Poll::Ready(None);
-        };
+        }
+        // Taken by the layer after the answer went out: an error, never a silent end.
         let Some(body) = slot.body.as_mut() else {
-            return Poll::Ready(None);
+            return Poll::Ready(Some(Err(axum::Error::new(
+                "the request was already answered",
+            ))));
         };
         let polled = Pin::new(body).poll_frame(cx);
         if matches!(polled, Poll::Ready(None)) {
@@ -93,11 +107,11 @@ impl http_body::Body for Tracked {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.0
-            .lock()
-            .ok()
-            .and_then(|s| s.body.as_ref().map(|b| b.size_hint()))
-            .unwrap_or_default()
+        let slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match &slot.body {
+            Some(b) if !slot.ended => b.size_hint(),
+            _ => SizeHint::with_exact(0),
+        }
     }
 }
 
@@ -160,18 +174,25 @@ where
         } else {
             self.budget
         };
+        let slots = Arc::clone(&self.slots);
         Either::Right(Box::pin(async move {
             let res = fut.await?;
-            let left = match slot.lock() {
-                Ok(mut s) if !s.ended => s.body.take(),
-                _ => None,
+            let left = {
+                let mut s = slot.lock().unwrap_or_else(PoisonError::into_inner);
+                if s.ended { None } else { s.body.take() }
             };
             if let Some(body) = left
                 && budget > 0
                 && !body.is_end_stream()
-                && !drain(body, budget).await
             {
-                tracing::debug!("an early answer's request body was not drained; resetting");
+                // No free slot: reset at once, as before this layer existed.
+                let drained = match slots.try_acquire() {
+                    Ok(_permit) => drain(body, budget).await,
+                    Err(_) => false,
+                };
+                if !drained {
+                    tracing::debug!("an early answer's request body was not drained; resetting");
+                }
             }
             Ok(res)
         }))
@@ -209,7 +230,7 @@ mod tests {
             )
         });
         let (body, read) = counted(8);
-        let res = DrainLayer::layer(64 * 1024)
+        let res = DrainLayer::layer(64 * 1024, 8)
             .layer(early)
             .oneshot(h2_post(body))
             .await
@@ -223,12 +244,30 @@ mod tests {
 
         // Past the budget it stops (and hyper resets the stream, as before).
         let (body, read) = counted(100);
-        DrainLayer::layer(4 * 1024)
+        DrainLayer::layer(4 * 1024, 8)
             .layer(early)
             .oneshot(h2_post(body))
             .await
             .unwrap();
         assert!(read.load(std::sync::atomic::Ordering::SeqCst) <= 6);
+    }
+
+    #[tokio::test]
+    async fn with_every_drain_slot_taken_the_stream_is_reset_at_once() {
+        let early = tower::service_fn(|_req: Request| async {
+            Ok::<_, std::convert::Infallible>(
+                Response::builder().status(503).body(Body::empty()).unwrap(),
+            )
+        });
+        let layer = DrainLayer::layer(64 * 1024, 1);
+        let _held = layer.slots.try_acquire().unwrap();
+        let (body, read) = counted(8);
+        layer.layer(early).oneshot(h2_post(body)).await.unwrap();
+        assert_eq!(
+            read.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "nothing drained"
+        );
     }
 
     #[tokio::test]
@@ -238,7 +277,7 @@ mod tests {
             Ok::<_, std::convert::Infallible>(Response::new(Body::from(n.to_string())))
         });
         let (body, _) = counted(3);
-        let res = DrainLayer::layer(1024)
+        let res = DrainLayer::layer(1024, 8)
             .layer(echo)
             .oneshot(h2_post(body))
             .await

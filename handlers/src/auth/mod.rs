@@ -33,7 +33,7 @@ use sha2::{Digest as _, Sha256};
 
 pub use keys::ApiKeys;
 pub use passwords::Passwords;
-pub use tickets::MAX_TICKET_TTL;
+pub use tickets::{MAX_TICKET_TTL, TicketRefused};
 pub use tokens::{Claims, TicketClaims, TokenKeys};
 
 use crate::context::{Context, Principal};

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use proto::aicore::auth::v1::IssueStreamTicketResponse;
 
 use super::AuthService;
-use super::tokens::LEEWAY_SECS;
 use crate::context::{Context, Principal};
 use crate::status::Status;
 use crate::store::{Store, StoreError};
@@ -45,22 +44,47 @@ impl AuthService {
     }
 
     /// Spends `ticket`: the player it speaks for, once. A second use, here or on any replica
-    /// sharing the store, is refused, as are expired, forged and malformed tickets.
-    pub async fn redeem_ticket(&self, ticket: &str) -> Result<Principal, Status> {
-        let claims = self.keys.verify_ticket(ticket)?;
-        let until_ms = (claims.exp + LEEWAY_SECS) * 1000;
+    /// sharing the store, is refused, as are expired, forged and malformed tickets. The refusal
+    /// says whether the ticket was one this server signed (spent or expired: a browser's own
+    /// reconnect, not a guess), so only guesses count against the caller's address.
+    pub async fn redeem_ticket(&self, ticket: &str) -> Result<Principal, TicketRefused> {
+        let claims = self
+            .keys
+            .verify_ticket(ticket)
+            .map_err(|status| TicketRefused {
+                genuine: status.message().contains("expired"),
+                status,
+            })?;
+        // Kept well past any replica's view of the ticket's end, whatever their clocks say.
+        let until_ms = (claims.exp + MAX_TICKET_TTL.as_secs()) * 1000;
         let key = format!("{SPENT_PREFIX}{}", claims.jti);
         let value = Bytes::from(until_ms.to_string());
         match self.store.put(&key, value, Some(0)).await {
             Ok(_) => Ok(Principal::Player {
                 player_id: claims.sub,
             }),
-            Err(StoreError::Conflict { .. }) => Err(Status::unauthenticated(
-                "this stream ticket was already used; ask for a new one",
-            )),
-            Err(e) => Err(e.into()),
+            Err(StoreError::Conflict { .. }) => Err(TicketRefused {
+                status: Status::unauthenticated(
+                    "this stream ticket was already used; ask for a new one",
+                ),
+                genuine: true,
+            }),
+            Err(e) => Err(TicketRefused {
+                status: e.into(),
+                genuine: true,
+            }),
         }
     }
+}
+
+/// Why a ticket opened nothing.
+#[derive(Debug)]
+pub struct TicketRefused {
+    /// The answer.
+    pub status: Status,
+    /// Whether the ticket was one this server signed (spent or expired), or the store failed:
+    /// not a guess, so not counted against the caller's address.
+    pub genuine: bool,
 }
 
 /// Deletes spent-ticket records past their ticket's life. Returns how many were removed.
@@ -124,6 +148,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let again = auth.redeem_ticket(&t.ticket).await.unwrap_err();
+        assert!(again.genuine, "a spent ticket is no guess");
+        let again = again.status;
         assert_eq!(again.code(), Code::Unauthenticated);
         assert!(again.message().contains("already used"));
         assert!(!again.message().contains(&t.ticket), "never echoed");
@@ -155,9 +181,9 @@ mod tests {
             auth.ticket_for(&Context::default()).unwrap_err().code(),
             Code::Unauthenticated
         );
-        // An access token is no ticket.
+        // An access token is no ticket, and trying one is counted as a guess.
         let access = auth.keys.issue("p1", "s1").unwrap();
-        assert!(auth.redeem_ticket(&access).await.is_err());
+        assert!(!auth.redeem_ticket(&access).await.unwrap_err().genuine);
     }
 
     #[tokio::test]
@@ -169,10 +195,19 @@ mod tests {
         // 1 s of life and 1 s of leeway, in whole seconds.
         tokio::time::sleep(Duration::from_millis(3100)).await;
         let e = auth.redeem_ticket(&late.ticket).await.unwrap_err();
-        assert!(e.message().contains("expired"), "{}", e.message());
-        // The spent record outlives the ticket by the tokens' leeway, then goes.
-        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert!(e.genuine);
+        assert!(
+            e.status.message().contains("expired"),
+            "{}",
+            e.status.message()
+        );
+        // The spent record outlives the ticket (by the longest a ticket may live), then goes.
+        assert_eq!(prune_spent(store.as_ref(), &|| false).await.unwrap(), 0);
+        store
+            .put(&format!("{SPENT_PREFIX}old"), Bytes::from("1"), None)
+            .await
+            .unwrap();
         let pruned = prune_spent(store.as_ref(), &|| false).await.unwrap();
-        assert_eq!(pruned, 1);
+        assert_eq!(pruned, 1, "only the long-past one");
     }
 }

@@ -153,7 +153,9 @@ impl Schemas {
             let schema = describe(self.field(&f), comment(&m.parent_file(), f.path()));
             properties.insert(f.json_name().to_owned(), schema);
         }
-        let mut schema = json!({ "type": "object", "properties": properties });
+        // The edge refuses fields a message does not have (400), so the schema does too.
+        let mut schema =
+            json!({ "type": "object", "properties": properties, "additionalProperties": false });
         let oneofs: Vec<String> = m
             .oneofs()
             .filter(|o| !o.is_synthetic())
