@@ -97,6 +97,14 @@ fn describe() {
         "edge_worker_request_duration_seconds",
         "Time a worker took to serve a request, by service"
     );
+    describe_gauge!(
+        "edge_worker_in_flight",
+        "Requests and streams a worker is serving now (refused past edge_worker_capacity)"
+    );
+    describe_gauge!(
+        "edge_worker_capacity",
+        "How many requests and streams a worker serves at once"
+    );
     describe_counter!(
         "edge_log_lines_dropped_total",
         "Log lines dropped because the log writer could not keep up (stdout blocked)"
@@ -324,6 +332,16 @@ pub fn worker_request(method: &'static MethodDesc, code: Option<Code>, elapsed: 
     }
 }
 
+/// A worker's slots taken (+1) or given back (-1).
+pub fn worker_in_flight(delta: f64) {
+    gauge!("edge_worker_in_flight").increment(delta);
+}
+
+/// A worker's capacity, set at start.
+pub fn worker_capacity(slots: usize) {
+    gauge!("edge_worker_capacity").set(slots as f64);
+}
+
 /// A request or connection refused by a limit.
 pub fn refused(reason: &'static str) {
     counter!("edge_refused_total", "reason" => reason).increment(1);
@@ -362,6 +380,65 @@ fn service_name(method: &'static MethodDesc) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    /// The metric names this file writes.
+    fn exported() -> std::collections::BTreeSet<String> {
+        let src = include_str!("stats.rs");
+        src.split('"')
+            .filter(|t| {
+                t.starts_with("edge_") && t.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// `edge_...` names in `text`, histogram series suffixes removed.
+    fn referenced(text: &str) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for (i, _) in text.match_indices("edge_") {
+            if i > 0 && text.as_bytes()[i - 1].is_ascii_alphanumeric() {
+                continue;
+            }
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name);
+            out.insert(base.to_owned());
+        }
+        out
+    }
+
+    #[test]
+    fn the_dashboard_and_alerts_use_only_metrics_the_edge_exports() {
+        let exported = exported();
+        assert!(
+            exported.contains("edge_http_requests_total"),
+            "{exported:?}"
+        );
+        for (file, text) in [
+            (
+                "alerts.yml",
+                include_str!("../../terraform/observability/alerts.yml"),
+            ),
+            (
+                "dashboard.json",
+                include_str!("../../terraform/observability/dashboard.json"),
+            ),
+        ] {
+            let used = referenced(text);
+            assert!(used.len() >= 8, "{file}: {used:?}");
+            for name in used {
+                assert!(
+                    exported.contains(&name),
+                    "{file} uses {name}, which the edge does not export"
+                );
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

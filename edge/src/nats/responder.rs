@@ -49,6 +49,7 @@ impl Responder {
     ) -> Result<Responder, String> {
         let tracker = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(limits.max_concurrency.max(1)));
+        crate::stats::worker_capacity(limits.max_concurrency.max(1));
         let closing = CancellationToken::new();
         let mut services = Vec::new();
         for svc in local {
@@ -138,7 +139,7 @@ async fn serve_endpoint(mut endpoint: async_nats::service::endpoint::Endpoint, e
     while let Some(request) = endpoint.next().await {
         let received = Instant::now();
         let permit = match Arc::clone(&ep.permits).try_acquire_owned() {
-            Ok(permit) => permit,
+            Ok(permit) => Slot::new(permit),
             Err(_) => {
                 crate::stats::refused("worker_capacity");
                 refuse(
@@ -198,6 +199,23 @@ async fn serve_endpoint(mut endpoint: async_nats::service::endpoint::Endpoint, e
     }
 }
 
+/// A worker's capacity slot, counted in `edge_worker_in_flight` while held (a request or a
+/// stream): with `edge_worker_capacity`, how full the worker is before it refuses.
+struct Slot(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
+impl Slot {
+    fn new(permit: tokio::sync::OwnedSemaphorePermit) -> Slot {
+        crate::stats::worker_in_flight(1.0);
+        Slot(permit)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        crate::stats::worker_in_flight(-1.0);
+    }
+}
+
 /// Answers `request` with an error; a reply that cannot be sent is logged.
 async fn refuse(request: async_nats::service::Request, method: &MethodDesc, status: &Status) {
     let (err, h) = headers::error_reply(status);
@@ -212,7 +230,7 @@ async fn handle(
     method: &'static MethodDesc,
     received: Instant,
     max_deadline: Duration,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    permit: Slot,
 ) {
     let ctx = headers::context_from(request.message.headers.as_ref(), received, max_deadline);
     let deadline = ctx.deadline;
