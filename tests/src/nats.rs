@@ -105,6 +105,16 @@ impl Nats {
         self.child.as_ref().expect("running").id()
     }
 
+    /// Sends a signal by name ("STOP" freezes it, "CONT" thaws it).
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+
     /// `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)

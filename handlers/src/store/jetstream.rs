@@ -1,6 +1,8 @@
 //! The shared backend: NATS JetStream key-value, for several edge replicas and workers. A value's
 //! version is the key's revision (the stream sequence): global and growing, like redb's.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv};
@@ -15,6 +17,9 @@ use super::{PRUNE_BATCH, Page, Store, StoreError, Versioned, validate_key, valid
 pub struct JetStreamStore {
     kv: kv::Store,
     js: jetstream::Context,
+    /// When (Unix ms) a call last found the bucket's stream gone (deleted under us); 0 while it
+    /// is there. See [`JetStreamStore::bucket_present`].
+    missing: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for JetStreamStore {
@@ -29,7 +34,59 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// Whether an error says the bucket's stream does not exist (JetStream error 10059).
+fn says_missing(text: &str) -> bool {
+    text.contains("stream not found") || text.contains("10059")
+}
+
 impl JetStreamStore {
+    /// [`unavailable`], noting a missing bucket.
+    fn failed(&self, e: impl std::fmt::Display) -> StoreError {
+        let text = e.to_string();
+        if says_missing(&text) {
+            self.missing
+                .store(crate::now_ms().max(1), Ordering::Release);
+        }
+        StoreError::Unavailable(text)
+    }
+
+    /// A write to a deleted bucket waits for an acknowledgement that never comes. So once any
+    /// call has found the bucket gone, writes are refused at once, and one caller looks the
+    /// stream up again at most once a second: when an operator restores the bucket, writes
+    /// resume without a restart.
+    async fn bucket_present(&self) -> Result<(), StoreError> {
+        let since = self.missing.load(Ordering::Acquire);
+        if since == 0 {
+            return Ok(());
+        }
+        let gone = || {
+            StoreError::Unavailable(format!(
+                "the key-value bucket {:?} is missing on the NATS server",
+                self.kv.name
+            ))
+        };
+        let now = crate::now_ms().max(1);
+        if now.saturating_sub(since) < 1000
+            || self
+                .missing
+                .compare_exchange(since, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return Err(gone());
+        }
+        match self.js.get_stream(&self.kv.stream_name).await {
+            Ok(_) => {
+                self.missing.store(0, Ordering::Release);
+                tracing::info!(bucket = %self.kv.name, "the key-value bucket is back");
+                Ok(())
+            }
+            Err(e) => {
+                self.failed(e);
+                Err(gone())
+            }
+        }
+    }
+
     /// An ordered consumer over the last value of every key under `whole` (whole subject tokens):
     /// how many it will deliver, and the messages.
     async fn scan(
@@ -49,9 +106,9 @@ impl JetStreamStore {
                 ..Default::default()
             })
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         let pending = consumer.cached_info().num_pending;
-        let messages = consumer.messages().await.map_err(unavailable)?;
+        let messages = consumer.messages().await.map_err(|e| self.failed(e))?;
         Ok((pending, messages))
     }
 
@@ -68,10 +125,10 @@ impl JetStreamStore {
         while pending > 0 {
             let msg = match tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
                 Ok(Some(Ok(m))) => m,
-                Ok(Some(Err(e))) => return Err(unavailable(e)),
+                Ok(Some(Err(e))) => return Err(self.failed(e)),
                 Ok(None) | Err(_) => return Err(StoreError::Unavailable("listing stalled".into())),
             };
-            let info = msg.info().map_err(unavailable)?;
+            let info = msg.info().map_err(|e| self.failed(e))?;
             pending = info.pending;
             let revision = info.stream_sequence;
             let deleted = msg
@@ -138,50 +195,41 @@ impl JetStreamStore {
                 })?
             }
         };
-        Ok(JetStreamStore { kv, js })
+        Ok(JetStreamStore {
+            kv,
+            js,
+            missing: Arc::new(AtomicU64::new(0)),
+        })
     }
 
-    /// Removes `key` if it is still at `revision`, leaving no delete marker behind (a purge of
-    /// its subject below the next sequence: a newer value is kept). Whether it went.
-    async fn purge_at(&self, key: &str, revision: u64) -> Result<bool, StoreError> {
-        let info = self
-            .kv
-            .stream
-            .purge()
-            .filter(format!("{}{key}", self.kv.prefix))
-            .sequence(revision + 1)
-            .await
-            .map_err(unavailable)?;
-        Ok(info.purged > 0)
-    }
-
-    async fn revision(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self.get(key).await?.map(|v| v.version))
-    }
-}
-
-#[async_trait]
-impl Store for JetStreamStore {
-    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
-        validate_key(key)?;
-        match self.kv.entry(key).await.map_err(unavailable)? {
-            Some(e) if e.operation == kv::Operation::Put => Ok(Some(Versioned {
-                value: e.value,
-                version: e.revision,
-            })),
-            _ => Ok(None),
+    /// Runs a call on the bucket. Once the bucket is known gone, refused at once (see
+    /// [`JetStreamStore::bucket_present`]). A call to a deleted bucket times out rather than
+    /// saying so (its direct gets and acknowledgements find no responder), so after a failure
+    /// the stream is looked up once: the calls after it are then refused at once.
+    async fn guarded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.bucket_present().await?;
+        let result = call.await;
+        if let Err(StoreError::Unavailable(_)) = &result
+            && self.missing.load(Ordering::Acquire) == 0
+            && let Err(e) = self.js.get_stream(&self.kv.stream_name).await
+        {
+            self.failed(e);
         }
+        result
     }
 
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
-        // Round trips in flight together: the cost of one, not of one per key.
-        futures_util::future::try_join_all(keys.iter().map(|k| self.get(k))).await
-    }
-
-    async fn put(&self, key: &str, value: Bytes, expected: Option<u64>) -> Result<u64, StoreError> {
-        validate_key(key)?;
+    /// The write itself (see `put`).
+    async fn put_now(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected: Option<u64>,
+    ) -> Result<u64, StoreError> {
         match expected {
-            None => self.kv.put(key, value).await.map_err(unavailable),
+            None => self.kv.put(key, value).await.map_err(|e| self.failed(e)),
             Some(0) => match self.kv.create(key, value).await {
                 Ok(v) => Ok(v),
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
@@ -189,7 +237,7 @@ impl Store for JetStreamStore {
                         current: self.revision(key).await?,
                     })
                 }
-                Err(e) => Err(unavailable(e)),
+                Err(e) => Err(self.failed(e)),
             },
             Some(n) => match self.kv.update(key, value, n).await {
                 Ok(v) => Ok(v),
@@ -198,13 +246,13 @@ impl Store for JetStreamStore {
                         current: self.revision(key).await?,
                     })
                 }
-                Err(e) => Err(unavailable(e)),
+                Err(e) => Err(self.failed(e)),
             },
         }
     }
 
-    async fn delete(&self, key: &str, expected: Option<u64>) -> Result<bool, StoreError> {
-        validate_key(key)?;
+    /// The delete itself (see `delete`).
+    async fn delete_now(&self, key: &str, expected: Option<u64>) -> Result<bool, StoreError> {
         let current = self.revision(key).await?;
         match (expected, current) {
             (Some(0), None) | (None, None) => Ok(false),
@@ -223,8 +271,58 @@ impl Store for JetStreamStore {
                 .delete(key)
                 .await
                 .map(|()| true)
-                .map_err(unavailable),
+                .map_err(|e| self.failed(e)),
         }
+    }
+
+    /// Removes `key` if it is still at `revision`, leaving no delete marker behind (a purge of
+    /// its subject below the next sequence: a newer value is kept). Whether it went.
+    async fn purge_at(&self, key: &str, revision: u64) -> Result<bool, StoreError> {
+        let info = self
+            .kv
+            .stream
+            .purge()
+            .filter(format!("{}{key}", self.kv.prefix))
+            .sequence(revision + 1)
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(info.purged > 0)
+    }
+
+    async fn revision(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.get(key).await?.map(|v| v.version))
+    }
+}
+
+#[async_trait]
+impl Store for JetStreamStore {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        validate_key(key)?;
+        self.guarded(async {
+            match self.kv.entry(key).await.map_err(|e| self.failed(e))? {
+                Some(e) if e.operation == kv::Operation::Put => Ok(Some(Versioned {
+                    value: e.value,
+                    version: e.revision,
+                })),
+                _ => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        // Round trips in flight together: the cost of one, not of one per key.
+        futures_util::future::try_join_all(keys.iter().map(|k| self.get(k))).await
+    }
+
+    async fn put(&self, key: &str, value: Bytes, expected: Option<u64>) -> Result<u64, StoreError> {
+        validate_key(key)?;
+        self.guarded(self.put_now(key, value, expected)).await
+    }
+
+    async fn delete(&self, key: &str, expected: Option<u64>) -> Result<bool, StoreError> {
+        validate_key(key)?;
+        self.guarded(self.delete_now(key, expected)).await
     }
 
     async fn watch(&self, prefix: &str) -> Result<Option<super::Changes>, StoreError> {
@@ -233,9 +331,15 @@ impl Store for JetStreamStore {
             .kv
             .watch(format!("{prefix}>"))
             .await
-            .map_err(unavailable)?;
-        Ok(Some(Box::pin(watch.map(|entry| {
-            let e = entry.map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
+        let missing = Arc::clone(&self.missing);
+        Ok(Some(Box::pin(watch.map(move |entry| {
+            let e = entry.map_err(|e| {
+                if says_missing(&e.to_string()) {
+                    missing.store(crate::now_ms().max(1), Ordering::Release);
+                }
+                unavailable(e)
+            })?;
             let value = (e.operation == kv::Operation::Put).then_some(Versioned {
                 value: e.value,
                 version: e.revision,
@@ -281,10 +385,10 @@ impl Store for JetStreamStore {
         while pending > 0 {
             let msg = match tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
                 Ok(Some(Ok(m))) => m,
-                Ok(Some(Err(e))) => return Err(unavailable(e)),
+                Ok(Some(Err(e))) => return Err(self.failed(e)),
                 Ok(None) | Err(_) => return Err(StoreError::Unavailable("prune stalled".into())),
             };
-            let info = msg.info().map_err(unavailable)?;
+            let info = msg.info().map_err(|e| self.failed(e))?;
             pending = info.pending;
             let revision = info.stream_sequence;
             let put = msg
@@ -353,7 +457,12 @@ impl Store for JetStreamStore {
         let entries = if headers_only {
             let fetched: Vec<Result<Option<(String, Versioned)>, StoreError>> =
                 futures_util::stream::iter(found.into_iter().map(|(key, _)| async move {
-                    match self.kv.entry(key.as_str()).await.map_err(unavailable)? {
+                    match self
+                        .kv
+                        .entry(key.as_str())
+                        .await
+                        .map_err(|e| self.failed(e))?
+                    {
                         Some(e) if e.operation == kv::Operation::Put => Ok(Some((
                             key,
                             Versioned {
@@ -381,7 +490,14 @@ impl Store for JetStreamStore {
     }
 
     async fn check(&self) -> Result<(), StoreError> {
-        self.kv.status().await.map(|_| ()).map_err(unavailable)
+        // A fresh look at the stream: the client's cached status would say "ok" after the bucket
+        // was deleted.
+        self.bucket_present().await?;
+        self.js
+            .get_stream(&self.kv.stream_name)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.failed(e))
     }
 
     fn backend(&self) -> &'static str {

@@ -80,8 +80,45 @@ fn check_expected(current: Option<u64>, expected: Option<u64>) -> Result<(), Sto
     }
 }
 
+/// `Database::create`, with the panics redb raises on some damaged files (a truncated file trips
+/// an assertion) turned into an error that names the file: a damaged store must stop the start
+/// with a clear message, never a crash. While the open runs, the panic hook records the message
+/// instead of printing it (the swap is process-wide but lasts one open, at start or on reopen).
+fn create_db(path: &Path) -> Result<Database, StoreError> {
+    let caught = Arc::new(std::sync::Mutex::new(None::<String>));
+    let record = Arc::clone(&caught);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let mut slot = record.lock().unwrap_or_else(|p| p.into_inner());
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned());
+        *slot = Some(message);
+    }));
+    let opened = std::panic::catch_unwind(|| Database::create(path));
+    std::panic::set_hook(previous);
+    match opened {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => Err(StoreError::InUse),
+        Ok(Err(other)) => Err(map_err(other)),
+        Err(_) => {
+            let why = caught
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .unwrap_or_default();
+            Err(StoreError::Backend(format!(
+                "the store file is damaged ({why}); restore it from a backup or move it away"
+            )))
+        }
+    }
+}
+
 impl RedbStore {
-    /// Opens (or creates) `path`. Fails clearly if another process holds it.
+    /// Opens (or creates) `path`. Fails clearly if another process holds it or it is damaged.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         // A new file is private from its first byte: it will hold the token signing key.
         #[cfg(unix)]
@@ -98,10 +135,7 @@ impl RedbStore {
                 Err(e) => return Err(StoreError::Backend(format!("cannot create the store: {e}"))),
             }
         }
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse,
-            other => map_err(other),
-        })?;
+        let db = create_db(path)?;
         let txn = db.begin_write().map_err(map_err)?;
         {
             txn.open_table(KV).map_err(map_err)?;
@@ -137,7 +171,7 @@ impl RedbStore {
         }
         // Drop our handle; a call still holding one finishes first, so this may take a retry.
         drop(guard.take());
-        match Database::create(self.path.as_path()) {
+        match create_db(self.path.as_path()) {
             Ok(db) => {
                 *guard = Some(Arc::new(db));
                 self.poisoned.store(false, Ordering::Release);
