@@ -616,4 +616,48 @@ mod tests {
                 .contains("drain_delay")
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_text_parses_or_is_refused(text in "[ -~\n]{0,400}") {
+                if let Ok(c) = toml::from_str::<Config>(&text) {
+                    let _ = c.validate();
+                }
+            }
+
+            #[test]
+            fn any_key_and_value_parse_or_are_refused(
+                section in "(http|auth|log|streams|rate_limit|events|nats|store|state)",
+                key in "[a-z_]{1,24}",
+                value in "(\"[ -~&&[^\"\\\\]]{0,20}\"|-?[0-9]{1,20}|true|false|\\[\\])",
+            ) {
+                let text = format!("[{section}]\n{key} = {value}\n");
+                if let Ok(c) = toml::from_str::<Config>(&text) {
+                    let _ = c.validate();
+                }
+            }
+
+            #[test]
+            fn settings_round_trip(
+                body in 1usize..64 << 20,
+                secs in 1u64..3600,
+                in_flight in 1usize..100_000,
+                ticket in 1u64..=60,
+                origins in proptest::collection::vec("https://[a-z]{1,12}\\.example\\.com", 0..3),
+            ) {
+                let mut c = Config::default();
+                c.http.max_body_bytes = body;
+                c.http.request_timeout = Duration::from_secs(secs);
+                c.http.max_in_flight = in_flight;
+                c.http.cors_origins = origins;
+                c.auth.stream_ticket_ttl = Duration::from_secs(ticket);
+                let back: Config = toml::from_str(&c.to_toml().unwrap()).unwrap();
+                prop_assert_eq!(back, c);
+            }
+        }
+    }
 }

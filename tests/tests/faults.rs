@@ -207,9 +207,11 @@ async fn a_deleted_jetstream_bucket_gives_clear_503s_and_recovers_when_back() {
 
     // An operator restores the bucket: the same edge serves again, no restart.
     js.create_stream(bucket_config("edge")).await.unwrap();
-    eventually(Duration::from_secs(15), "writes work again", || {
-        async move { put(3).await.status == 200 }
-    })
+    eventually(
+        Duration::from_secs(15),
+        "writes work again",
+        || async move { put(3).await.status == 200 },
+    )
     .await;
     let r = c
         .call(GET, Some(&me.access), json!({"key": "save.slot1"}))

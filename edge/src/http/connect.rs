@@ -286,4 +286,41 @@ mod tests {
             assert!(timeout(&h).is_err(), "{bad:?}");
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_timeout_header_parses_or_is_refused(raw in proptest::collection::vec(any::<u8>(), 0..16)) {
+                let mut h = HeaderMap::new();
+                if let Ok(v) = HeaderValue::from_bytes(&raw) {
+                    h.insert("connect-timeout-ms", v);
+                    let _ = timeout(&h);
+                }
+            }
+
+            #[test]
+            fn positive_timeouts_round_trip(ms in 1u64..=9_999_999_999) {
+                let mut h = HeaderMap::new();
+                h.insert("connect-timeout-ms", HeaderValue::from(ms));
+                prop_assert_eq!(timeout(&h).unwrap(), Some(Duration::from_millis(ms)));
+            }
+
+            #[test]
+            fn idempotency_keys_are_visible_ascii_up_to_255(key in ".{0,300}") {
+                let ok = crate::router::idempotency::valid_key(&key);
+                prop_assert_eq!(
+                    ok,
+                    !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic())
+                );
+                // A valid key crosses a header unchanged.
+                if ok {
+                    let v = HeaderValue::from_str(&key).unwrap();
+                    prop_assert_eq!(v.to_str().unwrap(), key.as_str());
+                }
+            }
+        }
+    }
 }

@@ -230,4 +230,30 @@ mod tests {
         assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
         assert_eq!(plain.headers()[header::VARY], "accept-encoding");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_accept_encoding_is_read(v in "[ -~]{0,80}") {
+                let mut h = HeaderMap::new();
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    h.insert(header::ACCEPT_ENCODING, v);
+                }
+                let _ = accepts_gzip(&h);
+            }
+
+            #[test]
+            fn gzip_round_trips_and_garbage_is_refused(
+                body in proptest::collection::vec(any::<u8>(), 0..4096),
+                junk in proptest::collection::vec(any::<u8>(), 0..64),
+            ) {
+                let z = gzip(&body).unwrap();
+                prop_assert_eq!(decode(Bytes::from(z), Encoding::Gzip, 4096).unwrap(), body);
+                let _ = decode(Bytes::from(junk), Encoding::Gzip, 4096);
+            }
+        }
+    }
 }

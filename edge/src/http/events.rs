@@ -368,4 +368,31 @@ mod tests {
         assert!(text.starts_with("id: world:4\ndata: {"), "{text}");
         assert!(text.contains(r#""sequence":"4""#), "{text}");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_last_event_id_parses_or_is_refused(id in ".{0,200}") {
+                let _ = parse_cursor(&id);
+                let mut h = HeaderMap::new();
+                if let Ok(v) = http::HeaderValue::from_str(&id) {
+                    h.insert("last-event-id", v);
+                }
+                let mut req = SubscribeRequest { topics: vec!["world".into()], after: Default::default() };
+                let _ = resume_from(&h, Some(&id), &mut req);
+            }
+
+            #[test]
+            fn positions_round_trip(
+                positions in proptest::collection::btree_map(
+                    "[A-Za-z0-9_-]{1,12}(\\.[A-Za-z0-9_-]{1,12}){0,3}", any::<u64>(), 0..8),
+            ) {
+                let id = cursor_id(&positions);
+                prop_assert_eq!(parse_cursor(&id).unwrap(), positions);
+            }
+        }
+    }
 }

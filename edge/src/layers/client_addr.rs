@@ -200,4 +200,54 @@ mod tests {
         assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
         assert!(TrustedProxies::parse(&["alb".into()]).is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::net::Ipv4Addr;
+
+        /// An address outside 10.0.0.0/8 (the trusted network below).
+        fn outside() -> impl Strategy<Value = IpAddr> {
+            (11u8..=223, any::<[u8; 3]>())
+                .prop_map(|(a, [b, c, d])| IpAddr::V4(Ipv4Addr::new(a, b, c, d)))
+        }
+
+        fn inside() -> impl Strategy<Value = IpAddr> {
+            any::<[u8; 3]>().prop_map(|[b, c, d]| IpAddr::V4(Ipv4Addr::new(10, b, c, d)))
+        }
+
+        proptest! {
+            #[test]
+            fn any_header_resolves_to_an_address(
+                values in proptest::collection::vec(".{0,64}", 0..4),
+                peer in inside(),
+            ) {
+                let trusted = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
+                let _ = resolve(peer, values.iter().map(String::as_str), &trusted);
+            }
+
+            #[test]
+            fn the_right_most_untrusted_hop_is_the_client(
+                spoofed in proptest::collection::vec(outside(), 0..4),
+                client in outside(),
+                proxies in proptest::collection::vec(inside(), 0..4),
+                peer in inside(),
+                split in any::<bool>(),
+            ) {
+                let trusted = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
+                let hops: Vec<String> = spoofed.iter().chain([&client]).chain(&proxies)
+                    .map(ToString::to_string).collect();
+                // One header or one per hop: the same list.
+                let joined = hops.join(", ");
+                let got = if split {
+                    resolve(peer, hops.iter().map(String::as_str), &trusted)
+                } else {
+                    resolve(peer, [joined.as_str()].into_iter(), &trusted)
+                };
+                prop_assert_eq!(got, client);
+                // An untrusted peer is the client, whatever it claims.
+                prop_assert_eq!(resolve(client, [joined.as_str()].into_iter(), &trusted), client);
+            }
+        }
+    }
 }

@@ -67,23 +67,32 @@ pub fn decode_principal(s: &str) -> Option<Principal> {
     }
 }
 
+/// Inserts `value` unless NATS cannot carry it (a CR or LF would end the header line):
+/// values from HTTP never have one, but a header is never worth a panic.
+fn put(h: &mut HeaderMap, n: &'static str, value: &str) {
+    match value.parse::<async_nats::HeaderValue>() {
+        Ok(v) => h.insert(name(n), v),
+        Err(_) => tracing::warn!(header = n, "a header value with a line break was not sent"),
+    }
+}
+
 /// The headers of a request sent with `timeout` left.
 pub fn request_headers(ctx: &Context, timeout: Duration) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(name(DEADLINE_MS), timeout.as_millis().to_string());
     if !ctx.request_id.is_empty() {
-        h.insert(name(REQUEST_ID), ctx.request_id.as_str());
+        put(&mut h, REQUEST_ID, &ctx.request_id);
     }
     if let Some(tp) = &ctx.traceparent {
-        h.insert(name(TRACEPARENT), tp.as_str());
+        put(&mut h, TRACEPARENT, tp);
     }
     if !ctx.chain.is_empty() {
-        h.insert(name(CALL_CHAIN), ctx.chain.join(","));
+        put(&mut h, CALL_CHAIN, &ctx.chain.join(","));
     } else if let Some(p) = &ctx.principal {
-        h.insert(name(PRINCIPAL), encode_principal(p));
+        put(&mut h, PRINCIPAL, &encode_principal(p));
     }
     if let Some(k) = &ctx.idempotency_key {
-        h.insert(name(IDEMPOTENCY_KEY), k.as_str());
+        put(&mut h, IDEMPOTENCY_KEY, k);
     }
     if let Some(a) = ctx.client_addr {
         h.insert(name(CLIENT_ADDR), a.to_string());
@@ -274,5 +283,83 @@ mod tests {
         assert_eq!(s.code(), Code::Aborted);
         assert_eq!(s.message(), "conflict");
         assert_eq!(status_from_reply(Some(&HeaderMap::new())), None);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_headers_give_a_bounded_context(
+                values in proptest::collection::vec(".{0,80}", 7),
+            ) {
+                let names = [DEADLINE_MS, REQUEST_ID, TRACEPARENT, CALL_CHAIN, PRINCIPAL, IDEMPOTENCY_KEY, CLIENT_ADDR];
+                let mut h = HeaderMap::new();
+                for (n, v) in names.iter().zip(&values) {
+                    put(&mut h, n, v);
+                }
+                let now = Instant::now();
+                let ctx = context_from(Some(&h), now, Duration::from_secs(30));
+                prop_assert!(ctx.deadline.unwrap() <= now + Duration::from_secs(30));
+                let _ = decode_principal(&values[4]);
+                let _ = status_from_reply(Some(&h));
+            }
+
+            #[test]
+            fn any_context_goes_out_without_a_panic(
+                text in proptest::collection::vec("(.|\r|\n){0,40}", 4),
+            ) {
+                let ctx = Context {
+                    request_id: text[0].clone(),
+                    traceparent: Some(text[1].clone()),
+                    idempotency_key: Some(text[2].clone()),
+                    principal: Some(Principal::Player { player_id: text[3].clone() }),
+                    ..Context::default()
+                };
+                let _ = request_headers(&ctx, Duration::from_secs(1));
+            }
+
+            #[test]
+            fn principals_round_trip(
+                id in "[A-Za-z0-9_.:-]{1,40}",
+                scopes in proptest::collection::vec("[A-Za-z0-9_.*]{1,20}", 0..5),
+                player in any::<bool>(),
+            ) {
+                let p = if player {
+                    Principal::Player { player_id: id }
+                } else {
+                    Principal::Service { name: id, scopes: scopes.into() }
+                };
+                prop_assert_eq!(decode_principal(&encode_principal(&p)), Some(p));
+            }
+
+            #[test]
+            fn a_context_crosses_nats_intact(
+                request_id in "[!-~]{1,64}",
+                key in proptest::option::of("[!-~]{1,255}"),
+                traceparent in proptest::option::of("00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]"),
+                addr in proptest::option::of(any::<std::net::IpAddr>()),
+                ms in 1u64..30_000,
+            ) {
+                let ctx = Context {
+                    request_id: request_id.clone(),
+                    idempotency_key: key.clone(),
+                    traceparent: traceparent.clone(),
+                    client_addr: addr,
+                    principal: Some(Principal::Player { player_id: "p1".into() }),
+                    ..Context::default()
+                };
+                let h = request_headers(&ctx, Duration::from_millis(ms));
+                let now = Instant::now();
+                let back = context_from(Some(&h), now, Duration::from_secs(60));
+                prop_assert_eq!(back.request_id, request_id);
+                prop_assert_eq!(back.idempotency_key, key);
+                prop_assert_eq!(back.traceparent, traceparent);
+                prop_assert_eq!(back.client_addr, addr);
+                prop_assert_eq!(back.deadline, Some(now + Duration::from_millis(ms)));
+                prop_assert_eq!(back.principal, ctx.principal);
+            }
+        }
     }
 }

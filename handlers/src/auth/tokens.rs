@@ -366,4 +366,57 @@ mod tests {
         );
         assert!(keys.verify(&none).is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn keys() -> (tempfile::TempDir, TokenKeys) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = RedbStore::open(&dir.path().join("k.redb")).unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let keys = rt
+                .block_on(TokenKeys::load_or_create(&store, Duration::from_secs(60)))
+                .unwrap();
+            (dir, keys)
+        }
+
+        #[test]
+        fn any_token_text_verifies_or_is_refused() {
+            let (_dir, keys) = keys();
+            proptest!(|(text in ".{0,300}", parts in proptest::collection::vec("[A-Za-z0-9_-]{0,80}", 3))| {
+                prop_assert!(keys.verify(&text).is_err());
+                prop_assert!(keys.verify_ticket(&text).is_err());
+                // Well-formed base64url segments with any content: refused, never a panic.
+                let joined = parts.join(".");
+                prop_assert!(keys.verify(&joined).is_err());
+                prop_assert!(keys.verify_ticket(&joined).is_err());
+            });
+        }
+
+        #[test]
+        fn any_header_and_claims_json_is_refused_unless_signed() {
+            let (_dir, keys) = keys();
+            proptest!(|(header in ".{0,120}", claims in ".{0,200}")| {
+                let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+                let token = format!("{}.{}.{}", b64(&header), b64(&claims), b64("sig"));
+                prop_assert!(keys.verify(&token).is_err());
+            });
+        }
+
+        #[test]
+        fn claims_round_trip() {
+            let (_dir, keys) = keys();
+            proptest!(|(player in ".{1,64}", sid in "[a-f0-9]{1,64}")| {
+                let token = keys.issue(&player, &sid).unwrap();
+                let claims = keys.verify(&token).unwrap();
+                prop_assert_eq!(claims.sub, player.clone());
+                prop_assert_eq!(claims.sid, sid);
+                let ticket = keys.issue_ticket(&player, Duration::from_secs(30)).unwrap();
+                prop_assert_eq!(keys.verify_ticket(&ticket.ticket).unwrap().sub, player);
+            });
+        }
+    }
 }
