@@ -256,6 +256,20 @@ pub struct ServeArgs {
     /// Lifetime of a browser's stream ticket, 1s to 1m [default: 30s].
     #[arg(long, env = "EDGE_STREAM_TICKET_TTL", value_parser = humantime::parse_duration)]
     pub stream_ticket_ttl: Option<Duration>,
+    /// OTLP/HTTP collector for trace spans, e.g. `http://localhost:4318` [default: none, no
+    /// spans exported].
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_endpoint: Option<String>,
+    /// `service.name` of the spans [default: edge; edge-worker for `edge worker`].
+    #[arg(long, env = "OTEL_SERVICE_NAME")]
+    pub otel_service_name: Option<String>,
+    /// Sampler: always_on, always_off, traceidratio, parentbased_always_on,
+    /// parentbased_always_off, parentbased_traceidratio [default: parentbased_always_on].
+    #[arg(long, env = "OTEL_TRACES_SAMPLER")]
+    pub otel_sampler: Option<String>,
+    /// The sampler's ratio, 0 to 1 [default: 1].
+    #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG")]
+    pub otel_sampler_arg: Option<f64>,
     /// Log format: json or text [default: json].
     #[arg(long, env = "EDGE_LOG_FORMAT")]
     pub log_format: Option<crate::ops::telemetry::LogFormat>,

@@ -47,6 +47,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Trace export (OTLP); off without an endpoint.
+    pub otel: crate::ops::otel::OtelConfig,
     /// The NATS connection (for remote services, workers and the JetStream store).
     pub nats: NatsConfig,
     /// Which services go to NATS, and on which subjects.
@@ -137,6 +139,7 @@ impl Default for Config {
             shutdown: ShutdownConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            otel: crate::ops::otel::OtelConfig::default(),
             nats: NatsConfig::default(),
             routes: RoutesConfig::default(),
             store: StoreConfig::default(),
@@ -232,6 +235,12 @@ impl Config {
         set(&mut self.auth.refresh_token_ttl, &a.refresh_token_ttl);
         set(&mut self.auth.stream_ticket_ttl, &a.stream_ticket_ttl);
         set(&mut self.log.format, &a.log_format);
+        if a.otel_endpoint.is_some() {
+            self.otel.endpoint = a.otel_endpoint.clone();
+        }
+        set(&mut self.otel.service_name, &a.otel_service_name);
+        set(&mut self.otel.sampler, &a.otel_sampler);
+        set(&mut self.otel.sampler_arg, &a.otel_sampler_arg);
         set(&mut self.log.filter, &a.log);
         set(&mut self.log.access, &a.access_log);
         if a.nats.is_some() {
@@ -302,6 +311,9 @@ impl Config {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return bad("tls.cert and tls.key must be set together".into());
+        }
+        if let Err(e) = self.otel.validate() {
+            return bad(e);
         }
         for p in [&self.tls.cert, &self.tls.key].into_iter().flatten() {
             if !p.is_file() {

@@ -11,7 +11,8 @@
 //! - [`layers`] (the middleware) and [`router`] (the service router, its local and NATS
 //!   endpoints, idempotency and the token meter), and [`store`];
 //! - [`nats`]: the connection, wire headers, streams, the prober, the responder;
-//! - shared by all: [`error`] (status to HTTP), [`stats`] (metric names), [`private_files`];
+//! - shared by all: [`error`] (status to HTTP), [`stats`] (metric names), [`trace`] (spans),
+//!   [`private_files`];
 //! - below the crate: `handlers` (the services) and `proto` (the descriptors).
 
 pub mod cli;
@@ -27,6 +28,7 @@ pub mod stack;
 pub mod state;
 pub mod stats;
 pub mod store;
+pub mod trace;
 pub mod worker;
 
 use std::sync::Arc;

@@ -59,7 +59,7 @@ async fn main() -> ExitCode {
 
 async fn serve(args: &edge::cli::ServeArgs) -> Result<(), edge::BoxError> {
     let config = Config::load(args)?;
-    let _flush_logs_on_exit = edge::ops::telemetry::init(&config.log)?;
+    let _flush_logs_on_exit = edge::ops::telemetry::init(&config.log, &config.otel)?;
     edge::http::server::run(config).await
 }
 

@@ -106,6 +106,10 @@ fn describe() {
         "How many requests and streams a worker serves at once"
     );
     describe_counter!(
+        "edge_trace_spans_dropped_total",
+        "Trace spans dropped: the export queue was full, or the collector failed"
+    );
+    describe_counter!(
         "edge_log_lines_dropped_total",
         "Log lines dropped because the log writer could not keep up (stdout blocked)"
     );
@@ -340,6 +344,11 @@ pub fn worker_in_flight(delta: f64) {
 /// A worker's capacity, set at start.
 pub fn worker_capacity(slots: usize) {
     gauge!("edge_worker_capacity").set(slots as f64);
+}
+
+/// Spans dropped: the export queue was full, or the collector refused or did not answer.
+pub fn trace_spans_dropped(n: u64) {
+    counter!("edge_trace_spans_dropped_total").increment(n);
 }
 
 /// A request or connection refused by a limit.

@@ -15,7 +15,11 @@ use crate::state::AppState;
 /// Runs a worker until SIGTERM/SIGINT.
 pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
     let mut config = Config::load(&args.serve)?;
-    let _flush_logs_on_exit = crate::ops::telemetry::init(&config.log)?;
+    let mut otel = config.otel.clone();
+    if otel.service_name == crate::ops::otel::OtelConfig::default().service_name {
+        otel.service_name = "edge-worker".into();
+    }
+    let _flush_logs_on_exit = crate::ops::telemetry::init(&config.log, &otel)?;
     if config.nats.url.is_none() {
         return Err("edge worker needs a NATS URL (--nats / EDGE_NATS_URL)".into());
     }

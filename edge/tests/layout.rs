@@ -23,7 +23,7 @@ fn level(module: &Module) -> (usize, &'static str) {
         ("http", _) => (4, "the protocol adapters"),
         ("layers" | "router" | "store", _) => (3, "the layers, the router and the store"),
         ("nats", _) => (2, "NATS"),
-        ("error" | "stats" | "private_files", _) => (1, "the shared modules"),
+        ("error" | "stats" | "trace" | "private_files", _) => (1, "the shared modules"),
         _ => (0, "unknown: add it to the layout test"),
     }
 }

@@ -278,7 +278,24 @@ struct Pump {
     last_message: Instant,
     closing: CancellationToken,
     done: bool,
+    /// Open while the stream is; ends with how it ended (when tracing is on).
+    span: tracing::Span,
     _permit: StreamPermit,
+}
+
+impl Pump {
+    fn finish(&mut self, how: &str) {
+        self.done = true;
+        crate::trace::record_stream_end(&self.span, how);
+    }
+}
+
+impl Drop for Pump {
+    fn drop(&mut self) {
+        if !self.done {
+            crate::trace::record_stream_end(&self.span, "client_gone");
+        }
+    }
 }
 
 impl Pump {
@@ -294,7 +311,7 @@ impl Pump {
         tokio::select! {
             biased;
             () = self.closing.cancelled() => {
-                self.done = true;
+                self.finish("shutdown");
                 let mut b = BytesMut::from(&b"retry: 1000\n"[..]);
                 b.extend_from_slice(&(self.shape.error)(&Status::unavailable(
                     "the server is shutting down; reconnect",
@@ -307,23 +324,23 @@ impl Pump {
                 match item {
                     Some(Ok(bytes)) => Some(bytes),
                     Some(Err(status)) => {
-                        self.done = true;
+                        self.finish(&format!("error:{}", status.code().as_str()));
                         Some((self.shape.error)(&status))
                     }
                     None => {
-                        self.done = true;
+                        self.finish("end");
                         self.shape.end.clone()
                     }
                 }
             }
             () = tokio::time::sleep_until(self.ends_at) => {
-                self.done = true;
+                self.finish("max_duration");
                 Some((self.shape.error)(&Status::deadline_exceeded(
                     "the stream reached its maximum duration; reconnect to continue",
                 )))
             }
             () = tokio::time::sleep_until(gap_at), if self.shape.gap_limit => {
-                self.done = true;
+                self.finish("max_gap");
                 Some((self.shape.error)(&Status::deadline_exceeded(format!(
                     "no message for {} s; the stream was ended",
                     self.max_gap.as_secs()
@@ -371,8 +388,12 @@ pub async fn respond(
         closing: streams.closing.clone(),
         done,
         shape,
+        span: crate::trace::stream_span(),
         _permit: permit,
     };
+    if done {
+        crate::trace::record_stream_end(&pump.span, "end");
+    }
     let body = futures_util::stream::unfold(pump, |mut p| async move {
         p.next()
             .await

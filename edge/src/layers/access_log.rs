@@ -71,9 +71,23 @@ where
                 .unwrap_or("")
                 .to_owned()
         };
-        let span = tracing::debug_span!("request", method = %method, path = %uri.path(), request_id = %id_str(&id));
-        let fut = self.inner.call(req).instrument(span);
+        let span = if crate::trace::enabled() {
+            // Named by its route, never the raw path; a client's traceparent is its parent.
+            let span = crate::trace::request_span(&method, crate::stats::route_label(uri.path()));
+            crate::trace::adopt(
+                &span,
+                req.headers()
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok()),
+            );
+            span
+        } else {
+            tracing::debug_span!("request", method = %method, path = %uri.path(), request_id = %id_str(&id))
+        };
+        // The whole request runs in its span, the access log line included.
+        let fut = span.in_scope(|| self.inner.call(req));
         let every_request = self.every_request;
+        let outer = span.clone();
         Box::pin(async move {
             let result = fut.await;
             if let Ok(res) = &result {
@@ -81,6 +95,7 @@ where
                 let elapsed = start.elapsed();
                 let path = uri.path();
                 crate::stats::http_request(path, status, elapsed);
+                crate::trace::record_status(&span, status);
                 let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
                 if status >= 500 {
                     tracing::warn!(%method, %path, status, latency_us, request_id = %id_str(&id), "request failed");
@@ -89,6 +104,7 @@ where
                 }
             }
             result
-        })
+        }
+        .instrument(outer))
     }
 }

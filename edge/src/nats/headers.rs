@@ -83,7 +83,10 @@ pub fn request_headers(ctx: &Context, timeout: Duration) -> HeaderMap {
     if !ctx.request_id.is_empty() {
         put(&mut h, REQUEST_ID, &ctx.request_id);
     }
-    if let Some(tp) = &ctx.traceparent {
+    // With tracing on, the current span (the router's call) is the worker's parent; else the
+    // caller's own traceparent passes through.
+    let traceparent = crate::trace::current_traceparent().or_else(|| ctx.traceparent.clone());
+    if let Some(tp) = &traceparent {
         put(&mut h, TRACEPARENT, tp);
     }
     if !ctx.chain.is_empty() {

@@ -186,13 +186,22 @@ async fn serve_endpoint(mut endpoint: async_nats::service::endpoint::Endpoint, e
                 refuse(request, ep.method, &status).await;
             }
             _ => {
-                ep.tasks.spawn(handle(
-                    request,
-                    Arc::clone(&ep.svc),
+                // A child of the caller's span (its traceparent), when tracing is on.
+                let span = crate::trace::worker_span(
                     ep.method,
-                    received,
-                    ep.max_deadline,
-                    permit,
+                    h.and_then(|h| h.get(headers::TRACEPARENT))
+                        .map(|v| v.as_str()),
+                );
+                ep.tasks.spawn(tracing::Instrument::instrument(
+                    handle(
+                        request,
+                        Arc::clone(&ep.svc),
+                        ep.method,
+                        received,
+                        ep.max_deadline,
+                        permit,
+                    ),
+                    span,
                 ));
             }
         }
@@ -252,11 +261,9 @@ async fn handle(
             }),
         None => call.await,
     };
-    crate::stats::worker_request(
-        method,
-        result.as_ref().err().map(Status::code),
-        received.elapsed(),
-    );
+    let code = result.as_ref().err().map(Status::code);
+    crate::stats::worker_request(method, code, received.elapsed());
+    crate::trace::record_code(&tracing::Span::current(), code);
     let sent = match result {
         Ok(Encoded::Unary(bytes)) => request.respond(Ok(bytes)).await,
         Ok(Encoded::Stream(_)) => {

@@ -10,4 +10,5 @@ pub mod health;
 pub mod healthcheck;
 pub mod janitor;
 pub mod keys;
+pub mod otel;
 pub mod telemetry;

@@ -2,8 +2,15 @@
 //! request thread formats its line and hands it to a writer thread; when that buffer is full (stdout
 //! blocked), lines are dropped and counted rather than stalling requests.
 
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
+
+use crate::ops::otel::OtelConfig;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,12 +22,17 @@ static WRITER: std::sync::Mutex<Option<WorkerGuard>> = std::sync::Mutex::new(Non
 static DROPPED: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
     std::sync::OnceLock::new();
 
-/// Flushes the logs when dropped: hold it until `main` returns.
+/// Flushes the logs (and exports the last spans) when dropped: hold it until `main` returns.
 #[must_use = "the logs are flushed when this is dropped"]
-pub struct FlushOnDrop(());
+pub struct FlushOnDrop(Option<SdkTracerProvider>);
 
 impl Drop for FlushOnDrop {
     fn drop(&mut self) {
+        if let Some(provider) = self.0.take()
+            && let Err(e) = provider.shutdown()
+        {
+            tracing::warn!(error = %e, "the last spans were not exported");
+        }
         flush();
     }
 }
@@ -47,9 +59,16 @@ pub fn dropped_lines() -> u64 {
     DROPPED.get().map_or(0, |c| c.dropped_lines() as u64)
 }
 
-/// Installs the global subscriber.
-pub fn init(log: &LogConfig) -> Result<FlushOnDrop, crate::error::BoxError> {
-    let filter = EnvFilter::try_new(&log.filter)
+/// Installs the global subscriber: the log lines, and the span exporter when `otel` names an
+/// endpoint.
+pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<FlushOnDrop, crate::error::BoxError> {
+    EnvFilter::try_new(&log.filter)
+        .map_err(|e| format!("invalid log filter {:?}: {e}", log.filter))?;
+    let provider = crate::ops::otel::provider(otel)?;
+    // The trace spans (target `otel`): off entirely without an exporter; with one, log lines
+    // inside a request show its spans, trace id included.
+    let spans = if provider.is_some() { "info" } else { "off" };
+    let filter = EnvFilter::try_new(format!("{},{}={spans}", log.filter, crate::trace::TARGET))
         .map_err(|e| format!("invalid log filter {:?}: {e}", log.filter))?;
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(true)
@@ -57,24 +76,34 @@ pub fn init(log: &LogConfig) -> Result<FlushOnDrop, crate::error::BoxError> {
         .thread_name("edge-log")
         .finish(std::io::stdout());
     let counter = writer.error_counter();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    match log.format {
-        LogFormat::Json => builder
+    let lines = tracing_subscriber::fmt::layer().with_writer(writer);
+    let lines = match log.format {
+        LogFormat::Json => lines
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
+            .with_span_list(provider.is_some())
+            .boxed(),
+        LogFormat::Text => lines.boxed(),
+    };
+    let exported = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("edge"))
+            .with_filter(Targets::new().with_target(crate::trace::TARGET, tracing::Level::INFO))
+    });
+    tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(exported)
+        .try_init()
+        .map_err(|e| format!("cannot install logger: {e}"))?;
+    if provider.is_some() {
+        crate::trace::enable();
     }
-    .map_err(|e| format!("cannot install logger: {e}"))?;
     let _ = DROPPED.set(counter);
     *WRITER
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(guard);
-    Ok(FlushOnDrop(()))
+    Ok(FlushOnDrop(provider))
 }
 
 /// Log line format.

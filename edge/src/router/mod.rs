@@ -187,22 +187,28 @@ impl tower::Service<Call> for ServiceRouter {
             .deadline
             .filter(|_| !endpoint.enforces_deadline() && !method.server_streaming);
         let target = endpoint.kind();
-        let fut = endpoint.call(call);
-        Box::pin(async move {
-            let start = std::time::Instant::now();
-            let result = match deadline {
-                Some(deadline) => match tokio::time::timeout_at(deadline.into(), fut).await {
-                    Ok(result) => result,
-                    Err(_) => Err(Status::deadline_exceeded(
-                        "the call did not finish before its deadline",
-                    )),
-                },
-                None => fut.await,
-            };
-            let code = result.as_ref().err().map(Status::code);
-            crate::stats::call(method, target, code, start.elapsed());
-            result
-        })
+        let span = crate::trace::call_span(method, target, call.ctx.chain.last().copied());
+        // Created inside the span, so a NATS request carries it as the worker's parent.
+        let fut = span.in_scope(|| endpoint.call(call));
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let start = std::time::Instant::now();
+                let result = match deadline {
+                    Some(deadline) => match tokio::time::timeout_at(deadline.into(), fut).await {
+                        Ok(result) => result,
+                        Err(_) => Err(Status::deadline_exceeded(
+                            "the call did not finish before its deadline",
+                        )),
+                    },
+                    None => fut.await,
+                };
+                let code = result.as_ref().err().map(Status::code);
+                crate::stats::call(method, target, code, start.elapsed());
+                crate::trace::record_code(&tracing::Span::current(), code);
+                result
+            },
+            span,
+        ))
     }
 }
 

@@ -80,6 +80,10 @@ fn check_expected(current: Option<u64>, expected: Option<u64>) -> Result<(), Sto
     }
 }
 
+/// The page cache. redb's default is 1 GiB, so a replica's memory would grow with its store
+/// until then (a soak run saw it climb); the hot set of game state is far smaller.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// `Database::create`, with the panics redb raises on some damaged files (a truncated file trips
 /// an assertion) turned into an error that names the file: a damaged store must stop the start
 /// with a clear message, never a crash. While the open runs, the panic hook records the message
@@ -98,7 +102,8 @@ fn create_db(path: &Path) -> Result<Database, StoreError> {
             .unwrap_or_else(|| "(no message)".to_owned());
         *slot = Some(message);
     }));
-    let opened = std::panic::catch_unwind(|| Database::create(path));
+    let opened =
+        std::panic::catch_unwind(|| Database::builder().set_cache_size(CACHE_BYTES).create(path));
     std::panic::set_hook(previous);
     match opened {
         Ok(Ok(db)) => Ok(db),

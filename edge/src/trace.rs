@@ -1,0 +1,179 @@
+//! Distributed traces: the spans the edge opens for a request, a router call, a NATS request and
+//! a worker's handling, linked by W3C `traceparent` (a client's own is honoured; the edge passes
+//! its current span on to workers over NATS). Exported over OTLP when configured (see
+//! `ops::telemetry`); off by default, and then these helpers cost one relaxed load each.
+//!
+//! Spans use the target `otel` at INFO, so the log filter of a process without tracing turns
+//! them off entirely (`otel=off` is added to it), and with tracing on, log lines written inside
+//! a request carry its `trace_id`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
+use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Marks tracing as on (by `ops::telemetry` once the exporter is installed).
+pub fn enable() {
+    ENABLED.store(true, Ordering::Release);
+}
+
+/// Whether spans are exported.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// The target every exported span uses.
+pub const TARGET: &str = "otel";
+
+struct One<'a>(&'a str);
+
+impl Extractor for One<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        (key == "traceparent").then_some(self.0)
+    }
+    fn keys(&self) -> Vec<&str> {
+        vec!["traceparent"]
+    }
+}
+
+/// Makes `span` a child of `traceparent` (a client's or a caller's), if it parses; else it starts
+/// a trace of its own. Records its trace id on it, for log lines.
+pub fn adopt(span: &Span, traceparent: Option<&str>) {
+    if span.is_disabled() {
+        return;
+    }
+    if let Some(tp) = traceparent {
+        let parent = TraceContextPropagator::new().extract(&One(tp));
+        if parent.span().span_context().is_valid() {
+            // Only fails once the span has started, and it has not.
+            let _ = span.set_parent(parent);
+        }
+    }
+    let id = span.context().span().span_context().trace_id();
+    span.record("trace_id", tracing::field::display(id));
+}
+
+/// The current span as a `traceparent`, for a request that leaves the process; None while
+/// tracing is off (the caller's own `traceparent`, if any, is passed on unchanged then).
+pub fn current_traceparent() -> Option<String> {
+    if !enabled() {
+        return None;
+    }
+    let cx = Span::current().context();
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    let mut carrier: HashMap<String, String> = HashMap::new();
+    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// The span of one HTTP request, named by its route (a Connect path or a fixed path; never the
+/// raw path of an unknown request).
+pub fn request_span(method: &http::Method, route: &'static str) -> Span {
+    if !enabled() {
+        return Span::none();
+    }
+    tracing::info_span!(
+        target: TARGET,
+        "request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    )
+}
+
+/// Records a response status on a request span (5xx marks it an error).
+pub fn record_status(span: &Span, status: u16) {
+    if span.is_disabled() {
+        return;
+    }
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "error");
+    }
+}
+
+/// The span of one call through the router: the method, and whether it runs here or on NATS.
+pub fn call_span(
+    method: &'static proto::MethodDesc,
+    target: &'static str,
+    caller: Option<&str>,
+) -> Span {
+    if !enabled() {
+        return Span::none();
+    }
+    tracing::info_span!(
+        target: TARGET,
+        "call",
+        otel.name = method.path.trim_start_matches('/'),
+        otel.kind = if target == "nats" { "client" } else { "internal" },
+        rpc.system = "connect_rpc",
+        rpc.service = method.service_desc().full_name,
+        rpc.method = method.name,
+        edge.target = target,
+        edge.caller = caller.unwrap_or(""),
+        edge.code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    )
+}
+
+/// Records a call's outcome on its span.
+pub fn record_code(span: &Span, code: Option<handlers::Code>) {
+    if span.is_disabled() {
+        return;
+    }
+    match code {
+        None => span.record("edge.code", "ok"),
+        Some(c) => {
+            span.record("edge.code", c.as_str());
+            span.record("otel.status_code", "error")
+        }
+    };
+}
+
+/// The span of a worker serving one request from NATS, a child of the caller's span.
+pub fn worker_span(method: &'static proto::MethodDesc, traceparent: Option<&str>) -> Span {
+    if !enabled() {
+        return Span::none();
+    }
+    let span = tracing::info_span!(
+        target: TARGET,
+        "serve",
+        otel.name = method.path.trim_start_matches('/'),
+        otel.kind = "server",
+        rpc.system = "connect_rpc",
+        rpc.service = method.service_desc().full_name,
+        rpc.method = method.name,
+        edge.code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    adopt(&span, traceparent);
+    span
+}
+
+/// The span of a Server-Sent Events stream, ended with how the stream ended.
+pub fn stream_span() -> Span {
+    if !enabled() {
+        return Span::none();
+    }
+    tracing::info_span!(target: TARGET, "stream", edge.stream.end = tracing::field::Empty)
+}
+
+/// Records how a stream ended: `end`, `error:<code>`, `client_gone`, `shutdown`, `max_duration`.
+pub fn record_stream_end(span: &Span, how: &str) {
+    if !span.is_disabled() {
+        span.record("edge.stream.end", how);
+    }
+}
