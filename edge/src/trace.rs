@@ -3,9 +3,8 @@
 //! its current span on to workers over NATS). Exported over OTLP when configured (see
 //! `ops::telemetry`); off by default, and then these helpers cost one relaxed load each.
 //!
-//! Spans use the target `otel` at INFO, so the log filter of a process without tracing turns
-//! them off entirely (`otel=off` is added to it), and with tracing on, log lines written inside
-//! a request carry its `trace_id`.
+//! Spans use the target `otel` at INFO and go to the exporter only (`otel=off` is added to the
+//! log filter): the access log line and a request's error line carry its `trace_id` instead.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,10 +16,64 @@ use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
+static SAMPLING: std::sync::OnceLock<Sampling> = std::sync::OnceLock::new();
+
+/// Which traces are recorded, decided once where a trace enters the process (a request, or a
+/// worker's request), before any span exists: an unsampled request then costs nothing but this
+/// decision, and its `traceparent` passes on unchanged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// Follow the caller's sampled flag when there is a caller.
+    pub parent_based: bool,
+    /// The share of new traces recorded, 0 to 1.
+    pub ratio: f64,
+}
 
 /// Marks tracing as on (by `ops::telemetry` once the exporter is installed).
-pub fn enable() {
+pub fn enable(sampling: Sampling) {
+    let _ = SAMPLING.set(sampling);
     ENABLED.store(true, Ordering::Release);
+}
+
+/// Whether a trace that enters with `traceparent` is recorded.
+fn sampled(traceparent: Option<&str>) -> bool {
+    let Some(s) = SAMPLING.get() else {
+        return false;
+    };
+    if s.parent_based
+        && let Some(flags) = traceparent.and_then(parent_flags)
+    {
+        return flags & 1 == 1;
+    }
+    s.ratio >= 1.0 || (s.ratio > 0.0 && rand::random::<f64>() < s.ratio)
+}
+
+/// The flags of a well-formed `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).
+fn parent_flags(tp: &str) -> Option<u8> {
+    let parts: Vec<&str> = tp.trim().split('-').collect();
+    match parts.as_slice() {
+        [v, t, p, f]
+            if v.len() == 2
+                && t.len() == 32
+                && p.len() == 16
+                && f.len() == 2
+                && [t, p]
+                    .iter()
+                    .all(|x| x.bytes().all(|b| b.is_ascii_hexdigit()))
+                && t.bytes().any(|b| b != b'0')
+                && p.bytes().any(|b| b != b'0') =>
+        {
+            u8::from_str_radix(f, 16).ok()
+        }
+        _ => None,
+    }
+}
+
+/// Whether the current span is one of ours (a recorded trace is in progress here).
+fn in_trace() -> bool {
+    Span::current()
+        .metadata()
+        .is_some_and(|m| m.target() == TARGET)
 }
 
 /// Whether spans are exported.
@@ -43,7 +96,7 @@ impl Extractor for One<'_> {
 }
 
 /// Makes `span` a child of `traceparent` (a client's or a caller's), if it parses; else it starts
-/// a trace of its own. Records its trace id on it, for log lines.
+/// a trace of its own.
 pub fn adopt(span: &Span, traceparent: Option<&str>) {
     if span.is_disabled() {
         return;
@@ -55,8 +108,14 @@ pub fn adopt(span: &Span, traceparent: Option<&str>) {
             let _ = span.set_parent(parent);
         }
     }
-    let id = span.context().span().span_context().trace_id();
-    span.record("trace_id", tracing::field::display(id));
+}
+
+/// The trace id of `span`, for a log line (empty while tracing is off).
+pub fn trace_id(span: &Span) -> String {
+    if span.is_disabled() || !enabled() {
+        return String::new();
+    }
+    span.context().span().span_context().trace_id().to_string()
 }
 
 /// The current span as a `traceparent`, for a request that leaves the process; None while
@@ -76,21 +135,22 @@ pub fn current_traceparent() -> Option<String> {
 
 /// The span of one HTTP request, named by its route (a Connect path or a fixed path; never the
 /// raw path of an unknown request).
-pub fn request_span(method: &http::Method, route: &'static str) -> Span {
-    if !enabled() {
+pub fn request_span(method: &http::Method, route: &'static str, traceparent: Option<&str>) -> Span {
+    if !enabled() || !sampled(traceparent) {
         return Span::none();
     }
-    tracing::info_span!(
+    let span = tracing::info_span!(
         target: TARGET,
         "request",
-        otel.name = %format_args!("{method} {route}"),
+        otel.name = route,
         otel.kind = "server",
-        http.request.method = %method,
+        http.request.method = method.as_str(),
         http.route = route,
         http.response.status_code = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
-    )
+    );
+    adopt(&span, traceparent);
+    span
 }
 
 /// Records a response status on a request span (5xx marks it an error).
@@ -110,7 +170,7 @@ pub fn call_span(
     target: &'static str,
     caller: Option<&str>,
 ) -> Span {
-    if !enabled() {
+    if !enabled() || !in_trace() {
         return Span::none();
     }
     tracing::info_span!(
@@ -144,7 +204,7 @@ pub fn record_code(span: &Span, code: Option<handlers::Code>) {
 
 /// The span of a worker serving one request from NATS, a child of the caller's span.
 pub fn worker_span(method: &'static proto::MethodDesc, traceparent: Option<&str>) -> Span {
-    if !enabled() {
+    if !enabled() || !sampled(traceparent) {
         return Span::none();
     }
     let span = tracing::info_span!(
@@ -157,7 +217,6 @@ pub fn worker_span(method: &'static proto::MethodDesc, traceparent: Option<&str>
         rpc.method = method.name,
         edge.code = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
     );
     adopt(&span, traceparent);
     span
@@ -165,7 +224,7 @@ pub fn worker_span(method: &'static proto::MethodDesc, traceparent: Option<&str>
 
 /// The span of a Server-Sent Events stream, ended with how the stream ended.
 pub fn stream_span() -> Span {
-    if !enabled() {
+    if !enabled() || !in_trace() {
         return Span::none();
     }
     tracing::info_span!(target: TARGET, "stream", edge.stream.end = tracing::field::Empty)
@@ -175,5 +234,26 @@ pub fn stream_span() -> Span {
 pub fn record_stream_end(span: &Span, how: &str) {
     if !span.is_disabled() {
         span.record("edge.stream.end", how);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_flags() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(parent_flags(tp), Some(1));
+        assert_eq!(parent_flags(&tp.replace("-01", "-00")), Some(0));
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-xyz-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(parent_flags(bad), None, "{bad}");
+        }
     }
 }

@@ -163,10 +163,11 @@ async fn one_request_across_nats_and_a_worker_is_one_trace() {
     // The edge's request span is the client's span's child, named by its route.
     let request = mine
         .iter()
-        .find(|s| s.service == "edge" && s.name == format!("POST {BOOTSTRAP}"))
+        .find(|s| s.service == "edge" && s.name == BOOTSTRAP)
         .unwrap_or_else(|| panic!("the request span: {}", show()));
     assert_eq!(request.parent, client_span, "{}", show());
     assert_eq!(request.attrs["http.response.status_code"], "200");
+    assert_eq!(request.attrs["http.request.method"], "POST");
     // Its router call goes to NATS...
     let call = mine
         .iter()
@@ -209,6 +210,24 @@ async fn one_request_across_nats_and_a_worker_is_one_trace() {
         show()
     );
     assert!(mine.iter().all(|s| s.trace == trace));
+
+    // A client that did not sample its trace gets none recorded (parent-based by default), and
+    // the decision reaches the worker with the traceparent.
+    let unsampled = "5bf92f3577b34da6a3ce929d0e0e4736";
+    let r = c
+        .call_with(
+            BOOTSTRAP,
+            Some(&me.access),
+            &[("traceparent", &format!("00-{unsampled}-{client_span}-00"))],
+            json!({"regionId": "hearthvale"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        spans.lock().unwrap().iter().all(|s| s.trace != unsampled),
+        "an unsampled trace was exported"
+    );
 
     // Log lines inside the request carry its trace id (the access log's, here).
     let logs = edge.logs();

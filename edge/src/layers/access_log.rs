@@ -73,14 +73,13 @@ where
         };
         let span = if crate::trace::enabled() {
             // Named by its route, never the raw path; a client's traceparent is its parent.
-            let span = crate::trace::request_span(&method, crate::stats::route_label(uri.path()));
-            crate::trace::adopt(
-                &span,
+            crate::trace::request_span(
+                &method,
+                crate::stats::route_label(uri.path()),
                 req.headers()
                     .get("traceparent")
                     .and_then(|v| v.to_str().ok()),
-            );
-            span
+            )
         } else {
             tracing::debug_span!("request", method = %method, path = %uri.path(), request_id = %id_str(&id))
         };
@@ -98,9 +97,11 @@ where
                 crate::trace::record_status(&span, status);
                 let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
                 if status >= 500 {
-                    tracing::warn!(%method, %path, status, latency_us, request_id = %id_str(&id), "request failed");
+                    let trace_id = crate::trace::trace_id(&span);
+                    tracing::warn!(%method, %path, status, latency_us, request_id = %id_str(&id), trace_id, "request failed");
                 } else if every_request {
-                    tracing::info!(%method, %path, status, latency_us, request_id = %id_str(&id), "request");
+                    let trace_id = crate::trace::trace_id(&span);
+                    tracing::info!(%method, %path, status, latency_us, request_id = %id_str(&id), trace_id, "request");
                 }
             }
             result

@@ -71,6 +71,24 @@ impl OtelConfig {
         })
     }
 
+    /// The sampling decision it names, taken where a trace enters the process.
+    pub fn sampling(&self) -> Result<crate::trace::Sampling, String> {
+        let ratio = self.sampler_arg;
+        self.sampler()?;
+        let (parent_based, ratio) = match self.sampler.as_str() {
+            "always_on" => (false, 1.0),
+            "always_off" => (false, 0.0),
+            "traceidratio" => (false, ratio),
+            "parentbased_always_on" => (true, 1.0),
+            "parentbased_always_off" => (true, 0.0),
+            _ => (true, ratio),
+        };
+        Ok(crate::trace::Sampling {
+            parent_based,
+            ratio,
+        })
+    }
+
     /// Checks what can be checked before starting.
     pub fn validate(&self) -> Result<(), String> {
         self.sampler()?;
@@ -108,7 +126,9 @@ pub fn provider(config: &OtelConfig) -> Result<Option<SdkTracerProvider>, String
     Ok(Some(
         SdkTracerProvider::builder()
             .with_span_processor(processor)
-            .with_sampler(config.sampler()?)
+            // The decision is taken where a trace enters (see `trace::Sampling`); the SDK
+            // records what was decided and follows parents inside the process.
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
             .with_resource(
                 Resource::builder()
                     .with_service_name(config.service_name.clone())

@@ -65,10 +65,9 @@ pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<FlushOnDrop, crate::er
     EnvFilter::try_new(&log.filter)
         .map_err(|e| format!("invalid log filter {:?}: {e}", log.filter))?;
     let provider = crate::ops::otel::provider(otel)?;
-    // The trace spans (target `otel`): off entirely without an exporter; with one, log lines
-    // inside a request show its spans, trace id included.
-    let spans = if provider.is_some() { "info" } else { "off" };
-    let filter = EnvFilter::try_new(format!("{},{}={spans}", log.filter, crate::trace::TARGET))
+    // The trace spans (target `otel`) are the exporter's alone: formatting them for log lines
+    // would cost more than the spans themselves (lines that need the trace id write it).
+    let filter = EnvFilter::try_new(format!("{},{}=off", log.filter, crate::trace::TARGET))
         .map_err(|e| format!("invalid log filter {:?}: {e}", log.filter))?;
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(true)
@@ -82,7 +81,7 @@ pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<FlushOnDrop, crate::er
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .with_span_list(provider.is_some())
+            .with_span_list(false)
             .boxed(),
         LogFormat::Text => lines.boxed(),
     };
@@ -97,7 +96,7 @@ pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<FlushOnDrop, crate::er
         .try_init()
         .map_err(|e| format!("cannot install logger: {e}"))?;
     if provider.is_some() {
-        crate::trace::enable();
+        crate::trace::enable(otel.sampling()?);
     }
     let _ = DROPPED.set(counter);
     *WRITER
