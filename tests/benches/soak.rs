@@ -115,15 +115,30 @@ async fn operation(c: &Client, p: &Player, roll: u64, n: u64) -> Result<(), Stri
                 other => Err(format!("stream ended with {other:?}")),
             }
         }
-        _ => check(
-            "login",
-            c.call(
-                "/aicore.auth.v1.AuthService/Login",
-                None,
-                json!({"username": p.name, "password": "correct-horse"}),
-            )
-            .await,
-        ),
+        _ => {
+            // Like a real client: a 429 with Retry-After (every login here comes from one
+            // address, and password checks per address are bounded) is retried once, after it.
+            let login = || {
+                c.call(
+                    "/aicore.auth.v1.AuthService/Login",
+                    None,
+                    json!({"username": p.name, "password": "correct-horse"}),
+                )
+            };
+            let r = login().await;
+            let wait = r
+                .headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            match (r.status.as_u16(), wait) {
+                (429, Some(secs)) => {
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                    check("login (retried)", login().await)
+                }
+                _ => check("login", r),
+            }
+        }
     }
 }
 
@@ -218,7 +233,11 @@ async fn main() {
     let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut n = 0u64;
+    // Resident memory moves with allocator page churn; each period reports the median of one
+    // sample a second.
     let mut rss = Vec::new();
+    let mut samples: Vec<u64> = Vec::new();
+    let mut next_sample = started;
     let mut next_report = started + Duration::from_secs(minute);
     let mut inflight = tokio::task::JoinSet::new();
     while started.elapsed() < Duration::from_secs(secs) {
@@ -243,8 +262,14 @@ async fn main() {
             }
         });
         while inflight.try_join_next().is_some() {}
+        if Instant::now() >= next_sample {
+            samples.push(edge.rss_kib());
+            next_sample += Duration::from_secs(1);
+        }
         if Instant::now() >= next_report {
-            rss.push(edge.rss_kib());
+            samples.sort_unstable();
+            rss.push(samples.get(samples.len() / 2).copied().unwrap_or(0));
+            samples.clear();
             next_report += Duration::from_secs(minute);
         }
     }
@@ -254,7 +279,9 @@ async fn main() {
         let _ = s.await;
     }
     if rss.len() < (secs / minute) as usize {
-        rss.push(edge.rss_kib());
+        samples.push(edge.rss_kib());
+        samples.sort_unstable();
+        rss.push(samples[samples.len() / 2]);
     }
 
     let mut ps = std::mem::take(&mut *periods.lock().unwrap());
@@ -269,7 +296,7 @@ async fn main() {
         p99s.push(p99);
         errors += p.errors.len();
         println!(
-            "  period {:>2}: {:>6} unary, {:>5} streams, p50 {:>6.2} ms, p99 {:>6.2} ms, errors {:>3}, RSS {:>7} KiB{}",
+            "  period {:>2}: {:>6} unary, {:>5} streams, p50 {:>6.2} ms, p99 {:>6.2} ms, errors {:>3}, RSS median {:>7} KiB{}",
             i + 1,
             p.latencies.len(),
             p.streams,
@@ -283,8 +310,7 @@ async fn main() {
                 .unwrap_or_default()
         );
     }
-    // Resident memory moves by some percent between samples (allocator pages come and go), so
-    // the first period's samples after warm-up are set against the last periods'.
+    // The first third of the periods (after warm-up) against the last third.
     let mean = |v: &[u64]| v.iter().sum::<u64>() as f64 / v.len().max(1) as f64;
     let k = (rss.len() / 3).max(1);
     let first = mean(&rss[..k.min(rss.len())]);
