@@ -270,6 +270,10 @@ pub struct ServeArgs {
     /// The sampler's ratio, 0 to 1 [default: 1].
     #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG")]
     pub otel_sampler_arg: Option<f64>,
+    /// Let an HTTP client's traceparent sampled flag decide whether its request is traced
+    /// (true/false); its trace id is kept either way [default: false: the edge faces the public].
+    #[arg(long, env = "EDGE_OTEL_TRUST_CLIENT_SAMPLED")]
+    pub otel_trust_client_sampled: Option<bool>,
     /// Log format: json or text [default: json].
     #[arg(long, env = "EDGE_LOG_FORMAT")]
     pub log_format: Option<crate::ops::telemetry::LogFormat>,

@@ -241,6 +241,10 @@ impl Config {
         set(&mut self.otel.service_name, &a.otel_service_name);
         set(&mut self.otel.sampler, &a.otel_sampler);
         set(&mut self.otel.sampler_arg, &a.otel_sampler_arg);
+        set(
+            &mut self.otel.trust_client_sampled,
+            &a.otel_trust_client_sampled,
+        );
         set(&mut self.log.filter, &a.log);
         set(&mut self.log.access, &a.access_log);
         if a.nats.is_some() {

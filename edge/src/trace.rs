@@ -16,6 +16,7 @@ use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
+static TRUST_CLIENTS: AtomicBool = AtomicBool::new(false);
 static SAMPLING: std::sync::OnceLock<Sampling> = std::sync::OnceLock::new();
 
 /// Which traces are recorded, decided once where a trace enters the process (a request, or a
@@ -35,12 +36,20 @@ pub fn enable(sampling: Sampling) {
     ENABLED.store(true, Ordering::Release);
 }
 
-/// Whether a trace that enters with `traceparent` is recorded.
-fn sampled(traceparent: Option<&str>) -> bool {
+/// Whether HTTP clients' sampled flags count (`otel.trust_client_sampled`). Off by default: a
+/// public client that sets it on every request would otherwise choose what tracing costs.
+pub fn trust_clients(trust: bool) {
+    TRUST_CLIENTS.store(trust, Ordering::Relaxed);
+}
+
+/// Whether a trace that enters with `traceparent` is recorded; the parent's flag counts only
+/// from a `trusted` caller (a worker's caller over NATS always is).
+fn sampled(traceparent: Option<&str>, trusted: bool) -> bool {
     let Some(s) = SAMPLING.get() else {
         return false;
     };
     if s.parent_based
+        && trusted
         && let Some(flags) = traceparent.and_then(parent_flags)
     {
         return flags & 1 == 1;
@@ -67,6 +76,19 @@ fn parent_flags(tp: &str) -> Option<u8> {
         }
         _ => None,
     }
+}
+
+/// An HTTP client's `traceparent`, to pass on to the services it calls: dropped unless
+/// well-formed (version 00), and with its sampled flag cleared unless clients are trusted, so a
+/// worker does not record what the edge chose not to.
+pub fn client_traceparent(headers: &http::HeaderMap) -> Option<String> {
+    let tp = headers.get("traceparent")?.to_str().ok()?.trim();
+    parent_flags(tp)?;
+    if TRUST_CLIENTS.load(Ordering::Relaxed) {
+        return Some(tp.to_owned());
+    }
+    let (head, _flags) = tp.rsplit_once('-')?;
+    Some(format!("{head}-00"))
 }
 
 /// Whether the current span is one of ours (a recorded trace is in progress here).
@@ -134,11 +156,16 @@ pub fn current_traceparent() -> Option<String> {
 }
 
 /// The span of one HTTP request, named by its route (a Connect path or a fixed path; never the
-/// raw path of an unknown request).
-pub fn request_span(method: &http::Method, route: &'static str, traceparent: Option<&str>) -> Span {
-    if !enabled() || !sampled(traceparent) {
+/// raw path of an unknown request), looked up only when the request is sampled.
+pub fn request_span(
+    method: &http::Method,
+    route: impl FnOnce() -> &'static str,
+    traceparent: Option<&str>,
+) -> Span {
+    if !enabled() || !sampled(traceparent, TRUST_CLIENTS.load(Ordering::Relaxed)) {
         return Span::none();
     }
+    let route = route();
     let span = tracing::info_span!(
         target: TARGET,
         "request",
@@ -204,7 +231,7 @@ pub fn record_code(span: &Span, code: Option<handlers::Code>) {
 
 /// The span of a worker serving one request from NATS, a child of the caller's span.
 pub fn worker_span(method: &'static proto::MethodDesc, traceparent: Option<&str>) -> Span {
-    if !enabled() || !sampled(traceparent) {
+    if !enabled() || !sampled(traceparent, true) {
         return Span::none();
     }
     let span = tracing::info_span!(
@@ -220,6 +247,49 @@ pub fn worker_span(method: &'static proto::MethodDesc, traceparent: Option<&str>
     );
     adopt(&span, traceparent);
     span
+}
+
+/// The span of authenticating one request (a child of its request span): which credential it
+/// carried and what came of it.
+pub fn auth_span() -> Span {
+    if !enabled() || !in_trace() {
+        return Span::none();
+    }
+    tracing::info_span!(
+        target: TARGET,
+        "authenticate",
+        otel.name = "authenticate",
+        edge.auth.credential = tracing::field::Empty,
+        edge.auth.principal = tracing::field::Empty,
+        edge.code = tracing::field::Empty,
+    )
+}
+
+/// Records the credential a request carried: `none`, `access_token`, `service_key`, `ticket`.
+pub fn record_credential(span: &Span, kind: &'static str) {
+    if !span.is_disabled() {
+        span.record("edge.auth.credential", kind);
+    }
+}
+
+/// Records who a request was authenticated as (`player`, or `service:<key name>`; never a
+/// player's id), or why not.
+pub fn record_auth(span: &Span, outcome: Result<Option<&handlers::Principal>, handlers::Code>) {
+    if span.is_disabled() {
+        return;
+    }
+    match outcome {
+        Ok(None) => span.record("edge.code", "ok"),
+        Ok(Some(handlers::Principal::Player { .. })) => {
+            span.record("edge.auth.principal", "player");
+            span.record("edge.code", "ok")
+        }
+        Ok(Some(handlers::Principal::Service { name, .. })) => {
+            span.record("edge.auth.principal", format!("service:{name}").as_str());
+            span.record("edge.code", "ok")
+        }
+        Err(code) => span.record("edge.code", code.as_str()),
+    };
 }
 
 /// The span of a Server-Sent Events stream, ended with how the stream ended.
@@ -255,5 +325,23 @@ mod tests {
         ] {
             assert_eq!(parent_flags(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_clients_sampled_flag_is_cleared_unless_trusted() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(client_traceparent(&h), None);
+        h.insert("traceparent", "garbage".parse().unwrap());
+        assert_eq!(client_traceparent(&h), None, "malformed: dropped");
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        h.insert("traceparent", tp.parse().unwrap());
+        // The only test that touches the flag, so no other test sees it change.
+        assert_eq!(
+            client_traceparent(&h).as_deref(),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
+        );
+        trust_clients(true);
+        assert_eq!(client_traceparent(&h).as_deref(), Some(tp));
+        trust_clients(false);
     }
 }

@@ -211,22 +211,20 @@ async fn one_request_across_nats_and_a_worker_is_one_trace() {
     );
     assert!(mine.iter().all(|s| s.trace == trace));
 
-    // A client that did not sample its trace gets none recorded (parent-based by default), and
-    // the decision reaches the worker with the traceparent.
-    let unsampled = "5bf92f3577b34da6a3ce929d0e0e4736";
-    let r = c
-        .call_with(
-            BOOTSTRAP,
-            Some(&me.access),
-            &[("traceparent", &format!("00-{unsampled}-{client_span}-00"))],
-            json!({"regionId": "hearthvale"}),
-        )
-        .await;
-    assert_eq!(r.status, 200);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Authentication has a span of its own, the request's child: the credential, who it proved
+    // to be (never a player's id) and the outcome.
+    let auth = mine
+        .iter()
+        .find(|s| s.name == "authenticate" && s.parent == request.id)
+        .unwrap_or_else(|| panic!("the authentication span: {}", show()));
+    assert_eq!(auth.attrs["edge.auth.credential"], "access_token");
+    assert_eq!(auth.attrs["edge.auth.principal"], "player");
+    assert_eq!(auth.attrs["edge.code"], "ok");
     assert!(
-        spans.lock().unwrap().iter().all(|s| s.trace != unsampled),
-        "an unsampled trace was exported"
+        mine.iter()
+            .all(|s| s.attrs.values().all(|v| !v.contains(&me.player_id))),
+        "a player id in a span: {}",
+        show()
     );
 
     // Log lines inside the request carry its trace id (the access log's, here).
@@ -236,4 +234,101 @@ async fn one_request_across_nats_and_a_worker_is_one_trace() {
             .any(|l| l.contains(BOOTSTRAP) && l.contains(trace) && l.contains("\"status\":200")),
         "{logs}"
     );
+}
+
+/// The edge faces the public: by default a client's sampled flag neither records a trace the
+/// edge's sampler would not (a client setting it on every request would choose what tracing
+/// costs) nor reaches a worker. `--otel-trust-client-sampled true` restores parent-based
+/// sampling for clients that can be trusted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clients_sampled_flag_counts_only_when_trusted() {
+    let (url, spans) = collector().await;
+    let nats = Nats::start("");
+    let otel = ["--otel-endpoint", url.as_str()];
+    // The worker follows its callers' flags (parent-based, its default).
+    let _worker = Edge::start_worker(
+        &[
+            &["--nats", &nats.url(), "--services", "bodybroker"][..],
+            &otel[..],
+        ]
+        .concat(),
+    );
+    let edge_args = |trust: &'static str| {
+        Edge::start(
+            &[
+                &[
+                    "--nats",
+                    &nats.url(),
+                    "--remote",
+                    "bodybroker",
+                    "--otel-sampler",
+                    "parentbased_always_off",
+                    "--otel-trust-client-sampled",
+                    trust,
+                ][..],
+                &otel[..],
+            ]
+            .concat(),
+        )
+    };
+    let public = edge_args("false");
+    let trusting = edge_args("true");
+    let span = "00f067aa0ba902b7";
+    let call = async |edge: &Edge, trace: &str, flags: &str| {
+        let c = edge.client();
+        // One player per call: each edge keeps its own accounts.
+        let me = scenarios::login(&c, &format!("traveller{}", &trace[..8])).await;
+        let tp = format!("00-{trace}-{span}-{flags}");
+        eventually(Duration::from_secs(20), "the facade answers", async || {
+            c.call_with(
+                BOOTSTRAP,
+                Some(&me.access),
+                &[("traceparent", &tp)],
+                json!({"regionId": "hearthvale"}),
+            )
+            .await
+            .status
+                == 200
+        })
+        .await;
+    };
+    let of = |trace: &str| -> Vec<Span> {
+        spans
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.trace == trace)
+            .cloned()
+            .collect()
+    };
+
+    // Trusted: the client's flag decides, and the worker follows it.
+    let trusted = "6bf92f3577b34da6a3ce929d0e0e4736";
+    call(&trusting, trusted, "01").await;
+    eventually(
+        Duration::from_secs(15),
+        "the trusted trace is exported by the edge and the worker",
+        async || {
+            let got = of(trusted);
+            got.iter()
+                .any(|s| s.service == "edge" && s.name == BOOTSTRAP)
+                && got.iter().any(|s| s.service == "edge-worker")
+        },
+    )
+    .await;
+
+    // Public: the same flag records nothing, at the edge or at the worker it reaches.
+    let forced = "7bf92f3577b34da6a3ce929d0e0e4736";
+    call(&public, forced, "01").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        of(forced).is_empty(),
+        "a public client's sampled flag was followed: {:#?}",
+        of(forced)
+    );
+    // A trusted client's unsampled flag is followed too.
+    let unsampled = "8bf92f3577b34da6a3ce929d0e0e4736";
+    call(&trusting, unsampled, "00").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(of(unsampled).is_empty(), "{:#?}", of(unsampled));
 }

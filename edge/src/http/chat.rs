@@ -270,11 +270,7 @@ pub async fn completions(State(state): State<Api>, req: Request) -> Response {
             .extensions
             .get::<crate::layers::client_addr::ClientAddr>()
             .map(|a| a.0),
-        traceparent: parts
-            .headers
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        traceparent: crate::trace::client_traceparent(&parts.headers),
         chain: Vec::new(),
     };
     let call = Call {

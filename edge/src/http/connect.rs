@@ -49,7 +49,6 @@ fn timeout(headers: &HeaderMap) -> Result<Option<Duration>, Status> {
 
 // Looked up on every call: named once, not parsed from a string each time.
 static TIMEOUT_MS: HeaderName = HeaderName::from_static("connect-timeout-ms");
-static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 fn header_str(headers: &HeaderMap, name: &HeaderName, max: usize) -> Option<String> {
@@ -189,7 +188,7 @@ pub async fn unary(
         )
         .unwrap_or_default(),
         idempotency_key,
-        traceparent: header_str(&parts.headers, &TRACEPARENT, 128),
+        traceparent: crate::trace::client_traceparent(&parts.headers),
         client_addr: parts
             .extensions
             .get::<crate::layers::client_addr::ClientAddr>()

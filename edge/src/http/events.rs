@@ -222,7 +222,7 @@ pub async fn get(State(state): State<Api>, req: Request) -> Response {
         deadline: Some(Instant::now() + state.streams.config.max_duration),
         request_id: header(&parts.headers, "x-request-id").unwrap_or_default(),
         idempotency_key: None,
-        traceparent: header(&parts.headers, "traceparent"),
+        traceparent: crate::trace::client_traceparent(&parts.headers),
         client_addr: parts
             .extensions
             .get::<crate::layers::client_addr::ClientAddr>()

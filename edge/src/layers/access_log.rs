@@ -75,7 +75,7 @@ where
             // Named by its route, never the raw path; a client's traceparent is its parent.
             crate::trace::request_span(
                 &method,
-                crate::stats::route_label(uri.path()),
+                || crate::stats::route_label(uri.path()),
                 req.headers()
                     .get("traceparent")
                     .and_then(|v| v.to_str().ok()),

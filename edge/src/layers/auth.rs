@@ -20,6 +20,7 @@ use handlers::leaky::Leaky;
 use handlers::{Principal, Status};
 use proto::{Access, BoxFuture, MethodDesc};
 use tower::{Layer, Service};
+use tracing::Instrument as _;
 
 use crate::error::status_response;
 use serde::{Deserialize, Serialize};
@@ -94,6 +95,18 @@ enum Credential {
     Refused(Status),
 }
 
+impl Credential {
+    /// What it was, for the trace.
+    fn kind(&self) -> &'static str {
+        match self {
+            Credential::None => "none",
+            Credential::Verified(_) | Credential::Refused(_) => "access_token",
+            Credential::Key(_) => "service_key",
+            Credential::Ticket(_) => "ticket",
+        }
+    }
+}
+
 /// A stream ticket in the query of `GET /v1/events` (the only path that takes one: `EventSource`
 /// cannot send headers). Tickets are URL-safe, so the value is taken as it is.
 fn ticket(req: &Request, m: &MethodDesc) -> Option<String> {
@@ -123,12 +136,24 @@ fn bearer(req: &Request) -> Option<&str> {
 }
 
 /// Checks the access rule and hands the principal and the method on to the layers inside.
+/// Authorizes `principal` for `m` and hands it on; the authentication `span` ends here, before
+/// the inner service runs.
 fn admit(
     req: &mut Request,
     principal: Option<Principal>,
     m: &'static MethodDesc,
+    span: tracing::Span,
 ) -> Result<(), Status> {
-    authorize(principal.as_ref(), m)?;
+    let allowed = authorize(principal.as_ref(), m);
+    crate::trace::record_auth(
+        &span,
+        allowed
+            .as_ref()
+            .map(|()| principal.as_ref())
+            .map_err(Status::code),
+    );
+    drop(span);
+    allowed?;
     if let Some(p) = principal {
         req.extensions_mut().insert(p);
     }
@@ -161,18 +186,24 @@ where
         let Some(m) = method else {
             return Box::pin(self.inner.call(req));
         };
+        // Ends before the inner service is called: it times authentication alone.
+        let span = crate::trace::auth_span();
         // Public methods ignore credentials entirely: a stale token must not block login.
-        let credential = match bearer(&req).filter(|_| m.access != Access::Public) {
-            None => ticket(&req, m).map_or(Credential::None, Credential::Ticket),
-            // Service keys need a store read (usually cached); access tokens are checked in place.
-            Some(t) if t.starts_with(handlers::auth::keys::KEY_PREFIX) => {
-                Credential::Key(t.to_owned())
-            }
-            Some(t) => match self.auth.authenticate(t) {
-                Ok(p) => Credential::Verified(p),
-                Err(status) => Credential::Refused(status),
-            },
-        };
+        let credential =
+            span.in_scope(
+                || match bearer(&req).filter(|_| m.access != Access::Public) {
+                    None => ticket(&req, m).map_or(Credential::None, Credential::Ticket),
+                    // Service keys need a store read (usually cached); access tokens are checked in place.
+                    Some(t) if t.starts_with(handlers::auth::keys::KEY_PREFIX) => {
+                        Credential::Key(t.to_owned())
+                    }
+                    Some(t) => match self.auth.authenticate(t) {
+                        Ok(p) => Credential::Verified(p),
+                        Err(status) => Credential::Refused(status),
+                    },
+                },
+            );
+        crate::trace::record_credential(&span, credential.kind());
         let addr = req
             .extensions()
             .get::<crate::layers::client_addr::ClientAddr>()
@@ -184,6 +215,7 @@ where
                 _ => None,
             };
             if let Some(wait) = blocked {
+                crate::trace::record_auth(&span, Err(handlers::Code::ResourceExhausted));
                 return refuse(&too_many_bad(wait));
             }
         }
@@ -191,6 +223,7 @@ where
             Credential::None => None,
             Credential::Verified(p) => Some(p),
             Credential::Refused(status) => {
+                crate::trace::record_auth(&span, Err(status.code()));
                 count_bad(self.bad.as_deref(), addr, &status);
                 return refuse(&status);
             }
@@ -201,17 +234,19 @@ where
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 return Box::pin(async move {
-                    let principal = match auth.redeem_ticket(&ticket).await {
+                    let redeemed = auth.redeem_ticket(&ticket).instrument(span.clone()).await;
+                    let principal = match redeemed {
                         Ok(p) => p,
                         // A spent or expired ticket is a browser reconnecting, not a guess.
                         Err(refused) => {
+                            crate::trace::record_auth(&span, Err(refused.status.code()));
                             if !refused.genuine {
                                 count_bad(bad.as_deref(), addr, &refused.status);
                             }
                             return Ok(status_response(&refused.status));
                         }
                     };
-                    match admit(&mut req, Some(principal), m) {
+                    match admit(&mut req, Some(principal), m, span) {
                         Ok(()) => inner.call(req).await,
                         Err(status) => Ok(status_response(&status)),
                     }
@@ -225,21 +260,22 @@ where
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 return Box::pin(async move {
-                    let principal = match keys.verify(&key).await {
+                    let principal = match keys.verify(&key).instrument(span.clone()).await {
                         Ok(p) => p,
                         Err(status) => {
+                            crate::trace::record_auth(&span, Err(status.code()));
                             count_bad(bad.as_deref(), addr, &status);
                             return Ok(status_response(&status));
                         }
                     };
-                    match admit(&mut req, Some(principal), m) {
+                    match admit(&mut req, Some(principal), m, span) {
                         Ok(()) => inner.call(req).await,
                         Err(status) => Ok(status_response(&status)),
                     }
                 });
             }
         };
-        match admit(&mut req, principal, m) {
+        match admit(&mut req, principal, m, span) {
             Ok(()) => Box::pin(self.inner.call(req)),
             Err(status) => {
                 count_bad(self.bad.as_deref(), addr, &status);

@@ -32,6 +32,11 @@ pub struct OtelConfig {
     pub sampler_arg: f64,
     /// Spans waiting for export before new ones are dropped.
     pub queue: usize,
+    /// Whether an HTTP client's `traceparent` sampled flag decides whether its request is
+    /// recorded (with a `parentbased_*` sampler). Off by default: the edge faces the public, and a
+    /// client setting the flag on every request would make each cost several times more. The
+    /// client's trace id and parent span are kept either way; callers over NATS are trusted.
+    pub trust_client_sampled: bool,
 }
 
 impl Default for OtelConfig {
@@ -42,6 +47,7 @@ impl Default for OtelConfig {
             sampler: "parentbased_always_on".into(),
             sampler_arg: 1.0,
             queue: 4096,
+            trust_client_sampled: false,
         }
     }
 }

@@ -95,6 +95,7 @@ pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<FlushOnDrop, crate::er
         .with(exported)
         .try_init()
         .map_err(|e| format!("cannot install logger: {e}"))?;
+    crate::trace::trust_clients(otel.trust_client_sampled);
     if provider.is_some() {
         crate::trace::enable(otel.sampling()?);
     }
