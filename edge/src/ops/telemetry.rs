@@ -86,8 +86,13 @@ pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<FlushOnDrop, crate::er
         LogFormat::Text => lines.boxed(),
     };
     let exported = provider.as_ref().map(|p| {
+        // Busy/idle timing would read the clock on every poll of every traced future, and
+        // source locations and thread names add attributes no one reads in async code.
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("edge"))
+            .with_tracked_inactivity(false)
+            .with_location(false)
+            .with_threads(false)
             .with_filter(Targets::new().with_target(crate::trace::TARGET, tracing::Level::INFO))
     });
     tracing_subscriber::registry()
