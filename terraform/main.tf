@@ -148,25 +148,27 @@ module "alb" {
 module "nats" {
   source = "./modules/nats_cluster"
 
-  name                   = var.name
-  vpc_id                 = var.vpc_id
-  subnet_ids             = var.private_subnet_ids
-  security_group_ids     = [module.network.nats_security_group_id]
-  namespace_name         = var.nats_namespace
-  instance_type          = var.nats_instance_type
-  architecture           = var.nats_architecture
-  ami_id                 = var.nats_ami_id
-  volume_size_gb         = var.nats_volume_size_gb
-  client_tls_verify      = var.nats_require_client_certs
-  server_cert_secret_arn = var.nats_server_cert_secret_arn
-  server_key_secret_arn  = var.nats_server_key_secret_arn
-  ca_secret_arn          = var.nats_ca_secret_arn
-  auth_config_secret_arn = var.nats_auth_config_secret_arn
-  secrets_kms_key_arns   = var.secrets_kms_key_arns
-  install_ssm_agent      = var.nats_install_ssm_agent
-  log_retention_days     = var.log_retention_days
-  log_kms_key_arn        = local.log_kms_key_arn
-  tags                   = var.tags
+  name                     = var.name
+  vpc_id                   = var.vpc_id
+  subnet_ids               = var.private_subnet_ids
+  security_group_ids       = [module.network.nats_security_group_id]
+  namespace_name           = var.nats_namespace
+  instance_type            = var.nats_instance_type
+  architecture             = var.nats_architecture
+  ami_id                   = var.nats_ami_id
+  volume_size_gb           = var.nats_volume_size_gb
+  client_tls_verify        = var.nats_require_client_certs
+  server_cert_secret_arn   = var.nats_server_cert_secret_arn
+  server_key_secret_arn    = var.nats_server_key_secret_arn
+  ca_secret_arn            = var.nats_ca_secret_arn
+  auth_config_secret_arn   = var.nats_auth_config_secret_arn
+  secrets_kms_key_arns     = var.secrets_kms_key_arns
+  install_ssm_agent        = var.nats_install_ssm_agent
+  install_cloudwatch_agent = var.nats_install_cloudwatch_agent
+  alarm_actions            = var.alarm_actions
+  log_retention_days       = var.log_retention_days
+  log_kms_key_arn          = local.log_kms_key_arn
+  tags                     = var.tags
 }
 
 module "edge" {

@@ -282,6 +282,18 @@ variable "nats_install_ssm_agent" {
   default     = true
 }
 
+variable "alarm_actions" {
+  type        = list(string)
+  description = "SNS topic ARNs notified by the CloudWatch alarms (a NATS node's JetStream volume filling up)."
+  default     = []
+}
+
+variable "nats_install_cloudwatch_agent" {
+  type        = bool
+  description = "Install the CloudWatch agent on the NATS nodes: nats-server's log to CloudWatch Logs, memory and JetStream disk use to CloudWatch metrics."
+  default     = true
+}
+
 # ---------------------------------------------------------------- logs
 
 variable "log_retention_days" {

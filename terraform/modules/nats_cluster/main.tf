@@ -17,6 +17,7 @@ locals {
   mount_point = "/var/lib/nats"
   store_dir   = "/var/lib/nats/jetstream"
   secrets_dir = "/etc/nats/secrets"
+  log_file    = "/var/log/nats/nats-server.log"
 
   node_names   = [for i in range(local.node_count) : "nats-${i}"]
   node_hosts   = [for n in local.node_names : "${n}.${var.namespace_name}"]
@@ -54,11 +55,39 @@ locals {
   })
 
   ssm_agent_url = "https://s3.${local.region}.amazonaws.com/amazon-ssm-${local.region}/latest/debian_${local.deb_arch}/amazon-ssm-agent.deb"
+  cw_agent_url  = "https://amazoncloudwatch-agent-${local.region}.s3.${local.region}.amazonaws.com/debian/${local.deb_arch}/latest/amazon-cloudwatch-agent.deb"
+  cw_agent_conf = "/opt/aws/amazon-cloudwatch-agent/etc/edge-nats.json"
+
+  # nats-server's log, one stream per node; memory and the JetStream volume's use (a full disk
+  # stops JetStream), without EC2 dimensions (they would need ec2:DescribeTags).
+  cw_agent_config = [for i in range(local.node_count) : jsonencode({
+    agent = { metrics_collection_interval = 60, run_as_user = "root" }
+    logs = {
+      logs_collected = {
+        files = {
+          collect_list = [{
+            file_path        = local.log_file
+            log_group_name   = aws_cloudwatch_log_group.nats.name
+            log_stream_name  = local.node_names[i]
+            timestamp_format = "%Y/%m/%d %H:%M:%S.%f"
+          }]
+        }
+      }
+    }
+    metrics = {
+      namespace         = "CWAgent"
+      append_dimensions = {}
+      metrics_collected = {
+        mem  = { measurement = ["mem_used_percent"] }
+        disk = { measurement = ["used_percent"], resources = [local.mount_point, "/"], drop_device = true }
+      }
+    }
+  })]
 
   user_data = [for i in range(local.node_count) : join("\n", ["#cloud-config", yamlencode({
     hostname       = local.node_names[i]
     package_update = true
-    packages       = ["nats-server", "awscli", "xfsprogs", "curl"]
+    packages       = ["nats-server", "awscli", "xfsprogs", "curl", "logrotate"]
     write_files = [
       { path = "/etc/nats/nats.conf", permissions = "0644", content = local.nats_conf[i] },
       { path = "/usr/local/sbin/nats-fetch-secrets", permissions = "0750", content = local.fetch_secrets },
@@ -78,8 +107,11 @@ locals {
           server_name = local.node_names[i]
           mount_point = local.mount_point
           secrets_dir = local.secrets_dir
+          log_file    = local.log_file
         })
       },
+      { path = "/etc/logrotate.d/nats-server", permissions = "0644", content = templatefile("${path.module}/templates/nats-server.logrotate.tftpl", { log_file = local.log_file }) },
+      { path = local.cw_agent_conf, permissions = "0644", content = local.cw_agent_config[i] },
       { path = "/etc/systemd/system/nats-secrets.service", permissions = "0644", content = file("${path.module}/templates/nats-secrets.service") },
       { path = "/etc/systemd/system/nats-secrets.timer", permissions = "0644", content = file("${path.module}/templates/nats-secrets.timer") },
       { path = "/usr/local/sbin/nats-health", permissions = "0750", content = file("${path.module}/templates/nats-health.sh") },
@@ -94,6 +126,9 @@ locals {
       ],
       var.install_ssm_agent ? [
         ["sh", "-c", "curl -fsSL -o /tmp/amazon-ssm-agent.deb '${local.ssm_agent_url}' && dpkg -i /tmp/amazon-ssm-agent.deb && systemctl enable --now amazon-ssm-agent"],
+      ] : [],
+      var.install_cloudwatch_agent ? [
+        ["sh", "-c", "curl -fsSL -o /tmp/amazon-cloudwatch-agent.deb '${local.cw_agent_url}' && dpkg -i -E /tmp/amazon-cloudwatch-agent.deb && /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:${local.cw_agent_conf}"],
       ] : [],
       [
         ["systemctl", "enable", "--now", "nats-secrets.timer"],
@@ -129,6 +164,28 @@ data "aws_ami" "debian" {
 data "aws_subnet" "node" {
   count = local.node_count
   id    = local.node_subnets[count.index]
+}
+
+# ---------------------------------------------------------------- alarms
+
+# A full JetStream volume stops every stream's writes (payment records, the event bus): warn
+# while there is room to grow the volume. Needs the CloudWatch agent's disk metric.
+resource "aws_cloudwatch_metric_alarm" "jetstream_disk" {
+  count               = var.install_cloudwatch_agent ? local.node_count : 0
+  alarm_name          = "${var.name}-${local.node_names[count.index]}-jetstream-disk"
+  alarm_description   = "JetStream volume of ${local.node_names[count.index]} over ${var.disk_alarm_percent}% full: grow nats_volume_size_gb (and max_file_store) before it fills. Runbook: terraform/README.md."
+  namespace           = "CWAgent"
+  metric_name         = "disk_used_percent"
+  dimensions          = { host = local.node_names[count.index], path = local.mount_point, fstype = "xfs" }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = var.disk_alarm_percent
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "missing"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = var.tags
 }
 
 # ---------------------------------------------------------------- Cloud Map

@@ -127,9 +127,32 @@ variable "install_ssm_agent" {
   default     = true
 }
 
+variable "install_cloudwatch_agent" {
+  type        = bool
+  description = "Install the CloudWatch agent (not in Debian's archive) from the region's AWS S3 bucket at boot: it ships nats-server's log to the nodes' log group and reports memory and JetStream disk use (namespace CWAgent)."
+  default     = true
+}
+
+variable "disk_alarm_percent" {
+  type        = number
+  description = "Alarm when a node's JetStream volume is fuller than this, in percent (needs the CloudWatch agent)."
+  default     = 75
+
+  validation {
+    condition     = var.disk_alarm_percent > 0 && var.disk_alarm_percent < 100
+    error_message = "disk_alarm_percent must be between 0 and 100."
+  }
+}
+
+variable "alarm_actions" {
+  type        = list(string)
+  description = "SNS topic ARNs notified when an alarm fires or clears (empty: the alarms only show in the console)."
+  default     = []
+}
+
 variable "log_retention_days" {
   type        = number
-  description = "Retention of the nodes' CloudWatch log group (for the CloudWatch agent, if installed)."
+  description = "Retention of the nodes' CloudWatch log group."
   default     = 365
 }
 
