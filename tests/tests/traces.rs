@@ -87,6 +87,23 @@ async fn collector() -> (String, Arc<Mutex<Vec<Span>>>) {
     (url, spans)
 }
 
+/// A Bootstrap (the facade on a worker, which calls back into the edge) under `traceparent`,
+/// once the worker answers.
+async fn bootstrap(c: &edge_e2e::Client, access: &str, traceparent: &str) {
+    eventually(Duration::from_secs(20), "the facade answers", async || {
+        c.call_with(
+            BOOTSTRAP,
+            Some(access),
+            &[("traceparent", traceparent)],
+            json!({"regionId": "hearthvale"}),
+        )
+        .await
+        .status
+            == 200
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn one_request_across_nats_and_a_worker_is_one_trace() {
     let (url, spans) = collector().await;
@@ -117,19 +134,7 @@ async fn one_request_across_nats_and_a_worker_is_one_trace() {
     let me = scenarios::login(&c, "traveller").await;
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let client_span = "00f067aa0ba902b7";
-    let traceparent = format!("00-{trace}-{client_span}-01");
-    eventually(Duration::from_secs(20), "the facade answers", async || {
-        c.call_with(
-            BOOTSTRAP,
-            Some(&me.access),
-            &[("traceparent", &traceparent)],
-            json!({"regionId": "hearthvale"}),
-        )
-        .await
-        .status
-            == 200
-    })
-    .await;
+    bootstrap(&c, &me.access, &format!("00-{trace}-{client_span}-01")).await;
 
     // Exported in batches of at most half a second.
     let mut mine = Vec::new();
@@ -278,19 +283,7 @@ async fn a_clients_sampled_flag_counts_only_when_trusted() {
         let c = edge.client();
         // One player per call: each edge keeps its own accounts.
         let me = scenarios::login(&c, &format!("traveller{}", &trace[..8])).await;
-        let tp = format!("00-{trace}-{span}-{flags}");
-        eventually(Duration::from_secs(20), "the facade answers", async || {
-            c.call_with(
-                BOOTSTRAP,
-                Some(&me.access),
-                &[("traceparent", &tp)],
-                json!({"regionId": "hearthvale"}),
-            )
-            .await
-            .status
-                == 200
-        })
-        .await;
+        bootstrap(&c, &me.access, &format!("00-{trace}-{span}-{flags}")).await;
     };
     let of = |trace: &str| -> Vec<Span> {
         spans

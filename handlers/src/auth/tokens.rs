@@ -207,22 +207,39 @@ impl TokenKeys {
 
     /// Verifies signature, key id, issuer, audience and expiry. Pure CPU, no I/O.
     pub fn verify(&self, token: &str) -> Result<Claims, Status> {
-        let invalid = || Status::unauthenticated("invalid access token");
-        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        self.decode(
+            token,
+            &self.validation,
+            "invalid access token",
+            "access token expired; refresh it",
+        )
+    }
+
+    /// Checks a signed token of ours (EdDSA, by a known key id) against `validation`: its
+    /// claims, or `invalid` / `expired` as an unauthenticated status (never why it was invalid).
+    fn decode<C: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        validation: &Validation,
+        invalid: &'static str,
+        expired: &'static str,
+    ) -> Result<C, Status> {
+        let refused = || Status::unauthenticated(invalid);
+        let header = jsonwebtoken::decode_header(token).map_err(|_| refused())?;
         if header.alg != Algorithm::EdDSA {
-            return Err(invalid());
+            return Err(refused());
         }
         let key = header
             .kid
             .as_deref()
             .and_then(|kid| self.decoding.get(kid))
-            .ok_or_else(invalid)?;
-        match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
+            .ok_or_else(refused)?;
+        match jsonwebtoken::decode::<C>(token, key, validation) {
             Ok(data) => Ok(data.claims),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
-                Err(Status::unauthenticated("access token expired; refresh it"))
+                Err(Status::unauthenticated(expired))
             }
-            Err(_) => Err(invalid()),
+            Err(_) => Err(refused()),
         }
     }
 
@@ -253,23 +270,12 @@ impl TokenKeys {
     /// Verifies a stream ticket's signature, key id, issuer, audience and expiry (not its single
     /// use: that needs the store). Pure CPU.
     pub fn verify_ticket(&self, ticket: &str) -> Result<TicketClaims, Status> {
-        let invalid = || Status::unauthenticated("invalid stream ticket");
-        let header = jsonwebtoken::decode_header(ticket).map_err(|_| invalid())?;
-        if header.alg != Algorithm::EdDSA {
-            return Err(invalid());
-        }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.decoding.get(kid))
-            .ok_or_else(invalid)?;
-        match jsonwebtoken::decode::<TicketClaims>(ticket, key, &self.ticket_validation) {
-            Ok(data) => Ok(data.claims),
-            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(
-                Status::unauthenticated("stream ticket expired; ask for a new one"),
-            ),
-            Err(_) => Err(invalid()),
-        }
+        self.decode(
+            ticket,
+            &self.ticket_validation,
+            "invalid stream ticket",
+            "stream ticket expired; ask for a new one",
+        )
     }
 
     /// The key id tokens are signed with now.
