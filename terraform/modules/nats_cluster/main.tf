@@ -87,7 +87,7 @@ locals {
   user_data = [for i in range(local.node_count) : join("\n", ["#cloud-config", yamlencode({
     hostname       = local.node_names[i]
     package_update = true
-    packages       = ["nats-server", "awscli", "xfsprogs", "curl", "logrotate"]
+    packages       = ["nats-server", "awscli", "xfsprogs", "curl", "logrotate", "openssl"]
     write_files = [
       { path = "/etc/nats/nats.conf", permissions = "0644", content = local.nats_conf[i] },
       { path = "/usr/local/sbin/nats-fetch-secrets", permissions = "0750", content = local.fetch_secrets },
