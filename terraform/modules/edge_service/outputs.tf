@@ -10,15 +10,15 @@ output "task_definition_arn" {
 
 output "log_group_name" {
   description = "CloudWatch log group of the edge tasks."
-  value       = aws_cloudwatch_log_group.this.name
+  value       = module.iam.log_group_name
 }
 
 output "execution_role_arn" {
   description = "Execution role (image pull, logs, secrets) of the edge tasks."
-  value       = aws_iam_role.execution.arn
+  value       = module.iam.execution_role_arn
 }
 
 output "task_role_arn" {
   description = "Task role of the edge tasks."
-  value       = aws_iam_role.task.arn
+  value       = module.iam.task_role_arn
 }

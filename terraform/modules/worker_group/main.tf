@@ -1,18 +1,10 @@
 data "aws_region" "current" {}
-data "aws_partition" "current" {}
-data "aws_caller_identity" "current" {}
 
 locals {
   full_name    = "${var.name_prefix}-worker-${var.name}"
   cluster_name = element(split("/", var.cluster_arn), 1)
   region       = data.aws_region.current.name
   scratch_dir  = "/var/lib/edge" # see modules/edge_service
-
-  ecr_match = try(regex("^(\\d{12})\\.dkr\\.ecr\\.([a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/([^:@]+)", var.image), null)
-  ecr_repository_arn = local.ecr_match == null ? null : format(
-    "arn:%s:ecr:%s:%s:repository/%s",
-    data.aws_partition.current.partition, local.ecr_match[1], local.ecr_match[0], local.ecr_match[2],
-  )
 
   mtls = var.nats_client_cert_secret_arn != null && var.nats_client_key_secret_arn != null
 
@@ -51,118 +43,50 @@ locals {
     var.nats_client_cert_secret_arn,
     var.nats_client_key_secret_arn,
   ])
-  secret_arns = distinct([for a in local.secret_value_froms : join(":", slice(split(":", a), 0, min(7, length(split(":", a)))))])
 }
 
-resource "aws_cloudwatch_log_group" "this" {
-  name              = "/ecs/${var.name_prefix}/worker-${var.name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.log_kms_key_arn
-  tags              = var.tags
+# ---------------------------------------------------------------- logs and IAM
+
+module "iam" {
+  source = "../task_iam"
+
+  name                   = local.full_name
+  description            = "worker group ${var.name}"
+  log_group_name         = "/ecs/${var.name_prefix}/worker-${var.name}"
+  execution_policy_name  = "worker-execution"
+  image                  = var.image
+  secret_value_froms     = local.secret_value_froms
+  secrets_kms_key_arns   = var.secrets_kms_key_arns
+  log_retention_days     = var.log_retention_days
+  log_kms_key_arn        = var.log_kms_key_arn
+  enable_execute_command = var.enable_execute_command
+  tags                   = var.tags
 }
 
-data "aws_iam_policy_document" "assume_ecs_tasks" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
-    }
-  }
+# Where these lived before they were shared with the other ECS module.
+moved {
+  from = aws_cloudwatch_log_group.this
+  to   = module.iam.aws_cloudwatch_log_group.this
 }
 
-resource "aws_iam_role" "execution" {
-  name_prefix        = substr("${local.full_name}-exec-", 0, 38)
-  description        = "ECS agent for worker group ${var.name}: pull image, write logs, read the listed secrets"
-  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
-  tags               = var.tags
+moved {
+  from = aws_iam_role.execution
+  to   = module.iam.aws_iam_role.execution
 }
 
-data "aws_iam_policy_document" "execution" {
-  dynamic "statement" {
-    for_each = local.ecr_repository_arn == null ? [] : [1]
-    content {
-      sid       = "EcrAuth"
-      actions   = ["ecr:GetAuthorizationToken"]
-      resources = ["*"] # GetAuthorizationToken has no resource-level permissions.
-    }
-  }
-
-  dynamic "statement" {
-    for_each = local.ecr_repository_arn == null ? [] : [1]
-    content {
-      sid       = "EcrPull"
-      actions   = ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"]
-      resources = [local.ecr_repository_arn]
-    }
-  }
-
-  statement {
-    sid       = "Logs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
-  }
-
-  statement {
-    sid       = "Secrets"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = local.secret_arns
-  }
-
-  dynamic "statement" {
-    for_each = length(var.secrets_kms_key_arns) > 0 ? [1] : []
-    content {
-      sid       = "SecretsKms"
-      actions   = ["kms:Decrypt"]
-      resources = var.secrets_kms_key_arns
-
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = ["secretsmanager.${local.region}.amazonaws.com"]
-      }
-    }
-  }
+moved {
+  from = aws_iam_role_policy.execution
+  to   = module.iam.aws_iam_role_policy.execution
 }
 
-resource "aws_iam_role_policy" "execution" {
-  name   = "worker-execution"
-  role   = aws_iam_role.execution.id
-  policy = data.aws_iam_policy_document.execution.json
+moved {
+  from = aws_iam_role.task
+  to   = module.iam.aws_iam_role.task
 }
 
-resource "aws_iam_role" "task" {
-  name_prefix        = substr("${local.full_name}-task-", 0, 38)
-  description        = "Task role of worker group ${var.name} (no AWS API access unless ECS Exec is enabled)"
-  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
-  tags               = var.tags
-}
-
-data "aws_iam_policy_document" "exec" {
-  statement {
-    sid = "EcsExec"
-    actions = [
-      "ssmmessages:CreateControlChannel",
-      "ssmmessages:CreateDataChannel",
-      "ssmmessages:OpenControlChannel",
-      "ssmmessages:OpenDataChannel",
-    ]
-    resources = ["*"] # ssmmessages has no resource-level permissions.
-  }
-}
-
-resource "aws_iam_role_policy" "exec" {
-  count  = var.enable_execute_command ? 1 : 0
-  name   = "ecs-exec"
-  role   = aws_iam_role.task.id
-  policy = data.aws_iam_policy_document.exec.json
+moved {
+  from = aws_iam_role_policy.exec
+  to   = module.iam.aws_iam_role_policy.exec
 }
 
 resource "aws_ecs_task_definition" "this" {
@@ -171,8 +95,8 @@ resource "aws_ecs_task_definition" "this" {
   network_mode             = "awsvpc"
   cpu                      = var.cpu
   memory                   = var.memory
-  execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.task.arn
+  execution_role_arn       = module.iam.execution_role_arn
+  task_role_arn            = module.iam.task_role_arn
 
   runtime_platform {
     operating_system_family = "LINUX"
@@ -225,7 +149,7 @@ resource "aws_ecs_task_definition" "this" {
       logConfiguration = {
         logDriver = "awslogs"
         options = {
-          awslogs-group         = aws_cloudwatch_log_group.this.name
+          awslogs-group         = module.iam.log_group_name
           awslogs-region        = local.region
           awslogs-stream-prefix = "worker"
           mode                  = "non-blocking"

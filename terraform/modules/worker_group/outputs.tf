@@ -10,5 +10,5 @@ output "task_definition_arn" {
 
 output "log_group_name" {
   description = "CloudWatch log group of the worker tasks."
-  value       = aws_cloudwatch_log_group.this.name
+  value       = module.iam.log_group_name
 }
