@@ -355,7 +355,8 @@ impl Index {
 }
 
 /// About `width` characters of `body` around byte `at` (the start if `None`), cut at word
-/// boundaries, with "…" where it was cut.
+/// boundaries, with "…" where it was cut. Walks characters in place: ten snippets a search, so
+/// no per-character buffer.
 pub fn snippet_at(body: &str, at: Option<usize>, width: usize) -> String {
     // Only a window around the hit is looked at, whatever the body's length.
     let at = at.unwrap_or(0).min(body.len());
@@ -369,31 +370,62 @@ pub fn snippet_at(body: &str, at: Option<usize>, width: usize) -> String {
         hi += 1;
     }
     let window = &body[lo..hi];
-    let chars: Vec<(usize, char)> = window.char_indices().collect();
-    let total = chars.len();
-    let at = chars.partition_point(|(i, _)| *i < at - lo);
-    let mut from = at.saturating_sub(width / 3);
-    let mut to = (from + width).min(total);
+    // The hit's byte in the window, moved onto a character boundary.
+    let mut rel = at - lo;
+    while !window.is_char_boundary(rel) {
+        rel += 1;
+    }
+    // `from` and `to` are byte offsets in the window; `back` counts characters from `from` to
+    // the hit, `span` from `from` to `to`.
+    let (mut from, mut back) = (rel, 0);
+    for (i, _) in window[..rel].char_indices().rev().take(width / 3) {
+        from = i;
+        back += 1;
+    }
+    let (mut to, mut span) = match window[from..].char_indices().nth(width) {
+        Some((i, _)) => (from + i, width),
+        None => (window.len(), window[from..].chars().count()),
+    };
     // Whole words at both ends.
-    while from > 0 && from < total && !chars[from - 1].1.is_whitespace() {
-        from -= 1;
-        if at - from > width / 2 {
+    while from > 0 && from < window.len() {
+        let Some((i, c)) = window[..from].char_indices().next_back() else {
+            break;
+        };
+        if c.is_whitespace() {
+            break;
+        }
+        from = i;
+        back += 1;
+        span += 1;
+        if back > width / 2 {
             break;
         }
     }
-    while to < total && !chars[to].1.is_whitespace() && to - from < width + 20 {
-        to += 1;
+    while let Some(c) = window[to..].chars().next() {
+        if c.is_whitespace() || span >= width + 20 {
+            break;
+        }
+        to += c.len_utf8();
+        span += 1;
     }
-    let byte = |i: usize| chars.get(i).map_or(window.len(), |(b, _)| *b);
-    let mut out = String::new();
-    if from > 0 || lo > 0 {
+    let text = window[from..to].trim();
+    let mut out = String::with_capacity(text.len() + 8);
+    let cut_before = from > 0 || lo > 0;
+    let cut_after = to < window.len() || hi < body.len();
+    if cut_before {
         out.push('…');
     }
-    out.push_str(window[byte(from)..byte(to)].trim());
-    if to < total || hi < body.len() {
+    // Runs of whitespace (line breaks in the source) become one space.
+    for (n, word) in text.split_whitespace().enumerate() {
+        if n > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    if cut_after {
         out.push('…');
     }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
+    out
 }
 
 /// About `width` characters of `body` around the first token of `query` found in it (the

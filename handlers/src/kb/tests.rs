@@ -110,6 +110,71 @@ fn snippets_show_the_match_with_whole_words() {
     assert!(start.starts_with("Long before"), "{start}");
 }
 
+/// The first `snippet_at`, which collected the window's characters: the one in use must cut
+/// exactly where it did.
+fn snippet_reference(body: &str, at: Option<usize>, width: usize) -> String {
+    let at = at.unwrap_or(0).min(body.len());
+    let mut lo = at.saturating_sub(width * 2);
+    while !body.is_char_boundary(lo) {
+        lo -= 1;
+    }
+    let mut hi = (at + width * 3).min(body.len());
+    while !body.is_char_boundary(hi) {
+        hi += 1;
+    }
+    let window = &body[lo..hi];
+    let chars: Vec<(usize, char)> = window.char_indices().collect();
+    let total = chars.len();
+    let at = chars.partition_point(|(i, _)| *i < at - lo);
+    let mut from = at.saturating_sub(width / 3);
+    let mut to = (from + width).min(total);
+    while from > 0 && from < total && !chars[from - 1].1.is_whitespace() {
+        from -= 1;
+        if at - from > width / 2 {
+            break;
+        }
+    }
+    while to < total && !chars[to].1.is_whitespace() && to - from < width + 20 {
+        to += 1;
+    }
+    let byte = |i: usize| chars.get(i).map_or(window.len(), |(b, _)| *b);
+    let mut out = String::new();
+    if from > 0 || lo > 0 {
+        out.push('…');
+    }
+    out.push_str(window[byte(from)..byte(to)].trim());
+    if to < total || hi < body.len() {
+        out.push('…');
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn snippets_cut_where_they_always_did() {
+    use proptest::prelude::*;
+    proptest!(|(
+        words in proptest::collection::vec("[a-zé氷🦊]{0,12}", 0..120),
+        gaps in proptest::collection::vec("[ \t\n\u{3000}]{1,3}", 120),
+        hit in proptest::option::of(0usize..2000),
+        width in 0usize..200,
+    )| {
+        let mut body = String::new();
+        for (w, g) in words.iter().zip(&gaps) {
+            body.push_str(w);
+            body.push_str(g);
+        }
+        // A hit is a token's first byte: on a character boundary.
+        let hit = hit.map(|h| {
+            let mut h = h.min(body.len());
+            while !body.is_char_boundary(h) {
+                h -= 1;
+            }
+            h
+        });
+        prop_assert_eq!(snippet_at(&body, hit, width), snippet_reference(&body, hit, width));
+    });
+}
+
 #[test]
 fn the_shipped_lore_loads() {
     let lore = Lore::embedded().unwrap();
