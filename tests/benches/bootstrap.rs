@@ -1,7 +1,8 @@
 //! Benchmark: bodybroker Bootstrap (five calls fanned out in-process: settings, quest log,
 //! region, weather, time) against the foundation benchmark's state Get on the same edge, in the
 //! same run, 64 connections each, ABBA rounds after a warm-up, the server on one core and the
-//! load generator on the other.
+//! load generator on the other. Then Bootstrap against the five calls it replaces, each driven
+//! alone: their CPU per request summed, and sessions per second.
 //! Run: `cargo build --release -p edge && cargo bench -p edge-e2e --bench bootstrap`.
 //! `BENCH_SECS` and `BENCH_ROUNDS` adjust it.
 
@@ -89,5 +90,89 @@ async fn main() {
         verdict(r.rps >= 0.50),
         r.p99_ms,
         verdict(r.p99_ms < 5.0)
+    );
+    against_the_five_calls(&c, &bootstrap, &pids, rounds, warmup, measure).await;
+}
+
+/// Bootstrap against what it replaces: a client making the five calls itself. Each is driven
+/// alone (64 connections), in turn with Bootstrap in every round; the five's CPU per request
+/// add up to a session's, and a session's time at full load is the sum of the five's 1/rate.
+async fn against_the_five_calls(
+    c: &edge_e2e::Client,
+    bootstrap: &Shape,
+    pids: &[u32],
+    rounds: usize,
+    warmup: std::time::Duration,
+    measure: std::time::Duration,
+) {
+    let region = json!({"regionId": "hearthvale"});
+    let five: Vec<(&str, Shape)> = [
+        (
+            "settings Get",
+            "/aicore.settings.v1.SettingsService/Get",
+            json!({}),
+        ),
+        (
+            "quest GetLog",
+            "/aicore.quest.v1.QuestService/GetLog",
+            json!({}),
+        ),
+        (
+            "world GetRegion",
+            "/aicore.world.v1.WorldService/GetRegion",
+            region.clone(),
+        ),
+        (
+            "weather Current",
+            "/aicore.weather.v1.WeatherService/Current",
+            region,
+        ),
+        ("time Now", "/aicore.time.v1.TimeService/Now", json!({})),
+    ]
+    .into_iter()
+    .map(|(name, path, body)| {
+        (
+            name,
+            Shape {
+                path: path.into(),
+                body: Bytes::from(body.to_string()),
+                ..bootstrap.clone()
+            },
+        )
+    })
+    .collect();
+    let secs = |d: Option<std::time::Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64());
+    let (mut cpu_ratios, mut rate_ratios) = (Vec::new(), Vec::new());
+    println!("\nBootstrap against the five calls it replaces, {rounds} rounds:");
+    for round in 1..=rounds.max(1) {
+        let b = edge_e2e::load::run_measuring(c, bootstrap, 64, warmup, measure, pids).await;
+        assert_eq!(b.errors, 0, "Bootstrap failed");
+        let (mut cpu, mut time) = (0.0, 0.0);
+        let mut parts = Vec::new();
+        for (name, shape) in &five {
+            let s = edge_e2e::load::run_measuring(c, shape, 64, warmup, measure, pids).await;
+            assert_eq!(s.errors, 0, "{name} failed");
+            cpu += secs(s.cpu_per_req);
+            time += 1.0 / s.rps;
+            parts.push(format!("{name} {:.0}/s", s.rps));
+        }
+        let cpu_ratio = secs(b.cpu_per_req) / cpu;
+        let rate_ratio = b.rps * time;
+        println!(
+            "  round {round}: Bootstrap {:.0}/s {:.1} us CPU | five calls {:.1} us CPU, {:.0} sessions/s ({}) | {cpu_ratio:.2}x the CPU, {rate_ratio:.2}x the sessions per second",
+            b.rps,
+            secs(b.cpu_per_req) * 1e6,
+            cpu * 1e6,
+            1.0 / time,
+            parts.join(", ")
+        );
+        cpu_ratios.push(cpu_ratio);
+        rate_ratios.push(rate_ratio);
+    }
+    println!(
+        "Bootstrap vs the five calls a client would make: {:.2}x their CPU, {:.2}x the sessions per second (median of {} rounds; one round trip instead of five)",
+        edge_e2e::bench::median(cpu_ratios),
+        edge_e2e::bench::median(rate_ratios),
+        rounds.max(1)
     );
 }
