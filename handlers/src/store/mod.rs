@@ -201,6 +201,19 @@ pub fn validate_prefix(prefix: &str) -> Result<(), StoreError> {
 }
 
 fn validate_segments(key: &str) -> Result<(), StoreError> {
+    // Every store operation passes here: one pass over the bytes for the keys that are fine,
+    // the walk below only to say what is wrong with one that is not.
+    let mut previous = b'.';
+    let fine = key.bytes().all(|b| {
+        let ok = b.is_ascii_alphanumeric()
+            || matches!(b, b'_' | b'-' | b'/' | b'=')
+            || (b == b'.' && previous != b'.');
+        previous = b;
+        ok
+    }) && previous != b'.';
+    if fine {
+        return Ok(());
+    }
     for segment in key.split('.') {
         if segment.is_empty() {
             return Err(StoreError::InvalidKey(
