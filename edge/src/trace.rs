@@ -166,6 +166,19 @@ pub fn request_span(
         return Span::none();
     }
     let route = route();
+    // An untrusted client's flag did not decide; the edge did: its parent says "sampled", or the
+    // SDK (parent-based inside the process) would drop what the edge chose to record.
+    let forced;
+    let traceparent = match traceparent {
+        Some(tp) if !TRUST_CLIENTS.load(Ordering::Relaxed) && parent_flags(tp).is_some() => {
+            forced = tp
+                .trim()
+                .rsplit_once('-')
+                .map(|(head, _)| format!("{head}-01"));
+            forced.as_deref()
+        }
+        other => other,
+    };
     let span = tracing::info_span!(
         target: TARGET,
         "request",

@@ -232,6 +232,23 @@ async fn one_request_across_nats_and_a_worker_is_one_trace() {
         show()
     );
 
+    // A public client's "not sampled" does not hide its request: the edge's sampler decides.
+    let hidden = "9bf92f3577b34da6a3ce929d0e0e4736";
+    bootstrap(&c, &me.access, &format!("00-{hidden}-{client_span}-00")).await;
+    eventually(
+        Duration::from_secs(15),
+        "an unsampled public trace is recorded by the edge and the worker",
+        async || {
+            let all = spans.lock().unwrap();
+            all.iter()
+                .any(|s| s.trace == hidden && s.service == "edge" && s.name == BOOTSTRAP)
+                && all
+                    .iter()
+                    .any(|s| s.trace == hidden && s.service == "edge-worker")
+        },
+    )
+    .await;
+
     // Log lines inside the request carry its trace id (the access log's, here).
     let logs = edge.logs();
     assert!(

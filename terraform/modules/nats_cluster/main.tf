@@ -121,6 +121,8 @@ locals {
     runcmd = concat(
       [
         ["systemctl", "daemon-reload"],
+        # systemd opens StandardOutput=append: before it creates LogsDirectory= (systemd #27591).
+        ["install", "-d", "-o", "nats", "-g", "nats", "-m", "0750", "/var/log/nats"],
         ["/usr/local/sbin/nats-prepare-volume"],
         ["/usr/local/sbin/nats-fetch-secrets"],
       ],
