@@ -200,3 +200,71 @@ async fn slow_headers_and_bodies_are_cut_off_while_others_are_served() {
         assert!(t < Duration::from_secs(5), "client {i} cut after {t:?}");
     }
 }
+
+/// Writes `head`, then `body_len` bytes of body in 64 KiB pieces (every write must succeed), then
+/// reads the answer to the end.
+async fn send_all_then_read(c: &Client, head: &str, body_len: usize) -> Result<String, String> {
+    let mut tls = c.tls(false).await.map_err(|e| e.to_string())?;
+    tls.write_all(head.as_bytes())
+        .await
+        .map_err(|e| format!("head: {e}"))?;
+    let piece = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    while sent < body_len {
+        let n = piece.len().min(body_len - sent);
+        tls.write_all(&piece[..n])
+            .await
+            .map_err(|e| format!("body write after {sent} bytes: {e}"))?;
+        sent += n;
+    }
+    tls.flush().await.map_err(|e| format!("flush: {e}"))?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out))
+        .await
+        .map_err(|_| "no end within 10 s".to_string())?
+        .map_err(|e| format!("read: {e} (after {:?})", String::from_utf8_lossy(&out)))?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[tokio::test]
+async fn an_early_answer_reaches_a_client_still_sending() {
+    // The edge answers before it reads the body (a malformed header, a body over the limit, no
+    // credentials), then closes. Closing on unread bytes would make the kernel reset the
+    // connection: the client's writes fail and the answer is lost. The edge lingers instead.
+    let edge = Edge::start(&["--rate-limit", "false", "--max-body-bytes", "65536"]);
+    let c = edge.client();
+    let token = scenarios::login(&c, "uploader").await.access;
+    let body = 2 * 1024 * 1024;
+    let cases = [
+        (
+            "a malformed header",
+            format!(
+                "POST {GET} HTTP/1.1\r\nhost: localhost\r\nbad header: x\r\ncontent-length: {body}\r\n\r\n"
+            ),
+            "HTTP/1.1 400",
+        ),
+        (
+            "a body over the limit",
+            format!(
+                "POST {GET} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\nauthorization: Bearer {token}\r\ncontent-length: {body}\r\n\r\n"
+            ),
+            "HTTP/1.1 413",
+        ),
+        (
+            "no credentials",
+            format!(
+                "POST {GET} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {body}\r\n\r\n"
+            ),
+            "HTTP/1.1 401",
+        ),
+    ];
+    for (what, head, status) in cases {
+        for round in 0..3 {
+            let answer = send_all_then_read(&c, &head, body).await;
+            let answer = answer.unwrap_or_else(|e| panic!("{what} (round {round}): {e}"));
+            assert!(answer.starts_with(status), "{what}: {answer}");
+        }
+    }
+    // Lingering ends when the client closes: the edge still serves at once.
+    assert_eq!(c.get("/healthz").await.status, StatusCode::OK);
+}

@@ -1,5 +1,5 @@
 //! The HTTP side: the TLS listener and its graceful drain ([`server`], the top of the process),
-//! certificates ([`tls`]), and the protocol adapters that turn HTTP into service calls: Connect
+//! certificates ([`tls`]), the lingering close of its connections ([`linger`]), and the protocol adapters that turn HTTP into service calls: Connect
 //! unary ([`connect`]), OpenAI-compatible chat ([`chat`]), the event bus ([`events`]) and the SSE
 //! framing they share ([`sse`]), and the API's description ([`openapi`]). Adapters may import the layers, the router, NATS and the shared
 //! modules below; only `server` may import `ops` and the composition root. Each adapter's state is
@@ -9,6 +9,7 @@ pub mod chat;
 pub mod connect;
 pub mod encoding;
 pub mod events;
+pub mod linger;
 pub mod openapi;
 pub mod server;
 pub mod sse;

@@ -20,6 +20,7 @@ use tower::ServiceExt as _;
 
 use crate::config::Config;
 use crate::error::BoxError;
+use crate::http::linger::Lingering;
 use crate::http::tls;
 use crate::layers::client_addr::PeerAddr;
 use crate::nats::responder::{Limits, Responder};
@@ -366,7 +367,7 @@ async fn connection(
             app.oneshot(req.map(Body::new)).await
         }
     });
-    let io = TokioIo::new(tls);
+    let io = TokioIo::new(Lingering::new(tls));
     let result = if h2 {
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         builder
