@@ -88,7 +88,7 @@ pub struct Entry {
     pub version: u64,
     /// Weighted length (title tokens count [`TITLE_WEIGHT`] times).
     len: u32,
-    /// Its distinct terms, to take it out again.
+    /// Its distinct terms (ids), to take it out again.
     terms: Vec<u32>,
 }
 
@@ -103,37 +103,20 @@ struct Posting {
     first: u32,
 }
 
+/// Per term, what bounds its share of any document's score: the largest term frequency and the
+/// shortest document among its postings (a share grows with the one, shrinks with the other).
+/// Always exact: on removal recomputed when the removed posting held either.
+#[derive(Debug, Clone, Copy)]
+struct Bound {
+    max_tf: u32,
+    min_len: u32,
+}
+
 const NOT_IN_BODY: u32 = u32::MAX;
 
-/// A document in the running for the top: ordered by score, then by slot (lower first).
-#[derive(Debug, Clone, Copy)]
-struct Candidate {
-    score: f64,
-    slot: u32,
-    first: u32,
-}
-
-impl PartialEq for Candidate {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == std::cmp::Ordering::Equal
-    }
-}
-
-impl Eq for Candidate {}
-
-impl PartialOrd for Candidate {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Candidate {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.score
-            .total_cmp(&other.score)
-            .then_with(|| other.slot.cmp(&self.slot))
-    }
-}
+/// Relative slack on the pruning cut: a partial sum compared with a bound may differ from the
+/// full sum in the last bits, and a document on the edge must be kept, not lost.
+const SLACK: f64 = 1e-9;
 
 /// A scored document.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,16 +138,41 @@ pub struct Index {
     terms: HashMap<Box<str>, u32>,
     /// Per term id: the documents that hold it.
     postings: Vec<Vec<Posting>>,
+    /// Per term id: the bound on its share of a score.
+    bounds: Vec<Bound>,
     /// Weighted length by slot (0 for a free slot): the scoring loop reads only this.
     lens: Vec<u32>,
     docs: u32,
     total_len: u64,
 }
 
+/// A query term known to the index.
+#[derive(Debug, Clone, Copy)]
+struct QueryTerm {
+    id: u32,
+    idf: f64,
+    /// The most it can add to any document's score.
+    bound: f64,
+}
+
 thread_local! {
     /// Per-thread score and first-offset accumulators, kept between searches and cleared by
     /// the search that used them, so a search touches only its postings' slots.
     static ACC: std::cell::RefCell<(Vec<f64>, Vec<u32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// BM25's share of one term in one document (`norm` holds the length normalisation).
+fn share(idf: f64, tf: u32, norm: f64) -> f64 {
+    let tf = f64::from(tf);
+    idf * tf * (K1 + 1.0) / (tf + norm)
+}
+
+/// The `k`-th largest of `values` (`k` >= 1, `values.len()` >= `k`).
+fn kth_largest(values: impl Iterator<Item = f64>, k: usize, scratch: &mut Vec<f64>) -> f64 {
+    scratch.clear();
+    scratch.extend(values);
+    let (_, kth, _) = scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    *kth
 }
 
 impl Index {
@@ -221,8 +229,15 @@ impl Index {
             let id = *self.terms.entry(term.into_boxed_str()).or_insert(next);
             if id == next {
                 self.postings.push(Vec::new());
+                self.bounds.push(Bound {
+                    max_tf: 0,
+                    min_len: u32::MAX,
+                });
             }
             self.postings[id as usize].push(Posting { slot, tf: n, first });
+            let bound = &mut self.bounds[id as usize];
+            bound.max_tf = bound.max_tf.max(n);
+            bound.min_len = bound.min_len.min(len);
             terms.push(id);
         }
         self.slots[slot as usize] = Some(Entry {
@@ -249,8 +264,18 @@ impl Index {
         };
         for t in &entry.terms {
             let list = &mut self.postings[*t as usize];
-            if let Some(i) = list.iter().position(|p| p.slot == slot) {
-                list.swap_remove(i);
+            let Some(i) = list.iter().position(|p| p.slot == slot) else {
+                continue;
+            };
+            let gone = list.swap_remove(i);
+            let bound = &mut self.bounds[*t as usize];
+            if gone.tf >= bound.max_tf || entry.len <= bound.min_len {
+                bound.max_tf = list.iter().map(|p| p.tf).max().unwrap_or(0);
+                bound.min_len = list
+                    .iter()
+                    .map(|p| self.lens[p.slot as usize])
+                    .min()
+                    .unwrap_or(u32::MAX);
             }
         }
         self.free.push(slot);
@@ -262,12 +287,33 @@ impl Index {
 
     /// The documents matching any term of `query` and carrying every tag of `tags`, best
     /// first (ties by id), at most `limit`.
+    ///
+    /// Terms are scored in the order of their bound, largest first (MaxScore). Once the bounds
+    /// of the terms left add up to less than the `limit`-th best score so far, no document
+    /// untouched yet can reach the top: the terms left only add to the documents already in the
+    /// running, which skips most of their postings' work. Scores are the sum of the terms' shares
+    /// in that order, whether pruned or not (`tests.rs` holds the result to scoring every
+    /// document).
     pub fn search(&self, query: &str, tags: &[String], limit: usize) -> Vec<Scored> {
+        if limit == 0 {
+            return Vec::new();
+        }
         let n = f64::from(self.docs.max(1));
         let avg = self.total_len as f64 / n;
-        let mut seen = HashSet::new();
+        let per_len = K1 * B / avg;
+        let base = K1 * (1.0 - B);
+        let mut order = self.query_terms(query, n, base, per_len);
+        // Stable: equal bounds keep query order.
+        order.sort_by(|a, b| b.bound.total_cmp(&a.bound));
+        // rest[i]: the most the terms from order[i] on can add.
+        let mut rest = vec![0.0; order.len() + 1];
+        for i in (0..order.len()).rev() {
+            rest[i] = rest[i + 1] + order[i].bound;
+        }
+        let prune = tags.is_empty();
         let mut touched: Vec<u32> = Vec::new();
-        let mut found: Vec<(u32, f64, u32)> = Vec::new();
+        let mut scratch: Vec<f64> = Vec::new();
+        let mut candidates: Vec<Scored> = Vec::new();
         ACC.with(|acc| {
             let mut acc = acc.borrow_mut();
             let (scores, first) = &mut *acc;
@@ -275,82 +321,97 @@ impl Index {
                 scores.resize(self.slots.len(), 0.0);
                 first.resize(self.slots.len(), NOT_IN_BODY);
             }
-            // At most MAX_QUERY_TERMS distinct terms: one request's work stays bounded.
-            for term in tokenize(query) {
-                if seen.len() == MAX_QUERY_TERMS {
-                    break;
+            // Whether documents not yet touched can still reach the top.
+            let mut open = true;
+            for (i, t) in order.iter().enumerate() {
+                if open && prune && i > 0 && touched.len() >= limit {
+                    let cut = kth_largest(
+                        touched.iter().map(|s| scores[*s as usize]),
+                        limit,
+                        &mut scratch,
+                    );
+                    open = rest[i] >= cut * (1.0 - SLACK);
                 }
-                if !seen.insert(term.clone()) {
-                    continue;
-                }
-                let Some(&id) = self.terms.get(term.as_str()) else {
-                    continue;
-                };
-                let list = &self.postings[id as usize];
-                if list.is_empty() {
-                    continue;
-                }
-                let df = list.len() as f64;
-                let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-                let per_len = K1 * B / avg;
-                let base = K1 * (1.0 - B);
-                for p in list {
-                    let s = p.slot as usize;
-                    let tf = f64::from(p.tf);
-                    let norm = base + per_len * f64::from(self.lens[s]);
-                    if scores[s] == 0.0 {
-                        touched.push(p.slot);
+                let list = &self.postings[t.id as usize];
+                if open {
+                    for p in list {
+                        let s = p.slot as usize;
+                        if scores[s] == 0.0 {
+                            touched.push(p.slot);
+                        }
+                        let norm = base + per_len * f64::from(self.lens[s]);
+                        scores[s] += share(t.idf, p.tf, norm);
+                        first[s] = first[s].min(p.first);
                     }
-                    scores[s] += idf * tf * (K1 + 1.0) / (tf + norm);
-                    first[s] = first[s].min(p.first);
+                } else {
+                    // Only the documents already in the running: no new ones, and most
+                    // postings cost one load.
+                    for p in list {
+                        let s = p.slot as usize;
+                        if scores[s] != 0.0 {
+                            let norm = base + per_len * f64::from(self.lens[s]);
+                            scores[s] += share(t.idf, p.tf, norm);
+                            first[s] = first[s].min(p.first);
+                        }
+                    }
                 }
             }
-            // The best `limit` in a bounded heap (worst on top), clearing as it goes.
-            let mut heap = std::collections::BinaryHeap::with_capacity(limit + 1);
+            // Every touched document carrying the tags, clearing as it goes.
             for &slot in &touched {
                 let i = slot as usize;
-                let (score, at) = (scores[i], first[i]);
-                scores[i] = 0.0;
-                first[i] = NOT_IN_BODY;
-                if limit == 0
-                    || (!tags.is_empty()
-                        && !self
-                            .entry(slot)
-                            .is_some_and(|e| tags.iter().all(|t| e.tags.contains(t))))
+                let score = std::mem::take(&mut scores[i]);
+                let at = std::mem::replace(&mut first[i], NOT_IN_BODY);
+                if tags.is_empty()
+                    || self
+                        .entry(slot)
+                        .is_some_and(|e| tags.iter().all(|t| e.tags.contains(t)))
                 {
-                    continue;
-                }
-                let c = std::cmp::Reverse(Candidate {
-                    score,
-                    slot,
-                    first: at,
-                });
-                if heap.len() < limit {
-                    heap.push(c);
-                } else if heap.peek().is_some_and(|worst| c < *worst) {
-                    heap.pop();
-                    heap.push(c);
+                    candidates.push(Scored {
+                        slot,
+                        score,
+                        first: (at != NOT_IN_BODY).then_some(at as usize),
+                    });
                 }
             }
-            found = heap
-                .into_iter()
-                .map(|std::cmp::Reverse(c)| (c.slot, c.score, c.first))
-                .collect();
+            // Only those that reach the `limit`-th score, ties included.
+            if candidates.len() > limit {
+                let cut = kth_largest(candidates.iter().map(|c| c.score), limit, &mut scratch);
+                candidates.retain(|c| c.score >= cut);
+            }
         });
-        let mut hits: Vec<Scored> = found
-            .into_iter()
-            .map(|(slot, score, first)| Scored {
-                slot,
-                score,
-                first: (first != NOT_IN_BODY).then_some(first as usize),
-            })
-            .collect();
+        let mut hits = candidates;
         let id = |s: &Scored| self.entry(s.slot).map_or("", |e| e.id.as_str());
-        let order =
-            |a: &Scored, b: &Scored| b.score.total_cmp(&a.score).then_with(|| id(a).cmp(id(b)));
-        hits.sort_by(order);
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| id(a).cmp(id(b))));
         hits.truncate(limit);
         hits
+    }
+
+    /// The query's distinct terms the index knows, in query order, at most [`MAX_QUERY_TERMS`] distinct ones looked at: one request's work stays
+    /// bounded.
+    fn query_terms(&self, query: &str, n: f64, base: f64, per_len: f64) -> Vec<QueryTerm> {
+        let mut seen = HashSet::new();
+        let mut terms = Vec::new();
+        for term in tokenize(query) {
+            if seen.len() == MAX_QUERY_TERMS {
+                break;
+            }
+            if !seen.insert(term.clone()) {
+                continue;
+            }
+            let Some(&id) = self.terms.get(term.as_str()) else {
+                continue;
+            };
+            let list = &self.postings[id as usize];
+            if list.is_empty() {
+                continue;
+            }
+            let df = list.len() as f64;
+            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            let b = self.bounds[id as usize];
+            let bound = share(idf, b.max_tf, base + per_len * f64::from(b.min_len));
+            terms.push(QueryTerm { id, idf, bound });
+        }
+        terms
     }
 }
 

@@ -175,6 +175,181 @@ fn snippets_cut_where_they_always_did() {
     });
 }
 
+/// BM25 the plain way, from the documents themselves: every document scored; best first, ties
+/// by id. What `Index::search` must equal exactly: so the shares are summed in its order, by
+/// each term's bound (its largest term frequency in its shortest document), largest first.
+fn search_reference(
+    docs: &std::collections::BTreeMap<String, (String, String, Vec<String>)>,
+    query: &str,
+    tags: &[String],
+    limit: usize,
+) -> Vec<(String, f64, Option<usize>)> {
+    use super::index::{B, K1, MAX_QUERY_TERMS, TITLE_WEIGHT, tokens_at};
+    // Per document: term -> (weighted tf, first body offset), and the weighted length.
+    let mut stats = Vec::new();
+    for (id, (title, body, doc_tags)) in docs {
+        let mut tf: std::collections::HashMap<String, (u32, Option<usize>)> = Default::default();
+        let mut len = 0u32;
+        for t in tokenize(title) {
+            tf.entry(t).or_insert((0, None)).0 += TITLE_WEIGHT;
+            len += TITLE_WEIGHT;
+        }
+        for (at, t) in tokens_at(body) {
+            let e = tf.entry(t).or_insert((0, None));
+            e.0 += 1;
+            e.1 = Some(e.1.map_or(at, |f| f.min(at)));
+            len += 1;
+        }
+        stats.push((id, doc_tags, tf, len));
+    }
+    let n = stats.len().max(1) as f64;
+    let avg = stats.iter().map(|s| u64::from(s.3)).sum::<u64>() as f64 / n;
+    let (base, per_len) = (K1 * (1.0 - B), K1 * B / avg);
+    let share = |idf: f64, tf: u32, norm: f64| {
+        let tf = f64::from(tf);
+        idf * tf * (K1 + 1.0) / (tf + norm)
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut terms = Vec::new();
+    for t in tokenize(query) {
+        if seen.len() == MAX_QUERY_TERMS {
+            break;
+        }
+        if !seen.insert(t.clone()) {
+            continue;
+        }
+        let holders: Vec<_> = stats.iter().filter(|s| s.2.contains_key(&t)).collect();
+        if holders.is_empty() {
+            continue;
+        }
+        let df = holders.len() as f64;
+        let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+        let max_tf = holders.iter().map(|s| s.2[&t].0).max().unwrap();
+        let min_len = holders.iter().map(|s| s.3).min().unwrap();
+        let bound = share(idf, max_tf, base + per_len * f64::from(min_len));
+        terms.push((t, idf, bound));
+    }
+    terms.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let mut hits = Vec::new();
+    for (id, doc_tags, tf, len) in &stats {
+        if !tags.iter().all(|t| doc_tags.contains(t)) {
+            continue;
+        }
+        let norm = base + per_len * f64::from(*len);
+        let (mut score, mut first, mut matched) = (0.0, None::<usize>, false);
+        for (t, idf, _) in &terms {
+            let Some((f, at)) = tf.get(t) else { continue };
+            score += share(*idf, *f, norm);
+            first = match (first, at) {
+                (Some(a), Some(b)) => Some(a.min(*b)),
+                (a, b) => a.or(*b),
+            };
+            matched = true;
+        }
+        if matched {
+            hits.push(((*id).clone(), score, first));
+        }
+    }
+    hits.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    hits.truncate(limit);
+    hits
+}
+
+#[test]
+fn pruned_search_equals_scoring_every_document() {
+    use proptest::prelude::*;
+    // Common, middling and rare words: rare ones weigh more (idf), which is what pruning bets on.
+    let word = || {
+        proptest::prop_oneof![
+            6 => proptest::sample::select(vec!["ember", "frost", "vale", "ash"]),
+            3 => proptest::sample::select(vec!["crown", "tide", "wyrm", "moss"]),
+            1 => proptest::sample::select(vec!["iron", "veil", "oath", "gale"]),
+        ]
+    };
+    // Writes (some replace, some remove), then one query: the index after those writes must
+    // answer it as the reference does over the documents left.
+    let write = (
+        0usize..48,
+        proptest::collection::vec(word(), 0..4),
+        proptest::collection::vec(word(), 0..30),
+        proptest::collection::vec(proptest::sample::select(vec!["lore", "map"]), 0..2),
+        proptest::bool::weighted(0.15),
+    );
+    proptest!(ProptestConfig::with_cases(600), |(
+        writes in proptest::collection::vec(write, 1..90),
+        query in proptest::collection::vec(proptest::prop_oneof![word(), Just("nowhere")], 1..6),
+        tags in proptest::collection::vec(proptest::sample::select(vec!["lore", "map"]), 0..2),
+        limit in 1usize..14,
+    )| {
+        let writes = writes
+            .into_iter()
+            .map(|(n, title, body, tags, remove)| (n, title.join(" "), body.join(" "), tags, remove));
+        check_search(writes, &query.join(" "), &tags, limit)?;
+    });
+}
+
+#[test]
+fn pruned_search_equals_scoring_every_document_at_the_edge() {
+    use proptest::prelude::*;
+    // Bounds are exact here: every document is the same length and holds each word at most once,
+    // so a term's bound is its share in every document holding it, and a document the pruning
+    // passes over can score exactly what the pruning bet it could not exceed.
+    let words = [
+        "ember", "frost", "vale", "ash", "crown", "tide", "iron", "oath",
+    ];
+    let doc = proptest::collection::vec(proptest::bool::weighted(0.35), words.len());
+    proptest!(ProptestConfig::with_cases(600), |(
+        docs in proptest::collection::vec(doc, 1..40),
+        query in proptest::sample::subsequence(words.to_vec(), 2..6),
+        limit in 1usize..8,
+    )| {
+        let writes = docs.into_iter().enumerate().map(|(n, held)| {
+            let mut body: Vec<String> = words
+                .iter()
+                .zip(&held)
+                .filter(|(_, h)| **h)
+                .map(|(w, _)| (*w).to_owned())
+                .collect();
+            // Padding no query holds, each token once, to the same length.
+            let pad = words.len() - body.len();
+            body.extend((0..pad).map(|i| format!("pad{i}")));
+            (n, String::new(), body.join(" "), Vec::new(), false)
+        });
+        check_search(writes, &query.join(" "), &[], limit)?;
+    });
+}
+
+/// Applies `writes` (id number, title, body, tags, whether it is a removal) to an index and to
+/// the plain documents, then asks both the same question.
+fn check_search(
+    writes: impl Iterator<Item = (usize, String, String, Vec<&'static str>, bool)>,
+    query: &str,
+    tags: &[&str],
+    limit: usize,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    let mut index = Index::default();
+    let mut docs = std::collections::BTreeMap::new();
+    for (v, (n, title, body, doc_tags, remove)) in writes.enumerate() {
+        let id = format!("doc-{n:02}");
+        let doc_tags: Vec<String> = doc_tags.iter().map(|t| (*t).to_owned()).collect();
+        if remove {
+            index.remove(&id);
+            docs.remove(&id);
+        } else {
+            index.upsert(&id, &title, &body, &doc_tags, v as u64);
+            docs.insert(id, (title, body, doc_tags));
+        }
+    }
+    let tags: Vec<String> = tags.iter().map(|t| (*t).to_owned()).collect();
+    let got: Vec<(String, f64, Option<usize>)> = index
+        .search(query, &tags, limit)
+        .into_iter()
+        .map(|s| (index.entry(s.slot).unwrap().id.clone(), s.score, s.first))
+        .collect();
+    proptest::prop_assert_eq!(got, search_reference(&docs, query, &tags, limit));
+    Ok(())
+}
+
 #[test]
 fn the_shipped_lore_loads() {
     let lore = Lore::embedded().unwrap();
