@@ -220,7 +220,9 @@ impl AppState {
                     ),
                     metered,
                 ),
-                streams: Arc::new(sse::Streams::new(config.streams.clone())),
+                streams: Arc::new(
+                    sse::Streams::new(config.streams.clone()).ending_on_logout(Arc::clone(&auth)),
+                ),
                 http: Arc::new(config.http.clone()),
                 llm_timeout: config.llm.request_timeout,
             },

@@ -33,6 +33,11 @@ impl Principal {
     }
 }
 
+/// The login session a player's access token (or stream ticket) belongs to: a stream ticket is
+/// bound to it, and a stream ends when it is logged out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionId(pub std::sync::Arc<str>);
+
 /// The per-call context handed to handlers.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
@@ -52,6 +57,8 @@ pub struct Context {
     /// When a service called this one: the services on the way here, outermost first, the
     /// direct caller last (see [`crate::calls`]). Empty for a client's call.
     pub chain: Vec<&'static str>,
+    /// The player's login session, when the principal is a player who proved one.
+    pub session: Option<SessionId>,
 }
 
 impl Context {

@@ -35,7 +35,7 @@ pub mod world;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use context::{Context, Principal};
+pub use context::{Context, Principal, SessionId};
 pub use status::{Code, Hint, Status};
 
 /// A service dispatcher as the router holds it.

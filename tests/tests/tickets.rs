@@ -73,6 +73,86 @@ async fn tickets_open_one_stream_of_their_own_player_once() {
     assert!(!metrics.contains("ticket="));
 }
 
+const LOGOUT: &str = "/aicore.auth.v1.AuthService/Logout";
+const PUBLISH: &str = "/aicore.events.v1.EventBusService/Publish";
+
+/// The next message of `s` that is not a heartbeat, within a few seconds.
+async fn next_message(s: &mut Sse) -> edge_e2e::sse::Event {
+    loop {
+        let e = s
+            .next_within(Duration::from_secs(5))
+            .await
+            .expect("a message");
+        if e.event.is_some() || !e.data.is_empty() {
+            return e;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_logout_recalls_its_sessions_tickets_and_ends_its_streams() {
+    let edge = Edge::start(&[]);
+    let c = edge.client();
+    // One player, two devices: two login sessions.
+    let phone = scenarios::login(&c, "erin").await;
+    let laptop = scenarios::login_again(&c, "erin").await;
+    let own = format!("/v1/events?topics=player.{}", phone.player_id);
+    let open = |path: String, token: Option<String>| {
+        let c = c.clone();
+        async move {
+            let mut s = Sse::get(&c, &path, token.as_deref(), &[]).await;
+            assert_eq!(s.status, 200);
+            assert_eq!(
+                next_message(&mut s).await.event.as_deref(),
+                Some("subscribed")
+            );
+            s
+        }
+    };
+    let mut by_token = open(own.clone(), Some(phone.access.clone())).await;
+    let t = ticket(&c, &phone.access).await;
+    let mut by_ticket = open(format!("{own}&ticket={t}"), None).await;
+    let mut other_device = open(own.clone(), Some(laptop.access.clone())).await;
+    let unspent = ticket(&c, &phone.access).await;
+
+    let r = c
+        .call(
+            LOGOUT,
+            Some(&phone.access),
+            json!({"refreshToken": phone.refresh}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Both streams of the phone's session end with an error saying why.
+    for s in [&mut by_token, &mut by_ticket] {
+        let e = next_message(s).await;
+        assert_eq!(e.event.as_deref(), Some("error"), "{e:?}");
+        assert_eq!(e.json()["code"], "unauthenticated");
+        assert!(e.data.contains("logged out"), "{}", e.data);
+        assert!(
+            s.next_within(Duration::from_secs(5)).await.is_none(),
+            "ended"
+        );
+    }
+    // A ticket issued before the logout opens nothing, and is no guess.
+    let late = Sse::get(&c, &format!("{own}&ticket={unspent}"), None, &[]).await;
+    assert_eq!(late.status, 401);
+    assert!(late.text().await.contains("logged out"));
+    // The laptop's session is untouched: its stream still delivers, and it gets tickets.
+    let r = c
+        .call(
+            PUBLISH,
+            Some(&laptop.access),
+            json!({"topic": format!("player.{}", laptop.player_id), "type": "note", "payload": {"n": 1}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let e = next_message(&mut other_device).await;
+    assert!(e.data.contains("\"note\""), "{e:?}");
+    let t = ticket(&c, &laptop.access).await;
+    let _s = open(format!("{own}&ticket={t}"), None).await;
+}
+
 /// The page the browser runs: everything an `EventSource` client does, reported back to the test.
 const PAGE: &str = r#"<!doctype html><meta charset="utf-8"><title>Edge tickets</title><script>
 const EDGE = "__EDGE__", TOKEN = "__TOKEN__", TOPIC = "__TOPIC__", EXPIRE_WAIT = __WAIT__;

@@ -272,6 +272,7 @@ pub async fn completions(State(state): State<Api>, req: Request) -> Response {
             .map(|a| a.0),
         traceparent: crate::trace::client_traceparent(&parts.headers),
         chain: Vec::new(),
+        session: parts.extensions.get::<handlers::SessionId>().cloned(),
     };
     let call = Call {
         method,

@@ -194,6 +194,7 @@ pub async fn unary(
             .get::<crate::layers::client_addr::ClientAddr>()
             .map(|a| a.0),
         chain: Vec::new(),
+        session: parts.extensions.get::<handlers::SessionId>().cloned(),
     };
     // Event subscriptions carry their position in every message's id.
     let stream_permit = match stream_permit {

@@ -228,6 +228,7 @@ pub async fn get(State(state): State<Api>, req: Request) -> Response {
             .get::<crate::layers::client_addr::ClientAddr>()
             .map(|a| a.0),
         chain: Vec::new(),
+        session: parts.extensions.get::<handlers::SessionId>().cloned(),
     };
     let req = SubscribeRequest {
         topics,

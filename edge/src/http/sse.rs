@@ -10,7 +10,9 @@
 //!   which stops the work;
 //! - a limit on open streams (503 over it), a maximum duration and a maximum gap between
 //!   messages, each ending the stream with an error event;
-//! - on shutdown every open stream gets a final event telling the client to reconnect.
+//! - on shutdown every open stream gets a final event telling the client to reconnect;
+//! - a player's stream ends when the login session it was opened in is logged out (here at
+//!   once, from another replica after the next sync of revoked sessions).
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -21,8 +23,9 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::{BufMut as _, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt as _};
+use handlers::auth::AuthService;
 use handlers::shares::{Held, Shares};
-use handlers::{Principal, Status};
+use handlers::{Principal, SessionId, Status};
 use http::{HeaderValue, header};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -100,6 +103,8 @@ pub struct Streams {
     /// Streams open per principal and per address key.
     held: Shares<Holder>,
     closing: CancellationToken,
+    /// Where logouts are heard; streams of a logged-out session end.
+    sessions: Option<Arc<AuthService>>,
 }
 
 /// Whom a stream counts against.
@@ -115,6 +120,32 @@ enum Holder {
 pub struct StreamPermit {
     _global: OwnedSemaphorePermit,
     _mine: Held<Holder>,
+    session: Option<SessionWatch>,
+}
+
+/// Waits for the logout of one login session.
+struct SessionWatch {
+    sid: SessionId,
+    auth: Arc<AuthService>,
+    changes: tokio::sync::watch::Receiver<()>,
+}
+
+impl std::fmt::Debug for SessionWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionWatch").finish_non_exhaustive()
+    }
+}
+
+impl SessionWatch {
+    /// Completes once the session is revoked; never, if revocations can no longer be heard.
+    async fn revoked(&mut self) {
+        while self.changes.changed().await.is_ok() {
+            if self.auth.is_revoked(&self.sid.0) {
+                return;
+            }
+        }
+        std::future::pending().await
+    }
 }
 
 impl Streams {
@@ -125,7 +156,15 @@ impl Streams {
             held: Shares::default(),
             config,
             closing: CancellationToken::new(),
+            sessions: None,
         }
+    }
+
+    /// Ends each player's stream when its login session is logged out in `auth`.
+    #[must_use]
+    pub fn ending_on_logout(mut self, auth: Arc<AuthService>) -> Self {
+        self.sessions = Some(auth);
+        self
     }
 
     /// A slot for one more stream of `principal` from `addr`: 429 at once when either has its
@@ -164,18 +203,35 @@ impl Streams {
         Ok(StreamPermit {
             _global: global,
             _mine: mine,
+            session: None,
         })
     }
 
-    /// [`Streams::admit`] for a request's principal and client address.
+    /// [`Streams::admit`] for a request's principal and client address, watching its login
+    /// session, if it has one.
     pub fn admit_request(&self, parts: &http::request::Parts) -> Result<StreamPermit, Status> {
-        self.admit(
+        let mut permit = self.admit(
             parts.extensions.get::<Principal>(),
             parts
                 .extensions
                 .get::<crate::layers::client_addr::ClientAddr>()
                 .map(|a| a.0),
-        )
+        )?;
+        if let (Some(auth), Some(sid)) = (&self.sessions, parts.extensions.get::<SessionId>()) {
+            // Subscribed before the look, so a logout in between is heard by one or the other.
+            let changes = auth.revocations();
+            if auth.is_revoked(&sid.0) {
+                return Err(Status::unauthenticated(
+                    "this session was logged out; log in again",
+                ));
+            }
+            permit.session = Some(SessionWatch {
+                sid: sid.clone(),
+                auth: Arc::clone(auth),
+                changes,
+            });
+        }
+        Ok(permit)
     }
 
     fn admit_global(&self) -> Result<OwnedSemaphorePermit, Status> {
@@ -280,6 +336,8 @@ struct Pump {
     done: bool,
     /// Open while the stream is; ends with how it ended (when tracing is on).
     span: tracing::Span,
+    /// The player's login session, when the stream has one.
+    session: Option<SessionWatch>,
     _permit: StreamPermit,
 }
 
@@ -308,6 +366,13 @@ impl Pump {
         }
         let gap_at = self.last_message + self.max_gap;
         let idle = tokio::time::sleep(self.heartbeat);
+        let has_session = self.session.is_some();
+        let logged_out = async {
+            match &mut self.session {
+                Some(watch) => watch.revoked().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             () = self.closing.cancelled() => {
@@ -333,6 +398,12 @@ impl Pump {
                     }
                 }
             }
+            () = logged_out, if has_session => {
+                self.finish("logged_out");
+                Some((self.shape.error)(&Status::unauthenticated(
+                    "this session was logged out; log in again",
+                )))
+            }
             () = tokio::time::sleep_until(self.ends_at) => {
                 self.finish("max_duration");
                 Some((self.shape.error)(&Status::deadline_exceeded(
@@ -354,7 +425,7 @@ impl Pump {
 /// Serves `source` as SSE under the rules, holding `permit` until the stream ends.
 pub async fn respond(
     streams: &Streams,
-    permit: StreamPermit,
+    mut permit: StreamPermit,
     mut source: Frames,
     shape: Shape,
 ) -> Response {
@@ -389,6 +460,7 @@ pub async fn respond(
         done,
         shape,
         span: crate::trace::stream_span(),
+        session: permit.session.take(),
         _permit: permit,
     };
     if done {

@@ -17,7 +17,7 @@ use handlers::auth::guard::address_key;
 use handlers::auth::{ApiKeys, AuthService};
 use handlers::context::authorize;
 use handlers::leaky::Leaky;
-use handlers::{Principal, Status};
+use handlers::{Principal, SessionId, Status};
 use proto::{Access, BoxFuture, MethodDesc};
 use tower::{Layer, Service};
 use tracing::Instrument as _;
@@ -88,7 +88,8 @@ fn count_bad(bad: Option<&Leaky<IpAddr>>, addr: Option<IpAddr>, status: &Status)
 /// What a request's bearer token turned out to be.
 enum Credential {
     None,
-    Verified(Principal),
+    /// An access token: its player and login session.
+    Verified(Principal, SessionId),
     Key(String),
     /// A browser's stream ticket (`GET /v1/events?ticket=`): spent in the store.
     Ticket(String),
@@ -100,7 +101,7 @@ impl Credential {
     fn kind(&self) -> &'static str {
         match self {
             Credential::None => "none",
-            Credential::Verified(_) | Credential::Refused(_) => "access_token",
+            Credential::Verified(..) | Credential::Refused(_) => "access_token",
             Credential::Key(_) => "service_key",
             Credential::Ticket(_) => "ticket",
         }
@@ -135,12 +136,12 @@ fn bearer(req: &Request) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Checks the access rule and hands the principal and the method on to the layers inside.
-/// Authorizes `principal` for `m` and hands it on; the authentication `span` ends here, before
-/// the inner service runs.
+/// Authorizes `principal` for `m` and hands it, its login session and the method on to the
+/// layers inside; the authentication `span` ends here, before the inner service runs.
 fn admit(
     req: &mut Request,
     principal: Option<Principal>,
+    session: Option<SessionId>,
     m: &'static MethodDesc,
     span: tracing::Span,
 ) -> Result<(), Status> {
@@ -156,6 +157,9 @@ fn admit(
     allowed?;
     if let Some(p) = principal {
         req.extensions_mut().insert(p);
+    }
+    if let Some(s) = session {
+        req.extensions_mut().insert(s);
     }
     // Layers inside (rate limits) need the method too; spare them the lookup.
     req.extensions_mut().insert(m);
@@ -198,7 +202,7 @@ where
                         Credential::Key(t.to_owned())
                     }
                     Some(t) => match self.auth.authenticate(t) {
-                        Ok(p) => Credential::Verified(p),
+                        Ok((p, session)) => Credential::Verified(p, session),
                         Err(status) => Credential::Refused(status),
                     },
                 },
@@ -209,7 +213,7 @@ where
             .get::<crate::layers::client_addr::ClientAddr>()
             .map(|a| address_key(a.0));
         // Past its quota an address keeps only what it can prove at no cost: a valid token.
-        if !matches!(credential, Credential::Verified(_)) && m.access != Access::Public {
+        if !matches!(credential, Credential::Verified(..)) && m.access != Access::Public {
             let blocked = match (&self.bad, addr) {
                 (Some(bad), Some(a)) => bad.full(&a),
                 _ => None,
@@ -219,9 +223,9 @@ where
                 return refuse(&too_many_bad(wait));
             }
         }
-        let principal = match credential {
-            Credential::None => None,
-            Credential::Verified(p) => Some(p),
+        let (principal, session) = match credential {
+            Credential::None => (None, None),
+            Credential::Verified(p, session) => (Some(p), Some(session)),
             Credential::Refused(status) => {
                 crate::trace::record_auth(&span, Err(status.code()));
                 count_bad(self.bad.as_deref(), addr, &status);
@@ -235,8 +239,8 @@ where
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 return Box::pin(async move {
                     let redeemed = auth.redeem_ticket(&ticket).instrument(span.clone()).await;
-                    let principal = match redeemed {
-                        Ok(p) => p,
+                    let (principal, session) = match redeemed {
+                        Ok(redeemed) => redeemed,
                         // A spent or expired ticket is a browser reconnecting, not a guess.
                         Err(refused) => {
                             crate::trace::record_auth(&span, Err(refused.status.code()));
@@ -246,7 +250,7 @@ where
                             return Ok(status_response(&refused.status));
                         }
                     };
-                    match admit(&mut req, Some(principal), m, span) {
+                    match admit(&mut req, Some(principal), Some(session), m, span) {
                         Ok(()) => inner.call(req).await,
                         Err(status) => Ok(status_response(&status)),
                     }
@@ -268,14 +272,14 @@ where
                             return Ok(status_response(&status));
                         }
                     };
-                    match admit(&mut req, Some(principal), m, span) {
+                    match admit(&mut req, Some(principal), None, m, span) {
                         Ok(()) => inner.call(req).await,
                         Err(status) => Ok(status_response(&status)),
                     }
                 });
             }
         };
-        match admit(&mut req, principal, m, span) {
+        match admit(&mut req, principal, session, m, span) {
             Ok(()) => Box::pin(self.inner.call(req)),
             Err(status) => {
                 count_bad(self.bad.as_deref(), addr, &status);

@@ -15,6 +15,9 @@ pub const TRACEPARENT: &str = "traceparent";
 /// The authenticated principal, as the edge verified it. Workers trust it, so only edges may
 /// publish on request subjects (NATS permissions).
 pub const PRINCIPAL: &str = "Edge-Principal";
+/// A player principal's login session (a worker issuing a stream ticket binds it to it). Sent
+/// only with [`PRINCIPAL`], trusted as it is.
+pub const SESSION: &str = "Edge-Session";
 /// The client's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// The client's address, for per-address limits in the worker.
@@ -93,6 +96,9 @@ pub fn request_headers(ctx: &Context, timeout: Duration) -> HeaderMap {
         put(&mut h, CALL_CHAIN, &ctx.chain.join(","));
     } else if let Some(p) = &ctx.principal {
         put(&mut h, PRINCIPAL, &encode_principal(p));
+        if let (Principal::Player { .. }, Some(s)) = (p, &ctx.session) {
+            put(&mut h, SESSION, &s.0);
+        }
     }
     if let Some(k) = &ctx.idempotency_key {
         put(&mut h, IDEMPOTENCY_KEY, k);
@@ -131,7 +137,14 @@ pub fn context_from(h: Option<&HeaderMap>, received: Instant, max: Duration) -> 
         Some(caller) => proto::ServiceDesc::by_short(caller).map(handlers::calls::principal_of),
         None => get(h, PRINCIPAL).and_then(decode_principal),
     };
+    let session = match principal {
+        Some(Principal::Player { .. }) if chain.is_empty() => {
+            get(h, SESSION).map(|s| handlers::SessionId(s.into()))
+        }
+        _ => None,
+    };
     Context {
+        session,
         chain,
         principal,
         deadline: Some(received + budget),
@@ -214,11 +227,13 @@ mod tests {
             deadline: None,
             client_addr: Some("2001:db8::7".parse().unwrap()),
             chain: Vec::new(),
+            session: Some(handlers::SessionId("s1".into())),
         };
         let h = request_headers(&ctx, Duration::from_millis(1500));
         let now = Instant::now();
         let back = context_from(Some(&h), now, Duration::from_secs(60));
         assert_eq!(back.principal, ctx.principal);
+        assert_eq!(back.session, ctx.session);
         assert_eq!(back.request_id, "r1");
         assert_eq!(back.idempotency_key.as_deref(), Some("k"));
         assert_eq!(back.client_addr, ctx.client_addr);
@@ -236,10 +251,12 @@ mod tests {
                 scopes: vec!["*".into()].into(),
             }),
             chain: vec!["npc", "weather"],
+            session: Some(handlers::SessionId("s1".into())),
             ..Context::default()
         };
         let h = request_headers(&ctx, Duration::from_secs(1));
         assert!(h.get(PRINCIPAL).is_none());
+        assert!(h.get(SESSION).is_none());
         let back = context_from(Some(&h), Instant::now(), Duration::from_secs(60));
         assert_eq!(back.chain, vec!["npc", "weather"]);
         assert_eq!(

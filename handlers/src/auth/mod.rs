@@ -36,7 +36,7 @@ pub use passwords::Passwords;
 pub use tickets::{MAX_TICKET_TTL, TicketRefused};
 pub use tokens::{Claims, TicketClaims, TokenKeys};
 
-use crate::context::{Context, Principal};
+use crate::context::{Context, Principal, SessionId};
 use crate::status::Status;
 use crate::store::{Store, StoreError};
 
@@ -109,6 +109,9 @@ pub struct AuthService {
     /// until when (Unix ms). Mirrors `auth.revoked.*` in the store, refreshed by
     /// [`AuthService::sync_revoked`]; the revoking process adds at once.
     revoked: std::sync::RwLock<HashMap<String, u64>>,
+    /// Ticks whenever a session joins `revoked` (here or, after a sync, on another replica), so
+    /// open streams look whether theirs was the one.
+    revocations: tokio::sync::watch::Sender<()>,
     /// Failed logins, and device tokens.
     guard: guard::LoginGuard,
     passwords: Passwords,
@@ -233,36 +236,47 @@ impl AuthService {
             passwords,
             verified: quick_cache::sync::Cache::new(VERIFIED_CACHE),
             revoked: std::sync::RwLock::new(HashMap::new()),
+            revocations: tokio::sync::watch::Sender::new(()),
             guard,
             config,
         })
     }
 
-    /// Verifies an access token into the principal it speaks for (no I/O).
-    pub fn authenticate(&self, token: &str) -> Result<Principal, Status> {
+    /// Verifies an access token into the principal it speaks for and its login session (no
+    /// I/O).
+    pub fn authenticate(&self, token: &str) -> Result<(Principal, SessionId), Status> {
         let now = crate::now_ms() / 1000;
         if let Some((player, sid, exp)) = self.verified.get(token) {
             if now <= exp + tokens::LEEWAY_SECS {
                 self.check_not_revoked(&sid)?;
-                return Ok(Principal::Player {
-                    player_id: player.to_string(),
-                });
+                let player_id = player.to_string();
+                return Ok((Principal::Player { player_id }, SessionId(sid)));
             }
             self.verified.remove(token);
         }
         let claims = self.keys.verify(token)?;
         self.check_not_revoked(&claims.sid)?;
+        let sid: Arc<str> = Arc::from(claims.sid.as_str());
         self.verified.insert(
             Arc::from(token),
-            (
-                Arc::from(claims.sub.as_str()),
-                Arc::from(claims.sid.as_str()),
-                claims.exp,
-            ),
+            (Arc::from(claims.sub.as_str()), Arc::clone(&sid), claims.exp),
         );
-        Ok(Principal::Player {
-            player_id: claims.sub,
-        })
+        let player_id = claims.sub;
+        Ok((Principal::Player { player_id }, SessionId(sid)))
+    }
+
+    /// Whether session `sid` was logged out (as this process knows: at once for its own
+    /// logouts, after the next sync for other replicas').
+    pub fn is_revoked(&self, sid: &str) -> bool {
+        self.revoked
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(sid)
+    }
+
+    /// Changes whenever a session is newly revoked; ask [`AuthService::is_revoked`] which.
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<()> {
+        self.revocations.subscribe()
     }
 
     async fn issue(&self, player_id: &str, sid: &str) -> Result<Issued, Status> {
@@ -286,8 +300,7 @@ impl AuthService {
     }
 
     fn check_not_revoked(&self, sid: &str) -> Result<(), Status> {
-        let revoked = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
-        if revoked.contains_key(sid) {
+        if self.is_revoked(sid) {
             return Err(Status::unauthenticated(
                 "this session was logged out; log in again",
             ));
@@ -313,6 +326,7 @@ impl AuthService {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(sid.to_owned(), until);
+        self.revocations.send_replace(());
         // Revocation must win over concurrent writes: `update_session` retries on conflict.
         self.update_session(sid, |s| !std::mem::replace(&mut s.revoked, true))
             .await
@@ -346,9 +360,14 @@ impl AuthService {
             }
         }
         let mut revoked = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
+        let news = fresh.keys().any(|sid| !revoked.contains_key(sid));
         // Keep what this process added since the listing began.
         revoked.retain(|sid, until| *until > now && !fresh.contains_key(sid));
         revoked.extend(fresh);
+        drop(revoked);
+        if news {
+            self.revocations.send_replace(());
+        }
         Ok(())
     }
 

@@ -156,7 +156,7 @@ async fn register_login_refresh_rotation_and_reuse() {
         .unwrap();
     assert_eq!(login.player_id, reg.player_id);
     assert_eq!(
-        svc.authenticate(&login.access_token).unwrap(),
+        svc.authenticate(&login.access_token).unwrap().0,
         Principal::Player {
             player_id: reg.player_id.clone()
         }

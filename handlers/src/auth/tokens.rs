@@ -52,6 +52,10 @@ pub struct TicketClaims {
     pub sub: String,
     /// A random id: the ticket's single use is recorded under it.
     pub jti: String,
+    /// The login session it was asked for in: a logout recalls the ticket. Empty on tickets
+    /// signed before sessions were bound (refused; they live a minute at most).
+    #[serde(default)]
+    pub sid: String,
     /// Issued at, Unix seconds.
     pub iat: u64,
     /// Expires at, Unix seconds.
@@ -243,10 +247,12 @@ impl TokenKeys {
         }
     }
 
-    /// Signs a stream ticket for `player_id`, alive for `ttl`, with a fresh random id.
+    /// Signs a stream ticket for `player_id` in session `sid`, alive for `ttl`, with a fresh
+    /// random id.
     pub fn issue_ticket(
         &self,
         player_id: &str,
+        sid: &str,
         ttl: Duration,
     ) -> Result<TicketClaimsSigned, Status> {
         let now = crate::now_ms() / 1000;
@@ -257,6 +263,7 @@ impl TokenKeys {
             aud: TICKET_AUDIENCE.into(),
             sub: player_id.into(),
             jti: id.iter().map(|b| format!("{b:02x}")).collect(),
+            sid: sid.into(),
             iat: now,
             exp: now + ttl.as_secs().max(1),
         };
@@ -318,7 +325,9 @@ mod tests {
         let keys = TokenKeys::load_or_create(&store, Duration::from_secs(60))
             .await
             .unwrap();
-        let t = keys.issue_ticket("p1", Duration::from_secs(30)).unwrap();
+        let t = keys
+            .issue_ticket("p1", "s1", Duration::from_secs(30))
+            .unwrap();
         let claims = keys.verify_ticket(&t.ticket).unwrap();
         assert_eq!(claims.sub, "p1");
         assert_eq!(claims.jti.len(), 32);
@@ -332,7 +341,9 @@ mod tests {
             keys.verify_ticket(&access).is_err(),
             "an access token is not a ticket"
         );
-        let other = keys.issue_ticket("p1", Duration::from_secs(30)).unwrap();
+        let other = keys
+            .issue_ticket("p1", "s1", Duration::from_secs(30))
+            .unwrap();
         assert_ne!(other.claims.jti, claims.jti);
         assert!(keys.verify_ticket("not.a.ticket").is_err());
     }
@@ -419,9 +430,11 @@ mod tests {
                 let token = keys.issue(&player, &sid).unwrap();
                 let claims = keys.verify(&token).unwrap();
                 prop_assert_eq!(claims.sub, player.clone());
+                prop_assert_eq!(claims.sid, sid.clone());
+                let ticket = keys.issue_ticket(&player, &sid, Duration::from_secs(30)).unwrap();
+                let claims = keys.verify_ticket(&ticket.ticket).unwrap();
+                prop_assert_eq!(claims.sub, player);
                 prop_assert_eq!(claims.sid, sid);
-                let ticket = keys.issue_ticket(&player, Duration::from_secs(30)).unwrap();
-                prop_assert_eq!(keys.verify_ticket(&ticket.ticket).unwrap().sub, player);
             });
         }
     }

@@ -190,6 +190,8 @@ impl Caller {
             traceparent: parent.traceparent,
             client_addr: parent.client_addr,
             chain,
+            // The callee sees a service, never the player's session.
+            session: None,
         };
         admit(&ctx, method)?;
         if ctx.deadline.is_some_and(|d| d <= Instant::now()) {
