@@ -366,6 +366,14 @@ fn library(store: &Arc<dyn Store>) -> KbService {
     )))
 }
 
+/// A replica's library: one of several sharing `store`, as on JetStream (here in one process,
+/// where redb could not otherwise know it has company).
+fn replica(store: &Arc<dyn Store>) -> KbService {
+    KbService::new(Arc::new(
+        Library::new(Arc::clone(store), Arc::new(Lore::embedded().unwrap())).checking_hits(true),
+    ))
+}
+
 fn doc(id: &str, title: &str, body: &str) -> Document {
     Document {
         id: id.into(),
@@ -394,7 +402,7 @@ async fn search(kb: &KbService, q: &str) -> Vec<SearchHit> {
 async fn replicas_never_answer_a_deleted_document_or_an_old_title() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("kb.redb")).unwrap());
-    let (a, b) = (library(&store), library(&store));
+    let (a, b) = (replica(&store), replica(&store));
     // The lore is there from the first start, once.
     assert!(!search(&a, "lantern").await.is_empty());
     assert!(!search(&b, "lantern").await.is_empty());
@@ -481,6 +489,83 @@ async fn replicas_never_answer_a_deleted_document_or_an_old_title() {
         }
     }
     assert!(search(&library(&store), "lantern").await.is_empty());
+}
+
+/// The sole writer of a redb store whose deletes come back late (a task descheduled between
+/// committing and updating the index).
+struct SlowDeletes(Arc<dyn Store>);
+
+#[async_trait::async_trait]
+impl Store for SlowDeletes {
+    async fn get(&self, key: &str) -> Result<Option<crate::store::Versioned>, StoreError> {
+        self.0.get(key).await
+    }
+    async fn put(&self, key: &str, value: Bytes, expected: Option<u64>) -> Result<u64, StoreError> {
+        self.0.put(key, value, expected).await
+    }
+    async fn delete(&self, key: &str, expected: Option<u64>) -> Result<bool, StoreError> {
+        let deleted = self.0.delete(key, expected).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        deleted
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::store::Page, StoreError> {
+        self.0.list(prefix, after, limit).await
+    }
+    async fn check(&self) -> Result<(), StoreError> {
+        self.0.check().await
+    }
+    fn sole_writer(&self) -> bool {
+        self.0.sole_writer()
+    }
+    fn backend(&self) -> &'static str {
+        "slow-deletes"
+    }
+}
+
+#[tokio::test]
+async fn the_sole_writer_s_index_ends_as_its_store_after_racing_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let redb: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("kb.redb")).unwrap());
+    let store: Arc<dyn Store> = Arc::new(SlowDeletes(redb));
+    assert!(store.sole_writer(), "searches trust the index");
+    let kb = Arc::new(library(&store));
+    let up = |title: &'static str| {
+        let kb = Arc::clone(&kb);
+        async move {
+            let req = UpsertRequest {
+                document: Some(doc("gull", title, "a gull of the qzv cliffs")),
+                expected_version: None,
+            };
+            kb.upsert(Context::default(), req).await.unwrap();
+        }
+    };
+    up("Grey Gull").await;
+    // A delete commits, and before it reaches the index an upsert writes the document again.
+    let deleting = tokio::spawn({
+        let kb = Arc::clone(&kb);
+        async move {
+            let req = DeleteRequest {
+                id: "gull".into(),
+                expected_version: None,
+            };
+            kb.delete(Context::default(), req).await.unwrap();
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    up("Storm Gull").await;
+    deleting.await.unwrap();
+    // The store holds the upsert, and so must the index.
+    let stored = store.get(&doc_key("gull")).await.unwrap().unwrap();
+    let stored = Document::decode(stored.value.as_ref()).unwrap();
+    assert_eq!(stored.title, "Storm Gull");
+    let hits = search(&kb, "qzv").await;
+    assert_eq!(hits.len(), 1, "the index lost what the store holds");
+    assert_eq!(hits[0].title, "Storm Gull");
 }
 
 #[tokio::test]

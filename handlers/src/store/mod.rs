@@ -152,6 +152,13 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Whether this process is the store's only writer (redb: the file is locked to one
+    /// process), so what it wrote is what the store holds and a cache it keeps in step with its
+    /// own writes needs no check against the store.
+    fn sole_writer(&self) -> bool {
+        false
+    }
+
     /// Whether the store can serve (for readiness).
     async fn check(&self) -> Result<(), StoreError>;
 

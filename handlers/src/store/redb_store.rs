@@ -248,6 +248,10 @@ impl RedbStore {
 
 #[async_trait]
 impl Store for RedbStore {
+    fn sole_writer(&self) -> bool {
+        true
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         validate_key(key)?;
         let db = self.db().await?;
