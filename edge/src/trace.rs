@@ -57,18 +57,18 @@ fn sampled(traceparent: Option<&str>, trusted: bool) -> bool {
     s.ratio >= 1.0 || (s.ratio > 0.0 && rand::random::<f64>() < s.ratio)
 }
 
-/// The flags of a well-formed `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).
+/// The flags of a well-formed version-00 `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, lowercase
+/// hex, W3C Trace Context): anything else is no parent, so it is never passed on.
 fn parent_flags(tp: &str) -> Option<u8> {
+    let lower_hex = |x: &str, len: usize| {
+        x.len() == len && x.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
     let parts: Vec<&str> = tp.trim().split('-').collect();
     match parts.as_slice() {
-        [v, t, p, f]
-            if v.len() == 2
-                && t.len() == 32
-                && p.len() == 16
-                && f.len() == 2
-                && [t, p]
-                    .iter()
-                    .all(|x| x.bytes().all(|b| b.is_ascii_hexdigit()))
+        ["00", t, p, f]
+            if lower_hex(t, 32)
+                && lower_hex(p, 16)
+                && lower_hex(f, 2)
                 && t.bytes().any(|b| b != b'0')
                 && p.bytes().any(|b| b != b'0') =>
         {
@@ -335,6 +335,13 @@ mod tests {
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
             "00-xyz-00f067aa0ba902b7-01",
+            // Versions other than 00, upper case, signs and extra fields are not version 00.
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "zz-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-+1",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
         ] {
             assert_eq!(parent_flags(bad), None, "{bad}");
         }

@@ -111,6 +111,8 @@ locals {
         })
       },
       { path = "/etc/logrotate.d/nats-server", permissions = "0644", content = templatefile("${path.module}/templates/nats-server.logrotate.tftpl", { log_file = local.log_file }) },
+      # Debian runs logrotate daily; `maxsize` is only looked at when it runs.
+      { path = "/etc/systemd/system/logrotate.timer.d/hourly.conf", permissions = "0644", content = file("${path.module}/templates/logrotate-hourly.conf") },
       { path = local.cw_agent_conf, permissions = "0644", content = local.cw_agent_config[i] },
       { path = "/etc/systemd/system/nats-secrets.service", permissions = "0644", content = file("${path.module}/templates/nats-secrets.service") },
       { path = "/etc/systemd/system/nats-secrets.timer", permissions = "0644", content = file("${path.module}/templates/nats-secrets.timer") },
@@ -185,6 +187,26 @@ resource "aws_cloudwatch_metric_alarm" "jetstream_disk" {
   threshold           = var.disk_alarm_percent
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "missing"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = var.tags
+}
+
+# The disk alarm above says nothing when the agent reports nothing (its install failed at boot,
+# or it died): then this one fires, so a silent node is never mistaken for a healthy one.
+resource "aws_cloudwatch_metric_alarm" "metrics_silent" {
+  count               = var.install_cloudwatch_agent ? local.node_count : 0
+  alarm_name          = "${var.name}-${local.node_names[count.index]}-metrics-silent"
+  alarm_description   = "No disk metric from ${local.node_names[count.index]} for 15 minutes: the CloudWatch agent is not running there, so its disk alarm, memory metric and log shipping are blind. Check amazon-cloudwatch-agent on the node (SSM). Runbook: terraform/README.md."
+  namespace           = "CWAgent"
+  metric_name         = "disk_used_percent"
+  dimensions          = { host = local.node_names[count.index], path = local.mount_point, fstype = "xfs" }
+  statistic           = "SampleCount"
+  period              = 300
+  evaluation_periods  = 3
+  threshold           = 1
+  comparison_operator = "LessThanThreshold"
+  treat_missing_data  = "breaching"
   alarm_actions       = var.alarm_actions
   ok_actions          = var.alarm_actions
   tags                = var.tags

@@ -92,6 +92,18 @@ run "nodes_boot_with_their_config_and_ship_their_logs" {
     ])
     error_message = "one disk alarm per node, on its JetStream volume, with the dimensions the agent reports"
   }
+  assert {
+    condition = alltrue([for i, a in aws_cloudwatch_metric_alarm.metrics_silent :
+      a.dimensions == aws_cloudwatch_metric_alarm.jetstream_disk[i].dimensions && a.treat_missing_data == "breaching" && a.statistic == "SampleCount"
+    ]) && length(aws_cloudwatch_metric_alarm.metrics_silent) == 3
+    error_message = "one alarm per node for an agent that reports nothing, on the disk alarm's very metric"
+  }
+  assert {
+    condition = alltrue([for u in aws_instance.node[*].user_data :
+      strcontains(one([for f in yamldecode(trimprefix(u, "#cloud-config\n")).write_files : f.content if f.path == "/etc/systemd/system/logrotate.timer.d/hourly.conf"]), "OnCalendar=hourly")
+    ])
+    error_message = "logrotate runs hourly, so maxsize is checked hourly"
+  }
 }
 
 run "without_the_agent_nothing_half_configured" {
@@ -102,7 +114,7 @@ run "without_the_agent_nothing_half_configured" {
   }
 
   assert {
-    condition     = length(aws_cloudwatch_metric_alarm.jetstream_disk) == 0
+    condition     = length(aws_cloudwatch_metric_alarm.jetstream_disk) == 0 && length(aws_cloudwatch_metric_alarm.metrics_silent) == 0
     error_message = "no alarm on a metric no one reports"
   }
   assert {
