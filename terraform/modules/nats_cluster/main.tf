@@ -56,7 +56,11 @@ locals {
 
   ssm_agent_url = "https://s3.${local.region}.amazonaws.com/amazon-ssm-${local.region}/latest/debian_${local.deb_arch}/amazon-ssm-agent.deb"
   cw_agent_url  = "https://amazoncloudwatch-agent-${local.region}.s3.${local.region}.amazonaws.com/debian/${local.deb_arch}/latest/amazon-cloudwatch-agent.deb"
-  cw_agent_conf = "/opt/aws/amazon-cloudwatch-agent/etc/edge-nats.json"
+  # AWS's CloudWatch agent signing key (docs: "Verifying the signature of the CloudWatch agent
+  # package"); the key file itself comes from the bucket, so this fingerprint is the trust.
+  cw_agent_key_url         = "https://amazoncloudwatch-agent-${local.region}.s3.${local.region}.amazonaws.com/assets/amazon-cloudwatch-agent.gpg"
+  cw_agent_key_fingerprint = "937616F3450B7D806CBD9725D58167303B789C72"
+  cw_agent_conf            = "/opt/aws/amazon-cloudwatch-agent/etc/edge-nats.json"
 
   # nats-server's log, one stream per node; memory and the JetStream volume's use (a full disk
   # stops JetStream), without EC2 dimensions (they would need ec2:DescribeTags).
@@ -87,7 +91,7 @@ locals {
   user_data = [for i in range(local.node_count) : join("\n", ["#cloud-config", yamlencode({
     hostname       = local.node_names[i]
     package_update = true
-    packages       = ["nats-server", "awscli", "xfsprogs", "curl", "logrotate", "openssl"]
+    packages       = ["nats-server", "awscli", "xfsprogs", "curl", "logrotate", "openssl", "gnupg"]
     write_files = [
       { path = "/etc/nats/nats.conf", permissions = "0644", content = local.nats_conf[i] },
       { path = "/usr/local/sbin/nats-fetch-secrets", permissions = "0750", content = local.fetch_secrets },
@@ -114,6 +118,16 @@ locals {
       # Debian runs logrotate daily; `maxsize` is only looked at when it runs.
       { path = "/etc/systemd/system/logrotate.timer.d/hourly.conf", permissions = "0644", content = file("${path.module}/templates/logrotate-hourly.conf") },
       { path = local.cw_agent_conf, permissions = "0644", content = local.cw_agent_config[i] },
+      {
+        path        = "/usr/local/sbin/install-cloudwatch-agent"
+        permissions = "0750"
+        content = templatefile("${path.module}/templates/install-cloudwatch-agent.sh.tftpl", {
+          package_url     = local.cw_agent_url
+          key_url         = local.cw_agent_key_url
+          key_fingerprint = local.cw_agent_key_fingerprint
+          config_file     = local.cw_agent_conf
+        })
+      },
       { path = "/etc/systemd/system/nats-secrets.service", permissions = "0644", content = file("${path.module}/templates/nats-secrets.service") },
       { path = "/etc/systemd/system/nats-secrets.timer", permissions = "0644", content = file("${path.module}/templates/nats-secrets.timer") },
       { path = "/usr/local/sbin/nats-health", permissions = "0750", content = file("${path.module}/templates/nats-health.sh") },
@@ -132,7 +146,7 @@ locals {
         ["sh", "-c", "curl -fsSL -o /tmp/amazon-ssm-agent.deb '${local.ssm_agent_url}' && dpkg -i /tmp/amazon-ssm-agent.deb && systemctl enable --now amazon-ssm-agent"],
       ] : [],
       var.install_cloudwatch_agent ? [
-        ["sh", "-c", "curl -fsSL -o /tmp/amazon-cloudwatch-agent.deb '${local.cw_agent_url}' && dpkg -i -E /tmp/amazon-cloudwatch-agent.deb && /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:${local.cw_agent_conf}"],
+        ["/usr/local/sbin/install-cloudwatch-agent"],
       ] : [],
       [
         ["systemctl", "enable", "--now", "nats-secrets.timer"],

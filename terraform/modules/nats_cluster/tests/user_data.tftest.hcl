@@ -82,9 +82,11 @@ run "nodes_boot_with_their_config_and_ship_their_logs" {
   }
   assert {
     condition = alltrue([for u in aws_instance.node[*].user_data :
-      anytrue([for c in yamldecode(trimprefix(u, "#cloud-config\n")).runcmd : strcontains(join(" ", c), "amazon-cloudwatch-agent-ctl -a fetch-config")])
+      anytrue([for c in yamldecode(trimprefix(u, "#cloud-config\n")).runcmd : join(" ", c) == "/usr/local/sbin/install-cloudwatch-agent"])
+      && strcontains(one([for f in yamldecode(trimprefix(u, "#cloud-config\n")).write_files : f.content if f.path == "/usr/local/sbin/install-cloudwatch-agent"]), "amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c 'file:/opt/aws/amazon-cloudwatch-agent/etc/edge-nats.json'")
+      && strcontains(one([for f in yamldecode(trimprefix(u, "#cloud-config\n")).write_files : f.content if f.path == "/usr/local/sbin/install-cloudwatch-agent"]), "fingerprint='937616F3450B7D806CBD9725D58167303B789C72'")
     ])
-    error_message = "the agent is installed and started at boot"
+    error_message = "the agent is installed at boot, only with AWS's signature, and started with the node's config"
   }
   assert {
     condition = alltrue([for i, a in aws_cloudwatch_metric_alarm.jetstream_disk :
@@ -119,7 +121,7 @@ run "without_the_agent_nothing_half_configured" {
   }
   assert {
     condition = alltrue([for u in aws_instance.node[*].user_data :
-      !anytrue([for c in yamldecode(trimprefix(u, "#cloud-config\n")).runcmd : strcontains(join(" ", c), "amazon-cloudwatch-agent")])
+      !anytrue([for c in yamldecode(trimprefix(u, "#cloud-config\n")).runcmd : strcontains(join(" ", c), "cloudwatch-agent")])
     ])
     error_message = "the agent is not installed"
   }
