@@ -89,7 +89,10 @@ async fn main() {
     let mut middle = before;
     for (i, part) in [&bodies[..half], &bodies[half..]].into_iter().enumerate() {
         let mut tasks = Vec::new();
-        for chunk in part.chunks(part.len().div_ceil(32).max(1)).map(<[_]>::to_vec) {
+        for chunk in part
+            .chunks(part.len().div_ceil(32).max(1))
+            .map(<[_]>::to_vec)
+        {
             let (c, writer) = (c.clone(), writer.clone());
             tasks.push(tokio::spawn(async move {
                 for (id, title, body) in chunk {
