@@ -384,6 +384,20 @@ impl Pump {
                 )));
                 Some(b.freeze())
             }
+            // Before the source: a source always ready (a backlog, a fast generation) must not
+            // keep a logged-out session's stream, or one past its maximum duration, alive.
+            () = tokio::time::sleep_until(self.ends_at) => {
+                self.finish("max_duration");
+                Some((self.shape.error)(&Status::deadline_exceeded(
+                    "the stream reached its maximum duration; reconnect to continue",
+                )))
+            }
+            () = logged_out, if has_session => {
+                self.finish("logged_out");
+                Some((self.shape.error)(&Status::unauthenticated(
+                    "this session was logged out; log in again",
+                )))
+            }
             item = self.source.next() => {
                 self.last_message = Instant::now();
                 match item {
@@ -397,18 +411,6 @@ impl Pump {
                         self.shape.end.clone()
                     }
                 }
-            }
-            () = logged_out, if has_session => {
-                self.finish("logged_out");
-                Some((self.shape.error)(&Status::unauthenticated(
-                    "this session was logged out; log in again",
-                )))
-            }
-            () = tokio::time::sleep_until(self.ends_at) => {
-                self.finish("max_duration");
-                Some((self.shape.error)(&Status::deadline_exceeded(
-                    "the stream reached its maximum duration; reconnect to continue",
-                )))
             }
             () = tokio::time::sleep_until(gap_at), if self.shape.gap_limit => {
                 self.finish("max_gap");

@@ -418,9 +418,17 @@ impl AuthService {
     }
 
     async fn session_active(&self, sid: &str) -> Result<bool, Status> {
+        Ok(self.active_session_player(sid).await?.is_some())
+    }
+
+    /// The player of session `sid`, unless it was logged out (or never was).
+    async fn active_session_player(&self, sid: &str) -> Result<Option<String>, Status> {
         match self.store.get(&format!("{SESSION_PREFIX}{sid}")).await? {
-            Some(v) => Ok(!parse::<SessionRecord>(&v.value)?.revoked),
-            None => Ok(false),
+            Some(v) => {
+                let session = parse::<SessionRecord>(&v.value)?;
+                Ok((!session.revoked).then_some(session.player_id))
+            }
+            None => Ok(None),
         }
     }
 }

@@ -75,9 +75,10 @@ impl AuthService {
         }
         // The store, not this process's view: a logout on another replica may not have
         // reached it yet, and a stream outlives an access token's request by far.
-        match self.session_active(&claims.sid).await {
-            Ok(true) => {}
-            Ok(false) => return Err(logged_out()),
+        match self.active_session_player(&claims.sid).await {
+            // The session's own player only: a ticket never names another player's session.
+            Ok(Some(player)) if player == claims.sub => {}
+            Ok(_) => return Err(logged_out()),
             Err(status) => {
                 return Err(TicketRefused {
                     status,
@@ -287,7 +288,19 @@ mod tests {
         );
         // A player principal without a proven session (a ticket's stream) buys no ticket.
         let (mut ctx, _) = logged_in(&auth, "carol").await;
-        ctx.session = None;
+        let carols = ctx.session.take().unwrap();
+        // A ticket naming carol's live session for another player opens nothing.
+        let crossed = auth
+            .keys
+            .issue_ticket("p1", &carols.0, Duration::from_secs(30))
+            .unwrap();
+        let refused = auth.redeem_ticket(&crossed.ticket).await.unwrap_err();
+        assert_eq!(refused.status.code(), Code::Unauthenticated);
+        let own = auth
+            .keys
+            .issue_ticket(player_of(&ctx), &carols.0, Duration::from_secs(30))
+            .unwrap();
+        auth.redeem_ticket(&own.ticket).await.unwrap();
         assert_eq!(
             auth.ticket_for(&ctx).unwrap_err().code(),
             Code::Unauthenticated

@@ -296,6 +296,77 @@ impl Library {
     }
 }
 
+/// A write of one document, to the store and then the index.
+enum Write {
+    Put {
+        doc: Document,
+        expected: Option<u64>,
+    },
+    Delete {
+        id: String,
+        expected: Option<u64>,
+    },
+}
+
+impl Library {
+    /// Runs `write` to its end even if the caller stops waiting (a client's deadline or its
+    /// disconnect): the store commits on a thread of its own, and an index left behind it would
+    /// answer wrongly until a restart where searches trust it. Returns the document's new
+    /// version (0 for a delete).
+    async fn write_through(self: &Arc<Self>, write: Write) -> Result<u64, Status> {
+        let library = Arc::clone(self);
+        tokio::spawn(async move { library.write_now(write).await })
+            .await
+            .map_err(|e| Status::internal(format!("kb write: {e}")))?
+    }
+
+    async fn write_now(&self, write: Write) -> Result<u64, Status> {
+        // One at a time, from the count to the index: the limit holds against concurrent
+        // upserts, and the index sees writes in the store's order.
+        let _writing = self.writing.lock().await;
+        let conflict = |id: &str, current: Option<u64>| {
+            Status::aborted(format!(
+                "version mismatch on document {id}: it is at {}",
+                current.unwrap_or(0)
+            ))
+        };
+        match write {
+            Write::Put { doc, expected } => {
+                let exists = self.read().get(&doc.id).is_some();
+                if !exists && self.read().len() >= MAX_DOCUMENTS {
+                    return Err(Status::new(
+                        crate::status::Code::ResourceExhausted,
+                        format!(
+                            "the knowledge base holds its maximum of {MAX_DOCUMENTS} documents"
+                        ),
+                    ));
+                }
+                let value = Bytes::from(doc.encode_to_vec());
+                let version = match self.store.put(&doc_key(&doc.id), value, expected).await {
+                    Ok(v) => v,
+                    Err(StoreError::Conflict { current }) => {
+                        return Err(conflict(&doc.id, current));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                self.write()
+                    .upsert(&doc.id, &doc.title, &doc.body, &doc.tags, version);
+                Ok(version)
+            }
+            Write::Delete { id, expected } => {
+                match self.store.delete(&doc_key(&id), expected).await {
+                    Ok(true) => {}
+                    Ok(false) => return Err(Status::not_found(format!("no document {id:?}"))),
+                    Err(StoreError::Conflict { current }) => return Err(conflict(&id, current)),
+                    Err(e) => return Err(e.into()),
+                }
+                self.write().remove(&id);
+                Ok(0)
+            }
+        }
+    }
+}
+
 /// The service.
 pub struct KbService {
     library: Arc<Library>,
@@ -330,41 +401,14 @@ impl KnowledgeBaseServiceHandler for KbService {
             .ok_or_else(|| Status::invalid_argument("document is required"))?;
         check(&doc).map_err(Status::invalid_argument)?;
         self.library.ready().await?;
-        // Held from the count to the index: the limit holds against concurrent upserts too.
-        let writing = self.library.writing.lock().await;
-        let exists = self.library.read().get(&doc.id).is_some();
-        if !exists && self.library.read().len() >= MAX_DOCUMENTS {
-            return Err(Status::new(
-                crate::status::Code::ResourceExhausted,
-                format!("the knowledge base holds its maximum of {MAX_DOCUMENTS} documents"),
-            ));
-        }
         doc.version = 0;
-        let version = match self
+        doc.version = self
             .library
-            .store
-            .put(
-                &doc_key(&doc.id),
-                Bytes::from(doc.encode_to_vec()),
-                req.expected_version,
-            )
-            .await
-        {
-            Ok(v) => v,
-            Err(StoreError::Conflict { current }) => {
-                return Err(Status::aborted(format!(
-                    "version mismatch on document {}: it is at {}",
-                    doc.id,
-                    current.unwrap_or(0)
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        doc.version = version;
-        self.library
-            .write()
-            .upsert(&doc.id, &doc.title, &doc.body, &doc.tags, version);
-        drop(writing);
+            .write_through(Write::Put {
+                doc: doc.clone(),
+                expected: req.expected_version,
+            })
+            .await?;
         Ok(UpsertResponse {
             document: Some(doc),
         })
@@ -388,25 +432,12 @@ impl KnowledgeBaseServiceHandler for KbService {
             return Err(Status::invalid_argument("id is not a document id"));
         }
         self.library.ready().await?;
-        let _writing = self.library.writing.lock().await;
-        match self
-            .library
-            .store
-            .delete(&doc_key(&req.id), req.expected_version)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => return Err(Status::not_found(format!("no document {:?}", req.id))),
-            Err(StoreError::Conflict { current }) => {
-                return Err(Status::aborted(format!(
-                    "version mismatch on document {}: it is at {}",
-                    req.id,
-                    current.unwrap_or(0)
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        self.library.write().remove(&req.id);
+        self.library
+            .write_through(Write::Delete {
+                id: req.id,
+                expected: req.expected_version,
+            })
+            .await?;
         Ok(DeleteResponse {})
     }
 

@@ -491,17 +491,19 @@ async fn replicas_never_answer_a_deleted_document_or_an_old_title() {
     assert!(search(&library(&store), "lantern").await.is_empty());
 }
 
-/// The sole writer of a redb store whose deletes come back late (a task descheduled between
-/// committing and updating the index).
-struct SlowDeletes(Arc<dyn Store>);
+/// The sole writer of a redb store whose writes come back late, after committing (a thread slow
+/// to hand back its result, a task descheduled before it updates the index).
+struct SlowWrites(Arc<dyn Store>);
 
 #[async_trait::async_trait]
-impl Store for SlowDeletes {
+impl Store for SlowWrites {
     async fn get(&self, key: &str) -> Result<Option<crate::store::Versioned>, StoreError> {
         self.0.get(key).await
     }
     async fn put(&self, key: &str, value: Bytes, expected: Option<u64>) -> Result<u64, StoreError> {
-        self.0.put(key, value, expected).await
+        let put = self.0.put(key, value, expected).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        put
     }
     async fn delete(&self, key: &str, expected: Option<u64>) -> Result<bool, StoreError> {
         let deleted = self.0.delete(key, expected).await;
@@ -523,7 +525,7 @@ impl Store for SlowDeletes {
         self.0.sole_writer()
     }
     fn backend(&self) -> &'static str {
-        "slow-deletes"
+        "slow-writes"
     }
 }
 
@@ -531,7 +533,7 @@ impl Store for SlowDeletes {
 async fn the_sole_writer_s_index_ends_as_its_store_after_racing_writes() {
     let dir = tempfile::tempdir().unwrap();
     let redb: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("kb.redb")).unwrap());
-    let store: Arc<dyn Store> = Arc::new(SlowDeletes(redb));
+    let store: Arc<dyn Store> = Arc::new(SlowWrites(redb));
     assert!(store.sole_writer(), "searches trust the index");
     let kb = Arc::new(library(&store));
     let up = |title: &'static str| {
@@ -566,6 +568,46 @@ async fn the_sole_writer_s_index_ends_as_its_store_after_racing_writes() {
     let hits = search(&kb, "qzv").await;
     assert_eq!(hits.len(), 1, "the index lost what the store holds");
     assert_eq!(hits[0].title, "Storm Gull");
+}
+
+#[tokio::test]
+async fn a_write_its_caller_stopped_waiting_for_still_reaches_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let redb: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("kb.redb")).unwrap());
+    let store: Arc<dyn Store> = Arc::new(SlowWrites(redb));
+    let kb = library(&store);
+    let short = std::time::Duration::from_millis(30);
+    let settle = std::time::Duration::from_millis(300);
+    assert!(search(&kb, "vqz").await.is_empty(), "seeded and indexed");
+    // The client's deadline passes (or it goes away) after the store committed.
+    let req = UpsertRequest {
+        document: Some(doc("heron", "The Ash Heron", "a heron of the vqz marsh")),
+        expected_version: None,
+    };
+    assert!(
+        tokio::time::timeout(short, kb.upsert(Context::default(), req))
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(settle).await;
+    assert!(store.get(&doc_key("heron")).await.unwrap().is_some());
+    let hits = search(&kb, "vqz").await;
+    assert_eq!(hits.len(), 1, "the store holds it, so the index must");
+    let req = DeleteRequest {
+        id: "heron".into(),
+        expected_version: None,
+    };
+    assert!(
+        tokio::time::timeout(short, kb.delete(Context::default(), req))
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(settle).await;
+    assert!(store.get(&doc_key("heron")).await.unwrap().is_none());
+    assert!(
+        search(&kb, "vqz").await.is_empty(),
+        "gone from the store, so from the index"
+    );
 }
 
 #[tokio::test]

@@ -19,9 +19,12 @@ locals {
   secrets_dir = "/etc/nats/secrets"
   log_file    = "/var/log/nats/nats-server.log"
 
-  node_names   = [for i in range(local.node_count) : "nats-${i}"]
-  node_hosts   = [for n in local.node_names : "${n}.${var.namespace_name}"]
-  node_subnets = [for i in range(local.node_count) : var.subnet_ids[i % length(var.subnet_ids)]]
+  node_names = [for i in range(local.node_count) : "nats-${i}"]
+  # Machine host names, and so the CloudWatch agent's `host` dimension: unique per deployment,
+  # so two clusters in one account and region never feed (and hide) each other's alarms.
+  machine_names = [for n in local.node_names : "${var.name}-${n}"]
+  node_hosts    = [for n in local.node_names : "${n}.${var.namespace_name}"]
+  node_subnets  = [for i in range(local.node_count) : var.subnet_ids[i % length(var.subnet_ids)]]
 
   client_urls = [for h in local.node_hosts : "tls://${h}:${local.client_port}"]
   route_urls  = [for h in local.node_hosts : "tls://${h}:${local.cluster_port}"]
@@ -58,7 +61,7 @@ locals {
   cw_agent_url  = "https://amazoncloudwatch-agent-${local.region}.s3.${local.region}.amazonaws.com/debian/${local.deb_arch}/latest/amazon-cloudwatch-agent.deb"
   # AWS's CloudWatch agent signing key (docs: "Verifying the signature of the CloudWatch agent
   # package"); the key file itself comes from the bucket, so this fingerprint is the trust.
-  cw_agent_key_url         = "https://amazoncloudwatch-agent-${local.region}.s3.${local.region}.amazonaws.com/assets/amazon-cloudwatch-agent.gpg"
+  cw_agent_key_url         = "https://amazoncloudwatch-agent.s3.amazonaws.com/assets/amazon-cloudwatch-agent.gpg"
   cw_agent_key_fingerprint = "937616F3450B7D806CBD9725D58167303B789C72"
   cw_agent_conf            = "/opt/aws/amazon-cloudwatch-agent/etc/edge-nats.json"
 
@@ -89,7 +92,7 @@ locals {
   })]
 
   user_data = [for i in range(local.node_count) : join("\n", ["#cloud-config", yamlencode({
-    hostname       = local.node_names[i]
+    hostname       = local.machine_names[i]
     package_update = true
     packages       = ["nats-server", "awscli", "xfsprogs", "curl", "logrotate", "openssl", "gnupg"]
     write_files = [
@@ -194,7 +197,7 @@ resource "aws_cloudwatch_metric_alarm" "jetstream_disk" {
   alarm_description   = "JetStream volume of ${local.node_names[count.index]} over ${var.disk_alarm_percent}% full: grow nats_volume_size_gb (and max_file_store) before it fills. Runbook: terraform/README.md."
   namespace           = "CWAgent"
   metric_name         = "disk_used_percent"
-  dimensions          = { host = local.node_names[count.index], path = local.mount_point, fstype = "xfs" }
+  dimensions          = { host = local.machine_names[count.index], path = local.mount_point, fstype = "xfs" }
   statistic           = "Maximum"
   period              = 300
   evaluation_periods  = 1
@@ -214,7 +217,7 @@ resource "aws_cloudwatch_metric_alarm" "metrics_silent" {
   alarm_description   = "No disk metric from ${local.node_names[count.index]} for 15 minutes: the CloudWatch agent is not running there, so its disk alarm, memory metric and log shipping are blind. Check amazon-cloudwatch-agent on the node (SSM). Runbook: terraform/README.md."
   namespace           = "CWAgent"
   metric_name         = "disk_used_percent"
-  dimensions          = { host = local.node_names[count.index], path = local.mount_point, fstype = "xfs" }
+  dimensions          = { host = local.machine_names[count.index], path = local.mount_point, fstype = "xfs" }
   statistic           = "SampleCount"
   period              = 300
   evaluation_periods  = 3

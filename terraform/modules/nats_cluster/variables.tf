@@ -1,6 +1,11 @@
 variable "name" {
   type        = string
-  description = "Name prefix of the NATS resources."
+  description = "Name prefix of the NATS resources, and of the nodes' host names (<name>-nats-N)."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,40}$", var.name))
+    error_message = "name must be lowercase letters, digits and '-', starting with a letter, at most 41 characters (it prefixes host names)."
+  }
 }
 
 variable "vpc_id" {

@@ -64,6 +64,12 @@ run "nodes_boot_with_their_config_and_ship_their_logs" {
     error_message = "each node's nats.conf names it"
   }
   assert {
+    condition = alltrue([for i, u in aws_instance.node[*].user_data :
+      yamldecode(trimprefix(u, "#cloud-config\n")).hostname == "t-nats-${i}"
+    ])
+    error_message = "host names (the agent's host dimension) carry the deployment's name"
+  }
+  assert {
     condition = alltrue([for u in aws_instance.node[*].user_data :
       length(regexall("nats://", u)) == 0 && length(regexall("BEGIN [A-Z ]*PRIVATE KEY", u)) == 0
     ])
@@ -90,13 +96,14 @@ run "nodes_boot_with_their_config_and_ship_their_logs" {
   }
   assert {
     condition = alltrue([for i, a in aws_cloudwatch_metric_alarm.jetstream_disk :
-      a.dimensions.host == "nats-${i}" && a.dimensions.path == "/var/lib/nats" && a.threshold == 75
+      a.dimensions.host == "t-nats-${i}" && a.dimensions.path == "/var/lib/nats" && a.threshold == 75
     ])
     error_message = "one disk alarm per node, on its JetStream volume, with the dimensions the agent reports"
   }
   assert {
     condition = alltrue([for i, a in aws_cloudwatch_metric_alarm.metrics_silent :
       a.dimensions == aws_cloudwatch_metric_alarm.jetstream_disk[i].dimensions && a.treat_missing_data == "breaching" && a.statistic == "SampleCount"
+      && a.comparison_operator == "LessThanThreshold" && a.threshold == 1 && a.evaluation_periods * a.period == 900
     ]) && length(aws_cloudwatch_metric_alarm.metrics_silent) == 3
     error_message = "one alarm per node for an agent that reports nothing, on the disk alarm's very metric"
   }
