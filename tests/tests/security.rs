@@ -666,6 +666,10 @@ async fn logout_ends_access_tokens_on_every_replica() {
         .as_u16()
     };
     assert_eq!(get(cb.clone(), me.access.clone()).await, 404, "works on B");
+    // A stream open on B with the token: it ends once B hears of the logout.
+    let own = format!("/v1/events?topics=player.{}", me.player_id);
+    let mut stream = Sse::get(&cb, &own, Some(&me.access), &[]).await;
+    assert_eq!(stream.status, 200);
     let r = ca
         .call(
             "/aicore.auth.v1.AuthService/Logout",
@@ -690,6 +694,15 @@ async fn logout_ends_access_tokens_on_every_replica() {
     }
     assert_eq!(on_b, 401, "B refuses it within seconds");
     eprintln!("B refused the token after {:?}", started.elapsed());
+    let ended = loop {
+        match stream.next_within(Duration::from_secs(5)).await {
+            Some(e) if e.event.as_deref() == Some("error") => break e,
+            Some(_) => {}
+            None => panic!("B's stream neither ended nor said why"),
+        }
+    };
+    assert_eq!(ended.json()["code"], "unauthenticated");
+    assert!(ended.data.contains("logged out"), "{}", ended.data);
 
     // A reused refresh token revokes its session, and its access token with it, on both.
     let me = scenarios::login_again(&cb, "leaver").await;
