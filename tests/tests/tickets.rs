@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -254,10 +255,14 @@ async fn page_server(
     (addr, rx)
 }
 
+/// Chromium in a process group of its own: killing only the first process left its helpers
+/// running, and they wrote a new profile directory after the test had removed its own.
 struct Browser(Child);
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -302,6 +307,7 @@ async fn a_headless_chromium_eventsource_streams_with_tickets() {
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg(format!("{origin}/"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
