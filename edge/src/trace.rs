@@ -57,38 +57,53 @@ fn sampled(traceparent: Option<&str>, trusted: bool) -> bool {
     s.ratio >= 1.0 || (s.ratio > 0.0 && rand::random::<f64>() < s.ratio)
 }
 
-/// The flags of a well-formed version-00 `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, lowercase
-/// hex, W3C Trace Context): anything else is no parent, so it is never passed on.
-fn parent_flags(tp: &str) -> Option<u8> {
-    let lower_hex = |x: &str, len: usize| {
-        x.len() == len && x.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    let parts: Vec<&str> = tp.trim().split('-').collect();
-    match parts.as_slice() {
-        ["00", t, p, f]
-            if lower_hex(t, 32)
-                && lower_hex(p, 16)
-                && lower_hex(f, 2)
-                && t.bytes().any(|b| b != b'0')
-                && p.bytes().any(|b| b != b'0') =>
-        {
-            u8::from_str_radix(f, 16).ok()
-        }
-        _ => None,
+/// A well-formed `traceparent` (W3C Trace Context, lowercase hex): its trace id, parent id and
+/// flags. Version 00 is exactly `00-<32 hex>-<16 hex>-<2 hex>`. A higher version (01-fe) is read
+/// as the spec asks: its first four fields, and anything after them only past a `-`. Version ff,
+/// all-zero ids and anything else are no parent, so they are never passed on.
+fn parent_fields(tp: &str) -> Option<(&str, &str, u8)> {
+    let lower_hex = |x: &str| x.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let tp = tp.trim();
+    let version = tp.get(..2)?;
+    if !lower_hex(version) || version == "ff" {
+        return None;
     }
+    let fixed = match tp.len() {
+        55 => tp,
+        n if n > 55 && version != "00" && tp.as_bytes()[55] == b'-' => tp.get(..55)?,
+        _ => return None,
+    };
+    let b = fixed.as_bytes();
+    if b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+        return None;
+    }
+    let (trace, parent, flags) = (fixed.get(3..35)?, fixed.get(36..52)?, fixed.get(53..55)?);
+    let nonzero = |x: &str| x.bytes().any(|b| b != b'0');
+    let well_formed = [trace, parent, flags].into_iter().all(lower_hex);
+    if !(well_formed && nonzero(trace) && nonzero(parent)) {
+        return None;
+    }
+    Some((trace, parent, u8::from_str_radix(flags, 16).ok()?))
+}
+
+/// The flags of a well-formed `traceparent` (see [`parent_fields`]).
+fn parent_flags(tp: &str) -> Option<u8> {
+    parent_fields(tp).map(|(_, _, flags)| flags)
 }
 
 /// An HTTP client's `traceparent`, to pass on to the services it calls: dropped unless
-/// well-formed (version 00), and with its sampled flag cleared unless clients are trusted, so a
-/// worker does not record what the edge chose not to.
+/// well-formed, always passed on as version 00 (the version this side speaks, as the spec
+/// asks), and with its sampled flag cleared unless clients are trusted, so a worker does not
+/// record what the edge chose not to.
 pub fn client_traceparent(headers: &http::HeaderMap) -> Option<String> {
-    let tp = headers.get("traceparent")?.to_str().ok()?.trim();
-    parent_flags(tp)?;
-    if TRUST_CLIENTS.load(Ordering::Relaxed) {
-        return Some(tp.to_owned());
-    }
-    let (head, _flags) = tp.rsplit_once('-')?;
-    Some(format!("{head}-00"))
+    let tp = headers.get("traceparent")?.to_str().ok()?;
+    let (trace, parent, flags) = parent_fields(tp)?;
+    let flags = if TRUST_CLIENTS.load(Ordering::Relaxed) {
+        flags
+    } else {
+        flags & !1
+    };
+    Some(format!("00-{trace}-{parent}-{flags:02x}"))
 }
 
 /// Whether the current span is one of ours (a recorded trace is in progress here).
@@ -166,19 +181,12 @@ pub fn request_span(
         return Span::none();
     }
     let route = route();
-    // An untrusted client's flag did not decide; the edge did: its parent says "sampled", or the
-    // SDK (parent-based inside the process) would drop what the edge chose to record.
-    let forced;
-    let traceparent = match traceparent {
-        Some(tp) if !TRUST_CLIENTS.load(Ordering::Relaxed) && parent_flags(tp).is_some() => {
-            forced = tp
-                .trim()
-                .rsplit_once('-')
-                .map(|(head, _)| format!("{head}-01"));
-            forced.as_deref()
-        }
-        other => other,
-    };
+    // The edge decided to record this request (a client's flag counts only if trusted), so the
+    // parent says "sampled", or the SDK (parent-based inside the process) would drop it; and in
+    // version 00, the one this side speaks, whatever version the client sent.
+    let parent = traceparent
+        .and_then(parent_fields)
+        .map(|(trace, parent, _)| format!("00-{trace}-{parent}-01"));
     let span = tracing::info_span!(
         target: TARGET,
         "request",
@@ -189,7 +197,7 @@ pub fn request_span(
         http.response.status_code = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
-    adopt(&span, traceparent);
+    adopt(&span, parent.as_deref());
     span
 }
 
@@ -335,16 +343,29 @@ mod tests {
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
             "00-xyz-00f067aa0ba902b7-01",
-            // Versions other than 00, upper case, signs and extra fields are not version 00.
+            // Version ff, bad versions, upper case, signs; extra fields only past version 00.
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "zz-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "0A-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-+1",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01extra",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\u{e9}",
+            "\u{e9}0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         ] {
             assert_eq!(parent_flags(bad), None, "{bad}");
         }
+        // A higher version: its first four fields, and more only after a dash.
+        let v1 = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(parent_flags(v1), Some(1));
+        assert_eq!(parent_flags(&format!("{v1}-what-comes-later")), Some(1));
+        assert_eq!(
+            parent_fields(&format!("fe{}-x", &v1[2..])),
+            Some(("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", 1))
+        );
     }
 
     #[test]
@@ -360,8 +381,38 @@ mod tests {
             client_traceparent(&h).as_deref(),
             Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
         );
+        // A higher version is passed on as version 00, without what it added.
+        let later = "03-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03-more";
+        h.insert("traceparent", later.parse().unwrap());
+        assert_eq!(
+            client_traceparent(&h).as_deref(),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02")
+        );
         trust_clients(true);
+        assert_eq!(
+            client_traceparent(&h).as_deref(),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03")
+        );
+        h.insert("traceparent", tp.parse().unwrap());
         assert_eq!(client_traceparent(&h).as_deref(), Some(tp));
         trust_clients(false);
+    }
+
+    proptest::proptest! {
+        /// Whatever a client sends, parsing never panics, and what is passed on is version 00
+        /// with the same ids, and parses again to the same fields.
+        #[test]
+        fn any_traceparent_parses_or_is_dropped(
+            tp in proptest::prop_oneof![
+                ".{0,80}",
+                "[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.{0,20})?",
+            ]
+        ) {
+            if let Some((trace, parent, flags)) = parent_fields(&tp) {
+                let again = format!("00-{trace}-{parent}-{flags:02x}");
+                proptest::prop_assert_eq!(parent_fields(&again), Some((trace, parent, flags)));
+                proptest::prop_assert!(!tp.starts_with("ff"));
+            }
+        }
     }
 }
