@@ -23,7 +23,7 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::{BufMut as _, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt as _};
-use handlers::auth::AuthService;
+use handlers::auth::{AuthService, SessionWatch};
 use handlers::shares::{Held, Shares};
 use handlers::{Principal, SessionId, Status};
 use http::{HeaderValue, header};
@@ -123,31 +123,6 @@ pub struct StreamPermit {
     session: Option<SessionWatch>,
 }
 
-/// Waits for the logout of one login session.
-struct SessionWatch {
-    sid: SessionId,
-    auth: Arc<AuthService>,
-    changes: tokio::sync::watch::Receiver<()>,
-}
-
-impl std::fmt::Debug for SessionWatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionWatch").finish_non_exhaustive()
-    }
-}
-
-impl SessionWatch {
-    /// Completes once the session is revoked; never, if revocations can no longer be heard.
-    async fn revoked(&mut self) {
-        while self.changes.changed().await.is_ok() {
-            if self.auth.is_revoked(&self.sid.0) {
-                return;
-            }
-        }
-        std::future::pending().await
-    }
-}
-
 impl Streams {
     /// Room for `config.max_concurrent` streams.
     pub fn new(config: StreamsConfig) -> Self {
@@ -218,18 +193,12 @@ impl Streams {
                 .map(|a| a.0),
         )?;
         if let (Some(auth), Some(sid)) = (&self.sessions, parts.extensions.get::<SessionId>()) {
-            // Subscribed before the look, so a logout in between is heard by one or the other.
-            let changes = auth.revocations();
-            if auth.is_revoked(&sid.0) {
+            let Some(watch) = auth.watch_session(&sid.0) else {
                 return Err(Status::unauthenticated(
                     "this session was logged out; log in again",
                 ));
-            }
-            permit.session = Some(SessionWatch {
-                sid: sid.clone(),
-                auth: Arc::clone(auth),
-                changes,
-            });
+            };
+            permit.session = Some(watch);
         }
         Ok(permit)
     }
@@ -369,7 +338,7 @@ impl Pump {
         let has_session = self.session.is_some();
         let logged_out = async {
             match &mut self.session {
-                Some(watch) => watch.revoked().await,
+                Some(watch) => watch.ended().await,
                 None => std::future::pending().await,
             }
         };

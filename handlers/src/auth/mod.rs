@@ -14,6 +14,7 @@ pub mod keys;
 mod passwords;
 mod tickets;
 mod tokens;
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
@@ -35,6 +36,7 @@ pub use keys::ApiKeys;
 pub use passwords::Passwords;
 pub use tickets::{MAX_TICKET_TTL, TicketRefused};
 pub use tokens::{Claims, TicketClaims, TokenKeys};
+pub use watch::SessionWatch;
 
 use crate::context::{Context, Principal, SessionId};
 use crate::status::Status;
@@ -110,8 +112,11 @@ pub struct AuthService {
     /// [`AuthService::sync_revoked`]; the revoking process adds at once.
     revoked: std::sync::RwLock<HashMap<String, u64>>,
     /// Ticks whenever a session joins `revoked` (here or, after a sync, on another replica), so
-    /// open streams look whether theirs was the one.
-    revocations: tokio::sync::watch::Sender<()>,
+    /// open streams look whether theirs was the one; its epoch grows after a sync gap that may
+    /// have missed some (see `watch`).
+    revocations: tokio::sync::watch::Sender<watch::Epoch>,
+    /// When the revoked set was last read whole from the store (Unix ms).
+    synced_ms: std::sync::atomic::AtomicU64,
     /// Failed logins, and device tokens.
     guard: guard::LoginGuard,
     passwords: Passwords,
@@ -236,7 +241,8 @@ impl AuthService {
             passwords,
             verified: quick_cache::sync::Cache::new(VERIFIED_CACHE),
             revoked: std::sync::RwLock::new(HashMap::new()),
-            revocations: tokio::sync::watch::Sender::new(()),
+            revocations: tokio::sync::watch::Sender::new(0),
+            synced_ms: std::sync::atomic::AtomicU64::new(crate::now_ms()),
             guard,
             config,
         })
@@ -274,9 +280,16 @@ impl AuthService {
             .contains_key(sid)
     }
 
-    /// Changes whenever a session is newly revoked; ask [`AuthService::is_revoked`] which.
-    pub fn revocations(&self) -> tokio::sync::watch::Receiver<()> {
+    /// Changes whenever a session is newly revoked; ask [`AuthService::is_revoked`] which (or
+    /// use [`AuthService::watch_session`]).
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<watch::Epoch> {
         self.revocations.subscribe()
+    }
+
+    /// How long a revoked entry lives: as long as the session's access tokens could.
+    fn revoked_for_ms(&self) -> u64 {
+        u64::try_from(self.config.access_ttl.as_millis()).unwrap_or(u64::MAX / 2)
+            + tokens::LEEWAY_SECS * 1000
     }
 
     async fn issue(&self, player_id: &str, sid: &str) -> Result<Issued, Status> {
@@ -312,9 +325,7 @@ impl AuthService {
         // Access tokens of the session are refused from now on, here at once, elsewhere after
         // the next sync. Recorded before the session itself, so a crash in between leaves the
         // tokens refused rather than alive.
-        let until = crate::now_ms()
-            + u64::try_from(self.config.access_ttl.as_millis()).unwrap_or(u64::MAX / 2)
-            + tokens::LEEWAY_SECS * 1000;
+        let until = crate::now_ms() + self.revoked_for_ms();
         self.store
             .put(
                 &format!("{REVOKED_PREFIX}{sid}"),
@@ -326,7 +337,7 @@ impl AuthService {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(sid.to_owned(), until);
-        self.revocations.send_replace(());
+        self.revocations.send_modify(|_| ());
         // Revocation must win over concurrent writes: `update_session` retries on conflict.
         self.update_session(sid, |s| !std::mem::replace(&mut s.revoked, true))
             .await
@@ -365,8 +376,16 @@ impl AuthService {
         revoked.retain(|sid, until| *until > now && !fresh.contains_key(sid));
         revoked.extend(fresh);
         drop(revoked);
-        if news {
-            self.revocations.send_replace(());
+        // Entries written since the last whole read are all still there unless that was more
+        // than their lifetime ago (half of it, for clocks that disagree): else open streams
+        // must ask the store about their sessions.
+        let last = self
+            .synced_ms
+            .swap(now, std::sync::atomic::Ordering::Relaxed);
+        if now.saturating_sub(last) > self.revoked_for_ms() / 2 {
+            self.revocations.send_modify(|epoch| *epoch += 1);
+        } else if news {
+            self.revocations.send_modify(|_| ());
         }
         Ok(())
     }
