@@ -451,3 +451,41 @@ async fn slow_request_bodies_are_cut_at_their_timeout_with_descriptors_bounded()
     })
     .await;
 }
+
+/// With its NATS server gone, SIGTERM still ends an edge and a worker well before their shutdown
+/// timeout: nothing more can arrive, so the responders stop waiting for requests, and the exit
+/// is clean. (Their subscriptions' unsubscribe would wait for a reconnect that never comes.)
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_with_nats_gone_exits_without_waiting_out_the_timeout() {
+    let mut nats = Nats::start("");
+    let timing = ["--drain-delay", "1s", "--shutdown-timeout", "60s"];
+    let mut worker = Edge::start_worker(
+        &[
+            &["--nats", &nats.url(), "--services", "state"][..],
+            &timing[..],
+        ]
+        .concat(),
+    );
+    let mut edge = Edge::start(&[&["--nats", &nats.url()][..], &timing[..]].concat());
+    let c = edge.client();
+    let me = scenarios::login(&c, "stranded").await;
+    nats.kill();
+    // Still serving what does not need NATS.
+    let r = c.call(SETTINGS, Some(&me.access), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let started = Instant::now();
+    edge.signal("TERM");
+    worker.signal("TERM");
+    for (name, p) in [("edge", &mut edge), ("worker", &mut worker)] {
+        let status = p
+            .wait_exit(Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("the {name} still runs 30 s after SIGTERM:\n{}", p.logs()));
+        assert!(status.success(), "{name}: {status:?}\n{}", p.logs());
+        assert!(
+            !p.logs().contains("shutdown timeout reached"),
+            "{name}:\n{}",
+            p.logs()
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(30));
+}

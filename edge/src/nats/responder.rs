@@ -36,6 +36,9 @@ pub struct Responder {
     tracker: TaskTracker,
     /// Tripped near the end of the drain: open streams end with a "retry" error.
     closing: CancellationToken,
+    /// Tripped in the drain while the connection is down: the endpoints stop waiting for
+    /// requests (an unsubscribe only takes effect once the client is connected again).
+    unreachable: CancellationToken,
     client: async_nats::Client,
 }
 
@@ -51,6 +54,7 @@ impl Responder {
         let permits = Arc::new(Semaphore::new(limits.max_concurrency.max(1)));
         crate::stats::worker_capacity(limits.max_concurrency.max(1));
         let closing = CancellationToken::new();
+        let unreachable = CancellationToken::new();
         let mut services = Vec::new();
         for svc in local {
             let desc = svc.descriptor();
@@ -76,6 +80,7 @@ impl Responder {
                         client: client.clone(),
                         tasks: tracker.clone(),
                         closing: closing.clone(),
+                        unreachable: unreachable.clone(),
                         max_stream: limits.max_stream,
                     },
                 ));
@@ -87,6 +92,7 @@ impl Responder {
             services,
             tracker,
             closing,
+            unreachable,
             client,
         })
     }
@@ -108,15 +114,35 @@ impl Responder {
             tokio::time::sleep(grace).await;
             close_streams.cancel();
         });
-        if tokio::time::timeout(timeout, self.tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("shutdown timeout reached with NATS requests still running");
+        let wait = self.tracker.wait();
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(wait, deadline);
+        let mut look = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                () = &mut wait => break,
+                () = &mut deadline => {
+                    tracing::warn!("shutdown timeout reached with NATS requests still running");
+                    break;
+                }
+                _ = look.tick() => {
+                    // Nothing more can arrive, and the unsubscribe would wait for a reconnect.
+                    if !connected(&self.client) && !self.unreachable.is_cancelled() {
+                        tracing::info!("NATS is unreachable; not waiting for more requests");
+                        self.unreachable.cancel();
+                    }
+                }
+            }
         }
         stream_deadline.abort();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.client.flush()).await;
+        if connected(&self.client) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.client.flush()).await;
+        }
     }
+}
+
+fn connected(client: &async_nats::Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
 }
 
 /// What one endpoint's requests need.
@@ -129,6 +155,7 @@ struct Endpoint {
     /// Every request runs as a task tracked here, so the drain waits for it.
     tasks: TaskTracker,
     closing: CancellationToken,
+    unreachable: CancellationToken,
     max_stream: Duration,
 }
 
@@ -136,7 +163,14 @@ struct Endpoint {
 /// so the requests of one busy method use every core. Past `permits`, requests are refused at
 /// once (503 at the edge).
 async fn serve_endpoint(mut endpoint: async_nats::service::endpoint::Endpoint, ep: Endpoint) {
-    while let Some(request) = endpoint.next().await {
+    loop {
+        // What was delivered is still served; past that, an unreachable server sends nothing.
+        let next = tokio::select! {
+            biased;
+            next = endpoint.next() => next,
+            () = ep.unreachable.cancelled() => None,
+        };
+        let Some(request) = next else { break };
         let received = Instant::now();
         let permit = match Arc::clone(&ep.permits).try_acquire_owned() {
             Ok(permit) => Slot::new(permit),
