@@ -277,7 +277,7 @@ pub struct ServeArgs {
     /// Log format: json or text [default: json].
     #[arg(long, env = "EDGE_LOG_FORMAT")]
     pub log_format: Option<crate::ops::telemetry::LogFormat>,
-    /// Log filter, e.g. "info" or "edge=debug,info" [default: info].
+    /// Log filter, e.g. "info" or "edge=debug,info" [default: info,async_nats=warn].
     #[arg(long, env = "EDGE_LOG")]
     pub log: Option<String>,
     /// Log every request (true/false); 5xx answers are always logged [default: false].

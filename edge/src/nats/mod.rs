@@ -38,17 +38,28 @@ pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Nats, BoxError> {
         .ok_or("no NATS URL configured (--nats / EDGE_NATS_URL)")?;
     let (up_tx, up) = tokio::sync::watch::channel(false);
     let up_tx = Arc::new(up_tx);
+    // While the server is away each reconnect attempt fails the same way: said once, at warn.
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut opts = ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
         .event_callback(move |event| {
             let up_tx = Arc::clone(&up_tx);
+            let failing = Arc::clone(&failing);
             async move {
+                use std::sync::atomic::Ordering::Relaxed;
                 match event {
                     Event::Connected => {
                         up_tx.send_replace(true);
+                        failing.store(false, Relaxed);
                         tracing::info!("NATS connected");
+                    }
+                    Event::ClientError(e) if failing.swap(true, Relaxed) => {
+                        tracing::debug!(error = %e, "NATS still unreachable");
+                    }
+                    Event::ClientError(e) => {
+                        tracing::warn!(error = %e, "NATS unreachable; retrying (repeats logged at debug)");
                     }
                     Event::Disconnected => {
                         up_tx.send_replace(false);

@@ -138,7 +138,8 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             format: LogFormat::Json,
-            filter: "info".into(),
+            // async_nats reports each failed reconnect at info; the edge says it once itself.
+            filter: "info,async_nats=warn".into(),
             access: false,
         }
     }
