@@ -88,6 +88,8 @@ pub async fn open_store(
             match RedbStore::open(&path) {
                 Ok(store) => {
                     private_files::warn_if_loose(&[data_dir, &path]);
+                    // Whoever recorded an admin address here no longer holds the store.
+                    crate::ops::keys::forget_admin_address(data_dir);
                     Arc::new(store)
                 }
                 Err(handlers::store::StoreError::InUse) => return Err(OpenError::InUse(path)),

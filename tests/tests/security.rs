@@ -953,3 +953,44 @@ async fn secrets_never_reach_logs_or_answers_even_at_debug_with_the_access_log()
         assert!(!answers.contains(secret), "the {name} reached an answer");
     }
 }
+
+/// `edge keys` on a data directory held by a running edge asks that edge (the admin address it
+/// recorded there), not whatever `--admin-listen` the command was given: two edges on one host,
+/// and a key made for the second never lands in the first's store.
+#[tokio::test(flavor = "multi_thread")]
+async fn edge_keys_asks_the_edge_that_holds_the_data_directory() {
+    const PUT: &str = "/aicore.state.v1.StateService/Put";
+    let first = Edge::start(&[]);
+    let second = Edge::start(&[]);
+    let data = second.data_dir.to_str().unwrap().to_owned();
+    let misleading = first.admin.to_string();
+    let (code, out, err) = edge_e2e::run_edge(&[
+        "keys",
+        "create",
+        "--data-dir",
+        &data,
+        "--admin-listen",
+        &misleading,
+        "--name",
+        "tool",
+        "--scope",
+        "state",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&second.admin.port().to_string()), "{err}");
+    let key = out.lines().last().unwrap().to_owned();
+    let me = scenarios::login(&second.client(), "keyholder").await;
+    let put = json!({"playerId": me.player_id, "key": "k", "value": 1});
+    let r = second.client().call(PUT, Some(&key), put.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = first.client().call(PUT, Some(&key), put).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    let (code, out, err) = edge_e2e::run_edge(&[
+        "keys",
+        "list",
+        "--data-dir",
+        first.data_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("tool"), "{out}");
+}

@@ -110,6 +110,14 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         data_dir = %config.data_dir.display(),
         "listening"
     );
+    // So `edge keys` on this data directory asks this edge (which holds its redb file),
+    // whatever flags it is given.
+    if config.store.backend == crate::store::StoreBackend::Redb
+        && let Err(e) =
+            crate::ops::keys::record_admin_address(&config.data_dir, admin_listener.local_addr()?)
+    {
+        tracing::warn!(error = %e, "cannot record the admin address; `edge keys` will not find this edge");
+    }
     let signals = Signals::new()?;
     serve(
         listener,

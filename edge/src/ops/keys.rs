@@ -2,7 +2,8 @@
 //!
 //! The command opens the configured store itself (the redb file in `--data-dir`, or the JetStream
 //! bucket). A running edge holds its redb file, so then the command asks that edge instead, over
-//! its admin listener (loopback by default): `POST /admin/keys`, `GET /admin/keys`,
+//! the admin listener it recorded in the data directory (`admin-address`; never the command's own
+//! `--admin-listen`, which may be another edge's): `POST /admin/keys`, `GET /admin/keys`,
 //! `POST /admin/keys/{name}/revoke`.
 
 use std::net::SocketAddr;
@@ -91,7 +92,15 @@ pub async fn run(cmd: KeysCommand) -> Result<(), BoxError> {
     let keys = match open_store(&config.store, &config.nats, &config.data_dir).await {
         Ok((store, _nats)) => Keys::Store(ApiKeys::new(store)),
         Err(OpenError::InUse(path)) => {
-            let addr = loopback(config.admin_listen);
+            let addr = recorded_admin_address(&config.data_dir).ok_or_else(|| {
+                format!(
+                    "{} is held by a running process that has not recorded an admin address in \
+                     {} (an edge still starting, or an `edge worker`, which has no key admin); \
+                     retry once the edge is up, or stop the worker",
+                    path.display(),
+                    config.data_dir.display()
+                )
+            })?;
             eprintln!(
                 "{} is held by a running edge; asking it at http://{addr}/admin/keys",
                 path.display()
@@ -164,6 +173,34 @@ pub async fn run(cmd: KeysCommand) -> Result<(), BoxError> {
 
 fn message(status: Status) -> BoxError {
     status.message().to_owned().into()
+}
+
+/// The file in the data directory where a serving edge records its admin listener.
+const ADMIN_ADDRESS_FILE: &str = "admin-address";
+
+/// Records where the edge holding `data_dir`'s store answers `/admin/keys` (its bound address,
+/// so port 0 works too). Written whole or not at all.
+pub fn record_admin_address(data_dir: &std::path::Path, addr: SocketAddr) -> std::io::Result<()> {
+    let tmp = data_dir.join(format!(".{ADMIN_ADDRESS_FILE}.tmp"));
+    std::fs::write(&tmp, format!("{}\n", loopback(addr)))?;
+    std::fs::rename(&tmp, data_dir.join(ADMIN_ADDRESS_FILE))
+}
+
+/// Removes a recorded address: done by whoever takes the store, so none outlives its holder.
+pub fn forget_admin_address(data_dir: &std::path::Path) {
+    match std::fs::remove_file(data_dir.join(ADMIN_ADDRESS_FILE)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(error = %e, "cannot remove the stale admin address file"),
+    }
+}
+
+fn recorded_admin_address(data_dir: &std::path::Path) -> Option<SocketAddr> {
+    std::fs::read_to_string(data_dir.join(ADMIN_ADDRESS_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The admin address to dial: a wildcard listen address is reached on loopback.
