@@ -76,6 +76,45 @@ pub fn error_json(code: Code, message: &str) -> Vec<u8> {
         .unwrap_or_else(|_| br#"{"code":"internal"}"#.to_vec())
 }
 
+/// The OpenAI error type for a code.
+fn openai_error_type(code: Code) -> &'static str {
+    match code {
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+            "invalid_request_error"
+        }
+        Code::Unauthenticated => "authentication_error",
+        Code::PermissionDenied => "permission_error",
+        Code::NotFound => "not_found_error",
+        Code::ResourceExhausted => "rate_limit_error",
+        Code::DeadlineExceeded => "timeout_error",
+        Code::Canceled
+        | Code::Unknown
+        | Code::AlreadyExists
+        | Code::Aborted
+        | Code::Unimplemented
+        | Code::Internal
+        | Code::Unavailable
+        | Code::DataLoss => "api_error",
+    }
+}
+
+/// The error body of the OpenAI-compatible endpoints: OpenAI's `{"error": {...}}` with the
+/// Connect code in `code`.
+pub fn openai_error_json(status: &Status) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"error": {
+        "message": status.message(),
+        "type": openai_error_type(status.code()),
+        "param": null,
+        "code": status.code().as_str(),
+    }}))
+    .unwrap_or_else(|_| br#"{"error":{"code":"internal"}}"#.to_vec())
+}
+
+/// Marks a response as the error `0`, so a layer above can answer it in another shape (the
+/// OpenAI-compatible endpoints) without parsing the body.
+#[derive(Debug, Clone)]
+pub struct ErrorStatus(pub Status);
+
 /// An HTTP response for a status.
 pub fn status_response(status: &Status) -> Response {
     with_status(http_for(status), status)
@@ -101,6 +140,7 @@ pub fn with_status(http: StatusCode, status: &Status) -> Response {
     if status.code() == Code::Unauthenticated {
         h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
+    res.extensions_mut().insert(ErrorStatus(status.clone()));
     res
 }
 

@@ -63,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         // Public and unauthenticated (not a method), but behind the stack: logged, CORS, shed.
         .route("/openapi.json", get(crate::http::openapi::serve))
         .fallback(connect::not_found)
+        .method_not_allowed_fallback(connect::method_not_allowed)
         .with_state(state.clone());
     let probes = Router::new()
         .route("/healthz", get(health::healthz))
@@ -182,5 +183,41 @@ mod tests {
             app.clone().oneshot(get("/healthz")).await.unwrap().status(),
             StatusCode::OK
         );
+    }
+
+    #[tokio::test]
+    async fn a_wrong_http_method_says_which_to_use() {
+        let (_dir, state) = state().await;
+        let app = app(state);
+        for (method, path, allow, hint) in [
+            (
+                "GET",
+                "/aicore.state.v1.StateService/Get",
+                "POST",
+                "application/proto",
+            ),
+            ("PUT", "/v1/chat/completions", "POST", "POST"),
+            ("POST", "/v1/events", "GET,HEAD", "use GET"),
+        ] {
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            let res = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            assert_eq!(res.headers()["allow"], allow, "{method} {path}");
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            // OpenAI's shape on its path, Connect's elsewhere.
+            let message = body["message"]
+                .as_str()
+                .or(body["error"]["message"].as_str());
+            assert!(message.unwrap().contains(hint), "{body}");
+        }
     }
 }

@@ -9,6 +9,7 @@ use crate::layers::admission::AdmissionLayer;
 use crate::layers::auth::AuthLayer;
 use crate::layers::client_addr::{ClientAddrLayer, TrustedProxies};
 use crate::layers::drain::DrainLayer;
+use crate::layers::openai_errors::OpenAiErrorsLayer;
 use crate::layers::panic::CatchPanicLayer;
 use crate::layers::ratelimit::RateLimitLayer;
 use crate::layers::request_id::RequestIdLayer;
@@ -48,6 +49,9 @@ pub fn build(state: &AppState, api: Router) -> Router {
             // Browsers: preflights answered before admission, authentication and rate limiting (they
             // carry no token); every response below, errors included, readable by the page.
             .option_layer(cors)
+            // Above every layer that answers errors (panics, shedding, auth, limits), so an OpenAI
+            // SDK on /v1/chat/ reads all of them in the shape it knows.
+            .layer(OpenAiErrorsLayer::layer("/v1/chat/"))
             // A panicking handler becomes a 500 for that request, not a dropped connection.
             .layer(CatchPanicLayer::layer())
             // The global in-flight limit and the per-service bulkheads, innermost of the outer

@@ -125,8 +125,18 @@ async fn grammar_streams_on_the_connect_path_and_as_openai_chat() {
         .call(CHAT, Some(&me.access), json!({"messages": "x"}))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // The layers' errors too (authentication here), so an OpenAI SDK shows their message.
     let r = c.call(CHAT, None, json!({"messages": []})).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.json()["error"]["type"],
+        "authentication_error",
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.json()["error"]["message"], "missing bearer token");
+    let r = c.call(CHAT, Some("nope"), json!({"messages": []})).await;
+    assert_eq!(r.json()["error"]["code"], "unauthenticated", "{}", r.text());
     // A streaming method without Accept: text/event-stream says how to call it.
     let r = c.call(STREAM, Some(&me.access), ask(5, 1)).await;
     assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE);

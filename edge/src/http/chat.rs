@@ -11,7 +11,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use handlers::{Code, Context, Principal, Status};
+use handlers::{Context, Principal, Status};
 use http::HeaderValue;
 use http_body_util::{BodyExt as _, Limited};
 use prost::Message as _;
@@ -80,36 +80,8 @@ struct ChatRequest {
     stream_options: Option<StreamOptions>,
 }
 
-/// The OpenAI error type for a code.
-fn error_type(code: Code) -> &'static str {
-    match code {
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
-            "invalid_request_error"
-        }
-        Code::Unauthenticated => "authentication_error",
-        Code::PermissionDenied => "permission_error",
-        Code::NotFound => "not_found_error",
-        Code::ResourceExhausted => "rate_limit_error",
-        Code::DeadlineExceeded => "timeout_error",
-        Code::Canceled
-        | Code::Unknown
-        | Code::AlreadyExists
-        | Code::Aborted
-        | Code::Unimplemented
-        | Code::Internal
-        | Code::Unavailable
-        | Code::DataLoss => "api_error",
-    }
-}
-
 fn error_body(status: &Status) -> Vec<u8> {
-    serde_json::to_vec(&json!({"error": {
-        "message": status.message(),
-        "type": error_type(status.code()),
-        "param": null,
-        "code": status.code().as_str(),
-    }}))
-    .unwrap_or_default()
+    crate::error::openai_error_json(status)
 }
 
 fn error_response(status: &Status) -> Response {

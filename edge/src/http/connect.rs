@@ -253,6 +253,21 @@ pub async fn not_found(req: Request) -> Response {
     )))
 }
 
+/// A known path called with a method it does not take: 405 with `Allow` (set by the router) and
+/// a body that says what to send instead.
+pub async fn method_not_allowed(req: Request) -> Response {
+    let path = req.uri().path();
+    let how = match path {
+        "/v1/events" | "/openapi.json" => "GET",
+        "/v1/chat/completions" => "POST with Content-Type: application/json",
+        _ => "POST with Content-Type: application/json or application/proto",
+    };
+    crate::error::with_status(
+        http::StatusCode::METHOD_NOT_ALLOWED,
+        &Status::invalid_argument(format!("{path} does not take {}; use {how}", req.method())),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
