@@ -7,6 +7,17 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+/// Writes a command's output to stdout. A reader that stopped early (`edge openapi | head`) is
+/// no error: Rust ignores SIGPIPE, so `println!` would panic there instead.
+pub fn print_out(text: impl AsRef<[u8]>) -> Result<(), crate::BoxError> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_ref()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// Edge: the HTTPS/SSE front door of the game's AI backend.
 #[derive(Debug, Parser)]
 #[command(name = "edge", version, about, args_conflicts_with_subcommands = true)]

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use edge::cli::{CertsCommand, Cli, Command, ConfigCommand};
+use edge::cli::{CertsCommand, Cli, Command, ConfigCommand, print_out};
 use edge::config::Config;
 
 // glibc malloc was a sixth of the edge's and the worker's CPU under load (many small,
@@ -67,22 +67,17 @@ async fn serve(args: &edge::cli::ServeArgs) -> Result<(), edge::BoxError> {
 fn check(args: &edge::cli::ServeArgs) -> Result<(), edge::BoxError> {
     let config = Config::load(args)?;
     handlers::data::Content::load(&config.content)?;
-    print!("{}", config.to_toml()?);
-    Ok(())
+    print_out(config.to_toml()?)
 }
 
 /// Prints the embedded defaults (TOML), or the facts a deployment must agree with (JSON).
 fn defaults(json: bool) -> Result<(), edge::BoxError> {
     let config = Config::default();
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&config.deployment_facts())?
-        );
+        print_out(serde_json::to_string_pretty(&config.deployment_facts())? + "\n")
     } else {
-        print!("{}", config.to_toml()?);
+        print_out(config.to_toml()?)
     }
-    Ok(())
 }
 
 async fn healthcheck(args: edge::cli::HealthcheckArgs) -> Result<(), edge::BoxError> {
@@ -115,9 +110,6 @@ fn openapi(out: Option<&std::path::Path>) -> Result<(), edge::BoxError> {
     match out {
         Some(path) => std::fs::write(path, &doc)
             .map_err(|e| format!("cannot write {}: {e}", path.display()).into()),
-        None => {
-            println!("{}", String::from_utf8_lossy(&doc));
-            Ok(())
-        }
+        None => print_out([&doc[..], b"\n"].concat()),
     }
 }

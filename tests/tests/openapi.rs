@@ -107,3 +107,25 @@ async fn conformance_run_finds_no_5xx_and_no_schema_break() {
         assert!(text.contains("passed"), "as a {who}: {text}");
     }
 }
+
+/// `edge openapi | head`: a reader that stops early ends the command quietly, no panic.
+#[test]
+fn a_reader_that_stops_early_is_no_error() {
+    use std::io::Read as _;
+    let mut child = Command::new(edge_e2e::edge_bin())
+        .arg("openapi")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe's reading end is closed here; the document is larger than the pipe's buffer.
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+        "{}",
+        show(&out)
+    );
+}

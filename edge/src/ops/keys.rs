@@ -141,21 +141,22 @@ pub async fn run(cmd: KeysCommand) -> Result<(), BoxError> {
                     admin(addr, token, http::Method::GET, "/admin/keys", Vec::new()).await?
                 }
             };
-            println!("{:<24} {:<14} {:<10} SCOPES", "NAME", "PREFIX", "STATE");
+            let mut table = format!("{:<24} {:<14} {:<10} SCOPES\n", "NAME", "PREFIX", "STATE");
             for k in list {
                 let state = if k.revoked_ms.is_some() {
                     "revoked"
                 } else {
                     "active"
                 };
-                println!(
-                    "{:<24} {:<14} {:<10} {}",
+                table.push_str(&format!(
+                    "{:<24} {:<14} {:<10} {}\n",
                     k.name,
                     k.prefix,
                     state,
                     k.scopes.join(",")
-                );
+                ));
             }
+            crate::cli::print_out(table)?;
         }
         KeysCommand::Revoke(a) => {
             let info: KeyInfo = match keys {
