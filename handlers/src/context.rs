@@ -134,8 +134,16 @@ pub fn authorize(principal: Option<&Principal>, m: &MethodDesc) -> Result<(), St
             if scope_allows(scopes, m) {
                 Ok(())
             } else {
+                let needs = if m.access == Access::Admin {
+                    format!(
+                        "{}.{} (an admin method: `*` and `{}` do not cover it)",
+                        m.service, m.name, m.service
+                    )
+                } else {
+                    format!("{}, {}.{} or *", m.service, m.service, m.name)
+                };
                 Err(Status::permission_denied(format!(
-                    "the key's scopes do not cover {}",
+                    "the key's scopes do not cover {}; it needs scope {needs}",
                     m.path
                 )))
             }

@@ -321,16 +321,25 @@ mod tests {
             scopes: vec!["*".into()].into(),
         };
         assert!(authorize(Some(&all), credit).is_ok());
+        let refused = authorize(Some(&all), set_scale).unwrap_err();
         assert!(
-            authorize(Some(&all), set_scale).is_err(),
-            "admin methods need an explicit scope"
+            refused.message().contains("needs scope time.SetScale"),
+            "admin methods need an explicit scope, and the refusal names it: {}",
+            refused.message()
         );
         let admin = Principal::Service {
             name: "ops".into(),
             scopes: vec!["time.SetScale".into()].into(),
         };
         assert!(authorize(Some(&admin), set_scale).is_ok());
-        assert!(authorize(Some(&admin), credit).is_err());
+        let refused = authorize(Some(&admin), credit).unwrap_err();
+        assert!(
+            refused
+                .message()
+                .contains("needs scope payment, payment.Credit or *"),
+            "{}",
+            refused.message()
+        );
     }
 }
 

@@ -484,6 +484,12 @@ impl AuthServiceHandler for AuthService {
 
     async fn login(&self, ctx: Context, req: LoginRequest) -> Result<LoginResponse, Status> {
         let bad = || Status::unauthenticated("invalid username or password");
+        // A form sent empty is a client's mistake, not a guess: said as such, and not counted.
+        for (field, value) in [("username", &req.username), ("password", &req.password)] {
+            if value.is_empty() {
+                return Err(Status::invalid_argument(format!("{field} is required")));
+            }
+        }
         let Ok(username) = validate_username(&req.username) else {
             return Err(bad());
         };
@@ -531,6 +537,11 @@ impl AuthServiceHandler for AuthService {
 
     async fn refresh(&self, _ctx: Context, req: RefreshRequest) -> Result<RefreshResponse, Status> {
         let bad = || Status::unauthenticated("invalid refresh token");
+        if req.refresh_token.is_empty() {
+            return Err(Status::invalid_argument(
+                "refreshToken is required: the one Login or the last Refresh gave",
+            ));
+        }
         if !plausible_refresh_token(&req.refresh_token) {
             return Err(bad());
         }
@@ -576,6 +587,11 @@ impl AuthServiceHandler for AuthService {
     }
 
     async fn logout(&self, ctx: Context, req: LogoutRequest) -> Result<LogoutResponse, Status> {
+        if req.refresh_token.is_empty() {
+            return Err(Status::invalid_argument(
+                "refreshToken is required: the one Login or Refresh gave this session",
+            ));
+        }
         if !plausible_refresh_token(&req.refresh_token) {
             return Err(Status::invalid_argument(
                 "refreshToken is not a refresh token",

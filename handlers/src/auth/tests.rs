@@ -339,4 +339,23 @@ async fn bad_input_is_rejected_clearly() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
+    // Fields left empty are named, not taken for a wrong guess.
+    let e = refresh(&svc, String::new()).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("refreshToken is required"), "{e:?}");
+    let e = svc
+        .logout(as_player("p"), LogoutRequest::default())
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("refreshToken is required"), "{e:?}");
+    for (u, p, field) in [("", "password1", "username"), ("alice", "", "password")] {
+        let login = LoginRequest {
+            username: u.into(),
+            password: p.into(),
+            device_token: String::new(),
+        };
+        let e = svc.login(Context::default(), login).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert_eq!(e.message(), format!("{field} is required"));
+    }
 }
