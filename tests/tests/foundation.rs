@@ -624,3 +624,28 @@ async fn a_full_disk_refuses_writes_clearly_and_recovers() {
     );
     assert_eq!(c.get("/readyz").await.status, 200);
 }
+
+/// Plain HTTP on the HTTPS port gets a plain answer saying so, not a failed handshake; TLS on
+/// the same port still works, and the refusal is counted.
+#[tokio::test]
+async fn plain_http_on_the_https_port_is_told_to_use_https() {
+    let edge = Edge::start(&[]);
+    let mut tcp = tokio::net::TcpStream::connect(edge.https).await.unwrap();
+    tcp.write_all(b"POST /aicore.state.v1.StateService/Get HTTP/1.1\r\nhost: localhost\r\ncontent-length: 2\r\n\r\n{}")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_string(&mut out))
+        .await
+        .expect("answered and closed")
+        .unwrap();
+    assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
+    assert!(out.contains("This port speaks HTTPS"), "{out}");
+    let r = edge.client().get("/healthz").await;
+    assert_eq!(r.status, 200);
+    let metrics = edge.admin_text("/metrics").await;
+    assert!(
+        metrics.contains(r#"edge_tls_handshake_failures_total{reason="plain_http"} 1"#),
+        "{metrics}"
+    );
+}

@@ -338,7 +338,25 @@ async fn connection(
     watcher: Watcher,
 ) {
     let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(opts.handshake_timeout, acceptor.accept(tcp)).await {
+    let deadline = tokio::time::Instant::now() + opts.handshake_timeout;
+    // A TLS connection starts with a handshake record (0x16); an HTTP request with its method's
+    // capital letter. Plain HTTP gets a plain answer, not a failed handshake curl shows as
+    // "Received HTTP/0.9 when not allowed".
+    let mut first = [0u8; 1];
+    match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0].is_ascii_uppercase() => {
+            crate::stats::tls_handshake_failed("plain_http");
+            answer_plain_http(tcp).await;
+            return;
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return,
+        Err(_) => {
+            crate::stats::tls_handshake_failed("timeout");
+            return;
+        }
+    }
+    let tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             crate::stats::tls_handshake_failed("error");
@@ -401,4 +419,31 @@ async fn connection(
     if let Err(e) = result {
         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
     }
+}
+
+/// Tells a plain-HTTP client this port speaks HTTPS (400, then close). Reads what it sent for a
+/// moment first, so closing with unread bytes does not reset the connection under the answer.
+async fn answer_plain_http(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    const BODY: &str = "This port speaks HTTPS: use https:// (plain HTTP is not served).\n";
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let exchange = async {
+        let mut buf = [0u8; 4096];
+        let _ = tcp.read(&mut buf).await?;
+        tcp.write_all(answer.as_bytes()).await?;
+        tcp.shutdown().await?;
+        // Until the client closes, up to 64 KiB.
+        let mut left = 64 * 1024usize;
+        while left > 0 {
+            match tcp.read(&mut buf).await? {
+                0 => break,
+                n => left = left.saturating_sub(n),
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), exchange).await;
 }
