@@ -1,6 +1,7 @@
 //! Where state lives: the `[store]` section, and opening the configured store (redb in the data
 //! directory, or a JetStream key-value bucket) with the NATS connection it may need.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use handlers::store::{JetStreamStore, RedbStore, Store};
@@ -89,7 +90,7 @@ pub async fn open_store(
                 Ok(store) => {
                     private_files::warn_if_loose(&[data_dir, &path]);
                     // Whoever recorded an admin address here no longer holds the store.
-                    crate::ops::keys::forget_admin_address(data_dir);
+                    forget_admin_address(data_dir);
                     Arc::new(store)
                 }
                 Err(handlers::store::StoreError::InUse) => return Err(OpenError::InUse(path)),
@@ -103,4 +104,38 @@ pub async fn open_store(
         }
     };
     Ok((store, nats))
+}
+
+/// The file in the data directory where a serving edge records its admin listener.
+const ADMIN_ADDRESS_FILE: &str = "admin-address";
+
+/// Records where the edge holding `data_dir`'s store answers `/admin/keys` (its bound address,
+/// so port 0 works too). Written whole or not at all.
+pub fn record_admin_address(data_dir: &std::path::Path, addr: SocketAddr) -> std::io::Result<()> {
+    let tmp = data_dir.join(format!(".{ADMIN_ADDRESS_FILE}.tmp"));
+    let addr = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    std::fs::write(&tmp, format!("{addr}\n"))?;
+    std::fs::rename(&tmp, data_dir.join(ADMIN_ADDRESS_FILE))
+}
+
+/// Removes a recorded address: done by whoever takes the store, so none outlives its holder.
+pub fn forget_admin_address(data_dir: &std::path::Path) {
+    match std::fs::remove_file(data_dir.join(ADMIN_ADDRESS_FILE)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(error = %e, "cannot remove the stale admin address file"),
+    }
+}
+
+/// The admin address the edge holding `data_dir`'s store recorded, if any.
+pub fn recorded_admin_address(data_dir: &std::path::Path) -> Option<SocketAddr> {
+    std::fs::read_to_string(data_dir.join(ADMIN_ADDRESS_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }

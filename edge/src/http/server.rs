@@ -114,7 +114,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     // whatever flags it is given.
     if config.store.backend == crate::store::StoreBackend::Redb
         && let Err(e) =
-            crate::ops::keys::record_admin_address(&config.data_dir, admin_listener.local_addr()?)
+            crate::store::record_admin_address(&config.data_dir, admin_listener.local_addr()?)
     {
         tracing::warn!(error = %e, "cannot record the admin address; `edge keys` will not find this edge");
     }

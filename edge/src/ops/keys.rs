@@ -92,7 +92,7 @@ pub async fn run(cmd: KeysCommand) -> Result<(), BoxError> {
     let keys = match open_store(&config.store, &config.nats, &config.data_dir).await {
         Ok((store, _nats)) => Keys::Store(ApiKeys::new(store)),
         Err(OpenError::InUse(path)) => {
-            let addr = recorded_admin_address(&config.data_dir).ok_or_else(|| {
+            let addr = crate::store::recorded_admin_address(&config.data_dir).ok_or_else(|| {
                 format!(
                     "{} is held by a running process that has not recorded an admin address in \
                      {} (an edge still starting, or an `edge worker`, which has no key admin); \
@@ -174,43 +174,6 @@ pub async fn run(cmd: KeysCommand) -> Result<(), BoxError> {
 
 fn message(status: Status) -> BoxError {
     status.message().to_owned().into()
-}
-
-/// The file in the data directory where a serving edge records its admin listener.
-const ADMIN_ADDRESS_FILE: &str = "admin-address";
-
-/// Records where the edge holding `data_dir`'s store answers `/admin/keys` (its bound address,
-/// so port 0 works too). Written whole or not at all.
-pub fn record_admin_address(data_dir: &std::path::Path, addr: SocketAddr) -> std::io::Result<()> {
-    let tmp = data_dir.join(format!(".{ADMIN_ADDRESS_FILE}.tmp"));
-    std::fs::write(&tmp, format!("{}\n", loopback(addr)))?;
-    std::fs::rename(&tmp, data_dir.join(ADMIN_ADDRESS_FILE))
-}
-
-/// Removes a recorded address: done by whoever takes the store, so none outlives its holder.
-pub fn forget_admin_address(data_dir: &std::path::Path) {
-    match std::fs::remove_file(data_dir.join(ADMIN_ADDRESS_FILE)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(error = %e, "cannot remove the stale admin address file"),
-    }
-}
-
-fn recorded_admin_address(data_dir: &std::path::Path) -> Option<SocketAddr> {
-    std::fs::read_to_string(data_dir.join(ADMIN_ADDRESS_FILE))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// The admin address to dial: a wildcard listen address is reached on loopback.
-fn loopback(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], addr.port()))
-    } else {
-        addr
-    }
 }
 
 /// One request to the admin listener; the JSON answer, or its error message.

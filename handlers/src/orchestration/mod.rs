@@ -505,7 +505,8 @@ impl Engine {
         };
         let key = format!("{}:undo", step_key(&r.run.id, &step.name));
         let mut version = version;
-        let mut outcome = Err(Status::internal("no attempt made"));
+        // None until an attempt is made (a placeholder `Status::internal` would log an error).
+        let mut outcome = None;
         for attempt in 1..=step.attempts {
             // Each attempt renews the lease, so no other replica takes the run meanwhile.
             match self.save(&mut r, version).await? {
@@ -514,7 +515,7 @@ impl Engine {
             }
             // The compensation's template sees the forward step's key as {{step.key}}.
             let scope_key = step_key(&r.run.id, &step.name);
-            outcome = self
+            let result = self
                 .call_with(
                     &r.run,
                     &comp.call,
@@ -523,7 +524,7 @@ impl Engine {
                     self.attempt_timeout(step.timeout),
                 )
                 .await;
-            match &outcome {
+            match outcome.insert(result) {
                 Err(e) if transient(e.code()) && attempt < step.attempts => {
                     tokio::select! {
                         () = self.stop.cancelled() => return Ok(Next::Done),
@@ -534,7 +535,7 @@ impl Engine {
             }
         }
         let s = &mut r.run.steps[j];
-        match outcome {
+        match outcome.unwrap_or_else(|| Err(Status::internal("no attempt made"))) {
             Ok(_) => {
                 s.compensated = true;
                 s.status = RunStatus::Compensated.into();
