@@ -49,17 +49,21 @@ async fn the_edge_counts_requests_refusals_and_failed_handshakes() {
     for p in ["/random-a", "/random-b", "/wp-login.php"] {
         assert_eq!(c.get(p).await.status, 404);
     }
-    // Not TLS at all: a failed handshake, counted.
-    let mut tcp = tokio::net::TcpStream::connect(edge.https).await.unwrap();
-    tcp.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        use tokio::io::AsyncReadExt as _;
-        let mut buf = [0u8; 64];
-        while tcp.read(&mut buf).await.is_ok_and(|n| n > 0) {}
-    })
-    .await;
+    // Not TLS at all: plain HTTP (told to use HTTPS) and other bytes (a failed handshake), both
+    // counted.
+    for junk in [
+        &b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"[..],
+        b"\x00\x01not a handshake",
+    ] {
+        let mut tcp = tokio::net::TcpStream::connect(edge.https).await.unwrap();
+        tcp.write_all(junk).await.unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            use tokio::io::AsyncReadExt as _;
+            let mut buf = [0u8; 64];
+            while tcp.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        })
+        .await;
+    }
 
     // One client connection held open while scraping.
     let held = c.connect(false).await.unwrap();
@@ -114,13 +118,16 @@ async fn the_edge_counts_requests_refusals_and_failed_handshakes() {
         ),
         7.0
     );
-    assert!(
-        value(
-            &text,
-            "edge_tls_handshake_failures_total",
-            &[("reason", "error")]
-        ) >= 1.0
-    );
+    for reason in ["error", "plain_http"] {
+        assert!(
+            value(
+                &text,
+                "edge_tls_handshake_failures_total",
+                &[("reason", reason)]
+            ) >= 1.0,
+            "{reason}"
+        );
+    }
     // The scrape's own connection is the admin listener's, not a client's.
     assert!(value(&text, "edge_connections_open", &[]) >= 1.0);
     assert_eq!(value(&text, "edge_requests_in_flight", &[]), 0.0);
