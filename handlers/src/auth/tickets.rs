@@ -142,7 +142,7 @@ pub(super) async fn prune_spent(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Arc;
 
     use proto::aicore::auth::v1::{
@@ -167,7 +167,7 @@ mod tests {
     }
 
     /// A player logged in: the context an access token gives, and the refresh token.
-    async fn logged_in(auth: &AuthService, name: &str) -> (Context, String) {
+    pub(in crate::auth) async fn logged_in(auth: &AuthService, name: &str) -> (Context, String) {
         let password = "s3cret-pass".to_owned();
         let reg = RegisterRequest {
             username: name.into(),

@@ -114,11 +114,11 @@ fn store_check(auth: Arc<AuthService>, sid: String) -> Check {
 mod tests {
     use std::time::Duration;
 
-    use proto::aicore::auth::v1::RegisterRequest;
-    use proto::aicore::auth::v1::{AuthServiceHandler as _, LoginRequest, LogoutRequest};
+    use proto::aicore::auth::v1::{AuthServiceHandler as _, LogoutRequest};
 
     use super::*;
     use crate::auth::AuthConfig;
+    use crate::auth::tickets::tests::logged_in as login;
     use crate::context::{Context, Principal};
     use crate::store::{RedbStore, Store};
 
@@ -141,29 +141,6 @@ mod tests {
             .await
             .unwrap();
         (dir, store, Arc::new(a), Arc::new(b))
-    }
-
-    /// A login of `name`: its context (player and session) and its refresh token.
-    async fn login(auth: &AuthService, name: &str) -> (Context, String) {
-        let password = "s3cret-pass".to_owned();
-        let reg = RegisterRequest {
-            username: name.into(),
-            password: password.clone(),
-        };
-        let _ = auth.register(Context::default(), reg).await;
-        let login = LoginRequest {
-            username: name.into(),
-            password,
-            device_token: String::new(),
-        };
-        let login = auth.login(Context::default(), login).await.unwrap();
-        let (principal, session) = auth.authenticate(&login.access_token).unwrap();
-        let ctx = Context {
-            principal: Some(principal),
-            session: Some(session),
-            ..Context::default()
-        };
-        (ctx, login.refresh_token)
     }
 
     fn sid(ctx: &Context) -> &str {
