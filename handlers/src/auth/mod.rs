@@ -111,10 +111,11 @@ pub struct AuthService {
     /// until when (Unix ms). Mirrors `auth.revoked.*` in the store, refreshed by
     /// [`AuthService::sync_revoked`]; the revoking process adds at once.
     revoked: std::sync::RwLock<HashMap<String, u64>>,
-    /// Ticks whenever a session joins `revoked` (here or, after a sync, on another replica), so
-    /// open streams look whether theirs was the one; its epoch grows after a sync gap that may
-    /// have missed some (see `watch`).
+    /// Its epoch grows after a sync gap that may have missed logouts (see `watch`).
     revocations: tokio::sync::watch::Sender<watch::Epoch>,
+    /// Open streams' watches by session, woken when theirs joins `revoked` (here or, after a
+    /// sync, on another replica).
+    watchers: watch::Watchers,
     /// When the revoked set was last read whole from the store (Unix ms).
     synced_ms: std::sync::atomic::AtomicU64,
     /// Failed logins, and device tokens.
@@ -242,6 +243,7 @@ impl AuthService {
             verified: quick_cache::sync::Cache::new(VERIFIED_CACHE),
             revoked: std::sync::RwLock::new(HashMap::new()),
             revocations: tokio::sync::watch::Sender::new(0),
+            watchers: watch::Watchers::default(),
             synced_ms: std::sync::atomic::AtomicU64::new(crate::now_ms()),
             guard,
             config,
@@ -278,12 +280,6 @@ impl AuthService {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .contains_key(sid)
-    }
-
-    /// Changes whenever a session is newly revoked; ask [`AuthService::is_revoked`] which (or
-    /// use [`AuthService::watch_session`]).
-    pub fn revocations(&self) -> tokio::sync::watch::Receiver<watch::Epoch> {
-        self.revocations.subscribe()
     }
 
     /// How long a revoked entry lives: as long as the session's access tokens could.
@@ -337,7 +333,7 @@ impl AuthService {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(sid.to_owned(), until);
-        self.revocations.send_modify(|_| ());
+        self.tell_watchers([sid]);
         // Revocation must win over concurrent writes: `update_session` retries on conflict.
         self.update_session(sid, |s| !std::mem::replace(&mut s.revoked, true))
             .await
@@ -371,7 +367,11 @@ impl AuthService {
             }
         }
         let mut revoked = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
-        let news = fresh.keys().any(|sid| !revoked.contains_key(sid));
+        let news: Vec<String> = fresh
+            .keys()
+            .filter(|sid| !revoked.contains_key(*sid))
+            .cloned()
+            .collect();
         // Keep what this process added since the listing began.
         revoked.retain(|sid, until| *until > now && !fresh.contains_key(sid));
         revoked.extend(fresh);
@@ -384,9 +384,8 @@ impl AuthService {
             .swap(now, std::sync::atomic::Ordering::Relaxed);
         if now.saturating_sub(last) > self.revoked_for_ms() / 2 {
             self.revocations.send_modify(|epoch| *epoch += 1);
-        } else if news {
-            self.revocations.send_modify(|_| ());
         }
+        self.tell_watchers(news.iter().map(String::as_str));
         Ok(())
     }
 

@@ -2,22 +2,27 @@
 //! token was checked.
 //!
 //! A logout reaches this process at once (here) or with the next sync of the revoked set (another
-//! replica). A replica whose syncs failed for longer than a revoked entry lives (an access
-//! token's lifetime) may never see an entry written meanwhile: janitors prune it. So a sync after
-//! such a gap starts a new epoch, and each watcher then reads its session's record from the store.
+//! replica), and wakes only the watches of that session. A replica whose syncs failed for longer
+//! than a revoked entry lives (an access token's lifetime) may never see an entry written
+//! meanwhile: janitors prune it. So a sync after such a gap starts a new epoch, and each watch
+//! then reads its session's record from the store.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
 
 use rand::Rng as _;
+use tokio::sync::Notify;
 
 use super::AuthService;
 
-/// How the revoked set changed: `epoch` grows when a sync follows a gap long enough to have
-/// missed logouts; the value is also touched (unchanged) when a session is newly revoked.
+/// Grows when a sync follows a gap long enough to have missed logouts.
 pub(super) type Epoch = u64;
+
+/// The open watches, by session.
+pub(super) type Watchers = std::sync::Mutex<HashMap<String, Vec<Weak<Notify>>>>;
 
 type Check = Pin<Box<dyn Future<Output = bool> + Send>>;
 
@@ -25,6 +30,8 @@ type Check = Pin<Box<dyn Future<Output = bool> + Send>>;
 pub struct SessionWatch {
     sid: String,
     auth: Arc<AuthService>,
+    /// Woken (a permit is kept if it is not waiting) when this session is newly revoked.
+    notify: Arc<Notify>,
     changes: tokio::sync::watch::Receiver<Epoch>,
     /// The epoch whose store check this session passed (or the one it started in).
     checked: Epoch,
@@ -42,21 +49,40 @@ impl std::fmt::Debug for SessionWatch {
 }
 
 impl AuthService {
-    /// Watches session `sid`; None if it is already known to be logged out. Subscribed before
+    /// Watches session `sid`; None if it is already known to be logged out. Registered before
     /// the look, so a logout in between is heard by one or the other.
     pub fn watch_session(self: &Arc<Self>, sid: &str) -> Option<SessionWatch> {
         let changes = self.revocations.subscribe();
-        if self.is_revoked(sid) {
-            return None;
-        }
+        let notify = Arc::new(Notify::new());
+        self.watchers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(sid.to_owned())
+            .or_default()
+            .push(Arc::downgrade(&notify));
         let checked = *changes.borrow();
-        Some(SessionWatch {
+        // Dropped at once if the session is over: its Drop unregisters it.
+        let watch = SessionWatch {
             sid: sid.to_owned(),
             auth: Arc::clone(self),
+            notify,
             changes,
             checked,
             check: None,
-        })
+        };
+        (!self.is_revoked(sid)).then_some(watch)
+    }
+
+    /// Wakes the open watches of `sids`, newly revoked.
+    pub(super) fn tell_watchers<'a>(&self, sids: impl IntoIterator<Item = &'a str>) {
+        let watchers = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+        for sid in sids {
+            for notify in watchers.get(sid).into_iter().flatten() {
+                if let Some(notify) = notify.upgrade() {
+                    notify.notify_one();
+                }
+            }
+        }
     }
 
     /// Whether session `sid` is logged out (or gone) by its record in the store.
@@ -88,8 +114,29 @@ impl SessionWatch {
                 self.checked = of;
                 continue;
             }
-            if self.changes.changed().await.is_err() {
-                return std::future::pending().await;
+            tokio::select! {
+                () = self.notify.notified() => {}
+                changed = self.changes.changed() => if changed.is_err() {
+                    // Revocations can no longer be heard; only this session's own still can.
+                    self.notify.notified().await;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SessionWatch {
+    fn drop(&mut self) {
+        let mut watchers = self
+            .auth
+            .watchers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(list) = watchers.get_mut(&self.sid) {
+            let mine = Arc::as_ptr(&self.notify);
+            list.retain(|w| !std::ptr::eq(w.as_ptr(), mine) && w.strong_count() > 0);
+            if list.is_empty() {
+                watchers.remove(&self.sid);
             }
         }
     }
@@ -164,6 +211,9 @@ mod tests {
             refresh_token: refresh,
         };
         a.logout(phone.clone(), logout).await.unwrap();
+        // Only the logged-out session's watches are woken, not every open stream's.
+        let woken = tokio::time::timeout(Duration::ZERO, other_session.notify.notified());
+        assert!(woken.await.is_err(), "another session's watch was woken");
         assert!(ends_within(&mut here, Duration::from_secs(1)).await);
         assert!(a.watch_session(sid(&phone)).is_none(), "known logged out");
         assert!(!ends_within(&mut there, Duration::from_millis(100)).await);
@@ -207,7 +257,10 @@ mod tests {
         assert!(ends_within(&mut phone_watch, Duration::from_secs(4)).await);
         // The live session's watch asks too, and goes on.
         assert!(!ends_within(&mut laptop_watch, Duration::from_secs(10)).await);
-        assert_eq!(laptop_watch.checked, *b.revocations().borrow());
+        assert_eq!(laptop_watch.checked, *b.revocations.borrow());
         assert!(laptop_watch.check.is_none());
+        // Watches unregister when they end.
+        drop((phone_watch, laptop_watch));
+        assert!(b.watchers.lock().unwrap().is_empty());
     }
 }
