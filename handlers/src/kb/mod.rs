@@ -140,6 +140,9 @@ pub struct Library {
     /// Whether a search confirms its hits against the store: where other processes write it,
     /// the index may lag their writes by the change feed's delay.
     check_hits: bool,
+    /// Writes whose callers stopped waiting run here to their end; `follow` waits for them
+    /// when it stops.
+    writes: tokio_util::task::TaskTracker,
 }
 
 impl std::fmt::Debug for Library {
@@ -152,6 +155,7 @@ impl Library {
     /// A library over `store`; the shipped `lore` seeds an empty store.
     pub fn new(store: Arc<dyn Store>, lore: Arc<Lore>) -> Self {
         Library {
+            writes: tokio_util::task::TaskTracker::new(),
             check_hits: !store.sole_writer(),
             store,
             lore,
@@ -240,6 +244,13 @@ impl Library {
     /// can tell them; with one process owning the store there is nothing to follow). A task
     /// the server owns.
     pub async fn follow(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        Arc::clone(&self).follow_until(stop).await;
+        // At shutdown: the writes in flight end (a store commit and its index entry) first.
+        self.writes.close();
+        self.writes.wait().await;
+    }
+
+    async fn follow_until(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
         use futures_util::StreamExt as _;
         loop {
             let watched = tokio::select! {
@@ -315,7 +326,8 @@ impl Library {
     /// version (0 for a delete).
     async fn write_through(self: &Arc<Self>, write: Write) -> Result<u64, Status> {
         let library = Arc::clone(self);
-        tokio::spawn(async move { library.write_now(write).await })
+        self.writes
+            .spawn(async move { library.write_now(write).await })
             .await
             .map_err(|e| Status::internal(format!("kb write: {e}")))?
     }

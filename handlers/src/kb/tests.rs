@@ -683,3 +683,32 @@ async fn on_jetstream_a_replica_sees_another_s_upsert_within_a_second() {
     stop.cancel();
     following.await.unwrap();
 }
+
+/// At shutdown, following stops only after the writes whose callers went away have ended, so
+/// none is cut between its store commit and its index entry.
+#[tokio::test]
+async fn stopping_waits_for_writes_whose_callers_went_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let redb: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("kb.redb")).unwrap());
+    let store: Arc<dyn Store> = Arc::new(SlowWrites(redb));
+    let lib = Arc::new(Library::new(
+        Arc::clone(&store),
+        Arc::new(Lore::embedded().unwrap()),
+    ));
+    let kb = KbService::new(Arc::clone(&lib));
+    assert!(search(&kb, "vqz").await.is_empty(), "seeded and indexed");
+    let req = UpsertRequest {
+        document: Some(doc("heron", "The Ash Heron", "a heron of the vqz marsh")),
+        expected_version: None,
+    };
+    let short = std::time::Duration::from_millis(30);
+    assert!(
+        tokio::time::timeout(short, kb.upsert(Context::default(), req))
+            .await
+            .is_err()
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    stop.cancel();
+    lib.follow(stop).await;
+    assert_eq!(search(&kb, "vqz").await.len(), 1, "the write ended first");
+}
