@@ -110,32 +110,138 @@ pub async fn open_store(
 const ADMIN_ADDRESS_FILE: &str = "admin-address";
 
 /// Records where the edge holding `data_dir`'s store answers `/admin/keys` (its bound address,
-/// so port 0 works too). Written whole or not at all.
+/// so port 0 works too; a wildcard as loopback of its family). Written whole or not at all,
+/// private (0600), never through a planted link.
 pub fn record_admin_address(data_dir: &std::path::Path, addr: SocketAddr) -> std::io::Result<()> {
-    let tmp = data_dir.join(format!(".{ADMIN_ADDRESS_FILE}.tmp"));
-    let addr = if addr.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], addr.port()))
-    } else {
-        addr
+    use std::io::Write as _;
+    let addr = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
     };
-    std::fs::write(&tmp, format!("{addr}\n"))?;
+    let tmp = data_dir.join(format!(".{ADMIN_ADDRESS_FILE}.tmp"));
+    // A stale or planted temporary file (a link included) is removed, never written through.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    let mut file = open.open(&tmp)?;
+    file.write_all(format!("{addr}\n").as_bytes())?;
+    file.sync_all()?;
+    drop(file);
     std::fs::rename(&tmp, data_dir.join(ADMIN_ADDRESS_FILE))
 }
 
-/// Removes a recorded address: done by whoever takes the store, so none outlives its holder.
+/// Removes a recorded address: done by the edge when its admin listener closes, and by whoever
+/// takes the store next, so none outlives its listener.
 pub fn forget_admin_address(data_dir: &std::path::Path) {
     match std::fs::remove_file(data_dir.join(ADMIN_ADDRESS_FILE)) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(error = %e, "cannot remove the stale admin address file"),
+        Err(e) => tracing::warn!(error = %e, "cannot remove the admin address file"),
     }
 }
 
-/// The admin address the edge holding `data_dir`'s store recorded, if any.
-pub fn recorded_admin_address(data_dir: &std::path::Path) -> Option<SocketAddr> {
-    std::fs::read_to_string(data_dir.join(ADMIN_ADDRESS_FILE))
-        .ok()?
-        .trim()
+/// The admin address the edge holding `data_dir`'s store recorded: None if there is none; an
+/// error if the file is not a regular file of the directory's owner that only they can write (in
+/// a directory only they can write), since `edge keys` sends its admin token there.
+pub fn recorded_admin_address(data_dir: &std::path::Path) -> Result<Option<SocketAddr>, String> {
+    let path = data_dir.join(ADMIN_ADDRESS_FILE);
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let untrusted = |why: &str| {
+        Err(format!(
+            "{} is not to be trusted ({why}); remove it, or fix the data directory's permissions",
+            path.display()
+        ))
+    };
+    if !meta.file_type().is_file() {
+        return untrusted("not a regular file");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = std::fs::metadata(data_dir)
+            .map_err(|e| format!("cannot read {}: {e}", data_dir.display()))?;
+        if meta.uid() != dir.uid() {
+            return untrusted("another user's file");
+        }
+        if meta.mode() & 0o022 != 0 || dir.mode() & 0o022 != 0 {
+            return untrusted("others may write it or its directory");
+        }
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    text.trim()
         .parse()
-        .ok()
+        .map(Some)
+        .map_err(|_| format!("{} holds no address", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_address_round_trips_privately_and_untrusted_files_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        private_files::create_dir(&dir).unwrap();
+        assert_eq!(recorded_admin_address(&dir), Ok(None));
+        record_admin_address(&dir, "0.0.0.0:9901".parse().unwrap()).unwrap();
+        assert_eq!(
+            recorded_admin_address(&dir),
+            Ok(Some("127.0.0.1:9901".parse().unwrap()))
+        );
+        record_admin_address(&dir, "[::]:9902".parse().unwrap()).unwrap();
+        assert_eq!(
+            recorded_admin_address(&dir),
+            Ok(Some("[::1]:9902".parse().unwrap()))
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let file = dir.join(ADMIN_ADDRESS_FILE);
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+            // A planted link at the temporary name is replaced, its target left alone.
+            let target = tmp.path().join("victim");
+            std::fs::write(&target, "keep").unwrap();
+            std::os::unix::fs::symlink(&target, dir.join(".admin-address.tmp")).unwrap();
+            record_admin_address(&dir, "127.0.0.1:9903".parse().unwrap()).unwrap();
+            assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+            // Writable by others: refused, not followed.
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o622)).unwrap();
+            assert!(
+                recorded_admin_address(&dir)
+                    .unwrap_err()
+                    .contains("not to be trusted")
+            );
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+            assert!(recorded_admin_address(&dir).is_err());
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+            // A link in its place: refused.
+            std::fs::remove_file(&file).unwrap();
+            std::os::unix::fs::symlink(&target, &file).unwrap();
+            assert!(
+                recorded_admin_address(&dir)
+                    .unwrap_err()
+                    .contains("regular file")
+            );
+        }
+        forget_admin_address(&dir);
+        assert_eq!(recorded_admin_address(&dir), Ok(None));
+    }
 }

@@ -961,7 +961,7 @@ async fn secrets_never_reach_logs_or_answers_even_at_debug_with_the_access_log()
 async fn edge_keys_asks_the_edge_that_holds_the_data_directory() {
     const PUT: &str = "/aicore.state.v1.StateService/Put";
     let first = Edge::start(&[]);
-    let second = Edge::start(&[]);
+    let mut second = Edge::start(&[]);
     let data = second.data_dir.to_str().unwrap().to_owned();
     let misleading = first.admin.to_string();
     let (code, out, err) = edge_e2e::run_edge(&[
@@ -993,4 +993,10 @@ async fn edge_keys_asks_the_edge_that_holds_the_data_directory() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("tool"), "{out}");
+    // Once its admin listener is closed, no address is left for `edge keys` to trust.
+    let recorded = second.data_dir.join("admin-address");
+    assert!(recorded.exists());
+    second.signal("TERM");
+    assert!(second.wait_exit(Duration::from_secs(30)).is_some());
+    assert!(!recorded.exists(), "the address outlived its listener");
 }

@@ -158,11 +158,17 @@ async fn serve(
     let stop_background = CancellationToken::new();
     let admin_app = admin::app(state.clone());
     let stop = stop_background.clone();
+    let recorded =
+        (config.store.backend == crate::store::StoreBackend::Redb).then(|| config.data_dir.clone());
     tracker.spawn(async move {
         let serve =
             axum::serve(admin_listener, admin_app).with_graceful_shutdown(stop.cancelled_owned());
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "admin listener failed");
+        }
+        // Closed: `edge keys` must not send its token to this address any more.
+        if let Some(dir) = recorded {
+            crate::store::forget_admin_address(&dir);
         }
     });
     tracker.spawn(crate::stats::upkeep(stop_background.clone()));
@@ -346,7 +352,7 @@ async fn connection(
     match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
         Ok(Ok(1)) if first[0].is_ascii_uppercase() => {
             crate::stats::tls_handshake_failed("plain_http");
-            answer_plain_http(tcp).await;
+            answer_plain_http(tcp, deadline).await;
             return;
         }
         Ok(Ok(_)) => {}
@@ -423,7 +429,7 @@ async fn connection(
 
 /// Tells a plain-HTTP client this port speaks HTTPS (400, then close). Reads what it sent for a
 /// moment first, so closing with unread bytes does not reset the connection under the answer.
-async fn answer_plain_http(mut tcp: TcpStream) {
+async fn answer_plain_http(mut tcp: TcpStream, deadline: tokio::time::Instant) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     const BODY: &str = "This port speaks HTTPS: use https:// (plain HTTP is not served).\n";
     let answer = format!(
@@ -445,5 +451,7 @@ async fn answer_plain_http(mut tcp: TcpStream) {
         }
         Ok::<(), std::io::Error>(())
     };
-    let _ = tokio::time::timeout(Duration::from_secs(1), exchange).await;
+    // Within the handshake's deadline, like any other connection that is not TLS yet.
+    let until = deadline.min(tokio::time::Instant::now() + Duration::from_secs(1));
+    let _ = tokio::time::timeout_at(until, exchange).await;
 }

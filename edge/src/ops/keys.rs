@@ -92,15 +92,29 @@ pub async fn run(cmd: KeysCommand) -> Result<(), BoxError> {
     let keys = match open_store(&config.store, &config.nats, &config.data_dir).await {
         Ok((store, _nats)) => Keys::Store(ApiKeys::new(store)),
         Err(OpenError::InUse(path)) => {
-            let addr = crate::store::recorded_admin_address(&config.data_dir).ok_or_else(|| {
-                format!(
-                    "{} is held by a running process that has not recorded an admin address in \
-                     {} (an edge still starting, or an `edge worker`, which has no key admin); \
-                     retry once the edge is up, or stop the worker",
-                    path.display(),
-                    config.data_dir.display()
-                )
-            })?;
+            let recorded = crate::store::recorded_admin_address(&config.data_dir)?;
+            let addr = match recorded {
+                // The admin token goes there: only to loopback, or to the operator's own address.
+                Some(a) if a.ip().is_loopback() || a == config.admin_listen => a,
+                Some(a) => {
+                    return Err(format!(
+                        "the edge holding {} recorded the admin address {a}, which is not \
+                         loopback; pass it as --admin-listen {a} to confirm it",
+                        path.display()
+                    )
+                    .into());
+                }
+                None => {
+                    return Err(format!(
+                        "{} is held by a running process that has not recorded an admin \
+                         address in {} (an edge still starting, or an `edge worker`, which has \
+                         no key admin); retry once the edge is up, or stop the worker",
+                        path.display(),
+                        config.data_dir.display()
+                    )
+                    .into());
+                }
+            };
             eprintln!(
                 "{} is held by a running edge; asking it at http://{addr}/admin/keys",
                 path.display()

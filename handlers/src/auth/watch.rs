@@ -143,15 +143,21 @@ impl Drop for SessionWatch {
 }
 
 /// Reads the session's record, after a pause that spreads a replica's streams over a few
-/// seconds; retried while the store fails (the stream lives on meanwhile, as it would have).
+/// seconds; retried while the store fails (the stream lives on meanwhile, as it would have),
+/// backing off to a minute with jitter, so a store just back is not flooded.
 fn store_check(auth: Arc<AuthService>, sid: String) -> Check {
     Box::pin(async move {
-        let mut pause = Duration::from_millis(rand::thread_rng().gen_range(0..3000));
+        let spread = |ms: u64| Duration::from_millis(rand::thread_rng().gen_range(0..ms.max(1)));
+        let mut pause = spread(3000);
+        let mut backoff = 2000u64;
         loop {
             tokio::time::sleep(pause).await;
             match auth.session_ended(&sid).await {
                 Ok(ended) => return ended,
-                Err(_) => pause = Duration::from_secs(2),
+                Err(_) => {
+                    pause = Duration::from_millis(backoff / 2) + spread(backoff / 2);
+                    backoff = (backoff * 2).min(60_000);
+                }
             }
         }
     })
