@@ -58,18 +58,21 @@ pub fn app(state: AppState) -> Router {
         }
     }
     let api = api
-        .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/events", get(events::get))
         // Public and unauthenticated (not a method), but behind the stack: logged, CORS, shed.
         .route("/openapi.json", get(crate::http::openapi::serve))
         .fallback(connect::not_found)
         .method_not_allowed_fallback(connect::method_not_allowed)
         .with_state(state.clone());
+    let openai = Router::new()
+        .route("/v1/chat/completions", post(chat::completions))
+        .method_not_allowed_fallback(connect::method_not_allowed)
+        .with_state(state.clone());
     let probes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .with_state(Arc::clone(&state.health));
-    stack::build(&state, api).merge(probes)
+    stack::build(&state, api, openai).merge(probes)
 }
 
 #[cfg(test)]
