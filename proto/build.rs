@@ -109,6 +109,15 @@ fn generate(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
     let calls_ext = pool
         .get_extension_by_name("aicore.options.v1.calls")
         .ok_or("aicore.options.v1.calls extension missing")?;
+    let priority_ext = pool
+        .get_extension_by_name("aicore.options.v1.priority")
+        .ok_or("aicore.options.v1.priority extension missing")?;
+    let rate_class_ext = pool
+        .get_extension_by_name("aicore.options.v1.rate_class")
+        .ok_or("aicore.options.v1.rate_class extension missing")?;
+    let method_rate_class_ext = pool
+        .get_extension_by_name("aicore.options.v1.method_rate_class")
+        .ok_or("aicore.options.v1.method_rate_class extension missing")?;
 
     // package -> (services in that package)
     let mut packages: BTreeMap<String, Vec<prost_reflect::ServiceDescriptor>> = BTreeMap::new();
@@ -144,9 +153,15 @@ fn generate(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
             .split('.')
             .nth(1)
             .ok_or("package without a service segment")?;
+        let priority = match s.options().get_extension(&priority_ext).as_ref() {
+            Value::EnumNumber(1) => "Low",
+            Value::EnumNumber(2) => "High",
+            _ => "Normal",
+        };
+        let service_class = s.options().get_extension(&rate_class_ext).as_ref().clone();
         writeln!(
             code,
-            "  crate::ServiceDesc {{ index: {si}, short: {short:?}, package: {:?}, name: {:?}, full_name: {:?}, doc: {:?}, calls: &{:?}, methods: &[",
+            "  crate::ServiceDesc {{ index: {si}, short: {short:?}, package: {:?}, name: {:?}, full_name: {:?}, doc: {:?}, calls: &{:?}, priority: crate::Priority::{priority}, methods: &[",
             s.package_name(),
             s.name(),
             s.full_name(),
@@ -169,9 +184,19 @@ fn generate(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
                 opts.get_extension(&keys_itself_ext).as_ref(),
                 Value::Bool(true)
             );
+            // The method's own class if it names one, else its service's.
+            let class = match opts.get_extension(&method_rate_class_ext).as_ref() {
+                Value::EnumNumber(0) => service_class.clone(),
+                other => other.clone(),
+            };
+            let rate_class = match class {
+                Value::EnumNumber(1) => "Auth",
+                Value::EnumNumber(2) => "Llm",
+                _ => "Default",
+            };
             writeln!(
                 code,
-                "    crate::MethodDesc {{ service_index: {si}, index: {mi}, service: {short:?}, name: {:?}, snake: {:?}, path: {:?}, input_type: {:?}, output_type: {:?}, server_streaming: {}, access: crate::Access::{access}, mutates: {mutates}, keys_itself: {keys_itself}, transcode: crate::Transcode {{ json_to_proto: crate::codec::json_to_proto::<{}>, proto_to_json: crate::codec::proto_to_json::<{}> }} }},",
+                "    crate::MethodDesc {{ service_index: {si}, index: {mi}, service: {short:?}, name: {:?}, snake: {:?}, path: {:?}, input_type: {:?}, output_type: {:?}, server_streaming: {}, access: crate::Access::{access}, mutates: {mutates}, keys_itself: {keys_itself}, rate_class: crate::RateClass::{rate_class}, transcode: crate::Transcode {{ json_to_proto: crate::codec::json_to_proto::<{}>, proto_to_json: crate::codec::proto_to_json::<{}> }} }},",
                 m.name(),
                 snake(m.name()),
                 format!("/{}/{}", s.full_name(), m.name()),
@@ -185,6 +210,7 @@ fn generate(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
         writeln!(code, "  ] }},")?;
     }
     writeln!(code, "];")?;
+    registry_code(&mut code, &services)?;
 
     // The module tree: one module per package, holding prost's and pbjson's output and the
     // service's handler trait and dispatcher.
@@ -225,6 +251,39 @@ fn generate(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
     }
     writeln!(code, "}}")?;
     Ok(code)
+}
+
+/// `Registry<T>`: one field per service, so a list of every service (the handlers a process
+/// hosts) is a struct literal and a service left out is a compile error.
+fn registry_code(
+    code: &mut String,
+    services: &[prost_reflect::ServiceDescriptor],
+) -> Result<(), Box<dyn Error>> {
+    writeln!(
+        code,
+        "/// One `T` per service, by short name: a list of every service that the compiler checks is whole."
+    )?;
+    writeln!(code, "#[derive(Debug, Clone)] pub struct Registry<T> {{")?;
+    for s in services {
+        writeln!(code, "  /// `{}`", s.full_name())?;
+        writeln!(code, "  pub {}: T,", ident(short_of(s)?))?;
+    }
+    writeln!(code, "}}")?;
+    writeln!(code, "impl<T> Registry<T> {{")?;
+    writeln!(
+        code,
+        "  /// The values in the order of [`SERVICES`] (the `i`th is service `i`'s)."
+    )?;
+    writeln!(
+        code,
+        "  pub fn into_vec(self) -> ::std::vec::Vec<T> {{ ::std::vec!["
+    )?;
+    for s in services {
+        writeln!(code, "    self.{},", ident(short_of(s)?))?;
+    }
+    writeln!(code, "  ] }}")?;
+    writeln!(code, "}}")?;
+    Ok(())
 }
 
 /// Short name of a service: the second segment of its package.
@@ -347,6 +406,21 @@ fn service_code(
         code,
         "pub const {upper}: &crate::ServiceDesc = &crate::SERVICES[{si}];"
     )?;
+    writeln!(
+        code,
+        "/// Each method's descriptor by name (`methods::GET.path` is its Connect path), so callers name methods the compiler checks."
+    )?;
+    writeln!(code, "pub mod methods {{")?;
+    for (mi, m) in s.methods().enumerate() {
+        writeln!(
+            code,
+            "  /// `/{}/{}`\n  pub const {}: &crate::MethodDesc = &crate::SERVICES[{si}].methods[{mi}];",
+            s.full_name(),
+            m.name(),
+            snake(m.name()).to_uppercase()
+        )?;
+    }
+    writeln!(code, "}}")?;
     writeln!(
         code,
         "/// Implement this to serve `{}`; the generated dispatcher decodes requests and encodes replies.",

@@ -30,9 +30,12 @@ async fn main() {
         ..edge::Config::default()
     };
     let state = edge::AppState::open(config).await.unwrap();
-    let direct = handlers::world::WorldService::new(
+    let direct = handlers::services::world::WorldService::new(
         state.store(),
-        Arc::new(handlers::world::Regions::embedded().unwrap()),
+        Arc::new(
+            <handlers::services::world::Regions as handlers::kit::content::Content>::embedded()
+                .unwrap(),
+        ),
         state.caller(WORLD_SERVICE),
     );
     let client = WorldServiceClient(state.caller(WEATHER_SERVICE));

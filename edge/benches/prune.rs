@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use handlers::store::{JetStreamStore, RedbStore, Store, StoreError, prune_prefix};
+use handlers::kit::store::{JetStreamStore, RedbStore, Store, StoreError, prune_prefix};
 
 const LIVE: usize = 10_000;
 const OLD_WAY: usize = 10_000;

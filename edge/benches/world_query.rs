@@ -19,9 +19,12 @@ async fn main() {
         ..edge::Config::default()
     };
     let state = edge::AppState::open(config).await.unwrap();
-    let w = handlers::world::WorldService::new(
+    let w = handlers::services::world::WorldService::new(
         state.store(),
-        Arc::new(handlers::world::Regions::embedded().unwrap()),
+        Arc::new(
+            <handlers::services::world::Regions as handlers::kit::content::Content>::embedded()
+                .unwrap(),
+        ),
         state.caller(WORLD_SERVICE),
     );
     let svc = Context {

@@ -68,19 +68,19 @@ pub struct Config {
     /// The event bus's retention and JetStream stream.
     pub events: EventsConfig,
     /// Game content that services load from data files.
-    pub content: handlers::data::ContentPaths,
+    pub content: handlers::content::ContentPaths,
     /// Per-player state quotas.
     pub state: StateConfig,
     /// How the game clock starts, the first time any replica reads it.
-    pub time: handlers::time::ClockSettings,
+    pub time: handlers::services::time::ClockSettings,
     /// The weather's seed.
-    pub weather: handlers::weather::WeatherSettings,
+    pub weather: handlers::services::weather::WeatherSettings,
     /// Fault drills (off by default).
     pub faults: crate::router::faults::FaultsConfig,
     /// The worker registry's leases.
-    pub capability: handlers::capability::CapabilitySettings,
+    pub capability: handlers::services::capability::CapabilitySettings,
     /// The workflow engine's run leases.
-    pub orchestration: handlers::orchestration::OrchestrationSettings,
+    pub orchestration: handlers::services::orchestration::OrchestrationSettings,
 }
 
 /// `[state]`: what one player may keep in the state service.
@@ -97,7 +97,7 @@ pub struct StateConfig {
 
 impl Default for StateConfig {
     fn default() -> Self {
-        let d = handlers::state::StateLimits::default();
+        let d = handlers::services::state::StateLimits::default();
         StateConfig {
             max_value_bytes: d.max_value_bytes,
             max_keys_per_player: d.max_keys,
@@ -108,8 +108,8 @@ impl Default for StateConfig {
 
 impl StateConfig {
     /// The handlers' limits.
-    pub fn limits(&self) -> handlers::state::StateLimits {
-        handlers::state::StateLimits {
+    pub fn limits(&self) -> handlers::services::state::StateLimits {
+        handlers::services::state::StateLimits {
             max_value_bytes: self.max_value_bytes,
             max_keys: self.max_keys_per_player,
             max_bytes: self.max_bytes_per_player,
@@ -149,13 +149,13 @@ impl Default for Config {
             streams: StreamsConfig::default(),
             llm: LlmConfig::default(),
             events: EventsConfig::default(),
-            content: handlers::data::ContentPaths::default(),
+            content: handlers::content::ContentPaths::default(),
             state: StateConfig::default(),
-            time: handlers::time::ClockSettings::default(),
-            weather: handlers::weather::WeatherSettings::default(),
+            time: handlers::services::time::ClockSettings::default(),
+            weather: handlers::services::weather::WeatherSettings::default(),
             faults: crate::router::faults::FaultsConfig::default(),
-            capability: handlers::capability::CapabilitySettings::default(),
-            orchestration: handlers::orchestration::OrchestrationSettings::default(),
+            capability: handlers::services::capability::CapabilitySettings::default(),
+            orchestration: handlers::services::orchestration::OrchestrationSettings::default(),
         }
     }
 }
@@ -364,7 +364,7 @@ impl Config {
                     .into(),
             );
         }
-        if !(Duration::from_secs(1)..=handlers::auth::MAX_TICKET_TTL)
+        if !(Duration::from_secs(1)..=handlers::services::auth::MAX_TICKET_TTL)
             .contains(&self.auth.stream_ticket_ttl)
         {
             return bad(

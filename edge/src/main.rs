@@ -66,7 +66,7 @@ async fn serve(args: &edge::cli::ServeArgs) -> Result<(), edge::BoxError> {
 /// Prints the effective configuration, once it and every data file it names load.
 fn check(args: &edge::cli::ServeArgs) -> Result<(), edge::BoxError> {
     let config = Config::load(args)?;
-    handlers::data::Content::load(&config.content)?;
+    handlers::content::GameContent::load(&config.content)?;
     print_out(config.to_toml()?)
 }
 

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use handlers::Deps;
-use handlers::auth::{ApiKeys, AuthService};
-use handlers::store::Store;
+use handlers::kit::api_keys::ApiKeys;
+use handlers::kit::store::Store;
+use handlers::services::auth::AuthService;
 
 use crate::config::Config;
 use crate::error::BoxError;
@@ -13,7 +14,7 @@ use crate::http::{Api, events, sse};
 use crate::layers::{admission, ratelimit};
 use crate::nats;
 use crate::ops::health;
-use crate::router::{ServiceRouter, idempotency, llm, quota};
+use crate::router::{ServiceRouter, llm};
 use crate::store::{StoreBackend, open_store};
 
 /// What every request handler shares: one `Arc`, so a request clones one pointer.
@@ -48,7 +49,7 @@ pub struct Shared {
     /// Rate limiters (shared by every connection).
     pub limits: Arc<ratelimit::RateLimits>,
     /// 401s per client address (see auth.rs).
-    pub bad_credentials: Arc<handlers::leaky::Leaky<std::net::IpAddr>>,
+    pub bad_credentials: Arc<handlers::kit::leaky_bucket::LeakyBuckets<std::net::IpAddr>>,
     /// Remote services and their responder counters, for the prober.
     pub probes: Vec<(&'static str, nats::probe::Responders)>,
     /// What NATS service discovery found, for the worker registry (with NATS).
@@ -79,16 +80,16 @@ impl AppState {
         store: Arc<dyn Store>,
         nats: Option<nats::Nats>,
     ) -> Result<AppState, BoxError> {
-        let auth_config = handlers::auth::AuthConfig {
+        let auth_config = handlers::services::auth::AuthConfig {
             access_ttl: config.auth.access_token_ttl,
             refresh_ttl: config.auth.refresh_token_ttl,
-            login_limits: handlers::auth::guard::LoginLimits {
+            login_limits: handlers::services::auth::guard::LoginLimits {
                 per_address: config.auth.login_failures_per_address,
                 per_account: config.auth.login_failures_per_account,
                 per_device: config.auth.login_failures_per_device,
             },
             stream_ticket_ttl: config.auth.stream_ticket_ttl,
-            ..handlers::auth::AuthConfig::default()
+            ..handlers::services::auth::AuthConfig::default()
         };
         let auth = Arc::new(
             AuthService::new(Arc::clone(&store), auth_config)
@@ -100,25 +101,25 @@ impl AppState {
             _ => None,
         };
         let events = events::open_log(&config.events, &store, jetstream).await?;
-        let content = handlers::data::Content::load(&config.content)?;
-        let calls = handlers::calls::Calls::new();
+        let content = handlers::content::GameContent::load(&config.content)?;
+        let calls = handlers::kit::calls::Calls::new();
         let deps = Deps {
-            orchestration: Arc::new(handlers::orchestration::Engine::new(
+            orchestration: Arc::new(handlers::services::orchestration::Engine::new(
                 Arc::clone(&store),
                 Arc::new(content.workflows),
                 calls.from(proto::aicore::orchestration::v1::ORCHESTRATION_SERVICE),
                 config.orchestration,
             )),
             game_events: Arc::new(content.game_events),
-            routes: handlers::late::Late::new(),
-            discovery: handlers::late::Late::new(),
+            routes: handlers::kit::late_bound::LateBound::new(),
+            discovery: handlers::kit::late_bound::LateBound::new(),
             capability: config.capability,
             perf: Arc::new(content.perf),
             quests: Arc::new(content.quests),
             phrases: Arc::new(content.phrases),
             locales: Arc::new(content.locales),
             arcs: Arc::new(content.arcs),
-            library: Arc::new(handlers::kb::Library::new(
+            library: Arc::new(handlers::services::kb::Library::new(
                 Arc::clone(&store),
                 Arc::new(content.lore),
             )),
@@ -140,15 +141,16 @@ impl AppState {
                     Arc::new(llm::NatsProvider::new(
                         n.clone(),
                         config.nats.request_timeout,
-                    )) as Arc<dyn handlers::llm::Provider>
+                    )) as Arc<dyn handlers::services::llm::Provider>
                 }),
             )?,
         };
         llm::seed_catalog(
-            &handlers::models::Catalog::new(Arc::clone(&store)),
+            &handlers::services::models::Catalog::new(Arc::clone(&store)),
             &config.llm,
         )
         .await?;
+        let limits = Arc::new(ratelimit::RateLimits::new(&config.rate_limit));
         let mut router = ServiceRouter::new(handlers::local_services(&deps));
         let mut probes = Vec::new();
         if let Some(client) = &nats {
@@ -167,7 +169,17 @@ impl AppState {
                     .ok_or_else(|| format!("unknown service {short}"))?;
             }
         }
-        let router = config.faults.apply(router);
+        let stack = crate::router::stack::call_stack(
+            router,
+            &config.faults,
+            Arc::clone(&deps.store),
+            &config.idempotency,
+            config
+                .rate_limit
+                .enabled
+                .then(|| Arc::clone(&limits.tokens)),
+        );
+        let router = stack.router;
         // The router service reports this router's table.
         deps.routes
             .connect(Arc::new(crate::router::table::LiveTable::new(
@@ -177,49 +189,18 @@ impl AppState {
         let discovered = nats.as_ref().map(|_| {
             let found = Arc::new(nats::discovery::Discovered::default());
             deps.discovery
-                .connect(Arc::clone(&found) as Arc<dyn handlers::capability::Discovery>);
+                .connect(Arc::clone(&found) as Arc<dyn handlers::services::capability::Discovery>);
             found
         });
         // Services call each other through this router, wherever each one runs.
-        let records = idempotency::IdempotencyLayer::layer(
-            Arc::clone(&deps.store),
-            config.idempotency.retention,
-            idempotency::RecordLimits {
-                per_player: config.idempotency.max_records_per_player,
-                per_key: config.idempotency.max_records_per_key,
-            },
-        );
-        deps.calls
-            .connect(Arc::new(crate::router::calls::RouterRoute::new(
-                &router, &records,
-            )));
+        deps.calls.connect(Arc::new(stack.between_services));
         let nats = nats.map(|n| n.client);
         let config_rate = config.rate_limit.clone();
         let admission = admission::Admission::new(config.http.max_in_flight, &config.bulkheads);
-        let limits = Arc::new(ratelimit::RateLimits::new(&config_rate));
-        let metered = tower::Layer::layer(
-            &quota::TokenQuotaLayer::layer(
-                config
-                    .rate_limit
-                    .enabled
-                    .then(|| Arc::clone(&limits.tokens)),
-            ),
-            router.clone(),
-        );
         Ok(AppState(Arc::new(Shared {
             health: Arc::new(health::Health::new(store, nats.clone())),
             api: Api {
-                calls: tower::Layer::layer(
-                    &idempotency::IdempotencyLayer::layer(
-                        Arc::clone(&deps.store),
-                        config.idempotency.retention,
-                        idempotency::RecordLimits {
-                            per_player: config.idempotency.max_records_per_player,
-                            per_key: config.idempotency.max_records_per_key,
-                        },
-                    ),
-                    metered,
-                ),
+                calls: stack.client,
                 streams: Arc::new(
                     sse::Streams::new(config.streams.clone()).ending_on_logout(Arc::clone(&auth)),
                 ),
@@ -232,7 +213,7 @@ impl AppState {
             keys: Arc::new(ApiKeys::new(Arc::clone(&deps.store))),
             nats,
             limits,
-            bad_credentials: Arc::new(handlers::leaky::Leaky::new(
+            bad_credentials: Arc::new(handlers::kit::leaky_bucket::LeakyBuckets::new(
                 config_rate.bad_credentials.burst,
                 std::time::Duration::from_secs_f64(
                     60.0 * f64::from(config_rate.bad_credentials.burst)
@@ -253,31 +234,31 @@ impl AppState {
 
     /// The time service's scheduler, if this process hosts the time service (it then owns
     /// the task that runs it).
-    pub fn time_scheduler(&self) -> Option<handlers::time::scheduler::Scheduler> {
+    pub fn time_scheduler(&self) -> Option<handlers::services::time::scheduler::Scheduler> {
         self.hosts("time")
             .then(|| handlers::time_scheduler(&self.deps))
     }
 
     /// The lore index, to follow other replicas' changes, if this process hosts kb.
-    pub fn kb_library(&self) -> Option<Arc<handlers::kb::Library>> {
+    pub fn kb_library(&self) -> Option<Arc<handlers::services::kb::Library>> {
         self.hosts("kb").then(|| Arc::clone(&self.deps.library))
     }
 
     /// The world service's janitor, if this process hosts the world service.
-    pub fn world_janitor(&self) -> Option<handlers::world::WorldService> {
+    pub fn world_janitor(&self) -> Option<handlers::services::world::WorldService> {
         self.hosts("world")
             .then(|| handlers::world_janitor(&self.deps))
     }
 
     /// The workflow engine, if this process hosts orchestration (it then owns the task that
     /// resumes and drives runs).
-    pub fn orchestration(&self) -> Option<Arc<handlers::orchestration::Engine>> {
+    pub fn orchestration(&self) -> Option<Arc<handlers::services::orchestration::Engine>> {
         self.hosts("orchestration")
             .then(|| Arc::clone(&self.deps.orchestration))
     }
 
     /// A caller acting as `service`, through this process's router (for benchmarks and tools).
-    pub fn caller(&self, service: &'static proto::ServiceDesc) -> handlers::calls::Caller {
+    pub fn caller(&self, service: &'static proto::ServiceDesc) -> handlers::kit::calls::Caller {
         self.deps.calls.from(service)
     }
 

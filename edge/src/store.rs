@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use handlers::store::{JetStreamStore, RedbStore, Store};
+use handlers::kit::store::{JetStreamStore, RedbStore, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::nats;
@@ -93,7 +93,7 @@ pub async fn open_store(
                     forget_admin_address(data_dir);
                     Arc::new(store)
                 }
-                Err(handlers::store::StoreError::InUse) => return Err(OpenError::InUse(path)),
+                Err(handlers::kit::store::StoreError::InUse) => return Err(OpenError::InUse(path)),
                 Err(e) => {
                     return Err(OpenError::Other(format!(
                         "cannot open store {}: {e}",

@@ -145,7 +145,7 @@ fn handlers_by_name(state: &AppState, names: &[&str]) -> Result<Vec<LocalService
 /// The worker's registry id: the one given, or `<host>-<pid>`.
 fn worker_id(given: Option<&str>) -> Result<String, BoxError> {
     if let Some(id) = given {
-        if !handlers::capability::valid_worker_id(id) {
+        if !handlers::services::capability::valid_worker_id(id) {
             return Err(format!(
                 "worker id {id:?} must be 1 to 64 lowercase letters, digits, '-' or '_'"
             )

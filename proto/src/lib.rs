@@ -22,6 +22,28 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// A boxed, sendable stream.
 pub type BoxStream<T> = Pin<Box<dyn futures_util::Stream<Item = T> + Send + 'static>>;
 
+/// A service's admission priority under load, from the `aicore.options.v1.priority` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Priority {
+    /// May fill up to 60% of the in-flight limit.
+    Low,
+    /// Up to 85%.
+    Normal,
+    /// All of it.
+    High,
+}
+
+/// A method's rate-limit class, from the `rate_class` options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RateClass {
+    /// General, or the write budget when a player calls a mutating method.
+    Default,
+    /// Public account methods: a budget per client address.
+    Auth,
+    /// Methods that reach a model.
+    Llm,
+}
+
 /// Who may call a method, from the `aicore.options.v1.access` method option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Access {
@@ -90,6 +112,8 @@ pub struct MethodDesc {
     pub mutates: bool,
     /// Whether its handler answers a repeated Idempotency-Key itself (no edge record).
     pub keys_itself: bool,
+    /// Its rate-limit class (the `method_rate_class` option, else its service's `rate_class`).
+    pub rate_class: RateClass,
     /// JSON/protobuf transcoding of the request (json_to_proto) and response (proto_to_json).
     pub transcode: Transcode,
 }
@@ -119,6 +143,8 @@ pub struct ServiceDesc {
     /// The methods of other services it calls, as `<svc>.<Method>` (its `calls` option), sorted:
     /// exactly the scopes of the service principal its calls carry.
     pub calls: &'static [&'static str],
+    /// Its admission priority under load (the `priority` service option).
+    pub priority: Priority,
     /// Its methods in declaration order.
     pub methods: &'static [MethodDesc],
 }

@@ -253,7 +253,7 @@ pub async fn completions(State(state): State<Api>, req: Request) -> Response {
         ctx,
     };
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
-    let created = handlers::now_ms() / 1000;
+    let created = handlers::kit::clock::now_ms() / 1000;
     let reply = match tokio::time::timeout(budget, state.calls.clone().oneshot(call)).await {
         Ok(r) => r,
         Err(_) => Err(Status::deadline_exceeded(

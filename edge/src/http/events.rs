@@ -16,8 +16,8 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use handlers::events::{EventLog, GAP, JetStreamLog, Retention, SUBSCRIBED, StoreLog};
-use handlers::store::Store;
+use handlers::kit::event_log::{EventLog, GAP, JetStreamLog, Retention, SUBSCRIBED, StoreLog};
+use handlers::kit::store::Store;
 use handlers::{Context, Principal, Status};
 use http::HeaderMap;
 use prost::Message as _;
@@ -153,9 +153,9 @@ fn parse_cursor(id: &str) -> Result<BTreeMap<String, u64>, Status> {
     }
     for part in id.split(',') {
         let (topic, seq) = part.rsplit_once(':').ok_or_else(bad)?;
-        handlers::events::validate_topic(topic).map_err(|_| bad())?;
+        handlers::kit::event_log::validate_topic(topic).map_err(|_| bad())?;
         out.insert(topic.to_owned(), seq.parse().map_err(|_| bad())?);
-        if out.len() > handlers::events::MAX_TOPICS {
+        if out.len() > handlers::kit::event_log::MAX_TOPICS {
             return Err(bad());
         }
     }
@@ -304,7 +304,7 @@ fn render(positions: &mut BTreeMap<String, u64>, bytes: &[u8]) -> Result<Bytes, 
         .map_err(|e| Status::bad_gateway(format!("an event does not decode: {e}")))?;
     let name = match event.r#type.as_str() {
         SUBSCRIBED => {
-            *positions = handlers::events::positions_of(&event);
+            *positions = handlers::kit::event_log::positions_of(&event);
             Some("subscribed")
         }
         GAP => Some("gap"),
@@ -355,7 +355,7 @@ mod tests {
     #[test]
     fn events_render_with_their_position() {
         let mut positions = BTreeMap::new();
-        let marker = handlers::events::subscribed(&[("world".to_owned(), 3)].into());
+        let marker = handlers::kit::event_log::subscribed(&[("world".to_owned(), 3)].into());
         let f = render(&mut positions, &marker.encode_to_vec()).unwrap();
         assert!(f.starts_with(b"id: world:3\nevent: subscribed\ndata: {"));
         let e = Event {

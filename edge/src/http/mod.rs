@@ -20,19 +20,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::router::ServiceRouter;
-use crate::router::idempotency::Idempotency;
-use crate::router::quota::TokenMeter;
-
-/// Where the adapters send calls: the router behind the LLM token meter, behind idempotency
-/// records.
-pub type Calls = Idempotency<TokenMeter<ServiceRouter>>;
+use crate::router::stack::ClientCalls;
 
 /// What the protocol adapters share.
 #[derive(Clone)]
 pub struct Api {
     /// Where calls go.
-    pub calls: Calls,
+    pub calls: ClientCalls,
     /// Open SSE streams and their limits.
     pub streams: Arc<sse::Streams>,
     /// Body limit and the longest unary call.

@@ -23,8 +23,8 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::{BufMut as _, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt as _};
-use handlers::auth::{AuthService, SessionWatch};
-use handlers::shares::{Held, Shares};
+use handlers::kit::keyed_permits::{HeldPermits, KeyedPermits};
+use handlers::services::auth::{AuthService, SessionWatch};
 use handlers::{Principal, SessionId, Status};
 use http::{HeaderValue, header};
 use serde::{Deserialize, Serialize};
@@ -101,7 +101,7 @@ pub struct Streams {
     pub config: StreamsConfig,
     permits: Arc<Semaphore>,
     /// Streams open per principal and per address key.
-    held: Shares<Holder>,
+    held: KeyedPermits<Holder>,
     closing: CancellationToken,
     /// Where logouts are heard; streams of a logged-out session end.
     sessions: Option<Arc<AuthService>>,
@@ -119,7 +119,7 @@ enum Holder {
 #[derive(Debug)]
 pub struct StreamPermit {
     _global: OwnedSemaphorePermit,
-    _mine: Held<Holder>,
+    _mine: HeldPermits<Holder>,
     session: Option<SessionWatch>,
 }
 
@@ -128,7 +128,7 @@ impl Streams {
     pub fn new(config: StreamsConfig) -> Self {
         Streams {
             permits: Arc::new(Semaphore::new(config.max_concurrent)),
-            held: Shares::default(),
+            held: KeyedPermits::default(),
             config,
             closing: CancellationToken::new(),
             sessions: None,
@@ -158,7 +158,7 @@ impl Streams {
         }
         if let Some(a) = addr {
             holders.push((
-                Holder::Address(handlers::auth::guard::address_key(a)),
+                Holder::Address(handlers::services::auth::guard::address_key(a)),
                 self.config.max_per_address,
             ));
         }

@@ -43,12 +43,13 @@ impl Priority {
         }
     }
 
-    /// The built-in priority of a service: accounts and money first, bulk AI traffic last.
-    fn default_for(short: &str) -> Priority {
-        match short {
-            "auth" | "payment" => Priority::High,
-            "llm" | "npc" | "story" | "narrative" | "language" | "airouter" => Priority::Low,
-            _ => Priority::Normal,
+    /// The built-in priority of a service: its `priority` option in the .proto (accounts and
+    /// money first, bulk AI traffic last).
+    fn default_for(service: &proto::ServiceDesc) -> Priority {
+        match service.priority {
+            proto::Priority::Low => Priority::Low,
+            proto::Priority::Normal => Priority::Normal,
+            proto::Priority::High => Priority::High,
         }
     }
 }
@@ -60,8 +61,8 @@ pub struct BulkheadConfig {
     /// Requests of this service in flight at once (default: `bulkheads.default_limit`).
     #[serde(default)]
     pub limit: Option<usize>,
-    /// Its priority (default: high for auth and payment, low for llm, npc, story, narrative,
-    /// language and airouter, normal otherwise).
+    /// Its priority (default: the `priority` option of the service in its .proto: high for auth
+    /// and payment, low for llm, npc, story, narrative, language and airouter, normal otherwise).
     #[serde(default)]
     pub priority: Option<Priority>,
 }
@@ -168,7 +169,7 @@ impl Admission {
                 let limit = own.and_then(|b| b.limit).unwrap_or(config.default_limit);
                 let priority = own
                     .and_then(|b| b.priority)
-                    .unwrap_or_else(|| Priority::default_for(s.short));
+                    .unwrap_or_else(|| Priority::default_for(s));
                 (
                     Gauge {
                         current: AtomicUsize::new(0),

@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use axum::extract::Request;
 use axum::response::Response;
-use handlers::auth::guard::address_key;
-use handlers::auth::{ApiKeys, AuthService};
-use handlers::context::authorize;
-use handlers::leaky::Leaky;
+use handlers::kit::api_keys::ApiKeys;
+use handlers::kit::context::authorize;
+use handlers::kit::leaky_bucket::LeakyBuckets;
+use handlers::services::auth::AuthService;
+use handlers::services::auth::guard::address_key;
 use handlers::{Principal, SessionId, Status};
 use proto::{Access, BoxFuture, MethodDesc};
 use tower::{Layer, Service};
@@ -30,7 +31,7 @@ use serde::{Deserialize, Serialize};
 pub struct AuthLayer {
     auth: Arc<AuthService>,
     keys: Arc<ApiKeys>,
-    bad: Option<Arc<Leaky<IpAddr>>>,
+    bad: Option<Arc<LeakyBuckets<IpAddr>>>,
 }
 
 impl AuthLayer {
@@ -39,7 +40,7 @@ impl AuthLayer {
     pub fn layer(
         auth: Arc<AuthService>,
         keys: Arc<ApiKeys>,
-        bad: Option<Arc<Leaky<IpAddr>>>,
+        bad: Option<Arc<LeakyBuckets<IpAddr>>>,
     ) -> Self {
         AuthLayer { auth, keys, bad }
     }
@@ -63,7 +64,7 @@ pub struct Authenticate<S> {
     inner: S,
     auth: Arc<AuthService>,
     keys: Arc<ApiKeys>,
-    bad: Option<Arc<Leaky<IpAddr>>>,
+    bad: Option<Arc<LeakyBuckets<IpAddr>>>,
 }
 
 /// The answer to an address past its quota of bad credentials.
@@ -77,7 +78,7 @@ fn too_many_bad(wait: std::time::Duration) -> Status {
 }
 
 /// Counts a 401 against `addr`.
-fn count_bad(bad: Option<&Leaky<IpAddr>>, addr: Option<IpAddr>, status: &Status) {
+fn count_bad(bad: Option<&LeakyBuckets<IpAddr>>, addr: Option<IpAddr>, status: &Status) {
     if status.code() == handlers::Code::Unauthenticated
         && let (Some(bad), Some(addr)) = (bad, addr)
     {
@@ -198,7 +199,7 @@ where
                 || match bearer(&req).filter(|_| m.access != Access::Public) {
                     None => ticket(&req, m).map_or(Credential::None, Credential::Ticket),
                     // Service keys need a store read (usually cached); access tokens are checked in place.
-                    Some(t) if t.starts_with(handlers::auth::keys::KEY_PREFIX) => {
+                    Some(t) if t.starts_with(handlers::kit::api_keys::KEY_PREFIX) => {
                         Credential::Key(t.to_owned())
                     }
                     Some(t) => match self.auth.authenticate(t) {

@@ -19,7 +19,7 @@ use governor::{
 };
 use handlers::{Code, Principal, Status};
 use http::HeaderValue;
-use proto::{Access, BoxFuture, MethodDesc};
+use proto::{BoxFuture, MethodDesc, RateClass};
 use serde::{Deserialize, Serialize};
 use tower::{Layer, Service};
 
@@ -110,10 +110,12 @@ impl RateLimitConfig {
                 ));
             }
         }
-        if self.llm_tokens_per_minute == 0 || self.llm_token_burst < handlers::llm::MAX_MAX_TOKENS {
+        if self.llm_tokens_per_minute == 0
+            || self.llm_token_burst < handlers::services::llm::MAX_MAX_TOKENS
+        {
             return Err(format!(
                 "rate_limit.llm_tokens_per_minute must be at least 1 and rate_limit.llm_token_burst at least {} (one call's maximum)",
-                handlers::llm::MAX_MAX_TOKENS
+                handlers::services::llm::MAX_MAX_TOKENS
             ));
         }
         Ok(())
@@ -138,11 +140,15 @@ impl Class {
     /// The class of a method called by `principal`, from its descriptor. Service keys' writes
     /// stay general: a game server writes for many players.
     pub fn of(m: &MethodDesc, principal: Option<&Principal>) -> Class {
-        match (m.service, m.access) {
-            ("auth", Access::Public) => Class::Auth,
-            ("llm" | "story", _) => Class::Llm,
-            _ if m.mutates && matches!(principal, Some(Principal::Player { .. })) => Class::Write,
-            _ => Class::General,
+        match m.rate_class {
+            RateClass::Auth => Class::Auth,
+            RateClass::Llm => Class::Llm,
+            RateClass::Default
+                if m.mutates && matches!(principal, Some(Principal::Player { .. })) =>
+            {
+                Class::Write
+            }
+            RateClass::Default => Class::General,
         }
     }
 

@@ -23,7 +23,7 @@ pub struct Discovered {
     found: Mutex<Vec<Worker>>,
 }
 
-impl handlers::capability::Discovery for Discovered {
+impl handlers::services::capability::Discovery for Discovered {
     fn discovered(&self) -> Vec<Worker> {
         self.found.lock().map(|f| f.clone()).unwrap_or_default()
     }
@@ -47,7 +47,7 @@ async fn round(client: &async_nats::Client) -> Option<Vec<Worker>> {
         .publish_with_reply("$SRV.INFO", inbox, Bytes::new())
         .await
         .ok()?;
-    let now = i64::try_from(handlers::now_ms()).unwrap_or(i64::MAX);
+    let now = i64::try_from(handlers::kit::clock::now_ms()).unwrap_or(i64::MAX);
     let mut found = Vec::new();
     let window = tokio::time::sleep(WINDOW);
     tokio::pin!(window);

@@ -134,7 +134,9 @@ pub fn context_from(h: Option<&HeaderMap>, received: Instant, max: Duration) -> 
         })
         .unwrap_or_default();
     let principal = match chain.last() {
-        Some(caller) => proto::ServiceDesc::by_short(caller).map(handlers::calls::principal_of),
+        Some(caller) => {
+            proto::ServiceDesc::by_short(caller).map(handlers::kit::calls::principal_of)
+        }
         None => get(h, PRINCIPAL).and_then(decode_principal),
     };
     let session = match principal {
@@ -274,7 +276,7 @@ mod tests {
         assert_eq!(back.principal, None);
         let now = &proto::aicore::time::v1::TIME_SERVICE.methods[0];
         assert_eq!(
-            handlers::calls::admit(&back, now).unwrap_err().code(),
+            handlers::kit::calls::admit(&back, now).unwrap_err().code(),
             handlers::Code::PermissionDenied
         );
     }

@@ -189,7 +189,7 @@ async fn serve_endpoint(mut endpoint: async_nats::service::endpoint::Endpoint, e
         match (&request.message.reply, super::stream::is_stream_request(h)) {
             (Some(reply), true) if ep.method.server_streaming => {
                 let ctx = headers::context_from(h, received, ep.max_stream);
-                if let Err(status) = handlers::calls::admit(&ctx, ep.method) {
+                if let Err(status) = handlers::kit::calls::admit(&ctx, ep.method) {
                     refuse(request, ep.method, &status).await;
                     continue;
                 }
@@ -278,7 +278,7 @@ async fn handle(
     let ctx = headers::context_from(request.message.headers.as_ref(), received, max_deadline);
     let deadline = ctx.deadline;
     // A call from another service is checked here, where it arrives: declared, no cycle.
-    let admitted = handlers::calls::admit(&ctx, method);
+    let admitted = handlers::kit::calls::admit(&ctx, method);
     let call = svc.call(ctx, method, Codec::Proto, request.message.payload.clone());
     let result = match deadline {
         _ if admitted.is_err() => admitted.map(|()| Encoded::Unary(bytes::Bytes::new())),

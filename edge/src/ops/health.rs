@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use handlers::store::Store;
+use handlers::kit::store::Store;
 use http::StatusCode;
 use serde_json::json;
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use handlers::store::{Store, StoreError};
+use handlers::kit::store::{Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 /// One pass every `every` until `stop`.
@@ -22,19 +22,26 @@ pub async fn run(store: Arc<dyn Store>, every: Duration, stop: CancellationToken
         );
         report(
             "refresh tokens and sessions",
-            handlers::auth::prune_expired(store.as_ref(), || stop.is_cancelled()).await,
+            handlers::services::auth::prune_expired(store.as_ref(), || stop.is_cancelled()).await,
         );
         report(
             "finished workflow runs",
-            handlers::orchestration::prune_finished(store.as_ref(), || stop.is_cancelled()).await,
+            handlers::services::orchestration::prune_finished(store.as_ref(), || {
+                stop.is_cancelled()
+            })
+            .await,
         );
         report(
             "lapsed worker registrations",
-            handlers::capability::prune_lapsed(store.as_ref(), || stop.is_cancelled()).await,
+            handlers::services::capability::prune_lapsed(store.as_ref(), || stop.is_cancelled())
+                .await,
         );
         report(
             "cached translations",
-            handlers::language::prune_translations(store.as_ref(), || stop.is_cancelled()).await,
+            handlers::services::language::prune_translations(store.as_ref(), || {
+                stop.is_cancelled()
+            })
+            .await,
         );
     }
 }
@@ -42,7 +49,7 @@ pub async fn run(store: Arc<dyn Store>, every: Duration, stop: CancellationToken
 /// Reloads the set of revoked sessions every `every` until `stop`, so a logout on another replica
 /// reaches the access tokens checked here within about `every`.
 pub async fn sync_revoked(
-    auth: Arc<handlers::auth::AuthService>,
+    auth: Arc<handlers::services::auth::AuthService>,
     every: Duration,
     stop: CancellationToken,
 ) {

@@ -14,8 +14,8 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use handlers::Status;
-use handlers::auth::ApiKeys;
-use handlers::auth::keys::KeyInfo;
+use handlers::kit::api_keys::ApiKeys;
+use handlers::kit::api_keys::KeyInfo;
 use http_body_util::{BodyExt as _, Full};
 use serde::{Deserialize, Serialize};
 

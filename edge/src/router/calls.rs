@@ -1,4 +1,4 @@
-//! Calls between services enter the router here: [`handlers::calls::Route`] over the same
+//! Calls between services enter the router here: [`handlers::kit::calls::Route`] over the same
 //! [`ServiceRouter`] that serves HTTP, so a call is local or over NATS by the route table, with
 //! the same codes, metrics and deadline handling as a client's; and behind the same
 //! idempotency records, so a mutating call retried with its derived key applies once.
@@ -45,7 +45,7 @@ impl tower::Service<Call> for WeakRouter {
     }
 }
 
-impl handlers::calls::Route for RouterRoute {
+impl handlers::kit::calls::Route for RouterRoute {
     fn call(
         &self,
         ctx: Context,

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use handlers::llm::openai::{OpenAiOptions, OpenAiProvider};
-use handlers::llm::{Provider, grammar::GrammarProvider};
-use handlers::models::Catalog;
+use handlers::services::llm::openai::{OpenAiOptions, OpenAiProvider};
+use handlers::services::llm::{Provider, grammar::GrammarProvider};
+use handlers::services::models::Catalog;
 use proto::aicore::models::v1::Model;
 use serde::{Deserialize, Serialize};
 
@@ -102,14 +102,14 @@ impl LlmConfig {
             return Err("llm: timeouts must be above zero".into());
         }
         for origin in self.api_keys.keys() {
-            if handlers::llm::openai::origin(origin).as_deref() != Some(origin.as_str()) {
+            if handlers::services::llm::openai::origin(origin).as_deref() != Some(origin.as_str()) {
                 return Err(format!(
                     "llm.api_keys: {origin:?} must be an origin such as https://api.openai.com (scheme and host, lowercase, no path)"
                 ));
             }
         }
         for m in &self.models {
-            handlers::models::validate(&m.to_model())
+            handlers::services::models::validate(&m.to_model())
                 .map_err(|s| format!("llm.models {:?}: {}", m.name, s.message()))?;
         }
         if self.models.iter().filter(|m| m.default).count() > 1 {
@@ -190,7 +190,8 @@ pub async fn seed_catalog(catalog: &Catalog, config: &LlmConfig) -> Result<(), S
                 .map_err(|e| format!("cannot register model {:?}: {}", entry.name, e.message()))?;
         }
         if entry.default
-            && catalog.default_name().await.ok().as_deref() == Some(handlers::models::GRAMMAR)
+            && catalog.default_name().await.ok().as_deref()
+                == Some(handlers::services::models::GRAMMAR)
         {
             catalog
                 .set_default(&entry.name)
@@ -226,7 +227,7 @@ impl Provider for NatsProvider {
         model: &Model,
         req: &proto::aicore::llm::v1::InferRequest,
         ctx: &handlers::Context,
-    ) -> Result<handlers::llm::Pieces, handlers::Status> {
+    ) -> Result<handlers::services::llm::Pieces, handlers::Status> {
         use futures_util::StreamExt as _;
         use prost::Message as _;
         use proto::aicore::llm::v1::InferStreamResponse;
@@ -257,9 +258,9 @@ impl Provider for NatsProvider {
                 )
             })?;
             Ok(if m.finish_reason.is_empty() {
-                handlers::llm::Piece::Text(m.delta)
+                handlers::services::llm::Piece::Text(m.delta)
             } else {
-                handlers::llm::Piece::End {
+                handlers::services::llm::Piece::End {
                     finish: m.finish_reason,
                     usage: m.usage,
                 }

@@ -1,7 +1,8 @@
 //! The service router: a tower `Service` from a [`Call`] to a [`Reply`] or a [`Status`]. Each
 //! service of the catalog has one endpoint: in-process, or remote over NATS ([`nats`]). Adapters
 //! never know which. Around it sit the idempotency records ([`idempotency`]) and the LLM token
-//! meter ([`quota`]); [`llm`] builds the model providers. The router may import NATS and the
+//! meter ([`quota`]), put together in one function ([`stack`]); [`llm`] builds the model
+//! providers. The router may import NATS and the
 //! shared modules; never the layers, the adapters, `ops` or the composition root.
 
 pub mod calls;
@@ -10,6 +11,7 @@ pub mod idempotency;
 pub mod llm;
 pub mod nats;
 pub mod quota;
+pub mod stack;
 pub mod table;
 
 use std::sync::Arc;

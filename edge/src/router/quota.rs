@@ -158,11 +158,11 @@ where
         Box::pin(async move {
             // An undecodable or invalid body is the handler's to reject, with its own message.
             let req = match proto::codec::decode::<InferRequest>(call.codec, &call.body) {
-                Ok(req) if handlers::llm::validate(&req).is_ok() => req,
+                Ok(req) if handlers::services::llm::validate(&req).is_ok() => req,
                 _ => return inner.call(call).await,
             };
-            let prompt = handlers::llm::estimate_prompt_tokens(&req);
-            let completion = handlers::llm::max_tokens(&req);
+            let prompt = handlers::services::llm::estimate_prompt_tokens(&req);
+            let completion = handlers::services::llm::max_tokens(&req);
             let streaming = call.method.server_streaming;
             let upfront = if streaming {
                 completion.min(SLICE)

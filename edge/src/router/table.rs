@@ -1,7 +1,7 @@
 //! The live route table as the router service reports it: the same endpoints `/admin/routes`
 //! reads, so `ListRoutes`, `Resolve` and the admin page never disagree.
 
-use handlers::router::RouteTable;
+use handlers::services::router::RouteTable;
 use proto::aicore::router::v1::{Method, Route};
 
 use super::{ServiceRouter, WeakRouter};

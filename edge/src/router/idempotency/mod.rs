@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use handlers::leaky::Leaky;
-use handlers::store::{Store, StoreError};
-use handlers::{Code, Principal, Status, now_ms};
+use handlers::kit::clock::now_ms;
+use handlers::kit::leaky_bucket::LeakyBuckets;
+use handlers::kit::store::{Store, StoreError};
+use handlers::{Code, Principal, Status};
 use proto::{BoxFuture, Codec, Encoded, MethodDesc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -119,12 +120,12 @@ pub struct RecordLimits {
 }
 
 struct Budget {
-    players: Leaky<String>,
-    keys: Leaky<String>,
+    players: LeakyBuckets<String>,
+    keys: LeakyBuckets<String>,
 }
 
 impl Budget {
-    fn of(&self, p: &Principal) -> &Leaky<String> {
+    fn of(&self, p: &Principal) -> &LeakyBuckets<String> {
         match p {
             Principal::Player { .. } => &self.players,
             Principal::Service { .. } => &self.keys,
@@ -139,8 +140,8 @@ impl IdempotencyLayer {
             store,
             retention,
             budget: Arc::new(Budget {
-                players: Leaky::new(limits.per_player, retention),
-                keys: Leaky::new(limits.per_key, retention),
+                players: LeakyBuckets::new(limits.per_player, retention),
+                keys: LeakyBuckets::new(limits.per_key, retention),
             }),
         }
     }
@@ -413,7 +414,7 @@ fn answer(outcome: Outcome, method: &MethodDesc, codec: Codec) -> Result<Reply, 
 /// One pass over the records; returns how many were removed.
 pub async fn prune_once(store: &dyn Store, stop: &CancellationToken) -> Result<usize, StoreError> {
     let now = now_ms();
-    handlers::store::prune_prefix(
+    handlers::kit::store::prune_prefix(
         store,
         PREFIX,
         |v| serde_json::from_slice::<Record>(v).map_or(true, |r| r.until_ms <= now),

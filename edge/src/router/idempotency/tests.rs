@@ -1,7 +1,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use handlers::Hint;
-use handlers::store::RedbStore;
+use handlers::kit::store::RedbStore;
 use prost::Message as _;
 use proto::aicore::state::v1::{PutRequest, PutResponse};
 use tower::ServiceExt as _;

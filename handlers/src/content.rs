@@ -1,0 +1,151 @@
+//! Every data file the services load, loaded together, and the checks that span files (a quest's
+//! reward item is in the catalog, an arc's region exists). Sits above the services: it imports
+//! their content types; nothing below imports it.
+
+use crate::kit::content::Content as _;
+
+/// Operators' own data files, in place of the ones shipped in the binary (DESIGN section 3).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContentPaths {
+    /// The price catalog (TOML, as `handlers/data/payment/catalog.toml`) [default: shipped].
+    pub price_catalog: Option<std::path::PathBuf>,
+    /// The world's regions (TOML, as `handlers/data/world/regions.toml`) [default: shipped].
+    pub regions: Option<std::path::PathBuf>,
+    /// A directory with `npcs.toml` and `actions.toml` (as `handlers/data/npc/`) [default:
+    /// shipped].
+    pub npcs: Option<std::path::PathBuf>,
+    /// The device tier table (TOML, as `handlers/data/perf/tiers.toml`) [default: shipped].
+    pub perf: Option<std::path::PathBuf>,
+    /// Weather chains and climates per biome (TOML, as `handlers/data/weather/biomes.toml`)
+    /// [default: shipped].
+    pub weather: Option<std::path::PathBuf>,
+    /// The quests (TOML, as `handlers/data/quest/quests.toml`) [default: shipped].
+    pub quests: Option<std::path::PathBuf>,
+    /// The narrative's phrase tables (TOML, as `handlers/data/narrative/phrases.toml`)
+    /// [default: shipped].
+    pub narrative: Option<std::path::PathBuf>,
+    /// A directory of `<locale>.ftl` files, with `en.ftl` (as `handlers/data/language/`)
+    /// [default: shipped].
+    pub language: Option<std::path::PathBuf>,
+    /// The lore written to an empty store (TOML, as `handlers/data/kb/lore.toml`) [default:
+    /// shipped].
+    pub lore: Option<std::path::PathBuf>,
+    /// The story arcs (TOML, as `handlers/data/story/arcs.toml`) [default: shipped].
+    pub story: Option<std::path::PathBuf>,
+    /// The game-event routing table (TOML, as `handlers/data/bodybroker/events.toml`)
+    /// [default: shipped].
+    pub game_events: Option<std::path::PathBuf>,
+    /// The workflows (TOML, as `handlers/data/orchestration/workflows.toml`) [default: shipped].
+    pub workflows: Option<std::path::PathBuf>,
+}
+
+/// Every data file the services load, loaded and validated.
+#[derive(Debug)]
+pub struct GameContent {
+    /// The price catalog.
+    pub prices: crate::services::payment::Catalog,
+    /// The world's regions.
+    pub regions: crate::services::world::Regions,
+    /// Weather per biome.
+    pub climate: crate::services::weather::Climate,
+    /// NPCs, archetypes, stimuli and actions.
+    pub npcs: crate::services::npc::Catalog,
+    /// The device tier table.
+    pub perf: crate::services::perf::Table,
+    /// The quests.
+    pub quests: crate::services::quest::Quests,
+    /// The narrative's phrase tables.
+    pub phrases: crate::services::narrative::Phrases,
+    /// The locales' messages.
+    pub locales: crate::services::language::Locales,
+    /// The shipped lore.
+    pub lore: crate::services::kb::Lore,
+    /// The story arcs.
+    pub arcs: crate::services::story::Arcs,
+    /// The game-event routing table.
+    pub game_events: crate::services::bodybroker::GameEvents,
+    /// The workflows.
+    pub workflows: crate::services::orchestration::Workflows,
+}
+
+impl GameContent {
+    /// Loads the operator's files where given, the shipped ones otherwise. The error names the
+    /// file and the line.
+    pub fn load(paths: &ContentPaths) -> Result<GameContent, String> {
+        let prices = crate::services::payment::Catalog::load(paths.price_catalog.as_deref())
+            .map_err(|e| format!("price catalog: {e}"))?;
+        let regions = crate::services::world::Regions::load(paths.regions.as_deref())
+            .map_err(|e| format!("regions: {e}"))?;
+        let quests = crate::services::quest::Quests::load(paths.quests.as_deref())
+            .map_err(|e| format!("quests: {e}"))?;
+        // Reward items are checked against the catalog when both come from the same hands: an
+        // operator's own catalog beside the shipped quests is theirs to reconcile.
+        let check_items = paths.price_catalog.is_none() || paths.quests.is_some();
+        quests
+            .check_refs(
+                |sku| !check_items || prices.get(sku).is_some(),
+                |r| regions.get(r).is_some(),
+            )
+            .map_err(|e| format!("quests: {e}"))?;
+        let game_events =
+            crate::services::bodybroker::GameEvents::load(paths.game_events.as_deref())
+                .map_err(|e| format!("game events: {e}"))?;
+        quests
+            .check_events(|event| game_events.advances_quests(event))
+            .map_err(|e| format!("quests: {e}"))?;
+        let workflows = crate::services::orchestration::Workflows::load(paths.workflows.as_deref())
+            .map_err(|e| format!("workflows: {e}"))?;
+        let phrases = crate::services::narrative::Phrases::load(paths.narrative.as_deref())
+            .map_err(|e| format!("narrative: {e}"))?;
+        phrases
+            .check_biomes(regions.list.iter().map(|r| r.region.biome.as_str()))
+            .map_err(|e| format!("narrative: {e}"))?;
+        let locales = crate::services::language::Locales::load(paths.language.as_deref())
+            .map_err(|e| format!("language: {e}"))?;
+        let lore = crate::services::kb::Lore::load(paths.lore.as_deref())
+            .map_err(|e| format!("lore: {e}"))?;
+        let arcs = crate::services::story::Arcs::load(paths.story.as_deref())
+            .map_err(|e| format!("story: {e}"))?;
+        arcs.check_refs(|q| quests.get(q).is_some(), |r| regions.get(r).is_some())
+            .map_err(|e| format!("story: {e}"))?;
+        Ok(GameContent {
+            prices,
+            regions,
+            quests,
+            phrases,
+            locales,
+            lore,
+            arcs,
+            game_events,
+            workflows,
+            climate: crate::services::weather::Climate::load(paths.weather.as_deref())
+                .map_err(|e| format!("weather: {e}"))?,
+            npcs: crate::services::npc::Catalog::load(paths.npcs.as_deref())
+                .map_err(|e| format!("npcs: {e}"))?,
+            perf: crate::services::perf::Table::load(paths.perf.as_deref())
+                .map_err(|e| format!("perf: {e}"))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_data_file_loads() {
+        let content = GameContent::load(&ContentPaths::default()).unwrap();
+        assert!(content.regions.list.len() >= 8);
+        assert!(!content.npcs.actions.is_empty());
+        let bad = ContentPaths {
+            weather: Some("/nonexistent/biomes.toml".into()),
+            ..ContentPaths::default()
+        };
+        let err = GameContent::load(&bad).unwrap_err();
+        assert!(
+            err.starts_with("weather: /nonexistent/biomes.toml:1:"),
+            "{err}"
+        );
+    }
+}

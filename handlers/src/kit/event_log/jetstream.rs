@@ -1,0 +1,324 @@
+//! The shared event log: one JetStream stream, one subject per topic (`<prefix>.<topic>`), so every
+//! edge replica and worker sees the same events and a client resumes on any of them.
+//!
+//! A topic's sequence is carried in the event (the stream's own sequence counts all topics). An
+//! append reads the topic's last message and publishes with `Nats-Expected-Last-Subject-Sequence`
+//! set to its stream sequence, so two replicas appending at once cannot both take the same number:
+//! the loser retries. A topic whose events have all expired starts again above the stream's last
+//! sequence, which is above any number the topic used before (a topic's number never exceeds the
+//! stream sequence of its message), so numbers never go back.
+//!
+//! Each process follows the whole stream once (one ordered consumer, from the stream's end when
+//! the log opened) and hands events to its followers through the [`Hub`]; followers catch up with
+//! direct gets, found by a binary search over stream sequences.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use prost::Message as _;
+use proto::BoxStream;
+use proto::aicore::events::v1::Event;
+
+use super::hub::{Hub, Source, follow};
+use super::{EventLog, Retention};
+use crate::kit::status::Status;
+
+const ATTEMPTS: usize = 32;
+
+/// Events in a JetStream stream.
+#[derive(Clone)]
+pub struct JetStreamLog {
+    reader: Reader,
+    js: jetstream::Context,
+    hub: Arc<Hub>,
+    _tail: Arc<Tail>,
+}
+
+/// Reads the stream (what followers catch up with).
+#[derive(Clone)]
+struct Reader {
+    stream: stream::Stream,
+    prefix: String,
+}
+
+/// The task following the whole stream; stopped with the log.
+struct Tail(tokio::task::JoinHandle<()>);
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl std::fmt::Debug for JetStreamLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStreamLog")
+            .field("prefix", &self.reader.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> Status {
+    tracing::warn!(error = %e, "event log: {what}");
+    Status::unavailable(
+        format!("the event log cannot be reached ({what})"),
+        Duration::from_secs(1),
+    )
+}
+
+fn decode(payload: &[u8]) -> Result<Event, Status> {
+    Event::decode(payload)
+        .map_err(|e| Status::internal(format!("event in the stream does not decode: {e}")))
+}
+
+impl JetStreamLog {
+    /// Opens stream `name` (subjects `<prefix>.>`), creating it (file storage, `replicas` copies,
+    /// `retention`) if missing, and starts following it. Fails clearly when the server has no
+    /// JetStream.
+    pub async fn open(
+        client: async_nats::Client,
+        name: &str,
+        prefix: &str,
+        replicas: usize,
+        retention: &Retention,
+    ) -> Result<Self, String> {
+        let js = jetstream::new(client);
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: name.to_owned(),
+                description: Some("Edge event bus: one subject per topic".into()),
+                subjects: vec![format!("{prefix}.>")],
+                max_messages_per_subject: i64::try_from(retention.per_topic).unwrap_or(i64::MAX),
+                max_age: retention.max_age,
+                discard: stream::DiscardPolicy::Old,
+                allow_direct: true,
+                storage: stream::StorageType::File,
+                num_replicas: replicas.max(1),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot open the JetStream event stream {name:?} (is JetStream enabled on the NATS server, e.g. `nats-server -js`?): {e}"
+                )
+            })?;
+        let reader = Reader {
+            stream,
+            prefix: prefix.to_owned(),
+        };
+        // Everything appended from now on reaches this process's followers; older events are
+        // read by catching up.
+        let from = reader
+            .stream_last_sequence()
+            .await
+            .map_err(|e| format!("cannot read the event stream {name:?}: {}", e.message()))?;
+        let hub = Arc::new(Hub::default());
+        let tail = tokio::spawn(tail(
+            reader.clone(),
+            js.client(),
+            Arc::clone(&hub),
+            from + 1,
+        ));
+        Ok(JetStreamLog {
+            reader,
+            js,
+            hub,
+            _tail: Arc::new(Tail(tail)),
+        })
+    }
+}
+
+/// Follows the whole stream from `from`, handing each event to the hub; after an error it starts
+/// again where it stopped.
+async fn tail(reader: Reader, client: async_nats::Client, hub: Arc<Hub>, mut from: u64) {
+    loop {
+        let consumer = reader
+            .stream
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: client.new_inbox(),
+                filter_subject: format!("{}.>", reader.prefix),
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: from,
+                },
+                ..Default::default()
+            })
+            .await;
+        match consumer {
+            Ok(c) => match c.messages().await {
+                Ok(mut messages) => {
+                    while let Some(m) = messages.next().await {
+                        match m {
+                            Ok(m) => {
+                                if let Ok(info) = m.info() {
+                                    from = info.stream_sequence + 1;
+                                }
+                                match Event::decode(m.payload.as_ref()) {
+                                    Ok(e) => hub.publish(&e),
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "event log: an event does not decode")
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "event log: following the stream failed; starting again");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "event log: cannot follow the stream"),
+            },
+            Err(e) => tracing::warn!(error = %e, "event log: cannot follow the stream"),
+        }
+        // Followers meanwhile catch up from the log on their next event.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+impl Reader {
+    fn subject(&self, topic: &str) -> String {
+        format!("{}.{topic}", self.prefix)
+    }
+
+    /// The topic's last message: its stream sequence and the event.
+    async fn last(&self, topic: &str) -> Result<Option<(u64, Event)>, Status> {
+        match self
+            .stream
+            .get_last_raw_message_by_subject(&self.subject(topic))
+            .await
+        {
+            Ok(m) => Ok(Some((m.sequence, decode(&m.payload)?))),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(unavailable("reading a topic's last event", e)),
+        }
+    }
+
+    async fn stream_last_sequence(&self) -> Result<u64, Status> {
+        let info = self
+            .stream
+            .get_info()
+            .await
+            .map_err(|e| unavailable("reading the stream's state", e))?;
+        Ok(info.state.last_sequence)
+    }
+
+    /// The topic's first message at or after stream sequence `from`.
+    async fn next_from(&self, subject: &str, from: u64) -> Result<Option<(u64, Event)>, Status> {
+        match self
+            .stream
+            .direct_get_next_for_subject(subject, Some(from))
+            .await
+        {
+            Ok(m) => Ok(Some((m.sequence, decode(&m.payload)?))),
+            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(unavailable("reading events", e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Source for Reader {
+    async fn read(&self, topic: &str, after: u64, limit: usize) -> Result<Vec<Event>, Status> {
+        let Some((last_at, last)) = self.last(topic).await? else {
+            return Ok(Vec::new());
+        };
+        if after >= last.sequence {
+            return Ok(Vec::new());
+        }
+        // The first message numbered above `after` sits at a stream sequence in [after + 1,
+        // last_at] (a topic's number never exceeds its stream sequence): binary search for it.
+        let subject = self.subject(topic);
+        let (mut lo, mut hi) = (after.saturating_add(1).min(last_at), last_at);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.next_from(&subject, mid).await? {
+                Some((_, e)) if e.sequence > after => hi = mid,
+                Some((at, _)) => lo = at + 1,
+                None => break,
+            }
+        }
+        let mut out = Vec::new();
+        let mut from = lo;
+        while out.len() < limit {
+            match self.next_from(&subject, from).await? {
+                Some((at, e)) => {
+                    from = at + 1;
+                    if e.sequence > after {
+                        out.push(e);
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl EventLog for JetStreamLog {
+    async fn append(&self, mut event: Event) -> Result<u64, Status> {
+        let subject = self.reader.subject(&event.topic);
+        for attempt in 0..ATTEMPTS {
+            let (expected, seq) = match self.reader.last(&event.topic).await? {
+                Some((stream_seq, last)) => (stream_seq, last.sequence + 1),
+                // Read after finding the topic empty: every number it used is at or below it.
+                None => (0, self.reader.stream_last_sequence().await? + 1),
+            };
+            event.sequence = seq;
+            let publish = jetstream::message::PublishMessage::build()
+                .payload(Bytes::from(event.encode_to_vec()))
+                .expected_last_subject_sequence(expected);
+            let ack = match self.js.send_publish(subject.clone(), publish).await {
+                Ok(ack) => ack.await,
+                Err(e) => Err(e),
+            };
+            match ack {
+                Ok(_) => return Ok(seq),
+                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                    // Another publisher took this number: read the topic again, after a short,
+                    // growing pause so racing replicas spread out.
+                    let pause = 1 + u64::try_from(attempt).unwrap_or(0) * 2;
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                    return Err(Status::payload_too_large(
+                        "the event is larger than the NATS server accepts",
+                    ));
+                }
+                Err(e) => return Err(unavailable("publishing", e)),
+            }
+        }
+        Err(Status::unavailable(
+            "the topic is too busy to publish to now; retry",
+            Duration::from_secs(1),
+        ))
+    }
+
+    async fn head(&self, topic: &str) -> Result<u64, Status> {
+        Ok(self
+            .reader
+            .last(topic)
+            .await?
+            .map_or(0, |(_, e)| e.sequence))
+    }
+
+    async fn read(&self, topic: &str, after: u64, limit: usize) -> Result<Vec<Event>, Status> {
+        self.reader.read(topic, after, limit).await
+    }
+
+    async fn follow(
+        &self,
+        topic: &str,
+        after: u64,
+    ) -> Result<BoxStream<Result<Event, Status>>, Status> {
+        Ok(follow(self.reader.clone(), &self.hub, topic, after))
+    }
+
+    fn backend(&self) -> &'static str {
+        "jetstream"
+    }
+}

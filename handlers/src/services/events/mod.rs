@@ -1,0 +1,220 @@
+//! `aicore.events.v1.EventBusService`: topics with per-topic sequence numbers, published by
+//! services (and by a player on their own topic), replayed by sequence, and followed live. Where
+//! events live, and the rules of topics and markers, is the kit's [`crate::kit::event_log`].
+
+use std::collections::BTreeMap;
+
+use futures_util::StreamExt as _;
+use proto::BoxStream;
+use proto::aicore::events::v1::{
+    Event, EventBusServiceHandler, PublishRequest, PublishResponse, ReplayRequest, ReplayResponse,
+    SubscribeRequest,
+};
+
+use crate::kit::context::{Context, Principal};
+use crate::kit::event_log::{
+    EventLog, MAX_PAYLOAD_BYTES, MAX_TOPICS, gap, now_ms, subscribed, validate_topic,
+};
+use crate::kit::status::Status;
+
+const MAX_TYPE_LEN: usize = 64;
+const DEFAULT_REPLAY: u32 = 100;
+const MAX_REPLAY: u32 = 1000;
+
+/// Whether the caller may read `topic`: services read everything, a player reads public topics
+/// and their own `player.<id>`.
+pub fn may_read(ctx: &Context, topic: &str) -> Result<(), Status> {
+    match &ctx.principal {
+        Some(Principal::Service { .. }) => Ok(()),
+        Some(Principal::Player { player_id }) => match topic.strip_prefix("player.") {
+            Some(id) if id != player_id => Err(Status::permission_denied(
+                "a player may read only their own player topic",
+            )),
+            _ => Ok(()),
+        },
+        None => Err(Status::unauthenticated("authentication required")),
+    }
+}
+
+/// Whether the caller may publish to `topic`: services anywhere, a player only on their own topic,
+/// and never an event type named after a service (`quest.completed` is the quest service's word,
+/// so a game server can trust it).
+pub fn may_publish(ctx: &Context, topic: &str, kind: &str) -> Result<(), Status> {
+    match &ctx.principal {
+        Some(Principal::Service { .. }) => Ok(()),
+        Some(Principal::Player { player_id }) => {
+            if let Some(svc) = kind
+                .split_once('.')
+                .and_then(|(head, _)| proto::ServiceDesc::by_short(head))
+            {
+                return Err(Status::permission_denied(format!(
+                    "event types {}.* are published by the {} service only",
+                    svc.short, svc.short
+                )));
+            }
+            if topic.strip_prefix("player.") == Some(player_id.as_str()) {
+                Ok(())
+            } else {
+                Err(Status::permission_denied(format!(
+                    "a player may publish only to player.{player_id}; other topics are published by services"
+                )))
+            }
+        }
+        None => Err(Status::unauthenticated("authentication required")),
+    }
+}
+
+/// The event bus service.
+#[derive(Clone)]
+pub struct EventsService {
+    log: std::sync::Arc<dyn EventLog>,
+}
+
+impl std::fmt::Debug for EventsService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventsService")
+            .field("log", &self.log.backend())
+            .finish()
+    }
+}
+
+impl EventsService {
+    /// The service over `log`.
+    pub fn new(log: std::sync::Arc<dyn EventLog>) -> Self {
+        EventsService { log }
+    }
+}
+
+/// Topic names, checked, without repeats, in order.
+fn topics(requested: &[String]) -> Result<Vec<String>, Status> {
+    let mut out: Vec<String> = Vec::new();
+    for t in requested {
+        validate_topic(t)?;
+        if !out.contains(t) {
+            out.push(t.clone());
+        }
+    }
+    if out.is_empty() || out.len() > MAX_TOPICS {
+        return Err(Status::invalid_argument(format!(
+            "topics: 1 to {MAX_TOPICS} are required"
+        )));
+    }
+    Ok(out)
+}
+
+impl EventBusServiceHandler for EventsService {
+    type Context = Context;
+    type Error = Status;
+
+    async fn publish(&self, ctx: Context, req: PublishRequest) -> Result<PublishResponse, Status> {
+        validate_topic(&req.topic)?;
+        may_publish(&ctx, &req.topic, &req.r#type)?;
+        if req.r#type.is_empty()
+            || req.r#type.len() > MAX_TYPE_LEN
+            || !req
+                .r#type
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(Status::invalid_argument(format!(
+                "type must be 1 to {MAX_TYPE_LEN} letters, digits, '.', '_' or '-'"
+            )));
+        }
+        if req.r#type.starts_with("edge.") {
+            return Err(Status::invalid_argument(
+                "types starting with \"edge.\" are reserved for the bus's own markers",
+            ));
+        }
+        let size = req.payload.as_ref().map_or(0, prost::Message::encoded_len);
+        if size > MAX_PAYLOAD_BYTES {
+            return Err(Status::payload_too_large(format!(
+                "payload is {size} bytes encoded; at most {MAX_PAYLOAD_BYTES}"
+            )));
+        }
+        let sequence = self
+            .log
+            .append(Event {
+                topic: req.topic,
+                sequence: 0,
+                r#type: req.r#type,
+                payload: req.payload,
+                published_at_ms: now_ms(),
+            })
+            .await?;
+        Ok(PublishResponse { sequence })
+    }
+
+    async fn replay(&self, ctx: Context, req: ReplayRequest) -> Result<ReplayResponse, Status> {
+        validate_topic(&req.topic)?;
+        may_read(&ctx, &req.topic)?;
+        let limit = match req.limit {
+            0 => DEFAULT_REPLAY,
+            n if n <= MAX_REPLAY => n,
+            n => {
+                return Err(Status::invalid_argument(format!(
+                    "limit must be 1 to {MAX_REPLAY} (0 means {DEFAULT_REPLAY}), got {n}"
+                )));
+            }
+        };
+        let events = self
+            .log
+            .read(&req.topic, req.after_sequence, limit as usize)
+            .await?;
+        Ok(ReplayResponse { events })
+    }
+
+    async fn subscribe(
+        &self,
+        ctx: Context,
+        req: SubscribeRequest,
+    ) -> Result<BoxStream<Result<Event, Status>>, Status> {
+        let topics = topics(&req.topics)?;
+        for t in &topics {
+            may_read(&ctx, t)?;
+        }
+        // Each topic starts after what the client saw (never past the head: a position from a
+        // log that was since emptied must not skip new events), else at the head.
+        let mut positions = BTreeMap::new();
+        let mut follows = Vec::with_capacity(topics.len());
+        for t in topics {
+            let head = self.log.head(&t).await?;
+            let from = req.after.get(&t).map_or(head, |&a| a.min(head));
+            follows.push(self.log.follow(&t, from).await?);
+            positions.insert(t, from);
+        }
+        let first = subscribed(&positions);
+        let events = futures_util::stream::select_all(follows)
+            .scan(positions, |seen, item| {
+                futures_util::future::ready(Some(check_order(seen, item)))
+            })
+            .flat_map(futures_util::stream::iter);
+        Ok(Box::pin(
+            futures_util::stream::once(futures_util::future::ready(Ok(first))).chain(events),
+        ))
+    }
+}
+
+/// Drops what the client has seen, and says so before a hole in a topic's numbers.
+fn check_order(
+    seen: &mut BTreeMap<String, u64>,
+    item: Result<Event, Status>,
+) -> Vec<Result<Event, Status>> {
+    let event = match item {
+        Ok(e) => e,
+        Err(status) => return vec![Err(status)],
+    };
+    let last = seen.get(&event.topic).copied().unwrap_or(0);
+    if event.sequence <= last {
+        return Vec::new();
+    }
+    seen.insert(event.topic.clone(), event.sequence);
+    // From 0 the client asked for whatever is retained: nothing it saw is missing.
+    if last > 0 && event.sequence > last + 1 {
+        vec![Ok(gap(&event.topic, last, event.sequence)), Ok(event)]
+    } else {
+        vec![Ok(event)]
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,256 @@
+use std::collections::HashMap;
+
+use super::*;
+
+fn num(n: f64) -> pbjson_types::Value {
+    pbjson_types::Value {
+        kind: Some(Kind::NumberValue(n)),
+    }
+}
+
+fn text(s: &str) -> pbjson_types::Value {
+    pbjson_types::Value {
+        kind: Some(Kind::StringValue(s.into())),
+    }
+}
+
+fn say(
+    l: &Locales,
+    id: &str,
+    locale: &str,
+    args: &[(&str, pbjson_types::Value)],
+) -> Result<(String, String), Status> {
+    let map: HashMap<String, pbjson_types::Value> = args
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    l.localize(id, locale, &fluent_args(&map)?)
+}
+
+#[test]
+fn every_locale_loads_and_has_every_message_of_the_default() {
+    let l = Locales::embedded().unwrap();
+    assert_eq!(l.list(), ["en", "de", "fr", "pl", "ja"]);
+    let ids: Vec<String> = message_ids(SHIPPED[0].1.text)
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    assert!(ids.len() >= 15, "{ids:?}");
+    for (locale, ftl) in SHIPPED {
+        let here: Vec<String> = message_ids(ftl.text).into_iter().map(|(i, _)| i).collect();
+        assert_eq!(here, ids, "{locale} has the same messages");
+    }
+}
+
+#[test]
+fn polish_plurals_follow_cldr() {
+    let l = Locales::embedded().unwrap();
+    let crowns = |n: f64| say(&l, "currency-amount", "pl-PL", &[("crowns", num(n))]).unwrap();
+    assert_eq!(crowns(1.0), ("1 korona".into(), "pl".into()));
+    // few: 2-4, 22-24; many: 5-21, 25-...
+    for n in [2.0, 3.0, 22.0] {
+        assert!(crowns(n).0.ends_with("korony"), "{n}: {:?}", crowns(n));
+    }
+    for n in [5.0, 12.0, 25.0] {
+        assert!(crowns(n).0.ends_with("koron"), "{n}: {:?}", crowns(n));
+    }
+    let en = |n: f64| {
+        say(&l, "currency-amount", "en-GB", &[("crowns", num(n))])
+            .unwrap()
+            .0
+    };
+    assert_ne!(en(1.0), en(2.0));
+}
+
+#[test]
+fn fallback_missing_messages_and_arguments() {
+    let l = Locales::embedded().unwrap();
+    // An unknown locale is the default's text.
+    let (_, from) = say(&l, "error-session-expired", "sw", &[]).unwrap();
+    assert_eq!(from, "en");
+    // A message only the default has falls back to it.
+    let mut sources: Vec<(String, Source)> = SHIPPED
+        .iter()
+        .map(|(loc, t)| {
+            (
+                (*loc).to_owned(),
+                Source::embedded(&format!("{loc}.ftl"), t.text),
+            )
+        })
+        .collect();
+    sources[1].1.text = "level-up = Stufe { $level }!\n".into();
+    let partial = Locales::parse(sources).unwrap();
+    assert_eq!(
+        say(&partial, "level-up", "de-AT", &[("level", num(3.0))]).unwrap(),
+        ("Stufe 3!".into(), "de".into())
+    );
+    let (_, from) = say(&partial, "error-session-expired", "de", &[]).unwrap();
+    assert_eq!(from, "en");
+    assert_eq!(
+        say(&l, "no-such-message", "de", &[]).unwrap_err().code(),
+        crate::Code::NotFound
+    );
+    let e = say(&l, "quest-accepted", "fr", &[]).unwrap_err();
+    assert_eq!(e.code(), crate::Code::InvalidArgument);
+    assert!(e.message().contains("title"), "{e:?}");
+    // No isolation marks around arguments.
+    let (t, _) = say(&l, "quest-accepted", "de", &[("title", text("Die Glocke"))]).unwrap();
+    assert!(
+        t.contains("Die Glocke") && !t.contains('\u{2068}') && !t.contains('\u{2069}'),
+        "{t:?}"
+    );
+}
+
+#[test]
+fn bad_files_name_the_line() {
+    let mut sources: Vec<(String, Source)> = SHIPPED
+        .iter()
+        .map(|(loc, t)| {
+            (
+                (*loc).to_owned(),
+                Source::embedded(&format!("{loc}.ftl"), t.text),
+            )
+        })
+        .collect();
+    sources[2].1.text = "# ok\n\nbroken = { $x ->\n  [one] a\n}\n".into();
+    let e = Locales::parse(sources.clone()).unwrap_err();
+    assert_eq!(e.file, "fr.ftl");
+    assert!(e.line >= 3, "{e}");
+    sources[2].1.text = "# ok\nsurprise = Bonjour\n".into();
+    let e = Locales::parse(sources).unwrap_err();
+    assert_eq!((e.file.as_str(), e.line), ("fr.ftl", 2), "{e}");
+}
+
+#[test]
+fn arguments_are_numbers_or_strings() {
+    let bad = HashMap::from([(
+        "x".to_owned(),
+        pbjson_types::Value {
+            kind: Some(Kind::NullValue(0)),
+        },
+    )]);
+    assert!(fluent_args(&bad).is_err());
+    let l = Locales::embedded().unwrap();
+    // Any input: never a panic.
+    for id in ["", "quest-completed", "\u{0}", "time-of-day"] {
+        let _ = say(
+            &l,
+            id,
+            "\u{202e}xx",
+            &[("period", num(f64::MAX)), ("crowns", text("∞"))],
+        );
+    }
+}
+
+#[tokio::test]
+async fn old_translations_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::kit::store::RedbStore::open(&dir.path().join("l.redb")).unwrap();
+    let now = crate::kit::clock::now_ms();
+    let old = now - TRANSLATION_TTL.as_millis() as u64 - 1;
+    for (k, at) in [("lang.tr.a", old), ("lang.tr.b", now)] {
+        let v = serde_json::to_vec(&Cached {
+            text: "x".into(),
+            at_ms: at,
+        })
+        .unwrap();
+        store.put(k, Bytes::from(v), None).await.unwrap();
+    }
+    assert_eq!(prune_translations(&store, || false).await.unwrap(), 1);
+    assert!(store.get("lang.tr.a").await.unwrap().is_none());
+    assert!(fresh(&store.get("lang.tr.b").await.unwrap().unwrap().value, now).is_some());
+}
+
+/// airouter answers model "m"; llm answers with the user's text reversed, counting calls.
+struct FakeModels {
+    infers: std::sync::atomic::AtomicUsize,
+}
+
+impl crate::kit::calls::Route for FakeModels {
+    fn call(
+        &self,
+        _ctx: Context,
+        method: &'static proto::MethodDesc,
+        body: Bytes,
+    ) -> proto::BoxFuture<Result<proto::Encoded<Status>, Status>> {
+        use prost::Message as _;
+        let reply = if method.path.ends_with("/Route") {
+            proto::aicore::airouter::v1::RouteResponse {
+                model: "m".into(),
+                ..Default::default()
+            }
+            .encode_to_vec()
+        } else {
+            self.infers
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let req = InferRequest::decode(body).unwrap();
+            proto::aicore::llm::v1::InferResponse {
+                model: "m".into(),
+                text: req.messages[1].content.chars().rev().collect(),
+                finish_reason: "stop".into(),
+                ..Default::default()
+            }
+            .encode_to_vec()
+        };
+        Box::pin(async move { Ok(proto::Encoded::Unary(Bytes::from(reply))) })
+    }
+}
+
+#[tokio::test]
+async fn translations_are_cached_per_text_and_locales() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(crate::kit::store::RedbStore::open(&dir.path().join("l.redb")).unwrap());
+    let fake = Arc::new(FakeModels {
+        infers: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let calls = crate::kit::calls::Calls::new();
+    calls.connect(Arc::clone(&fake) as Arc<dyn crate::kit::calls::Route>);
+    let svc = LanguageService::new(
+        Arc::new(Locales::embedded().unwrap()),
+        Arc::clone(&store),
+        calls.from(proto::aicore::language::v1::LANGUAGE_SERVICE),
+    );
+    let ask = |text: &str, target: &str| TranslateRequest {
+        text: text.into(),
+        source_locale: "en".into(),
+        target_locale: target.into(),
+    };
+    let a = svc
+        .translate(Context::default(), ask("abc", "de"))
+        .await
+        .unwrap();
+    assert_eq!((a.text.as_str(), a.model.as_str()), ("cba", "m"));
+    let b = svc
+        .translate(Context::default(), ask("abc", "de"))
+        .await
+        .unwrap();
+    assert_eq!(b, a);
+    assert_eq!(
+        fake.infers.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the second from the cache"
+    );
+    svc.translate(Context::default(), ask("abc", "fr"))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.infers.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "another target, another entry"
+    );
+    assert_eq!(
+        store
+            .list(CACHE_PREFIX, None, 10)
+            .await
+            .unwrap()
+            .entries
+            .len(),
+        2
+    );
+    assert_eq!(
+        prune_translations(store.as_ref(), || false).await.unwrap(),
+        0,
+        "fresh ones stay"
+    );
+}

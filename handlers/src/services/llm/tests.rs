@@ -1,0 +1,160 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use proto::aicore::llm::v1::ChatMessage;
+
+use super::*;
+
+/// A provider that fails before its first token, counting its calls.
+struct Broken(AtomicUsize);
+
+#[async_trait]
+impl Provider for Broken {
+    async fn start(&self, _: &Model, _: &InferRequest, _: &Context) -> Result<Pieces, Status> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(Box::pin(futures_util::stream::iter([Err(
+            Status::unavailable("upstream down", Duration::from_secs(1)),
+        )])))
+    }
+}
+
+/// A provider whose stream stops after one token without an end.
+struct Truncated;
+
+#[async_trait]
+impl Provider for Truncated {
+    async fn start(&self, _: &Model, _: &InferRequest, _: &Context) -> Result<Pieces, Status> {
+        Ok(Box::pin(futures_util::stream::iter([Ok(Piece::Text(
+            "half".into(),
+        ))])))
+    }
+}
+
+fn service() -> (tempfile::TempDir, Catalog, LlmService, Arc<Broken>) {
+    let (dir, store) = crate::kit::testing::temp_redb();
+    let catalog = Catalog::new(store);
+    let broken = Arc::new(Broken(AtomicUsize::new(0)));
+    let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
+    providers.insert(
+        "grammar".into(),
+        Arc::new(grammar::GrammarProvider::default()),
+    );
+    providers.insert("openai".into(), broken.clone());
+    providers.insert("nats".into(), Arc::new(Truncated));
+    let svc = LlmService::new(catalog.clone(), providers);
+    (dir, catalog, svc, broken)
+}
+
+fn request(model: &str) -> InferRequest {
+    InferRequest {
+        model: model.into(),
+        messages: vec![ChatMessage {
+            role: "user".into(),
+            content: "Where is the mill?".into(),
+        }],
+        seed: Some(3),
+        ..Default::default()
+    }
+}
+
+async fn register(catalog: &Catalog, name: &str, provider: &str, tasks: &[&str]) {
+    catalog
+        .register(Model {
+            name: name.into(),
+            provider: provider.into(),
+            endpoint: if provider == "openai" {
+                "http://127.0.0.1:9/v1".into()
+            } else {
+                "svc.llm.v1.x".into()
+            },
+            tasks: tasks.iter().map(|t| (*t).to_owned()).collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn grammar_streams_the_same_text_for_a_seed() {
+    let (_d, _c, svc, _) = service();
+    let unary = svc.infer(Context::default(), request("")).await.unwrap();
+    assert_eq!(unary.model, "grammar");
+    let stream = svc
+        .infer_stream(Context::default(), request("grammar"))
+        .await
+        .unwrap();
+    let msgs: Vec<_> = stream.collect().await;
+    let (last, deltas) = msgs.split_last().unwrap();
+    let text: String = deltas
+        .iter()
+        .map(|m| m.as_ref().unwrap().delta.clone())
+        .collect();
+    assert_eq!(text, unary.text);
+    let last = last.as_ref().unwrap();
+    assert_eq!(last.finish_reason, "stop");
+    let usage = last.usage.unwrap();
+    assert_eq!(usage.completion_tokens as usize, deltas.len());
+    assert_eq!(usage, unary.usage.unwrap());
+    assert!(usage.prompt_tokens > 0);
+}
+
+#[tokio::test]
+async fn falls_back_before_the_first_token_only_when_routed() {
+    let (_d, catalog, svc, broken) = service();
+    register(&catalog, "cheap-dialogue", "openai", &["dialogue"]).await;
+    let mut req = request("");
+    req.task = "dialogue".into();
+    let resp = svc.infer(Context::default(), req).await.unwrap();
+    assert_eq!(resp.model, "grammar", "fell back to the default");
+    assert_eq!(broken.0.load(Ordering::SeqCst), 1);
+
+    // A caller who names a model gets it or its error.
+    let err = svc
+        .infer(Context::default(), request("cheap-dialogue"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+}
+
+#[tokio::test]
+async fn a_stream_that_stops_without_an_end_is_an_error() {
+    let (_d, catalog, svc, _) = service();
+    register(&catalog, "remote", "nats", &[]).await;
+    let msgs: Vec<_> = svc
+        .infer_stream(Context::default(), request("remote"))
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[0].as_ref().unwrap().delta, "half");
+    assert_eq!(msgs[1].as_ref().unwrap_err().code(), Code::Unavailable);
+}
+
+#[tokio::test]
+async fn bad_requests_and_unknown_models() {
+    let (_d, _c, svc, _) = service();
+    let mut req = request("");
+    req.max_tokens = 9000;
+    req.messages[0].role = "wizard".into();
+    let err = svc.infer(Context::default(), req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("role") && err.message().contains("maxTokens"));
+    let err = svc
+        .infer(Context::default(), request("nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn max_tokens_and_stop() {
+    let (_d, _c, svc, _) = service();
+    let mut req = request("");
+    req.max_tokens = 2;
+    let r = svc.infer(Context::default(), req).await.unwrap();
+    assert_eq!(
+        (r.finish_reason.as_str(), r.usage.unwrap().completion_tokens),
+        ("length", 2)
+    );
+}

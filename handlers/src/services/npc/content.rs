@@ -1,0 +1,453 @@
+//! The NPC data (`handlers/data/npc/npcs.toml`, `actions.toml`) and the utility system: response
+//! curves, the compensation factor, vetoes and the commitment bonus.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::kit::content::{DataError, Embedded, Source};
+
+const NPCS: Embedded = crate::embedded!("npc/npcs.toml");
+const ACTIONS: Embedded = crate::embedded!("npc/actions.toml");
+
+/// The four needs, in a fixed order: hunger, rest, social, safety.
+pub const NEEDS: [&str; 4] = ["hunger", "rest", "social", "safety"];
+
+/// Needs, 0 (satisfied) to 1 (urgent), in [`NEEDS`] order.
+pub type NeedValues = [f64; 4];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NpcsFile {
+    archetype: BTreeMap<String, Spanned<ArchetypeEntry>>,
+    npc: Vec<Spanned<NpcEntry>>,
+    stimulus: BTreeMap<String, Spanned<StimulusEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArchetypeEntry {
+    name: String,
+    needs: BTreeMap<String, f64>,
+    rates: BTreeMap<String, f64>,
+    mood_baseline: f64,
+    mood_half_life_hours: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NpcEntry {
+    id: String,
+    name: String,
+    archetype: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StimulusEntry {
+    effects: BTreeMap<String, f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionsFile {
+    commitment: Spanned<f64>,
+    action: Vec<Spanned<ActionEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionEntry {
+    id: String,
+    description: String,
+    considerations: Vec<Spanned<ConsiderationEntry>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+struct ConsiderationEntry {
+    input: Input,
+    curve: CurveKind,
+    m: f64,
+    k: f64,
+    c: f64,
+    b: f64,
+}
+
+/// What a consideration reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Input {
+    /// Need 0.
+    Hunger,
+    /// Need 1.
+    Rest,
+    /// Need 2.
+    Social,
+    /// Need 3.
+    Safety,
+    /// Mood, read as `(mood + 1) / 2`.
+    Mood,
+}
+
+/// The shape of a response curve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CurveKind {
+    /// `m * (x - c) + b` (k ignored, as 1).
+    Linear,
+    /// `m * (x - c)^k + b`.
+    Polynomial,
+    /// `b + k / (1 + e^(-m (x - c)))`.
+    Logistic,
+}
+
+/// One response curve over one input.
+#[derive(Debug, Clone, Copy)]
+pub struct Consideration {
+    /// What it reads.
+    pub input: Input,
+    /// Its shape.
+    pub curve: CurveKind,
+    /// Slope or steepness.
+    pub m: f64,
+    /// Exponent or height.
+    pub k: f64,
+    /// Horizontal shift.
+    pub c: f64,
+    /// Vertical shift.
+    pub b: f64,
+}
+
+impl Consideration {
+    /// The curve's value at `x` (0 to 1), clamped to 0 to 1.
+    pub fn eval(&self, x: f64) -> f64 {
+        let y = match self.curve {
+            CurveKind::Linear => self.m * (x - self.c) + self.b,
+            CurveKind::Polynomial => {
+                let d = x - self.c;
+                self.m * d.signum() * d.abs().powf(self.k) + self.b
+            }
+            CurveKind::Logistic => self.b + self.k / (1.0 + (-self.m * (x - self.c)).exp()),
+        };
+        if y.is_finite() {
+            y.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+/// An action and how it is scored.
+#[derive(Debug, Clone)]
+pub struct Action {
+    /// Its id.
+    pub id: String,
+    /// What it is.
+    pub description: String,
+    /// Its considerations, multiplied.
+    pub considerations: Vec<Consideration>,
+}
+
+/// An archetype.
+#[derive(Debug, Clone)]
+pub struct Archetype {
+    /// Its id.
+    pub id: String,
+    /// What players call it.
+    pub name: String,
+    /// Needs at first sight.
+    pub needs: NeedValues,
+    /// Change per game hour.
+    pub rates: NeedValues,
+    /// Where mood settles.
+    pub mood_baseline: f64,
+    /// Game hours for mood to halve its distance to the baseline.
+    pub mood_half_life_hours: f64,
+}
+
+/// An NPC of the data.
+#[derive(Debug, Clone)]
+pub struct NpcDef {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its archetype's id.
+    pub archetype: String,
+}
+
+/// What a stimulus does per unit of intensity: needs, then mood.
+#[derive(Debug, Clone, Copy)]
+pub struct Effect {
+    /// Added to needs.
+    pub needs: NeedValues,
+    /// Added to mood.
+    pub mood: f64,
+}
+
+/// All NPC data.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    /// Archetypes by id.
+    pub archetypes: BTreeMap<String, Archetype>,
+    /// NPCs by id.
+    pub npcs: BTreeMap<String, NpcDef>,
+    /// Stimuli by kind.
+    pub stimuli: BTreeMap<String, Effect>,
+    /// Actions, in file order.
+    pub actions: Vec<Action>,
+    /// The current action's bonus: this share of its distance to 1.
+    pub commitment: f64,
+}
+
+fn needs_from(
+    src: &Source,
+    span: std::ops::Range<usize>,
+    map: &BTreeMap<String, f64>,
+    what: &str,
+    range: std::ops::RangeInclusive<f64>,
+) -> Result<NeedValues, DataError> {
+    let mut out = [0.0; 4];
+    for (k, v) in map {
+        let i = NEEDS.iter().position(|n| n == k).ok_or_else(|| {
+            src.error(
+                Some(span.clone()),
+                format!("{what}: unknown need {k:?}; needs are {NEEDS:?}"),
+            )
+        })?;
+        if !range.contains(v) {
+            return Err(src.error(
+                Some(span.clone()),
+                format!("{what}.{k} must be {range:?}, got {v}"),
+            ));
+        }
+        out[i] = *v;
+    }
+    Ok(out)
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+impl Catalog {
+    /// The shipped files.
+    pub fn embedded() -> Result<Catalog, DataError> {
+        Catalog::parse(&NPCS.source(), &ACTIONS.source())
+    }
+
+    /// Operators' files (a directory holding `npcs.toml` and `actions.toml`), or the shipped.
+    pub fn load(dir: Option<&Path>) -> Result<Catalog, DataError> {
+        match dir {
+            Some(d) => Catalog::parse(
+                &Source::read(&d.join("npcs.toml"))?,
+                &Source::read(&d.join("actions.toml"))?,
+            ),
+            None => Catalog::embedded(),
+        }
+    }
+
+    /// Parses and validates both files.
+    pub fn parse(npcs: &Source, actions: &Source) -> Result<Catalog, DataError> {
+        let file: NpcsFile = npcs.toml()?;
+        let mut archetypes = BTreeMap::new();
+        for (id, a) in &file.archetype {
+            let e = a.get_ref();
+            let what = format!("archetype.{id}");
+            if !((-1.0..=1.0).contains(&e.mood_baseline)
+                && e.mood_half_life_hours > 0.0
+                && e.mood_half_life_hours <= 1000.0)
+            {
+                return Err(npcs.error(
+                    Some(a.span()),
+                    format!("{what}: mood_baseline -1 to 1, mood_half_life_hours above 0"),
+                ));
+            }
+            archetypes.insert(
+                id.clone(),
+                Archetype {
+                    id: id.clone(),
+                    name: e.name.clone(),
+                    needs: needs_from(
+                        npcs,
+                        a.span(),
+                        &e.needs,
+                        &format!("{what}.needs"),
+                        0.0..=1.0,
+                    )?,
+                    rates: needs_from(
+                        npcs,
+                        a.span(),
+                        &e.rates,
+                        &format!("{what}.rates"),
+                        -1.0..=1.0,
+                    )?,
+                    mood_baseline: e.mood_baseline,
+                    mood_half_life_hours: e.mood_half_life_hours,
+                },
+            );
+        }
+        let mut defs = BTreeMap::new();
+        for n in &file.npc {
+            let e = n.get_ref();
+            if !valid_id(&e.id) || e.name.trim().is_empty() {
+                return Err(npcs.error(
+                    Some(n.span()),
+                    format!(
+                        "npc {:?}: id of lowercase letters, digits, '-' or '_', and a name",
+                        e.id
+                    ),
+                ));
+            }
+            if !archetypes.contains_key(&e.archetype) {
+                return Err(npcs.error(
+                    Some(n.span()),
+                    format!("npc {}: no archetype {:?}", e.id, e.archetype),
+                ));
+            }
+            if defs.contains_key(&e.id) {
+                return Err(npcs.error(Some(n.span()), format!("npc {} appears twice", e.id)));
+            }
+            defs.insert(
+                e.id.clone(),
+                NpcDef {
+                    id: e.id.clone(),
+                    name: e.name.clone(),
+                    archetype: e.archetype.clone(),
+                },
+            );
+        }
+        let mut stimuli = BTreeMap::new();
+        for (kind, s) in &file.stimulus {
+            let mut needs = BTreeMap::new();
+            let mut mood = 0.0;
+            for (k, v) in &s.get_ref().effects {
+                if k == "mood" {
+                    mood = *v;
+                } else {
+                    needs.insert(k.clone(), *v);
+                }
+            }
+            let needs = needs_from(
+                npcs,
+                s.span(),
+                &needs,
+                &format!("stimulus.{kind}.effects"),
+                -1.0..=1.0,
+            )?;
+            if !(-2.0..=2.0).contains(&mood) {
+                return Err(npcs.error(
+                    Some(s.span()),
+                    format!("stimulus.{kind}: mood effect -2 to 2"),
+                ));
+            }
+            stimuli.insert(kind.clone(), Effect { needs, mood });
+        }
+
+        let file: ActionsFile = actions.toml()?;
+        let commitment = *file.commitment.get_ref();
+        if !(0.0..0.5).contains(&commitment) {
+            return Err(actions.error(
+                Some(file.commitment.span()),
+                "commitment must be 0 to below 0.5",
+            ));
+        }
+        let mut list: Vec<Action> = Vec::new();
+        for a in &file.action {
+            let e = a.get_ref();
+            if !valid_id(&e.id) || list.iter().any(|x| x.id == e.id) {
+                return Err(actions.error(
+                    Some(a.span()),
+                    format!(
+                        "action {:?}: a unique id of lowercase letters, digits, '-' or '_'",
+                        e.id
+                    ),
+                ));
+            }
+            if e.considerations.is_empty() {
+                return Err(actions.error(
+                    Some(a.span()),
+                    format!("action {} has no considerations", e.id),
+                ));
+            }
+            let mut considerations = Vec::new();
+            for c in &e.considerations {
+                let v = c.get_ref();
+                if [v.m, v.k, v.c, v.b].iter().any(|x| !x.is_finite())
+                    || (v.curve == CurveKind::Polynomial && !(0.0..=10.0).contains(&v.k))
+                {
+                    return Err(actions.error(
+                        Some(c.span()),
+                        "curve parameters must be finite; a polynomial's k 0 to 10",
+                    ));
+                }
+                considerations.push(Consideration {
+                    input: v.input,
+                    curve: v.curve,
+                    m: v.m,
+                    k: v.k,
+                    c: v.c,
+                    b: v.b,
+                });
+            }
+            list.push(Action {
+                id: e.id.clone(),
+                description: e.description.clone(),
+                considerations,
+            });
+        }
+        Ok(Catalog {
+            archetypes,
+            npcs: defs,
+            stimuli,
+            actions: list,
+            commitment,
+        })
+    }
+
+    /// An action by id.
+    pub fn action(&self, id: &str) -> Option<&Action> {
+        self.actions.iter().find(|a| a.id == id)
+    }
+}
+
+/// The score of `action` for `needs` and `mood`, 0 to 1: the product of its considerations,
+/// each corrected with the compensation factor for their count; a zero vetoes; the current
+/// action gets `commitment` of its distance to 1.
+pub fn score(
+    action: &Action,
+    needs: &NeedValues,
+    mood: f64,
+    current: bool,
+    commitment: f64,
+) -> f64 {
+    let n = action.considerations.len() as f64;
+    let modification = 1.0 - 1.0 / n;
+    let mut total = 1.0;
+    for c in &action.considerations {
+        let x = match c.input {
+            Input::Hunger => needs[0],
+            Input::Rest => needs[1],
+            Input::Social => needs[2],
+            Input::Safety => needs[3],
+            Input::Mood => (mood + 1.0) / 2.0,
+        };
+        let v = c.eval(x.clamp(0.0, 1.0));
+        if v == 0.0 {
+            return 0.0;
+        }
+        total *= v + (1.0 - v) * modification * v;
+    }
+    let total = total.clamp(0.0, 1.0);
+    if current && total > 0.0 {
+        total + (1.0 - total) * commitment
+    } else {
+        total
+    }
+}

@@ -1,0 +1,212 @@
+//! The price catalog: what players can buy and at what price. It ships as data
+//! (`handlers/data/payment/catalog.toml`), an operator may replace it with a file of their own,
+//! and it is validated when loaded. A player names a sku and a quantity, never a price.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::kit::content::{Content, DataError, Embedded, Source};
+
+/// Highest price of one unit, in minor units.
+pub const MAX_PRICE: i64 = 1_000_000_000;
+/// Most units in one purchase, for any item.
+pub const MAX_QUANTITY: u32 = 1000;
+/// Longest sku.
+pub const MAX_SKU: usize = 64;
+const MAX_NAME: usize = 80;
+const MAX_DESCRIPTION: usize = 400;
+
+/// One item for sale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// Its id: lowercase letters, digits and '_'.
+    pub sku: String,
+    /// What the shop shows.
+    pub name: String,
+    /// A sentence or two.
+    pub description: String,
+    /// Minor units per unit.
+    pub price: i64,
+    /// Most units in one purchase.
+    pub max_quantity: u32,
+}
+
+/// Every item, by sku.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Catalog {
+    items: BTreeMap<String, Item>,
+    /// Where it came from, for logs.
+    pub source: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    item: Vec<Spanned<RawItem>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawItem {
+    sku: Spanned<String>,
+    name: Spanned<String>,
+    description: Spanned<String>,
+    price: Spanned<i64>,
+    max_quantity: Spanned<u32>,
+}
+
+/// Whether `sku` has the form of a sku (checked before any lookup, so nothing odd is echoed).
+pub fn valid_sku(sku: &str) -> bool {
+    !sku.is_empty()
+        && sku.len() <= MAX_SKU
+        && sku
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Text a player will see: printable (no control characters), 1 to `max` characters.
+fn printable(text: &str, max: usize) -> bool {
+    !text.trim().is_empty() && text.chars().count() <= max && !text.chars().any(char::is_control)
+}
+
+impl Catalog {
+    /// The item sold as `sku`.
+    pub fn get(&self, sku: &str) -> Option<&Item> {
+        self.items.get(sku)
+    }
+
+    /// Every item, by sku.
+    pub fn items(&self) -> impl Iterator<Item = &Item> {
+        self.items.values()
+    }
+}
+
+impl Content for Catalog {
+    const SHIPPED: Embedded = crate::embedded!("payment/catalog.toml");
+
+    /// Parses and validates a catalog.
+    fn parse(src: &Source) -> Result<Self, DataError> {
+        let file: File = src.toml()?;
+        let mut items = BTreeMap::new();
+        for raw in file.item {
+            let at = raw.span();
+            let raw = raw.into_inner();
+            let sku = raw.sku.get_ref();
+            if !valid_sku(sku) {
+                return Err(src.error(
+                    Some(raw.sku.span()),
+                    format!("sku {sku:?}: use 1 to {MAX_SKU} lowercase letters, digits or '_'"),
+                ));
+            }
+            if !printable(raw.name.get_ref(), MAX_NAME) {
+                return Err(src.error(
+                    Some(raw.name.span()),
+                    format!("{sku}: name must be 1 to {MAX_NAME} printable characters"),
+                ));
+            }
+            if !printable(raw.description.get_ref(), MAX_DESCRIPTION) {
+                return Err(src.error(
+                    Some(raw.description.span()),
+                    format!(
+                        "{sku}: description must be 1 to {MAX_DESCRIPTION} printable characters"
+                    ),
+                ));
+            }
+            if !(1..=MAX_PRICE).contains(raw.price.get_ref()) {
+                return Err(src.error(
+                    Some(raw.price.span()),
+                    format!("{sku}: price must be 1 to {MAX_PRICE} minor units"),
+                ));
+            }
+            if !(1..=MAX_QUANTITY).contains(raw.max_quantity.get_ref()) {
+                return Err(src.error(
+                    Some(raw.max_quantity.span()),
+                    format!("{sku}: max_quantity must be 1 to {MAX_QUANTITY}"),
+                ));
+            }
+            let item = Item {
+                sku: sku.clone(),
+                name: raw.name.into_inner(),
+                description: raw.description.into_inner(),
+                price: raw.price.into_inner(),
+                max_quantity: raw.max_quantity.into_inner(),
+            };
+            if items.insert(item.sku.clone(), item).is_some() {
+                return Err(src.error(Some(at), format!("sku {sku:?} is listed twice")));
+            }
+        }
+        if items.is_empty() {
+            return Err(src.error(None, "the catalog lists no [[item]]"));
+        }
+        Ok(Catalog {
+            items,
+            source: src.file.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_catalog_loads() {
+        let c = Catalog::embedded().unwrap();
+        assert!(c.items().count() >= 10);
+        let sword = c.get("legendary_sword").unwrap();
+        assert!(sword.price >= 100_000, "a legendary sword is not cheap");
+        assert_eq!(sword.max_quantity, 1);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let bad = |text: &str| {
+            Catalog::parse(&Source::embedded("shop.toml", text))
+                .unwrap_err()
+                .to_string()
+        };
+        let item = |sku: &str, price: i64| {
+            format!(
+                "[[item]]\nsku = \"{sku}\"\nname = \"A\"\ndescription = \"B\"\nprice = {price}\nmax_quantity = 1\n"
+            )
+        };
+        assert!(
+            bad(&item("ok", 0)).starts_with("shop.toml:5: ok: price"),
+            "{}",
+            bad(&item("ok", 0))
+        );
+        assert!(bad(&item("Bad Sku", 1)).starts_with("shop.toml:2: sku"));
+        let twice = format!("{}{}", item("a", 1), item("a", 2));
+        assert!(
+            bad(&twice).starts_with("shop.toml:7: sku \"a\" is listed twice"),
+            "{}",
+            bad(&twice)
+        );
+        assert!(bad("").contains("no [[item]]"));
+        assert!(bad("[[item]]\nsku = \"a\"\ncolour = 1\n").starts_with("shop.toml:"));
+        let control = item("a", 1).replace("name = \"A\"", "name = \"A\\u0007\"");
+        assert!(
+            bad(&control).starts_with("shop.toml:3: a: name"),
+            "{}",
+            bad(&control)
+        );
+    }
+
+    #[test]
+    fn skus_have_one_form() {
+        assert!(valid_sku("legendary_sword"));
+        for bad in [
+            "",
+            "Legendary",
+            "a-b",
+            "a b",
+            "a\u{0}",
+            &"a".repeat(MAX_SKU + 1),
+        ] {
+            assert!(!valid_sku(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,541 @@
+use std::collections::BTreeMap;
+
+use proto::aicore::world::v1::{Box as Bounds, Vec3, WORLD_SERVICE};
+use rand::{Rng as _, SeedableRng as _};
+
+use super::*;
+use crate::kit::calls::fake::Bus;
+use crate::kit::content::Content as _;
+use crate::kit::content::Source;
+use crate::kit::status::Code;
+
+fn world_with(regions: Regions) -> (tempfile::TempDir, Arc<dyn Store>, WorldService, Arc<Bus>) {
+    let (dir, store) = crate::kit::testing::temp_store();
+    let (calls, bus) = Bus::connected();
+    let svc = WorldService::new(
+        Arc::clone(&store),
+        Arc::new(regions),
+        calls.from(WORLD_SERVICE),
+    );
+    (dir, store, svc, bus)
+}
+
+fn world() -> (tempfile::TempDir, Arc<dyn Store>, WorldService, Arc<Bus>) {
+    world_with(Regions::embedded().unwrap())
+}
+
+fn ctx() -> Context {
+    Context {
+        principal: Some(crate::kit::context::Principal::Service {
+            name: "gs".into(),
+            scopes: vec!["*".into()].into(),
+        }),
+        ..Context::default()
+    }
+}
+
+fn entity(id: &str, kind: &str, x: f64, z: f64) -> Entity {
+    Entity {
+        id: id.into(),
+        region_id: "hearthvale".into(),
+        kind: kind.into(),
+        position: Some(Vec3 { x, y: 10.0, z }),
+        ..Entity::default()
+    }
+}
+
+async fn upsert(svc: &WorldService, e: Entity, expected: Option<u64>) -> Result<Entity, Status> {
+    svc.upsert_entity(
+        ctx(),
+        UpsertEntityRequest {
+            entity: Some(e),
+            expected_version: expected,
+        },
+    )
+    .await
+    .map(|r| r.entity.unwrap())
+}
+
+fn boxed(min: [f64; 3], max: [f64; 3]) -> Option<Bounds> {
+    let v = |a: [f64; 3]| {
+        Some(Vec3 {
+            x: a[0],
+            y: a[1],
+            z: a[2],
+        })
+    };
+    Some(Bounds {
+        min: v(min),
+        max: v(max),
+    })
+}
+
+async fn query(
+    svc: &WorldService,
+    within: Option<Bounds>,
+    kind: &str,
+    limit: u32,
+) -> QueryEntitiesResponse {
+    svc.query_entities(
+        ctx(),
+        QueryEntitiesRequest {
+            region_id: "hearthvale".into(),
+            within,
+            kind: kind.into(),
+            limit,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[test]
+fn the_shipped_regions_load() {
+    let r = Regions::embedded().unwrap();
+    assert!(r.list.len() >= 8);
+    for def in &r.list {
+        assert!(!def.region.name.is_empty() && !def.region.description.is_empty());
+        assert!(def.region.bounds.is_some());
+    }
+    let biomes: std::collections::BTreeSet<_> =
+        r.list.iter().map(|d| d.region.biome.as_str()).collect();
+    assert!(biomes.len() >= 6, "{biomes:?}");
+}
+
+#[test]
+fn bad_region_files_name_the_file_and_line() {
+    let region = |id: &str, min: &str, max: &str| {
+        format!(
+            "[[region]]\nid = \"{id}\"\nname = \"N\"\nbiome = \"grassland\"\nmin = {min}\nmax = {max}\ndescription = \"d\"\n"
+        )
+    };
+    let head = "cell_size = 100.0\nmax_entities = 10\n\n";
+    let parse = |text: String| Regions::parse(&Source::embedded("r.toml", &text)).unwrap_err();
+    let dup = parse(format!(
+        "{head}{}{}",
+        region("a", "[0.0,0.0,0.0]", "[10.0,10.0,10.0]"),
+        region("a", "[20.0,0.0,0.0]", "[30.0,10.0,10.0]")
+    ));
+    assert_eq!(dup.line, 12, "{dup}");
+    assert!(dup.to_string().contains("appears twice"), "{dup}");
+    let inverted = parse(format!(
+        "{head}{}",
+        region("a", "[10.0,0.0,0.0]", "[0.0,10.0,10.0]")
+    ));
+    assert!(inverted.to_string().starts_with("r.toml:4: "), "{inverted}");
+    let overlap = parse(format!(
+        "{head}{}{}",
+        region("a", "[0.0,0.0,0.0]", "[10.0,10.0,10.0]"),
+        region("b", "[5.0,0.0,5.0]", "[30.0,10.0,30.0]")
+    ));
+    assert!(overlap.to_string().contains("overlaps"), "{overlap}");
+    let cell = parse(format!(
+        "cell_size = 0.0\nmax_entities = 10\n{}",
+        region("a", "[0.0,0.0,0.0]", "[1.0,1.0,1.0]")
+    ));
+    assert_eq!(cell.line, 1, "{cell}");
+}
+
+#[tokio::test]
+async fn regions_are_listed_and_unknown_ones_are_not_found() {
+    let (_d, _s, svc, _) = world();
+    let list = svc
+        .list_regions(ctx(), ListRegionsRequest {})
+        .await
+        .unwrap();
+    assert!(
+        list.regions
+            .iter()
+            .any(|r| r.id == "thornwood" && r.biome == "temperate_forest")
+    );
+    let err = svc
+        .get_region(
+            ctx(),
+            GetRegionRequest {
+                region_id: "atlantis".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn upserts_are_compare_and_set_and_publish_one_event_each() {
+    let (_d, _s, svc, bus) = world();
+    let e = upsert(&svc, entity("wolf-1", "npc", 2100.0, 100.0), Some(0))
+        .await
+        .unwrap();
+    assert!(e.version > 0);
+    // Stale: 409, unchanged.
+    let mut moved = entity("wolf-1", "npc", 2200.0, 100.0);
+    let stale = upsert(&svc, moved.clone(), Some(e.version + 7))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted);
+    let again = upsert(&svc, entity("wolf-1", "npc", 0.0, 0.0), Some(0)).await;
+    assert_eq!(
+        again.unwrap_err().code(),
+        Code::InvalidArgument,
+        "outside hearthvale"
+    );
+    let created_twice = upsert(&svc, moved.clone(), Some(0)).await.unwrap_err();
+    assert_eq!(created_twice.code(), Code::Aborted);
+    let all = query(&svc, None, "", 0).await.entities;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].position.as_ref().unwrap().x, 2100.0);
+
+    moved.attributes.insert("hp".into(), "40".into());
+    let e2 = upsert(&svc, moved, Some(e.version)).await.unwrap();
+    assert!(e2.version > e.version);
+    svc.remove_entity(
+        ctx(),
+        RemoveEntityRequest {
+            region_id: "hearthvale".into(),
+            entity_id: "wolf-1".into(),
+            expected_version: Some(e2.version),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        bus.events(),
+        vec![
+            (
+                "world.hearthvale".to_string(),
+                "world.entity.upserted".to_string()
+            ),
+            (
+                "world.hearthvale".to_string(),
+                "world.entity.upserted".to_string()
+            ),
+            (
+                "world.hearthvale".to_string(),
+                "world.entity.removed".to_string()
+            ),
+        ],
+        "one event per successful change, none for refused ones"
+    );
+    let payload = bus.published.lock().unwrap()[1].2.clone();
+    assert_eq!(payload["attributes"]["hp"], "40");
+    let gone = svc
+        .remove_entity(
+            ctx(),
+            RemoveEntityRequest {
+                region_id: "hearthvale".into(),
+                entity_id: "wolf-1".into(),
+                expected_version: None,
+            },
+        )
+        .await;
+    assert_eq!(gone.unwrap_err().code(), Code::NotFound);
+    let count = svc
+        .get_region(
+            ctx(),
+            GetRegionRequest {
+                region_id: "hearthvale".into(),
+            },
+        )
+        .await
+        .unwrap()
+        .entity_count;
+    assert_eq!(count, 0);
+}
+
+#[tokio::test]
+async fn bounds_on_entities_and_regions() {
+    let text = format!(
+        "cell_size = 100.0\nmax_entities = 2\n{}",
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/world/regions.toml"
+        ))
+        .unwrap()
+        .split_once("[[region]]")
+        .map(|(_, rest)| format!("[[region]]{rest}"))
+        .unwrap()
+    );
+    let (_d, _s, svc, _) =
+        world_with(Regions::parse(&Source::embedded("small.toml", &text)).unwrap());
+    upsert(&svc, entity("a", "item", 2001.0, 1.0), None)
+        .await
+        .unwrap();
+    upsert(&svc, entity("b", "item", 2002.0, 1.0), None)
+        .await
+        .unwrap();
+    let full = upsert(&svc, entity("c", "item", 2003.0, 1.0), None)
+        .await
+        .unwrap_err();
+    assert_eq!(full.code(), Code::ResourceExhausted);
+    // Updating one that exists is fine at the bound.
+    upsert(&svc, entity("a", "item", 2009.0, 1.0), None)
+        .await
+        .unwrap();
+
+    let mut many = entity("a", "item", 2001.0, 1.0);
+    for i in 0..=MAX_ATTRIBUTES {
+        many.attributes.insert(format!("k{i}"), "v".into());
+    }
+    assert_eq!(
+        upsert(&svc, many, None).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let mut long = entity("a", "item", 2001.0, 1.0);
+    long.attributes
+        .insert("lore".into(), "x".repeat(MAX_ATTR_VALUE + 1));
+    assert_eq!(
+        upsert(&svc, long, None).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    for bad in ["", "a.b", "../x", &"x".repeat(65)] {
+        let e = entity(bad, "item", 2001.0, 1.0);
+        assert_eq!(
+            upsert(&svc, e, None).await.unwrap_err().code(),
+            Code::InvalidArgument,
+            "{bad:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn queries_are_exact_edges_kind_and_limit() {
+    let (_d, _s, svc, _) = world();
+    // On a cell edge (x = 2100 is where cell 1 starts) and the box's edge.
+    upsert(&svc, entity("edge", "npc", 2100.0, 100.0), None)
+        .await
+        .unwrap();
+    upsert(&svc, entity("in", "item", 2150.0, 150.0), None)
+        .await
+        .unwrap();
+    upsert(&svc, entity("out", "npc", 2200.001, 150.0), None)
+        .await
+        .unwrap();
+    let b = boxed([2100.0, 0.0, 100.0], [2200.0, 20.0, 200.0]);
+    let ids = |r: QueryEntitiesResponse| r.entities.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(ids(query(&svc, b, "", 0).await), vec!["edge", "in"]);
+    assert_eq!(ids(query(&svc, b, "npc", 0).await), vec!["edge"]);
+    assert_eq!(ids(query(&svc, b, "", 1).await), vec!["edge"]);
+    let bad = svc
+        .query_entities(
+            ctx(),
+            QueryEntitiesRequest {
+                region_id: "hearthvale".into(),
+                within: boxed([10.0, 0.0, 0.0], [0.0, 1.0, 1.0]),
+                ..QueryEntitiesRequest::default()
+            },
+        )
+        .await;
+    assert_eq!(bad.unwrap_err().code(), Code::InvalidArgument);
+}
+
+/// Random boxes (and kinds) queried on `svc`, each answer against a brute-force scan of `model`.
+async fn check_queries(
+    svc: &WorldService,
+    model: &BTreeMap<String, Entity>,
+    rng: &mut rand::rngs::StdRng,
+    n: usize,
+) {
+    let kinds = ["npc", "item", "player"];
+    for _ in 0..n {
+        let (x0, z0) = (
+            rng.gen_range(2000.0..=4000.0_f64).round(),
+            rng.gen_range(0.0..=2000.0_f64).round(),
+        );
+        let (w, d) = (
+            rng.gen_range(0.0..600.0_f64).round(),
+            rng.gen_range(0.0..600.0_f64).round(),
+        );
+        let (min, max) = ([x0, 0.0, z0], [x0 + w, 20.0, z0 + d]);
+        let kind = if rng.gen_bool(0.3) {
+            kinds[rng.gen_range(0..3)]
+        } else {
+            ""
+        };
+        let got = query(svc, boxed(min, max), kind, 500).await;
+        let want: Vec<&Entity> = model
+            .values()
+            .filter(|e| inside(position(e), (min, max)) && (kind.is_empty() || e.kind == kind))
+            .take(500)
+            .collect();
+        let got_ids: Vec<(&str, u64)> = got
+            .entities
+            .iter()
+            .map(|e| (e.id.as_str(), e.version))
+            .collect();
+        let want_ids: Vec<(&str, u64)> = want.iter().map(|e| (e.id.as_str(), e.version)).collect();
+        assert_eq!(got_ids, want_ids, "box {min:?}..{max:?} kind {kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn random_changes_always_match_a_brute_force_scan() {
+    // Two replicas over one store, changes spread over both and queries on both as they go: a
+    // cell one replica keeps decoded is never served after the other changed it.
+    let (_d, store, a, bus) = world();
+    let b = WorldService::new(
+        Arc::clone(&store),
+        Arc::clone(&a.regions),
+        a.events.0.clone(),
+    );
+    let replicas = [&a, &b];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut model: BTreeMap<String, Entity> = BTreeMap::new();
+    let kinds = ["npc", "item", "player"];
+    let (upserts, moves, removes) = (10_000, 1_000, 500);
+    let point = |rng: &mut rand::rngs::StdRng| {
+        (
+            rng.gen_range(2000.0..=4000.0_f64).round(),
+            rng.gen_range(0.0..=2000.0_f64).round(),
+        )
+    };
+    for i in 0..upserts {
+        let (x, z) = point(&mut rng);
+        let e = entity(&format!("e{i}"), kinds[i % 3], x, z);
+        let saved = upsert(replicas[i % 2], e, Some(0)).await.unwrap();
+        model.insert(saved.id.clone(), saved);
+        if i % 2000 == 1999 {
+            check_queries(replicas[i % 2], &model, &mut rng, 5).await;
+            check_queries(replicas[(i + 1) % 2], &model, &mut rng, 5).await;
+        }
+    }
+    for m in 0..moves {
+        let id = format!("e{}", rng.gen_range(0..upserts));
+        let Some(old) = model.get(&id).cloned() else {
+            continue;
+        };
+        let (x, z) = point(&mut rng);
+        let mut e = entity(&id, &old.kind, x, z);
+        e.attributes.insert("moved".into(), "yes".into());
+        let saved = upsert(replicas[m % 2], e, Some(old.version)).await.unwrap();
+        model.insert(id, saved);
+        if m % 100 == 99 {
+            check_queries(replicas[(m + 1) % 2], &model, &mut rng, 5).await;
+        }
+    }
+    let mut removed = 0;
+    while removed < removes {
+        let id = format!("e{}", rng.gen_range(0..upserts));
+        if let Some(old) = model.remove(&id) {
+            replicas[removed % 2]
+                .remove_entity(
+                    ctx(),
+                    RemoveEntityRequest {
+                        region_id: "hearthvale".into(),
+                        entity_id: id,
+                        expected_version: Some(old.version),
+                    },
+                )
+                .await
+                .unwrap();
+            removed += 1;
+            if removed % 100 == 0 {
+                check_queries(replicas[(removed + 1) % 2], &model, &mut rng, 5).await;
+            }
+        }
+    }
+    assert_eq!(
+        bus.published.lock().unwrap().len(),
+        upserts + moves + removes
+    );
+    check_queries(&a, &model, &mut rng, 30).await;
+    check_queries(&b, &model, &mut rng, 30).await;
+    let count = a
+        .get_region(
+            ctx(),
+            GetRegionRequest {
+                region_id: "hearthvale".into(),
+            },
+        )
+        .await
+        .unwrap()
+        .entity_count;
+    assert_eq!(count as usize, model.len());
+}
+
+#[tokio::test]
+async fn a_move_cut_short_is_never_lost_or_doubled_and_is_finished_once() {
+    let (_d, store, svc, bus) = world();
+    let e = upsert(&svc, entity("cart", "item", 2050.0, 50.0), None)
+        .await
+        .unwrap();
+    let region = svc.regions.get("hearthvale").unwrap().clone();
+    // A process takes the journal and commits a move to another cell, then dies before the
+    // cells and the event.
+    let from = svc.cell_name(&region, position(&e));
+    svc.begin("hearthvale", "cart", e.version, Some(from))
+        .await
+        .unwrap();
+    let mut moved = entity("cart", "item", 3950.0, 1950.0);
+    let v = store
+        .put(
+            &entity_key("hearthvale", "cart"),
+            Bytes::from(moved.encode_to_vec()),
+            Some(e.version),
+        )
+        .await
+        .unwrap();
+    moved.version = v;
+    let whole = boxed([2000.0, 0.0, 0.0], [4000.0, 20.0, 2000.0]);
+    let old_place = boxed([2000.0, 0.0, 0.0], [2100.0, 20.0, 100.0]);
+    let new_place = boxed([3900.0, 0.0, 1900.0], [4000.0, 20.0, 2000.0]);
+    let ids = |r: QueryEntitiesResponse| {
+        r.entities
+            .into_iter()
+            .map(|e| (e.id, e.version))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(query(&svc, whole, "", 0).await),
+        vec![("cart".to_string(), v)]
+    );
+    assert!(ids(query(&svc, old_place, "", 0).await).is_empty());
+    assert_eq!(
+        ids(query(&svc, new_place, "", 0).await),
+        vec![("cart".to_string(), v)]
+    );
+    // A change meanwhile is refused rather than racing the unfinished one.
+    let busy = upsert(&svc, entity("cart", "item", 2050.0, 50.0), None)
+        .await
+        .unwrap_err();
+    assert_eq!(busy.code(), Code::Aborted);
+    assert_eq!(bus.published.lock().unwrap().len(), 1);
+
+    // The janitor finishes it (once, even if run twice).
+    assert_eq!(svc.repair(Duration::ZERO).await.unwrap(), 1);
+    assert_eq!(svc.repair(Duration::ZERO).await.unwrap(), 0);
+    assert_eq!(
+        bus.published.lock().unwrap().len(),
+        2,
+        "the move's one event"
+    );
+    assert_eq!(
+        ids(query(&svc, whole, "", 0).await),
+        vec![("cart".to_string(), v)]
+    );
+    assert!(ids(query(&svc, old_place, "", 0).await).is_empty());
+    assert_eq!(
+        ids(query(&svc, new_place, "", 0).await),
+        vec![("cart".to_string(), v)]
+    );
+    upsert(&svc, entity("cart", "item", 2050.0, 50.0), Some(v))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_event_leaves_the_change_to_be_finished() {
+    let (_d, _s, svc, bus) = world();
+    *bus.fail.lock().unwrap() = Some(Status::unavailable("bus down", Duration::from_secs(1)));
+    let e = upsert(&svc, entity("lamp", "item", 2500.0, 500.0), None)
+        .await
+        .unwrap();
+    assert!(bus.published.lock().unwrap().is_empty());
+    *bus.fail.lock().unwrap() = None;
+    assert_eq!(svc.repair(Duration::ZERO).await.unwrap(), 1);
+    let published = bus.published.lock().unwrap().clone();
+    assert_eq!(published.len(), 1);
+    assert_eq!(
+        published[0].3,
+        format!("world:hearthvale:lamp:{}", e.version)
+    );
+}
