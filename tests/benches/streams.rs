@@ -14,8 +14,9 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use edge_e2e::bench::{certs, cpu_time, median, pin, pin_pid, settings, start_bare_on, verdict};
+use edge_e2e::bench::{certs, median, pin, pin_pid, settings, start_bare_on, verdict};
 use edge_e2e::client::Conn;
+use edge_e2e::load::cpu_time;
 use edge_e2e::nats::Nats;
 use edge_e2e::sse::Sse;
 use edge_e2e::{Client, Edge, scenarios};

@@ -10,6 +10,7 @@ use http::Method;
 use serde_json::json;
 
 use crate::load::Shape;
+
 use crate::{Client, run_edge};
 
 /// The cores of a 2-core machine, split: the load generator (this process) on one, the servers
@@ -59,35 +60,6 @@ pub fn pin_pid(pid: u32, cpus: Option<&str>) {
             .is_ok_and(|s| s.success());
         assert!(ok, "taskset of {pid} failed");
     }
-}
-
-/// Clock ticks per second, for `/proc/<pid>/stat`.
-fn ticks_per_second() -> u64 {
-    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(100)
-    })
-}
-
-/// User plus system CPU time of `pids` so far.
-pub fn cpu_time(pids: &[u32]) -> Option<std::time::Duration> {
-    let mut ticks = 0u64;
-    for pid in pids {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the command name (which may hold spaces) start at field 3 (state).
-        let rest = stat.rsplit_once(')')?.1;
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        ticks += f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    }
-    Some(std::time::Duration::from_nanos(
-        ticks * 1_000_000_000 / ticks_per_second(),
-    ))
 }
 
 /// One side of a comparison: where to send, what, and the processes doing the work.

@@ -70,9 +70,9 @@ pub async fn run_measuring(
                 return None;
             }
             tokio::time::sleep_until(measure_from.into()).await;
-            let before = crate::bench::cpu_time(&pids)?;
+            let before = cpu_time(&pids)?;
             tokio::time::sleep_until(end.into()).await;
-            let after = crate::bench::cpu_time(&pids)?;
+            let after = cpu_time(&pids)?;
             Some(after.saturating_sub(before))
         })
     };
@@ -151,4 +151,33 @@ pub async fn run_measuring(
             .filter(|_| ok > 0)
             .map(|c| c / u32::try_from(ok).unwrap_or(u32::MAX)),
     }
+}
+
+/// Clock ticks per second, for `/proc/<pid>/stat`.
+fn ticks_per_second() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100)
+    })
+}
+
+/// User plus system CPU time of `pids` so far.
+pub fn cpu_time(pids: &[u32]) -> Option<std::time::Duration> {
+    let mut ticks = 0u64;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces) start at field 3 (state).
+        let rest = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        ticks += f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    }
+    Some(std::time::Duration::from_nanos(
+        ticks * 1_000_000_000 / ticks_per_second(),
+    ))
 }

@@ -5,7 +5,7 @@
 //! bound after start, leaky buckets, per-key permits).
 //!
 //! May import: `proto`, other kit modules. Never `crate::services` or `crate::content`: a layout
-//! test (`handlers/tests/layout.rs`) keeps it so.
+//! test (`tests/tests/layout.rs`) keeps it so.
 
 pub mod api_keys;
 pub mod calls;

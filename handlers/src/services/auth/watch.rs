@@ -86,7 +86,7 @@ impl AuthService {
     }
 
     /// Whether session `sid` is logged out (or gone) by its record in the store.
-    async fn session_ended(&self, sid: &str) -> Result<bool, crate::Status> {
+    async fn session_ended(&self, sid: &str) -> Result<bool, crate::kit::status::Status> {
         Ok(self.active_session_player(sid).await?.is_none())
     }
 }

@@ -262,7 +262,7 @@ impl CapabilityServiceHandler for CapabilityService {
                     >= MAX_WORKERS
             {
                 return Err(Status::new(
-                    crate::Code::ResourceExhausted,
+                    crate::kit::status::Code::ResourceExhausted,
                     format!("the registry holds {MAX_WORKERS} workers; deregister some first"),
                 ));
             }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::Code;
+use crate::kit::status::Code;
 
 fn svc(
     lease: Duration,

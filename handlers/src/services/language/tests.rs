@@ -88,10 +88,10 @@ fn fallback_missing_messages_and_arguments() {
     assert_eq!(from, "en");
     assert_eq!(
         say(&l, "no-such-message", "de", &[]).unwrap_err().code(),
-        crate::Code::NotFound
+        crate::kit::status::Code::NotFound
     );
     let e = say(&l, "quest-accepted", "fr", &[]).unwrap_err();
-    assert_eq!(e.code(), crate::Code::InvalidArgument);
+    assert_eq!(e.code(), crate::kit::status::Code::InvalidArgument);
     assert!(e.message().contains("title"), "{e:?}");
     // No isolation marks around arguments.
     let (t, _) = say(&l, "quest-accepted", "de", &[("title", text("Die Glocke"))]).unwrap();

@@ -236,8 +236,8 @@ impl super::Provider for GrammarProvider {
         &self,
         _model: &proto::aicore::models::v1::Model,
         req: &proto::aicore::llm::v1::InferRequest,
-        _ctx: &crate::Context,
-    ) -> Result<super::Pieces, crate::Status> {
+        _ctx: &crate::kit::context::Context,
+    ) -> Result<super::Pieces, crate::kit::status::Status> {
         use futures_util::StreamExt as _;
         let prompt = req
             .messages

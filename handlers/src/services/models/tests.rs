@@ -52,7 +52,7 @@ async fn grammar_is_built_in_and_the_default() {
     assert_eq!(c.list(false).await.unwrap().len(), 1);
     assert_eq!(
         c.retire(GRAMMAR).await.unwrap_err().code(),
-        crate::Code::FailedPrecondition
+        crate::kit::status::Code::FailedPrecondition
     );
 }
 
@@ -68,11 +68,11 @@ async fn register_default_retire() {
     assert_eq!(c.list(true).await.unwrap().len(), 2);
     assert_eq!(
         c.set_default(GRAMMAR).await.unwrap_err().code(),
-        crate::Code::FailedPrecondition
+        crate::kit::status::Code::FailedPrecondition
     );
     assert_eq!(
         c.set_default("nope").await.unwrap_err().code(),
-        crate::Code::NotFound
+        crate::kit::status::Code::NotFound
     );
 }
 

@@ -429,10 +429,12 @@ impl PaymentService {
                 }
             }
         }
-        let balance = account
-            .balance
-            .checked_add(tx.amount)
-            .ok_or_else(|| Status::new(crate::Code::OutOfRange, "the balance would overflow"))?;
+        let balance = account.balance.checked_add(tx.amount).ok_or_else(|| {
+            Status::new(
+                crate::kit::status::Code::OutOfRange,
+                "the balance would overflow",
+            )
+        })?;
         if balance < 0 {
             return Err(Status::failed_precondition(format!(
                 "insufficient balance: {} available, {} needed",

@@ -115,8 +115,8 @@ impl Store for Flaky {
 /// Calls from quest: payment and time are the real services over the same store; events go to
 /// the recording bus.
 struct Wired {
-    payment: crate::LocalService,
-    time: crate::LocalService,
+    payment: Arc<dyn proto::Dispatch<Context, Status>>,
+    time: Arc<dyn proto::Dispatch<Context, Status>>,
     bus: Arc<Bus>,
 }
 

@@ -69,9 +69,9 @@ async fn resolves_paths_and_short_names_and_refuses_unknown_ones() {
             .await
             .unwrap_err();
         let want = if path.is_empty() {
-            crate::Code::InvalidArgument
+            crate::kit::status::Code::InvalidArgument
         } else {
-            crate::Code::NotFound
+            crate::kit::status::Code::NotFound
         };
         assert_eq!(e.code(), want, "{path}");
     }
@@ -88,5 +88,5 @@ async fn an_unconnected_table_is_unavailable_not_empty() {
         .list_routes(Context::default(), ListRoutesRequest {})
         .await
         .unwrap_err();
-    assert_eq!(e.code(), crate::Code::Unavailable);
+    assert_eq!(e.code(), crate::kit::status::Code::Unavailable);
 }
