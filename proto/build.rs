@@ -211,6 +211,26 @@ fn generate(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
     }
     writeln!(code, "];")?;
     registry_code(&mut code, &services)?;
+    writeln!(
+        code,
+        "/// Every method's descriptor by service and name: `rpc::state::GET.path` is `/aicore.state.v1.StateService/Get`."
+    )?;
+    writeln!(code, "pub mod rpc {{")?;
+    for s in &services {
+        let short = short_of(s)?;
+        writeln!(code, "  /// `{}`", s.full_name())?;
+        writeln!(
+            code,
+            "  pub use crate::aicore::{}::{}::methods as {};",
+            ident(short),
+            s.package_name()
+                .split('.')
+                .nth(2)
+                .ok_or("package without a version")?,
+            ident(short)
+        )?;
+    }
+    writeln!(code, "}}")?;
 
     // The module tree: one module per package, holding prost's and pbjson's output and the
     // service's handler trait and dispatcher.

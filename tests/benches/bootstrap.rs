@@ -11,9 +11,10 @@
 use bytes::Bytes;
 use edge_e2e::bench::{Side, compare, pin, pinned_edge, settings, state_get, verdict, warm_up};
 use edge_e2e::load::Shape;
+use proto::rpc;
 use serde_json::json;
 
-const BOOTSTRAP: &str = "/aicore.bodybroker.v1.BodyBrokerService/Bootstrap";
+const BOOTSTRAP: &str = rpc::bodybroker::BOOTSTRAP.path;
 
 #[tokio::main]
 async fn main() {
@@ -27,7 +28,7 @@ async fn main() {
     // A player in the middle of things: settings changed, two quests under way.
     let r = c
         .call(
-            "/aicore.settings.v1.SettingsService/Update",
+            rpc::settings::UPDATE.path,
             Some(&bearer),
             json!({"patch": {"masterVolume": 60, "fieldOfView": 95}}),
         )
@@ -36,7 +37,7 @@ async fn main() {
     for quest in ["lanterns-on-the-mill-road", "herring-and-hearsay"] {
         let r = c
             .call(
-                "/aicore.quest.v1.QuestService/Accept",
+                rpc::quest::ACCEPT.path,
                 Some(&bearer),
                 json!({"questId": quest}),
             )
@@ -107,27 +108,15 @@ async fn against_the_five_calls(
 ) {
     let region = json!({"regionId": "hearthvale"});
     let five: Vec<(&str, Shape)> = [
-        (
-            "settings Get",
-            "/aicore.settings.v1.SettingsService/Get",
-            json!({}),
-        ),
-        (
-            "quest GetLog",
-            "/aicore.quest.v1.QuestService/GetLog",
-            json!({}),
-        ),
+        ("settings Get", rpc::settings::GET.path, json!({})),
+        ("quest GetLog", rpc::quest::GET_LOG.path, json!({})),
         (
             "world GetRegion",
-            "/aicore.world.v1.WorldService/GetRegion",
+            rpc::world::GET_REGION.path,
             region.clone(),
         ),
-        (
-            "weather Current",
-            "/aicore.weather.v1.WeatherService/Current",
-            region,
-        ),
-        ("time Now", "/aicore.time.v1.TimeService/Now", json!({})),
+        ("weather Current", rpc::weather::CURRENT.path, region),
+        ("time Now", rpc::time::NOW.path, json!({})),
     ]
     .into_iter()
     .map(|(name, path, body)| {

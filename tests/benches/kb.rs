@@ -11,10 +11,11 @@ use bytes::Bytes;
 use edge_e2e::bench::{Side, compare, pin, pinned_edge, settings, state_get, verdict, warm_up};
 use edge_e2e::load::Shape;
 use http::Method;
+use proto::rpc;
 use serde_json::json;
 
-const UPSERT: &str = "/aicore.kb.v1.KnowledgeBaseService/Upsert";
-const SEARCH: &str = "/aicore.kb.v1.KnowledgeBaseService/Search";
+const UPSERT: &str = rpc::kb::UPSERT.path;
+const SEARCH: &str = rpc::kb::SEARCH.path;
 const LORE: &str = include_str!("../../handlers/data/kb/lore.toml");
 
 /// Words of the shipped lore, most frequent first: the vocabulary of the generated documents.

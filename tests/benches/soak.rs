@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+use proto::rpc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -58,7 +59,7 @@ async fn operation(c: &Client, p: &Player, roll: u64, n: u64) -> Result<(), Stri
         0..=39 => check(
             "state Get",
             c.call(
-                "/aicore.state.v1.StateService/Get",
+                rpc::state::GET.path,
                 token,
                 json!({"key": "save.slot1"}),
             )
@@ -67,7 +68,7 @@ async fn operation(c: &Client, p: &Player, roll: u64, n: u64) -> Result<(), Stri
         40..=64 => check(
             "state Put",
             c.call(
-                "/aicore.state.v1.StateService/Put",
+                rpc::state::PUT.path,
                 token,
                 json!({"key": "save.slot1", "value": {"hp": n % 100, "gold": n}}),
             )
@@ -78,7 +79,7 @@ async fn operation(c: &Client, p: &Player, roll: u64, n: u64) -> Result<(), Stri
             check(
                 "purchase",
                 c.call_with(
-                    "/aicore.payment.v1.PaymentService/Purchase",
+                    rpc::payment::PURCHASE.path,
                     token,
                     &[("idempotency-key", &key)],
                     json!({"sku": "minor_healing_draught", "quantity": 1}),
@@ -89,7 +90,7 @@ async fn operation(c: &Client, p: &Player, roll: u64, n: u64) -> Result<(), Stri
         75..=84 => check(
             "publish",
             c.call(
-                "/aicore.events.v1.EventBusService/Publish",
+                rpc::events::PUBLISH.path,
                 token,
                 json!({"topic": format!("player.{}", p.id), "type": "soak.tick", "payload": {"n": n}}),
             )
@@ -98,7 +99,7 @@ async fn operation(c: &Client, p: &Player, roll: u64, n: u64) -> Result<(), Stri
         85..=94 => {
             let mut s = Sse::post(
                 c,
-                "/aicore.llm.v1.LlmService/InferStream",
+                rpc::llm::INFER_STREAM.path,
                 token,
                 json!({"messages": [{"role": "user", "content": "Tell of the mill"}], "maxTokens": 24, "seed": n.to_string()}),
             )
@@ -120,7 +121,7 @@ async fn operation(c: &Client, p: &Player, roll: u64, n: u64) -> Result<(), Stri
             // address, and password checks per address are bounded) is retried once, after it.
             let login = || {
                 c.call(
-                    "/aicore.auth.v1.AuthService/Login",
+                    rpc::auth::LOGIN.path,
                     None,
                     json!({"username": p.name, "password": "correct-horse"}),
                 )
@@ -156,7 +157,7 @@ async fn main() {
         let s = scenarios::login(&c, &name).await;
         let r = c
             .call_with(
-                "/aicore.payment.v1.PaymentService/Credit",
+                rpc::payment::CREDIT.path,
                 Some(&key),
                 &[("idempotency-key", &format!("soak-credit-{i}"))],
                 json!({"playerId": s.player_id, "amount": "1000000000", "reason": "soak"}),
@@ -165,7 +166,7 @@ async fn main() {
         assert_eq!(r.status, 200, "{}", r.text());
         let r = c
             .call(
-                "/aicore.state.v1.StateService/Put",
+                rpc::state::PUT.path,
                 Some(&s.access),
                 json!({"key": "save.slot1", "value": {"hp": 100, "gold": 0}}),
             )

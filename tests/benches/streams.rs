@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+use proto::rpc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,7 +24,7 @@ use edge_e2e::{Client, Edge, scenarios};
 use http::Method;
 use serde_json::json;
 
-const STREAM: &str = "/aicore.llm.v1.LlmService/InferStream";
+const STREAM: &str = rpc::llm::INFER_STREAM.path;
 const STREAMS: usize = 100;
 
 /// What one side of a round measured.
@@ -345,7 +346,7 @@ async fn main() {
     let t = Instant::now();
     let r = c
         .call(
-            "/aicore.events.v1.EventBusService/Publish",
+            rpc::events::PUBLISH.path,
             Some(&me.access),
             json!({"topic": format!("player.{}", me.player_id), "type": "ping"}),
         )

@@ -13,10 +13,11 @@ use edge_e2e::load::Shape;
 use http::Method;
 use prost::Message as _;
 use proto::aicore::world::v1 as world;
+use proto::rpc;
 use serde_json::json;
 
-const UPSERT: &str = "/aicore.world.v1.WorldService/UpsertEntity";
-const QUERY: &str = "/aicore.world.v1.WorldService/QueryEntities";
+const UPSERT: &str = rpc::world::UPSERT_ENTITY.path;
+const QUERY: &str = rpc::world::QUERY_ENTITIES.path;
 
 #[tokio::main]
 async fn main() {

@@ -1,5 +1,6 @@
 //! Shared pieces of the benchmarks: the baseline processes, a player with a token, report rows.
 
+use proto::rpc;
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -181,7 +182,7 @@ pub async fn state_get(c: &Client) -> Shape {
     let (shape, token) = logged_in_get(c).await;
     let put = c
         .call(
-            "/aicore.state.v1.StateService/Put",
+            rpc::state::PUT.path,
             Some(&token),
             json!({"key": "save.slot1", "value": {"hp": 10, "name": "hero"}}),
         )
@@ -194,14 +195,14 @@ pub async fn state_get(c: &Client) -> Shape {
 /// player's token.
 pub async fn logged_in_get(c: &Client) -> (Shape, String) {
     c.call(
-        "/aicore.auth.v1.AuthService/Register",
+        rpc::auth::REGISTER.path,
         None,
         json!({"username": "bench", "password": "bench-password"}),
     )
     .await;
     let login = c
         .call(
-            "/aicore.auth.v1.AuthService/Login",
+            rpc::auth::LOGIN.path,
             None,
             json!({"username": "bench", "password": "bench-password"}),
         )
@@ -210,7 +211,7 @@ pub async fn logged_in_get(c: &Client) -> (Shape, String) {
     let token = login["accessToken"].as_str().expect("token").to_owned();
     let shape = Shape {
         method: Method::POST,
-        path: "/aicore.state.v1.StateService/Get".into(),
+        path: rpc::state::GET.path.into(),
         headers: vec![
             ("content-type".into(), "application/json".into()),
             ("authorization".into(), format!("Bearer {token}")),

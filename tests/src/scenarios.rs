@@ -5,14 +5,15 @@
 use http::Method;
 use prost::Message as _;
 use proto::aicore::state::v1 as state;
+use proto::rpc;
 use serde_json::json;
 
 use crate::Client;
 
-const REGISTER: &str = "/aicore.auth.v1.AuthService/Register";
-const LOGIN: &str = "/aicore.auth.v1.AuthService/Login";
-const PUT: &str = "/aicore.state.v1.StateService/Put";
-const GET: &str = "/aicore.state.v1.StateService/Get";
+const REGISTER: &str = rpc::auth::REGISTER.path;
+const LOGIN: &str = rpc::auth::LOGIN.path;
+const PUT: &str = rpc::state::PUT.path;
+const GET: &str = rpc::state::GET.path;
 
 /// A logged-in player.
 #[derive(Debug, Clone)]
@@ -155,15 +156,14 @@ pub async fn state_round_trips_and_cas(c: &Client, access: &str) {
 /// Settings: validated (every broken rule named), versioned, unknown fields refused.
 pub async fn settings_validated_and_versioned(c: &Client, access: &str) {
     // Settings: validated, versioned, unknown fields refused.
-    let s = "/aicore.settings.v1.SettingsService/";
     let r = c
-        .call(&format!("{s}Get"), Some(access), json!({}))
+        .call(rpc::settings::GET.path, Some(access), json!({}))
         .await
         .json();
     assert_eq!(r["settings"]["fieldOfView"], 90);
     let r = c
         .call(
-            &format!("{s}Update"),
+            rpc::settings::UPDATE.path,
             Some(access),
             json!({"patch": {"fieldOfView": 200}}),
         )
@@ -177,20 +177,20 @@ pub async fn settings_validated_and_versioned(c: &Client, access: &str) {
     );
     let r = c
         .call(
-            &format!("{s}Update"),
+            rpc::settings::UPDATE.path,
             Some(access),
             json!({"patch": {"fov": 100}}),
         )
         .await;
     assert_eq!(r.status, 400);
     let r = c
-        .call(&format!("{s}Update"), Some(access), json!({"patch": {"fieldOfView": 100, "difficulty": "DIFFICULTY_HARD"}, "expectedVersion": "0"}))
+        .call(rpc::settings::UPDATE.path, Some(access), json!({"patch": {"fieldOfView": 100, "difficulty": "DIFFICULTY_HARD"}, "expectedVersion": "0"}))
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.json()["settings"]["difficulty"], "DIFFICULTY_HARD");
     let r = c
         .call(
-            &format!("{s}Update"),
+            rpc::settings::UPDATE.path,
             Some(access),
             json!({"patch": {"sfxVolume": 1}, "expectedVersion": "0"}),
         )

@@ -4,8 +4,9 @@
 
 use edge_e2e::{Edge, scenarios};
 use http::Method;
+use proto::rpc;
 
-const GET: &str = "/aicore.state.v1.StateService/Get";
+const GET: &str = rpc::state::GET.path;
 const PLAY: &str = "https://play.example.com";
 
 fn header<'a>(r: &'a edge_e2e::client::Response, name: &str) -> Option<&'a str> {
@@ -112,7 +113,7 @@ async fn whole_numbers_come_back_as_integers() {
     let me = scenarios::login(&c, "typed-client").await;
     let r = c
         .call(
-            "/aicore.state.v1.StateService/Put",
+            rpc::state::PUT.path,
             Some(&me.access),
             serde_json::json!({"key": "save.slot2", "value": {"hp": 10, "speed": 2.5, "pos": [0, -3]}}),
         )

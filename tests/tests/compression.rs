@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proto::rpc;
 use std::io::{Read as _, Write as _};
 
 use edge_e2e::sse::Sse;
@@ -10,8 +11,8 @@ use edge_e2e::{Edge, scenarios};
 use http::Method;
 use serde_json::json;
 
-const PUT: &str = "/aicore.state.v1.StateService/Put";
-const GET: &str = "/aicore.state.v1.StateService/Get";
+const PUT: &str = rpc::state::PUT.path;
+const GET: &str = rpc::state::GET.path;
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

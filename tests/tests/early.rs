@@ -4,13 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proto::rpc;
 use std::path::Path;
 use std::process::Command;
 
 use edge_e2e::sse::Sse;
 use edge_e2e::{Edge, scenarios};
 
-const GET: &str = "/aicore.state.v1.StateService/Get";
+const GET: &str = rpc::state::GET.path;
 
 struct Case {
     name: &'static str,
@@ -108,7 +109,7 @@ async fn early_refusals_reach_curl_over_http2() {
         case(
             "forbidden",
             "POST",
-            "/aicore.router.v1.RouterService/ListRoutes",
+            rpc::router::LIST_ROUTES.path,
             "application/json",
             &token,
             2000,
@@ -193,7 +194,7 @@ async fn shed_and_limited_reach_curl_over_http2() {
         Case {
             name: "no stream slot",
             method: "POST",
-            path: "/aicore.llm.v1.LlmService/InferStream",
+            path: rpc::llm::INFER_STREAM.path,
             content_type: "application/json",
             token,
             extra: vec!["accept: text/event-stream"],

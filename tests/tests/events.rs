@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proto::rpc;
 use std::time::Duration;
 
 use edge_e2e::nats::Nats;
@@ -12,9 +13,9 @@ use edge_e2e::{Client, Edge, scenarios};
 use http::StatusCode;
 use serde_json::{Value, json};
 
-const PUBLISH: &str = "/aicore.events.v1.EventBusService/Publish";
-const REPLAY: &str = "/aicore.events.v1.EventBusService/Replay";
-const SUBSCRIBE: &str = "/aicore.events.v1.EventBusService/Subscribe";
+const PUBLISH: &str = rpc::events::PUBLISH.path;
+const REPLAY: &str = rpc::events::REPLAY.path;
+const SUBSCRIBE: &str = rpc::events::SUBSCRIBE.path;
 
 /// Publishes a `tick` with payload `{"n": n}`.
 async fn try_publish(c: &Client, token: &str, topic: &str, n: u64) -> edge_e2e::Response {

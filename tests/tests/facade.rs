@@ -3,24 +3,25 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proto::rpc;
 use std::time::{Duration, Instant};
 
 use edge_e2e::nats::Nats;
 use edge_e2e::{Edge, eventually, scenarios};
 use serde_json::{Value, json};
 
-const BOOTSTRAP: &str = "/aicore.bodybroker.v1.BodyBrokerService/Bootstrap";
-const INGEST: &str = "/aicore.bodybroker.v1.BodyBrokerService/IngestGameEvent";
-const RUN: &str = "/aicore.orchestration.v1.OrchestrationService/Run";
-const GET_RUN: &str = "/aicore.orchestration.v1.OrchestrationService/GetRun";
-const WORKFLOWS: &str = "/aicore.orchestration.v1.OrchestrationService/ListWorkflows";
-const CREDIT: &str = "/aicore.payment.v1.PaymentService/Credit";
-const BALANCE: &str = "/aicore.payment.v1.PaymentService/GetBalance";
-const LEDGER: &str = "/aicore.payment.v1.PaymentService/ListTransactions";
-const ACCEPT: &str = "/aicore.quest.v1.QuestService/Accept";
-const LOG: &str = "/aicore.quest.v1.QuestService/GetLog";
-const LIST_WORKERS: &str = "/aicore.capability.v1.CapabilityService/List";
-const PURCHASE: &str = "/aicore.payment.v1.PaymentService/Purchase";
+const BOOTSTRAP: &str = rpc::bodybroker::BOOTSTRAP.path;
+const INGEST: &str = rpc::bodybroker::INGEST_GAME_EVENT.path;
+const RUN: &str = rpc::orchestration::RUN.path;
+const GET_RUN: &str = rpc::orchestration::GET_RUN.path;
+const WORKFLOWS: &str = rpc::orchestration::LIST_WORKFLOWS.path;
+const CREDIT: &str = rpc::payment::CREDIT.path;
+const BALANCE: &str = rpc::payment::GET_BALANCE.path;
+const LEDGER: &str = rpc::payment::LIST_TRANSACTIONS.path;
+const ACCEPT: &str = rpc::quest::ACCEPT.path;
+const LOG: &str = rpc::quest::GET_LOG.path;
+const LIST_WORKERS: &str = rpc::capability::LIST.path;
+const PURCHASE: &str = rpc::payment::PURCHASE.path;
 
 fn int(v: &Value) -> i64 {
     v.as_i64()
@@ -60,20 +61,12 @@ async fn the_route_table_is_live_and_resolves_paths() {
     let me = scenarios::login(&c, "cartographer").await;
     // The table shows the deployment: for service keys, not players.
     let r = c
-        .call(
-            "/aicore.router.v1.RouterService/ListRoutes",
-            Some(&me.access),
-            json!({}),
-        )
+        .call(rpc::router::LIST_ROUTES.path, Some(&me.access), json!({}))
         .await;
     assert_eq!(r.status, 403, "{}", r.text());
     let ops = edge.service_key("ops", "router");
     let routes = c
-        .call(
-            "/aicore.router.v1.RouterService/ListRoutes",
-            Some(&ops),
-            json!({}),
-        )
+        .call(rpc::router::LIST_ROUTES.path, Some(&ops), json!({}))
         .await
         .json();
     let admin = edge.admin_json("/admin/routes").await;
@@ -90,7 +83,7 @@ async fn the_route_table_is_live_and_resolves_paths() {
     }
     let r = c
         .call(
-            "/aicore.router.v1.RouterService/Resolve",
+            rpc::router::RESOLVE.path,
             Some(&ops),
             json!({"path": "payment/Purchase"}),
         )
@@ -102,7 +95,7 @@ async fn the_route_table_is_live_and_resolves_paths() {
     assert_eq!(r["method"]["mutates"], true);
     let r = c
         .call(
-            "/aicore.router.v1.RouterService/Resolve",
+            rpc::router::RESOLVE.path,
             Some(&ops),
             json!({"path": "/aicore.nope.v1.NopeService/Nope"}),
         )
@@ -136,11 +129,7 @@ async fn bootstrap_equals_the_individual_calls_and_degrades_a_stopped_worker() {
     })
     .await;
     let settings = c
-        .call(
-            "/aicore.settings.v1.SettingsService/Get",
-            Some(&me.access),
-            json!({}),
-        )
+        .call(rpc::settings::GET.path, Some(&me.access), json!({}))
         .await
         .json();
     assert_eq!(whole["settings"], settings["settings"]);
@@ -148,7 +137,7 @@ async fn bootstrap_equals_the_individual_calls_and_degrades_a_stopped_worker() {
     assert_eq!(whole["activeQuests"], log["quests"]);
     let got = c
         .call(
-            "/aicore.world.v1.WorldService/GetRegion",
+            rpc::world::GET_REGION.path,
             Some(&me.access),
             region.clone(),
         )
@@ -156,11 +145,7 @@ async fn bootstrap_equals_the_individual_calls_and_degrades_a_stopped_worker() {
         .json();
     assert_eq!(whole["region"], got["region"]);
     let weather = c
-        .call(
-            "/aicore.weather.v1.WeatherService/Current",
-            Some(&me.access),
-            region.clone(),
-        )
+        .call(rpc::weather::CURRENT.path, Some(&me.access), region.clone())
         .await
         .json();
     assert_eq!(
@@ -225,7 +210,7 @@ async fn an_ingested_event_advances_a_quest_once_though_sent_twice() {
     assert_eq!(progress, 2, "{log}");
     let replay = c
         .call(
-            "/aicore.events.v1.EventBusService/Replay",
+            rpc::events::REPLAY.path,
             Some(&me.access),
             json!({"topic": format!("player.{}", me.player_id)}),
         )
@@ -263,7 +248,7 @@ async fn an_ingested_event_advances_a_quest_once_though_sent_twice() {
     assert_eq!(r.json()["deliveredTo"], json!(["quest", "world", "events"]));
     let found = c
         .call(
-            "/aicore.world.v1.WorldService/QueryEntities",
+            rpc::world::QUERY_ENTITIES.path,
             Some(&me.access),
             json!({"regionId": "hearthvale", "kind": "player"}),
         )
@@ -382,7 +367,7 @@ async fn a_workflow_whose_second_step_fails_refunds_the_first_exactly_once() {
     );
     let stowed = c
         .call(
-            "/aicore.state.v1.StateService/Get",
+            rpc::state::GET.path,
             Some(&me.access),
             json!({"key": format!("pack/{id}")}),
         )
@@ -587,24 +572,20 @@ async fn a_worker_registers_itself_and_leaves_the_list_when_its_lease_lapses() {
     let register = json!({"worker": {"id": "npc-worker-2", "services": ["npc"]}});
     let r = c
         .call(
-            "/aicore.capability.v1.CapabilityService/Register",
+            rpc::capability::REGISTER.path,
             Some(&owner),
             register.clone(),
         )
         .await;
     assert_eq!(r.json()["leaseSeconds"], 2, "{}", r.text());
     let r = c
-        .call(
-            "/aicore.capability.v1.CapabilityService/Register",
-            Some(&intruder),
-            register,
-        )
+        .call(rpc::capability::REGISTER.path, Some(&intruder), register)
         .await;
     assert_eq!(r.status, 403, "{}", r.text());
     let me = scenarios::login(&c, "curious").await;
     let r = c
         .call(
-            "/aicore.capability.v1.CapabilityService/Register",
+            rpc::capability::REGISTER.path,
             Some(&me.access),
             json!({"worker": {"id": "x", "services": ["npc"]}}),
         )
@@ -644,7 +625,7 @@ async fn on_jetstream_another_replica_takes_over_a_dead_replicas_run_and_shares_
     // The registry is the store's: registered on one replica, listed on the other.
     let r = ca
         .call(
-            "/aicore.capability.v1.CapabilityService/Register",
+            rpc::capability::REGISTER.path,
             Some(&bank),
             json!({"worker": {"id": "llm-pool-1", "services": ["llm"]}}),
         )

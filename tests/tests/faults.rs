@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proto::rpc;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -10,9 +11,9 @@ use edge_e2e::nats::Nats;
 use edge_e2e::{Edge, edge_bin, eventually, scenarios};
 use serde_json::json;
 
-const GET: &str = "/aicore.state.v1.StateService/Get";
-const PUT: &str = "/aicore.state.v1.StateService/Put";
-const SETTINGS: &str = "/aicore.settings.v1.SettingsService/Get";
+const GET: &str = rpc::state::GET.path;
+const PUT: &str = rpc::state::PUT.path;
+const SETTINGS: &str = rpc::settings::GET.path;
 
 /// Starts `edge serve` on `data_dir` and waits for it to exit: (exit code, stderr).
 fn start_on(data_dir: &std::path::Path) -> (Option<i32>, String) {
@@ -250,7 +251,7 @@ async fn sigterm_under_mixed_load_fails_no_call_and_ends_every_stream_with_a_rec
     // Open streams: a long LLM stream and an event subscription.
     let mut llm = edge_e2e::sse::Sse::post(
         &c,
-        "/aicore.llm.v1.LlmService/InferStream",
+        rpc::llm::INFER_STREAM.path,
         Some(&access),
         json!({"messages": [{"role": "user", "content": "a long tale"}], "maxTokens": 2000, "seed": "7"}),
     )
@@ -383,8 +384,9 @@ async fn slow_request_bodies_are_cut_at_their_timeout_with_descriptors_bounded()
         ])
         .arg("-u")
         .arg(format!(
-            "https://localhost:{}/aicore.auth.v1.AuthService/Login",
-            edge.https.port()
+            "https://localhost:{}{}",
+            edge.https.port(),
+            rpc::auth::LOGIN.path
         ))
         .arg("-g")
         .arg("-o")
@@ -402,7 +404,7 @@ async fn slow_request_bodies_are_cut_at_their_timeout_with_descriptors_bounded()
         let t = Instant::now();
         let r = c
             .call(
-                "/aicore.auth.v1.AuthService/Login",
+                rpc::auth::LOGIN.path,
                 None,
                 json!({"username": "steady", "password": "correct-horse"}),
             )

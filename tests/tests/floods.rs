@@ -5,12 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proto::rpc;
 use std::time::{Duration, Instant};
 
 use edge_e2e::{Client, Edge, scenarios};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-const GET: &str = "/aicore.state.v1.StateService/Get";
+const GET: &str = rpc::state::GET.path;
 
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let len = payload.len() as u32;

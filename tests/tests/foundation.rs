@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proto::rpc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,12 +11,12 @@ use http::Method;
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-const REGISTER: &str = "/aicore.auth.v1.AuthService/Register";
-const LOGIN: &str = "/aicore.auth.v1.AuthService/Login";
-const REFRESH: &str = "/aicore.auth.v1.AuthService/Refresh";
-const LOGOUT: &str = "/aicore.auth.v1.AuthService/Logout";
-const PUT: &str = "/aicore.state.v1.StateService/Put";
-const GET: &str = "/aicore.state.v1.StateService/Get";
+const REGISTER: &str = rpc::auth::REGISTER.path;
+const LOGIN: &str = rpc::auth::LOGIN.path;
+const REFRESH: &str = rpc::auth::REFRESH.path;
+const LOGOUT: &str = rpc::auth::LOGOUT.path;
+const PUT: &str = rpc::state::PUT.path;
+const GET: &str = rpc::state::GET.path;
 
 /// Registers and logs in; returns (access token, refresh token, player id).
 async fn login(edge: &Edge, user: &str) -> (String, String, String) {
@@ -223,7 +224,7 @@ async fn auth_flows() {
     let fresh = scenarios::login_again(&c, "alice").await.access;
     let credit = c
         .call(
-            "/aicore.payment.v1.PaymentService/Credit",
+            rpc::payment::CREDIT.path,
             Some(&fresh),
             json!({"amount": "5"}),
         )
@@ -358,7 +359,7 @@ async fn bad_input_gets_clear_errors() {
 
     let r = c
         .call(
-            "/aicore.state.v1.StateService/Nope",
+            "/aicore.state.v1.StateService/Nope", // no such method: a literal on purpose
             Some(&access),
             json!({}),
         )
@@ -377,11 +378,7 @@ async fn bad_input_gets_clear_errors() {
     assert_eq!(r.status, 400);
 
     let r = c
-        .call(
-            "/aicore.router.v1.RouterService/ListRoutes",
-            Some(&access),
-            json!({}),
-        )
+        .call(rpc::router::LIST_ROUTES.path, Some(&access), json!({}))
         .await;
     // The route table is for service keys: players do not see the deployment.
     assert_eq!(r.status, 403, "{}", r.text());

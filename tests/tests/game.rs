@@ -4,16 +4,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use edge_e2e::{Edge, scenarios};
+use proto::rpc;
 use serde_json::{Value, json};
 
-const AVAILABLE: &str = "/aicore.quest.v1.QuestService/ListAvailable";
-const ACCEPT: &str = "/aicore.quest.v1.QuestService/Accept";
-const PROGRESS: &str = "/aicore.quest.v1.QuestService/Progress";
-const COMPLETE: &str = "/aicore.quest.v1.QuestService/Complete";
-const LOG: &str = "/aicore.quest.v1.QuestService/GetLog";
-const BALANCE: &str = "/aicore.payment.v1.PaymentService/GetBalance";
-const LEDGER: &str = "/aicore.payment.v1.PaymentService/ListTransactions";
-const REPLAY: &str = "/aicore.events.v1.EventBusService/Replay";
+const AVAILABLE: &str = rpc::quest::LIST_AVAILABLE.path;
+const ACCEPT: &str = rpc::quest::ACCEPT.path;
+const PROGRESS: &str = rpc::quest::PROGRESS.path;
+const COMPLETE: &str = rpc::quest::COMPLETE.path;
+const LOG: &str = rpc::quest::GET_LOG.path;
+const BALANCE: &str = rpc::payment::GET_BALANCE.path;
+const LEDGER: &str = rpc::payment::LIST_TRANSACTIONS.path;
+const REPLAY: &str = rpc::events::REPLAY.path;
 
 fn ids(v: &Value) -> Vec<String> {
     v["quests"]
@@ -110,7 +111,7 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
     // A player cannot forge one on their own topic: the quest service's event types are its own.
     let r = c
         .call(
-            "/aicore.events.v1.EventBusService/Publish",
+            rpc::events::PUBLISH.path,
             Some(&me.access),
             json!({"topic": topic, "type": "quest.completed", "payload": {"items": ["legendary_sword"]}}),
         )
@@ -150,7 +151,7 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
 
 #[tokio::test]
 async fn a_region_is_described_from_its_weather_and_a_storm_shows() {
-    const DESCRIBE: &str = "/aicore.narrative.v1.NarrativeService/Describe";
+    const DESCRIBE: &str = rpc::narrative::DESCRIBE.path;
     let edge = Edge::start(&["--rate-limit", "false"]);
     let c = edge.client();
     let me = scenarios::login(&c, "reader").await;
@@ -170,7 +171,7 @@ async fn a_region_is_described_from_its_weather_and_a_storm_shows() {
 
     let r = c
         .call(
-            "/aicore.weather.v1.WeatherService/Override",
+            rpc::weather::OVERRIDE.path,
             Some(&ops),
             json!({"regionId": "ashfen", "condition": "CONDITION_STORM", "durationMinutes": 120}),
         )
@@ -203,9 +204,9 @@ async fn a_region_is_described_from_its_weather_and_a_storm_shows() {
 
 #[tokio::test]
 async fn messages_in_the_player_s_language_and_translations_that_repeat() {
-    const LOCALIZE: &str = "/aicore.language.v1.LanguageService/Localize";
-    const LOCALES: &str = "/aicore.language.v1.LanguageService/ListLocales";
-    const TRANSLATE: &str = "/aicore.language.v1.LanguageService/Translate";
+    const LOCALIZE: &str = rpc::language::LOCALIZE.path;
+    const LOCALES: &str = rpc::language::LIST_LOCALES.path;
+    const TRANSLATE: &str = rpc::language::TRANSLATE.path;
     let edge = Edge::start(&["--rate-limit", "false"]);
     let c = edge.client();
     let me = scenarios::login(&c, "polyglot").await;
@@ -264,9 +265,9 @@ async fn messages_in_the_player_s_language_and_translations_that_repeat() {
 
 #[tokio::test]
 async fn lore_is_searchable_and_edits_show_at_once() {
-    const SEARCH: &str = "/aicore.kb.v1.KnowledgeBaseService/Search";
-    const UPSERT: &str = "/aicore.kb.v1.KnowledgeBaseService/Upsert";
-    const DELETE: &str = "/aicore.kb.v1.KnowledgeBaseService/Delete";
+    const SEARCH: &str = rpc::kb::SEARCH.path;
+    const UPSERT: &str = rpc::kb::UPSERT.path;
+    const DELETE: &str = rpc::kb::DELETE.path;
     let edge = Edge::start(&["--rate-limit", "false"]);
     let c = edge.client();
     let me = scenarios::login(&c, "scholar").await;
@@ -322,9 +323,9 @@ async fn lore_is_searchable_and_edits_show_at_once() {
 
 #[tokio::test]
 async fn a_story_advances_by_compare_and_set_and_narrates_the_same_twice() {
-    const GET_ARC: &str = "/aicore.story.v1.StoryService/GetArc";
-    const ADVANCE: &str = "/aicore.story.v1.StoryService/AdvanceArc";
-    const NARRATE: &str = "/aicore.story.v1.StoryService/Narrate";
+    const GET_ARC: &str = rpc::story::GET_ARC.path;
+    const ADVANCE: &str = rpc::story::ADVANCE_ARC.path;
+    const NARRATE: &str = rpc::story::NARRATE.path;
     let edge = Edge::start(&["--rate-limit", "false"]);
     let c = edge.client();
     let me = scenarios::login(&c, "wanderer").await;
@@ -430,7 +431,7 @@ async fn a_story_advances_by_compare_and_set_and_narrates_the_same_twice() {
 #[tokio::test]
 async fn narration_from_a_worker_stops_when_the_player_leaves() {
     use std::time::Duration;
-    const NARRATE: &str = "/aicore.story.v1.StoryService/Narrate";
+    const NARRATE: &str = rpc::story::NARRATE.path;
     let nats = edge_e2e::nats::Nats::start("");
     let url = nats.url();
     let _worker = Edge::start_worker(&[

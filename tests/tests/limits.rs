@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proto::rpc;
 use std::time::{Duration, Instant};
 
 use edge_e2e::{Client, Edge, scenarios};
@@ -9,8 +10,8 @@ use http::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-const DECIDE: &str = "/aicore.npc.v1.NpcService/GetNpc";
-const GET: &str = "/aicore.state.v1.StateService/Get";
+const DECIDE: &str = rpc::npc::GET_NPC.path;
+const GET: &str = rpc::state::GET.path;
 
 type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 

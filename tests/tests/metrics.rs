@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proto::rpc;
 use std::time::Duration;
 
 use edge_e2e::nats::Nats;
@@ -10,8 +11,8 @@ use edge_e2e::{Edge, scenarios};
 use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 
-const GET: &str = "/aicore.state.v1.StateService/Get";
-const PUT: &str = "/aicore.state.v1.StateService/Put";
+const GET: &str = rpc::state::GET.path;
+const PUT: &str = rpc::state::PUT.path;
 
 /// The value of the series `name` whose labels include all of `labels`, if there is one.
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proto::rpc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -10,8 +11,8 @@ use edge_e2e::{Edge, scenarios};
 use futures_util::StreamExt as _;
 use serde_json::json;
 
-const PUT: &str = "/aicore.state.v1.StateService/Put";
-const GET: &str = "/aicore.state.v1.StateService/Get";
+const PUT: &str = rpc::state::PUT.path;
+const GET: &str = rpc::state::GET.path;
 
 async fn token(edge: &Edge, user: &str) -> String {
     scenarios::login(&edge.client(), user).await.access
@@ -198,11 +199,7 @@ async fn the_error_table() {
     });
     nc.flush().await.unwrap();
     let r = c
-        .call(
-            "/aicore.state.v1.StateService/Delete",
-            Some(&access),
-            json!({"key": "k"}),
-        )
+        .call(rpc::state::DELETE.path, Some(&access), json!({"key": "k"}))
         .await;
     assert_eq!(r.status, 502, "{:?}", r.body);
     assert!(
@@ -236,11 +233,7 @@ async fn the_error_table() {
     nc.flush().await.unwrap();
     let r = edge
         .client()
-        .call(
-            "/aicore.settings.v1.SettingsService/Get",
-            Some(&access),
-            json!({}),
-        )
+        .call(rpc::settings::GET.path, Some(&access), json!({}))
         .await;
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["code"], "permission_denied");
@@ -258,11 +251,7 @@ async fn two_workers_share_a_queue_group() {
     let c = edge.client();
     for _ in 0..40 {
         let r = c
-            .call(
-                "/aicore.settings.v1.SettingsService/Get",
-                Some(&access),
-                json!({}),
-            )
+            .call(rpc::settings::GET.path, Some(&access), json!({}))
             .await;
         assert_eq!(r.status, 200);
     }
@@ -320,7 +309,7 @@ async fn nats_outage_and_recovery() {
                 let (path, body) = if i % 2 == 0 {
                     (GET, json!({"key": "k"}))
                 } else {
-                    ("/aicore.settings.v1.SettingsService/Get", json!({}))
+                    (rpc::settings::GET.path, json!({}))
                 };
                 let r = tokio::time::timeout(
                     Duration::from_secs(10),
@@ -358,7 +347,7 @@ async fn nats_outage_and_recovery() {
     }
     let r = c
         .call(
-            "/aicore.auth.v1.AuthService/Login",
+            rpc::auth::LOGIN.path,
             None,
             json!({"username": "outage", "password": "correct-horse"}),
         )
@@ -509,7 +498,7 @@ async fn replicas_and_workers_share_the_jetstream_store() {
     // The same end-to-end calls as the local suite, through the worker.
     let r = ca
         .call(
-            "/aicore.auth.v1.AuthService/Register",
+            rpc::auth::REGISTER.path,
             None,
             json!({"username": "shared", "password": "correct-horse"}),
         )
@@ -517,7 +506,7 @@ async fn replicas_and_workers_share_the_jetstream_store() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     let dup = ca
         .call(
-            "/aicore.auth.v1.AuthService/Register",
+            rpc::auth::REGISTER.path,
             None,
             json!({"username": "shared", "password": "correct-horse"}),
         )
@@ -525,7 +514,7 @@ async fn replicas_and_workers_share_the_jetstream_store() {
     assert_eq!(dup.status, 409);
     let login = ca
         .call(
-            "/aicore.auth.v1.AuthService/Login",
+            rpc::auth::LOGIN.path,
             None,
             json!({"username": "shared", "password": "correct-horse"}),
         )
@@ -561,7 +550,7 @@ async fn replicas_and_workers_share_the_jetstream_store() {
     // A refresh token rotated on B is spent for A too.
     let r = cb
         .call(
-            "/aicore.auth.v1.AuthService/Refresh",
+            rpc::auth::REFRESH.path,
             None,
             json!({"refreshToken": refresh}),
         )
@@ -569,7 +558,7 @@ async fn replicas_and_workers_share_the_jetstream_store() {
     assert_eq!(r.status, 200);
     let r = ca
         .call(
-            "/aicore.auth.v1.AuthService/Refresh",
+            rpc::auth::REFRESH.path,
             None,
             json!({"refreshToken": refresh}),
         )
@@ -613,7 +602,7 @@ async fn replicas_and_workers_share_the_jetstream_store() {
             let auth = format!("Bearer {token}");
             c.request(
                 http::Method::POST,
-                "/aicore.payment.v1.PaymentService/Credit",
+                rpc::payment::CREDIT.path,
                 &[
                     ("content-type", "application/json"),
                     ("authorization", &auth),
@@ -633,7 +622,7 @@ async fn replicas_and_workers_share_the_jetstream_store() {
     // The reused refresh token above revoked that session everywhere: log in anew.
     let fresh = cb
         .call(
-            "/aicore.auth.v1.AuthService/Login",
+            rpc::auth::LOGIN.path,
             None,
             json!({"username": "shared", "password": "correct-horse"}),
         )
@@ -641,7 +630,7 @@ async fn replicas_and_workers_share_the_jetstream_store() {
         .json();
     let balance = cb
         .call(
-            "/aicore.payment.v1.PaymentService/GetBalance",
+            rpc::payment::GET_BALANCE.path,
             fresh["accessToken"].as_str(),
             json!({}),
         )

@@ -2,17 +2,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proto::rpc;
 use std::collections::HashSet;
 
 use edge_e2e::{Edge, Response, run_edge, scenarios};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const CREDIT: &str = "/aicore.payment.v1.PaymentService/Credit";
-const PURCHASE: &str = "/aicore.payment.v1.PaymentService/Purchase";
-const BALANCE: &str = "/aicore.payment.v1.PaymentService/GetBalance";
-const LIST: &str = "/aicore.payment.v1.PaymentService/ListTransactions";
-const PUT: &str = "/aicore.state.v1.StateService/Put";
+const CREDIT: &str = rpc::payment::CREDIT.path;
+const PURCHASE: &str = rpc::payment::PURCHASE.path;
+const BALANCE: &str = rpc::payment::GET_BALANCE.path;
+const LIST: &str = rpc::payment::LIST_TRANSACTIONS.path;
+const PUT: &str = rpc::state::PUT.path;
 
 async fn call(edge: &Edge, path: &str, token: &str, key: Option<&str>, body: Value) -> Response {
     let auth = format!("Bearer {token}");
@@ -229,7 +230,7 @@ async fn service_keys_scopes_and_revocation() {
 
     // Admin methods need an explicit method scope, even for `*`.
     let all = edge.service_key("everything", "*");
-    let set_scale = "/aicore.time.v1.TimeService/SetScale";
+    let set_scale = rpc::time::SET_SCALE.path;
     let r = call(&edge, set_scale, &all, None, json!({})).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let ops = edge.service_key("ops", "time.SetScale");

@@ -4,10 +4,11 @@
 
 use edge_e2e::{Edge, Response, scenarios};
 use http::Method;
+use proto::rpc;
 use serde_json::json;
 
-const LOGIN: &str = "/aicore.auth.v1.AuthService/Login";
-const GET: &str = "/aicore.state.v1.StateService/Get";
+const LOGIN: &str = rpc::auth::LOGIN.path;
+const GET: &str = rpc::state::GET.path;
 
 fn edge_with(config: &str) -> (tempfile::TempDir, Edge) {
     let dir = tempfile::tempdir().unwrap();

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proto::rpc;
 use std::time::Duration;
 
 use edge_e2e::nats::Nats;
@@ -11,8 +12,8 @@ use edge_e2e::{Client, Edge, scenarios};
 use http::StatusCode;
 use serde_json::{Value, json};
 
-const PUBLISH: &str = "/aicore.events.v1.EventBusService/Publish";
-const REPLAY: &str = "/aicore.events.v1.EventBusService/Replay";
+const PUBLISH: &str = rpc::events::PUBLISH.path;
+const REPLAY: &str = rpc::events::REPLAY.path;
 
 async fn publish(c: &Client, token: &str, topic: &str, n: u64) -> u64 {
     let r = c
@@ -180,7 +181,7 @@ async fn players_see_no_model_endpoints_and_transaction_ids_are_canonical() {
     let me = scenarios::login(&c, "curious").await;
     let r = c
         .call(
-            "/aicore.models.v1.ModelService/Register",
+            rpc::models::REGISTER.path,
             Some(&ops),
             json!({"model": {"name": "inhouse", "provider": "openai",
                              "endpoint": "http://10.0.3.7:8000/v1"}}),
@@ -191,11 +192,7 @@ async fn players_see_no_model_endpoints_and_transaction_ids_are_canonical() {
         let c = c.clone();
         async move {
             let r = c
-                .call(
-                    "/aicore.models.v1.ModelService/List",
-                    Some(&token),
-                    json!({}),
-                )
+                .call(rpc::models::LIST.path, Some(&token), json!({}))
                 .await;
             assert_eq!(r.status, 200, "{:?}", r.body);
             r.json()["models"].clone()
@@ -206,7 +203,7 @@ async fn players_see_no_model_endpoints_and_transaction_ids_are_canonical() {
     assert!(seen.to_string().contains("inhouse"), "{seen}");
     let r = c
         .call(
-            "/aicore.models.v1.ModelService/Get",
+            rpc::models::GET.path,
             Some(&me.access),
             json!({"name": "inhouse"}),
         )
@@ -218,7 +215,7 @@ async fn players_see_no_model_endpoints_and_transaction_ids_are_canonical() {
     for bad in ["tx-+1", "tx-01", "tx- 1", "tx-1e0"] {
         let r = c
             .call(
-                "/aicore.payment.v1.PaymentService/ListTransactions",
+                rpc::payment::LIST_TRANSACTIONS.path,
                 Some(&me.access),
                 json!({"cursor": bad}),
             )
@@ -345,7 +342,7 @@ async fn players_cannot_set_their_own_price() {
         let token = me.access.clone();
         async move {
             c.call_with(
-                "/aicore.payment.v1.PaymentService/Purchase",
+                rpc::payment::PURCHASE.path,
                 Some(&token),
                 &[("idempotency-key", key)],
                 body,
@@ -362,7 +359,7 @@ async fn players_cannot_set_their_own_price() {
     // With 1000, the operator's price (900) is charged, once.
     let r = c
         .call_with(
-            "/aicore.payment.v1.PaymentService/Credit",
+            rpc::payment::CREDIT.path,
             Some(&game),
             &[("idempotency-key", "grant")],
             json!({"playerId": me.player_id, "amount": 1000, "reason": "gift"}),
@@ -380,11 +377,7 @@ async fn players_cannot_set_their_own_price() {
     assert_eq!(r.status, 400);
     // The catalog is public to players, with the operator's prices.
     let r = c
-        .call(
-            "/aicore.payment.v1.PaymentService/ListCatalog",
-            Some(&me.access),
-            json!({}),
-        )
+        .call(rpc::payment::LIST_CATALOG.path, Some(&me.access), json!({}))
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["items"][0]["price"], "900");
@@ -420,7 +413,7 @@ async fn login_as(
 ) -> edge_e2e::Response {
     let body = json!({"username": user, "password": password, "deviceToken": device});
     c.call_with(
-        "/aicore.auth.v1.AuthService/Login",
+        rpc::auth::LOGIN.path,
         None,
         &[("x-forwarded-for", addr)],
         body,
@@ -539,7 +532,7 @@ async fn bad_credentials_are_rate_limited_per_address() {
         let c = c.clone();
         async move {
             c.call_with(
-                "/aicore.state.v1.StateService/Get",
+                rpc::state::GET.path,
                 Some(&token),
                 &[("x-forwarded-for", addr)],
                 json!({"key": "k"}),
@@ -609,7 +602,7 @@ async fn one_player_cannot_take_every_stream() {
     // The Connect path and chat count the same way.
     let s = Sse::post(
         &c,
-        "/aicore.events.v1.EventBusService/Subscribe",
+        rpc::events::SUBSCRIBE.path,
         Some(&hog.access),
         json!({"topics": ["world"]}),
     )
@@ -656,14 +649,10 @@ async fn logout_ends_access_tokens_on_every_replica() {
     let (ca, cb) = (a.client(), b.client());
     let me = scenarios::login(&ca, "leaver").await;
     let get = |c: Client, token: String| async move {
-        c.call(
-            "/aicore.state.v1.StateService/Get",
-            Some(&token),
-            json!({"key": "k"}),
-        )
-        .await
-        .status
-        .as_u16()
+        c.call(rpc::state::GET.path, Some(&token), json!({"key": "k"}))
+            .await
+            .status
+            .as_u16()
     };
     assert_eq!(get(cb.clone(), me.access.clone()).await, 404, "works on B");
     // A stream open on B with the token: it ends once B hears of the logout.
@@ -672,7 +661,7 @@ async fn logout_ends_access_tokens_on_every_replica() {
     assert_eq!(stream.status, 200);
     let r = ca
         .call(
-            "/aicore.auth.v1.AuthService/Logout",
+            rpc::auth::LOGOUT.path,
             Some(&me.access),
             json!({"refreshToken": me.refresh}),
         )
@@ -708,7 +697,7 @@ async fn logout_ends_access_tokens_on_every_replica() {
     let me = scenarios::login_again(&cb, "leaver").await;
     let refresh = |c: Client, token: String| async move {
         c.call(
-            "/aicore.auth.v1.AuthService/Refresh",
+            rpc::auth::REFRESH.path,
             None,
             json!({"refreshToken": token}),
         )
@@ -745,7 +734,7 @@ async fn storage_is_bounded_per_player() {
         let c = c.clone();
         async move {
             c.call(
-                "/aicore.state.v1.StateService/Put",
+                rpc::state::PUT.path,
                 Some(&token),
                 json!({"key": key, "value": value}),
             )
@@ -785,7 +774,7 @@ async fn storage_is_bounded_per_player() {
     );
     let r = c
         .call(
-            "/aicore.state.v1.StateService/Get",
+            rpc::state::GET.path,
             Some(&hoarder.access),
             json!({"key": "k0"}),
         )
@@ -827,48 +816,37 @@ async fn secrets_never_reach_logs_or_answers_even_at_debug_with_the_access_log()
 
     // Accounts: register, a wrong password, a malformed body that holds the password, login.
     let creds = json!({"username": "keeper", "password": password});
-    let r = c
-        .call("/aicore.auth.v1.AuthService/Register", None, creds.clone())
-        .await;
+    let r = c.call(rpc::auth::REGISTER.path, None, creds.clone()).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let wrong = json!({"username": "keeper", "password": format!("{password}x")});
-    let r = c
-        .call("/aicore.auth.v1.AuthService/Login", None, wrong)
-        .await;
+    let r = c.call(rpc::auth::LOGIN.path, None, wrong).await;
     assert_eq!(r.status, 401);
     seen(&r);
     let r = c
         .request(
             http::Method::POST,
-            "/aicore.auth.v1.AuthService/Login",
+            rpc::auth::LOGIN.path,
             &[("content-type", "application/json")],
             format!(r#"{{"username":"keeper","password":"{password}"#),
         )
         .await;
     assert_eq!(r.status, 400);
     seen(&r);
-    let login = c
-        .call("/aicore.auth.v1.AuthService/Login", None, creds)
-        .await
-        .json();
+    let login = c.call(rpc::auth::LOGIN.path, None, creds).await.json();
     let access = login["accessToken"].as_str().unwrap().to_owned();
     let refresh = login["refreshToken"].as_str().unwrap().to_owned();
     // Refresh, then the same refresh token again (reuse: refused).
     let body = json!({"refreshToken": refresh});
-    let r = c
-        .call("/aicore.auth.v1.AuthService/Refresh", None, body.clone())
-        .await;
+    let r = c.call(rpc::auth::REFRESH.path, None, body.clone()).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let r = c
-        .call("/aicore.auth.v1.AuthService/Refresh", None, body)
-        .await;
+    let r = c.call(rpc::auth::REFRESH.path, None, body).await;
     assert_eq!(r.status, 401);
     seen(&r);
 
     // The access token and the service key, on calls that fail.
     let r = c
         .call(
-            "/aicore.payment.v1.PaymentService/Credit",
+            rpc::payment::CREDIT.path,
             Some(&access),
             json!({"amount": "5"}),
         )
@@ -891,7 +869,7 @@ async fn secrets_never_reach_logs_or_answers_even_at_debug_with_the_access_log()
     for (model, status) in [("quotes-key-401", 500), ("quotes-key-400", 400)] {
         let r = c
             .call(
-                "/aicore.llm.v1.LlmService/Infer",
+                rpc::llm::INFER.path,
                 Some(&game),
                 json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
             )
@@ -959,7 +937,7 @@ async fn secrets_never_reach_logs_or_answers_even_at_debug_with_the_access_log()
 /// and a key made for the second never lands in the first's store.
 #[tokio::test(flavor = "multi_thread")]
 async fn edge_keys_asks_the_edge_that_holds_the_data_directory() {
-    const PUT: &str = "/aicore.state.v1.StateService/Put";
+    const PUT: &str = rpc::state::PUT.path;
     let first = Edge::start(&[]);
     let mut second = Edge::start(&[]);
     let data = second.data_dir.to_str().unwrap().to_owned();

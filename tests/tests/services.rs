@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proto::rpc;
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
@@ -12,14 +13,14 @@ use edge_e2e::{Edge, scenarios};
 use futures_util::StreamExt as _;
 use serde_json::json;
 
-const CURRENT: &str = "/aicore.weather.v1.WeatherService/Current";
-const FORECAST: &str = "/aicore.weather.v1.WeatherService/Forecast";
-const UPSERT: &str = "/aicore.world.v1.WorldService/UpsertEntity";
-const QUERY: &str = "/aicore.world.v1.WorldService/QueryEntities";
-const NOW: &str = "/aicore.time.v1.TimeService/Now";
-const SET_SCALE: &str = "/aicore.time.v1.TimeService/SetScale";
-const SCHEDULE: &str = "/aicore.time.v1.TimeService/Schedule";
-const REPLAY: &str = "/aicore.events.v1.EventBusService/Replay";
+const CURRENT: &str = rpc::weather::CURRENT.path;
+const FORECAST: &str = rpc::weather::FORECAST.path;
+const UPSERT: &str = rpc::world::UPSERT_ENTITY.path;
+const QUERY: &str = rpc::world::QUERY_ENTITIES.path;
+const NOW: &str = rpc::time::NOW.path;
+const SET_SCALE: &str = rpc::time::SET_SCALE.path;
+const SCHEDULE: &str = rpc::time::SCHEDULE.path;
+const REPLAY: &str = rpc::events::REPLAY.path;
 
 /// Calls `path` until it stops answering 503 (a responder still registering), at most 10 s.
 async fn settled(
@@ -192,11 +193,7 @@ async fn world_entities_over_https_with_events_on_the_region_topic() {
     let key = edge.service_key("gs", "world,events");
     let player = scenarios::login(&c, "wanderer").await.access;
     let regions = c
-        .call(
-            "/aicore.world.v1.WorldService/ListRegions",
-            Some(&player),
-            json!({}),
-        )
+        .call(rpc::world::LIST_REGIONS.path, Some(&player), json!({}))
         .await;
     assert_eq!(regions.status, 200);
     assert!(regions.json()["regions"].as_array().unwrap().len() >= 8);
@@ -300,11 +297,7 @@ async fn a_scheduled_event_fires_once_across_a_kill_and_a_restart() {
     assert_eq!(events[0]["type"], "festival.begins");
     assert_eq!(events[0]["payload"]["festival"], "Harvest Moon");
     let left = c
-        .call(
-            "/aicore.time.v1.TimeService/ListScheduled",
-            Some(&admin),
-            json!({}),
-        )
+        .call(rpc::time::LIST_SCHEDULED.path, Some(&admin), json!({}))
         .await;
     assert_eq!(
         left.json()["events"],
@@ -403,23 +396,17 @@ async fn npcs_perceive_and_decide_through_the_binary() {
         {"kind": "threat", "intensity": 1.0, "sourceId": "wolf-8"}]});
     // Players watch NPCs; only the game server tells them what happened.
     assert_eq!(
-        c.call(
-            "/aicore.npc.v1.NpcService/Perceive",
-            Some(&player),
-            perceive.clone()
-        )
-        .await
-        .status,
+        c.call(rpc::npc::PERCEIVE.path, Some(&player), perceive.clone())
+            .await
+            .status,
         403
     );
-    let r = c
-        .call("/aicore.npc.v1.NpcService/Perceive", Some(&gs), perceive)
-        .await;
+    let r = c.call(rpc::npc::PERCEIVE.path, Some(&gs), perceive).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["npc"]["needs"]["safety"], 1.0);
     let d = c
         .call(
-            "/aicore.npc.v1.NpcService/Decide",
+            rpc::npc::DECIDE.path,
             Some(&gs),
             json!({"npcId": "brenna-hale"}),
         )
@@ -428,7 +415,7 @@ async fn npcs_perceive_and_decide_through_the_binary() {
     assert_eq!(d.json()["action"], "flee");
     let seen = c
         .call(
-            "/aicore.npc.v1.NpcService/GetNpc",
+            rpc::npc::GET_NPC.path,
             Some(&player),
             json!({"npcId": "brenna-hale"}),
         )
@@ -437,7 +424,7 @@ async fn npcs_perceive_and_decide_through_the_binary() {
     assert_eq!(seen.json()["npc"]["name"], "Brenna Hale");
     let bad = c
         .call(
-            "/aicore.npc.v1.NpcService/Decide",
+            rpc::npc::DECIDE.path,
             Some(&gs),
             json!({"npcId": "brenna-hale", "candidateActions": ["juggle"]}),
         )
@@ -445,7 +432,7 @@ async fn npcs_perceive_and_decide_through_the_binary() {
     assert_eq!(bad.status, 400);
     let nobody = c
         .call(
-            "/aicore.npc.v1.NpcService/GetNpc",
+            rpc::npc::GET_NPC.path,
             Some(&player),
             json!({"npcId": "nobody"}),
         )
@@ -463,7 +450,7 @@ async fn perf_adapts_a_players_device_and_keeps_it_across_a_restart() {
         "displayWidth": 1280, "displayHeight": 800, "refreshRateHz": 60});
     let r = c
         .call(
-            "/aicore.perf.v1.PerformanceService/Recommend",
+            rpc::perf::RECOMMEND.path,
             Some(&player),
             json!({"device": device}),
         )
@@ -474,7 +461,7 @@ async fn perf_adapts_a_players_device_and_keeps_it_across_a_restart() {
     for _ in 0..3 {
         last = c
             .call(
-                "/aicore.perf.v1.PerformanceService/ReportFrameStats",
+                rpc::perf::REPORT_FRAME_STATS.path,
                 Some(&player),
                 json!({"device": device, "averageFrameMs": 24.0, "p95FrameMs": 31.0, "sampleCount": 600}),
             )
@@ -487,7 +474,7 @@ async fn perf_adapts_a_players_device_and_keeps_it_across_a_restart() {
     let c = edge.client();
     let r = c
         .call(
-            "/aicore.perf.v1.PerformanceService/Recommend",
+            rpc::perf::RECOMMEND.path,
             Some(&player),
             json!({"device": device}),
         )
@@ -510,7 +497,7 @@ async fn players_and_broad_keys_cannot_touch_what_is_not_theirs() {
             "position": {"x": 2500.0, "y": 0.0, "z": 100.0}}}),
         ),
         (
-            "/aicore.world.v1.WorldService/RemoveEntity",
+            rpc::world::REMOVE_ENTITY.path,
             json!({"regionId": "hearthvale", "entityId": "x"}),
         ),
         (
@@ -518,26 +505,23 @@ async fn players_and_broad_keys_cannot_touch_what_is_not_theirs() {
             json!({"fireAtGameTimeMs": "1", "topic": "world.hearthvale"}),
         ),
         (
-            "/aicore.time.v1.TimeService/Cancel",
+            rpc::time::CANCEL.path,
             json!({"id": "00000000000000000001-0000000000000000"}),
         ),
         (
-            "/aicore.npc.v1.NpcService/Perceive",
+            rpc::npc::PERCEIVE.path,
             json!({"npcId": "brenna-hale", "stimuli": [{"kind": "gift", "intensity": 1.0}]}),
         ),
-        (
-            "/aicore.npc.v1.NpcService/Decide",
-            json!({"npcId": "brenna-hale"}),
-        ),
+        (rpc::npc::DECIDE.path, json!({"npcId": "brenna-hale"})),
     ];
     let admin_only = [
         (SET_SCALE, json!({"scale": 1000.0})),
         (
-            "/aicore.weather.v1.WeatherService/Override",
+            rpc::weather::OVERRIDE.path,
             json!({"regionId": "hearthvale", "condition": "CONDITION_STORM", "durationMinutes": 60}),
         ),
         (
-            "/aicore.perf.v1.PerformanceService/SetOverride",
+            rpc::perf::SET_OVERRIDE.path,
             json!({"deviceModel": "Pocket", "tier": "TIER_ULTRA"}),
         ),
     ];
@@ -554,7 +538,7 @@ async fn players_and_broad_keys_cannot_touch_what_is_not_theirs() {
     // A player reports frame stats only for themself.
     let r = c
         .call(
-            "/aicore.perf.v1.PerformanceService/ReportFrameStats",
+            rpc::perf::REPORT_FRAME_STATS.path,
             Some(&player.access),
             json!({"device": device, "averageFrameMs": 50.0, "p95FrameMs": 90.0, "playerId": victim.player_id}),
         )

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proto::rpc;
 use std::time::{Duration, Instant};
 
 use edge_e2e::nats::Nats;
@@ -12,8 +13,8 @@ use futures_util::StreamExt as _;
 use http::StatusCode;
 use serde_json::json;
 
-const STREAM: &str = "/aicore.llm.v1.LlmService/InferStream";
-const INFER: &str = "/aicore.llm.v1.LlmService/Infer";
+const STREAM: &str = rpc::llm::INFER_STREAM.path;
+const INFER: &str = rpc::llm::INFER.path;
 const CHAT: &str = "/v1/chat/completions";
 
 fn ask(max_tokens: u32, seed: u64) -> serde_json::Value {
@@ -239,11 +240,7 @@ async fn openai_provider_errors_fallback_and_keys() {
 
     // The catalog lists the configured models beside the built-in one.
     let r = c
-        .call(
-            "/aicore.models.v1.ModelService/List",
-            Some(&me.access),
-            json!({}),
-        )
+        .call(rpc::models::LIST.path, Some(&me.access), json!({}))
         .await;
     let names: Vec<String> = r.json()["models"]
         .as_array()
@@ -258,7 +255,7 @@ async fn openai_provider_errors_fallback_and_keys() {
     // Players cannot change it.
     let r = c
         .call(
-            "/aicore.models.v1.ModelService/SetDefault",
+            rpc::models::SET_DEFAULT.path,
             Some(&me.access),
             json!({"name": "ok"}),
         )

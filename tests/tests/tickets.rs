@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proto::rpc;
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
@@ -14,8 +15,8 @@ use edge_e2e::sse::Sse;
 use edge_e2e::{Edge, scenarios, tool};
 use serde_json::{Value, json};
 
-const TICKET: &str = "/aicore.auth.v1.AuthService/IssueStreamTicket";
-const GET: &str = "/aicore.state.v1.StateService/Get";
+const TICKET: &str = rpc::auth::ISSUE_STREAM_TICKET.path;
+const GET: &str = rpc::state::GET.path;
 
 async fn ticket(c: &edge_e2e::Client, token: &str) -> String {
     let r = c.call(TICKET, Some(token), json!({})).await;
@@ -74,8 +75,8 @@ async fn tickets_open_one_stream_of_their_own_player_once() {
     assert!(!metrics.contains("ticket="));
 }
 
-const LOGOUT: &str = "/aicore.auth.v1.AuthService/Logout";
-const PUBLISH: &str = "/aicore.events.v1.EventBusService/Publish";
+const LOGOUT: &str = rpc::auth::LOGOUT.path;
+const PUBLISH: &str = rpc::events::PUBLISH.path;
 
 /// The next message of `s` that is not a heartbeat, within a few seconds.
 async fn next_message(s: &mut Sse) -> edge_e2e::sse::Event {
@@ -164,7 +165,7 @@ async function call(path, body) {
   return { status: r.status, body: await r.json() };
 }
 async function ticket() {
-  const r = await call("/aicore.auth.v1.AuthService/IssueStreamTicket", {});
+  const r = await call(rpc::auth::ISSUE_STREAM_TICKET.path, {});
   if (r.status !== 200) throw new Error("ticket: " + r.status);
   return r.body.ticket;
 }
@@ -191,7 +192,7 @@ function open(u) {
   return es;
 }
 async function publish(n) {
-  const r = await call("/aicore.events.v1.EventBusService/Publish",
+  const r = await call(rpc::events::PUBLISH.path,
     { topic: TOPIC, type: "lantern.lit", payload: { lantern: n } });
   if (r.status !== 200) throw new Error("publish: " + r.status);
 }

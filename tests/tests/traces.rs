@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proto::rpc;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +17,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use prost::Message as _;
 use serde_json::json;
 
-const BOOTSTRAP: &str = "/aicore.bodybroker.v1.BodyBrokerService/Bootstrap";
+const BOOTSTRAP: &str = rpc::bodybroker::BOOTSTRAP.path;
 
 #[derive(Debug, Clone)]
 struct Span {
