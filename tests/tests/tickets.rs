@@ -165,7 +165,7 @@ async function call(path, body) {
   return { status: r.status, body: await r.json() };
 }
 async function ticket() {
-  const r = await call(rpc::auth::ISSUE_STREAM_TICKET.path, {});
+  const r = await call("__TICKET_PATH__", {});
   if (r.status !== 200) throw new Error("ticket: " + r.status);
   return r.body.ticket;
 }
@@ -192,7 +192,7 @@ function open(u) {
   return es;
 }
 async function publish(n) {
-  const r = await call(rpc::events::PUBLISH.path,
+  const r = await call("__PUBLISH_PATH__",
     { topic: TOPIC, type: "lantern.lit", payload: { lantern: n } });
   if (r.status !== 200) throw new Error("publish: " + r.status);
 }
@@ -293,7 +293,9 @@ async fn a_headless_chromium_eventsource_streams_with_tickets() {
         )
         .replace("__TOKEN__", &me.access)
         .replace("__TOPIC__", &format!("player.{}", me.player_id))
-        .replace("__WAIT__", "5000");
+        .replace("__WAIT__", "5000")
+        .replace("__TICKET_PATH__", TICKET)
+        .replace("__PUBLISH_PATH__", PUBLISH);
     page.set(text).unwrap();
 
     let profile = tempfile::tempdir().unwrap();
