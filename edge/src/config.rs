@@ -13,7 +13,6 @@ use crate::http::sse::StreamsConfig;
 use crate::http::tls::TlsConfig;
 use crate::http::{HttpConfig, ShutdownConfig};
 use crate::layers::admission::BulkheadsConfig;
-use crate::layers::auth::AuthConfig;
 use crate::layers::client_addr::TrustedProxies;
 use crate::layers::ratelimit::RateLimitConfig;
 use crate::nats::{NatsConfig, RoutesConfig};
@@ -43,8 +42,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Drain and shutdown.
     pub shutdown: ShutdownConfig,
-    /// Tokens.
-    pub auth: AuthConfig,
+    /// Tokens and login limits.
+    pub auth: handlers::auth::AuthConfig,
     /// Logging.
     pub log: LogConfig,
     /// Trace export (OTLP); off without an endpoint.
@@ -137,7 +136,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             http: HttpConfig::default(),
             shutdown: ShutdownConfig::default(),
-            auth: AuthConfig::default(),
+            auth: handlers::auth::AuthConfig::default(),
             log: LogConfig::default(),
             otel: crate::ops::otel::OtelConfig::default(),
             nats: NatsConfig::default(),
@@ -231,8 +230,8 @@ impl Config {
         set(&mut self.http.max_connections, &a.max_connections);
         set(&mut self.shutdown.drain_delay, &a.drain_delay);
         set(&mut self.shutdown.timeout, &a.shutdown_timeout);
-        set(&mut self.auth.access_token_ttl, &a.access_token_ttl);
-        set(&mut self.auth.refresh_token_ttl, &a.refresh_token_ttl);
+        set(&mut self.auth.access_ttl, &a.access_token_ttl);
+        set(&mut self.auth.refresh_ttl, &a.refresh_token_ttl);
         set(&mut self.auth.stream_ticket_ttl, &a.stream_ticket_ttl);
         set(&mut self.log.format, &a.log_format);
         if a.otel_endpoint.is_some() {
@@ -356,8 +355,8 @@ impl Config {
                 humantime::format_duration(self.shutdown.timeout)
             ));
         }
-        if self.auth.access_token_ttl < Duration::from_secs(1)
-            || self.auth.refresh_token_ttl < self.auth.access_token_ttl
+        if self.auth.access_ttl < Duration::from_secs(1)
+            || self.auth.refresh_ttl < self.auth.access_ttl
         {
             return bad(
                 "auth.access_token_ttl must be at least 1s and at most auth.refresh_token_ttl"

@@ -213,10 +213,7 @@ async fn login_attempts_are_limited_per_account() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("a.redb")).unwrap());
     let config = AuthConfig {
-        login_limits: guard::LoginLimits {
-            per_account: 3,
-            ..guard::LoginLimits::default()
-        },
+        login_failures_per_account: 3,
         ..AuthConfig::default()
     };
     let svc = AuthService::new(store, config).await.unwrap();
