@@ -1,11 +1,15 @@
-//! The command line. Every `serve` flag also reads an `EDGE_*` environment variable; both override
-//! the TOML file given with `--config`, which overrides the embedded defaults.
+//! The command line. Every `serve` flag also reads an environment variable (`EDGE_*`, or the
+//! standard `OTEL_*` ones); both override the TOML file given with `--config`, which overrides the
+//! embedded defaults. The `serve` options are declared once, in `cli/settings.rs`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+mod settings;
+pub use settings::ServeArgs;
 
 /// Writes a command's output to stdout. A reader that stopped early (`edge openapi | head`) is
 /// no error: Rust ignores SIGPIPE, so `println!` would panic there instead.
@@ -204,180 +208,6 @@ pub struct HealthcheckArgs {
     /// The server's options, to find its port.
     #[command(flatten)]
     pub serve: ServeArgs,
-}
-
-/// Options of `serve`. Unset options fall back to the TOML file, then to the defaults.
-#[derive(Debug, Args, Default, Clone)]
-pub struct ServeArgs {
-    /// TOML configuration file.
-    #[arg(long, env = "EDGE_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// HTTPS listen address [default: 0.0.0.0:8443].
-    #[arg(long, env = "EDGE_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Admin listen address (metrics, route table, config) [default: 127.0.0.1:9901].
-    #[arg(long, env = "EDGE_ADMIN_LISTEN")]
-    pub admin_listen: Option<SocketAddr>,
-    /// A token the admin listener requires (`Authorization: Bearer <token>`) on everything but
-    /// its probes; `edge keys` sends it too [default: none, loopback only].
-    #[arg(long, env = "EDGE_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
-    /// Data directory (store, development certificates) [default: ./data].
-    #[arg(long, env = "EDGE_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// PEM certificate chain. Without it, a development certificate is made under the data dir.
-    #[arg(long, env = "EDGE_TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of the certificate.
-    #[arg(long, env = "EDGE_TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// How often the certificate files are checked for changes; SIGHUP reloads at once
-    /// [default: 10s].
-    #[arg(long, env = "EDGE_TLS_RELOAD_INTERVAL", value_parser = humantime::parse_duration)]
-    pub tls_reload_interval: Option<Duration>,
-    /// Largest request body in bytes [default: 262144].
-    #[arg(long, env = "EDGE_MAX_BODY_BYTES")]
-    pub max_body_bytes: Option<usize>,
-    /// Longest a unary call may take, and the cap on Connect-Timeout-Ms [default: 30s].
-    #[arg(long, env = "EDGE_REQUEST_TIMEOUT", value_parser = humantime::parse_duration)]
-    pub request_timeout: Option<Duration>,
-    /// Idle keep-alive and header-read timeout; keep it above the load balancer's idle timeout
-    /// [default: 75s].
-    #[arg(long, env = "EDGE_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
-    pub idle_timeout: Option<Duration>,
-    /// Requests served at once before new ones are shed with 503 [default: 1024].
-    #[arg(long, env = "EDGE_MAX_IN_FLIGHT")]
-    pub max_in_flight: Option<usize>,
-    /// Open client connections; more are closed at once [default: 10000].
-    #[arg(long, env = "EDGE_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
-    /// On SIGTERM, keep serving (readiness 503) this long so the load balancer stops sending
-    /// [default: 5s].
-    #[arg(long, env = "EDGE_DRAIN_DELAY", value_parser = humantime::parse_duration)]
-    pub drain_delay: Option<Duration>,
-    /// Exit within this long of SIGTERM, drain delay included [default: 30s].
-    #[arg(long, env = "EDGE_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration)]
-    pub shutdown_timeout: Option<Duration>,
-    /// Access token lifetime [default: 15m].
-    #[arg(long, env = "EDGE_ACCESS_TOKEN_TTL", value_parser = humantime::parse_duration)]
-    pub access_token_ttl: Option<Duration>,
-    /// Refresh token lifetime [default: 30days].
-    #[arg(long, env = "EDGE_REFRESH_TOKEN_TTL", value_parser = humantime::parse_duration)]
-    pub refresh_token_ttl: Option<Duration>,
-    /// Lifetime of a browser's stream ticket, 1s to 1m [default: 30s].
-    #[arg(long, env = "EDGE_STREAM_TICKET_TTL", value_parser = humantime::parse_duration)]
-    pub stream_ticket_ttl: Option<Duration>,
-    /// OTLP/HTTP collector for trace spans, e.g. `http://localhost:4318` [default: none, no
-    /// spans exported].
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
-    pub otel_endpoint: Option<String>,
-    /// `service.name` of the spans [default: edge; edge-worker for `edge worker`].
-    #[arg(long, env = "OTEL_SERVICE_NAME")]
-    pub otel_service_name: Option<String>,
-    /// Sampler: always_on, always_off, traceidratio, parentbased_always_on,
-    /// parentbased_always_off, parentbased_traceidratio [default: parentbased_always_on].
-    #[arg(long, env = "OTEL_TRACES_SAMPLER")]
-    pub otel_sampler: Option<String>,
-    /// The sampler's ratio, 0 to 1 [default: 1].
-    #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG")]
-    pub otel_sampler_arg: Option<f64>,
-    /// Let an HTTP client's traceparent sampled flag decide whether its request is traced
-    /// (true/false); its trace id is kept either way [default: false: the edge faces the public].
-    #[arg(long, env = "EDGE_OTEL_TRUST_CLIENT_SAMPLED")]
-    pub otel_trust_client_sampled: Option<bool>,
-    /// Log format: json or text [default: json].
-    #[arg(long, env = "EDGE_LOG_FORMAT")]
-    pub log_format: Option<crate::ops::telemetry::LogFormat>,
-    /// Log filter, e.g. "info" or "edge=debug,info" [default: info,async_nats=warn].
-    #[arg(long, env = "EDGE_LOG")]
-    pub log: Option<String>,
-    /// Log every request (true/false); 5xx answers are always logged [default: false].
-    #[arg(long, env = "EDGE_ACCESS_LOG")]
-    pub access_log: Option<bool>,
-    /// NATS server URL(s), comma-separated.
-    #[arg(long, env = "EDGE_NATS_URL")]
-    pub nats: Option<String>,
-    /// How long a NATS request waits for a reply [default: 20s].
-    #[arg(long, env = "EDGE_NATS_REQUEST_TIMEOUT", value_parser = humantime::parse_duration)]
-    pub nats_request_timeout: Option<Duration>,
-    /// CA (PEM) that signed the NATS server's certificate; requires TLS to NATS.
-    #[arg(long, env = "EDGE_NATS_CA")]
-    pub nats_ca: Option<PathBuf>,
-    /// Client certificate (PEM) for mutual TLS to NATS.
-    #[arg(long, env = "EDGE_NATS_CERT", requires = "nats_key")]
-    pub nats_cert: Option<PathBuf>,
-    /// Client key (PEM) for mutual TLS to NATS.
-    #[arg(long, env = "EDGE_NATS_KEY", requires = "nats_cert")]
-    pub nats_key: Option<PathBuf>,
-    /// NATS credentials file (JWT and nkey).
-    #[arg(long, env = "EDGE_NATS_CREDENTIALS")]
-    pub nats_credentials: Option<PathBuf>,
-    /// With NATS, also answer in queue groups for the services this edge hosts, so a worker's
-    /// call to one of them finds a responder [default: true].
-    #[arg(long, env = "EDGE_SERVE_LOCAL")]
-    pub serve_local: Option<bool>,
-    /// Services served by remote workers over NATS, e.g. `llm,story`.
-    #[arg(long, env = "EDGE_REMOTE", value_delimiter = ',')]
-    pub remote: Option<Vec<String>>,
-    /// Peers whose X-Forwarded-For is believed, as CIDRs (the load balancer's subnets), e.g.
-    /// `10.0.0.0/16` [default: none].
-    #[arg(long, env = "EDGE_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Option<Vec<String>>,
-    /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
-    /// `https://play.example.com`; `*` for any [default: none].
-    #[arg(long, env = "EDGE_CORS_ORIGINS", value_delimiter = ',')]
-    pub cors_origins: Option<Vec<String>>,
-    /// Rate limiting on or off; quotas are set in the config file's [rate_limit] [default: true].
-    #[arg(long, env = "EDGE_RATE_LIMIT")]
-    pub rate_limit: Option<bool>,
-    /// API keys for OpenAI-compatible model providers, `origin=key,...`, e.g.
-    /// `https://api.openai.com=sk-...`; a key is sent only to its origin [default: none].
-    #[arg(long, env = "EDGE_LLM_API_KEYS", hide_env_values = true)]
-    pub llm_api_keys: Option<String>,
-    /// Pause between the built-in grammar model's tokens [default: 0s].
-    #[arg(long, env = "EDGE_GRAMMAR_TOKEN_INTERVAL", value_parser = humantime::parse_duration)]
-    pub grammar_token_interval: Option<Duration>,
-    /// Fault drill: hold back a method's replies after its handler finished, `PATH=DURATION`,
-    /// comma-separated, e.g. `/aicore.payment.v1.PaymentService/Purchase=300ms`; logged at start
-    /// [default: none].
-    #[arg(long, env = "EDGE_FAULT_DELAY_REPLY", value_delimiter = ',',
-          value_parser = crate::router::faults::parse_delay)]
-    pub fault_delay_reply: Option<Vec<(String, Duration)>>,
-    /// Fault drill: fail a method's calls with a status code before its handler runs,
-    /// `PATH=CODE`, comma-separated, e.g. `/aicore.weather.v1.WeatherService/Current=unavailable`;
-    /// logged at start [default: none].
-    #[arg(long, env = "EDGE_FAULT_FAIL", value_delimiter = ',',
-          value_parser = crate::router::faults::parse_fail)]
-    pub fault_fail: Option<Vec<(String, String)>>,
-    /// Worker registrations lapse unless they heartbeat within this long [default: 30s].
-    #[arg(long, env = "EDGE_CAPABILITY_LEASE", value_parser = humantime::parse_duration)]
-    pub capability_lease: Option<Duration>,
-    /// A replica driving a workflow run owns it this long without writing it; then another
-    /// takes over [default: 30s].
-    #[arg(long, env = "EDGE_ORCHESTRATION_LEASE", value_parser = humantime::parse_duration)]
-    pub orchestration_lease: Option<Duration>,
-    /// SSE heartbeat: a comment after this much silence [default: 15s].
-    #[arg(long, env = "EDGE_SSE_HEARTBEAT", value_parser = humantime::parse_duration)]
-    pub sse_heartbeat: Option<Duration>,
-    /// Open SSE streams allowed in this process; over it, 503 [default: 10000].
-    #[arg(long, env = "EDGE_MAX_STREAMS")]
-    pub max_streams: Option<usize>,
-    /// A price catalog of your own (TOML, as handlers/data/payment/catalog.toml) [default: the
-    /// shipped one].
-    #[arg(long, env = "EDGE_PRICE_CATALOG")]
-    pub price_catalog: Option<PathBuf>,
-    /// How long a response is kept for repeats of its Idempotency-Key [default: 24h].
-    #[arg(long, env = "EDGE_IDEMPOTENCY_RETENTION", value_parser = humantime::parse_duration)]
-    pub idempotency_retention: Option<Duration>,
-    /// Store backend: redb (one machine) or jetstream (shared through NATS) [default: redb].
-    #[arg(long, env = "EDGE_STORE")]
-    pub store: Option<crate::store::StoreBackend>,
-    /// JetStream key-value bucket for the jetstream store [default: edge].
-    #[arg(long, env = "EDGE_STORE_BUCKET")]
-    pub store_bucket: Option<String>,
-    /// Subject prefix overrides, e.g. `llm=svc.ai.llm.v1` (comma-separated).
-    #[arg(long = "subject", env = "EDGE_SUBJECTS", value_delimiter = ',')]
-    pub subjects: Option<Vec<String>>,
 }
 
 /// `edge worker`

@@ -7,13 +7,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::ServeArgs;
 use crate::http::events::EventsConfig;
 use crate::http::sse::StreamsConfig;
 use crate::http::tls::TlsConfig;
 use crate::http::{HttpConfig, ShutdownConfig};
 use crate::layers::admission::BulkheadsConfig;
-use crate::layers::auth::AuthConfig;
 use crate::layers::client_addr::TrustedProxies;
 use crate::layers::ratelimit::RateLimitConfig;
 use crate::nats::{NatsConfig, RoutesConfig};
@@ -43,8 +41,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Drain and shutdown.
     pub shutdown: ShutdownConfig,
-    /// Tokens.
-    pub auth: AuthConfig,
+    /// Tokens and login limits.
+    pub auth: handlers::services::auth::AuthConfig,
     /// Logging.
     pub log: LogConfig,
     /// Trace export (OTLP); off without an endpoint.
@@ -137,7 +135,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             http: HttpConfig::default(),
             shutdown: ShutdownConfig::default(),
-            auth: AuthConfig::default(),
+            auth: handlers::services::auth::AuthConfig::default(),
             log: LogConfig::default(),
             otel: crate::ops::otel::OtelConfig::default(),
             nats: NatsConfig::default(),
@@ -185,18 +183,9 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Defaults, then the file named by `args.config`, then every option set in `args`.
-    pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
-        let mut config = match &args.config {
-            Some(path) => Config::from_file(path)?,
-            None => Config::default(),
-        };
-        config.apply(args);
-        config.validate()?;
-        Ok(config)
-    }
-
-    fn from_file(path: &Path) -> Result<Config, ConfigError> {
+    /// The file's settings over the defaults (`Config::load` in `cli/settings.rs` lays the
+    /// command line over them).
+    pub(crate) fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -205,109 +194,6 @@ impl Config {
             path: path.to_owned(),
             message: e.to_string(),
         })
-    }
-
-    fn apply(&mut self, a: &ServeArgs) {
-        fn set<T: Clone>(slot: &mut T, v: &Option<T>) {
-            if let Some(v) = v {
-                *slot = v.clone();
-            }
-        }
-        set(&mut self.listen, &a.listen);
-        set(&mut self.admin_listen, &a.admin_listen);
-        if let Some(t) = &a.admin_token {
-            self.admin_token = Some(Secret::new(t.clone()));
-        }
-        set(&mut self.data_dir, &a.data_dir);
-        if a.tls_cert.is_some() {
-            self.tls.cert.clone_from(&a.tls_cert);
-            self.tls.key.clone_from(&a.tls_key);
-        }
-        set(&mut self.tls.reload_interval, &a.tls_reload_interval);
-        set(&mut self.http.max_body_bytes, &a.max_body_bytes);
-        set(&mut self.http.request_timeout, &a.request_timeout);
-        set(&mut self.http.idle_timeout, &a.idle_timeout);
-        set(&mut self.http.max_in_flight, &a.max_in_flight);
-        set(&mut self.http.max_connections, &a.max_connections);
-        set(&mut self.shutdown.drain_delay, &a.drain_delay);
-        set(&mut self.shutdown.timeout, &a.shutdown_timeout);
-        set(&mut self.auth.access_token_ttl, &a.access_token_ttl);
-        set(&mut self.auth.refresh_token_ttl, &a.refresh_token_ttl);
-        set(&mut self.auth.stream_ticket_ttl, &a.stream_ticket_ttl);
-        set(&mut self.log.format, &a.log_format);
-        if a.otel_endpoint.is_some() {
-            self.otel.endpoint = a.otel_endpoint.clone();
-        }
-        set(&mut self.otel.service_name, &a.otel_service_name);
-        set(&mut self.otel.sampler, &a.otel_sampler);
-        set(&mut self.otel.sampler_arg, &a.otel_sampler_arg);
-        set(
-            &mut self.otel.trust_client_sampled,
-            &a.otel_trust_client_sampled,
-        );
-        set(&mut self.log.filter, &a.log);
-        set(&mut self.log.access, &a.access_log);
-        if a.nats.is_some() {
-            self.nats.url.clone_from(&a.nats);
-        }
-        set(&mut self.nats.request_timeout, &a.nats_request_timeout);
-        set(&mut self.nats.serve_local, &a.serve_local);
-        if a.nats_ca.is_some() {
-            self.nats.ca.clone_from(&a.nats_ca);
-        }
-        if a.nats_cert.is_some() {
-            self.nats.cert.clone_from(&a.nats_cert);
-            self.nats.key.clone_from(&a.nats_key);
-        }
-        if a.nats_credentials.is_some() {
-            self.nats.credentials.clone_from(&a.nats_credentials);
-        }
-        set(&mut self.store.backend, &a.store);
-        set(&mut self.rate_limit.enabled, &a.rate_limit);
-        set(&mut self.idempotency.retention, &a.idempotency_retention);
-        if let Some(keys) = &a.llm_api_keys {
-            self.llm.add_api_keys(keys);
-        }
-        set(
-            &mut self.llm.grammar_token_interval,
-            &a.grammar_token_interval,
-        );
-        set(&mut self.streams.heartbeat, &a.sse_heartbeat);
-        set(&mut self.streams.max_concurrent, &a.max_streams);
-        if a.price_catalog.is_some() {
-            self.content.price_catalog.clone_from(&a.price_catalog);
-        }
-        if let Some(t) = &a.trusted_proxies {
-            self.http.trusted_proxies = t.clone();
-        }
-        if let Some(o) = &a.cors_origins {
-            self.http.cors_origins = o.iter().filter(|s| !s.is_empty()).cloned().collect();
-        }
-        set(&mut self.store.bucket, &a.store_bucket);
-        if let Some(delays) = &a.fault_delay_reply {
-            self.faults.delay_reply = delays
-                .iter()
-                .map(|(p, d)| (p.clone(), (*d).into()))
-                .collect();
-        }
-        if let Some(fails) = &a.fault_fail {
-            self.faults.fail = fails.iter().cloned().collect();
-        }
-        set(&mut self.capability.lease, &a.capability_lease);
-        set(&mut self.orchestration.lease, &a.orchestration_lease);
-        if let Some(remote) = &a.remote {
-            self.routes.remote = remote.iter().filter(|s| !s.is_empty()).cloned().collect();
-        }
-        for pair in a.subjects.iter().flatten() {
-            if let Some((svc, prefix)) = pair.split_once('=') {
-                self.routes
-                    .subjects
-                    .insert(svc.trim().to_owned(), prefix.trim().to_owned());
-            } else {
-                // Kept so validation reports it.
-                self.routes.subjects.insert(pair.clone(), String::new());
-            }
-        }
     }
 
     /// Checks ranges and consistency.
@@ -356,8 +242,8 @@ impl Config {
                 humantime::format_duration(self.shutdown.timeout)
             ));
         }
-        if self.auth.access_token_ttl < Duration::from_secs(1)
-            || self.auth.refresh_token_ttl < self.auth.access_token_ttl
+        if self.auth.access_ttl < Duration::from_secs(1)
+            || self.auth.refresh_ttl < self.auth.access_ttl
         {
             return bad(
                 "auth.access_token_ttl must be at least 1s and at most auth.refresh_token_ttl"
@@ -512,6 +398,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::ServeArgs;
 
     #[test]
     fn defaults_are_valid_and_round_trip() {

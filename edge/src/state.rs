@@ -80,19 +80,8 @@ impl AppState {
         store: Arc<dyn Store>,
         nats: Option<nats::Nats>,
     ) -> Result<AppState, BoxError> {
-        let auth_config = handlers::services::auth::AuthConfig {
-            access_ttl: config.auth.access_token_ttl,
-            refresh_ttl: config.auth.refresh_token_ttl,
-            login_limits: handlers::services::auth::guard::LoginLimits {
-                per_address: config.auth.login_failures_per_address,
-                per_account: config.auth.login_failures_per_account,
-                per_device: config.auth.login_failures_per_device,
-            },
-            stream_ticket_ttl: config.auth.stream_ticket_ttl,
-            ..handlers::services::auth::AuthConfig::default()
-        };
         let auth = Arc::new(
-            AuthService::new(Arc::clone(&store), auth_config)
+            AuthService::new(Arc::clone(&store), config.auth.clone())
                 .await
                 .map_err(|e| format!("cannot load token signing keys: {e}"))?,
         );

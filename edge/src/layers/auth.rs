@@ -9,7 +9,6 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::extract::Request;
 use axum::response::Response;
@@ -24,7 +23,6 @@ use tower::{Layer, Service};
 use tracing::Instrument as _;
 
 use crate::error::status_response;
-use serde::{Deserialize, Serialize};
 
 /// Adds [`Authenticate`] around a service.
 #[derive(Clone)]
@@ -341,42 +339,5 @@ mod tests {
             "{}",
             refused.message()
         );
-    }
-}
-
-/// Token lifetimes.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    /// Access token lifetime.
-    #[serde(with = "humantime_serde")]
-    pub access_token_ttl: Duration,
-    /// Refresh token lifetime.
-    #[serde(with = "humantime_serde")]
-    pub refresh_token_ttl: Duration,
-    /// Failed logins per (account, client address) before each further one waits (refilled
-    /// over 15 minutes; per replica).
-    #[serde(alias = "login_attempts_per_minute")]
-    pub login_failures_per_address: u32,
-    /// Failed logins per account from all clients without its device token, before each further
-    /// one waits (refilled over an hour). A device that logged in before is never held back.
-    pub login_failures_per_account: u32,
-    /// Failed logins per device token (refilled over 15 minutes).
-    pub login_failures_per_device: u32,
-    /// How long a browser's stream ticket lives (1 s to 1 min): it travels in a URL.
-    #[serde(with = "humantime_serde")]
-    pub stream_ticket_ttl: Duration,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig {
-            access_token_ttl: Duration::from_secs(15 * 60),
-            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
-            login_failures_per_address: 10,
-            login_failures_per_account: 100,
-            login_failures_per_device: 10,
-            stream_ticket_ttl: Duration::from_secs(30),
-        }
     }
 }

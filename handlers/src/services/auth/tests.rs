@@ -209,10 +209,7 @@ async fn register_login_refresh_rotation_and_reuse() {
 async fn login_attempts_are_limited_per_account() {
     let (_dir, store) = crate::kit::testing::temp_store();
     let config = AuthConfig {
-        login_limits: guard::LoginLimits {
-            per_account: 3,
-            ..guard::LoginLimits::default()
-        },
+        login_failures_per_account: 3,
         ..AuthConfig::default()
     };
     let svc = AuthService::new(store, config).await.unwrap();
