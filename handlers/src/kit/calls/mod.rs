@@ -11,6 +11,8 @@
 //! - the services on the way travel too ([`Context::chain`]), so a cycle is refused at once
 //!   rather than hanging until a deadline (the build also refuses a cyclic declaration);
 //! - the callee's status reaches the caller unchanged.
+//!
+//! Kit: may import `proto` and the kit (context, status, late binding); never a service.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,5 +1,7 @@
 //! Versioned key-value storage. Every backend gives the same guarantees: versions only grow (a key
 //! deleted and written again never reuses a version), and compare-and-set is atomic.
+//!
+//! Kit: imports the clock and no service.
 
 pub(crate) mod jetstream;
 mod redb_store;

@@ -2,6 +2,8 @@
 //! latency budget, cost ceiling, context length) and a fallback chain for when it fails before its
 //! first token. Pure ranking over the shared catalog; nothing is cached, so a Register or Retire is
 //! seen by the next call on every replica.
+//!
+//! May import: `proto`, `crate::kit`, and types of the `models` service (see `crate::services`).
 
 use proto::aicore::airouter::v1::{AiRouterServiceHandler, RouteRequest, RouteResponse};
 use proto::aicore::models::v1::{Model, ModelStatus};

@@ -8,6 +8,8 @@
 //! - `auth.signing.*`: token signing keys (see `tokens`)
 //! - `auth.tickets.spent.*`: stream tickets already used (see `tickets`)
 //! - `apikey.*`: service API keys (see `keys`)
+//!
+//! May import: `proto`, `crate::kit` (see `crate::services`).
 
 pub mod guard;
 mod passwords;

@@ -11,6 +11,8 @@
 //! idempotency key derived from the caller and the event's id (or the call's Idempotency-Key),
 //! so an event sent twice is delivered once, and a retry after a failed delivery finishes the
 //! rest without repeating what was done.
+//!
+//! May import: `proto`, `crate::kit` (see `crate::services`).
 
 pub mod content;
 

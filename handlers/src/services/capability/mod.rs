@@ -6,6 +6,8 @@
 //! JetStream, so every replica lists the same workers and the registry survives restarts.
 //! `List` also shows, marked `discovered`, the NATS micro services the edge finds with
 //! `$SRV.INFO` ([`Discovery`]): they need not register and leave when they stop answering.
+//!
+//! May import: `proto`, `crate::kit` (see `crate::services`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

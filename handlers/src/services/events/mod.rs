@@ -1,6 +1,8 @@
 //! `aicore.events.v1.EventBusService`: topics with per-topic sequence numbers, published by
 //! services (and by a player on their own topic), replayed by sequence, and followed live. Where
 //! events live, and the rules of topics and markers, is the kit's [`crate::kit::event_log`].
+//!
+//! May import: `proto`, `crate::kit` (see `crate::services`).
 
 use std::collections::BTreeMap;
 

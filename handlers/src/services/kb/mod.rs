@@ -7,6 +7,8 @@
 //! searchable on the others within a second. A hit is checked against the store before it is
 //! answered, so none shows a deleted document or an old title even inside that second. The
 //! shipped lore (`handlers/data/kb/lore.toml`) is written to the store at first start.
+//!
+//! May import: `proto`, `crate::kit` (see `crate::services`).
 
 pub mod index;
 

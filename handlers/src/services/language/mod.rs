@@ -7,6 +7,8 @@
 //! falls back to English, one missing everywhere is `not_found`. Arguments are JSON numbers or
 //! strings, so plural selectors choose on numbers by the locale's CLDR rules. Output carries no
 //! Unicode isolation marks; a missing argument is `invalid_argument` naming it.
+//!
+//! May import: `proto`, `crate::kit` (see `crate::services`).
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -6,6 +6,9 @@
 //! Streams are lazy: nothing is generated ahead of the reader, and dropping the stream (the client
 //! went away) stops the provider (the grammar stops iterating, the HTTP upstream is disconnected,
 //! a NATS worker is told to stop).
+//!
+//! May import: `proto`, `crate::kit`, and types of the `airouter`, `models` services (see
+//! `crate::services`).
 
 pub mod grammar;
 pub mod openai;

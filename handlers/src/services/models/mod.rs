@@ -5,6 +5,8 @@
 //! The built-in `grammar` model is always in the catalog (unless an operator registers a model of
 //! that name over it) and is the default until an operator sets another, so `edge` answers LLM
 //! calls out of the box.
+//!
+//! May import: `proto`, `crate::kit` (see `crate::services`).
 
 use std::sync::Arc;
 

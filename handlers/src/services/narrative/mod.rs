@@ -5,6 +5,8 @@
 //! sentences per biome, weather, time of day and perspective; one is chosen from each table by a
 //! seed derived from the inputs, so the same region, weather, time of day and perspective always
 //! read the same, and a storm or nightfall changes the text.
+//!
+//! May import: `proto`, `crate::kit` (see `crate::services`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

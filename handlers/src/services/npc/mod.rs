@@ -2,6 +2,8 @@
 //! ([`model`]). An NPC's state, `npc.state.<id>`, holds its needs and mood at a game time; they
 //! drift from there by the archetype's rates, computed when read (no ticking task), with game
 //! time from the time service. Writes are compare-and-set.
+//!
+//! May import: `proto`, `crate::kit` (see `crate::services`).
 
 pub mod content;
 

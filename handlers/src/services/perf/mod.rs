@@ -2,6 +2,8 @@
 //! adapted per player and device model from reported frame times, with hysteresis. The adapted
 //! state lives at `perf.state.<player>.<device>`; an operator's override for a device model at
 //! `perf.override.<device>` wins until removed.
+//!
+//! May import: `proto`, `crate::kit` (see `crate::services`).
 
 pub mod content;
 

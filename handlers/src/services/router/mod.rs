@@ -2,6 +2,8 @@
 //! service local, on NATS or unimplemented, healthy or not, and each method with its path,
 //! subject, access rule and whether it mutates. The edge provides the table through
 //! [`RouteTable`], so this service knows nothing of HTTP or NATS.
+//!
+//! May import: `proto`, `crate::kit` (see `crate::services`).
 
 use proto::aicore::router::v1::{
     ListRoutesRequest, ListRoutesResponse, ResolveRequest, ResolveResponse, Route,

@@ -1,5 +1,7 @@
 //! `aicore.settings.v1.SettingsService`: a player's validated, versioned settings document.
 //! Stored at `settings.<playerId>` as protobuf; version 0 means "still the defaults".
+//!
+//! May import: `proto`, `crate::kit` (see `crate::services`).
 
 use std::sync::Arc;
 

@@ -1,5 +1,7 @@
 //! `aicore.state.v1.StateService`: per-player versioned key-value game state.
 //! Stored at `state.<playerId>.<key>`, values as JSON, within per-player quotas ([`quota`]).
+//!
+//! May import: `proto`, `crate::kit` (see `crate::services`).
 
 pub mod quota;
 

@@ -8,6 +8,9 @@
 //! quests, each fetched through the router; a part that fails is left out, and the stream says
 //! so first. The text streams from `llm.InferStream`; dropping the stream (a client that went
 //! away) drops the model call, in-process or on a worker.
+//!
+//! May import: `proto`, `crate::kit`, and types of the `narrative`, `quest` services (see
+//! `crate::services`).
 
 pub mod content;
 

@@ -8,6 +8,8 @@
 //! Scheduled events live at `time.sched.<fire time, 20 digits>-<random>`: a listing is in fire
 //! order. The [`scheduler::Scheduler`] (a task the server owns) publishes each due event onto
 //! the event bus exactly once; see there how.
+//!
+//! May import: `proto`, `crate::kit` (see `crate::services`).
 
 pub mod scheduler;
 

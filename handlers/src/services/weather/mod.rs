@@ -3,6 +3,8 @@
 //! the game time from the time service, both called through the router. `Override` holds a
 //! condition for a number of game minutes (`weather.override.<region>`); when it ends, the
 //! region is exactly where the chain would have had it.
+//!
+//! May import: `proto`, `crate::kit` (see `crate::services`).
 
 pub mod chain;
 
