@@ -30,14 +30,7 @@ fn player(id: &str, key: &str) -> Context {
 }
 
 fn game(key: &str) -> Context {
-    Context {
-        principal: Some(Principal::Service {
-            name: "game".into(),
-            scopes: vec!["*".into()].into(),
-        }),
-        idempotency_key: Some(key.into()),
-        ..Context::default()
-    }
+    crate::kit::testing::keyed(crate::kit::testing::service("game"), key)
 }
 
 fn store() -> (tempfile::TempDir, Arc<dyn Store>) {

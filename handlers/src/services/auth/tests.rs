@@ -10,12 +10,7 @@ async fn service() -> (tempfile::TempDir, AuthService) {
 }
 
 fn as_player(id: &str) -> Context {
-    Context {
-        principal: Some(Principal::Player {
-            player_id: id.into(),
-        }),
-        ..Context::default()
-    }
+    crate::kit::testing::player(id)
 }
 
 async fn refresh(svc: &AuthService, token: String) -> Result<RefreshResponse, Status> {

@@ -14,22 +14,11 @@ const ME: &str = "0123456789abcdef0123456789abcdef";
 const OTHER: &str = "ffffffffffffffffffffffffffffffff";
 
 fn player(id: &str) -> Context {
-    Context {
-        principal: Some(Principal::Player {
-            player_id: id.into(),
-        }),
-        ..Context::default()
-    }
+    crate::kit::testing::player(id)
 }
 
 fn service() -> Context {
-    Context {
-        principal: Some(Principal::Service {
-            name: "game".into(),
-            scopes: vec!["*".into()].into(),
-        }),
-        ..Context::default()
-    }
+    crate::kit::testing::service("game")
 }
 
 fn bus(per_topic: u64) -> (tempfile::TempDir, EventsService) {

@@ -11,24 +11,11 @@ fn svc() -> (tempfile::TempDir, Arc<dyn Store>, PaymentService) {
 }
 
 fn service(key: &str) -> Context {
-    Context {
-        principal: Some(Principal::Service {
-            name: "game".into(),
-            scopes: vec!["*".into()].into(),
-        }),
-        idempotency_key: Some(key.into()),
-        ..Context::default()
-    }
+    crate::kit::testing::keyed(crate::kit::testing::service("game"), key)
 }
 
 fn player(key: &str) -> Context {
-    Context {
-        principal: Some(Principal::Player {
-            player_id: P.into(),
-        }),
-        idempotency_key: Some(key.into()),
-        ..Context::default()
-    }
+    crate::kit::testing::keyed(crate::kit::testing::player(P), key)
 }
 
 fn credit(amount: i64) -> CreditRequest {

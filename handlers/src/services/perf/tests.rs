@@ -14,12 +14,7 @@ fn perf() -> (tempfile::TempDir, PerfService) {
 }
 
 fn player() -> Context {
-    Context {
-        principal: Some(Principal::Player {
-            player_id: ME.into(),
-        }),
-        ..Context::default()
-    }
+    crate::kit::testing::player(ME)
 }
 
 fn laptop() -> Device {

@@ -177,12 +177,7 @@ fn world() -> World {
 }
 
 fn me() -> Context {
-    Context {
-        principal: Some(Principal::Player {
-            player_id: ME.into(),
-        }),
-        ..Context::default()
-    }
+    crate::kit::testing::player(ME)
 }
 
 fn game_server() -> Context {

@@ -1,16 +1,10 @@
 use super::*;
-use crate::kit::context::Principal;
 use crate::kit::status::Code;
 
 const ME: &str = "0123456789abcdef0123456789abcdef";
 
 fn ctx() -> Context {
-    Context {
-        principal: Some(Principal::Player {
-            player_id: ME.into(),
-        }),
-        ..Context::default()
-    }
+    crate::kit::testing::player(ME)
 }
 
 fn svc() -> (tempfile::TempDir, SettingsService) {

@@ -1,5 +1,4 @@
 use super::*;
-use crate::kit::context::Principal;
 use crate::kit::status::Code;
 use pbjson_types::Value;
 
@@ -7,12 +6,7 @@ const ME: &str = "0123456789abcdef0123456789abcdef";
 const YOU: &str = "fedcba9876543210fedcba9876543210";
 
 fn ctx(id: &str) -> Context {
-    Context {
-        principal: Some(Principal::Player {
-            player_id: id.into(),
-        }),
-        ..Context::default()
-    }
+    crate::kit::testing::player(id)
 }
 
 fn svc() -> (tempfile::TempDir, StateService) {

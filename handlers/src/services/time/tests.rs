@@ -38,13 +38,7 @@ fn service(store: &Arc<dyn Store>, scale: f64) -> TimeService {
 }
 
 fn svc_ctx() -> Context {
-    Context {
-        principal: Some(Principal::Service {
-            name: "gs".into(),
-            scopes: vec!["*".into()].into(),
-        }),
-        ..Context::default()
-    }
+    crate::kit::testing::service("gs")
 }
 
 #[test]

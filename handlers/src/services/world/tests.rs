@@ -25,13 +25,7 @@ fn world() -> (tempfile::TempDir, Arc<dyn Store>, WorldService, Arc<Bus>) {
 }
 
 fn ctx() -> Context {
-    Context {
-        principal: Some(crate::kit::context::Principal::Service {
-            name: "gs".into(),
-            scopes: vec!["*".into()].into(),
-        }),
-        ..Context::default()
-    }
+    crate::kit::testing::service("gs")
 }
 
 fn entity(id: &str, kind: &str, x: f64, z: f64) -> Entity {
