@@ -124,6 +124,7 @@ impl AppState {
             clock: config.time.clone(),
             schedule_wake: Arc::new(tokio::sync::Notify::new()),
             auth: Arc::clone(&auth),
+            llm_spend: config.llm.spend,
             providers: llm::providers(
                 &config.llm,
                 nats.as_ref().map(|n| {

@@ -30,6 +30,8 @@ pub struct Deps {
     pub auth: Arc<services::auth::AuthService>,
     /// LLM providers by the catalog's provider name ("grammar", "openai", "nats").
     pub providers: HashMap<String, Arc<dyn services::llm::Provider>>,
+    /// The daily LLM spend caps, shared through the store.
+    pub llm_spend: services::llm::spend::SpendCaps,
     /// Where the event bus keeps its events.
     pub events: Arc<dyn kit::event_log::EventLog>,
     /// What players can buy, at what price.
@@ -113,6 +115,7 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
         llm: llm::v1::llm_service_dispatch(Arc::new(crate::services::llm::LlmService::new(
             catalog,
             deps.providers.clone(),
+            crate::services::llm::spend::Spend::new(Arc::clone(&deps.store), deps.llm_spend),
         ))),
         events: events::v1::event_bus_service_dispatch(Arc::new(
             crate::services::events::EventsService::new(Arc::clone(&deps.events)),

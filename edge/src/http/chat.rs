@@ -245,6 +245,8 @@ pub async fn completions(State(state): State<Api>, req: Request) -> Response {
         traceparent: crate::trace::client_traceparent(&parts.headers),
         chain: Vec::new(),
         session: parts.extensions.get::<handlers::SessionId>().cloned(),
+        // A client's own call: its principal pays.
+        origin: None,
     };
     let call = Call {
         method,

@@ -195,6 +195,8 @@ pub async fn unary(
             .map(|a| a.0),
         chain: Vec::new(),
         session: parts.extensions.get::<handlers::SessionId>().cloned(),
+        // A client's own call: its principal pays.
+        origin: None,
     };
     // Event subscriptions carry their position in every message's id.
     let stream_permit = match stream_permit {

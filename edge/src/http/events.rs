@@ -229,6 +229,8 @@ pub async fn get(State(state): State<Api>, req: Request) -> Response {
             .map(|a| a.0),
         chain: Vec::new(),
         session: parts.extensions.get::<handlers::SessionId>().cloned(),
+        // A client's own call: its principal pays.
+        origin: None,
     };
     let req = SubscribeRequest {
         topics,

@@ -26,6 +26,10 @@ pub const CLIENT_ADDR: &str = "Edge-Client-Addr";
 /// (comma-separated short names). The callee derives the caller's principal and scopes from the
 /// descriptors, never from the sender's word.
 pub const CALL_CHAIN: &str = "Edge-Call-Chain";
+/// For a call between services: whom its costs are charged to (the chain's origin: a player, or
+/// the service key that started it), encoded as [`PRINCIPAL`] is. Sent only with
+/// [`CALL_CHAIN`]; it names a payer, never grants anything.
+pub const ORIGIN: &str = "Edge-Origin";
 /// The Connect code of an error reply.
 pub const CONNECT_CODE: &str = "Connect-Code";
 /// When to retry, for `unavailable` and `resource_exhausted` replies.
@@ -94,6 +98,9 @@ pub fn request_headers(ctx: &Context, timeout: Duration) -> HeaderMap {
     }
     if !ctx.chain.is_empty() {
         put(&mut h, CALL_CHAIN, &ctx.chain.join(","));
+        if let Some(origin) = &ctx.origin {
+            put(&mut h, ORIGIN, &encode_principal(origin));
+        }
     } else if let Some(p) = &ctx.principal {
         put(&mut h, PRINCIPAL, &encode_principal(p));
         if let (Principal::Player { .. }, Some(s)) = (p, &ctx.session) {
@@ -145,8 +152,15 @@ pub fn context_from(h: Option<&HeaderMap>, received: Instant, max: Duration) -> 
         }
         _ => None,
     };
+    // Only a chain has an origin: a client's own call is charged to its principal.
+    let origin = if chain.is_empty() {
+        None
+    } else {
+        get(h, ORIGIN).and_then(decode_principal)
+    };
     Context {
         session,
+        origin,
         chain,
         principal,
         deadline: Some(received + budget),
@@ -230,8 +244,13 @@ mod tests {
             client_addr: Some("2001:db8::7".parse().unwrap()),
             chain: Vec::new(),
             session: Some(handlers::SessionId("s1".into())),
+            // Not sent without a chain: a client's own call is charged to its principal.
+            origin: Some(Principal::Player {
+                player_id: "q".into(),
+            }),
         };
         let h = request_headers(&ctx, Duration::from_millis(1500));
+        assert!(h.get(ORIGIN).is_none());
         let now = Instant::now();
         let back = context_from(Some(&h), now, Duration::from_secs(60));
         assert_eq!(back.principal, ctx.principal);
@@ -254,6 +273,9 @@ mod tests {
             }),
             chain: vec!["npc", "weather"],
             session: Some(handlers::SessionId("s1".into())),
+            origin: Some(Principal::Player {
+                player_id: "p".into(),
+            }),
             ..Context::default()
         };
         let h = request_headers(&ctx, Duration::from_secs(1));
@@ -261,6 +283,9 @@ mod tests {
         assert!(h.get(SESSION).is_none());
         let back = context_from(Some(&h), Instant::now(), Duration::from_secs(60));
         assert_eq!(back.chain, vec!["npc", "weather"]);
+        // The payer travels with the chain, so a worker's model call is charged to the player.
+        assert_eq!(back.origin, ctx.origin);
+        assert_eq!(back.payer(), ctx.origin.as_ref());
         assert_eq!(
             back.principal,
             Some(Principal::Service {

@@ -1,6 +1,6 @@
 //! Deletes expired records from the store now and then: idempotency records past their retention,
-//! refresh tokens past their expiry, sessions whose newest refresh token has expired, and cached
-//! translations past their time to live. Every replica and worker may run it: deletes are
+//! refresh tokens past their expiry, sessions whose newest refresh token has expired, cached
+//! translations past their time to live, and LLM spend totals of past days. Every replica and worker may run it: deletes are
 //! conditional on the version read, so none removes a record someone just renewed.
 
 use std::sync::Arc;
@@ -34,6 +34,11 @@ pub async fn run(store: Arc<dyn Store>, every: Duration, stop: CancellationToken
         report(
             "lapsed worker registrations",
             handlers::services::capability::prune_lapsed(store.as_ref(), || stop.is_cancelled())
+                .await,
+        );
+        report(
+            "LLM spend totals of past days",
+            handlers::services::llm::spend::prune_spend(store.as_ref(), || stop.is_cancelled())
                 .await,
         );
         report(

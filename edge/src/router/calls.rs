@@ -8,15 +8,26 @@ use handlers::{Context, Status};
 use proto::{BoxFuture, Codec, Encoded, MethodDesc};
 
 use super::idempotency::{Idempotency, IdempotencyLayer};
+use super::quota::{TokenMeter, TokenQuotaLayer};
 use super::{Call, Reply, ServiceRouter, WeakRouter};
 
 /// The route handed to the services. It holds the router weakly: the router holds the services.
-pub struct RouterRoute(Idempotency<WeakRouter>);
+pub struct RouterRoute(Idempotency<TokenMeter<WeakRouter>>);
 
 impl RouterRoute {
-    /// Routes through `router`, recording mutating calls' outcomes as `records` does.
-    pub fn new(router: &ServiceRouter, records: &IdempotencyLayer) -> Self {
-        RouterRoute(tower::Layer::layer(records, router.downgrade()))
+    /// Routes through `router`, recording mutating calls' outcomes as `records` does and metering
+    /// model calls as `meter` does.
+    pub fn new(
+        router: &ServiceRouter,
+        records: &IdempotencyLayer,
+        meter: &TokenQuotaLayer,
+    ) -> Self {
+        RouterRoute(
+            tower::ServiceBuilder::new()
+                .layer(records.clone())
+                .layer(meter.clone())
+                .service(router.downgrade()),
+        )
     }
 }
 

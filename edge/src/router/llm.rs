@@ -68,6 +68,10 @@ pub struct LlmConfig {
     pub api_keys: BTreeMap<String, String>,
     /// Models registered at start when missing from the catalog.
     pub models: Vec<ModelEntry>,
+    /// Daily spend caps in the catalog's cost units (micro-units of currency), shared by every
+    /// replica through the store: `per_payer_daily` for each player (or service key), and
+    /// `total_daily` for everyone; 0 is no cap.
+    pub spend: handlers::services::llm::spend::SpendCaps,
 }
 
 impl std::fmt::Debug for LlmConfig {
@@ -88,6 +92,7 @@ impl Default for LlmConfig {
             first_token_timeout: Duration::from_secs(30),
             api_keys: BTreeMap::new(),
             models: Vec::new(),
+            spend: handlers::services::llm::spend::SpendCaps::default(),
         }
     }
 }

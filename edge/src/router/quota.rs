@@ -6,8 +6,9 @@
 //! out mid-way ends with an `event: error` (`resource_exhausted`), never a silent cut. Counters
 //! are per replica, like every rate limit.
 //!
-//! It sits on the call path (a Layer + Service over the router), so the Connect path and
-//! `/v1/chat/completions` pay the same way.
+//! It sits on both call paths (a Layer + Service over the router, see `stack.rs`), so the Connect
+//! path, `/v1/chat/completions` and a call between services (`language.Translate` -> `llm`) pay
+//! the same way, each from the bucket of whoever started the chain (`Context::payer`).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -150,10 +151,11 @@ where
         let (Some(quota), "llm") = (self.quota.clone(), call.method.service) else {
             return Box::pin(inner.call(call));
         };
+        // Cost follows the origin: a call between services is charged to the player or key that
+        // started its chain, never to the service that passes it on.
         let key = call
             .ctx
-            .principal
-            .as_ref()
+            .payer()
             .map_or_else(|| "anonymous".to_owned(), handlers::Principal::describe);
         Box::pin(async move {
             // An undecodable or invalid body is the handler's to reject, with its own message.

@@ -22,8 +22,8 @@ pub struct CallStack {
     pub router: ServiceRouter,
     /// Where a client's calls go: idempotency records, the token meter, the router.
     pub client: ClientCalls,
-    /// Where calls between services go: idempotency records, the router (held weakly: the
-    /// router holds the services that hold this).
+    /// Where calls between services go: idempotency records, the token meter, the router (held
+    /// weakly: the router holds the services that hold this).
     pub between_services: RouterRoute,
 }
 
@@ -48,13 +48,15 @@ pub fn call_stack(
             per_key: idempotency.max_records_per_key,
         },
     );
-    // The token meter charges a client's model calls to its budget before they reach a provider.
+    // The token meter sits on both paths, below the records (a repeat answered from its record
+    // costs nothing): a model call is charged to whoever started its chain, whether a client
+    // called llm or a service did on a client's behalf.
     let meter = TokenQuotaLayer::layer(tokens);
     let client = tower::ServiceBuilder::new()
         .layer(records.clone())
-        .layer(meter)
+        .layer(meter.clone())
         .service(router.clone());
-    let between_services = RouterRoute::new(&router, &records);
+    let between_services = RouterRoute::new(&router, &records, &meter);
     CallStack {
         router,
         client,

@@ -59,6 +59,10 @@ pub struct Context {
     pub chain: Vec<&'static str>,
     /// The player's login session, when the principal is a player who proved one.
     pub session: Option<SessionId>,
+    /// For a call between services: whom the chain's costs are charged to (DESIGN section 10,
+    /// "cost follows the origin"): the player the chain acts for, else the client principal that
+    /// started it. `None` on a client's own call, where [`Context::payer`] is the principal.
+    pub origin: Option<Principal>,
 }
 
 impl Context {
@@ -66,6 +70,12 @@ impl Context {
     pub fn remaining(&self) -> Option<Duration> {
         self.deadline
             .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Who pays for what this call costs (model tokens, spend caps): the chain's origin, else
+    /// the caller itself.
+    pub fn payer(&self) -> Option<&Principal> {
+        self.origin.as_ref().or(self.principal.as_ref())
     }
 
     /// The player a call acts for. A player acts only for themself (`requested` empty or their

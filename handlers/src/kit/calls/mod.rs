@@ -95,6 +95,7 @@ fn principal_ref(service: &ServiceDesc) -> &'static Principal {
 pub struct Outgoing {
     parent: Context,
     idempotency_key: Option<String>,
+    for_player: Option<String>,
 }
 
 impl Outgoing {
@@ -102,6 +103,14 @@ impl Outgoing {
     /// so a retry of the caller never applies the call twice.
     pub fn idempotent(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// This call acts for `player_id` (one the handler checked with [`Context::player`]): what it
+    /// costs is charged to that player, not to the service key that asked. A player's own chain
+    /// is charged to them whatever this says.
+    pub fn for_player(mut self, player_id: impl Into<String>) -> Self {
+        self.for_player = Some(player_id.into());
         self
     }
 }
@@ -112,6 +121,7 @@ impl Context {
         Outgoing {
             parent: self.clone(),
             idempotency_key: None,
+            for_player: None,
         }
     }
 }
@@ -170,7 +180,20 @@ impl Caller {
         let Outgoing {
             parent,
             idempotency_key,
+            for_player,
         } = out;
+        // Cost follows the origin: a chain keeps the payer it started with; a client's call
+        // starts one with its caller, or with the player a service key's call acts for.
+        let origin = match (parent.origin, parent.principal) {
+            (Some(origin @ Principal::Player { .. }), _) => Some(origin),
+            (_, Some(Principal::Player { player_id })) if parent.chain.is_empty() => {
+                Some(Principal::Player { player_id })
+            }
+            (origin, principal) => for_player
+                .map(|player_id| Principal::Player { player_id })
+                .or(origin)
+                .or(principal.filter(|_| parent.chain.is_empty())),
+        };
         let mut chain = parent.chain;
         chain.push(self.service.short);
         let ctx = Context {
@@ -187,6 +210,7 @@ impl Caller {
             chain,
             // The callee sees a service, never the player's session.
             session: None,
+            origin,
         };
         admit(&ctx, method)?;
         if ctx.deadline.is_some_and(|d| d <= Instant::now()) {

@@ -234,3 +234,49 @@ fn the_declarations_come_from_the_protos() {
         "{callers:?}"
     );
 }
+
+#[test]
+fn the_payer_follows_the_chain() {
+    let (calls, _fake) = connected(now_reply);
+    let now = method_by_path("/aicore.time.v1.TimeService/Now").unwrap();
+    let weather = calls.from(WEATHER_SERVICE);
+    let me = "0123456789abcdef0123456789abcdef";
+    let other = "fedcba9876543210fedcba9876543210";
+    let player = |id: &str| Principal::Player {
+        player_id: id.into(),
+    };
+    // A player's call: the first hop is charged to the player, and so is every hop after it,
+    // whoever it says it acts for.
+    let first = weather.context(player_ctx().outgoing(), now).unwrap();
+    assert_eq!(first.payer(), Some(&player(me)));
+    let second = weather
+        .context(first.outgoing().for_player(other), now)
+        .unwrap();
+    assert_eq!(second.origin, Some(player(me)));
+    // A service key's call is charged to the key, or to the player it acts for.
+    let key = Principal::Service {
+        name: "game-server".into(),
+        scopes: vec!["*".into()].into(),
+    };
+    let by_key = Context {
+        principal: Some(key.clone()),
+        ..player_ctx()
+    };
+    let hop = weather.context(by_key.outgoing(), now).unwrap();
+    assert_eq!(hop.origin, Some(key.clone()));
+    assert_eq!(
+        weather
+            .context(hop.outgoing().for_player(other), now)
+            .unwrap()
+            .origin,
+        Some(player(other))
+    );
+    let for_player = weather
+        .context(by_key.outgoing().for_player(other), now)
+        .unwrap();
+    assert_eq!(for_player.payer(), Some(&player(other)));
+    // A background task (no principal) charges the service itself.
+    let background = weather.context(Context::default().outgoing(), now).unwrap();
+    assert_eq!(background.origin, None);
+    assert_eq!(background.payer(), background.principal.as_ref());
+}

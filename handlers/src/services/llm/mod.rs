@@ -12,6 +12,7 @@
 
 pub mod grammar;
 pub mod openai;
+pub mod spend;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use crate::kit::context::Context;
 use crate::kit::status::{Code, Status};
 use crate::services::airouter::AiRouterService;
 use crate::services::models::Catalog;
+use spend::{Reservation, Spend};
 
 /// `max_tokens` when the request says 0.
 pub const DEFAULT_MAX_TOKENS: u32 = 256;
@@ -135,6 +137,7 @@ pub struct LlmService {
     catalog: Catalog,
     router: AiRouterService,
     providers: Arc<HashMap<String, Arc<dyn Provider>>>,
+    spend: Spend,
 }
 
 impl std::fmt::Debug for LlmService {
@@ -151,16 +154,37 @@ struct Started {
     first: Piece,
     rest: Pieces,
     prompt_tokens: u32,
+    /// What the daily caps hold for this call, settled when it ends.
+    reservation: Reservation,
+    /// The model's cost per 1000 prompt and completion tokens.
+    rates: (u64, u64),
 }
 
 impl LlmService {
-    /// The service; `providers` by the catalog's provider names ("grammar", "openai", "nats").
-    pub fn new(catalog: Catalog, providers: HashMap<String, Arc<dyn Provider>>) -> Self {
+    /// The service; `providers` by the catalog's provider names ("grammar", "openai", "nats");
+    /// `spend` holds the daily caps every call is charged against.
+    pub fn new(
+        catalog: Catalog,
+        providers: HashMap<String, Arc<dyn Provider>>,
+        spend: Spend,
+    ) -> Self {
         LlmService {
             router: AiRouterService::new(catalog.clone()),
             catalog,
             providers: Arc::new(providers),
+            spend,
         }
+    }
+
+    /// Settles a finished call's reservation at what its tokens cost.
+    async fn settle(&self, reservation: Reservation, rates: (u64, u64), usage: &Usage) {
+        let used = spend::cost(
+            rates.0,
+            rates.1,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        );
+        self.spend.settle(reservation, used).await;
     }
 
     /// The models to try in order: the one named (only it: a caller who names a model gets that
@@ -219,19 +243,35 @@ impl LlmService {
                         std::time::Duration::from_secs(5),
                     )
                 })?;
-                let mut pieces = provider.start(&model, req, ctx).await?;
-                match pieces.next().await {
-                    Some(Ok(first)) => Ok(Started {
+                // The worst case is charged to the payer's and everyone's daily cap before any
+                // provider is asked; what the call does not use goes back when it ends.
+                let rates = (model.input_cost_per_1k, model.output_cost_per_1k);
+                let worst = spend::cost(rates.0, rates.1, prompt, max_tokens(req));
+                let reservation = self.spend.reserve(ctx.payer(), worst).await?;
+                let first = match provider.start(&model, req, ctx).await {
+                    Ok(mut pieces) => match pieces.next().await {
+                        Some(Ok(first)) => Ok((first, pieces)),
+                        Some(Err(e)) => Err(e),
+                        None => Err(Status::unavailable(
+                            format!("model {name:?} ended its stream without output"),
+                            std::time::Duration::from_secs(1),
+                        )),
+                    },
+                    Err(e) => Err(e),
+                };
+                match first {
+                    Ok((first, rest)) => Ok(Started {
                         model: model.name.clone(),
                         first,
-                        rest: pieces,
+                        rest,
                         prompt_tokens: prompt,
+                        reservation,
+                        rates,
                     }),
-                    Some(Err(e)) => Err(e),
-                    None => Err(Status::unavailable(
-                        format!("model {name:?} ended its stream without output"),
-                        std::time::Duration::from_secs(1),
-                    )),
+                    Err(e) => {
+                        self.spend.settle(reservation, 0).await;
+                        Err(e)
+                    }
                 }
             };
             match attempt.await {
@@ -266,6 +306,14 @@ fn usage(reported: Option<Usage>, prompt_estimate: u32, completion_count: u32) -
     u
 }
 
+/// A stream in flight: what is left of the provider's pieces, and its reservation until it ends.
+struct Streaming {
+    pieces: Pieces,
+    model: String,
+    count: u32,
+    reservation: Option<Reservation>,
+}
+
 fn ended_early(model: &str) -> Status {
     Status::unavailable(
         format!("model {model:?} ended its stream without finishing"),
@@ -283,6 +331,8 @@ impl LlmServiceHandler for LlmService {
             first,
             mut rest,
             prompt_tokens,
+            reservation,
+            rates,
         } = self.start(&ctx, &req).await?;
         let mut text = String::new();
         let mut count = 0u32;
@@ -294,15 +344,26 @@ impl LlmServiceHandler for LlmService {
                     count += 1;
                 }
                 Some(Ok(Piece::End { finish, usage: u })) => {
+                    let usage = usage(u, prompt_tokens, count);
+                    self.settle(reservation, rates, &usage).await;
                     return Ok(InferResponse {
                         model,
                         text,
                         finish_reason: finish,
-                        usage: Some(usage(u, prompt_tokens, count)),
+                        usage: Some(usage),
                     });
                 }
-                Some(Err(e)) => return Err(e),
-                None => return Err(ended_early(&model)),
+                // A failed call is charged what it streamed before it failed.
+                Some(Err(e)) => {
+                    let spent = usage(None, prompt_tokens, count);
+                    self.settle(reservation, rates, &spent).await;
+                    return Err(e);
+                }
+                None => {
+                    let spent = usage(None, prompt_tokens, count);
+                    self.settle(reservation, rates, &spent).await;
+                    return Err(ended_early(&model));
+                }
             }
             piece = rest.next().await;
         }
@@ -318,42 +379,57 @@ impl LlmServiceHandler for LlmService {
             first,
             rest,
             prompt_tokens,
+            reservation,
+            rates,
         } = self.start(&ctx, &req).await?;
         let pieces = futures_util::stream::iter([Ok(first)]).chain(rest);
-        // (pieces, model, count, done)
-        let out = futures_util::stream::unfold(
-            (pieces, model, 0u32, false),
-            move |(mut pieces, model, mut count, done)| async move {
-                if done {
-                    return None;
-                }
-                let msg = match pieces.next().await {
+        // The reservation is settled when the stream ends; a reader that goes away first leaves
+        // the worst case charged (never less than was spent).
+        let this = self.clone();
+        let state = Streaming {
+            pieces: Box::pin(pieces),
+            model,
+            count: 0,
+            reservation: Some(reservation),
+        };
+        let out = futures_util::stream::unfold(state, move |mut st| {
+            let this = this.clone();
+            async move {
+                let reservation = st.reservation.take()?;
+                let (msg, ended) = match st.pieces.next().await {
                     Some(Ok(Piece::Text(delta))) => {
-                        count += 1;
-                        Ok(InferStreamResponse {
-                            model: model.clone(),
+                        st.count += 1;
+                        let m = InferStreamResponse {
+                            model: st.model.clone(),
                             delta,
                             ..Default::default()
-                        })
+                        };
+                        (Ok(m), None)
                     }
                     Some(Ok(Piece::End { finish, usage: u })) => {
+                        let usage = usage(u, prompt_tokens, st.count);
                         let m = InferStreamResponse {
-                            model: model.clone(),
+                            model: st.model.clone(),
                             delta: String::new(),
                             finish_reason: finish,
-                            usage: Some(usage(u, prompt_tokens, count)),
+                            usage: Some(usage),
                         };
-                        return Some((Ok(m), (pieces, model, count, true)));
+                        (Ok(m), Some(usage))
                     }
-                    Some(Err(e)) => return Some((Err(e), (pieces, model, count, true))),
-                    None => {
-                        let e = ended_early(&model);
-                        return Some((Err(e), (pieces, model, count, true)));
-                    }
+                    // A failed stream is charged what it streamed before it failed.
+                    Some(Err(e)) => (Err(e), Some(usage(None, prompt_tokens, st.count))),
+                    None => (
+                        Err(ended_early(&st.model)),
+                        Some(usage(None, prompt_tokens, st.count)),
+                    ),
                 };
-                Some((msg, (pieces, model, count, false)))
-            },
-        );
+                match ended {
+                    Some(spent) => this.settle(reservation, rates, &spent).await,
+                    None => st.reservation = Some(reservation),
+                }
+                Some((msg, st))
+            }
+        });
         Ok(Box::pin(out))
     }
 }

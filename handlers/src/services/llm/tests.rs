@@ -32,6 +32,7 @@ impl Provider for Truncated {
 
 fn service() -> (tempfile::TempDir, Catalog, LlmService, Arc<Broken>) {
     let (dir, store) = crate::kit::testing::temp_redb();
+    let spend = spend::Spend::new(store.clone(), spend::SpendCaps::default());
     let catalog = Catalog::new(store);
     let broken = Arc::new(Broken(AtomicUsize::new(0)));
     let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
@@ -41,7 +42,7 @@ fn service() -> (tempfile::TempDir, Catalog, LlmService, Arc<Broken>) {
     );
     providers.insert("openai".into(), broken.clone());
     providers.insert("nats".into(), Arc::new(Truncated));
-    let svc = LlmService::new(catalog.clone(), providers);
+    let svc = LlmService::new(catalog.clone(), providers, spend);
     (dir, catalog, svc, broken)
 }
 

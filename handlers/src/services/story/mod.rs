@@ -439,7 +439,11 @@ impl StoryServiceHandler for StoryService {
             task: "narration".into(),
             ..Default::default()
         };
-        let stream = self.llm.infer_stream(ctx.outgoing(), request).await?;
+        // The model's tokens are charged to the player the narration is for.
+        let stream = self
+            .llm
+            .infer_stream(ctx.outgoing().for_player(&player), request)
+            .await?;
         let text = stream.map(|item| {
             item.map(|piece| NarrateResponse {
                 delta: piece.delta,
