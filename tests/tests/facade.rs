@@ -369,11 +369,34 @@ async fn a_workflow_whose_second_step_fails_refunds_the_first_exactly_once() {
         .call(
             rpc::state::GET.path,
             Some(&me.access),
-            json!({"key": format!("pack/{id}")}),
+            json!({"key": format!("trusted/pack/{id}")}),
         )
         .await
         .json();
     assert_eq!(stowed["entry"]["value"]["sku"], "lantern_oil");
+    // Attacker's step: the player reads what was stowed, but can neither forge, edit nor delete
+    // a record the game trusts (any case of the namespace).
+    for key in [
+        format!("trusted/pack/{id}"),
+        "Trusted/pack/forged".to_owned(),
+    ] {
+        let r = c
+            .call(
+                rpc::state::PUT.path,
+                Some(&me.access),
+                json!({"key": key, "value": {"sku": "dragon_egg", "quantity": 99}}),
+            )
+            .await;
+        assert_eq!(r.status, 403, "{key}: {}", r.text());
+        let r = c
+            .call(
+                rpc::state::DELETE.path,
+                Some(&me.access),
+                json!({"key": key}),
+            )
+            .await;
+        assert_eq!(r.status, 403, "{key}: {}", r.text());
+    }
 
     // Another player cannot see the run; a player cannot run a service workflow.
     let other = scenarios::login(&c, "stranger").await;

@@ -1,5 +1,7 @@
 //! `aicore.state.v1.StateService`: per-player versioned key-value game state.
 //! Stored at `state.<playerId>.<key>`, values as JSON, within per-player quotas ([`quota`]).
+//! Keys under [`TRUSTED`] hold records the game trusts (what a workflow stowed, rewards paid):
+//! services write them, the player only reads them.
 //!
 //! May import: `proto`, `crate::kit` (see `crate::services`).
 
@@ -15,7 +17,7 @@ use proto::aicore::state::v1::{
     PutRequest, PutResponse, StateServiceHandler,
 };
 
-use crate::kit::context::Context;
+use crate::kit::context::{Context, Principal};
 use crate::kit::status::Status;
 use crate::kit::store::{Store, StoreError, Versioned, validate_key, validate_prefix};
 use quota::Delta;
@@ -23,6 +25,23 @@ pub use quota::{Quota, StateLimits};
 
 /// Longest user key.
 const MAX_KEY: usize = 200;
+
+/// The namespace only services write: a player may read and list it, never put or delete.
+pub const TRUSTED: &str = "trusted/";
+
+/// Refuses a player's write under [`TRUSTED`]. Compared without case, so `Trusted/` is refused
+/// too rather than left to look like a trusted record to a careless reader.
+fn may_write(ctx: &Context, key: &str) -> Result<(), Status> {
+    let trusted = key
+        .get(..TRUSTED.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(TRUSTED));
+    match &ctx.principal {
+        Some(Principal::Player { .. }) if trusted => Err(Status::permission_denied(format!(
+            "keys under {TRUSTED} are written by the game's services only; a player reads them"
+        ))),
+        _ => Ok(()),
+    }
+}
 
 /// The state service.
 #[derive(Clone)]
@@ -124,6 +143,7 @@ impl StateServiceHandler for StateService {
     async fn put(&self, ctx: Context, req: PutRequest) -> Result<PutResponse, Status> {
         let player = ctx.player(&req.player_id)?;
         check_key(&req.key)?;
+        may_write(&ctx, &req.key)?;
         let value = req
             .value
             .ok_or_else(|| Status::invalid_argument("value is required"))?;
@@ -173,6 +193,7 @@ impl StateServiceHandler for StateService {
     async fn delete(&self, ctx: Context, req: DeleteRequest) -> Result<DeleteResponse, Status> {
         let player = ctx.player(&req.player_id)?;
         check_key(&req.key)?;
+        may_write(&ctx, &req.key)?;
         let key = format!("state.{player}.{}", req.key);
         for _ in 0..ATTEMPTS {
             let Some(current) = self.store.get(&key).await? else {
