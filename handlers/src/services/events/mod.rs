@@ -20,6 +20,9 @@ use crate::kit::event_log::{
 use crate::kit::status::Status;
 
 const MAX_TYPE_LEN: usize = 64;
+/// Largest payload a player may publish (on their own topic): with the log's 1,000 newest events
+/// per topic, a player's topic holds at most about 4 MiB, like their state quota.
+pub const MAX_PLAYER_PAYLOAD_BYTES: usize = 4 * 1024;
 const DEFAULT_REPLAY: u32 = 100;
 const MAX_REPLAY: u32 = 1000;
 
@@ -128,9 +131,13 @@ impl EventBusServiceHandler for EventsService {
             ));
         }
         let size = req.payload.as_ref().map_or(0, prost::Message::encoded_len);
-        if size > MAX_PAYLOAD_BYTES {
+        let max = match ctx.principal {
+            Some(Principal::Player { .. }) => MAX_PLAYER_PAYLOAD_BYTES,
+            _ => MAX_PAYLOAD_BYTES,
+        };
+        if size > max {
             return Err(Status::payload_too_large(format!(
-                "payload is {size} bytes encoded; at most {MAX_PAYLOAD_BYTES}"
+                "payload is {size} bytes encoded; at most {max}"
             )));
         }
         let sequence = self

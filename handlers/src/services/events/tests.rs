@@ -206,6 +206,23 @@ async fn publishing_checks_its_input() {
         .unwrap_err();
     assert_eq!(huge.code(), Code::ResourceExhausted);
     assert!(huge.message().contains("payload"), "{}", huge.message());
+    // A player's own topic takes smaller payloads: 1,000 of them stay within about 4 MiB.
+    let me = "0123456789abcdef0123456789abcdef";
+    let big = |n: usize| PublishRequest {
+        topic: format!("player.{me}"),
+        r#type: "note".into(),
+        payload: Some(Value {
+            kind: Some(Kind::StringValue("x".repeat(n))),
+        }),
+    };
+    let refused = bus
+        .publish(player(me), big(MAX_PLAYER_PAYLOAD_BYTES))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    bus.publish(player(me), big(MAX_PLAYER_PAYLOAD_BYTES - 16))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

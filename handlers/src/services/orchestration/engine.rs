@@ -13,6 +13,9 @@ pub(super) const ORPHAN_AFTER_MS: i64 = 60_000;
 pub const RUNS_PER_DAY: u32 = 2_000;
 /// How long a finished run stays for GetRun.
 pub const RETENTION: Duration = Duration::from_secs(30 * 86_400);
+/// How long a run that failed at its first step stays: it applied nothing, so there is nothing to
+/// audit, and a player's refused runs (at most [`RUNS_PER_DAY`]) never pile up for a month.
+pub const FAILED_RETENTION: Duration = Duration::from_secs(86_400);
 
 /// `[orchestration]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -655,18 +658,24 @@ impl Engine {
     }
 }
 
-/// Deletes runs that finished more than [`RETENTION`] ago (the janitor's pass).
+/// Deletes runs that finished more than [`RETENTION`] ago, and runs that failed at their first
+/// step more than [`FAILED_RETENTION`] ago (the janitor's pass).
 pub async fn prune_finished(
     store: &dyn Store,
     stop: impl Fn() -> bool + Send + Sync,
 ) -> Result<usize, StoreError> {
-    let cutoff = now_ms().saturating_sub(i64::try_from(RETENTION.as_millis()).unwrap_or(i64::MAX));
+    let ago =
+        |d: Duration| now_ms().saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let (cutoff, failed_cutoff) = (ago(RETENTION), ago(FAILED_RETENTION));
     crate::kit::store::prune_prefix(
         store,
         RUN_PREFIX,
         move |v| {
-            serde_json::from_slice::<Record>(v)
-                .is_ok_and(|r| r.run.finished_at_ms != 0 && r.run.finished_at_ms < cutoff)
+            serde_json::from_slice::<Record>(v).is_ok_and(|r| {
+                let done = r.run.finished_at_ms;
+                let failed = r.run.status == RunStatus::Failed as i32;
+                done != 0 && (done < cutoff || (failed && done < failed_cutoff))
+            })
         },
         stop,
     )

@@ -157,3 +157,49 @@ fn a_player_workflow_may_call_only_what_players_may() {
             .contains("has no value")
     );
 }
+
+#[tokio::test]
+async fn runs_that_applied_nothing_are_pruned_after_a_day_the_rest_after_a_month() {
+    let (_dir, store) = crate::kit::testing::temp_store();
+    let day = 86_400_000_i64;
+    let now = now_ms();
+    for (id, status, finished) in [
+        ("failed-old", RunStatus::Failed, now - 2 * day),
+        ("failed-new", RunStatus::Failed, now - day / 2),
+        ("done-2d", RunStatus::Succeeded, now - 2 * day),
+        ("done-old", RunStatus::Succeeded, now - 31 * day),
+        ("running", RunStatus::Running, 0),
+    ] {
+        let record = Record {
+            run: Run {
+                id: id.into(),
+                status: status.into(),
+                finished_at_ms: finished,
+                ..Run::default()
+            },
+            owner: String::new(),
+            lease_until_ms: 0,
+            started_by: "player:p".into(),
+            fingerprint: String::new(),
+            compensating: false,
+            digest: String::new(),
+            uncertain: Vec::new(),
+        };
+        let bytes = serde_json::to_vec(&record).unwrap();
+        store.put(&run_key(id), bytes.into(), None).await.unwrap();
+    }
+    assert_eq!(prune_finished(store.as_ref(), || false).await.unwrap(), 2);
+    for (id, kept) in [
+        ("failed-old", false),
+        ("failed-new", true),
+        ("done-2d", true),
+        ("done-old", false),
+        ("running", true),
+    ] {
+        assert_eq!(
+            store.get(&run_key(id)).await.unwrap().is_some(),
+            kept,
+            "{id}"
+        );
+    }
+}

@@ -26,6 +26,9 @@ use crate::kit::store::{Store, StoreError};
 
 /// Lowest render scale, percent.
 pub const MIN_SCALE: u32 = 50;
+/// Device models remembered per player: a new one evicts the one reported least recently, so a
+/// client naming a new model with every report cannot grow the store.
+pub const MAX_DEVICES: usize = 8;
 
 /// One player's adapted settings on one device model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -236,6 +239,28 @@ impl PerfService {
         format!("perf.state.{player}.{}", model_key(model))
     }
 
+    /// Makes room for one more device model of `player`: while it has [`MAX_DEVICES`] or more,
+    /// the least recently written goes (versions are store-wide and only grow).
+    async fn make_room(&self, player: &str) -> Result<(), Status> {
+        let prefix = format!("perf.state.{player}.");
+        let page = self.store.list(&prefix, None, MAX_DEVICES * 2).await?;
+        let mut held: Vec<(String, u64)> = page
+            .entries
+            .into_iter()
+            .map(|(k, v)| (k, v.version))
+            .collect();
+        held.sort_by_key(|(_, version)| *version);
+        let over = (held.len() + 1).saturating_sub(MAX_DEVICES);
+        for (key, version) in held.into_iter().take(over) {
+            match self.store.delete(&key, Some(version)).await {
+                // Reported again meanwhile: it is no longer the oldest, and that is fine.
+                Ok(_) | Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
     async fn adapted(&self, player: &str, model: &str) -> Result<Option<(Adaptive, u64)>, Status> {
         Ok(
             match self.store.get(&Self::state_key(player, model)).await? {
@@ -336,6 +361,9 @@ impl PerformanceServiceHandler for PerfService {
                     )
                 }
             };
+            if version == 0 {
+                self.make_room(&player).await?;
+            }
             let reason = state.report(req.p95_frame_ms, &self.table.adapt);
             let bytes = serde_json::to_vec(&state).map_err(|e| Status::internal(e.to_string()))?;
             match self

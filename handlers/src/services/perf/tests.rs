@@ -322,3 +322,38 @@ fn a_bad_table_names_the_line() {
     assert!(err.to_string().contains("no tier \"potato\""), "{err}");
     assert!(err.line > 1);
 }
+
+#[tokio::test]
+async fn a_player_keeps_records_for_a_few_device_models_only() {
+    let (_dir, svc) = perf();
+    // The laptop is reported first, then again after others: it stays, the oldest go.
+    report(&svc, &laptop(), 16.0).await;
+    for n in 0..20 {
+        let d = Device {
+            model: format!("Forged Phone {n}"),
+            ..desktop()
+        };
+        report(&svc, &d, 16.0).await;
+        if n == 15 {
+            report(&svc, &laptop(), 16.0).await;
+        }
+    }
+    let held = svc
+        .store
+        .list(&format!("perf.state.{ME}."), None, 100)
+        .await
+        .unwrap()
+        .entries;
+    assert_eq!(held.len(), MAX_DEVICES);
+    let laptop_key = PerfService::state_key(ME, &laptop().model);
+    assert!(
+        held.iter().any(|(k, _)| *k == laptop_key),
+        "a model reported recently is kept"
+    );
+    assert!(
+        !held
+            .iter()
+            .any(|(k, _)| *k == PerfService::state_key(ME, "Forged Phone 0")),
+        "the least recent went"
+    );
+}
