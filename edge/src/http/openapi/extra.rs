@@ -265,14 +265,14 @@ pub fn parameters() -> Value {
             "description": "The call's deadline in milliseconds (capped by the server's own).",
             "schema": { "type": "string", "pattern": "^[1-9][0-9]{0,9}$" } },
         "ConnectProtocolVersion": { "name": "Connect-Protocol-Version", "in": "header",
-            "required": false, "schema": { "const": "1" } },
+            "required": false, "schema": { "type": "string", "enum": ["1"] } },
         "IdempotencyKey": { "name": "Idempotency-Key", "in": "header", "required": false,
             "description": "1 to 255 visible ASCII characters. A repeat with the same key and body \
                 gets the first answer; with another body, 422.",
             "schema": { "type": "string", "minLength": 1, "maxLength": 255,
                 "pattern": "^[!-~]+$" } },
         "AcceptEventStream": { "name": "Accept", "in": "header", "required": true,
-            "schema": { "const": "text/event-stream" } }
+            "schema": { "type": "string", "enum": ["text/event-stream"] } }
     })
 }
 
