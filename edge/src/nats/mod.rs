@@ -1,7 +1,8 @@
-//! NATS: the connection and its `[nats]` and `[routes]` sections, the wire headers, streams over
-//! NATS, the responder prober, and the responder that answers for local services (`edge worker`,
-//! and an edge for the services it hosts). The lowest level of the crate above the shared
-//! modules: it imports only `error`, `stats` and the crates below.
+//! NATS: the connection and its `[nats]` and `[routes]` sections, the wire headers, the
+//! signatures on requests, the NATS users per role (`edge nats-auth`), streams over NATS, the
+//! responder prober, and the responder that answers for local services (`edge worker`, and an
+//! edge for the services it hosts). The lowest level of the crate above the shared modules: it
+//! imports only `error`, `stats` and the crates below.
 
 pub mod discovery;
 pub mod headers;
