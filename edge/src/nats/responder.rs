@@ -178,6 +178,25 @@ async fn serve_endpoint(mut endpoint: async_nats::service::endpoint::Endpoint, e
         };
         let Some(request) = next else { break };
         let received = Instant::now();
+        // Who the request speaks for is believed only when an edge or worker signed it;
+        // anything else is refused before it takes a slot.
+        if let Some(keys) = &ep.keys {
+            let max = if ep.method.server_streaming {
+                ep.max_stream
+            } else {
+                ep.max_deadline
+            };
+            if let Err(status) = keys.verify(
+                request.message.subject.as_str(),
+                request.message.headers.as_ref(),
+                max,
+            ) {
+                crate::stats::refused("nats_unsigned");
+                tracing::warn!(method = ep.method.path, reason = %status.message(), "refused a NATS request that no edge signed");
+                refuse(request, ep.method, &status).await;
+                continue;
+            }
+        }
         let permit = match Arc::clone(&ep.permits).try_acquire_owned() {
             Ok(permit) => Slot::new(permit),
             Err(_) => {
@@ -192,19 +211,6 @@ async fn serve_endpoint(mut endpoint: async_nats::service::endpoint::Endpoint, e
             }
         };
         let h = request.message.headers.as_ref();
-        if let Some(keys) = &ep.keys {
-            let max = if ep.method.server_streaming {
-                ep.max_stream
-            } else {
-                ep.max_deadline
-            };
-            if let Err(status) = keys.verify(request.message.subject.as_str(), h, max) {
-                crate::stats::refused("nats_unsigned");
-                tracing::warn!(method = ep.method.path, reason = %status.message(), "refused a NATS request that no edge signed");
-                refuse(request, ep.method, &status).await;
-                continue;
-            }
-        }
         match (&request.message.reply, super::stream::is_stream_request(h)) {
             (Some(reply), true) if ep.method.server_streaming => {
                 let ctx = headers::context_from(h, received, ep.max_stream);
