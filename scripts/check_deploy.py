@@ -270,13 +270,42 @@ def main():
         if re.search(r"\bnats://", template.read_text()):
             fail(errors, f"{template}: a NATS URL must be tls://")
 
+    # The NATS permissions shipped beside the root module are made for its default worker groups
+    # (check-deploy makes them again with the binary and compares), and include auth.conf.
+    perms_path = tf_dir / "nats-permissions.conf"
+    perms = perms_path.read_text() if perms_path.is_file() else ""
+    groups = {}
+    for path, doc in parsed.items():
+        if path.parent == tf_dir:
+            groups = variables(doc).get("worker_groups", {}).get("default", groups)
+    header = "# worker groups: " + " ".join(
+        f"{unquote(k)}={','.join(sorted({unquote(s) for s in g['services']}))}"
+        for k, g in sorted(groups.items(), key=lambda kv: unquote(kv[0])))
+    if header + "\n" not in perms:
+        fail(errors, f"{perms_path}: not made for the default worker_groups; want the line "
+                     f"{header!r}: run edge nats-auth --passwords-include auth.conf with a "
+                     "--worker-group for each")
+    if 'include "auth.conf"\nauthorization {' not in perms:
+        fail(errors, f"{perms_path}: must include auth.conf (--passwords-include auth.conf)")
+    main_text = texts.get(tf_dir / "main.tf", "")
+    if "nats-permissions.conf" not in main_text or "nats_permissions_contract" not in main_text:
+        fail(errors, "main.tf: the NATS nodes must get the permissions, checked against worker_groups")
+    for module, role in (("edge_service", '"edge"'), ("worker_group", '"worker-${var.name}"')):
+        text = "".join(t for p, t in texts.items() if module in p.parts)
+        if f'name = "EDGE_NATS_USER", value = {role}' not in text:
+            fail(errors, f"modules/{module}: the task must log in to NATS as {role} (EDGE_NATS_USER)")
+        for env in ("EDGE_NATS_PASSWORD", "EDGE_NATS_SIGNING_KEYS"):
+            if f'name = "{env}", valueFrom' not in text:
+                fail(errors, f"modules/{module}: the task needs {env} from Secrets Manager")
+
     if errors:
         print("deployment checks failed:")
         print("\n".join(f"- {e}" for e in errors))
         return 1
     print(f"deployment checks passed: heartbeat {heartbeat}s < ALB idle {idle}s < keep-alive "
           f"{keep_alive}s; drain {drain}s <= deregistration {dereg}s; stop {stop}s >= "
-          f"{drain}+{shutdown}s; {checks} container health checks")
+          f"{drain}+{shutdown}s; {checks} container health checks; NATS permissions for "
+          f"{header[len('# worker groups: '):]}")
     return 0
 
 

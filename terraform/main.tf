@@ -7,6 +7,28 @@ locals {
 
   # Every service some worker group serves: the edge sends those to NATS (EDGE_REMOTE).
   remote_services = sort(distinct(flatten([for g in values(var.worker_groups) : g.services])))
+
+  # The NATS users and permissions (`edge nats-auth`), and the groups they must be made for.
+  nats_permissions   = var.nats_permissions != null ? var.nats_permissions : file("${path.module}/nats-permissions.conf")
+  nats_groups_header = "# worker groups: ${join(" ", [for k in sort(keys(var.worker_groups)) : "${k}=${join(",", sort(distinct(var.worker_groups[k].services)))}"])}"
+}
+
+# The NATS permissions were made for these worker groups, and each group has its password: a
+# plan that breaks it fails here rather than locking a group out of NATS in production.
+resource "terraform_data" "nats_permissions_contract" {
+  input = sha256(local.nats_permissions)
+
+  lifecycle {
+    precondition {
+      condition     = strcontains(local.nats_permissions, "${local.nats_groups_header}\n")
+      error_message = "The NATS permissions were made for other worker groups; make them again: edge nats-auth --passwords-include auth.conf ${join(" ", [for k in sort(keys(var.worker_groups)) : "--worker-group ${k}=${join(",", sort(distinct(var.worker_groups[k].services)))}"])} (and pass the output as nats_permissions)."
+    }
+
+    precondition {
+      condition     = length(setsubtract(keys(var.worker_groups), keys(var.nats_worker_password_secret_arns))) == 0
+      error_message = "nats_worker_password_secret_arns needs a password secret for every worker group."
+    }
+  }
 }
 
 # The timing contract between ALB, ECS and the edge binary (README, "Timing"). A plan that
@@ -162,6 +184,7 @@ module "nats" {
   server_key_secret_arn    = var.nats_server_key_secret_arn
   ca_secret_arn            = var.nats_ca_secret_arn
   auth_config_secret_arn   = var.nats_auth_config_secret_arn
+  permissions              = local.nats_permissions
   secrets_kms_key_arns     = var.secrets_kms_key_arns
   install_ssm_agent        = var.nats_install_ssm_agent
   install_cloudwatch_agent = var.nats_install_cloudwatch_agent
@@ -199,15 +222,16 @@ module "edge" {
   nats_urls                = module.nats.client_urls
   remote_services          = local.remote_services
 
-  admin_token_secret_arn      = var.admin_token_secret_arn
-  nats_credentials_secret_arn = var.nats_credentials_secret_arn
-  llm_api_keys_secret_arn     = var.llm_api_keys_secret_arn
-  tls_cert_secret_arn         = var.tls_cert_secret_arn
-  tls_key_secret_arn          = var.tls_key_secret_arn
-  nats_ca_secret_arn          = var.nats_ca_secret_arn
-  nats_client_cert_secret_arn = local.nats_client_mtls ? var.nats_client_cert_secret_arn : null
-  nats_client_key_secret_arn  = local.nats_client_mtls ? var.nats_client_key_secret_arn : null
-  secrets_kms_key_arns        = var.secrets_kms_key_arns
+  admin_token_secret_arn       = var.admin_token_secret_arn
+  nats_password_secret_arn     = var.nats_edge_password_secret_arn
+  nats_signing_keys_secret_arn = var.nats_signing_keys_secret_arn
+  llm_api_keys_secret_arn      = var.llm_api_keys_secret_arn
+  tls_cert_secret_arn          = var.tls_cert_secret_arn
+  tls_key_secret_arn           = var.tls_key_secret_arn
+  nats_ca_secret_arn           = var.nats_ca_secret_arn
+  nats_client_cert_secret_arn  = local.nats_client_mtls ? var.nats_client_cert_secret_arn : null
+  nats_client_key_secret_arn   = local.nats_client_mtls ? var.nats_client_key_secret_arn : null
+  secrets_kms_key_arns         = var.secrets_kms_key_arns
 
   log_retention_days     = var.log_retention_days
   log_kms_key_arn        = local.log_kms_key_arn
@@ -237,13 +261,14 @@ module "worker_group" {
   shutdown_timeout_seconds = var.shutdown_timeout_seconds
   stop_timeout_seconds     = var.stop_timeout_seconds
 
-  admin_token_secret_arn      = var.admin_token_secret_arn
-  nats_credentials_secret_arn = var.nats_credentials_secret_arn
-  nats_ca_secret_arn          = var.nats_ca_secret_arn
-  llm_api_keys_secret_arn     = contains(each.value.services, "llm") ? var.llm_api_keys_secret_arn : null
-  nats_client_cert_secret_arn = local.nats_client_mtls ? var.nats_client_cert_secret_arn : null
-  nats_client_key_secret_arn  = local.nats_client_mtls ? var.nats_client_key_secret_arn : null
-  secrets_kms_key_arns        = var.secrets_kms_key_arns
+  admin_token_secret_arn       = var.admin_token_secret_arn
+  nats_password_secret_arn     = lookup(var.nats_worker_password_secret_arns, each.key, null)
+  nats_signing_keys_secret_arn = var.nats_signing_keys_secret_arn
+  nats_ca_secret_arn           = var.nats_ca_secret_arn
+  llm_api_keys_secret_arn      = contains(each.value.services, "llm") ? var.llm_api_keys_secret_arn : null
+  nats_client_cert_secret_arn  = local.nats_client_mtls ? var.nats_client_cert_secret_arn : null
+  nats_client_key_secret_arn   = local.nats_client_mtls ? var.nats_client_key_secret_arn : null
+  secrets_kms_key_arns         = var.secrets_kms_key_arns
 
   log_retention_days     = var.log_retention_days
   log_kms_key_arn        = local.log_kms_key_arn

@@ -194,9 +194,19 @@ variable "nats_ca_secret_arn" {
   description = "CA (PEM) that signs the NATS server (and client) certificates; read by edge, workers and NATS nodes."
 }
 
-variable "nats_credentials_secret_arn" {
+variable "nats_edge_password_secret_arn" {
   type        = string
-  description = "NATS user .creds (JWT + nkey) for edge and workers."
+  description = "Password of the edges' NATS user `edge` (EDGE_NATS_PASSWORD); auth.conf defines NATS_PASSWORD_EDGE as it (or its bcrypt hash)."
+}
+
+variable "nats_worker_password_secret_arns" {
+  type        = map(string)
+  description = "Password of each worker group's NATS user `worker-<group>` (EDGE_NATS_PASSWORD), by group name; auth.conf defines NATS_PASSWORD_WORKER_<GROUP> as it (or its bcrypt hash)."
+}
+
+variable "nats_signing_keys_secret_arn" {
+  type        = string
+  description = "Keys that sign and verify requests over NATS (EDGE_NATS_SIGNING_KEYS, `id:base64-secret,...`, the first signs): one secret for the edge and every worker group."
 }
 
 variable "nats_server_cert_secret_arn" {
@@ -211,7 +221,13 @@ variable "nats_server_key_secret_arn" {
 
 variable "nats_auth_config_secret_arn" {
   type        = string
-  description = "NATS authorization config text included by every node as auth.conf (operator/resolver or accounts), matching nats_credentials."
+  description = "auth.conf of the NATS nodes: the password variables the permissions name (NATS_PASSWORD_EDGE, NATS_PASSWORD_WORKER_<GROUP>), plain or bcrypt."
+}
+
+variable "nats_permissions" {
+  type        = string
+  description = "NATS users and permissions: `edge nats-auth --worker-group <group>=<services> ... --passwords-include auth.conf`. null: nats-permissions.conf beside this module, made for the default worker_groups."
+  default     = null
 }
 
 variable "nats_client_cert_secret_arn" {

@@ -54,6 +54,33 @@ pub enum Command {
     Keys(KeysCommand),
     /// Write the OpenAPI 3.1 description of the public API (the one served at /openapi.json).
     Openapi(OpenapiArgs),
+    /// Print the NATS users and permissions of the edges and each worker group (a nats-server
+    /// `authorization` block), made from the service descriptors.
+    NatsAuth(NatsAuthArgs),
+}
+
+/// `edge nats-auth`
+#[derive(Debug, Args)]
+pub struct NatsAuthArgs {
+    /// A worker group and the services its workers host, `NAME=svc,svc` (its NATS user is
+    /// `worker-NAME`). Repeat for each group.
+    #[arg(long = "worker-group", value_name = "NAME=SERVICES")]
+    pub worker_groups: Vec<String>,
+    /// Another subject a role may publish, `ROLE=SUBJECT` (`edge` or a group's name), e.g. the
+    /// NATS endpoint of a model outside `svc.>`. Repeat as needed.
+    #[arg(long = "publish", value_name = "ROLE=SUBJECT")]
+    pub publish: Vec<String>,
+    /// A file defining the password variables, included before they are used (`include "FILE"`,
+    /// relative to the output's own directory), e.g. `secrets/auth.conf`. Without it, define
+    /// them in nats-server's environment.
+    #[arg(long, value_name = "FILE")]
+    pub passwords_include: Option<String>,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Subject overrides, the store's bucket and the event stream, as for `serve`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// `edge openapi`

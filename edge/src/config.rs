@@ -342,6 +342,18 @@ impl Config {
         if self.nats.cert.is_some() != self.nats.key.is_some() {
             return bad("nats.cert and nats.key must be set together".into());
         }
+        if let Some(user) = &self.nats.user
+            && !crate::nats::valid_user(user)
+        {
+            return bad(format!(
+                "nats.user {user:?} must be 1 to 64 letters, digits, '-' or '_' (it names the user's inboxes)"
+            ));
+        }
+        if self.nats.password.is_some() && self.nats.user.is_none() {
+            return bad("nats.password needs nats.user (--nats-user / EDGE_NATS_USER)".into());
+        }
+        crate::nats::signing::SigningKeys::parse(&self.nats.signing_keys)
+            .map_err(ConfigError::Invalid)?;
         for p in [
             &self.nats.ca,
             &self.nats.cert,

@@ -10,7 +10,8 @@
 //! - [`http`]: the protocol adapters (Connect, chat, events, SSE) and TLS;
 //! - [`layers`] (the middleware) and [`router`] (the service router, its local and NATS
 //!   endpoints, idempotency and the token meter), and [`store`];
-//! - [`nats`]: the connection, wire headers, streams, the prober, the responder;
+//! - [`nats`]: the connection, wire headers and their signatures, NATS users per role, streams,
+//!   the prober, the responder;
 //! - shared by all: [`error`] (status to HTTP), [`stats`] (metric names), [`trace`] (spans),
 //!   [`private_files`];
 //! - below the crate: `handlers` (the services) and `proto` (the descriptors).

@@ -23,6 +23,7 @@ async fn main() -> ExitCode {
         Some(Command::Healthcheck(args)) => healthcheck(args).await,
         Some(Command::Keys(cmd)) => edge::ops::keys::run(cmd).await,
         Some(Command::Openapi(args)) => openapi(args.out.as_deref()),
+        Some(Command::NatsAuth(args)) => nats_auth(&args),
         Some(Command::Certs(CertsCommand::Ca(a))) => {
             edge::ops::certs::write_ca(&a.out, &a.name, a.years).map(|ca| {
                 println!(
@@ -111,5 +112,39 @@ fn openapi(out: Option<&std::path::Path>) -> Result<(), edge::BoxError> {
         Some(path) => std::fs::write(path, &doc)
             .map_err(|e| format!("cannot write {}: {e}", path.display()).into()),
         None => print_out([&doc[..], b"\n"].concat()),
+    }
+}
+
+/// Prints (or writes) the NATS users and permissions of the edges and the worker groups.
+fn nats_auth(args: &edge::cli::NatsAuthArgs) -> Result<(), edge::BoxError> {
+    use edge::nats::permissions::{Group, Input, render};
+    let config = Config::load(&args.serve)?;
+    let groups = args
+        .worker_groups
+        .iter()
+        .map(|g| Group::parse(g))
+        .collect::<Result<Vec<_>, _>>()?;
+    let extra_publish = args
+        .publish
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(r, s)| (r.trim().to_owned(), s.trim().to_owned()))
+                .ok_or_else(|| format!("--publish {p:?} is not ROLE=SUBJECT"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let text = render(&Input {
+        groups,
+        routes: &config.routes,
+        bucket: &config.store.bucket,
+        events_stream: &config.events.stream,
+        events_prefix: &config.events.subject_prefix,
+        extra_publish,
+        passwords_include: args.passwords_include.as_deref(),
+    })?;
+    match &args.out {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()).into()),
+        None => print_out(text),
     }
 }

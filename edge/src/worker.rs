@@ -55,8 +55,11 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
     let admin = tokio::net::TcpListener::bind(config.admin_listen)
         .await
         .map_err(|e| crate::ops::admin::bind_error(config.admin_listen, &e))?;
+    let keys = crate::nats::signing::SigningKeys::parse(&config.nats.signing_keys)?;
+    crate::nats::signing::warn_if_unsigned(keys.as_deref());
     let responder = Responder::start(
         client,
+        keys,
         &local,
         &config.routes,
         Limits {

@@ -85,6 +85,7 @@ fn help_is_as_pinned() {
         ("keys-create-help.txt", &["keys", "create", "--help"]),
         ("healthcheck-help.txt", &["healthcheck", "--help"]),
         ("config-check-help.txt", &["config", "check", "--help"]),
+        ("nats-auth-help.txt", &["nats-auth", "--help"]),
     ] {
         let (code, out, err) = edge(dir.path(), args, &[]);
         assert_eq!((code, err.as_str()), (0, ""), "edge {args:?}");
@@ -99,11 +100,15 @@ fn secrets_in_the_environment_stay_out_of_the_help() {
     let env = [
         ("EDGE_ADMIN_TOKEN", "s3cret-token"),
         ("EDGE_LLM_API_KEYS", "https://api.example.com=s3cret-key"),
+        ("EDGE_NATS_PASSWORD", "s3cret-password"),
+        ("EDGE_NATS_SIGNING_KEYS", "k1:s3cret-signing-key"),
     ];
     let (_, out, _) = edge(dir.path(), &["serve", "--help"], &env);
     assert!(!out.contains("s3cret"), "{out}");
     assert!(out.contains("[env: EDGE_ADMIN_TOKEN]\n"), "{out}");
     assert!(out.contains("[env: EDGE_LLM_API_KEYS]\n"), "{out}");
+    assert!(out.contains("[env: EDGE_NATS_PASSWORD]\n"), "{out}");
+    assert!(out.contains("[env: EDGE_NATS_SIGNING_KEYS]\n"), "{out}");
 }
 
 #[test]
@@ -181,6 +186,9 @@ fn config_check_lays_flags_over_variables_over_the_file() {
         "--nats-cert=nats-cert.pem",
         "--nats-key=nats-key.pem",
         "--nats-credentials=nats.creds",
+        "--nats-user=edge",
+        "--nats-password=nats-s3cret",
+        "--nats-signing-keys=k2:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=,k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
         "--serve-local=false",
         "--remote=llm,,story",
         "--trusted-proxies=10.0.0.0/16",
@@ -213,6 +221,13 @@ fn config_check_lays_flags_over_variables_over_the_file() {
     assert_eq!((code, err.as_str()), (0, ""));
     assert!(
         !out.contains("sk-x") && !out.contains("admin_token"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("nats-s3cret")
+            && !out.contains("QUJDREVG")
+            && !out.contains("password")
+            && !out.contains("signing_keys"),
         "{out}"
     );
     let mut failures = Vec::new();

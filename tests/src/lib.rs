@@ -167,6 +167,9 @@ impl Edge {
             .arg("--data-dir")
             .arg(&data_dir)
             .env_remove("EDGE_CONFIG")
+            // Every edge and worker signs what it sends over NATS and answers only what is
+            // signed, as in production; a test that wants otherwise passes the flag.
+            .env("EDGE_NATS_SIGNING_KEYS", nats::SIGNING_KEYS)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

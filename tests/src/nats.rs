@@ -1,4 +1,6 @@
-//! A real nats-server (with JetStream) on a free loopback port, for the duration of a test.
+//! A real nats-server (with JetStream) on a free loopback port, for the duration of a test; and
+//! the signature edges put on what they send over NATS, made here independently of the binary
+//! (so a test can sign, or forge, a request as a raw NATS client would).
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -140,6 +142,89 @@ impl Nats {
             .await
             .expect("connect to nats")
     }
+
+    /// A client logged in as `user` (its inboxes under `_INBOX.<user>`, as the binary's), and
+    /// the errors the server sends it (permission violations).
+    pub async fn client_as(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> (
+        async_nats::Client,
+        tokio::sync::mpsc::UnboundedReceiver<String>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let client = async_nats::ConnectOptions::new()
+            .user_and_password(user.into(), password.into())
+            .custom_inbox_prefix(format!("_INBOX.{user}"))
+            .event_callback(move |event| {
+                let tx = tx.clone();
+                async move {
+                    if let async_nats::Event::ServerError(e) = event {
+                        let _ = tx.send(e.to_string());
+                    }
+                }
+            })
+            .connect(self.url())
+            .await
+            .expect("connect to nats as a user");
+        (client, rx)
+    }
+}
+
+/// The signing keys every edge and worker the harness starts is given (`EDGE_NATS_SIGNING_KEYS`),
+/// unless a test passes `--nats-signing-keys` itself.
+pub const SIGNING_KEYS: &str = "e2e:ZTJlLXRlc3Qtc2lnbmluZy1rZXktMzItYnl0ZXMtbG9uZyEh";
+
+/// The headers a signature covers, in order (the binary's `nats::signing::SIGNED`).
+const SIGNED: [&str; 8] = [
+    "Edge-Deadline-Ms",
+    "X-Request-Id",
+    "Edge-Principal",
+    "Edge-Session",
+    "Edge-Call-Chain",
+    "Edge-Origin",
+    "Idempotency-Key",
+    "Edge-Client-Addr",
+];
+
+/// Signs a request for `subject` with `key` (`id:base64`) as an edge would at `issued_ms`.
+pub fn sign_at(key: &str, subject: &str, h: &mut async_nats::HeaderMap, issued_ms: u64) {
+    use base64::Engine as _;
+    let (id, secret) = key.split_once(':').expect("id:secret");
+    let secret = base64::engine::general_purpose::STANDARD
+        .decode(secret)
+        .expect("base64 secret");
+    let mut msg = b"edge-nats-request-v1".to_vec();
+    let mut field = |b: &[u8]| {
+        msg.extend_from_slice(&u32::try_from(b.len()).unwrap().to_be_bytes());
+        msg.extend_from_slice(b);
+    };
+    field(subject.as_bytes());
+    field(id.as_bytes());
+    field(issued_ms.to_string().as_bytes());
+    for n in SIGNED {
+        field(h.get(n).map_or("", |v| v.as_str()).as_bytes());
+    }
+    let mac = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
+        &msg,
+    );
+    let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.as_ref());
+    h.insert("Edge-Auth", format!("{id} {issued_ms} {mac}").as_str());
+}
+
+/// Signs a request for `subject` with the harness's key, now.
+pub fn sign(subject: &str, h: &mut async_nats::HeaderMap) {
+    sign_at(SIGNING_KEYS, subject, h, now_ms());
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap())
+        .unwrap()
 }
 
 impl Drop for Nats {

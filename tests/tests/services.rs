@@ -141,9 +141,10 @@ async fn what_arrives_over_nats_is_checked_where_it_arrives() {
             h.insert("Edge-Deadline-Ms", "2000");
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
-                let reply = client
-                    .request_with_headers(subject, h.clone(), Bytes::new())
-                    .await;
+                // Signed as a worker signs its calls: what is checked here is the chain.
+                let mut h = h.clone();
+                edge_e2e::nats::sign(subject, &mut h);
+                let reply = client.request_with_headers(subject, h, Bytes::new()).await;
                 match reply {
                     Ok(m) => return m,
                     Err(_) if Instant::now() < deadline => {

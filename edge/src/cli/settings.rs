@@ -21,6 +21,8 @@ use clap::Args;
 use humantime::parse_duration as duration;
 
 use crate::config::{Config, ConfigError};
+use crate::nats::Password;
+use crate::nats::signing::KeyList;
 use crate::ops::admin_guard::Secret;
 use crate::ops::telemetry::LogFormat;
 use crate::router::faults;
@@ -216,6 +218,19 @@ settings! {
         /// NATS credentials file (JWT and nkey).
         #[arg(long, env = "EDGE_NATS_CREDENTIALS")]
         pub nats_credentials: PathBuf => some(nats.credentials);
+        /// NATS user name, as `edge nats-auth` names them (`edge`, `worker-<group>`); its replies
+        /// arrive on `_INBOX.<user>.>`.
+        #[arg(long, env = "EDGE_NATS_USER")]
+        pub nats_user: String => some(nats.user) "none";
+        /// The NATS user's password.
+        #[arg(long, env = "EDGE_NATS_PASSWORD", hide_env_values = true)]
+        pub nats_password: String => some(nats.password, Password::new) "none";
+        /// Keys that sign requests over NATS and verify those answered, `id:base64-secret` (32+
+        /// random bytes), comma-separated: the first signs, any verifies. Give every edge and
+        /// worker the same list.
+        #[arg(long, env = "EDGE_NATS_SIGNING_KEYS", hide_env_values = true, value_delimiter = ',')]
+        pub nats_signing_keys: Vec<String>
+            => with(|c, v| c.nats.signing_keys = KeyList::new(non_empty(v))) "none, unsigned";
         /// With NATS, also answer in queue groups for the services this edge hosts, so a worker's
         /// call to one of them finds a responder.
         #[arg(long, env = "EDGE_SERVE_LOCAL")]

@@ -81,11 +81,17 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     let state = AppState::open(config.clone()).await?;
     state.health.set_tls_loaded();
 
+    // Who signs and verifies what crosses NATS (said once when nobody does).
+    let keys = crate::nats::signing::SigningKeys::parse(&state.config.nats.signing_keys)?;
+    if state.nats.is_some() {
+        crate::nats::signing::warn_if_unsigned(keys.as_deref());
+    }
     // Workers' services call the ones hosted here over NATS; without this they find no one.
     let responder = match (&state.nats, state.config.nats.serve_local) {
         (Some(client), true) => Some(
             Responder::start(
                 client.clone(),
+                keys,
                 &state.local_services(),
                 &state.config.routes,
                 Limits {

@@ -12,11 +12,12 @@ pub const DEADLINE_MS: &str = "Edge-Deadline-Ms";
 pub const REQUEST_ID: &str = "X-Request-Id";
 /// W3C trace context.
 pub const TRACEPARENT: &str = "traceparent";
-/// The authenticated principal, as the edge verified it. Workers trust it, so only edges may
-/// publish on request subjects (NATS permissions).
+/// The authenticated principal, as the edge verified it. Believed only under a signature one of
+/// the responder's keys verifies ([`super::signing`]), on a subject the sender's NATS user may
+/// publish ([`super::permissions`]).
 pub const PRINCIPAL: &str = "Edge-Principal";
 /// A player principal's login session (a worker issuing a stream ticket binds it to it). Sent
-/// only with [`PRINCIPAL`], trusted as it is.
+/// only with [`PRINCIPAL`], signed as it is.
 pub const SESSION: &str = "Edge-Session";
 /// The client's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";

@@ -1,12 +1,15 @@
-//! NATS: the connection and its `[nats]` and `[routes]` sections, the wire headers, streams over
-//! NATS, the responder prober, and the responder that answers for local services (`edge worker`,
-//! and an edge for the services it hosts). The lowest level of the crate above the shared
-//! modules: it imports only `error`, `stats` and the crates below.
+//! NATS: the connection and its `[nats]` and `[routes]` sections, the wire headers, the
+//! signatures on requests, the NATS users per role (`edge nats-auth`), streams over NATS, the
+//! responder prober, and the responder that answers for local services (`edge worker`, and an
+//! edge for the services it hosts). The lowest level of the crate above the shared modules: it
+//! imports only `error`, `stats` and the crates below.
 
 pub mod discovery;
 pub mod headers;
+pub mod permissions;
 pub mod probe;
 pub mod responder;
+pub mod signing;
 pub mod stream;
 
 use std::collections::BTreeMap;
@@ -27,6 +30,8 @@ pub struct Nats {
     /// `true` while connected; in-flight requests watch it to fail at once on a disconnect rather
     /// than wait out their timeout.
     pub up: tokio::sync::watch::Receiver<bool>,
+    /// The keys that sign this process's requests, when configured.
+    pub keys: Option<Arc<signing::SigningKeys>>,
 }
 
 /// Connects in the background: the call returns at once and the client keeps (re)connecting by
@@ -36,6 +41,7 @@ pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Nats, BoxError> {
         .url
         .as_deref()
         .ok_or("no NATS URL configured (--nats / EDGE_NATS_URL)")?;
+    let keys = signing::SigningKeys::parse(&cfg.signing_keys)?;
     let (up_tx, up) = tokio::sync::watch::channel(false);
     let up_tx = Arc::new(up_tx);
     // While the server is away each reconnect attempt fails the same way: said once, at warn.
@@ -80,6 +86,19 @@ pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Nats, BoxError> {
             .add_client_certificate(cert.clone(), key.clone())
             .require_tls(true);
     }
+    if let Some(user) = &cfg.user {
+        // Replies come back on `_INBOX.<user>.>`, the only inboxes the user's NATS permissions
+        // let it read (`edge nats-auth`), so no other role reads its replies.
+        opts = opts
+            .user_and_password(
+                user.clone(),
+                cfg.password
+                    .as_ref()
+                    .map(|p| p.expose().to_owned())
+                    .unwrap_or_default(),
+            )
+            .custom_inbox_prefix(inbox_prefix(user));
+    }
     if let Some(creds) = &cfg.credentials {
         opts = opts
             .credentials_file(creds)
@@ -90,7 +109,44 @@ pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Nats, BoxError> {
         .connect(url)
         .await
         .map_err(|e| format!("cannot connect to NATS at {url}: {e}"))?;
-    Ok(Nats { client, up })
+    Ok(Nats { client, up, keys })
+}
+
+/// Where a NATS user's replies arrive: `_INBOX.<user>`.
+pub fn inbox_prefix(user: &str) -> String {
+    format!("_INBOX.{user}")
+}
+
+/// A user name that is one subject token (it names the user's inboxes).
+pub fn valid_user(user: &str) -> bool {
+    (1..=64).contains(&user.len())
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
+/// A password from the config: never printed (Debug shows no value, the config skips it, and the
+/// type has no `Serialize`).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps `value`.
+    pub fn new(value: String) -> Self {
+        Password(value)
+    }
+
+    /// The password itself, to send.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
 }
 
 /// Whether the client is connected now.
@@ -116,6 +172,16 @@ pub struct NatsConfig {
     pub key: Option<PathBuf>,
     /// Credentials file (JWT + nkey) for NATS authentication.
     pub credentials: Option<PathBuf>,
+    /// NATS user name (with `password`): `edge`, or `worker-<group>`, as `edge nats-auth` makes
+    /// them. Its replies arrive on `_INBOX.<user>.>`.
+    pub user: Option<String>,
+    /// The user's password. Never printed.
+    #[serde(skip_serializing)]
+    pub password: Option<Password>,
+    /// Keys that sign this process's requests and verify those it answers, `id:base64-secret`;
+    /// the first signs, any verifies. The same list on every edge and worker. Never printed.
+    #[serde(skip_serializing)]
+    pub signing_keys: signing::KeyList,
     /// Also answer in queue groups for the services this edge hosts, so calls from services on
     /// workers reach them (DESIGN section 8).
     pub serve_local: bool,
@@ -132,6 +198,9 @@ impl Default for NatsConfig {
             cert: None,
             key: None,
             credentials: None,
+            user: None,
+            password: None,
+            signing_keys: signing::KeyList::default(),
             serve_local: true,
             serve_max_concurrency: 256,
         }

@@ -3,7 +3,8 @@
 //! endpoints in a queue group named after the service. `edge worker` runs one for the services it
 //! is given; an edge with NATS runs one for the services it hosts, so a worker's call to them
 //! finds responders. [`Responder::drain`] stops taking requests, finishes what was received and
-//! flushes the replies.
+//! flushes the replies. With signing keys, a request is answered only when an edge or a worker
+//! signed it ([`super::signing`]); anything else is `unauthenticated` before any handler runs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use super::RoutesConfig;
 use super::headers;
+use super::signing::SigningKeys;
 
 /// How a responder bounds its work.
 #[derive(Debug, Clone, Copy)]
@@ -43,9 +45,11 @@ pub struct Responder {
 }
 
 impl Responder {
-    /// Registers every service and starts serving its endpoints in queue groups.
+    /// Registers every service and starts serving its endpoints in queue groups; with `keys`,
+    /// only signed requests are answered.
     pub async fn start(
         client: async_nats::Client,
+        keys: Option<Arc<SigningKeys>>,
         local: &[LocalService],
         routes: &RoutesConfig,
         limits: Limits,
@@ -82,6 +86,7 @@ impl Responder {
                         closing: closing.clone(),
                         unreachable: unreachable.clone(),
                         max_stream: limits.max_stream,
+                        keys: keys.clone(),
                     },
                 ));
             }
@@ -157,6 +162,7 @@ struct Endpoint {
     closing: CancellationToken,
     unreachable: CancellationToken,
     max_stream: Duration,
+    keys: Option<Arc<SigningKeys>>,
 }
 
 /// Serves one endpoint: each request is a task of its own (tracked, so the drain waits for it),
@@ -172,6 +178,25 @@ async fn serve_endpoint(mut endpoint: async_nats::service::endpoint::Endpoint, e
         };
         let Some(request) = next else { break };
         let received = Instant::now();
+        // Who the request speaks for is believed only when an edge or worker signed it;
+        // anything else is refused before it takes a slot.
+        if let Some(keys) = &ep.keys {
+            let max = if ep.method.server_streaming {
+                ep.max_stream
+            } else {
+                ep.max_deadline
+            };
+            if let Err(status) = keys.verify(
+                request.message.subject.as_str(),
+                request.message.headers.as_ref(),
+                max,
+            ) {
+                crate::stats::refused("nats_unsigned");
+                tracing::warn!(method = ep.method.path, reason = %status.message(), "refused a NATS request that no edge signed");
+                refuse(request, ep.method, &status).await;
+                continue;
+            }
+        }
         let permit = match Arc::clone(&ep.permits).try_acquire_owned() {
             Ok(permit) => Slot::new(permit),
             Err(_) => {

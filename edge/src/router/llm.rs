@@ -248,7 +248,11 @@ impl Provider for NatsProvider {
             &self.nats.client,
             &self.nats.up,
             model.endpoint.clone().into(),
-            crate::nats::headers::request_headers(ctx, life),
+            crate::nats::signing::signed(
+                self.nats.keys.as_deref(),
+                &model.endpoint,
+                crate::nats::headers::request_headers(ctx, life),
+            ),
             bytes::Bytes::from(upstream.encode_to_vec()),
             self.start_timeout,
             "llm",

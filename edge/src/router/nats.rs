@@ -10,6 +10,7 @@ use proto::{BoxFuture, Codec, Encoded, ServiceDesc};
 
 use crate::nats::RoutesConfig;
 use crate::nats::headers;
+use crate::nats::signing::signed;
 use crate::router::{Call, Endpoint, Reply};
 
 /// Sends one service's calls to its workers.
@@ -23,6 +24,8 @@ struct Inner {
     /// One subject per method, by index (a `Subject` clone is a reference count, not a copy).
     subjects: Vec<async_nats::Subject>,
     timeout: Duration,
+    /// Signs each request, when keys are configured.
+    keys: Option<std::sync::Arc<crate::nats::signing::SigningKeys>>,
 }
 
 impl NatsEndpoint {
@@ -45,6 +48,7 @@ impl NatsEndpoint {
             service,
             subjects,
             timeout,
+            keys: nats.keys,
         }))
     }
 }
@@ -98,8 +102,12 @@ impl Endpoint for NatsEndpoint {
                 let stream = crate::nats::stream::open(
                     client,
                     &this.up,
-                    subject,
-                    headers::request_headers(&call.ctx, life),
+                    subject.clone(),
+                    signed(
+                        this.keys.as_deref(),
+                        &subject,
+                        headers::request_headers(&call.ctx, life),
+                    ),
                     payload,
                     limit,
                     service,
@@ -114,7 +122,11 @@ impl Endpoint for NatsEndpoint {
             }
             let request = async_nats::Request::new()
                 .payload(payload)
-                .headers(headers::request_headers(&call.ctx, timeout))
+                .headers(signed(
+                    this.keys.as_deref(),
+                    &subject,
+                    headers::request_headers(&call.ctx, timeout),
+                ))
                 .timeout(Some(timeout));
             let mut up = this.up.clone();
             let reply = tokio::select! {

@@ -52,15 +52,17 @@ variable "access_logs_bucket" {
 
 variable "secret_arns" {
   type = object({
-    admin_token      = string
-    llm_api_keys     = string
-    tls_cert         = string
-    tls_key          = string
-    nats_ca          = string
-    nats_credentials = string
-    nats_server_cert = string
-    nats_server_key  = string
-    nats_auth_config = string
+    admin_token           = string
+    llm_api_keys          = string
+    tls_cert              = string
+    tls_key               = string
+    nats_ca               = string
+    nats_edge_password    = string
+    nats_worker_passwords = map(string) # by worker group
+    nats_signing_keys     = string
+    nats_server_cert      = string
+    nats_server_key       = string
+    nats_auth_config      = string
   })
   description = "Secrets Manager ARNs; see the root README, \"Secrets reach the container\"."
 }
@@ -99,15 +101,17 @@ module "edge" {
   certificate_arn    = var.certificate_arn
   access_logs_bucket = var.access_logs_bucket
 
-  admin_token_secret_arn      = var.secret_arns.admin_token
-  llm_api_keys_secret_arn     = var.secret_arns.llm_api_keys
-  tls_cert_secret_arn         = var.secret_arns.tls_cert
-  tls_key_secret_arn          = var.secret_arns.tls_key
-  nats_ca_secret_arn          = var.secret_arns.nats_ca
-  nats_credentials_secret_arn = var.secret_arns.nats_credentials
-  nats_server_cert_secret_arn = var.secret_arns.nats_server_cert
-  nats_server_key_secret_arn  = var.secret_arns.nats_server_key
-  nats_auth_config_secret_arn = var.secret_arns.nats_auth_config
+  admin_token_secret_arn           = var.secret_arns.admin_token
+  llm_api_keys_secret_arn          = var.secret_arns.llm_api_keys
+  tls_cert_secret_arn              = var.secret_arns.tls_cert
+  tls_key_secret_arn               = var.secret_arns.tls_key
+  nats_ca_secret_arn               = var.secret_arns.nats_ca
+  nats_edge_password_secret_arn    = var.secret_arns.nats_edge_password
+  nats_worker_password_secret_arns = var.secret_arns.nats_worker_passwords
+  nats_signing_keys_secret_arn     = var.secret_arns.nats_signing_keys
+  nats_server_cert_secret_arn      = var.secret_arns.nats_server_cert
+  nats_server_key_secret_arn       = var.secret_arns.nats_server_key
+  nats_auth_config_secret_arn      = var.secret_arns.nats_auth_config
 
   worker_groups = {
     ai = {

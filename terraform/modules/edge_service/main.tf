@@ -6,7 +6,7 @@ locals {
 
   # Task-scoped scratch volume, mounted over the image's /var/lib/edge (owned by the edge user):
   # the data directory, and under it the directory where scripts/docker-entrypoint.sh writes the
-  # *_PEM / EDGE_NATS_CREDS secrets as files (README, "Secrets reach the container").
+  # *_PEM secrets as files (README, "Secrets reach the container").
   scratch_dir = "/var/lib/edge"
 
   mtls = var.nats_client_cert_secret_arn != null && var.nats_client_key_secret_arn != null
@@ -17,6 +17,8 @@ locals {
     { name = "EDGE_LISTEN", value = "0.0.0.0:${var.listen_port}" },
     { name = "EDGE_ADMIN_LISTEN", value = "0.0.0.0:${var.admin_port}" },
     { name = "EDGE_NATS_URL", value = join(",", var.nats_urls) },
+    # Its NATS user (`edge nats-auth`); the password is a secret below.
+    { name = "EDGE_NATS_USER", value = "edge" },
     { name = "EDGE_STORE", value = "jetstream" },
     { name = "EDGE_DRAIN_DELAY", value = "${var.drain_delay_seconds}s" },
     { name = "EDGE_SHUTDOWN_TIMEOUT", value = "${var.shutdown_timeout_seconds}s" },
@@ -42,7 +44,8 @@ locals {
   # Every secret the task definition injects: the execution role may read exactly these.
   secret_value_froms = compact([
     var.admin_token_secret_arn,
-    var.nats_credentials_secret_arn,
+    var.nats_password_secret_arn,
+    var.nats_signing_keys_secret_arn,
     var.llm_api_keys_secret_arn,
     var.tls_cert_secret_arn,
     var.tls_key_secret_arn,
@@ -149,7 +152,8 @@ resource "aws_ecs_task_definition" "this" {
         { name = "EDGE_TLS_CERT_PEM", valueFrom = var.tls_cert_secret_arn },
         { name = "EDGE_TLS_KEY_PEM", valueFrom = var.tls_key_secret_arn },
         { name = "EDGE_NATS_CA_PEM", valueFrom = var.nats_ca_secret_arn },
-        { name = "EDGE_NATS_CREDS", valueFrom = var.nats_credentials_secret_arn },
+        { name = "EDGE_NATS_PASSWORD", valueFrom = var.nats_password_secret_arn },
+        { name = "EDGE_NATS_SIGNING_KEYS", valueFrom = var.nats_signing_keys_secret_arn },
       ], local.optional_secrets)
 
       mountPoints = [

@@ -179,9 +179,14 @@ variable "admin_token_secret_arn" {
   description = "Secrets Manager ARN of the admin bearer token (EDGE_ADMIN_TOKEN)."
 }
 
-variable "nats_credentials_secret_arn" {
+variable "nats_password_secret_arn" {
   type        = string
-  description = "Secrets Manager ARN of the NATS user .creds file text (EDGE_NATS_CREDS, written to EDGE_NATS_CREDENTIALS)."
+  description = "Secrets Manager ARN of the NATS password of the edges' user `edge` (EDGE_NATS_PASSWORD)."
+}
+
+variable "nats_signing_keys_secret_arn" {
+  type        = string
+  description = "Secrets Manager ARN of the keys that sign and verify requests over NATS (EDGE_NATS_SIGNING_KEYS), the same for the edge and every worker group."
 }
 
 variable "llm_api_keys_secret_arn" {

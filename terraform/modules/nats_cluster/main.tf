@@ -55,6 +55,7 @@ locals {
     server_key_secret_arn  = var.server_key_secret_arn
     ca_secret_arn          = var.ca_secret_arn
     auth_config_secret_arn = var.auth_config_secret_arn
+    permissions_secret_arn = aws_secretsmanager_secret.permissions.arn
   })
 
   ssm_agent_url = "https://s3.${local.region}.amazonaws.com/amazon-ssm-${local.region}/latest/debian_${local.deb_arch}/amazon-ssm-agent.deb"
@@ -265,6 +266,28 @@ resource "aws_service_discovery_instance" "node" {
   }
 }
 
+# ---------------------------------------------------------------- NATS users and permissions
+
+# The users of edges and worker groups and what each may publish and subscribe to (`edge
+# nats-auth`, made from the service descriptors). Not secret: the passwords are variables that
+# auth.conf defines. Delivered like the secrets, so a change reaches every node within the hour
+# (nats-secrets.timer) or at once (nats-fetch-secrets), checked with auth.conf by `nats-server
+# -t` before it is installed, and reloaded without disconnects.
+resource "aws_secretsmanager_secret" "permissions" {
+  #checkov:skip=CKV2_AWS_57:Holds no secret (subjects and password variable names); it changes with the worker groups, never by rotation.
+  #checkov:skip=CKV_AWS_149:Holds no secret; encrypted with the first of secrets_kms_key_arns when one is given.
+  name_prefix             = "${var.name}-nats-permissions-"
+  description             = "NATS users and permissions of ${var.name} (edge nats-auth); no passwords"
+  kms_key_id              = length(var.secrets_kms_key_arns) > 0 ? var.secrets_kms_key_arns[0] : null
+  recovery_window_in_days = 7
+  tags                    = var.tags
+}
+
+resource "aws_secretsmanager_secret_version" "permissions" {
+  secret_id     = aws_secretsmanager_secret.permissions.id
+  secret_string = var.permissions
+}
+
 # ---------------------------------------------------------------- IAM
 
 data "aws_iam_policy_document" "assume_ec2" {
@@ -280,7 +303,7 @@ data "aws_iam_policy_document" "assume_ec2" {
 
 resource "aws_iam_role" "node" {
   name_prefix        = substr("${var.name}-nats-", 0, 38)
-  description        = "NATS nodes of ${var.name}: read their TLS/auth secrets, SSM, CloudWatch agent"
+  description        = "NATS nodes of ${var.name}: read their TLS/auth/permissions secrets, SSM, CloudWatch agent"
   assume_role_policy = data.aws_iam_policy_document.assume_ec2.json
   tags               = var.tags
 }
@@ -301,6 +324,7 @@ data "aws_iam_policy_document" "node" {
       var.server_key_secret_arn,
       var.ca_secret_arn,
       var.auth_config_secret_arn,
+      aws_secretsmanager_secret.permissions.arn,
     ])
   }
 
@@ -396,6 +420,9 @@ resource "aws_instance" "node" {
   ebs_optimized               = true
   user_data                   = local.user_data[count.index]
   user_data_replace_on_change = false
+
+  # The first fetch at boot needs the permissions in place.
+  depends_on = [aws_secretsmanager_secret_version.permissions]
 
   metadata_options {
     http_endpoint               = "enabled"

@@ -96,7 +96,7 @@ variable "max_memory_store_mb" {
 
 variable "client_tls_verify" {
   type        = bool
-  description = "Require client certificates (mutual TLS) on 4222 in addition to .creds authentication."
+  description = "Require client certificates (mutual TLS) on 4222 in addition to the users' passwords."
   default     = false
 }
 
@@ -117,7 +117,17 @@ variable "ca_secret_arn" {
 
 variable "auth_config_secret_arn" {
   type        = string
-  description = "Secrets Manager ARN (plain, no JSON key) of the NATS authorization config included as auth.conf (operator JWT + resolver preload, or accounts), matching the .creds given to edge and workers."
+  description = "Secrets Manager ARN (plain, no JSON key) of auth.conf: the password variables the permissions name (NATS_PASSWORD_EDGE, NATS_PASSWORD_WORKER_<GROUP>), plain or bcrypt, e.g. `NATS_PASSWORD_EDGE: \"$2a$11$...\"`."
+}
+
+variable "permissions" {
+  type        = string
+  description = "The NATS users and permissions: the output of `edge nats-auth --worker-group ... --passwords-include auth.conf`. Kept in a Secrets Manager secret this module creates (it names password variables, never a password) and fetched with the other secrets, so a change reaches the nodes within the hour (or at once with nats-fetch-secrets) and reloads without disconnects."
+
+  validation {
+    condition     = strcontains(var.permissions, "include \"auth.conf\"\nauthorization {")
+    error_message = "permissions must be `edge nats-auth ... --passwords-include auth.conf` output: an authorization block that includes auth.conf (the password variables) first."
+  }
 }
 
 variable "secrets_kms_key_arns" {

@@ -13,6 +13,8 @@ locals {
   environment = [
     { name = "EDGE_ADMIN_LISTEN", value = "0.0.0.0:${var.admin_port}" },
     { name = "EDGE_NATS_URL", value = join(",", var.nats_urls) },
+    # Its NATS user (`edge nats-auth`); the password is a secret below.
+    { name = "EDGE_NATS_USER", value = "worker-${var.name}" },
     { name = "EDGE_STORE", value = "jetstream" },
     { name = "EDGE_DRAIN_DELAY", value = "${var.drain_delay_seconds}s" },
     { name = "EDGE_SHUTDOWN_TIMEOUT", value = "${var.shutdown_timeout_seconds}s" },
@@ -37,7 +39,8 @@ locals {
 
   secret_value_froms = compact([
     var.admin_token_secret_arn,
-    var.nats_credentials_secret_arn,
+    var.nats_password_secret_arn,
+    var.nats_signing_keys_secret_arn,
     var.nats_ca_secret_arn,
     var.llm_api_keys_secret_arn,
     var.nats_client_cert_secret_arn,
@@ -135,7 +138,8 @@ resource "aws_ecs_task_definition" "this" {
       secrets = concat([
         { name = "EDGE_ADMIN_TOKEN", valueFrom = var.admin_token_secret_arn },
         { name = "EDGE_NATS_CA_PEM", valueFrom = var.nats_ca_secret_arn },
-        { name = "EDGE_NATS_CREDS", valueFrom = var.nats_credentials_secret_arn },
+        { name = "EDGE_NATS_PASSWORD", valueFrom = var.nats_password_secret_arn },
+        { name = "EDGE_NATS_SIGNING_KEYS", valueFrom = var.nats_signing_keys_secret_arn },
       ], local.optional_secrets)
 
       mountPoints = [

@@ -1,6 +1,11 @@
 variable "name" {
   type        = string
-  description = "Worker group name (a key of the root's worker_groups), e.g. \"ai\"."
+  description = "Worker group name (a key of the root's worker_groups), e.g. \"ai\"; its NATS user is worker-<name>."
+
+  validation {
+    condition     = can(regex("^[a-z0-9_-]{1,32}$", var.name))
+    error_message = "A worker group name is 1 to 32 lowercase letters, digits, '-' or '_' (it names the group's NATS user, as `edge nats-auth` does)."
+  }
 }
 
 variable "name_prefix" {
@@ -145,9 +150,14 @@ variable "admin_token_secret_arn" {
   description = "Secrets Manager ARN of the admin bearer token (EDGE_ADMIN_TOKEN)."
 }
 
-variable "nats_credentials_secret_arn" {
+variable "nats_password_secret_arn" {
   type        = string
-  description = "Secrets Manager ARN of the NATS user .creds file text (EDGE_NATS_CREDS)."
+  description = "Secrets Manager ARN of the NATS password of this group's user `worker-<name>` (EDGE_NATS_PASSWORD)."
+}
+
+variable "nats_signing_keys_secret_arn" {
+  type        = string
+  description = "Secrets Manager ARN of the keys that sign and verify requests over NATS (EDGE_NATS_SIGNING_KEYS), the same for the edge and every worker group."
 }
 
 variable "nats_ca_secret_arn" {

@@ -19,6 +19,9 @@ mock_provider "aws" {
   mock_resource "aws_ebs_volume" {
     defaults = { id = "vol-0123456789abcdef0" }
   }
+  mock_resource "aws_secretsmanager_secret" {
+    defaults = { arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-nats-permissions" }
+  }
   mock_resource "aws_cloudwatch_log_group" {
     defaults = { arn = "arn:aws:logs:eu-west-1:123456789012:log-group:/ec2/t/nats" }
   }
@@ -48,6 +51,7 @@ variables {
   server_key_secret_arn  = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:key"
   ca_secret_arn          = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ca"
   auth_config_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:auth"
+  permissions            = file("../../nats-permissions.conf")
 }
 
 run "nodes_boot_with_their_config_and_ship_their_logs" {
@@ -62,6 +66,16 @@ run "nodes_boot_with_their_config_and_ship_their_logs" {
       strcontains(yamldecode(trimprefix(u, "#cloud-config\n")).write_files[0].content, "server_name: nats-${i}")
     ])
     error_message = "each node's nats.conf names it"
+  }
+  # The users and permissions reach every node with the secrets: fetched, checked with
+  # auth.conf, installed and included, never written into user data.
+  assert {
+    condition = alltrue([for u in aws_instance.node[*].user_data : (
+      strcontains(yamldecode(trimprefix(u, "#cloud-config\n")).write_files[0].content, "include \"secrets/permissions.conf\"")
+      && strcontains(one([for f in yamldecode(trimprefix(u, "#cloud-config\n")).write_files : f.content if f.path == "/usr/local/sbin/nats-fetch-secrets"]), "fetch \"${aws_secretsmanager_secret.permissions.arn}\" permissions.conf")
+      && !strcontains(u, "NATS_PASSWORD_EDGE")
+    )]) && aws_secretsmanager_secret_version.permissions.secret_string == var.permissions
+    error_message = "every node fetches the permissions secret, checks it and includes it; user data carries none of it"
   }
   assert {
     condition = alltrue([for i, u in aws_instance.node[*].user_data :
