@@ -153,6 +153,140 @@ async fn prefix_topics_never_see_each_other_on_jetstream() {
     prefix_topics_are_apart(&edge, &game).await;
 }
 
+/// A player forges no service's event (any case, bare, `game.`, `edge.`), and every event says
+/// who published it, from the caller's credentials: in Replay and over SSE, as stored.
+async fn forged_events_are_refused_and_every_event_names_its_publisher(edge: &Edge, game: &str) {
+    let c = edge.client();
+    let me = scenarios::login(&c, "forger").await;
+    let mine = format!("player.{}", me.player_id);
+    for forged in [
+        "game.boss_defeated",
+        "game.enemy_killed",
+        "Quest.completed",
+        "quest",
+        "GAME.boss_defeated",
+        "Payment.credited",
+        "Edge.gap",
+    ] {
+        let r = c
+            .call(
+                PUBLISH,
+                Some(&me.access),
+                json!({"topic": mine, "type": forged, "payload": {"boss": "wyrm"}}),
+            )
+            .await;
+        assert_eq!(r.status, 403, "{forged}: {}", r.text());
+    }
+    // The stamp is the bus's: a request cannot carry one.
+    let r = c
+        .call(
+            PUBLISH,
+            Some(&me.access),
+            json!({"topic": mine, "type": "emote.wave",
+                "publisher": {"kind": "PUBLISHER_KIND_SERVICE", "service": "quest"}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = c
+        .call(
+            PUBLISH,
+            Some(&me.access),
+            json!({"topic": mine, "type": "emote.wave"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // A game server's key, and the game-event facade (a backend service) publishing for it.
+    let r = c
+        .call(
+            PUBLISH,
+            Some(game),
+            json!({"topic": mine, "type": "game.note"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let kill = json!({"event": {
+        "id": "match-1/kill-1",
+        "type": "enemy_killed",
+        "playerId": me.player_id,
+        "regionId": "hearthvale",
+        "payload": {"enemy": "wolf"},
+    }});
+    let r = c
+        .call(rpc::bodybroker::INGEST_GAME_EVENT.path, Some(game), kill)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let want = [
+        ("emote.wave", json!({"kind": "PUBLISHER_KIND_PLAYER"})),
+        ("game.note", json!({"kind": "PUBLISHER_KIND_SERVICE"})),
+        (
+            "game.enemy_killed",
+            json!({"kind": "PUBLISHER_KIND_SERVICE", "service": "bodybroker"}),
+        ),
+    ];
+    let r = c
+        .call(REPLAY, Some(&me.access), json!({"topic": mine}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let replayed: Vec<(String, Value)> = r.json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_owned(),
+                e["publisher"].clone(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, Value)> = want
+        .iter()
+        .map(|(t, p)| ((*t).to_owned(), p.clone()))
+        .collect();
+    assert_eq!(replayed, want);
+    // Over SSE from the start of the topic.
+    let mut s = Sse::get(
+        &c,
+        &format!("/v1/events?topics={mine}"),
+        Some(&me.access),
+        &[("last-event-id", &format!("{mine}:0"))],
+    )
+    .await;
+    assert_eq!(s.status, StatusCode::OK);
+    let mut streamed = Vec::new();
+    while streamed.len() < want.len() {
+        let e = next_json(&mut s).await.expect("an event");
+        streamed.push((
+            e["type"].as_str().unwrap().to_owned(),
+            e["publisher"].clone(),
+        ));
+    }
+    assert_eq!(streamed, want);
+}
+
+#[tokio::test]
+async fn players_cannot_forge_game_events_and_every_event_names_its_publisher() {
+    let edge = Edge::start(&["--rate-limit", "false"]);
+    let game = edge.service_key("game", "events,bodybroker");
+    forged_events_are_refused_and_every_event_names_its_publisher(&edge, &game).await;
+}
+
+#[tokio::test]
+async fn the_publisher_stamp_survives_the_jetstream_log() {
+    let nats = Nats::start("");
+    let url = nats.url();
+    let edge = Edge::start(&[
+        "--nats",
+        &url,
+        "--store",
+        "jetstream",
+        "--rate-limit",
+        "false",
+    ]);
+    let game = edge_e2e::jetstream_service_key(&url, "game", "events,bodybroker");
+    forged_events_are_refused_and_every_event_names_its_publisher(&edge, &game).await;
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn the_data_directory_and_store_are_private() {
