@@ -699,6 +699,76 @@ async fn bad_credentials_are_rate_limited_per_address() {
 }
 
 #[tokio::test]
+async fn spent_ticket_replays_are_answered_from_memory_and_limited_per_address() {
+    let (_dir, edge) = edge_with(
+        "[http]\ntrusted_proxies = [\"127.0.0.1/32\"]\n[rate_limit.spent_tickets]\nper_minute = 60\nburst = 20\n",
+        &[],
+    );
+    let c = edge.client();
+    let me = scenarios::login(&c, "replayer").await;
+    let own = format!("/v1/events?topics=player.{}", me.player_id);
+    let ticket = |c: Client, token: String| async move {
+        let r = c
+            .call(rpc::auth::ISSUE_STREAM_TICKET.path, Some(&token), json!({}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["ticket"].as_str().unwrap().to_owned()
+    };
+    let open = |path: String, token: Option<String>, addr: &'static str| {
+        let c = c.clone();
+        async move { Sse::get(&c, &path, token.as_deref(), &[("x-forwarded-for", addr)]).await }
+    };
+    let t = ticket(c.clone(), me.access.clone()).await;
+    let spent = format!("{own}&ticket={t}");
+    let s = open(spent.clone(), None, "203.0.113.9").await;
+    assert_eq!(s.status, StatusCode::OK);
+    drop(s);
+    // The same genuine ticket again and again from one address: 401 while the address has
+    // replays left (20), then 429 with Retry-After, before any signature check or store access.
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        let s = open(spent.clone(), None, "203.0.113.9").await;
+        if s.status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(s.headers.contains_key("retry-after"));
+        }
+        statuses.push(s.status.as_u16());
+    }
+    let unauthorized = statuses.iter().filter(|&&s| s == 401).count();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!((unauthorized, limited), (20, 20), "{statuses:?}");
+    // Every refused replay was answered from memory: the store was neither read nor written.
+    assert_eq!(
+        edge.gauge("edge_stream_tickets_total{outcome=\"spent_remembered\"}")
+            .await,
+        20.0
+    );
+    assert_eq!(
+        edge.gauge("edge_stream_tickets_total{outcome=\"spent_in_store\"}")
+            .await,
+        0.0
+    );
+    assert_eq!(
+        edge.gauge("edge_refused_total{reason=\"spent_tickets\"}")
+            .await,
+        20.0
+    );
+    assert_eq!(
+        edge.gauge("edge_refused_total{reason=\"bad_credentials\"}")
+            .await,
+        0.0,
+        "a spent ticket is no guess"
+    );
+    // The player's access token still opens streams from that address; other addresses' tickets
+    // are unaffected.
+    let s = open(own.clone(), Some(me.access.clone()), "203.0.113.9").await;
+    assert_eq!(s.status, StatusCode::OK);
+    drop(s);
+    let fresh = ticket(c.clone(), me.access.clone()).await;
+    let s = open(format!("{own}&ticket={fresh}"), None, "198.51.100.4").await;
+    assert_eq!(s.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn one_player_cannot_take_every_stream() {
     let (_dir, edge) = edge_with(
         "[http]\ntrusted_proxies = [\"127.0.0.1/32\"]\n[streams]\nmax_concurrent = 20\nmax_per_principal = 3\nmax_per_address = 5\n",

@@ -57,6 +57,9 @@ pub struct RateLimitConfig {
     /// Requests with bad credentials (401s) per client address before it gets 429 for anything
     /// but a valid token.
     pub bad_credentials: ClassQuota,
+    /// Replays of spent stream tickets (a browser's `EventSource` reconnecting with its old URL
+    /// spends one) per client address before the address gets 429 for tickets.
+    pub spent_tickets: ClassQuota,
     /// Keys idle this long are forgotten (bounds memory).
     #[serde(with = "humantime_serde")]
     pub prune_every: Duration,
@@ -89,6 +92,11 @@ impl Default for RateLimitConfig {
                 per_minute: 30,
                 burst: 60,
             },
+            // Generous: after a deploy every tab behind one NAT address reconnects at once.
+            spent_tickets: ClassQuota {
+                per_minute: 600,
+                burst: 1000,
+            },
             prune_every: Duration::from_secs(60),
         }
     }
@@ -103,6 +111,7 @@ impl RateLimitConfig {
             ("general", self.general),
             ("write", self.write),
             ("bad_credentials", self.bad_credentials),
+            ("spent_tickets", self.spent_tickets),
         ] {
             if q.per_minute == 0 || q.burst == 0 {
                 return Err(format!(
