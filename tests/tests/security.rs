@@ -287,6 +287,178 @@ async fn the_publisher_stamp_survives_the_jetstream_log() {
     forged_events_are_refused_and_every_event_names_its_publisher(&edge, &game).await;
 }
 
+#[tokio::test]
+async fn world_queries_examine_a_bounded_page_and_players_see_no_other_players() {
+    // The game server fills the region quickly: its general budget is no part of this test.
+    let (_dir, edge) = edge_with(
+        "[rate_limit.general]\nper_minute = 1000000\nburst = 100000\n[rate_limit.query]\nper_minute = 60\nburst = 10\n",
+        &[],
+    );
+    let c = edge.client();
+    let gs = edge.service_key("gs", "world");
+    let alice = scenarios::login(&c, "alice-at-the-mill").await;
+    let bob = scenarios::login(&c, "bob-at-the-mill").await;
+    let upsert = |id: String, kind: &'static str, x: f64, z: f64| {
+        let (c, gs) = (c.clone(), gs.clone());
+        async move {
+            let r = c
+                .call(
+                    rpc::world::UPSERT_ENTITY.path,
+                    Some(&gs),
+                    json!({"entity": {"id": id, "regionId": "hearthvale", "kind": kind,
+                        "position": {"x": x, "y": 10.0, "z": z}}}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+    };
+    // 1,200 crates over 12 x 10 cells, and two players a few metres apart.
+    let crates = 1200;
+    for chunk in (0..crates).collect::<Vec<u32>>().chunks(100) {
+        futures_util::future::join_all(chunk.iter().map(|&i| {
+            upsert(
+                format!("crate-{i:04}"),
+                "item",
+                2000.0 + f64::from(i % 120) * 10.0,
+                f64::from(i / 120) * 100.0 + 5.0,
+            )
+        }))
+        .await;
+    }
+    upsert(
+        format!("player-{}", alice.player_id),
+        "player",
+        2500.0,
+        400.0,
+    )
+    .await;
+    upsert(format!("player-{}", bob.player_id), "player", 2503.0, 401.0).await;
+    let query = |token: String, body: Value| {
+        let c = c.clone();
+        async move {
+            c.call(rpc::world::QUERY_ENTITIES.path, Some(&token), body)
+                .await
+        }
+    };
+    // Every page of a query: the entities' ids, the pages, and the pages' `scanned`.
+    let all_pages = |token: String, mut body: Value| {
+        let query = &query;
+        async move {
+            let (mut ids, mut scanned) = (Vec::new(), Vec::new());
+            loop {
+                let r = query(token.clone(), body.clone()).await;
+                assert_eq!(r.status, 200, "{}", r.text());
+                let page = r.json();
+                scanned.push(page["scanned"].as_u64());
+                for e in page["entities"].as_array().into_iter().flatten() {
+                    ids.push(e["id"].as_str().unwrap().to_owned());
+                }
+                match page["nextPageToken"].as_str() {
+                    Some(t) if !t.is_empty() => body["pageToken"] = json!(t),
+                    _ => return (ids, scanned),
+                }
+            }
+        }
+    };
+
+    // A whole-region query of a kind nobody has: one page examines at most 1,000 entities, and
+    // says where to go on.
+    let r = query(
+        gs.clone(),
+        json!({"regionId": "hearthvale", "kind": "dragon"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["scanned"], 1000, "{}", r.text());
+    // Sealed: the token names no entity it stopped at, and opens for this query only.
+    let token = r.json()["nextPageToken"].as_str().unwrap_or("").to_owned();
+    assert!(!token.is_empty() && !token.contains("crate"), "{token}");
+    let r = query(
+        gs.clone(),
+        json!({"regionId": "hearthvale", "kind": "npc", "pageToken": token}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "another query's token: {}", r.text());
+    // A box over the whole region (400 cells): 64 cells a page at most; paging finds every crate
+    // once.
+    let whole =
+        json!({"min": {"x": 2000, "y": 0, "z": 0}, "max": {"x": 4000, "y": 100, "z": 2000}});
+    let (ids, scanned) = all_pages(
+        gs.clone(),
+        json!({"regionId": "hearthvale", "within": whole, "kind": "item", "limit": 500}),
+    )
+    .await;
+    assert!(
+        scanned.iter().all(|s| s.unwrap_or(0) <= 1000),
+        "{scanned:?}"
+    );
+    assert!(scanned.len() >= 7, "{} pages", scanned.len());
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(
+        (ids.len(), unique.len()),
+        (crates as usize, crates as usize)
+    );
+
+    // A player sees their own entity and no other player's (the shipped player_sight is 0), and
+    // nothing of what the query cost.
+    let (ids, scanned) = all_pages(
+        alice.access.clone(),
+        json!({"regionId": "hearthvale", "kind": "player"}),
+    )
+    .await;
+    assert_eq!(ids, [format!("player-{}", alice.player_id)]);
+    assert!(scanned.iter().all(Option::is_none), "{scanned:?}");
+    let near = json!({"min": {"x": 2490, "y": 0, "z": 395}, "max": {"x": 2510, "y": 20, "z": 402}});
+    let (ids, _) = all_pages(
+        bob.access.clone(),
+        json!({"regionId": "hearthvale", "within": near}),
+    )
+    .await;
+    assert_eq!(ids, [format!("player-{}", bob.player_id)]);
+    // A game server sees both.
+    let (ids, _) = all_pages(
+        gs.clone(),
+        json!({"regionId": "hearthvale", "within": near}),
+    )
+    .await;
+    assert_eq!(ids.len(), 2, "{ids:?}");
+
+    // Players' queries spend a budget of their own (burst 10 here): 429 with Retry-After.
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let r = query(
+            alice.access.clone(),
+            json!({"regionId": "hearthvale", "within": near}),
+        )
+        .await;
+        if r.status == 429 {
+            assert!(r.headers.contains_key("retry-after"));
+            assert!(
+                r.headers["ratelimit-policy"]
+                    .to_str()
+                    .unwrap()
+                    .contains("query")
+            );
+        }
+        statuses.push(r.status.as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // Her other calls go on.
+    let r = c
+        .call(
+            rpc::world::LIST_REGIONS.path,
+            Some(&alice.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        edge.gauge("edge_refused_total{reason=\"rate_limit_query\"}")
+            .await
+            >= 1.0
+    );
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn the_data_directory_and_store_are_private() {
