@@ -192,6 +192,7 @@ fn generate(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
             let rate_class = match class {
                 Value::EnumNumber(1) => "Auth",
                 Value::EnumNumber(2) => "Llm",
+                Value::EnumNumber(3) => "Query",
                 _ => "Default",
             };
             writeln!(

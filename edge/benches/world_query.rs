@@ -81,6 +81,7 @@ async fn main() {
         }),
         kind: String::new(),
         limit: 500,
+        page_token: String::new(),
     };
     let n = 2000;
     let t = Instant::now();

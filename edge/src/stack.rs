@@ -6,7 +6,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::layers::access_log::AccessLogLayer;
 use crate::layers::admission::AdmissionLayer;
-use crate::layers::auth::AuthLayer;
+use crate::layers::auth::{AuthLayer, PerAddress};
 use crate::layers::client_addr::{ClientAddrLayer, TrustedProxies};
 use crate::layers::drain::DrainLayer;
 use crate::layers::openai_errors::OpenAiErrorsLayer;
@@ -60,11 +60,14 @@ pub fn build(state: &AppState, api: Router, openai: Router) -> Router {
         .layer(AuthLayer::layer(
             state.auth.clone(),
             state.keys.clone(),
-            state
-                .config
-                .rate_limit
-                .enabled
-                .then(|| state.bad_credentials.clone()),
+            if state.config.rate_limit.enabled {
+                PerAddress {
+                    bad: Some(state.bad_credentials.clone()),
+                    spent_tickets: Some(state.spent_tickets.clone()),
+                }
+            } else {
+                PerAddress::default()
+            },
         ))
         .option_layer(
             state

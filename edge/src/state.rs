@@ -50,11 +50,23 @@ pub struct Shared {
     pub limits: Arc<ratelimit::RateLimits>,
     /// 401s per client address (see auth.rs).
     pub bad_credentials: Arc<handlers::kit::leaky_bucket::LeakyBuckets<std::net::IpAddr>>,
+    /// Replays of spent stream tickets per client address (see auth.rs).
+    pub spent_tickets: Arc<handlers::kit::leaky_bucket::LeakyBuckets<std::net::IpAddr>>,
     /// Remote services and their responder counters, for the prober.
     pub probes: Vec<(&'static str, nats::probe::Responders)>,
     /// What NATS service discovery found, for the worker registry (with NATS).
     pub discovered: Option<Arc<nats::discovery::Discovered>>,
     deps: Deps,
+}
+
+/// Events per client address, counted as `q` allows: its burst, refilled at its rate.
+fn per_address(
+    q: ratelimit::ClassQuota,
+) -> handlers::kit::leaky_bucket::LeakyBuckets<std::net::IpAddr> {
+    handlers::kit::leaky_bucket::LeakyBuckets::new(
+        q.burst,
+        std::time::Duration::from_secs_f64(60.0 * f64::from(q.burst) / f64::from(q.per_minute)),
+    )
 }
 
 impl std::fmt::Debug for AppState {
@@ -203,13 +215,8 @@ impl AppState {
             keys: Arc::new(ApiKeys::new(Arc::clone(&deps.store))),
             nats,
             limits,
-            bad_credentials: Arc::new(handlers::kit::leaky_bucket::LeakyBuckets::new(
-                config_rate.bad_credentials.burst,
-                std::time::Duration::from_secs_f64(
-                    60.0 * f64::from(config_rate.bad_credentials.burst)
-                        / f64::from(config_rate.bad_credentials.per_minute),
-                ),
-            )),
+            bad_credentials: Arc::new(per_address(config_rate.bad_credentials)),
+            spent_tickets: Arc::new(per_address(config_rate.spent_tickets)),
             admission,
             probes,
             discovered,

@@ -69,6 +69,10 @@ fn describe() {
         "Requests and connections refused at once by a limit, by reason"
     );
     describe_counter!(
+        "edge_stream_tickets_total",
+        "Stream tickets presented at /v1/events, by outcome (opened, spent_remembered, spent_in_store, expired, logged_out, forged, unavailable)"
+    );
+    describe_counter!(
         "edge_tls_handshake_failures_total",
         "TLS handshakes that failed or timed out"
     );
@@ -354,6 +358,11 @@ pub fn trace_spans_dropped(n: u64) {
 /// A request or connection refused by a limit.
 pub fn refused(reason: &'static str) {
     counter!("edge_refused_total", "reason" => reason).increment(1);
+}
+
+/// A stream ticket's outcome at `GET /v1/events` (a fixed set: see the auth layer).
+pub fn stream_ticket(outcome: &'static str) {
+    counter!("edge_stream_tickets_total", "outcome" => outcome).increment(1);
 }
 
 /// A failed or timed-out TLS handshake.

@@ -42,6 +42,8 @@ pub enum RateClass {
     Auth,
     /// Methods that reach a model.
     Llm,
+    /// Queries that examine many records: a player's query budget.
+    Query,
 }
 
 /// Who may call a method, from the `aicore.options.v1.access` method option.

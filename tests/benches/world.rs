@@ -88,10 +88,8 @@ async fn main() {
         ],
         body: Bytes::from(body.to_string()),
     };
-    let one = c
-        .call(QUERY, Some(token.trim_start_matches("Bearer ")), body)
-        .await
-        .json();
+    // With the game server's key: `scanned` is for services only.
+    let one = c.call(QUERY, Some(&gs), body).await.json();
     let answered = one["entities"].as_array().map_or(0, Vec::len);
     let scanned = one["scanned"].as_u64().unwrap_or(0);
     println!(
@@ -153,6 +151,7 @@ async fn main() {
             }),
             kind: String::new(),
             limit: 500,
+            page_token: String::new(),
         }
         .encode_to_vec(),
     );

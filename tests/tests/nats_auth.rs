@@ -1,4 +1,4 @@
-//! End-to-end: what a NATS client may do once it reaches the bus (SECURITY.md 21 and 22).
+//! End-to-end: what a NATS client may do once it reaches the bus (SECURITY.md 24 and 25).
 //!
 //! - Layer 1, NATS users per role (`edge nats-auth`): a real nats-server runs the generated
 //!   permissions; the edge and two worker groups serve calls through them, while a client holding

@@ -1,6 +1,6 @@
 //! What a player can make the server store outside the state quota is bounded too: events on
 //! their own topic (small payloads, the log's newest 1,000 a topic) and per-device performance
-//! records (a few device models; a new one evicts the least recently reported). SECURITY.md 20.
+//! records (a few device models; a new one evicts the least recently reported). SECURITY.md 23.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

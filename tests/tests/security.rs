@@ -153,6 +153,312 @@ async fn prefix_topics_never_see_each_other_on_jetstream() {
     prefix_topics_are_apart(&edge, &game).await;
 }
 
+/// A player forges no service's event (any case, bare, `game.`, `edge.`), and every event says
+/// who published it, from the caller's credentials: in Replay and over SSE, as stored.
+async fn forged_events_are_refused_and_every_event_names_its_publisher(edge: &Edge, game: &str) {
+    let c = edge.client();
+    let me = scenarios::login(&c, "forger").await;
+    let mine = format!("player.{}", me.player_id);
+    for forged in [
+        "game.boss_defeated",
+        "game.enemy_killed",
+        "Quest.completed",
+        "quest",
+        "GAME.boss_defeated",
+        "Payment.credited",
+        "Edge.gap",
+    ] {
+        let r = c
+            .call(
+                PUBLISH,
+                Some(&me.access),
+                json!({"topic": mine, "type": forged, "payload": {"boss": "wyrm"}}),
+            )
+            .await;
+        assert_eq!(r.status, 403, "{forged}: {}", r.text());
+    }
+    // The stamp is the bus's: a request cannot carry one.
+    let r = c
+        .call(
+            PUBLISH,
+            Some(&me.access),
+            json!({"topic": mine, "type": "emote.wave",
+                "publisher": {"kind": "PUBLISHER_KIND_SERVICE", "service": "quest"}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = c
+        .call(
+            PUBLISH,
+            Some(&me.access),
+            json!({"topic": mine, "type": "emote.wave"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // A game server's key, and the game-event facade (a backend service) publishing for it.
+    let r = c
+        .call(
+            PUBLISH,
+            Some(game),
+            json!({"topic": mine, "type": "game.note"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let kill = json!({"event": {
+        "id": "match-1/kill-1",
+        "type": "enemy_killed",
+        "playerId": me.player_id,
+        "regionId": "hearthvale",
+        "payload": {"enemy": "wolf"},
+    }});
+    let r = c
+        .call(rpc::bodybroker::INGEST_GAME_EVENT.path, Some(game), kill)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let want = [
+        ("emote.wave", json!({"kind": "PUBLISHER_KIND_PLAYER"})),
+        ("game.note", json!({"kind": "PUBLISHER_KIND_SERVICE"})),
+        (
+            "game.enemy_killed",
+            json!({"kind": "PUBLISHER_KIND_SERVICE", "service": "bodybroker"}),
+        ),
+    ];
+    let r = c
+        .call(REPLAY, Some(&me.access), json!({"topic": mine}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let replayed: Vec<(String, Value)> = r.json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_owned(),
+                e["publisher"].clone(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, Value)> = want
+        .iter()
+        .map(|(t, p)| ((*t).to_owned(), p.clone()))
+        .collect();
+    assert_eq!(replayed, want);
+    // Over SSE from the start of the topic.
+    let mut s = Sse::get(
+        &c,
+        &format!("/v1/events?topics={mine}"),
+        Some(&me.access),
+        &[("last-event-id", &format!("{mine}:0"))],
+    )
+    .await;
+    assert_eq!(s.status, StatusCode::OK);
+    let mut streamed = Vec::new();
+    while streamed.len() < want.len() {
+        let e = next_json(&mut s).await.expect("an event");
+        streamed.push((
+            e["type"].as_str().unwrap().to_owned(),
+            e["publisher"].clone(),
+        ));
+    }
+    assert_eq!(streamed, want);
+}
+
+#[tokio::test]
+async fn players_cannot_forge_game_events_and_every_event_names_its_publisher() {
+    let edge = Edge::start(&["--rate-limit", "false"]);
+    let game = edge.service_key("game", "events,bodybroker");
+    forged_events_are_refused_and_every_event_names_its_publisher(&edge, &game).await;
+}
+
+#[tokio::test]
+async fn the_publisher_stamp_survives_the_jetstream_log() {
+    let nats = Nats::start("");
+    let url = nats.url();
+    let edge = Edge::start(&[
+        "--nats",
+        &url,
+        "--store",
+        "jetstream",
+        "--rate-limit",
+        "false",
+    ]);
+    let game = edge_e2e::jetstream_service_key(&url, "game", "events,bodybroker");
+    forged_events_are_refused_and_every_event_names_its_publisher(&edge, &game).await;
+}
+
+#[tokio::test]
+async fn world_queries_examine_a_bounded_page_and_players_see_no_other_players() {
+    // The game server fills the region quickly: its general budget is no part of this test.
+    let (_dir, edge) = edge_with(
+        "[rate_limit.general]\nper_minute = 1000000\nburst = 100000\n[rate_limit.query]\nper_minute = 60\nburst = 10\n",
+        &[],
+    );
+    let c = edge.client();
+    let gs = edge.service_key("gs", "world");
+    let alice = scenarios::login(&c, "alice-at-the-mill").await;
+    let bob = scenarios::login(&c, "bob-at-the-mill").await;
+    let upsert = |id: String, kind: &'static str, x: f64, z: f64| {
+        let (c, gs) = (c.clone(), gs.clone());
+        async move {
+            let r = c
+                .call(
+                    rpc::world::UPSERT_ENTITY.path,
+                    Some(&gs),
+                    json!({"entity": {"id": id, "regionId": "hearthvale", "kind": kind,
+                        "position": {"x": x, "y": 10.0, "z": z}}}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+    };
+    // 1,200 crates over 12 x 10 cells, and two players a few metres apart.
+    let crates = 1200;
+    for chunk in (0..crates).collect::<Vec<u32>>().chunks(100) {
+        futures_util::future::join_all(chunk.iter().map(|&i| {
+            upsert(
+                format!("crate-{i:04}"),
+                "item",
+                2000.0 + f64::from(i % 120) * 10.0,
+                f64::from(i / 120) * 100.0 + 5.0,
+            )
+        }))
+        .await;
+    }
+    upsert(
+        format!("player-{}", alice.player_id),
+        "player",
+        2500.0,
+        400.0,
+    )
+    .await;
+    upsert(format!("player-{}", bob.player_id), "player", 2503.0, 401.0).await;
+    let query = |token: String, body: Value| {
+        let c = c.clone();
+        async move {
+            c.call(rpc::world::QUERY_ENTITIES.path, Some(&token), body)
+                .await
+        }
+    };
+    // Every page of a query: the entities' ids, the pages, and the pages' `scanned`.
+    let all_pages = |token: String, mut body: Value| {
+        let query = &query;
+        async move {
+            let (mut ids, mut scanned) = (Vec::new(), Vec::new());
+            loop {
+                let r = query(token.clone(), body.clone()).await;
+                assert_eq!(r.status, 200, "{}", r.text());
+                let page = r.json();
+                scanned.push(page["scanned"].as_u64());
+                for e in page["entities"].as_array().into_iter().flatten() {
+                    ids.push(e["id"].as_str().unwrap().to_owned());
+                }
+                match page["nextPageToken"].as_str() {
+                    Some(t) if !t.is_empty() => body["pageToken"] = json!(t),
+                    _ => return (ids, scanned),
+                }
+            }
+        }
+    };
+
+    // A whole-region query of a kind nobody has: one page examines at most 1,000 entities, and
+    // says where to go on.
+    let r = query(
+        gs.clone(),
+        json!({"regionId": "hearthvale", "kind": "dragon"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["scanned"], 1000, "{}", r.text());
+    // Sealed: the token names no entity it stopped at, and opens for this query only.
+    let token = r.json()["nextPageToken"].as_str().unwrap_or("").to_owned();
+    assert!(!token.is_empty() && !token.contains("crate"), "{token}");
+    let r = query(
+        gs.clone(),
+        json!({"regionId": "hearthvale", "kind": "npc", "pageToken": token}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "another query's token: {}", r.text());
+    // A box over the whole region (400 cells): 64 cells a page at most; paging finds every crate
+    // once.
+    let whole =
+        json!({"min": {"x": 2000, "y": 0, "z": 0}, "max": {"x": 4000, "y": 100, "z": 2000}});
+    let (ids, scanned) = all_pages(
+        gs.clone(),
+        json!({"regionId": "hearthvale", "within": whole, "kind": "item", "limit": 500}),
+    )
+    .await;
+    assert!(
+        scanned.iter().all(|s| s.unwrap_or(0) <= 1000),
+        "{scanned:?}"
+    );
+    assert!(scanned.len() >= 7, "{} pages", scanned.len());
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(
+        (ids.len(), unique.len()),
+        (crates as usize, crates as usize)
+    );
+
+    // A player sees their own entity and no other player's (the shipped player_sight is 0), and
+    // nothing of what the query cost.
+    let (ids, scanned) = all_pages(
+        alice.access.clone(),
+        json!({"regionId": "hearthvale", "kind": "player"}),
+    )
+    .await;
+    assert_eq!(ids, [format!("player-{}", alice.player_id)]);
+    assert!(scanned.iter().all(Option::is_none), "{scanned:?}");
+    let near = json!({"min": {"x": 2490, "y": 0, "z": 395}, "max": {"x": 2510, "y": 20, "z": 402}});
+    let (ids, _) = all_pages(
+        bob.access.clone(),
+        json!({"regionId": "hearthvale", "within": near}),
+    )
+    .await;
+    assert_eq!(ids, [format!("player-{}", bob.player_id)]);
+    // A game server sees both.
+    let (ids, _) = all_pages(
+        gs.clone(),
+        json!({"regionId": "hearthvale", "within": near}),
+    )
+    .await;
+    assert_eq!(ids.len(), 2, "{ids:?}");
+
+    // Players' queries spend a budget of their own (burst 10 here): 429 with Retry-After.
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let r = query(
+            alice.access.clone(),
+            json!({"regionId": "hearthvale", "within": near}),
+        )
+        .await;
+        if r.status == 429 {
+            assert!(r.headers.contains_key("retry-after"));
+            assert!(
+                r.headers["ratelimit-policy"]
+                    .to_str()
+                    .unwrap()
+                    .contains("query")
+            );
+        }
+        statuses.push(r.status.as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // Her other calls go on.
+    let r = c
+        .call(
+            rpc::world::LIST_REGIONS.path,
+            Some(&alice.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        edge.gauge("edge_refused_total{reason=\"rate_limit_query\"}")
+            .await
+            >= 1.0
+    );
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn the_data_directory_and_store_are_private() {
@@ -562,6 +868,76 @@ async fn bad_credentials_are_rate_limited_per_address() {
     assert_eq!(get("nonsense".into(), "198.51.100.3").await, 401);
     let metrics = edge.admin_text("/metrics").await;
     assert!(metrics.contains("reason=\"bad_credentials\""), "{metrics}");
+}
+
+#[tokio::test]
+async fn spent_ticket_replays_are_answered_from_memory_and_limited_per_address() {
+    let (_dir, edge) = edge_with(
+        "[http]\ntrusted_proxies = [\"127.0.0.1/32\"]\n[rate_limit.spent_tickets]\nper_minute = 60\nburst = 20\n",
+        &[],
+    );
+    let c = edge.client();
+    let me = scenarios::login(&c, "replayer").await;
+    let own = format!("/v1/events?topics=player.{}", me.player_id);
+    let ticket = |c: Client, token: String| async move {
+        let r = c
+            .call(rpc::auth::ISSUE_STREAM_TICKET.path, Some(&token), json!({}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["ticket"].as_str().unwrap().to_owned()
+    };
+    let open = |path: String, token: Option<String>, addr: &'static str| {
+        let c = c.clone();
+        async move { Sse::get(&c, &path, token.as_deref(), &[("x-forwarded-for", addr)]).await }
+    };
+    let t = ticket(c.clone(), me.access.clone()).await;
+    let spent = format!("{own}&ticket={t}");
+    let s = open(spent.clone(), None, "203.0.113.9").await;
+    assert_eq!(s.status, StatusCode::OK);
+    drop(s);
+    // The same genuine ticket again and again from one address: 401 while the address has
+    // replays left (20), then 429 with Retry-After, before any signature check or store access.
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        let s = open(spent.clone(), None, "203.0.113.9").await;
+        if s.status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(s.headers.contains_key("retry-after"));
+        }
+        statuses.push(s.status.as_u16());
+    }
+    let unauthorized = statuses.iter().filter(|&&s| s == 401).count();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!((unauthorized, limited), (20, 20), "{statuses:?}");
+    // Every refused replay was answered from memory: the store was neither read nor written.
+    assert_eq!(
+        edge.gauge("edge_stream_tickets_total{outcome=\"spent_remembered\"}")
+            .await,
+        20.0
+    );
+    assert_eq!(
+        edge.gauge("edge_stream_tickets_total{outcome=\"spent_in_store\"}")
+            .await,
+        0.0
+    );
+    assert_eq!(
+        edge.gauge("edge_refused_total{reason=\"spent_tickets\"}")
+            .await,
+        20.0
+    );
+    assert_eq!(
+        edge.gauge("edge_refused_total{reason=\"bad_credentials\"}")
+            .await,
+        0.0,
+        "a spent ticket is no guess"
+    );
+    // The player's access token still opens streams from that address; other addresses' tickets
+    // are unaffected.
+    let s = open(own.clone(), Some(me.access.clone()), "203.0.113.9").await;
+    assert_eq!(s.status, StatusCode::OK);
+    drop(s);
+    let fresh = ticket(c.clone(), me.access.clone()).await;
+    let s = open(format!("{own}&ticket={fresh}"), None, "198.51.100.4").await;
+    assert_eq!(s.status, StatusCode::OK);
 }
 
 #[tokio::test]

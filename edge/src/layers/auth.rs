@@ -5,6 +5,8 @@
 //! Bad credentials are counted per client address (an IPv6 /64): past the quota, that address
 //! gets 429 for anything but a valid access token, so guessing tokens or key prefixes (each a
 //! store read) stops early, while players behind the same address with valid tokens go on.
+//! Replays of spent stream tickets (genuine, so no bad credential) have a count of their own per
+//! address: past it, that address's tickets get 429 before their signature is checked.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -15,8 +17,8 @@ use axum::response::Response;
 use handlers::kit::api_keys::ApiKeys;
 use handlers::kit::context::authorize;
 use handlers::kit::leaky_bucket::LeakyBuckets;
-use handlers::services::auth::AuthService;
 use handlers::services::auth::guard::address_key;
+use handlers::services::auth::{AuthService, Refusal};
 use handlers::{Principal, SessionId, Status};
 use proto::{Access, BoxFuture, MethodDesc};
 use tower::{Layer, Service};
@@ -29,18 +31,23 @@ use crate::error::status_response;
 pub struct AuthLayer {
     auth: Arc<AuthService>,
     keys: Arc<ApiKeys>,
-    bad: Option<Arc<LeakyBuckets<IpAddr>>>,
+    counts: PerAddress,
+}
+
+/// What the layer counts per client address (`None`: not limited).
+#[derive(Clone, Default)]
+pub struct PerAddress {
+    /// 401s.
+    pub bad: Option<Arc<LeakyBuckets<IpAddr>>>,
+    /// Replays of spent stream tickets.
+    pub spent_tickets: Option<Arc<LeakyBuckets<IpAddr>>>,
 }
 
 impl AuthLayer {
-    /// Verifies access tokens with `auth`'s signing keys and service keys with `keys`; `bad`
-    /// counts 401s per address (None: not limited).
-    pub fn layer(
-        auth: Arc<AuthService>,
-        keys: Arc<ApiKeys>,
-        bad: Option<Arc<LeakyBuckets<IpAddr>>>,
-    ) -> Self {
-        AuthLayer { auth, keys, bad }
+    /// Verifies access tokens with `auth`'s signing keys and service keys with `keys`; `counts`
+    /// limits 401s and spent-ticket replays per address.
+    pub fn layer(auth: Arc<AuthService>, keys: Arc<ApiKeys>, counts: PerAddress) -> Self {
+        AuthLayer { auth, keys, counts }
     }
 }
 
@@ -51,7 +58,8 @@ impl<S> Layer<S> for AuthLayer {
             inner,
             auth: Arc::clone(&self.auth),
             keys: Arc::clone(&self.keys),
-            bad: self.bad.clone(),
+            bad: self.counts.bad.clone(),
+            spent_tickets: self.counts.spent_tickets.clone(),
         }
     }
 }
@@ -63,6 +71,30 @@ pub struct Authenticate<S> {
     auth: Arc<AuthService>,
     keys: Arc<ApiKeys>,
     bad: Option<Arc<LeakyBuckets<IpAddr>>>,
+    spent_tickets: Option<Arc<LeakyBuckets<IpAddr>>>,
+}
+
+/// The answer to an address past its quota of spent-ticket replays.
+fn too_many_spent(wait: std::time::Duration) -> Status {
+    crate::stats::refused("spent_tickets");
+    Status::new(
+        handlers::Code::ResourceExhausted,
+        "too many spent stream tickets from your address; retry later with a new ticket",
+    )
+    .with_retry_after(wait.max(std::time::Duration::from_secs(1)))
+}
+
+/// A ticket's outcome, for `edge_stream_tickets_total`.
+fn ticket_outcome(why: Option<Refusal>) -> &'static str {
+    match why {
+        None => "opened",
+        Some(Refusal::Spent { remembered: true }) => "spent_remembered",
+        Some(Refusal::Spent { remembered: false }) => "spent_in_store",
+        Some(Refusal::Expired) => "expired",
+        Some(Refusal::LoggedOut) => "logged_out",
+        Some(Refusal::Forged) => "forged",
+        Some(Refusal::Unavailable) => "unavailable",
+    }
 }
 
 /// The answer to an address past its quota of bad credentials.
@@ -232,19 +264,41 @@ where
             }
             // A ticket is spent with a store write; the same shape as a key's read below.
             Credential::Ticket(ticket) => {
+                // Past its spent-ticket replays, an address's tickets wait: before any work.
+                let blocked = match (&self.spent_tickets, addr) {
+                    (Some(spent), Some(a)) => spent.full(&a),
+                    _ => None,
+                };
+                if let Some(wait) = blocked {
+                    crate::trace::record_auth(&span, Err(handlers::Code::ResourceExhausted));
+                    return refuse(&too_many_spent(wait));
+                }
                 let auth = Arc::clone(&self.auth);
                 let bad = self.bad.clone();
+                let spent_tickets = self.spent_tickets.clone();
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 return Box::pin(async move {
                     let redeemed = auth.redeem_ticket(&ticket).instrument(span.clone()).await;
+                    crate::stats::stream_ticket(ticket_outcome(
+                        redeemed.as_ref().err().map(|r| r.why),
+                    ));
                     let (principal, session) = match redeemed {
                         Ok(redeemed) => redeemed,
-                        // A spent or expired ticket is a browser reconnecting, not a guess.
+                        // A spent or expired ticket is a browser reconnecting, not a guess; a
+                        // spent one counts as a replay, a forged one as a bad credential.
                         Err(refused) => {
                             crate::trace::record_auth(&span, Err(refused.status.code()));
-                            if !refused.genuine {
-                                count_bad(bad.as_deref(), addr, &refused.status);
+                            match refused.why {
+                                Refusal::Forged => {
+                                    count_bad(bad.as_deref(), addr, &refused.status);
+                                }
+                                Refusal::Spent { .. } => {
+                                    if let (Some(spent), Some(a)) = (&spent_tickets, addr) {
+                                        spent.add(&a);
+                                    }
+                                }
+                                Refusal::Expired | Refusal::LoggedOut | Refusal::Unavailable => {}
                             }
                             return Ok(status_response(&refused.status));
                         }

@@ -50,6 +50,8 @@ pub struct RateLimitConfig {
     pub general: ClassQuota,
     /// Players' calls of methods that change state, per player.
     pub write: ClassQuota,
+    /// Players' queries that examine many records (world QueryEntities), per player.
+    pub query: ClassQuota,
     /// LLM tokens (prompt + completion) per principal per minute: LLM calls are metered by cost.
     pub llm_tokens_per_minute: u32,
     /// LLM tokens a principal may spend at once; at least one maximal call (8192 + its prompt).
@@ -57,6 +59,9 @@ pub struct RateLimitConfig {
     /// Requests with bad credentials (401s) per client address before it gets 429 for anything
     /// but a valid token.
     pub bad_credentials: ClassQuota,
+    /// Replays of spent stream tickets (a browser's `EventSource` reconnecting with its old URL
+    /// spends one) per client address before the address gets 429 for tickets.
+    pub spent_tickets: ClassQuota,
     /// Keys idle this long are forgotten (bounds memory).
     #[serde(with = "humantime_serde")]
     pub prune_every: Duration,
@@ -83,11 +88,21 @@ impl Default for RateLimitConfig {
                 per_minute: 600,
                 burst: 100,
             },
+            // A page examines up to 1000 entities (about 1 ms of CPU): 10 a second per player.
+            query: ClassQuota {
+                per_minute: 600,
+                burst: 60,
+            },
             llm_tokens_per_minute: 100_000,
             llm_token_burst: 20_000,
             bad_credentials: ClassQuota {
                 per_minute: 30,
                 burst: 60,
+            },
+            // Generous: after a deploy every tab behind one NAT address reconnects at once.
+            spent_tickets: ClassQuota {
+                per_minute: 600,
+                burst: 1000,
             },
             prune_every: Duration::from_secs(60),
         }
@@ -102,7 +117,9 @@ impl RateLimitConfig {
             ("llm", self.llm),
             ("general", self.general),
             ("write", self.write),
+            ("query", self.query),
             ("bad_credentials", self.bad_credentials),
+            ("spent_tickets", self.spent_tickets),
         ] {
             if q.per_minute == 0 || q.burst == 0 {
                 return Err(format!(
@@ -134,20 +151,21 @@ pub enum Class {
     /// Methods that change state (the `mutates` option), called by players: what fills the
     /// store, so it has a budget of its own below the general one.
     Write = 3,
+    /// Queries that examine many records (the `RATE_CLASS_QUERY` option), called by players.
+    Query = 4,
 }
 
 impl Class {
     /// The class of a method called by `principal`, from its descriptor. Service keys' writes
-    /// stay general: a game server writes for many players.
+    /// and queries stay general: a game server writes and looks for many players.
     pub fn of(m: &MethodDesc, principal: Option<&Principal>) -> Class {
+        let player = matches!(principal, Some(Principal::Player { .. }));
         match m.rate_class {
             RateClass::Auth => Class::Auth,
             RateClass::Llm => Class::Llm,
-            RateClass::Default
-                if m.mutates && matches!(principal, Some(Principal::Player { .. })) =>
-            {
-                Class::Write
-            }
+            RateClass::Query if player => Class::Query,
+            RateClass::Query => Class::General,
+            RateClass::Default if m.mutates && player => Class::Write,
             RateClass::Default => Class::General,
         }
     }
@@ -158,6 +176,7 @@ impl Class {
             Class::Llm => "llm",
             Class::General => "general",
             Class::Write => "write",
+            Class::Query => "query",
         }
     }
 
@@ -168,6 +187,7 @@ impl Class {
             Class::Llm => "rate_limit_llm",
             Class::General => "rate_limit",
             Class::Write => "rate_limit_write",
+            Class::Query => "rate_limit_query",
         }
     }
 }
@@ -182,7 +202,7 @@ struct ClassLimiter {
 
 /// Every class's limiter.
 pub struct RateLimits {
-    classes: [ClassLimiter; 4],
+    classes: [ClassLimiter; 5],
     clock: DefaultClock,
     /// LLM token buckets (metered on the call path, see `quota`).
     pub tokens: Arc<crate::router::quota::TokenQuota>,
@@ -216,6 +236,7 @@ impl RateLimits {
                 limiter(Class::Llm, cfg.llm),
                 limiter(Class::General, cfg.general),
                 limiter(Class::Write, cfg.write),
+                limiter(Class::Query, cfg.query),
             ],
             clock: DefaultClock::default(),
             tokens: Arc::new(crate::router::quota::TokenQuota::new(
@@ -413,6 +434,14 @@ mod tests {
         );
         assert_eq!(
             Class::of(m("/aicore.state.v1.StateService/Put"), Some(&key)),
+            Class::General
+        );
+        assert_eq!(
+            Class::of(m("/aicore.world.v1.WorldService/QueryEntities"), me),
+            Class::Query
+        );
+        assert_eq!(
+            Class::of(m("/aicore.world.v1.WorldService/QueryEntities"), Some(&key)),
             Class::General
         );
     }

@@ -2,7 +2,7 @@
 //! until when ([`context`]), how a call ends ([`status`]), the clock, the store and the event log
 //! with their backends, calls to other services through the router ([`calls`]), data files
 //! ([`content`]), token and key verification (which the edge uses too), and small tools (a value
-//! bound after start, leaky buckets, per-key permits).
+//! bound after start, leaky buckets, per-key permits, tokens sealed for clients).
 //!
 //! May import: `proto`, other kit modules. Never `crate::services` or `crate::content`: a layout
 //! test (`tests/tests/layout.rs`) keeps it so.
@@ -16,6 +16,7 @@ pub mod event_log;
 pub mod keyed_permits;
 pub mod late_bound;
 pub mod leaky_bucket;
+pub mod sealed;
 pub mod status;
 pub mod store;
 #[cfg(test)]

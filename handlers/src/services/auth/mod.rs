@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 pub use passwords::Passwords;
-pub use tickets::{MAX_TICKET_TTL, TicketRefused};
+pub use tickets::{MAX_TICKET_TTL, Refusal, TicketRefused};
 pub use watch::SessionWatch;
 
 use crate::kit::context::{Context, Principal, SessionId};
@@ -141,6 +141,10 @@ pub struct AuthService {
     /// Open streams' watches by session, woken when theirs joins `revoked` (here or, after a
     /// sync, on another replica).
     watchers: watch::Watchers,
+    /// Ids of stream tickets this process saw spent (it spent them, or the store said so): a
+    /// replay is answered from here with no store read or write. Bounded; one that fell out is
+    /// asked of the store again, which still refuses it.
+    spent_tickets: quick_cache::sync::Cache<String, ()>,
     /// When the revoked set was last read whole from the store (Unix ms).
     synced_ms: std::sync::atomic::AtomicU64,
     /// Failed logins, and device tokens.
@@ -266,6 +270,7 @@ impl AuthService {
             keys,
             passwords,
             verified: quick_cache::sync::Cache::new(VERIFIED_CACHE),
+            spent_tickets: quick_cache::sync::Cache::new(tickets::SPENT_CACHE),
             revoked: std::sync::RwLock::new(HashMap::new()),
             revocations: tokio::sync::watch::Sender::new(0),
             watchers: watch::Watchers::default(),

@@ -21,6 +21,10 @@ use crate::kit::store::{Store, StoreError};
 
 pub(super) const SPENT_PREFIX: &str = "auth.tickets.spent.";
 
+/// Spent ticket ids a process remembers (about 100 bytes each): more than a minute of tickets at
+/// any rate a replica serves, so a replay within a ticket's life is answered from memory.
+pub(super) const SPENT_CACHE: usize = 100_000;
+
 /// The longest a ticket may live: it travels in a URL.
 pub const MAX_TICKET_TTL: Duration = Duration::from_secs(60);
 
@@ -52,23 +56,35 @@ impl AuthService {
 
     /// Spends `ticket`: the player it speaks for, once. A second use, here or on any replica
     /// sharing the store, is refused, as are expired, forged and malformed tickets. The refusal
-    /// says whether the ticket was one this server signed (spent or expired: a browser's own
-    /// reconnect, not a guess), so only guesses count against the caller's address. A ticket
-    /// whose session was logged out is refused before it is spent.
+    /// says why ([`Refusal`]): only guesses count against the caller's address as bad
+    /// credentials, and replays of a spent ticket have a count of their own at the edge. A spent
+    /// ticket this process has seen is refused from memory, before any store read or write. A
+    /// ticket whose session was logged out is refused before it is spent.
     pub async fn redeem_ticket(
         &self,
         ticket: &str,
     ) -> Result<(Principal, SessionId), TicketRefused> {
-        let claims = self
-            .keys
-            .verify_ticket(ticket)
-            .map_err(|status| TicketRefused {
-                genuine: status.message().contains("expired"),
-                status,
-            })?;
+        let claims = self.keys.verify_ticket(ticket).map_err(|status| {
+            let why = if status.message().contains("expired") {
+                Refusal::Expired
+            } else {
+                Refusal::Forged
+            };
+            TicketRefused { status, why }
+        })?;
+        let spent = |why| TicketRefused {
+            status: Status::unauthenticated(
+                "this stream ticket was already used; ask for a new one",
+            ),
+            why,
+        };
+        // Signed by us and seen spent: no store read or write for a replay.
+        if self.spent_tickets.get(&claims.jti).is_some() {
+            return Err(spent(Refusal::Spent { remembered: true }));
+        }
         let logged_out = || TicketRefused {
             status: Status::unauthenticated("this session was logged out; log in again"),
-            genuine: true,
+            why: Refusal::LoggedOut,
         };
         if claims.sid.is_empty() || self.is_revoked(&claims.sid) {
             return Err(logged_out());
@@ -82,7 +98,7 @@ impl AuthService {
             Err(status) => {
                 return Err(TicketRefused {
                     status,
-                    genuine: true,
+                    why: Refusal::Unavailable,
                 });
             }
         }
@@ -91,34 +107,60 @@ impl AuthService {
         let key = format!("{SPENT_PREFIX}{}", claims.jti);
         let value = Bytes::from(until_ms.to_string());
         match self.store.put(&key, value, Some(0)).await {
-            Ok(_) => Ok((
-                Principal::Player {
-                    player_id: claims.sub,
-                },
-                SessionId(claims.sid.into()),
-            )),
-            Err(StoreError::Conflict { .. }) => Err(TicketRefused {
-                status: Status::unauthenticated(
-                    "this stream ticket was already used; ask for a new one",
-                ),
-                genuine: true,
-            }),
+            Ok(_) => {
+                self.spent_tickets.insert(claims.jti, ());
+                Ok((
+                    Principal::Player {
+                        player_id: claims.sub,
+                    },
+                    SessionId(claims.sid.into()),
+                ))
+            }
+            Err(StoreError::Conflict { .. }) => {
+                self.spent_tickets.insert(claims.jti, ());
+                Err(spent(Refusal::Spent { remembered: false }))
+            }
             Err(e) => Err(TicketRefused {
                 status: e.into(),
-                genuine: true,
+                why: Refusal::Unavailable,
             }),
         }
     }
 }
 
 /// Why a ticket opened nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not a ticket this server signed (or malformed): a guess.
+    Forged,
+    /// Signed here, past its life (a browser reconnecting late).
+    Expired,
+    /// Its session was logged out.
+    LoggedOut,
+    /// Used already; `remembered`: this process knew it without asking the store.
+    Spent {
+        /// Answered from memory (no store read or write).
+        remembered: bool,
+    },
+    /// The store failed.
+    Unavailable,
+}
+
+/// A ticket refused: the answer, and why.
 #[derive(Debug)]
 pub struct TicketRefused {
     /// The answer.
     pub status: Status,
-    /// Whether the ticket was one this server signed (spent or expired), or the store failed:
-    /// not a guess, so not counted against the caller's address.
-    pub genuine: bool,
+    /// Why.
+    pub why: Refusal,
+}
+
+impl TicketRefused {
+    /// Whether the ticket was one this server signed (spent, expired, logged out), or the store
+    /// failed: not a guess, so not counted against the caller's address as a bad credential.
+    pub fn genuine(&self) -> bool {
+        self.why != Refusal::Forged
+    }
 }
 
 /// Deletes spent-ticket records past their ticket's life. Returns how many were removed.
@@ -209,7 +251,8 @@ pub(super) mod tests {
         assert_eq!(Some(&principal), ctx.principal.as_ref());
         assert_eq!(Some(&session), ctx.session.as_ref(), "bound to its session");
         let again = auth.redeem_ticket(&t.ticket).await.unwrap_err();
-        assert!(again.genuine, "a spent ticket is no guess");
+        assert!(again.genuine(), "a spent ticket is no guess");
+        assert_eq!(again.why, Refusal::Spent { remembered: true });
         let again = again.status;
         assert_eq!(again.code(), Code::Unauthenticated);
         assert!(again.message().contains("already used"));
@@ -218,7 +261,27 @@ pub(super) mod tests {
         let other = AuthService::new(Arc::clone(&store), AuthConfig::default())
             .await
             .unwrap();
-        assert!(other.redeem_ticket(&t.ticket).await.is_err());
+        let there = other.redeem_ticket(&t.ticket).await.unwrap_err();
+        assert_eq!(
+            there.why,
+            Refusal::Spent { remembered: false },
+            "asked the store"
+        );
+        // Then each remembers it: a replay reads and writes nothing (the record could be gone).
+        store
+            .delete(
+                &format!(
+                    "{SPENT_PREFIX}{}",
+                    auth.keys.verify_ticket(&t.ticket).unwrap().jti
+                ),
+                None,
+            )
+            .await
+            .unwrap();
+        for replica in [&auth, &other] {
+            let again = replica.redeem_ticket(&t.ticket).await.unwrap_err();
+            assert_eq!(again.why, Refusal::Spent { remembered: true });
+        }
         // A fresh ticket works on the other replica.
         let t2 = auth.ticket_for(&ctx).unwrap();
         assert!(other.redeem_ticket(&t2.ticket).await.is_ok());
@@ -242,7 +305,7 @@ pub(super) mod tests {
         };
         auth.logout(phone.clone(), logout).await.unwrap();
         let refused = auth.redeem_ticket(&from_phone.ticket).await.unwrap_err();
-        assert!(refused.genuine, "no guess");
+        assert!(refused.genuine(), "no guess");
         assert_eq!(refused.status.code(), Code::Unauthenticated);
         assert!(refused.status.message().contains("logged out"));
         // The other replica has not synced yet: the store still says no.
@@ -297,7 +360,7 @@ pub(super) mod tests {
         );
         // An access token is no ticket, and trying one is counted as a guess.
         let access = auth.keys.issue("p1", "s1").unwrap();
-        assert!(!auth.redeem_ticket(&access).await.unwrap_err().genuine);
+        assert!(!auth.redeem_ticket(&access).await.unwrap_err().genuine());
         // A ticket signed without a session (an older server's) opens nothing.
         let unbound = auth
             .keys
@@ -323,7 +386,8 @@ pub(super) mod tests {
         // 1 s of life and 1 s of leeway, in whole seconds.
         tokio::time::sleep(Duration::from_millis(3100)).await;
         let e = auth.redeem_ticket(&late.ticket).await.unwrap_err();
-        assert!(e.genuine);
+        assert!(e.genuine());
+        assert_eq!(e.why, Refusal::Expired);
         assert!(
             e.status.message().contains("expired"),
             "{}",

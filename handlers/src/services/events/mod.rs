@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use futures_util::StreamExt as _;
 use proto::BoxStream;
 use proto::aicore::events::v1::{
-    Event, EventBusServiceHandler, PublishRequest, PublishResponse, ReplayRequest, ReplayResponse,
-    SubscribeRequest,
+    Event, EventBusServiceHandler, PublishRequest, PublishResponse, Publisher, PublisherKind,
+    ReplayRequest, ReplayResponse, SubscribeRequest,
 };
 
 use crate::kit::context::{Context, Principal};
@@ -41,20 +41,37 @@ pub fn may_read(ctx: &Context, topic: &str) -> Result<(), Status> {
     }
 }
 
+/// Type heads no player publishes besides the services' own names: `game.` is what bodybroker
+/// fans out from game servers, `edge.` the bus's own markers.
+const RESERVED_HEADS: [&str; 2] = ["game", "edge"];
+
+/// The service (or reserved word) a type's first segment names, compared in any case: `quest`,
+/// `Quest.completed` and `GAME.boss_defeated` all name one.
+fn reserved_head(kind: &str) -> Option<&'static str> {
+    let head = kind.split_once('.').map_or(kind, |(head, _)| head);
+    RESERVED_HEADS
+        .iter()
+        .copied()
+        .find(|r| head.eq_ignore_ascii_case(r))
+        .or_else(|| {
+            proto::SERVICES
+                .iter()
+                .map(|s| s.short)
+                .find(|s| head.eq_ignore_ascii_case(s))
+        })
+}
+
 /// Whether the caller may publish to `topic`: services anywhere, a player only on their own topic,
-/// and never an event type named after a service (`quest.completed` is the quest service's word,
-/// so a game server can trust it).
+/// and never an event type whose head names a service, `game` or `edge` (`quest.completed` is the
+/// quest service's word, `game.*` the game servers'). Consumers should still trust the event's
+/// `publisher` stamp, not its name.
 pub fn may_publish(ctx: &Context, topic: &str, kind: &str) -> Result<(), Status> {
     match &ctx.principal {
         Some(Principal::Service { .. }) => Ok(()),
         Some(Principal::Player { player_id }) => {
-            if let Some(svc) = kind
-                .split_once('.')
-                .and_then(|(head, _)| proto::ServiceDesc::by_short(head))
-            {
+            if let Some(head) = reserved_head(kind) {
                 return Err(Status::permission_denied(format!(
-                    "event types {}.* are published by the {} service only",
-                    svc.short, svc.short
+                    "event types {head}.* (in any case) are published by services only"
                 )));
             }
             if topic.strip_prefix("player.") == Some(player_id.as_str()) {
@@ -66,6 +83,26 @@ pub fn may_publish(ctx: &Context, topic: &str, kind: &str) -> Result<(), Status>
             }
         }
         None => Err(Status::unauthenticated("authentication required")),
+    }
+}
+
+/// Who is publishing, from the caller's principal alone: a player, a service key, or one of the
+/// backend's services (a call between services carries `svc:<name>`, which no key can be named).
+pub fn publisher(ctx: &Context) -> Option<Publisher> {
+    match &ctx.principal {
+        Some(Principal::Player { .. }) => Some(Publisher {
+            kind: PublisherKind::Player.into(),
+            service: String::new(),
+        }),
+        Some(Principal::Service { name, .. }) => Some(Publisher {
+            kind: PublisherKind::Service.into(),
+            service: name
+                .strip_prefix("svc:")
+                .and_then(proto::ServiceDesc::by_short)
+                .map(|s| s.short.to_owned())
+                .unwrap_or_default(),
+        }),
+        None => None,
     }
 }
 
@@ -125,7 +162,11 @@ impl EventBusServiceHandler for EventsService {
                 "type must be 1 to {MAX_TYPE_LEN} letters, digits, '.', '_' or '-'"
             )));
         }
-        if req.r#type.starts_with("edge.") {
+        if req
+            .r#type
+            .get(..5)
+            .is_some_and(|h| h.eq_ignore_ascii_case("edge."))
+        {
             return Err(Status::invalid_argument(
                 "types starting with \"edge.\" are reserved for the bus's own markers",
             ));
@@ -148,6 +189,8 @@ impl EventBusServiceHandler for EventsService {
                 r#type: req.r#type,
                 payload: req.payload,
                 published_at_ms: now_ms(),
+                // From the principal only: nothing in the request says who published.
+                publisher: publisher(&ctx),
             })
             .await?;
         Ok(PublishResponse { sequence })

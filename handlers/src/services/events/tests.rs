@@ -120,9 +120,80 @@ fn who_reads_and_publishes_what() {
     );
     assert!(may_publish(&player(ME), &mine, "questlog.note").is_ok());
     assert!(may_publish(&service(), &mine, "quest.completed").is_ok());
+    // In any case, bare, and the heads that name no service but are services' all the same.
+    for forged in [
+        "Quest.completed",
+        "QUEST.completed",
+        "quest",
+        "Payment",
+        "game.boss_defeated",
+        "Game.enemy_killed",
+        "game",
+        "edge.subscribed",
+        "EDGE.gap",
+    ] {
+        assert_eq!(
+            may_publish(&player(ME), &mine, forged).unwrap_err().code(),
+            Code::PermissionDenied,
+            "{forged}"
+        );
+    }
+    for fine in [
+        "gamer.note",
+        "games",
+        "edgy.emote",
+        "chat.message",
+        "quests",
+    ] {
+        assert!(may_publish(&player(ME), &mine, fine).is_ok(), "{fine}");
+    }
+    assert!(may_publish(&service(), "world", "game.boss_defeated").is_ok());
     assert_eq!(
         may_read(&Context::default(), "world").unwrap_err().code(),
         Code::Unauthenticated
+    );
+}
+
+#[tokio::test]
+async fn every_event_says_who_published_it() {
+    let (_dir, bus) = bus(1000);
+    let mine = format!("player.{ME}");
+    publish(&bus, &player(ME), &mine, 1.0).await.unwrap();
+    publish(&bus, &service(), &mine, 2.0).await.unwrap();
+    // A backend service's call carries `svc:<name>`: its name is stamped too.
+    let quest = Context {
+        principal: Some(crate::kit::calls::principal_of(
+            proto::ServiceDesc::by_short("quest").unwrap(),
+        )),
+        ..Context::default()
+    };
+    publish(&bus, &quest, &mine, 3.0).await.unwrap();
+    let events = bus
+        .replay(
+            player(ME),
+            ReplayRequest {
+                topic: mine,
+                after_sequence: 0,
+                limit: 0,
+            },
+        )
+        .await
+        .unwrap()
+        .events;
+    let stamps: Vec<(PublisherKind, &str)> = events
+        .iter()
+        .map(|e| {
+            let p = e.publisher.as_ref().unwrap();
+            (p.kind(), p.service.as_str())
+        })
+        .collect();
+    assert_eq!(
+        stamps,
+        vec![
+            (PublisherKind::Player, ""),
+            (PublisherKind::Service, ""),
+            (PublisherKind::Service, "quest"),
+        ]
     );
 }
 

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use prost::Message as _;
 use proto::aicore::world::v1::Entity;
 
-use super::{PAGE, WorldService};
+use super::WorldService;
 use crate::kit::status::Status;
 
 /// Most entity copies held decoded across all cached cells (a few tens of MB at most).
@@ -28,7 +28,7 @@ pub(super) fn cell_prefix(region: &str, cell: &str) -> String {
     format!("world.cell.{region}.{cell}.")
 }
 
-fn generation_key(region: &str, cell: &str) -> String {
+pub(super) fn generation_key(region: &str, cell: &str) -> String {
     format!("world.cgen.{region}.{cell}")
 }
 
@@ -51,7 +51,7 @@ pub(super) struct CellCache {
 }
 
 impl CellCache {
-    fn get(&self, cell: &str, generation: Option<u64>) -> Option<Arc<[Entity]>> {
+    pub(super) fn get(&self, cell: &str, generation: Option<u64>) -> Option<Arc<[Entity]>> {
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         inner
             .cells
@@ -60,7 +60,7 @@ impl CellCache {
             .map(|c| Arc::clone(&c.copies))
     }
 
-    fn put(&self, cell: &str, generation: Option<u64>, copies: Arc<[Entity]>) {
+    pub(super) fn put(&self, cell: &str, generation: Option<u64>, copies: Arc<[Entity]>) {
         // A crowd too big to share the cache with others is read each time.
         if copies.len() > MAX_CACHED_COPIES / 4 {
             return;
@@ -130,54 +130,6 @@ impl WorldService {
             .put(&generation_key(region, cell), Bytes::new(), None)
             .await?;
         Ok(())
-    }
-
-    /// The copies in each of `cells` (cell names of `region`), in order: a cell whose generation
-    /// is unchanged since it was cached comes from the cache, the others from one listing.
-    pub(super) async fn cell_copies(
-        &self,
-        region: &str,
-        cells: &[String],
-    ) -> Result<Vec<Arc<[Entity]>>, Status> {
-        let keys: Vec<String> = cells.iter().map(|c| generation_key(region, c)).collect();
-        let generations: Vec<Option<u64>> = self
-            .store
-            .get_many(&keys)
-            .await?
-            .into_iter()
-            .map(|v| v.map(|v| v.version))
-            .collect();
-        let prefixes: Vec<String> = cells.iter().map(|c| cell_prefix(region, c)).collect();
-        let mut out: Vec<Option<Arc<[Entity]>>> = prefixes
-            .iter()
-            .zip(&generations)
-            .map(|(p, g)| self.cells.get(p, *g))
-            .collect();
-        let missing: Vec<usize> = (0..cells.len()).filter(|i| out[*i].is_none()).collect();
-        if missing.is_empty() {
-            return Ok(out.into_iter().flatten().collect());
-        }
-        let wanted: Vec<String> = missing.iter().map(|i| prefixes[*i].clone()).collect();
-        let first = self.store.list_many(&wanted, PAGE).await?;
-        for ((i, prefix), mut page) in missing.into_iter().zip(&wanted).zip(first) {
-            let mut copies = Vec::with_capacity(page.entries.len());
-            loop {
-                for (_, v) in &page.entries {
-                    copies.push(
-                        Entity::decode(v.value.as_ref())
-                            .map_err(|e| Status::internal(format!("entity copy: {e}")))?,
-                    );
-                }
-                match page.next_after.take() {
-                    Some(after) => page = self.store.list(prefix, Some(&after), PAGE).await?,
-                    None => break,
-                }
-            }
-            let copies: Arc<[Entity]> = copies.into();
-            self.cells.put(prefix, generations[i], Arc::clone(&copies));
-            out[i] = Some(copies);
-        }
-        Ok(out.into_iter().flatten().collect())
     }
 }
 

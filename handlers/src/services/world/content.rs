@@ -12,6 +12,8 @@ use crate::kit::content::{Content, DataError, Embedded, Source};
 struct File {
     cell_size: Spanned<f64>,
     max_entities: Spanned<u32>,
+    #[serde(default)]
+    player_sight: Option<Spanned<f64>>,
     region: Vec<Spanned<Entry>>,
 }
 
@@ -53,6 +55,9 @@ pub struct Regions {
     pub cell_size: f64,
     /// Most entities in one region.
     pub max_entities: u32,
+    /// How far (metres, from their own entity) a player sees other players' entities; 0: not at
+    /// all (a player sees only their own). Services see every entity.
+    pub player_sight: f64,
 }
 
 fn valid_id(id: &str) -> bool {
@@ -86,6 +91,13 @@ impl Content for Regions {
                 "max_entities must be 1 to 1000000",
             ));
         }
+        let player_sight = match &file.player_sight {
+            Some(v) if !(v.get_ref().is_finite() && (0.0..=100_000.0).contains(v.get_ref())) => {
+                return Err(src.error(Some(v.span()), "player_sight must be 0 to 100000"));
+            }
+            Some(v) => *v.get_ref(),
+            None => 0.0,
+        };
         if file.region.is_empty() {
             return Err(src.error(None, "no [[region]]"));
         }
@@ -159,6 +171,7 @@ impl Content for Regions {
             list,
             cell_size: cell,
             max_entities: *file.max_entities.get_ref(),
+            player_sight,
         })
     }
 }

@@ -9,8 +9,6 @@ pub(super) const MAX_ATTR_KEY: usize = 64;
 pub(super) const MAX_ATTR_VALUE: usize = 256;
 /// A journal older than this belongs to a change that died; it is finished by whoever finds it.
 pub const STALE_JOURNAL: Duration = Duration::from_secs(10);
-/// Past this many cells, a box query scans the region's cells in one listing instead.
-pub(super) const MAX_CELL_LISTINGS: usize = 64;
 pub(super) const PAGE: usize = 500;
 /// Journals are few (changes in flight); a page this small is read inline.
 pub(super) const JOURNAL_PAGE: usize = 64;
@@ -53,6 +51,8 @@ pub struct WorldService {
     pub(super) regions: Arc<Regions>,
     pub(super) events: EventBusServiceClient<Caller>,
     pub(super) cells: CellCache,
+    /// Seals page tokens (its secret is in the store, loaded on the first query that pages).
+    pub(super) sealer: tokio::sync::OnceCell<crate::kit::sealed::Sealer>,
 }
 
 impl WorldService {
@@ -63,6 +63,7 @@ impl WorldService {
             regions,
             events: EventBusServiceClient(caller),
             cells: CellCache::default(),
+            sealer: tokio::sync::OnceCell::new(),
         }
     }
 

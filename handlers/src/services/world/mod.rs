@@ -8,12 +8,14 @@
 //! (idempotently, keyed by the entity's version), then the journal is removed. A query resolves
 //! entities with a journal from their record, so a move is never seen lost or doubled, and
 //! [`WorldService::repair`] finishes what a process that died mid-change left. Queries keep
-//! decoded cells, checked against each cell's generation (see `cells`).
+//! decoded cells, checked against each cell's generation (see `cells`), and answer one bounded
+//! page at a time, showing a player only what a player may see (see `query`).
 //!
 //! May import: `proto`, `crate::kit` (see `crate::services`).
 
 mod cells;
 pub mod content;
+mod query;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -31,7 +33,8 @@ use serde::{Deserialize, Serialize};
 
 pub use content::{RegionDef, Regions};
 
-use self::cells::CellCache;
+use self::cells::{CellCache, cell_prefix, generation_key};
+use self::query::{Cursor, Viewer};
 use crate::kit::calls::Caller;
 use crate::kit::clock::now_ms;
 use crate::kit::context::Context;
@@ -40,6 +43,7 @@ use crate::kit::store::{Store, StoreError};
 
 mod entities;
 pub use entities::*;
+pub use query::{MAX_EXAMINED, MAX_PAGE_CELLS};
 
 impl WorldServiceHandler for WorldService {
     type Context = Context;
@@ -215,7 +219,7 @@ impl WorldServiceHandler for WorldService {
 
     async fn query_entities(
         &self,
-        _ctx: Context,
+        ctx: Context,
         req: QueryEntitiesRequest,
     ) -> Result<QueryEntitiesResponse, Status> {
         let region = self.region(&req.region_id)?;
@@ -232,122 +236,60 @@ impl WorldServiceHandler for WorldService {
         if !req.kind.is_empty() && !valid_token(&req.kind, 32) {
             return Err(Status::invalid_argument("kind is not a valid kind"));
         }
-        let wanted = |e: &Entity| req.kind.is_empty() || e.kind == req.kind;
-        let mut scanned = 0u32;
-        let Some(b) = query_box(&req)? else {
-            // The whole region: the records, in id order, until `limit`.
-            let mut entities = Vec::new();
-            let mut after = None;
-            let prefix = format!("world.ent.{rid}.");
-            loop {
-                let page = self.store.list(&prefix, after.as_deref(), PAGE).await?;
-                for (_, v) in &page.entries {
-                    scanned += 1;
-                    let mut e = Entity::decode(v.value.as_ref())
-                        .map_err(|e| Status::internal(format!("entity record: {e}")))?;
-                    e.version = v.version;
-                    if wanted(&e) {
-                        entities.push(e);
-                        if entities.len() == limit {
-                            return Ok(QueryEntitiesResponse { entities, scanned });
-                        }
-                    }
+        let b = query_box(&req)?;
+        let context = query::query_context(rid, &req.kind, b);
+        let cursor = self.cursor(&context, &req.page_token, b.is_some()).await?;
+        let viewer = self.viewer(&ctx, rid).await?;
+        // A player who sees no other player and asks for players can only find themself: one
+        // read, not a walk through the region.
+        if let Viewer::Player { own, sight, .. } = &viewer
+            && *sight <= 0.0
+            && req.kind == "player"
+            && !own.is_empty()
+        {
+            let me = match self.read_entity(rid, own).await? {
+                Some(e) if e.kind == "player" && b.is_none_or(|b| inside(position(&e), b)) => {
+                    vec![e]
                 }
-                match page.next_after {
-                    Some(n) => after = Some(n),
-                    None => return Ok(QueryEntitiesResponse { entities, scanned }),
-                }
+                _ => Vec::new(),
+            };
+            return Ok(QueryEntitiesResponse {
+                entities: me,
+                ..QueryEntitiesResponse::default()
+            });
+        }
+        let wanted = |e: &Entity| (req.kind.is_empty() || e.kind == req.kind) && viewer.sees(e);
+        let page = match (b, cursor) {
+            (None, from) => {
+                let after = match from {
+                    Some(Cursor::Records { after }) => Some(after),
+                    _ => None,
+                };
+                self.records_page(rid, after.as_deref(), limit, &wanted)
+                    .await?
+            }
+            (Some(b), from) => {
+                let from = match from {
+                    Some(Cursor::Cells { cell, after }) => Some((cell, after)),
+                    _ => None,
+                };
+                self.box_page(region, b, from, limit, &wanted).await?
             }
         };
-        // Clip to the region; an empty intersection has no entities.
-        let clipped = (
-            [0, 1, 2].map(|i| b.0[i].max(region.min[i])),
-            [0, 1, 2].map(|i| b.1[i].min(region.max[i])),
-        );
-        if (0..3).any(|i| clipped.0[i] > clipped.1[i]) {
-            return Ok(QueryEntitiesResponse::default());
-        }
-        let (lo, hi) = (
-            self.cell_of(region, clipped.0),
-            self.cell_of(region, clipped.1),
-        );
-        let cells = (hi.0 - lo.0 + 1) as usize * (hi.1 - lo.1 + 1) as usize;
-        // Entities mid-change (a journal) are answered from their records, not their copies.
-        let journals = format!("world.lock.{rid}.");
-        let mut in_flux = HashSet::new();
-        let mut after = None;
-        loop {
-            let page = self
-                .store
-                .list(&journals, after.as_deref(), JOURNAL_PAGE)
-                .await?;
-            in_flux.extend(
-                page.entries
-                    .iter()
-                    .filter_map(|(k, _)| k.strip_prefix(&journals).map(str::to_owned)),
-            );
-            match page.next_after {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
-        // The covering cells (cached while unchanged), or the region's whole grid in one listing
-        // when that is fewer reads.
-        let groups: Vec<Arc<[Entity]>> = if cells <= MAX_CELL_LISTINGS {
-            let names: Vec<String> = (lo.0..=hi.0)
-                .flat_map(|x| (lo.1..=hi.1).map(move |z| format!("{x}_{z}")))
-                .collect();
-            self.cell_copies(rid, &names).await?
-        } else {
-            let prefix = format!("world.cell.{rid}.");
-            let mut copies = Vec::new();
-            let mut after = None;
-            loop {
-                let page = self.store.list(&prefix, after.as_deref(), PAGE).await?;
-                for (_, v) in &page.entries {
-                    copies.push(
-                        Entity::decode(v.value.as_ref())
-                            .map_err(|e| Status::internal(format!("entity copy: {e}")))?,
-                    );
-                }
-                match page.next_after {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
-            vec![copies.into()]
+        // What a query costs is the service's business, not a player's.
+        let scanned = match viewer {
+            Viewer::All => u32::try_from(page.examined).unwrap_or(u32::MAX),
+            Viewer::Player { .. } => 0,
         };
-        let mut found: Vec<&Entity> = Vec::new();
-        for e in groups.iter().flat_map(|g| g.iter()) {
-            scanned += 1;
-            if inside(position(e), b)
-                && wanted(e)
-                && (in_flux.is_empty() || !in_flux.contains(&e.id))
-            {
-                found.push(e);
-            }
-        }
-        // By id; a copy read mid-move may be met twice: the newer wins. Each cell's copies come
-        // in id order, and a stable sort merges such runs rather than sorting from scratch.
-        found.sort_by(|x, y| x.id.cmp(&y.id).then(y.version.cmp(&x.version)));
-        found.dedup_by(|later, kept| later.id == kept.id);
-        if in_flux.is_empty() {
-            found.truncate(limit);
-        }
-        let mut entities: Vec<Entity> = found.into_iter().cloned().collect();
-        if !in_flux.is_empty() {
-            for id in &in_flux {
-                if let Some(e) = self.read_entity(rid, id).await? {
-                    scanned += 1;
-                    if wanted(&e) && inside(position(&e), b) {
-                        entities.push(e);
-                    }
-                }
-            }
-            entities.sort_unstable_by(|x, y| x.id.cmp(&y.id));
-            entities.truncate(limit);
-        }
-        Ok(QueryEntitiesResponse { entities, scanned })
+        let next_page_token = match &page.next {
+            Some(next) => self.page_token(&context, next).await?,
+            None => String::new(),
+        };
+        Ok(QueryEntitiesResponse {
+            entities: page.entities,
+            scanned,
+            next_page_token,
+        })
     }
 }
 

@@ -64,23 +64,82 @@ fn boxed(min: [f64; 3], max: [f64; 3]) -> Option<Bounds> {
     })
 }
 
+/// The first page.
 async fn query(
     svc: &WorldService,
     within: Option<Bounds>,
     kind: &str,
     limit: u32,
 ) -> QueryEntitiesResponse {
+    page(svc, ctx(), within, kind, limit, String::new())
+        .await
+        .unwrap()
+}
+
+async fn page(
+    svc: &WorldService,
+    ctx: Context,
+    within: Option<Bounds>,
+    kind: &str,
+    limit: u32,
+    page_token: String,
+) -> Result<QueryEntitiesResponse, Status> {
     svc.query_entities(
-        ctx(),
+        ctx,
         QueryEntitiesRequest {
             region_id: "hearthvale".into(),
             within,
             kind: kind.into(),
             limit,
+            page_token,
         },
     )
     .await
-    .unwrap()
+}
+
+/// Every page, as `ctx` sees them: the entities (in page order) and how many pages it took.
+/// Each page keeps to its bounds.
+async fn query_all_as(
+    svc: &WorldService,
+    ctx: Context,
+    within: Option<Bounds>,
+    kind: &str,
+    limit: u32,
+) -> (Vec<Entity>, usize) {
+    let (mut all, mut pages, mut token) = (Vec::new(), 0, String::new());
+    loop {
+        let r = page(svc, ctx.clone(), within, kind, limit, token)
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(r.scanned as usize <= MAX_EXAMINED, "{}", r.scanned);
+        assert!(r.entities.len() <= if limit == 0 { 100 } else { limit as usize });
+        assert!(
+            r.entities.windows(2).all(|w| w[0].id < w[1].id),
+            "a page is by id"
+        );
+        all.extend(r.entities);
+        if r.next_page_token.is_empty() {
+            return (all, pages);
+        }
+        token = r.next_page_token;
+        assert!(pages < 10_000, "paging ends");
+    }
+}
+
+/// Every page, by id: what the query's whole answer is.
+async fn query_all(
+    svc: &WorldService,
+    within: Option<Bounds>,
+    kind: &str,
+    limit: u32,
+) -> QueryEntitiesResponse {
+    let (mut entities, _) = query_all_as(svc, ctx(), within, kind, limit).await;
+    entities.sort_by(|x, y| x.id.cmp(&y.id));
+    QueryEntitiesResponse {
+        entities,
+        ..QueryEntitiesResponse::default()
+    }
 }
 
 #[test]
@@ -345,11 +404,11 @@ async fn check_queries(
         } else {
             ""
         };
-        let got = query(svc, boxed(min, max), kind, 500).await;
+        let limit = [0, 40, 500][rng.gen_range(0..3)];
+        let got = query_all(svc, boxed(min, max), kind, limit).await;
         let want: Vec<&Entity> = model
             .values()
             .filter(|e| inside(position(e), (min, max)) && (kind.is_empty() || e.kind == kind))
-            .take(500)
             .collect();
         let got_ids: Vec<(&str, u64)> = got
             .entities
@@ -479,7 +538,7 @@ async fn a_move_cut_short_is_never_lost_or_doubled_and_is_finished_once() {
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        ids(query(&svc, whole, "", 0).await),
+        ids(query_all(&svc, whole, "", 0).await),
         vec![("cart".to_string(), v)]
     );
     assert!(ids(query(&svc, old_place, "", 0).await).is_empty());
@@ -503,7 +562,7 @@ async fn a_move_cut_short_is_never_lost_or_doubled_and_is_finished_once() {
         "the move's one event"
     );
     assert_eq!(
-        ids(query(&svc, whole, "", 0).await),
+        ids(query_all(&svc, whole, "", 0).await),
         vec![("cart".to_string(), v)]
     );
     assert!(ids(query(&svc, old_place, "", 0).await).is_empty());
@@ -532,4 +591,197 @@ async fn a_failed_event_leaves_the_change_to_be_finished() {
         published[0].3,
         format!("world:hearthvale:lamp:{}", e.version)
     );
+}
+
+/// Entities written straight into the store (record, then cell copy), as upserts would leave
+/// them, without their events: quick enough to fill a cell with a crowd.
+async fn plant(svc: &WorldService, store: &Arc<dyn Store>, entities: &[Entity]) {
+    let region = svc.regions.get("hearthvale").unwrap().clone();
+    for e in entities {
+        let mut e = e.clone();
+        e.version = 0;
+        e.version = store
+            .put(
+                &entity_key("hearthvale", &e.id),
+                Bytes::from(e.encode_to_vec()),
+                None,
+            )
+            .await
+            .unwrap();
+        let cell = svc.cell_name(&region, position(&e));
+        svc.put_copy("hearthvale", &cell, &e).await.unwrap();
+    }
+}
+
+fn ids_of(entities: &[Entity]) -> Vec<&str> {
+    entities.iter().map(|e| e.id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_page_examines_a_bounded_number_whatever_the_box_or_region_holds() {
+    let (_d, store, svc, _) = world();
+    // A crowd of 2,500 in one cell (1_1), and three NPCs: one in the crowd's cell, two far off.
+    let mut all: Vec<Entity> = (0..2500)
+        .map(|i| {
+            entity(
+                &format!("e{i:04}"),
+                "item",
+                2100.0 + f64::from(i % 100),
+                100.0 + f64::from(i / 100),
+            )
+        })
+        .collect();
+    all.push(entity("npc-in-crowd", "npc", 2150.0, 150.0));
+    all.push(entity("npc-far", "npc", 3950.0, 1950.0));
+    all.push(entity("npc-near", "npc", 2050.0, 50.0));
+    plant(&svc, &store, &all).await;
+    let crowd_cell = boxed([2100.0, 0.0, 100.0], [2199.0, 20.0, 199.0]);
+    let whole = boxed([0.0, -100.0, -100.0], [9000.0, 100.0, 9000.0]);
+
+    // A kind that is rare: every page stops at the bound and says where to go on.
+    let first = query(&svc, None, "npc", 0).await;
+    assert_eq!(first.scanned as usize, MAX_EXAMINED);
+    assert!(!first.next_page_token.is_empty());
+    let (npcs, pages) = query_all_as(&svc, ctx(), None, "npc", 0).await;
+    assert_eq!(ids_of(&npcs), ["npc-far", "npc-in-crowd", "npc-near"]);
+    assert_eq!(pages, 3, "2,503 records, 1,000 a page");
+    let first = query(&svc, crowd_cell, "npc", 0).await;
+    assert_eq!(
+        first.scanned as usize, MAX_EXAMINED,
+        "one crowded cell is paged too"
+    );
+    assert!(first.entities.is_empty() && !first.next_page_token.is_empty());
+    let (npcs, pages) = query_all_as(&svc, ctx(), crowd_cell, "npc", 0).await;
+    assert_eq!(ids_of(&npcs), ["npc-in-crowd"]);
+    assert_eq!(pages, 3);
+    // A box over the whole region (400 cells): 64 cells at most a page.
+    let (npcs, pages) = query_all_as(&svc, ctx(), whole, "npc", 0).await;
+    let mut got = ids_of(&npcs);
+    got.sort_unstable();
+    assert_eq!(got, ["npc-far", "npc-in-crowd", "npc-near"]);
+    assert!(pages >= 400_usize.div_ceil(MAX_PAGE_CELLS), "{pages} pages");
+    // Everything, each entity exactly once, whatever the page size.
+    for limit in [0, 1, 500] {
+        let (found, _) = query_all_as(&svc, ctx(), whole, "", limit).await;
+        let mut got = ids_of(&found);
+        got.sort_unstable();
+        let mut want = ids_of(&all);
+        want.sort_unstable();
+        assert_eq!(got, want, "limit {limit}");
+    }
+    // Cached cells page the same way (the crowd's cell is too big to cache, the rest are).
+    let (again, _) = query_all_as(&svc, ctx(), whole, "npc", 0).await;
+    assert_eq!(again.len(), 3);
+}
+
+#[tokio::test]
+async fn page_tokens_are_only_those_a_query_hands_out() {
+    let (_d, store, svc, _) = world();
+    let crowd: Vec<Entity> = (0..1500)
+        .map(|i| entity(&format!("player-{i:032x}"), "player", 2150.0, 150.0))
+        .collect();
+    plant(&svc, &store, &crowd).await;
+    let b = boxed([2100.0, 0.0, 100.0], [2299.0, 20.0, 299.0]);
+    let first = query(&svc, b, "", 0).await;
+    let token = first.next_page_token;
+    assert!(!token.is_empty());
+    // Sealed: it shows no entity id, not even the hidden player's it stopped at.
+    assert!(
+        !token.contains("player") && !token.contains("0000"),
+        "{token}"
+    );
+    assert!(page(&svc, ctx(), b, "", 0, token.clone()).await.is_ok());
+    // Another replica on the same store takes it.
+    let other = WorldService::new(
+        Arc::clone(&store),
+        Arc::clone(&svc.regions),
+        svc.events.0.clone(),
+    );
+    assert!(page(&other, ctx(), b, "", 0, token.clone()).await.is_ok());
+    // Only for the query it came from, and only as handed out.
+    let elsewhere = boxed([2100.0, 0.0, 100.0], [2299.0, 20.0, 300.0]);
+    let mut flipped = token.clone().into_bytes();
+    flipped[5] = if flipped[5] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    for (within, kind, t) in [
+        (elsewhere, "", token.as_str()),
+        (b, "npc", token.as_str()),
+        (None, "", token.as_str()),
+        (b, "", flipped.as_str()),
+        (b, "", "nonsense"),
+        (b, "", "c.1_1.player-0"),
+        (None, "", "r.player-0"),
+    ] {
+        let r = page(&svc, ctx(), within, kind, 0, t.into()).await;
+        assert_eq!(
+            r.unwrap_err().code(),
+            Code::InvalidArgument,
+            "{t:?} {kind:?}"
+        );
+    }
+}
+
+const ME: &str = "0123456789abcdef0123456789abcdef";
+const THEM: &str = "fedcba9876543210fedcba9876543210";
+const FAR: &str = "ffffffffffffffffffffffffffffffff";
+
+#[tokio::test]
+async fn players_see_other_players_only_within_the_studios_sight() {
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/world/regions.toml"
+    ))
+    .unwrap();
+    for sight in [0.0, 50.0] {
+        let text = shipped.replace("player_sight = 0.0", &format!("player_sight = {sight:.1}"));
+        let regions = Regions::parse(&Source::embedded("r.toml", &text)).unwrap();
+        assert_eq!(regions.player_sight, sight);
+        let (_d, _s, svc, _) = world_with(regions);
+        for e in [
+            entity(&format!("player-{ME}"), "player", 2500.0, 400.0),
+            entity(&format!("player-{THEM}"), "player", 2530.0, 400.0),
+            entity(&format!("player-{FAR}"), "player", 3500.0, 1500.0),
+            entity("bot-7", "player", 2510.0, 400.0),
+            entity("wolf-1", "npc", 2520.0, 410.0),
+        ] {
+            upsert(&svc, e, None).await.unwrap();
+        }
+        let near = boxed([2400.0, 0.0, 300.0], [2600.0, 20.0, 500.0]);
+        for within in [None, near] {
+            let mut seen = Vec::new();
+            let me = crate::kit::testing::player(ME);
+            let (found, _) = query_all_as(&svc, me.clone(), within, "", 0).await;
+            seen.extend(found.into_iter().map(|e| e.id));
+            let mut want = vec![format!("player-{ME}"), "wolf-1".to_owned()];
+            if sight > 0.0 {
+                want.extend([format!("player-{THEM}"), "bot-7".to_owned()]);
+            }
+            seen.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(seen, want, "sight {sight}, box {}", within.is_some());
+            // What it cost is not the player's to know.
+            let r = page(&svc, me, within, "", 0, String::new()).await.unwrap();
+            assert_eq!(r.scanned, 0);
+        }
+        // Asking for players: themself (one read when they can see no other), and the others
+        // in sight.
+        let (found, pages) =
+            query_all_as(&svc, crate::kit::testing::player(ME), None, "player", 0).await;
+        let mut want = vec![format!("player-{ME}")];
+        if sight > 0.0 {
+            want.extend(["bot-7".to_owned(), format!("player-{THEM}")]);
+        }
+        let mut got: Vec<String> = found.into_iter().map(|e| e.id).collect();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!((got, pages), (want, 1), "sight {sight}");
+        // A player with no entity in the region sees no player at all.
+        let stranger = crate::kit::testing::player("00000000000000000000000000000000");
+        let (found, _) = query_all_as(&svc, stranger, None, "", 0).await;
+        assert_eq!(ids_of(&found), ["wolf-1"], "sight {sight}");
+        // Services see every entity, and what it took.
+        let all = query(&svc, None, "", 0).await;
+        assert_eq!(all.entities.len(), 5);
+        assert_eq!(all.scanned, 5);
+    }
 }
