@@ -110,20 +110,21 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     let admin_listener = TcpListener::bind(config.admin_listen)
         .await
         .map_err(|e| crate::ops::admin::bind_error(config.admin_listen, &e))?;
-    tracing::info!(
-        https = %listener.local_addr()?,
-        admin = %admin_listener.local_addr()?,
-        data_dir = %config.data_dir.display(),
-        "listening"
-    );
     // So `edge keys` on this data directory asks this edge (which holds its redb file),
-    // whatever flags it is given.
+    // whatever flags it is given. Recorded before "listening" is logged, so whoever waits
+    // for that line (a script, the tests) finds it.
     if config.store.backend == crate::store::StoreBackend::Redb
         && let Err(e) =
             crate::store::record_admin_address(&config.data_dir, admin_listener.local_addr()?)
     {
         tracing::warn!(error = %e, "cannot record the admin address; `edge keys` will not find this edge");
     }
+    tracing::info!(
+        https = %listener.local_addr()?,
+        admin = %admin_listener.local_addr()?,
+        data_dir = %config.data_dir.display(),
+        "listening"
+    );
     let signals = Signals::new()?;
     serve(
         listener,
