@@ -78,6 +78,11 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
     for call in calls {
         assert_eq!(call.await.unwrap(), 200);
     }
+    // Six reports of a target of 6 reach 6; nine of a target of 3 stop at 3.
+    let log = c.call(LOG, Some(&me.access), json!({})).await.json();
+    let objectives = &log["quests"][0]["objectives"];
+    assert_eq!(objectives["light-lanterns"], 6, "{log}");
+    assert_eq!(objectives["collect-cut-wicks"], 3, "clamped at the target: {log}");
 
     // Completed, and repeated with the same key and with another: one credit, one event.
     for key in ["complete-1", "complete-1", "complete-2"] {
