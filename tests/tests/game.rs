@@ -82,7 +82,10 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
     let log = c.call(LOG, Some(&me.access), json!({})).await.json();
     let objectives = &log["quests"][0]["objectives"];
     assert_eq!(objectives["light-lanterns"], 6, "{log}");
-    assert_eq!(objectives["collect-cut-wicks"], 3, "clamped at the target: {log}");
+    assert_eq!(
+        objectives["collect-cut-wicks"], 3,
+        "clamped at the target: {log}"
+    );
 
     // Completed, and repeated with the same key and with another: one credit, one event.
     for key in ["complete-1", "complete-1", "complete-2"] {

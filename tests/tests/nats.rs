@@ -154,12 +154,23 @@ async fn the_error_table() {
         t.elapsed()
     );
 
-    // Payload over the server's max_payload: 413 before publishing.
+    // Payload over the server's max_payload: 413 before publishing. A listener on the subject
+    // (it would receive the request had it been sent) hears nothing.
+    let spy = nats.client().await;
+    let mut heard = spy.subscribe("svc.state.v1.put").await.unwrap();
+    spy.flush().await.unwrap();
     let big = "x".repeat(4000);
     let r = c
         .call(PUT, Some(&access), json!({"key": "k", "value": big}))
         .await;
     assert_eq!(r.status, 413);
+    assert_eq!(r.json()["code"], "resource_exhausted", "{}", r.text());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), heard.next())
+            .await
+            .is_err(),
+        "nothing was published"
+    );
 
     // A worker that never answers: 504 after the NATS request timeout.
     let nc = nats.client().await;
