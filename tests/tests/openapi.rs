@@ -79,24 +79,44 @@ fn schemathesis(edge: &Edge, schema: &std::path::Path, token: &str) -> Output {
         .unwrap()
 }
 
+/// The Connect operations an edge answered 2xx, from its `edge_http_requests_total`.
+async fn answered_2xx(edge: &Edge) -> std::collections::BTreeSet<String> {
+    edge.admin_text("/metrics")
+        .await
+        .lines()
+        .filter(|l| l.starts_with("edge_http_requests_total{"))
+        .filter(|l| l.contains("status=\"2"))
+        .filter_map(|l| {
+            let route = l.split("route=\"").nth(1)?.split('"').next()?;
+            route.starts_with("/aicore.").then(|| route.to_owned())
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn conformance_run_finds_no_5xx_and_no_schema_break() {
-    // Rate limits off: the run is about answers, not about the limiter (tested elsewhere).
-    let edge = Edge::start(&["--rate-limit", "false"]);
-    let c = edge.client();
-    let player = scenarios::login(&c, "fuzzer").await;
-    let key = edge.service_key("fuzzer", "*");
+    // Rate limits off: the run is about answers, not about the limiter (tested elsewhere). One
+    // edge per principal, so each run's answers can be counted on its own.
+    let for_player = Edge::start(&["--rate-limit", "false"]);
+    let for_service = Edge::start(&["--rate-limit", "false"]);
+    let player = scenarios::login(&for_player.client(), "fuzzer").await;
+    let key = for_service.service_key("fuzzer", "*");
     let dir = tempfile::tempdir().unwrap();
     let schema = dir.path().join("openapi.json");
-    std::fs::write(&schema, c.get("/openapi.json").await.body).unwrap();
+    std::fs::write(&schema, for_player.client().get("/openapi.json").await.body).unwrap();
 
     // As a player and as a service (the service-only methods), side by side.
     let (as_player, as_service) = std::thread::scope(|s| {
-        let p = s.spawn(|| schemathesis(&edge, &schema, &player.access));
-        let k = s.spawn(|| schemathesis(&edge, &schema, &key));
+        let p = s.spawn(|| schemathesis(&for_player, &schema, &player.access));
+        let k = s.spawn(|| schemathesis(&for_service, &schema, &key));
         (p.join().unwrap(), k.join().unwrap())
     });
-    for (who, out) in [("player", as_player), ("service", as_service)] {
+    // A run whose every call were refused (401, 403) would pass the checks above and prove
+    // nothing: each principal must have had most of what it may call answered 2xx.
+    for (who, out, edge, floor) in [
+        ("player", as_player, &for_player, 18),
+        ("service", as_service, &for_service, 10),
+    ] {
         assert!(
             out.status.success(),
             "as a {who}: {}\n(edge log)\n{}",
@@ -105,6 +125,13 @@ async fn conformance_run_finds_no_5xx_and_no_schema_break() {
         );
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("passed"), "as a {who}: {text}");
+        let ok = answered_2xx(edge).await;
+        println!("as a {who}: {} operations answered 2xx", ok.len());
+        assert!(
+            ok.len() >= floor,
+            "as a {who}, only {} operations were answered 2xx (at least {floor} expected): {ok:?}",
+            ok.len()
+        );
     }
 }
 
