@@ -318,8 +318,11 @@ async fn two_replicas_on_jetstream_fire_each_event_once() {
     let r = ca.call(SET_SCALE, Some(&key), json!({"scale": 1.0})).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let now = game_now(&cb, &key).await;
+    // Scheduled through both replicas in turn, so each one's scheduler has events of its own to
+    // fire; the test then checks that both fired (each in its log), not only that none doubled.
     for i in 0..12 {
-        let r = cb
+        let via = if i % 2 == 0 { &ca } else { &cb };
+        let r = via
             .call(
                 SCHEDULE,
                 Some(&key),
@@ -345,6 +348,12 @@ async fn two_replicas_on_jetstream_fire_each_event_once() {
         .collect();
     bells.sort_unstable();
     assert_eq!(bells, (0..12).collect::<Vec<_>>(), "each once, none twice");
+    for (name, edge) in [("a", &a), ("b", &b)] {
+        assert!(
+            edge.logs().contains("scheduled event fired"),
+            "replica {name}'s scheduler fired nothing: the test would pass with one scheduler"
+        );
+    }
 }
 
 #[tokio::test]
