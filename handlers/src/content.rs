@@ -91,8 +91,13 @@ impl GameContent {
         let game_events =
             crate::services::bodybroker::GameEvents::load(paths.game_events.as_deref())
                 .map_err(|e| format!("game events: {e}"))?;
+        let npcs = crate::services::npc::Catalog::load(paths.npcs.as_deref())
+            .map_err(|e| format!("npcs: {e}"))?;
         quests
-            .check_events(|event| game_events.advances_quests(event))
+            .check_events(
+                |event| game_events.advances_quests(event),
+                |npc| npcs.npcs.contains_key(npc),
+            )
             .map_err(|e| format!("quests: {e}"))?;
         let workflows = crate::services::orchestration::Workflows::load(paths.workflows.as_deref())
             .map_err(|e| format!("workflows: {e}"))?;
@@ -121,8 +126,7 @@ impl GameContent {
             workflows,
             climate: crate::services::weather::Climate::load(paths.weather.as_deref())
                 .map_err(|e| format!("weather: {e}"))?,
-            npcs: crate::services::npc::Catalog::load(paths.npcs.as_deref())
-                .map_err(|e| format!("npcs: {e}"))?,
+            npcs,
             perf: crate::services::perf::Table::load(paths.perf.as_deref())
                 .map_err(|e| format!("perf: {e}"))?,
         })
@@ -147,5 +151,61 @@ mod tests {
             err.starts_with("weather: /nonexistent/biomes.toml:1:"),
             "{err}"
         );
+    }
+
+    /// A game needs no code of its own to finish a shipped quest: every objective is moved by an
+    /// event the game server sends (or, for talked_to, one the backend reports), none by Progress.
+    #[test]
+    fn every_shipped_objective_is_moved_by_an_event() {
+        let content = GameContent::load(&ContentPaths::default()).unwrap();
+        for q in &content.quests.list {
+            for o in &q.definition.objectives {
+                let (event, target) = o.on.split_once(':').unwrap_or(("", ""));
+                assert!(
+                    !target.is_empty()
+                        && (content.game_events.advances_quests(event)
+                            || event == crate::services::quest::TALKED_TO),
+                    "quest {} objective {} is moved by no event",
+                    q.definition.id,
+                    o.id
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_objective_with_no_event_must_say_it_is_scripted() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = include_str!("../data/quest/quests.toml");
+        let bad = shipped.replacen("on = \"object_interacted:mill-road-lantern\"\n", "", 1);
+        assert_ne!(bad, shipped);
+        let path = dir.path().join("quests.toml");
+        std::fs::write(&path, &bad).unwrap();
+        let paths = ContentPaths {
+            quests: Some(path.clone()),
+            ..ContentPaths::default()
+        };
+        let err = GameContent::load(&paths).unwrap_err();
+        assert!(
+            err.contains("quests.toml:") && err.contains("scripted = true"),
+            "{err}"
+        );
+        std::fs::write(
+            &path,
+            shipped.replacen(
+                "on = \"object_interacted:mill-road-lantern\"\n",
+                "scripted = true\n",
+                1,
+            ),
+        )
+        .unwrap();
+        GameContent::load(&paths).unwrap();
+        std::fs::write(
+            &path,
+            shipped.replacen("talked_to:hob-reed", "talked_to:the-miller", 1),
+        )
+        .unwrap();
+        let err = GameContent::load(&paths).unwrap_err();
+        assert!(err.contains("\"the-miller\" is not an NPC id"), "{err}");
     }
 }

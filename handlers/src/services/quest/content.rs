@@ -54,7 +54,13 @@ struct ObjectiveEntry {
     target: u32,
     #[serde(default)]
     on: String,
+    #[serde(default)]
+    scripted: bool,
 }
+
+/// The event the npc service reports when a player talks to an NPC (target: the NPC's id). It is
+/// not a game event: no game server can send it, so a talked-to objective cannot be forged.
+pub const TALKED_TO: &str = "talked_to";
 
 /// One quest as the service uses it.
 #[derive(Debug, Clone)]
@@ -183,14 +189,30 @@ impl Quests {
         Ok(())
     }
 
-    /// Checks that every objective's `on` names an event type that advances quests (the
-    /// game-event routing table's).
-    pub fn check_events(&self, advances: impl Fn(&str) -> bool) -> Result<(), DataError> {
+    /// Checks that every objective's `on` names an event type that advances quests: one of the
+    /// game-event routing table's, or [`TALKED_TO`] with the id of an NPC.
+    pub fn check_events(
+        &self,
+        advances: impl Fn(&str) -> bool,
+        is_npc: impl Fn(&str) -> bool,
+    ) -> Result<(), DataError> {
         for q in &self.list {
             for o in &q.definition.objectives {
-                let Some((event, _)) = o.on.split_once(':') else {
+                let Some((event, target)) = o.on.split_once(':') else {
                     continue;
                 };
+                if event == TALKED_TO {
+                    if !is_npc(target) {
+                        return Err(self.error_at(
+                            q,
+                            format!(
+                                "quest {}: objective {}: {target:?} is not an NPC id (handlers/data/npc/npcs.toml)",
+                                q.definition.id, o.id
+                            ),
+                        ));
+                    }
+                    continue;
+                }
                 if !advances(event) {
                     return Err(self.error_at(
                         q,
@@ -280,6 +302,12 @@ impl Content for Quests {
                 if !text(&o.description, 120) || !(1..=MAX_TARGET).contains(&o.target) {
                     return bad(format!(
                         "quest {}: objective {} needs a description (at most 120 characters) and a target of 1 to {MAX_TARGET}",
+                        e.id, o.id
+                    ));
+                }
+                if o.on.is_empty() != o.scripted {
+                    return bad(format!(
+                        "quest {}: objective {}: give it an `on` event, or say `scripted = true` if only the game server's own code moves it (through quest Progress)",
                         e.id, o.id
                     ));
                 }

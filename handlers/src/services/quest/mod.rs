@@ -28,7 +28,7 @@ use proto::aicore::quest::v1::{
 use proto::aicore::time::v1::{NowRequest, TimeServiceClient};
 use serde::{Deserialize, Serialize};
 
-pub use content::{QuestDef, Quests};
+pub use content::{QuestDef, Quests, TALKED_TO};
 
 use crate::kit::calls::Caller;
 use crate::kit::context::Context;

@@ -42,6 +42,7 @@ on = "enemy_killed:cellar-rat"
 id = "hole"
 description = "Block the hole in the wall"
 target = 1
+scripted = true
 
 [[quest]]
 id = "cellar-key"
@@ -58,6 +59,7 @@ reward = { currency = 0, experience = 50 }
 id = "find"
 description = "Find who has the key"
 target = 1
+scripted = true
 
 [[quest]]
 id = "veteran"
@@ -73,6 +75,7 @@ reward = { currency = 10, experience = 10 }
 id = "go"
 description = "Go"
 target = 1
+scripted = true
 "#;
 
 /// A store whose quest-record writes fail while `down` is set: a process dying between the
@@ -295,7 +298,7 @@ fn the_shipped_quests_load_and_bad_files_name_the_line() {
     let unknown = FIXTURE.replace("[\"rats\"]", "[\"nope\"]");
     let e = Quests::parse(&Source::embedded("f.toml", &unknown)).unwrap_err();
     assert!(e.message.contains("\"nope\""), "{e}");
-    assert_eq!(e.line, 25, "the cellar-key quest's [[quest]] line: {e}");
+    assert_eq!(e.line, 26, "the cellar-key quest's [[quest]] line: {e}");
     let bad_target = FIXTURE.replace("target = 20", "target = 0");
     let e = Quests::parse(&Source::embedded("f.toml", &bad_target)).unwrap_err();
     assert!(e.message.contains("target of 1 to"), "{e}");

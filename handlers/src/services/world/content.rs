@@ -14,6 +14,8 @@ struct File {
     max_entities: Spanned<u32>,
     #[serde(default)]
     player_sight: Option<Spanned<f64>>,
+    start_region: Spanned<String>,
+    start_position: Spanned<[f64; 3]>,
     region: Vec<Spanned<Entry>>,
 }
 
@@ -58,6 +60,10 @@ pub struct Regions {
     /// How far (metres, from their own entity) a player sees other players' entities; 0: not at
     /// all (a player sees only their own). Services see every entity.
     pub player_sight: f64,
+    /// Where a new player begins: a region id of `list`.
+    pub start_region: String,
+    /// The point in the start region where a new player begins.
+    pub start_position: [f64; 3],
 }
 
 fn valid_id(id: &str) -> bool {
@@ -167,11 +173,30 @@ impl Content for Regions {
                 max: e.max,
             });
         }
+        let start_region = file.start_region.get_ref().clone();
+        let start_position = *file.start_position.get_ref();
+        match list.iter().find(|r| r.region.id == start_region) {
+            None => {
+                return Err(src.error(
+                    Some(file.start_region.span()),
+                    format!("start_region {start_region:?} is not a region of this file"),
+                ));
+            }
+            Some(r) if !(0..3).all(|i| (r.min[i]..=r.max[i]).contains(&start_position[i])) => {
+                return Err(src.error(
+                    Some(file.start_position.span()),
+                    format!("start_position must lie inside {start_region:?}'s bounds"),
+                ));
+            }
+            Some(_) => {}
+        }
         Ok(Regions {
             list,
             cell_size: cell,
             max_entities: *file.max_entities.get_ref(),
             player_sight,
+            start_region,
+            start_position,
         })
     }
 }

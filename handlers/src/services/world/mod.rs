@@ -15,6 +15,7 @@
 
 mod cells;
 pub mod content;
+mod locate;
 mod query;
 
 use std::collections::HashSet;
@@ -26,8 +27,9 @@ use prost::Message as _;
 use proto::aicore::events::v1::{EventBusServiceClient, PublishRequest};
 use proto::aicore::world::v1::{
     Entity, GetRegionRequest, GetRegionResponse, ListRegionsRequest, ListRegionsResponse,
-    QueryEntitiesRequest, QueryEntitiesResponse, RemoveEntityRequest, RemoveEntityResponse,
-    UpsertEntityRequest, UpsertEntityResponse, WorldServiceHandler,
+    LocatePlayerRequest, LocatePlayerResponse, QueryEntitiesRequest, QueryEntitiesResponse,
+    RemoveEntityRequest, RemoveEntityResponse, UpsertEntityRequest, UpsertEntityResponse,
+    WorldServiceHandler,
 };
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +58,7 @@ impl WorldServiceHandler for WorldService {
     ) -> Result<ListRegionsResponse, Status> {
         Ok(ListRegionsResponse {
             regions: self.regions.list.iter().map(|r| r.region.clone()).collect(),
+            start_region_id: self.regions.start_region.clone(),
         })
     }
 
@@ -134,6 +137,9 @@ impl WorldServiceHandler for WorldService {
             Ok(())
         }
         .await;
+        if entity.version != 0 {
+            self.remember_region(&id, &rid).await;
+        }
         match result {
             Ok(()) => {
                 self.end(&rid, &id, journal).await;
@@ -215,6 +221,15 @@ impl WorldServiceHandler for WorldService {
             }
         }
         Ok(RemoveEntityResponse {})
+    }
+
+    async fn locate_player(
+        &self,
+        ctx: Context,
+        req: LocatePlayerRequest,
+    ) -> Result<LocatePlayerResponse, Status> {
+        let player = ctx.player(&req.player_id)?;
+        self.locate(&player).await
     }
 
     async fn query_entities(

@@ -162,20 +162,20 @@ fn bad_region_files_name_the_file_and_line() {
             "[[region]]\nid = \"{id}\"\nname = \"N\"\nbiome = \"grassland\"\nmin = {min}\nmax = {max}\ndescription = \"d\"\n"
         )
     };
-    let head = "cell_size = 100.0\nmax_entities = 10\n\n";
+    let head = "cell_size = 100.0\nmax_entities = 10\nstart_region = \"a\"\nstart_position = [1.0, 1.0, 1.0]\n\n";
     let parse = |text: String| Regions::parse(&Source::embedded("r.toml", &text)).unwrap_err();
     let dup = parse(format!(
         "{head}{}{}",
         region("a", "[0.0,0.0,0.0]", "[10.0,10.0,10.0]"),
         region("a", "[20.0,0.0,0.0]", "[30.0,10.0,10.0]")
     ));
-    assert_eq!(dup.line, 12, "{dup}");
+    assert_eq!(dup.line, 14, "{dup}");
     assert!(dup.to_string().contains("appears twice"), "{dup}");
     let inverted = parse(format!(
         "{head}{}",
         region("a", "[10.0,0.0,0.0]", "[0.0,10.0,10.0]")
     ));
-    assert!(inverted.to_string().starts_with("r.toml:4: "), "{inverted}");
+    assert!(inverted.to_string().starts_with("r.toml:6: "), "{inverted}");
     let overlap = parse(format!(
         "{head}{}{}",
         region("a", "[0.0,0.0,0.0]", "[10.0,10.0,10.0]"),
@@ -183,7 +183,7 @@ fn bad_region_files_name_the_file_and_line() {
     ));
     assert!(overlap.to_string().contains("overlaps"), "{overlap}");
     let cell = parse(format!(
-        "cell_size = 0.0\nmax_entities = 10\n{}",
+        "cell_size = 0.0\nmax_entities = 10\nstart_region = \"a\"\nstart_position = [1.0, 1.0, 1.0]\n{}",
         region("a", "[0.0,0.0,0.0]", "[1.0,1.0,1.0]")
     ));
     assert_eq!(cell.line, 1, "{cell}");
@@ -298,7 +298,7 @@ async fn upserts_are_compare_and_set_and_publish_one_event_each() {
 #[tokio::test]
 async fn bounds_on_entities_and_regions() {
     let text = format!(
-        "cell_size = 100.0\nmax_entities = 2\n{}",
+        "cell_size = 100.0\nmax_entities = 2\nstart_region = \"hearthvale\"\nstart_position = [3010.0, 48.0, 1870.0]\n{}",
         std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/data/world/regions.toml"
@@ -784,4 +784,104 @@ async fn players_see_other_players_only_within_the_studios_sight() {
         assert_eq!(all.entities.len(), 5);
         assert_eq!(all.scanned, 5);
     }
+}
+
+#[tokio::test]
+async fn a_player_is_located_by_their_entity_else_in_the_start_region() {
+    const P: &str = "0123456789abcdef0123456789abcdef";
+    const OTHER: &str = "fedcba9876543210fedcba9876543210";
+    let (_d, store, svc, _) = world();
+    let me = || crate::kit::testing::player(P);
+    // Not placed yet: the start region and position from content, and no entity.
+    let new = svc
+        .locate_player(me(), LocatePlayerRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(new.region_id, "hearthvale");
+    assert!(new.entity.is_none());
+    let start = new.position.unwrap();
+    assert_eq!([start.x, start.y, start.z], [3010.0, 48.0, 1870.0]);
+    let listed = svc
+        .list_regions(ctx(), ListRegionsRequest {})
+        .await
+        .unwrap();
+    assert_eq!(listed.start_region_id, "hearthvale");
+
+    // Placed in Hearthvale, then moved to Thornwood the way bodybroker moves a player: the
+    // upsert into the new region comes before the removal from the old one.
+    upsert(
+        &svc,
+        entity(&format!("player-{P}"), "player", 2500.0, 500.0),
+        None,
+    )
+    .await
+    .unwrap();
+    let here = svc
+        .locate_player(me(), LocatePlayerRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(here.region_id, "hearthvale");
+    assert_eq!(here.entity.unwrap().position.unwrap().x, 2500.0);
+    let thornwood = svc.regions.get("thornwood").unwrap();
+    let mut moved = entity(&format!("player-{P}"), "player", 0.0, 0.0);
+    moved.region_id = "thornwood".into();
+    moved.position = Some(Vec3 {
+        x: thornwood.min[0] + 5.0,
+        y: thornwood.min[1] + 5.0,
+        z: thornwood.min[2] + 5.0,
+    });
+    upsert(&svc, moved, None).await.unwrap();
+    let there = svc
+        .locate_player(me(), LocatePlayerRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(there.region_id, "thornwood");
+
+    // A stale hint (its write lost) still finds the player: every region is read, newest wins.
+    store
+        .put(
+            &format!("world.where.{P}"),
+            Bytes::from_static(b"saltmere"),
+            None,
+        )
+        .await
+        .unwrap();
+    let found = svc
+        .locate_player(me(), LocatePlayerRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(found.region_id, "thornwood");
+
+    // Attacker: a player naming another player is refused; they locate only themself.
+    let err = svc
+        .locate_player(
+            me(),
+            LocatePlayerRequest {
+                player_id: OTHER.into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    // A service names the player.
+    let by_service = svc
+        .locate_player(
+            ctx(),
+            LocatePlayerRequest {
+                player_id: P.into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_service.region_id, "thornwood");
+    let other = svc
+        .locate_player(
+            ctx(),
+            LocatePlayerRequest {
+                player_id: OTHER.into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(other.entity.is_none());
 }
