@@ -29,7 +29,8 @@ use proto::aicore::settings::v1::{GetRequest, SettingsServiceClient};
 use proto::aicore::time::v1::{NowRequest, TimeServiceClient};
 use proto::aicore::weather::v1::{CurrentRequest, WeatherServiceClient};
 use proto::aicore::world::v1::{
-    Entity, GetRegionRequest, RemoveEntityRequest, UpsertEntityRequest, Vec3, WorldServiceClient,
+    Entity, GetRegionRequest, LocatePlayerRequest, RemoveEntityRequest, UpsertEntityRequest, Vec3,
+    WorldServiceClient,
 };
 use sha2::{Digest as _, Sha256};
 use std::sync::Arc;
@@ -207,9 +208,9 @@ impl BodyBrokerServiceHandler for BodyBrokerService {
         req: BootstrapRequest,
     ) -> Result<BootstrapResponse, Status> {
         let player = ctx.player(&req.player_id)?;
-        if !crate::kit::content::valid_slug(&req.region_id, 64) {
+        if !req.region_id.is_empty() && !crate::kit::content::valid_slug(&req.region_id, 64) {
             return Err(Status::invalid_argument(
-                "regionId is required: the region the player is in (world ListRegions)",
+                "regionId is not a region id (world ListRegions); leave it out for the player's own region",
             ));
         }
         // The parts end a little before the caller stops waiting, so a slow one degrades the
@@ -219,8 +220,28 @@ impl BodyBrokerServiceHandler for BodyBrokerService {
             let left = d.saturating_duration_since(Instant::now());
             d.checked_sub(MARGIN.min(left / 10)).unwrap_or(d)
         });
-        let region = req.region_id.clone();
-        let (settings, log, region, weather, now) = tokio::join!(
+        // With no region asked for, the player's own comes first: the region's parts need it. If
+        // it cannot be told, those parts are degraded with it and the rest still comes back.
+        let region: Result<String, Status> = if req.region_id.is_empty() {
+            match self
+                .world
+                .locate_player(
+                    parts.outgoing(),
+                    LocatePlayerRequest {
+                        player_id: player.clone(),
+                    },
+                )
+                .await
+            {
+                Ok(at) => Ok(at.region_id),
+                Err(e) if callers_fault(e.code()) => return Err(e),
+                Err(e) => Err(e),
+            }
+        } else {
+            Ok(req.region_id.clone())
+        };
+        let located = region.as_ref().err().cloned();
+        let (settings, log, region_answer, weather, now) = tokio::join!(
             self.settings.get(
                 parts.outgoing(),
                 GetRequest {
@@ -233,16 +254,21 @@ impl BodyBrokerServiceHandler for BodyBrokerService {
                     player_id: player.clone(),
                 }
             ),
-            self.world.get_region(
-                parts.outgoing(),
-                GetRegionRequest {
-                    region_id: region.clone(),
-                }
-            ),
-            self.weather
-                .current(parts.outgoing(), CurrentRequest { region_id: region }),
+            async {
+                let region_id = region.clone()?;
+                self.world
+                    .get_region(parts.outgoing(), GetRegionRequest { region_id })
+                    .await
+            },
+            async {
+                let region_id = region.clone()?;
+                self.weather
+                    .current(parts.outgoing(), CurrentRequest { region_id })
+                    .await
+            },
             self.time.now(parts.outgoing(), NowRequest {}),
         );
+        let region = region_answer;
         let mut out = BootstrapResponse {
             player_id: player,
             ..BootstrapResponse::default()
@@ -255,6 +281,9 @@ impl BodyBrokerServiceHandler for BodyBrokerService {
             out.degraded.push(part.to_owned());
             Ok(())
         };
+        if let Some(e) = located {
+            degraded("location", e)?;
+        }
         let settings = settings.map_err(|e| ("settings", e));
         let log = log.map_err(|e| ("quests", e));
         let region = region.map_err(|e| ("region", e));
