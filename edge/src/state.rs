@@ -236,6 +236,12 @@ impl AppState {
             .then(|| handlers::time_scheduler(&self.deps))
     }
 
+    /// The weather service, to run its herald, if this process hosts weather.
+    pub fn weather_herald(&self) -> Option<handlers::services::weather::WeatherService> {
+        self.hosts("weather")
+            .then(|| handlers::weather_herald(&self.deps))
+    }
+
     /// The lore index, to follow other replicas' changes, if this process hosts kb.
     pub fn kb_library(&self) -> Option<Arc<handlers::services::kb::Library>> {
         self.hosts("kb").then(|| Arc::clone(&self.deps.library))

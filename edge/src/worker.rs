@@ -92,6 +92,9 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
     if let Some(scheduler) = state.time_scheduler() {
         background.spawn(scheduler.run(stop_background.clone()));
     }
+    if let Some(weather) = state.weather_herald() {
+        background.spawn(weather.run_herald(stop_background.clone()));
+    }
     if let Some(engine) = state.orchestration() {
         background.spawn(engine.resume(stop_background.clone()));
     }

@@ -127,14 +127,7 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
                 deps.calls.from(world::v1::WORLD_SERVICE),
             ),
         )),
-        weather: weather::v1::weather_service_dispatch(Arc::new(
-            crate::services::weather::WeatherService::new(
-                Arc::clone(&deps.store),
-                Arc::clone(&deps.climate),
-                &deps.weather,
-                deps.calls.from(weather::v1::WEATHER_SERVICE),
-            ),
-        )),
+        weather: weather::v1::weather_service_dispatch(Arc::new(weather_service(deps))),
         npc: npc::v1::npc_service_dispatch(Arc::new(crate::services::npc::NpcService::new(
             Arc::clone(&deps.store),
             Arc::clone(&deps.npcs),
@@ -215,6 +208,21 @@ pub fn time_scheduler(deps: &Deps) -> services::time::scheduler::Scheduler {
         deps.calls.from(proto::aicore::time::v1::TIME_SERVICE),
         Arc::clone(&deps.schedule_wake),
     )
+}
+
+fn weather_service(deps: &Deps) -> services::weather::WeatherService {
+    services::weather::WeatherService::new(
+        Arc::clone(&deps.store),
+        Arc::clone(&deps.climate),
+        &deps.weather,
+        deps.calls.from(proto::aicore::weather::v1::WEATHER_SERVICE),
+    )
+}
+
+/// The weather service, for the process that hosts it to run its herald (it pushes weather
+/// changes as game hours begin).
+pub fn weather_herald(deps: &Deps) -> services::weather::WeatherService {
+    weather_service(deps)
 }
 
 /// The world service's janitor: finishes changes that a process left unfinished.

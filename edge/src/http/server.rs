@@ -218,6 +218,9 @@ async fn serve(
     if let Some(scheduler) = state.time_scheduler() {
         tracker.spawn(scheduler.run(stop_background.clone()));
     }
+    if let Some(weather) = state.weather_herald() {
+        tracker.spawn(weather.run_herald(stop_background.clone()));
+    }
     if let Some(engine) = state.orchestration() {
         tracker.spawn(engine.resume(stop_background.clone()));
     }

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod content;
 pub mod context;
 pub mod event_log;
+pub mod hours;
 pub mod keyed_permits;
 pub mod late_bound;
 pub mod leaky_bucket;

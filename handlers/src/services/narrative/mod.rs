@@ -199,16 +199,8 @@ impl Content for Phrases {
     }
 }
 
-/// The time of day of a game hour.
-pub fn period(hour: u32) -> &'static str {
-    match hour % 24 {
-        5..=6 => "dawn",
-        7..=11 => "morning",
-        12..=16 => "afternoon",
-        17..=20 => "evening",
-        _ => "night",
-    }
-}
+/// The time of day of a game hour (the game clock's own words).
+pub use crate::kit::clock::period;
 
 /// The name of a weather condition, as the phrase tables use it.
 pub fn condition_label(c: i32) -> &'static str {

@@ -11,6 +11,7 @@
 //!
 //! May import: `proto`, `crate::kit` (see `crate::services`).
 
+pub mod herald;
 pub mod scheduler;
 
 use std::sync::Arc;

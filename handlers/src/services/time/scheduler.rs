@@ -7,6 +7,9 @@
 //!    returns the recorded outcome instead of a second event.
 //! 3. Its record is deleted (conditional on the claim).
 //!
+//! Each pass also runs the [`super::herald::Herald`], which announces what begins with each game
+//! hour (day, dawn, dusk, weather changes).
+//!
 //! Game time is read from the clock record each pass, so a scale change or a restart changes
 //! nothing: whatever fell due while the process was down fires at start, in fire order.
 
@@ -35,6 +38,7 @@ pub struct Scheduler {
     store: Arc<dyn Store>,
     events: EventBusServiceClient<Caller>,
     wake: Arc<Notify>,
+    herald: super::herald::Herald,
 }
 
 impl Scheduler {
@@ -46,8 +50,10 @@ impl Scheduler {
         caller: Caller,
         wake: Arc<Notify>,
     ) -> Self {
+        let clock = Clock::new(Arc::clone(&store), settings);
         Scheduler {
-            clock: Clock::new(Arc::clone(&store), settings),
+            herald: super::herald::Herald::new(clock.clone(), Arc::clone(&store), caller.clone()),
+            clock,
             store,
             events: EventBusServiceClient(caller),
             wake,
@@ -62,6 +68,14 @@ impl Scheduler {
                 Err(e) => {
                     tracing::warn!(error = %e, "scheduler pass failed; retrying");
                     MAX_SLEEP
+                }
+            };
+            // The clock's transitions: what begins with each game hour (see `herald`).
+            let sleep = match self.herald.pass().await {
+                Ok(next) => sleep.min(next.unwrap_or(MAX_SLEEP)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "announcing the game hour failed; retrying");
+                    sleep
                 }
             };
             tokio::select! {

@@ -338,3 +338,87 @@ async fn dying_between_firing_and_recording_publishes_no_second_event() {
         "and recorded"
     );
 }
+
+/// World as the herald sees it (two regions), and the bus.
+struct Regions2(Bus);
+
+impl crate::kit::calls::Route for Regions2 {
+    fn call(
+        &self,
+        ctx: Context,
+        method: &'static proto::MethodDesc,
+        body: bytes::Bytes,
+    ) -> proto::BoxFuture<Result<proto::Encoded<Status>, Status>> {
+        if method.path != "/aicore.world.v1.WorldService/ListRegions" {
+            return self.0.call(ctx, method, body);
+        }
+        let region = |id: &str| proto::aicore::world::v1::Region {
+            id: id.into(),
+            ..Default::default()
+        };
+        let reply = proto::codec::encode(
+            proto::Codec::Proto,
+            &proto::aicore::world::v1::ListRegionsResponse {
+                regions: vec![region("hearthvale"), region("ashfen")],
+                ..Default::default()
+            },
+        );
+        Box::pin(async move { Ok(proto::Encoded::Unary(reply.map_err(Status::from)?)) })
+    }
+}
+
+#[tokio::test]
+async fn the_herald_announces_day_dawn_and_dusk_on_every_region_once() {
+    let (_d, store) = store();
+    frozen_at(&store, 30 * 3_600_000 + 5).await;
+    let route = Arc::new(Regions2(Bus::default()));
+    let calls = Calls::new();
+    calls.connect(Arc::clone(&route) as Arc<dyn crate::kit::calls::Route>);
+    let herald = super::herald::Herald::new(
+        Clock::new(Arc::clone(&store), ClockSettings::default()),
+        Arc::clone(&store),
+        calls.from(TIME_SERVICE),
+    );
+    // The first pass ever starts the count: nothing from before it.
+    herald.pass().await.unwrap();
+    assert!(route.0.events().is_empty());
+    // Thirty game hours later (a frozen clock moved by hand): the last day's transitions, each
+    // once per region, in order.
+    frozen_at(&store, 60 * 3_600_000 + 5).await;
+    herald.pass().await.unwrap();
+    herald.pass().await.unwrap();
+    let published = route.0.published.lock().unwrap().clone();
+    let hearth: Vec<String> = published
+        .iter()
+        .filter(|(topic, ..)| topic == "world.hearthvale")
+        .map(|(_, kind, payload, _)| match kind.as_str() {
+            "time.period_began" => format!(
+                "{}@{}",
+                payload["period"].as_str().unwrap(),
+                payload["hour"].as_f64().unwrap()
+            ),
+            other => format!("{other}:{}", payload["day"].as_f64().unwrap()),
+        })
+        .collect();
+    // Hours 37..=60: day 2 from 13:00 to day 3 at 12:00.
+    assert_eq!(
+        hearth,
+        [
+            "evening@17",
+            "night@21",
+            "time.day_began:3",
+            "dawn@5",
+            "morning@7",
+            "afternoon@12"
+        ]
+    );
+    assert_eq!(published.len(), 2 * hearth.len());
+    // A second replica redoing the same hours publishes nothing new (same keys).
+    store.delete("time.herald", None).await.unwrap();
+    store
+        .put("time.herald", bytes::Bytes::from_static(b"36"), None)
+        .await
+        .unwrap();
+    herald.pass().await.unwrap();
+    assert_eq!(route.0.published.lock().unwrap().len(), published.len());
+}

@@ -7,10 +7,12 @@
 //! May import: `proto`, `crate::kit` (see `crate::services`).
 
 pub mod chain;
+mod herald;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use proto::aicore::events::v1::{EventBusServiceClient, PublishRequest};
 use proto::aicore::time::v1::{NowRequest, TimeServiceClient};
 use proto::aicore::weather::v1::{
     Condition, CurrentRequest, CurrentResponse, ForecastRequest, ForecastResponse, OverrideRequest,
@@ -26,7 +28,7 @@ use crate::kit::context::Context;
 use crate::kit::status::Status;
 use crate::kit::store::Store;
 
-const HOUR_MS: i64 = 3_600_000;
+use crate::kit::hours::HOUR_MS;
 /// Longest forecast, game hours.
 pub const MAX_FORECAST_HOURS: u32 = 168;
 /// Longest override: a game week.
@@ -63,6 +65,7 @@ pub struct WeatherService {
     seed: u64,
     time: TimeServiceClient<Caller>,
     world: WorldServiceClient<Caller>,
+    events: EventBusServiceClient<Caller>,
     /// Region id -> biome, as world answered it. Regions ship as data and never change while a
     /// process runs, so each is asked once; bounded by [`MAX_KNOWN_REGIONS`].
     biomes: std::sync::RwLock<std::collections::HashMap<String, String>>,
@@ -84,7 +87,8 @@ impl WeatherService {
             climate,
             seed: settings.seed,
             time: TimeServiceClient(caller.clone()),
-            world: WorldServiceClient(caller),
+            world: WorldServiceClient(caller.clone()),
+            events: EventBusServiceClient(caller),
             biomes: std::sync::RwLock::default(),
         }
     }
@@ -172,6 +176,32 @@ impl WeatherService {
     }
 }
 
+impl WeatherService {
+    /// Publishes `weather.changed` with `weather` (as the API answers it) on the region's topic,
+    /// once per `key`.
+    async fn publish_change(
+        &self,
+        ctx: &Context,
+        weather: &Weather,
+        key: String,
+    ) -> Result<(), Status> {
+        let payload = serde_json::to_value(weather)
+            .and_then(serde_json::from_value)
+            .map_err(|e| Status::internal(format!("event payload: {e}")))?;
+        self.events
+            .publish(
+                ctx.outgoing().idempotent(key),
+                PublishRequest {
+                    topic: format!("world.{}", weather.region_id),
+                    r#type: "weather.changed".into(),
+                    payload: Some(payload),
+                },
+            )
+            .await
+            .map(|_| ())
+    }
+}
+
 fn override_key(region_id: &str) -> String {
     format!("weather.override.{region_id}")
 }
@@ -252,8 +282,25 @@ impl WeatherServiceHandler for WeatherService {
             self.store.put(&key, Bytes::from(bytes), None).await?;
             Some(held)
         };
+        let weather = self.weather(&req.region_id, biome, now, held.as_ref());
+        // Pushed at once, not at the next hour. The override is in force whether or not the
+        // event goes out: a failed publish is logged, not the caller's error.
+        let tag = held.as_ref().map_or_else(
+            || "lifted".to_owned(),
+            |h| format!("{}-{}", h.condition, h.until_game_ms),
+        );
+        if let Err(e) = self
+            .publish_change(
+                &ctx,
+                &weather,
+                format!("weather-override:{}:{now}:{tag}", req.region_id),
+            )
+            .await
+        {
+            tracing::warn!(region = %req.region_id, error = %e, "override in force; its event was not published");
+        }
         Ok(OverrideResponse {
-            weather: Some(self.weather(&req.region_id, biome, now, held.as_ref())),
+            weather: Some(weather),
         })
     }
 }

@@ -18,6 +18,7 @@ use crate::services::world::Regions;
 struct Others {
     regions: Regions,
     game_ms: AtomicI64,
+    bus: crate::kit::calls::fake::Bus,
 }
 
 impl Route for Others {
@@ -28,6 +29,17 @@ impl Route for Others {
         body: Bytes,
     ) -> BoxFuture<Result<Encoded<Status>, Status>> {
         let reply = match method.path {
+            "/aicore.events.v1.EventBusService/Publish" => {
+                return self.bus.call(_ctx, method, body);
+            }
+            "/aicore.world.v1.WorldService/ListRegions" => proto::codec::encode(
+                Codec::Proto,
+                &proto::aicore::world::v1::ListRegionsResponse {
+                    regions: self.regions.list.iter().map(|r| r.region.clone()).collect(),
+                    ..Default::default()
+                },
+            )
+            .map_err(Status::from),
             "/aicore.world.v1.WorldService/GetRegion" => {
                 let req: GetRegionRequest = proto::codec::decode(Codec::Proto, &body).unwrap();
                 match self.regions.get(&req.region_id) {
@@ -61,6 +73,7 @@ fn weather() -> (tempfile::TempDir, WeatherService, Arc<Others>) {
     let others = Arc::new(Others {
         regions: Regions::embedded().unwrap(),
         game_ms: AtomicI64::new(400 * 24 * HOUR_MS + 7 * HOUR_MS + 1_234),
+        bus: crate::kit::calls::fake::Bus::default(),
     });
     let calls = Calls::new();
     calls.connect(Arc::clone(&others) as Arc<dyn Route>);
@@ -351,3 +364,88 @@ fn the_generator_never_changes() {
 }
 
 const GOLDEN: [u64; 3] = [746_825_719_080, 813_026_981_853, 849_607_925_196];
+
+#[tokio::test]
+async fn each_change_of_condition_is_pushed_once_as_its_hour_begins() {
+    let (_d, svc, others) = weather();
+    let regions: Vec<_> = others
+        .regions
+        .list
+        .iter()
+        .map(|r| r.region.clone())
+        .collect();
+    let start = 400 * 24;
+    let mut expected = 0;
+    for hour in start..start + 48 {
+        let changed = svc.announce_hour(&ctx(), &regions, hour).await.unwrap();
+        for r in &regions {
+            let biome = svc.climate.biomes.get(&r.biome).unwrap();
+            let a = svc
+                .weather(&r.id, biome, (hour - 1) * HOUR_MS, None)
+                .condition;
+            let b = svc.weather(&r.id, biome, hour * HOUR_MS, None).condition;
+            assert_eq!(changed.contains(&r.id), a != b, "{} at hour {hour}", r.id);
+        }
+        expected += changed.len();
+    }
+    assert!(expected > 0, "two game days and no weather change anywhere");
+    let published = others.bus.published.lock().unwrap().clone();
+    assert_eq!(published.len(), expected);
+    for (topic, kind, payload, key) in &published {
+        assert_eq!(kind, "weather.changed");
+        let region = payload["regionId"].as_str().unwrap();
+        assert_eq!(topic, &format!("world.{region}"));
+        // The payload is the API's Weather: the condition as its enum name, game time as a string.
+        assert!(
+            payload["condition"]
+                .as_str()
+                .unwrap()
+                .starts_with("CONDITION_"),
+            "{payload}"
+        );
+        assert!(payload["gameTimeMs"].is_string(), "{payload}");
+        assert!(key.starts_with(&format!("weather:{region}:")), "{key}");
+    }
+    // A replica that redoes an hour publishes nothing new.
+    for hour in start..start + 48 {
+        svc.announce_hour(&ctx(), &regions, hour).await.unwrap();
+    }
+    assert_eq!(others.bus.published.lock().unwrap().len(), expected);
+}
+
+#[tokio::test]
+async fn the_herald_follows_the_clock_and_an_override_is_pushed_at_once() {
+    let (_d, svc, others) = weather();
+    let cursor = crate::kit::hours::HourCursor::new(Arc::clone(&svc.store), "t.weather");
+    svc.herald_pass(&cursor).await.unwrap();
+    assert!(
+        others.bus.published.lock().unwrap().is_empty(),
+        "nothing before the first hour"
+    );
+    // A game day passes: the changes of those hours (and only those) are announced.
+    others.game_ms.fetch_add(24 * HOUR_MS, Ordering::SeqCst);
+    svc.herald_pass(&cursor).await.unwrap();
+    let after_a_day = others.bus.published.lock().unwrap().len();
+    assert!(after_a_day > 0);
+    svc.herald_pass(&cursor).await.unwrap();
+    assert_eq!(others.bus.published.lock().unwrap().len(), after_a_day);
+
+    svc.r#override(
+        ctx(),
+        OverrideRequest {
+            region_id: "hearthvale".into(),
+            condition: Condition::Storm as i32,
+            duration_minutes: 90,
+        },
+    )
+    .await
+    .unwrap();
+    let published = others.bus.published.lock().unwrap().clone();
+    let (topic, kind, payload, _) = published.last().unwrap();
+    assert_eq!(
+        (topic.as_str(), kind.as_str()),
+        ("world.hearthvale", "weather.changed")
+    );
+    assert_eq!(payload["condition"], "CONDITION_STORM");
+    assert_eq!(payload["overridden"], true);
+}
