@@ -223,6 +223,11 @@ async fn an_ingested_event_advances_a_quest_once_though_sent_twice() {
         .filter(|e| e["type"] == "game.item_collected")
         .collect();
     assert_eq!(collected.len(), 1, "{replay}");
+    // One level: the game's fields beside the envelope's, no payload.payload.
+    let published = &collected[0]["payload"];
+    assert_eq!(published["item"], "cut-wick", "{published}");
+    assert_eq!(published["playerId"], me.player_id.as_str(), "{published}");
+    assert!(published.get("payload").is_none(), "{published}");
 
     // The same id under an Idempotency-Key-less retry with another body: refused, not applied.
     let mut changed = event.clone();

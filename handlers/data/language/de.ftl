@@ -42,7 +42,7 @@ time-of-day = { $period ->
         [evening] Es ist Abend.
        *[night] Es ist Nacht.
     }
-game-clock = Es ist { $hour }:{ $minute } Uhr.
+game-clock = Es ist { $hour }:{ NUMBER($minute, minimumIntegerDigits: 2) } Uhr.
 weather-now = { $condition ->
         [clear] Der Himmel ist klar.
         [cloudy] Es ist bewölkt.

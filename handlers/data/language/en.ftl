@@ -42,7 +42,7 @@ time-of-day = { $period ->
         [evening] It is evening.
        *[night] It is night.
     }
-game-clock = It is { $hour }:{ $minute }.
+game-clock = It is { $hour }:{ NUMBER($minute, minimumIntegerDigits: 2) }.
 weather-now = { $condition ->
         [clear] The sky is clear.
         [cloudy] It is cloudy.

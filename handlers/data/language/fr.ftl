@@ -49,7 +49,7 @@ time-of-day = { $period ->
         [evening] C'est le soir.
        *[night] C'est la nuit.
     }
-game-clock = Il est { $hour } h { $minute }.
+game-clock = Il est { $hour } h { NUMBER($minute, minimumIntegerDigits: 2) }.
 weather-now = { $condition ->
         [clear] Le ciel est dégagé.
         [cloudy] Le temps est nuageux.

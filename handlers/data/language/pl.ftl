@@ -56,7 +56,7 @@ time-of-day = { $period ->
         [evening] Jest wieczór.
        *[night] Jest noc.
     }
-game-clock = Jest godzina { $hour }:{ $minute }.
+game-clock = Jest godzina { $hour }:{ NUMBER($minute, minimumIntegerDigits: 2) }.
 weather-now = { $condition ->
         [clear] Niebo jest bezchmurne.
         [cloudy] Jest pochmurno.

@@ -658,8 +658,12 @@ impl AuthServiceHandler for AuthService {
         Ok(IntrospectResponse {
             active,
             player_id: claims.sub,
-            issued_at: i64::try_from(claims.iat).unwrap_or(i64::MAX),
-            expires_at: i64::try_from(claims.exp).unwrap_or(i64::MAX),
+            issued_at_ms: i64::try_from(claims.iat)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1000),
+            expires_at_ms: i64::try_from(claims.exp)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1000),
             key_id: self.keys.kid().to_owned(),
         })
     }

@@ -50,7 +50,9 @@ impl AuthService {
         let signed = self.keys.issue_ticket(player, sid, ttl)?;
         Ok(IssueStreamTicketResponse {
             ticket: signed.ticket,
-            expires_at: i64::try_from(signed.claims.exp).unwrap_or(i64::MAX),
+            expires_at_ms: i64::try_from(signed.claims.exp)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1000),
         })
     }
 
@@ -246,7 +248,7 @@ pub(super) mod tests {
         let (ctx, _) = logged_in(&auth, "alice").await;
         let t = auth.ticket_for(&ctx).unwrap();
         let now = crate::kit::clock::now_ms() / 1000;
-        assert!((now + 29..=now + 31).contains(&(t.expires_at as u64)));
+        assert!((now + 29..=now + 31).contains(&(t.expires_at_ms as u64 / 1000)));
         let (principal, session) = auth.redeem_ticket(&t.ticket).await.unwrap();
         assert_eq!(Some(&principal), ctx.principal.as_ref());
         assert_eq!(Some(&session), ctx.session.as_ref(), "bound to its session");

@@ -440,19 +440,12 @@ impl BodyBrokerServiceHandler for BodyBrokerService {
                 Topic::Player => format!("player.{player}"),
                 Topic::World => format!("world.{}", event.region_id),
             };
-            // Only what the game server sent: a retry must carry the same body.
-            let mut fields = vec![
-                ("playerId".to_owned(), text(&player)),
-                ("regionId".to_owned(), text(&event.region_id)),
-                (
-                    "payload".to_owned(),
-                    Value {
-                        kind: Some(Kind::StructValue(Struct {
-                            fields: payload.into_iter().collect(),
-                        })),
-                    },
-                ),
-            ];
+            // Only what the game server sent: a retry must carry the same body. The game's
+            // fields sit beside the envelope's, not under a second `payload`: theirs are
+            // lowercase snake_case by the routing table's rule, ours camelCase, so none collide.
+            let mut fields: Vec<(String, Value)> = payload.into_iter().collect();
+            fields.push(("playerId".to_owned(), text(&player)));
+            fields.push(("regionId".to_owned(), text(&event.region_id)));
             if event.occurred_at_ms > 0 {
                 #[allow(clippy::cast_precision_loss)]
                 fields.push((

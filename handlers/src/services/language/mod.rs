@@ -27,6 +27,8 @@ use proto::aicore::llm::v1::{ChatMessage, InferRequest, LlmServiceClient};
 use sha2::{Digest as _, Sha256};
 use unic_langid::LanguageIdentifier;
 
+mod numbers;
+
 use crate::kit::calls::Caller;
 use crate::kit::content::{DataError, Embedded, Source};
 use crate::kit::context::Context;
@@ -111,6 +113,13 @@ fn bundle(locale: &str, src: &Source) -> Result<FluentBundle<FluentResource>, Da
     })?;
     let mut bundle = FluentBundle::new_concurrent(vec![langid]);
     bundle.set_use_isolating(false);
+    bundle.set_formatter(Some(numbers::format));
+    // NUMBER(), so a message can ask for a clock's "7:05" or a price's two decimals.
+    bundle.add_builtins().map_err(|e| DataError {
+        file: src.file.clone(),
+        line: 1,
+        message: format!("Fluent builtins: {e}"),
+    })?;
     bundle.add_resource(resource).map_err(|errors| DataError {
         file: src.file.clone(),
         line: 1,

@@ -254,3 +254,37 @@ async fn translations_are_cached_per_text_and_locales() {
         "fresh ones stay"
     );
 }
+
+#[test]
+fn clocks_and_decimals_are_written_the_locales_way() {
+    let l = Locales::embedded().unwrap();
+    let clock = [("hour", num(7.0)), ("minute", num(5.0))];
+    assert_eq!(
+        say(&l, "game-clock", "en", &clock).unwrap().0,
+        "It is 7:05."
+    );
+    assert_eq!(
+        say(&l, "game-clock", "de", &clock).unwrap().0,
+        "Es ist 7:05 Uhr."
+    );
+    assert_eq!(
+        say(&l, "game-clock", "fr", &clock).unwrap().0,
+        "Il est 7 h 05."
+    );
+    assert!(
+        say(&l, "game-clock", "ja", &clock)
+            .unwrap()
+            .0
+            .contains("7時5分")
+    );
+    let half = [("crowns", num(2.5))];
+    assert_eq!(
+        say(&l, "currency-amount", "en", &half).unwrap().0,
+        "2.5 crowns"
+    );
+    let de = say(&l, "currency-amount", "de", &half).unwrap().0;
+    assert!(de.starts_with("2,5 "), "{de}");
+    let many = [("crowns", num(12500.0))];
+    let de = say(&l, "currency-amount", "de", &many).unwrap().0;
+    assert!(de.starts_with("12.500 "), "{de}");
+}
