@@ -3,15 +3,15 @@
 //!
 //! A player's progress on one quest is one record, `quest.p.<player>.<quest>`, changed only by
 //! compare-and-set, so parallel `Progress` calls add up exactly. A player's experience and level
-//! are quest's too ([`progression`]): one grant per completed quest, fixed when made, so editing
+//! are quest's too (`progression.rs`): one grant per completed quest, fixed when made, so editing
 //! a quest's reward later changes nobody's past. `Complete` pays through payment as a call
 //! between services, keyed by (player, quest), then grants the experience (also once per quest):
 //! a retry, or a retry after the process died between the payment and the record, finds both
 //! already made and adds nothing. It then publishes `quest.completed` on the player's topic,
 //! keyed the same way, so once, and `player.leveled` after it when the level rose.
 //!
-//! Every quest a player is served comes with its definition inline ([`QuestProgress::quest`]),
-//! so the log draws from one call; [`availability`] says why a quest cannot be accepted yet.
+//! Every quest a player is served comes with its definition inline (`QuestProgress.quest`), so
+//! the log draws from one call; `availability.rs` says why a quest cannot be accepted yet.
 //!
 //! May import: `proto`, `crate::kit` (see `crate::services`).
 
