@@ -12,9 +12,16 @@ const ACCEPT: &str = rpc::quest::ACCEPT.path;
 const PROGRESS: &str = rpc::quest::PROGRESS.path;
 const COMPLETE: &str = rpc::quest::COMPLETE.path;
 const LOG: &str = rpc::quest::GET_LOG.path;
+const GET_QUEST: &str = rpc::quest::GET_QUEST.path;
+const PROGRESSION: &str = rpc::quest::GET_PROGRESSION.path;
 const BALANCE: &str = rpc::payment::GET_BALANCE.path;
 const LEDGER: &str = rpc::payment::LIST_TRANSACTIONS.path;
 const REPLAY: &str = rpc::events::REPLAY.path;
+
+/// A number that proto3 JSON leaves out when it is 0.
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
 
 fn ids(v: &Value) -> Vec<String> {
     v["quests"]
@@ -33,7 +40,8 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
     let me = scenarios::login(&c, "questor").await;
     let game = edge.service_key("game-server", "quest");
 
-    let open = ids(&c.call(AVAILABLE, Some(&me.access), json!({})).await.json());
+    let listing = c.call(AVAILABLE, Some(&me.access), json!({})).await.json();
+    let open = ids(&listing);
     for starter in [
         "lanterns-on-the-mill-road",
         "herring-and-hearsay",
@@ -42,6 +50,38 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
         assert!(open.contains(&starter.to_owned()), "{open:?}");
     }
     assert!(!open.contains(&"drill-in-the-guard-yard".to_owned()));
+    // What comes next is listed locked, with why: the chain's next quest and the level 5 chain.
+    let locked = |id: &str| {
+        listing["locked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["quest"]["id"] == id)
+            .map(|l| l["locks"].clone())
+    };
+    assert_eq!(
+        locked("drill-in-the-guard-yard"),
+        Some(json!([
+            {"reason": "LOCK_REASON_PREREQUISITE", "quests": ["lanterns-on-the-mill-road"]},
+            {"reason": "LOCK_REASON_LEVEL", "level": 2},
+        ])),
+        "{listing}"
+    );
+    assert_eq!(
+        locked("before-the-first-snow"),
+        Some(json!([{"reason": "LOCK_REASON_LEVEL", "level": 5}]))
+    );
+    assert_eq!(locked("sheaves-gone-missing"), None, "two steps away");
+    let start = c.call(PROGRESSION, Some(&me.access), json!({})).await;
+    assert_eq!(start.status, 200, "{}", start.text());
+    let start = &start.json()["progression"];
+    assert_eq!(
+        (n(&start["level"]), n(&start["experience"])),
+        (1, 0),
+        "{start}"
+    );
+    assert_eq!(n(&start["nextLevelExperience"]), 100);
+    assert_eq!(start["levels"].as_array().unwrap().len(), 12);
 
     let quest = "lanterns-on-the-mill-road";
     let r = c
@@ -86,6 +126,32 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
         objectives["collect-cut-wicks"], 3,
         "clamped at the target: {log}"
     );
+    // The log draws from itself: title, and each objective's line, count and target, in order.
+    let drawn = &log["quests"][0]["quest"];
+    assert_eq!(drawn["title"], "Lanterns on the Mill Road", "{log}");
+    let lines: Vec<(String, u64, u64)> = drawn["objectives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["description"].as_str().unwrap().to_owned(),
+                n(&o["count"]),
+                n(&o["targetCount"]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("Relight the lanterns along the Mill Road".to_owned(), 6, 6),
+            (
+                "Gather the cut wicks left at the foot of the lantern posts".to_owned(),
+                3,
+                3
+            ),
+        ]
+    );
 
     // Completed, and repeated with the same key and with another: one credit, one event.
     for key in ["complete-1", "complete-1", "complete-2"] {
@@ -98,7 +164,11 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
             )
             .await;
         assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(r.json()["reward"]["currency"], "250");
+        let r = r.json();
+        assert_eq!(r["reward"]["currency"], "250");
+        // 120 experience: level 2, gained once however often it is asked.
+        assert_eq!(n(&r["levelsGained"]), 1, "{r}");
+        assert_eq!(n(&r["progression"]["level"]), 2, "{r}");
     }
     let balance = c.call(BALANCE, Some(&me.access), json!({})).await.json();
     assert_eq!(balance["balance"], "250");
@@ -113,9 +183,15 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
         .await
         .json();
     let events = events["events"].as_array().cloned().unwrap_or_default();
-    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0]["type"], "quest.completed");
     assert_eq!(events[0]["payload"]["items"], json!(["lantern_oil"]));
+    assert_eq!(events[1]["type"], "player.leveled");
+    assert_eq!(
+        events[1]["payload"],
+        json!({"oldLevel": 1, "newLevel": 2, "questId": quest})
+    );
+    assert_eq!(events[1]["publisher"]["service"], "quest");
     // A player cannot forge one on their own topic: the quest service's event types are its own.
     let r = c
         .call(
@@ -125,6 +201,30 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
         )
         .await;
     assert_eq!(r.status, 403, "{}", r.text());
+    // Nor level themselves up: `player.` facts are the backend's.
+    let r = c
+        .call(
+            rpc::events::PUBLISH.path,
+            Some(&me.access),
+            json!({"topic": topic, "type": "player.leveled", "payload": {"oldLevel": 2, "newLevel": 10}}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let now = c
+        .call(PROGRESSION, Some(&me.access), json!({}))
+        .await
+        .json();
+    let now = &now["progression"];
+    assert_eq!(
+        (
+            n(&now["level"]),
+            n(&now["experience"]),
+            n(&now["levelExperience"])
+        ),
+        (2, 120, 100),
+        "{now}"
+    );
+    assert_eq!(n(&now["nextLevelExperience"]), 250);
 
     // The log has it with game times; the next in the chain is open (level 2 at 120 xp).
     let log = c.call(LOG, Some(&me.access), json!({})).await.json();
@@ -144,8 +244,30 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
         "{open:?}"
     );
     assert!(!open.contains(&quest.to_owned()));
+    let next = c
+        .call(
+            GET_QUEST,
+            Some(&me.access),
+            json!({"questId": "drill-in-the-guard-yard"}),
+        )
+        .await
+        .json();
+    assert_eq!(next["available"], true, "{next}");
+    assert_eq!(next["progress"]["status"], "QUEST_STATUS_NOT_ACCEPTED");
+    assert_eq!(
+        next["progress"]["quest"]["title"],
+        "Drill in the Guard Yard"
+    );
+    let r = c
+        .call(
+            GET_QUEST,
+            Some(&me.access),
+            json!({"questId": "no-such-quest"}),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
 
-    // Another player's quests are not mine to touch.
+    // Another player's quests are not mine to touch, nor to read.
     let other = scenarios::login(&c, "bystander").await;
     let r = c
         .call(
@@ -155,6 +277,22 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
         )
         .await;
     assert_eq!(r.status, 403, "{}", r.text());
+    for (path, body) in [
+        (PROGRESSION, json!({"playerId": me.player_id})),
+        (LOG, json!({"playerId": me.player_id})),
+        (
+            GET_QUEST,
+            json!({"questId": quest, "playerId": me.player_id}),
+        ),
+    ] {
+        let r = c.call(path, Some(&other.access), body).await;
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+    }
+    let theirs = c
+        .call(PROGRESSION, Some(&other.access), json!({}))
+        .await
+        .json();
+    assert_eq!(n(&theirs["progression"]["experience"]), 0, "{theirs}");
 }
 
 #[tokio::test]

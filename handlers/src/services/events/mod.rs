@@ -42,8 +42,9 @@ pub fn may_read(ctx: &Context, topic: &str) -> Result<(), Status> {
 }
 
 /// Type heads no player publishes besides the services' own names: `game.` is what bodybroker
-/// fans out from game servers, `edge.` the bus's own markers.
-const RESERVED_HEADS: [&str; 2] = ["game", "edge"];
+/// fans out from game servers, `edge.` the bus's own markers, `player.` facts the backend states
+/// about a player (quest's `player.leveled`).
+const RESERVED_HEADS: [&str; 3] = ["game", "edge", "player"];
 
 /// The service (or reserved word) a type's first segment names, compared in any case: `quest`,
 /// `Quest.completed` and `GAME.boss_defeated` all name one.
@@ -62,9 +63,9 @@ fn reserved_head(kind: &str) -> Option<&'static str> {
 }
 
 /// Whether the caller may publish to `topic`: services anywhere, a player only on their own topic,
-/// and never an event type whose head names a service, `game` or `edge` (`quest.completed` is the
-/// quest service's word, `game.*` the game servers'). Consumers should still trust the event's
-/// `publisher` stamp, not its name.
+/// and never an event type whose head names a service, `game`, `edge` or `player`
+/// (`quest.completed` is the quest service's word, `game.*` the game servers', `player.leveled`
+/// quest's too). Consumers should still trust the event's `publisher` stamp, not its name.
 pub fn may_publish(ctx: &Context, topic: &str, kind: &str) -> Result<(), Status> {
     match &ctx.principal {
         Some(Principal::Service { .. }) => Ok(()),

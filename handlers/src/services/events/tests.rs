@@ -131,6 +131,10 @@ fn who_reads_and_publishes_what() {
         "game",
         "edge.subscribed",
         "EDGE.gap",
+        // The backend's facts about a player: a player cannot level themselves up.
+        "player.leveled",
+        "Player.Leveled",
+        "PLAYER",
     ] {
         assert_eq!(
             may_publish(&player(ME), &mine, forged).unwrap_err().code(),
@@ -144,6 +148,8 @@ fn who_reads_and_publishes_what() {
         "edgy.emote",
         "chat.message",
         "quests",
+        "player_died",
+        "players.note",
     ] {
         assert!(may_publish(&player(ME), &mine, fine).is_ok(), "{fine}");
     }

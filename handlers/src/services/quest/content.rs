@@ -248,10 +248,13 @@ impl Content for Quests {
     fn parse(src: &Source) -> Result<Quests, DataError> {
         let file: File = src.toml()?;
         let levels = file.levels.get_ref().clone();
-        if levels.first() != Some(&0) || levels.windows(2).any(|w| w[0] >= w[1]) {
+        if levels.first() != Some(&0)
+            || levels.windows(2).any(|w| w[0] >= w[1])
+            || levels.last().is_some_and(|&l| l > u64::from(u32::MAX))
+        {
             return Err(src.error(
                 Some(file.levels.span()),
-                "levels must start at 0 and rise strictly (experience needed for level 1, 2, ...)",
+                "levels must start at 0 and rise strictly (experience needed for level 1, 2, ...), each at most 4294967295",
             ));
         }
         let mut list = Vec::new();
@@ -342,6 +345,7 @@ impl Content for Quests {
                             description: o.description.clone(),
                             target_count: o.target,
                             on: o.on.clone(),
+                            count: 0,
                         })
                         .collect(),
                     reward: Some(Reward {

@@ -74,9 +74,15 @@ pub(super) enum Stage {
 }
 
 impl Record {
-    pub(super) fn progress(&self, quest: &str) -> QuestProgress {
+    /// The record as clients see it: with the quest's definition inline, each objective carrying
+    /// the player's count, in the order players do them.
+    pub(super) fn progress(&self, q: &QuestDef) -> QuestProgress {
+        let mut quest = q.definition.clone();
+        for o in &mut quest.objectives {
+            o.count = self.objectives.get(&o.id).copied().unwrap_or(0);
+        }
         QuestProgress {
-            quest_id: quest.to_owned(),
+            quest_id: quest.id.clone(),
             status: match self.status {
                 Stage::Active => QuestStatus::Active,
                 Stage::Completed => QuestStatus::Completed,
@@ -85,6 +91,9 @@ impl Record {
             objectives: self.objectives.clone().into_iter().collect(),
             accepted_at_ms: self.accepted_at_ms,
             completed_at_ms: self.completed_at_ms,
+            abandoned_at_ms: self.abandoned_at_ms,
+            granted: (self.status == Stage::Completed).then(|| self.granted()),
+            quest: Some(quest),
         }
     }
 
@@ -137,12 +146,13 @@ impl QuestService {
     pub(super) async fn bump(
         &self,
         player: &str,
-        id: &str,
+        q: &QuestDef,
         objective: &str,
         target: u32,
         amount: u32,
         event: Option<&str>,
     ) -> Result<Bumped, Status> {
+        let id = &q.definition.id;
         for attempt in 0..MAX_ATTEMPTS {
             let Some((mut record, version)) = self.read(player, id).await? else {
                 return Ok(Bumped::NotAccepted);
@@ -153,7 +163,7 @@ impl QuestService {
             if let Some(event) = event {
                 if record.applied.iter().any(|k| k == event) {
                     // This event advanced it already (a retry after a partial failure).
-                    return Ok(Bumped::Moved(record.progress(id)));
+                    return Ok(Bumped::Moved(record.progress(q)));
                 }
                 record.applied.push(event.to_owned());
                 if record.applied.len() > APPLIED_KEPT {
@@ -164,11 +174,11 @@ impl QuestService {
             let next = count.saturating_add(amount).min(target);
             if next == *count {
                 // Already at its target: nothing to write.
-                return Ok(Bumped::AtTarget(record.progress(id)));
+                return Ok(Bumped::AtTarget(record.progress(q)));
             }
             *count = next;
             if self.write(player, id, &record, version).await?.is_some() {
-                return Ok(Bumped::Moved(record.progress(id)));
+                return Ok(Bumped::Moved(record.progress(q)));
             }
             if attempt > 4 {
                 tokio::task::yield_now().await;
@@ -217,8 +227,9 @@ impl QuestService {
         }
     }
 
-    /// Publishes `quest.completed` if it has not gone out yet, then records that it has. A crash
-    /// in between publishes again with the same key (the bus's idempotency record answers).
+    /// Publishes `quest.completed`, then `player.leveled` if the grant crossed a level, if they
+    /// have not gone out yet, then records that they have. A crash in between publishes again
+    /// with the same keys (the bus's idempotency record answers).
     pub(super) async fn announce_once(
         &self,
         ctx: &Context,
@@ -226,11 +237,14 @@ impl QuestService {
         q: &QuestDef,
         mut record: Record,
         version: u64,
+        grant: Grant,
     ) -> Result<(), Status> {
         if record.announced {
             return Ok(());
         }
-        self.announce(ctx, player, q, &record).await?;
+        self.announce(ctx, player, q, &record, grant).await?;
+        self.announce_level(ctx, player, &q.definition.id, grant)
+            .await?;
         record.announced = true;
         // Lost to a concurrent change: the next Complete sees it unannounced and tries again,
         // keyed the same.
@@ -260,55 +274,6 @@ impl QuestService {
         }
     }
 
-    pub(super) fn level(&self, records: &BTreeMap<String, Record>) -> u32 {
-        let xp = records
-            .values()
-            .filter(|r| r.status == Stage::Completed)
-            .map(|r| u64::from(r.experience))
-            .sum();
-        self.quests.level_for(xp)
-    }
-
-    /// Why `quest` cannot be accepted now, if it cannot.
-    pub(super) fn unavailable(
-        &self,
-        q: &QuestDef,
-        records: &BTreeMap<String, Record>,
-    ) -> Option<Status> {
-        let id = &q.definition.id;
-        match records.get(id).map(|r| r.status) {
-            Some(Stage::Active) => {
-                return Some(Status::failed_precondition(format!(
-                    "quest {id} is already active"
-                )));
-            }
-            Some(Stage::Completed) => {
-                return Some(Status::failed_precondition(format!(
-                    "quest {id} is already completed"
-                )));
-            }
-            Some(Stage::Abandoned) | None => {}
-        }
-        if let Some(missing) = q
-            .definition
-            .prerequisites
-            .iter()
-            .find(|p| records.get(*p).map(|r| r.status) != Some(Stage::Completed))
-        {
-            return Some(Status::failed_precondition(format!(
-                "quest {id} needs quest {missing} completed first"
-            )));
-        }
-        let level = self.level(records);
-        if level < q.definition.min_level {
-            return Some(Status::failed_precondition(format!(
-                "quest {id} needs level {}; the player is level {level}",
-                q.definition.min_level
-            )));
-        }
-        None
-    }
-
     pub(super) async fn game_now(&self, ctx: &Context) -> Result<i64, Status> {
         Ok(self
             .time
@@ -317,14 +282,17 @@ impl QuestService {
             .game_time_ms)
     }
 
-    /// Publishes `quest.completed` on the player's topic, once per (player, quest).
+    /// Publishes `quest.completed` on the player's topic, once per (player, quest), saying the
+    /// level the player reached with it and how many levels it gained.
     pub(super) async fn announce(
         &self,
         ctx: &Context,
         player: &str,
         q: &QuestDef,
         record: &Record,
+        grant: Grant,
     ) -> Result<(), Status> {
+        // The level fields come from the grant, fixed when it was made: a repeat says the same.
         let payload = serde_json::json!({
             "questId": q.definition.id,
             "title": q.definition.title,
@@ -332,6 +300,8 @@ impl QuestService {
             "items": record.items,
             "experience": record.experience,
             "completedAtMs": record.completed_at_ms,
+            "level": grant.to_level,
+            "levelsGained": grant.levels_gained(),
         });
         let payload = serde_json::from_value(payload)
             .map_err(|e| Status::internal(format!("event payload: {e}")))?;

@@ -2,16 +2,22 @@
 //! player's progress.
 //!
 //! A player's progress on one quest is one record, `quest.p.<player>.<quest>`, changed only by
-//! compare-and-set, so parallel `Progress` calls add up exactly. A player's level derives from
-//! the experience their completed quests granted (kept in those records, so editing a quest's
-//! reward later changes nobody's past). `Complete` pays through `payment.Credit` as a call
-//! between services, keyed by (player, quest): a retry, or a retry after the process died
-//! between the credit and the record, finds the payment already made and credits nothing more.
-//! It then publishes `quest.completed` on the player's topic, keyed the same way, so once.
+//! compare-and-set, so parallel `Progress` calls add up exactly. A player's experience and level
+//! are quest's too (`progression.rs`): one grant per completed quest, fixed when made, so editing
+//! a quest's reward later changes nobody's past. `Complete` pays through payment as a call
+//! between services, keyed by (player, quest), then grants the experience (also once per quest):
+//! a retry, or a retry after the process died between the payment and the record, finds both
+//! already made and adds nothing. It then publishes `quest.completed` on the player's topic,
+//! keyed the same way, so once, and `player.leveled` after it when the level rose.
+//!
+//! Every quest a player is served comes with its definition inline (`QuestProgress.quest`), so
+//! the log draws from one call; `availability.rs` says why a quest cannot be accepted yet.
 //!
 //! May import: `proto`, `crate::kit` (see `crate::services`).
 
+mod availability;
 pub mod content;
+mod progression;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +28,7 @@ use proto::aicore::payment::v1::{CreditRequest, PaymentServiceClient};
 use proto::aicore::quest::v1::{
     AbandonRequest, AbandonResponse, AcceptRequest, AcceptResponse, AdvanceRequest,
     AdvanceResponse, CompleteRequest, CompleteResponse, GetLogRequest, GetLogResponse,
+    GetProgressionRequest, GetProgressionResponse, GetQuestRequest, GetQuestResponse,
     ListAvailableRequest, ListAvailableResponse, ProgressRequest, ProgressResponse, QuestProgress,
     QuestServiceHandler, QuestStatus, Reward,
 };
@@ -37,6 +44,8 @@ use crate::kit::store::{Store, StoreError};
 
 mod journal;
 pub use journal::*;
+use progression::Grant;
+pub use progression::progression;
 
 impl QuestServiceHandler for QuestService {
     type Context = Context;
@@ -49,14 +58,11 @@ impl QuestServiceHandler for QuestService {
     ) -> Result<ListAvailableResponse, Status> {
         let player = ctx.player(&req.player_id)?;
         let records = self.records(&player).await?;
+        let level = self.level(&player).await?;
+        let (open, locked) = availability::offer(&self.quests, &records, level);
         Ok(ListAvailableResponse {
-            quests: self
-                .quests
-                .list
-                .iter()
-                .filter(|q| self.unavailable(q, &records).is_none())
-                .map(|q| q.definition.clone())
-                .collect(),
+            quests: open.into_iter().map(|q| q.definition.clone()).collect(),
+            locked,
         })
     }
 
@@ -65,6 +71,8 @@ impl QuestServiceHandler for QuestService {
         let q = self.quest(&req.quest_id)?;
         let id = &q.definition.id;
         let at = self.game_now(&ctx).await?;
+        // Levels only rise, so one read serves every attempt.
+        let level = self.level(&player).await?;
         for _ in 0..MAX_ATTEMPTS {
             // This quest's own state from the one read whose version the write is checked
             // against; the others (prerequisites, level) from the listing.
@@ -75,7 +83,7 @@ impl QuestServiceHandler for QuestService {
             {
                 // This very acceptance, retried.
                 return Ok(AcceptResponse {
-                    progress: Some(record.progress(id)),
+                    progress: Some(record.progress(q)),
                 });
             }
             let mut records = self.records(&player).await?;
@@ -87,7 +95,9 @@ impl QuestServiceHandler for QuestService {
                 }
                 None => 0,
             };
-            if let Some(why) = self.unavailable(q, &records) {
+            if let Some(why) =
+                availability::refusal(q, &availability::locks(q, &records, level), level)
+            {
                 return Err(why);
             }
             let record = Record {
@@ -104,7 +114,7 @@ impl QuestServiceHandler for QuestService {
             };
             if self.write(&player, id, &record, version).await?.is_some() {
                 return Ok(AcceptResponse {
-                    progress: Some(record.progress(id)),
+                    progress: Some(record.progress(q)),
                 });
             }
         }
@@ -139,7 +149,7 @@ impl QuestServiceHandler for QuestService {
         match self
             .bump(
                 &player,
-                id,
+                q,
                 &objective.id,
                 objective.target_count,
                 req.amount,
@@ -180,11 +190,10 @@ impl QuestServiceHandler for QuestService {
         let event = caller_key(&ctx);
         let mut advanced: Vec<QuestProgress> = Vec::new();
         for (quest, objective) in self.quests.listening(&on) {
-            let id = &quest.definition.id;
             if let Bumped::Moved(progress) = self
                 .bump(
                     &player,
-                    id,
+                    quest,
                     &objective.id,
                     objective.target_count,
                     amount,
@@ -222,12 +231,12 @@ impl QuestServiceHandler for QuestService {
                 // A repeat (or a retry after a crash past the record): the same answer, and the
                 // event, which is published once whatever the number of attempts.
                 Stage::Completed => {
-                    self.announce_once(&ctx, &player, q, record.clone(), version)
+                    let granted = self
+                        .grant_experience(&player, id, record.experience)
                         .await?;
-                    return Ok(CompleteResponse {
-                        progress: Some(record.progress(id)),
-                        reward: Some(record.granted()),
-                    });
+                    self.announce_once(&ctx, &player, q, record.clone(), version, granted.0)
+                        .await?;
+                    return Ok(self.completed(q, &record, granted));
                 }
                 Stage::Abandoned => {
                     return Err(Status::failed_precondition(format!(
@@ -249,34 +258,22 @@ impl QuestServiceHandler for QuestService {
                     o.target_count
                 )));
             }
-            if reward.currency > 0 {
-                self.payment
-                    .credit(
-                        ctx.outgoing()
-                            .idempotent(format!("quest-reward:{player}:{id}")),
-                        CreditRequest {
-                            player_id: player.clone(),
-                            amount: reward.currency,
-                            reason: format!("Quest reward: {}", q.definition.title),
-                        },
-                    )
-                    .await?;
-            }
+            self.pay_reward(&ctx, &player, q, &reward).await?;
+            let granted = self
+                .grant_experience(&player, id, reward.experience)
+                .await?;
             record.status = Stage::Completed;
             record.completed_at_ms = self.game_now(&ctx).await?;
             record.experience = reward.experience;
             record.currency = reward.currency;
             record.items.clone_from(&reward.items);
             if let Some(written) = self.write(&player, id, &record, version).await? {
-                self.announce_once(&ctx, &player, q, record.clone(), written)
+                self.announce_once(&ctx, &player, q, record.clone(), written, granted.0)
                     .await?;
-                return Ok(CompleteResponse {
-                    progress: Some(record.progress(id)),
-                    reward: Some(record.granted()),
-                });
+                return Ok(self.completed(q, &record, granted));
             }
-            // Changed meanwhile (progress, or a parallel Complete): read again. The credit is
-            // keyed, so doing it again pays nothing more.
+            // Changed meanwhile (progress, or a parallel Complete): read again. The payment and
+            // the grant are once per quest, so doing them again adds nothing.
         }
         Err(Status::aborted(format!("quest {id} kept changing; retry")))
     }
@@ -313,7 +310,7 @@ impl QuestServiceHandler for QuestService {
             record.abandoned_at_ms = at;
             if self.write(&player, id, &record, version).await?.is_some() {
                 return Ok(AbandonResponse {
-                    progress: Some(record.progress(id)),
+                    progress: Some(record.progress(q)),
                 });
             }
         }
@@ -323,15 +320,94 @@ impl QuestServiceHandler for QuestService {
     async fn get_log(&self, ctx: Context, req: GetLogRequest) -> Result<GetLogResponse, Status> {
         let player = ctx.player(&req.player_id)?;
         let records = self.records(&player).await?;
+        // A record of a quest the content no longer has cannot be drawn: left out.
         let mut quests: Vec<(i64, QuestProgress)> = records
             .iter()
-            .map(|(id, r)| (r.accepted_at_ms, r.progress(id)))
+            .filter_map(|(id, r)| Some((r.accepted_at_ms, r.progress(self.quests.get(id)?))))
             .collect();
         // Most recently accepted first.
         quests.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.quest_id.cmp(&b.1.quest_id)));
         Ok(GetLogResponse {
             quests: quests.into_iter().map(|(_, p)| p).collect(),
         })
+    }
+
+    async fn get_quest(
+        &self,
+        ctx: Context,
+        req: GetQuestRequest,
+    ) -> Result<GetQuestResponse, Status> {
+        let player = ctx.player(&req.player_id)?;
+        let q = self.quest(&req.quest_id)?;
+        let records = self.records(&player).await?;
+        let level = self.level(&player).await?;
+        let locks = availability::locks(q, &records, level);
+        let progress = match records.get(&q.definition.id) {
+            Some(record) => record.progress(q),
+            None => QuestProgress {
+                status: QuestStatus::NotAccepted.into(),
+                ..Record::default().progress(q)
+            },
+        };
+        Ok(GetQuestResponse {
+            progress: Some(progress),
+            available: locks.is_empty(),
+            locks,
+        })
+    }
+
+    async fn get_progression(
+        &self,
+        ctx: Context,
+        req: GetProgressionRequest,
+    ) -> Result<GetProgressionResponse, Status> {
+        let player = ctx.player(&req.player_id)?;
+        Ok(GetProgressionResponse {
+            progression: Some(self.progression_of(&player).await?),
+        })
+    }
+}
+
+impl QuestService {
+    /// Pays a completed quest's reward, keyed by (player, quest) so it is paid once. The one
+    /// place the reward meets payment.
+    async fn pay_reward(
+        &self,
+        ctx: &Context,
+        player: &str,
+        q: &QuestDef,
+        reward: &Reward,
+    ) -> Result<(), Status> {
+        if reward.currency > 0 {
+            self.payment
+                .credit(
+                    ctx.outgoing()
+                        .idempotent(format!("quest-reward:{player}:{}", q.definition.id)),
+                    CreditRequest {
+                        player_id: player.to_owned(),
+                        amount: reward.currency,
+                        reason: format!("Quest reward: {}", q.definition.title),
+                    },
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Complete's answer for a completed `record`: the same on every repeat but for the
+    /// progression, which is the player's now.
+    fn completed(
+        &self,
+        q: &QuestDef,
+        record: &Record,
+        (grant, experience): (Grant, u64),
+    ) -> CompleteResponse {
+        CompleteResponse {
+            progress: Some(record.progress(q)),
+            reward: Some(record.granted()),
+            progression: Some(progression(&self.quests.levels, experience)),
+            levels_gained: grant.levels_gained(),
+        }
     }
 }
 

@@ -147,6 +147,10 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(FIXTURE)
+}
+
+fn world_with(fixture: &str) -> World {
     let (dir, inner) = crate::kit::testing::temp_store();
     let store = Arc::new(Flaky {
         inner,
@@ -169,7 +173,7 @@ fn world() -> World {
         time: proto::aicore::time::v1::time_service_dispatch(time),
         bus: Arc::clone(&bus),
     }));
-    let quests = Quests::parse(&Source::embedded("fixture.toml", FIXTURE)).unwrap();
+    let quests = Quests::parse(&Source::embedded("fixture.toml", fixture)).unwrap();
     World {
         _dir: dir,
         quests: QuestService::new(shared, Arc::new(quests), calls.from(QUEST_SERVICE)),
@@ -369,16 +373,21 @@ async fn a_chain_opens_as_quests_complete_and_pays_once() {
     assert_eq!(again.reward, done.reward);
     assert_eq!(
         *w.bus.calls.lock().unwrap(),
-        1,
-        "announced on the change only, not on each repeat"
+        2,
+        "announced (completed, then leveled) on the change only, not on each repeat"
     );
     assert_eq!(balance(&w).await, (300, 1));
     let events = w.bus.published.lock().unwrap().clone();
-    assert_eq!(events.len(), 1);
+    assert_eq!(events.len(), 2);
     assert_eq!(events[0].0, format!("player.{ME}"));
     assert_eq!(events[0].1, "quest.completed");
     assert_eq!(events[0].2["items"], serde_json::json!(["lantern_oil"]));
     assert_eq!(events[0].2["experience"], 120.0);
+    assert_eq!(events[0].2["level"], 2.0);
+    assert_eq!(events[1].0, format!("player.{ME}"));
+    assert_eq!(events[1].1, "player.leveled");
+    assert_eq!(events[1].2["oldLevel"], 1.0);
+    assert_eq!(events[1].2["newLevel"], 2.0);
 
     // The next in the chain, and level 2 (120 experience) opens the veteran's errand.
     assert_eq!(available(&w).await, ["cellar-key", "veteran"]);
@@ -420,10 +429,18 @@ async fn a_crash_between_the_credit_and_the_record_still_pays_once() {
     assert_eq!(e.code(), Code::Unavailable);
     assert_eq!(balance(&w).await, (300, 1), "the credit went through");
     w.store.down.store(false, Ordering::SeqCst);
-    complete(&w, "rats").await.unwrap();
-    complete(&w, "rats").await.unwrap();
+    let done = complete(&w, "rats").await.unwrap();
+    let again = complete(&w, "rats").await.unwrap();
     assert_eq!(balance(&w).await, (300, 1), "and only once");
-    assert_eq!(w.bus.published.lock().unwrap().len(), 1);
+    assert_eq!((done.levels_gained, again.levels_gained), (1, 1));
+    assert_eq!(again.progression.unwrap().experience, 120, "granted once");
+    assert_eq!(
+        w.bus.events(),
+        [
+            (format!("player.{ME}"), "quest.completed".to_owned()),
+            (format!("player.{ME}"), "player.leveled".to_owned()),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -556,3 +573,5 @@ async fn one_game_event_advances_once_though_retried_and_accept_retries_are_answ
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
 }
+
+mod log;
