@@ -77,7 +77,13 @@ async fn the_callee_sees_the_caller_scoped_to_what_it_declares() {
         ctx.principal,
         Some(Principal::Service {
             name: "svc:weather".into(),
-            scopes: vec!["time.Now".into(), "world.GetRegion".into()].into(),
+            scopes: vec![
+                "events.Publish".into(),
+                "time.Now".into(),
+                "world.GetRegion".into(),
+                "world.ListRegions".into()
+            ]
+            .into(),
         })
     );
     assert_eq!(
@@ -227,7 +233,15 @@ fn admit_checks_what_arrives_from_elsewhere() {
 
 #[test]
 fn the_declarations_come_from_the_protos() {
-    assert_eq!(WEATHER_SERVICE.calls, ["time.Now", "world.GetRegion"]);
+    assert_eq!(
+        WEATHER_SERVICE.calls,
+        [
+            "events.Publish",
+            "time.Now",
+            "world.GetRegion",
+            "world.ListRegions"
+        ]
+    );
     let callers: Vec<&str> = TIME_SERVICE.called_by().map(|s| s.short).collect();
     assert!(
         callers.contains(&"weather") && callers.contains(&"npc"),

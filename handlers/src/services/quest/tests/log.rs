@@ -26,6 +26,7 @@ reward = {{ currency = 0, experience = 10 }}
 id = "open"
 description = "Open the lower door"
 target = 1
+scripted = true
 
 [[quest]]
 id = "great-hunt"
@@ -41,6 +42,7 @@ reward = {{ currency = 0, experience = 300 }}
 id = "hunt"
 description = "Drive the hounds from the mill"
 target = 1
+scripted = true
 "#
     )
 }
