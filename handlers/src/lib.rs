@@ -98,7 +98,10 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
             crate::services::state::StateService::new(Arc::clone(&deps.store), deps.state_limits),
         )),
         settings: settings::v1::settings_service_dispatch(Arc::new(
-            crate::services::settings::SettingsService::new(Arc::clone(&deps.store)),
+            crate::services::settings::SettingsService::new(
+                Arc::clone(&deps.store),
+                deps.locales.list(),
+            ),
         )),
         payment: payment::v1::payment_service_dispatch(Arc::new(
             crate::services::payment::PaymentService::new(

@@ -20,7 +20,7 @@ use fluent_bundle::{FluentArgs, FluentError, FluentResource, FluentValue};
 use pbjson_types::value::Kind;
 use proto::aicore::airouter::v1::{AiRouterServiceClient, RouteRequest};
 use proto::aicore::language::v1::{
-    LanguageServiceHandler, ListLocalesRequest, ListLocalesResponse, LocalizeRequest,
+    LanguageServiceHandler, ListLocalesRequest, ListLocalesResponse, LocaleInfo, LocalizeRequest,
     LocalizeResponse, TranslateRequest, TranslateResponse,
 };
 use proto::aicore::llm::v1::{ChatMessage, InferRequest, LlmServiceClient};
@@ -79,6 +79,9 @@ pub async fn prune_translations(
 pub struct Locales {
     /// By locale tag, in load order (the default first).
     bundles: Vec<(String, FluentBundle<FluentResource>)>,
+    /// Per locale (same order): how many of the default locale's messages it lacks (they fall
+    /// back to the default).
+    missing: Vec<usize>,
 }
 
 impl std::fmt::Debug for Locales {
@@ -196,8 +199,10 @@ impl Locales {
             .map(|(id, _)| id)
             .collect();
         let mut bundles = Vec::new();
+        let mut missing = Vec::new();
         for (locale, src) in &sources {
             let b = bundle(locale, src)?;
+            missing.push(known.iter().filter(|id| !b.has_message(id)).count());
             for (id, line) in message_ids(&src.text) {
                 if !known.contains(&id) {
                     return Err(DataError {
@@ -209,7 +214,7 @@ impl Locales {
             }
             bundles.push((locale.clone(), b));
         }
-        Ok(Locales { bundles })
+        Ok(Locales { bundles, missing })
     }
 
     /// The shipped locale to use for `requested` (e.g. `pl-PL` is `pl`), else the default.
@@ -255,6 +260,15 @@ impl Locales {
         Err(Status::not_found(format!(
             "no message {id:?} in any locale"
         )))
+    }
+
+    /// Each locale with the number of the default's messages it lacks, the default first.
+    pub fn details(&self) -> Vec<(String, usize)> {
+        self.bundles
+            .iter()
+            .zip(&self.missing)
+            .map(|((l, _), m)| (l.clone(), *m))
+            .collect()
     }
 
     /// The locales, the default first.
@@ -356,6 +370,16 @@ impl LanguageServiceHandler for LanguageService {
         Ok(ListLocalesResponse {
             locales: self.locales.list(),
             default_locale: DEFAULT.into(),
+            details: self
+                .locales
+                .details()
+                .into_iter()
+                .map(|(locale, missing)| LocaleInfo {
+                    locale,
+                    complete: missing == 0,
+                    missing_messages: u32::try_from(missing).unwrap_or(u32::MAX),
+                })
+                .collect(),
         })
     }
 

@@ -288,3 +288,28 @@ fn clocks_and_decimals_are_written_the_locales_way() {
     let de = say(&l, "currency-amount", "de", &many).unwrap().0;
     assert!(de.starts_with("12.500 "), "{de}");
 }
+
+#[test]
+fn a_partial_locale_says_how_many_messages_it_lacks() {
+    let shipped = Locales::embedded().unwrap();
+    assert!(shipped.details().iter().all(|(_, missing)| *missing == 0));
+    let partial = Locales::parse(vec![
+        ("en".into(), SHIPPED[0].1.source()),
+        (
+            "es".into(),
+            Source::embedded(
+                "es.ftl",
+                "level-up = ¡Subes de nivel! Ahora eres nivel { $level }.\n",
+            ),
+        ),
+    ])
+    .unwrap();
+    let details = partial.details();
+    assert_eq!(details[0], ("en".to_owned(), 0));
+    assert_eq!(details[1].0, "es");
+    assert_eq!(details[1].1, message_ids(SHIPPED[0].1.text).len() - 1);
+    // The missing ones come out in English.
+    let (text, locale) = say(&partial, "error-server-busy", "es-ES", &[]).unwrap();
+    assert_eq!(locale, "en");
+    assert!(text.starts_with("The server is busy"), "{text}");
+}

@@ -16,11 +16,6 @@ use crate::kit::context::Context;
 use crate::kit::status::Status;
 use crate::kit::store::{Store, StoreError};
 
-/// Locales the game ships.
-pub const LOCALES: &[&str] = &[
-    "en-US", "en-GB", "de-DE", "fr-FR", "es-ES", "it-IT", "pt-BR", "pl-PL", "ru-RU", "ja-JP",
-    "ko-KR", "zh-CN",
-];
 const MAX_BINDINGS: usize = 128;
 
 /// The defaults every player starts with.
@@ -42,8 +37,21 @@ pub fn defaults() -> Settings {
     }
 }
 
-/// Every rule a settings document breaks, so a client can fix them all at once.
-pub fn validate(s: &Settings) -> Result<(), Status> {
+/// Whether `tag` (a BCP 47 tag such as `de-DE`, or a bare `de`) names one of the `offered`
+/// languages (the locales loaded, by language subtag).
+fn offered_language(tag: &str, offered: &[String]) -> bool {
+    let valid = !tag.is_empty()
+        && tag.len() <= 35
+        && tag
+            .split('-')
+            .all(|p| !p.is_empty() && p.len() <= 8 && p.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let language = tag.split('-').next().unwrap_or_default();
+    valid && offered.iter().any(|o| o.eq_ignore_ascii_case(language))
+}
+
+/// Every rule a settings document breaks, so a client can fix them all at once. `offered`: the
+/// languages the game has text in.
+pub fn validate(s: &Settings, offered: &[String]) -> Result<(), Status> {
     let mut errors = Vec::new();
     for (name, v) in [
         ("masterVolume", s.master_volume),
@@ -67,8 +75,13 @@ pub fn validate(s: &Settings) -> Result<(), Status> {
             s.field_of_view
         ));
     }
-    if !LOCALES.contains(&s.language.as_str()) {
-        errors.push(format!("language must be one of {}", LOCALES.join(", ")));
+    if !offered_language(&s.language, offered) {
+        errors.push(format!(
+            "language must be a language tag of one of the game's languages ({}), such as \"{}-XX\" or \"{}\"",
+            offered.join(", "),
+            offered.first().map_or("en", String::as_str),
+            offered.first().map_or("en", String::as_str),
+        ));
     }
     match Difficulty::try_from(s.difficulty) {
         Ok(Difficulty::Unspecified) | Err(_) => {
@@ -143,6 +156,7 @@ fn apply(mut s: Settings, p: SettingsPatch) -> Settings {
 #[derive(Clone)]
 pub struct SettingsService {
     store: Arc<dyn Store>,
+    languages: Vec<String>,
 }
 
 impl std::fmt::Debug for SettingsService {
@@ -152,9 +166,9 @@ impl std::fmt::Debug for SettingsService {
 }
 
 impl SettingsService {
-    /// A settings service over `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        SettingsService { store }
+    /// A settings service over `store`, offering `languages` (the loaded locales).
+    pub fn new(store: Arc<dyn Store>, languages: Vec<String>) -> Self {
+        SettingsService { store, languages }
     }
 
     async fn load(&self, player: &str) -> Result<(Settings, u64), Status> {
@@ -198,6 +212,7 @@ impl SettingsServiceHandler for SettingsService {
         Ok(GetResponse {
             settings: Some(settings),
             version,
+            languages: self.languages.clone(),
         })
     }
 
@@ -215,7 +230,7 @@ impl SettingsServiceHandler for SettingsService {
             )));
         }
         let updated = apply(current, patch);
-        validate(&updated)?;
+        validate(&updated, &self.languages)?;
         // Always compare-and-set against what was read, so concurrent updates never interleave.
         let version = self.save(&player, &updated, Some(version)).await?;
         Ok(UpdateResponse {

@@ -7,14 +7,41 @@ fn ctx() -> Context {
     crate::kit::testing::player(ME)
 }
 
+fn shipped() -> Vec<String> {
+    crate::services::language::Locales::embedded()
+        .unwrap()
+        .list()
+}
+
 fn svc() -> (tempfile::TempDir, SettingsService) {
     let (dir, store) = crate::kit::testing::temp_redb();
-    (dir, SettingsService::new(store))
+    (dir, SettingsService::new(store, shipped()))
 }
 
 #[test]
 fn defaults_are_valid() {
-    validate(&defaults()).unwrap();
+    validate(&defaults(), &shipped()).unwrap();
+}
+
+/// The game offers the languages it has text in, and nothing else: a studio that loads a
+/// Spanish pack offers Spanish.
+#[tokio::test]
+async fn languages_are_the_loaded_locales() {
+    let (_d, s) = svc();
+    let got = s.get(ctx(), GetRequest::default()).await.unwrap();
+    assert_eq!(got.languages, ["en", "de", "fr", "pl", "ja"]);
+    let mut doc = defaults();
+    for ok in ["de", "de-DE", "pl-PL", "ja", "en-GB"] {
+        doc.language = ok.into();
+        validate(&doc, &shipped()).unwrap();
+    }
+    for bad in ["es-ES", "ko-KR", "", "de_DE", "de--DE", "zz"] {
+        doc.language = bad.into();
+        let e = validate(&doc, &shipped()).unwrap_err();
+        assert!(e.message().contains("en, de, fr, pl, ja"), "{bad}: {e:?}");
+    }
+    doc.language = "es-ES".into();
+    validate(&doc, &["en".into(), "es".into()]).unwrap();
 }
 
 #[tokio::test]
