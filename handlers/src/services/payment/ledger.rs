@@ -117,12 +117,6 @@ impl Outcome {
     }
 }
 
-/// What planning decided: a transaction and the inventory it leaves, or a bar.
-pub(super) enum Plan {
-    Transaction(Transaction, Stock),
-    Bar,
-}
-
 impl Op {
     /// What must match when a key is used again.
     pub(super) fn fingerprint(&self) -> String {
@@ -393,8 +387,14 @@ impl PaymentService {
         Ok(Some(tx))
     }
 
-    /// The new transaction `op` makes on `account` and the inventory it leaves, or why it cannot.
-    pub(super) async fn plan(&self, p: &str, op: &Op, account: &Account) -> Result<Plan, Status> {
+    /// The new transaction `op` makes on `account` and the inventory it leaves, or why it cannot;
+    /// `None` for a reversal that finds nothing to undo (its target is barred instead).
+    pub(super) async fn plan(
+        &self,
+        p: &str,
+        op: &Op,
+        account: &Account,
+    ) -> Result<Option<(Transaction, Stock)>, Status> {
         let seq = account.seq + 1;
         let mut tx = Transaction {
             id: tx_id(seq),
@@ -483,7 +483,7 @@ impl PaymentService {
             Op::Reverse { target, reason } => {
                 match self.plan_reverse(p, target, reason, tx).await? {
                     Some(reversal) => tx = reversal,
-                    None => return Ok(Plan::Bar),
+                    None => return Ok(None),
                 }
             }
         }
@@ -502,7 +502,7 @@ impl PaymentService {
             )));
         }
         tx.balance_after = balance;
-        Ok(Plan::Transaction(tx, stock))
+        Ok(Some((tx, stock)))
     }
 
     /// Applies `op` for player `p` exactly once per Idempotency-Key: the balance and the inventory
@@ -545,8 +545,8 @@ impl PaymentService {
                 return Ok(Outcome::Applied(tx, balance, account.stock));
             }
             let (tx, stock) = match self.plan(p, &op, &account).await? {
-                Plan::Transaction(tx, stock) => (tx, stock),
-                Plan::Bar => {
+                Some(planned) => planned,
+                None => {
                     let bar = Bar {
                         target: match &op {
                             Op::Reverse { target, .. } => target.clone(),
