@@ -185,50 +185,6 @@ pub(super) fn parse_tx_id(id: &str) -> Option<u64> {
         .filter(|&n: &u64| n > 0 && tx_id(n) == id)
 }
 
-pub(super) fn check_amount(amount: i64) -> Result<i64, Status> {
-    if (1..=MAX_AMOUNT).contains(&amount) {
-        Ok(amount)
-    } else {
-        Err(Status::invalid_argument(format!(
-            "amount must be 1 to {MAX_AMOUNT} minor units"
-        )))
-    }
-}
-
-/// Text that reaches ledgers and support tools: printable (no control or format characters such
-/// as bidi overrides), at most `MAX_TEXT` characters.
-pub(super) fn check_text(name: &str, value: &str, required: bool) -> Result<(), Status> {
-    if required && value.trim().is_empty() {
-        return Err(Status::invalid_argument(format!("{name} is required")));
-    }
-    if value.chars().count() > MAX_TEXT {
-        return Err(Status::invalid_argument(format!(
-            "{name} must be at most {MAX_TEXT} characters"
-        )));
-    }
-    if value.chars().any(|c| c.is_control() || is_format(c)) {
-        return Err(Status::invalid_argument(format!(
-            "{name} must be printable text (no control or direction characters)"
-        )));
-    }
-    Ok(())
-}
-
-/// Unicode format characters that change how text reads (bidi overrides, zero-width marks).
-pub(super) fn is_format(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
-}
-
-pub(super) fn require_service(ctx: &Context, what: &str) -> Result<(), Status> {
-    match ctx.principal {
-        Some(Principal::Service { .. }) => Ok(()),
-        Some(Principal::Player { .. }) => Err(Status::permission_denied(format!(
-            "{what} is for game services only"
-        ))),
-        None => Err(Status::unauthenticated("authentication required")),
-    }
-}
-
 pub(super) fn to_json<T: Serialize>(value: &T) -> Result<Bytes, Status> {
     serde_json::to_vec(value)
         .map(Bytes::from)
