@@ -107,7 +107,8 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
             crate::services::payment::PaymentService::new(
                 Arc::clone(&deps.store),
                 Arc::clone(&deps.prices),
-            ),
+            )
+            .with_calls(deps.calls.from(payment::v1::PAYMENT_SERVICE)),
         )),
         models: models::v1::model_service_dispatch(Arc::new(
             crate::services::models::ModelService::new(catalog.clone()),

@@ -22,6 +22,7 @@ const ACCEPT: &str = rpc::quest::ACCEPT.path;
 const LOG: &str = rpc::quest::GET_LOG.path;
 const LIST_WORKERS: &str = rpc::capability::LIST.path;
 const PURCHASE: &str = rpc::payment::PURCHASE.path;
+const INVENTORY: &str = rpc::payment::GET_INVENTORY.path;
 
 fn int(v: &Value) -> i64 {
     v.as_i64()
@@ -349,7 +350,8 @@ async fn a_workflow_whose_second_step_fails_refunds_the_first_exactly_once() {
     assert_eq!(again["run"]["id"], done["id"]);
     assert_eq!(ledger(&c, &me.access).await.len(), 3);
 
-    // A purchase that succeeds is stowed and announced; GetRun shows each step's outcome.
+    // A purchase that succeeds lands in the inventory and is announced; GetRun shows each step's
+    // outcome.
     let r = c
         .call_with(
             RUN,
@@ -367,20 +369,37 @@ async fn a_workflow_whose_second_step_fails_refunds_the_first_exactly_once() {
         .await
         .json();
     assert_eq!(
-        got["run"]["steps"][1]["output"]["version"],
-        bought["steps"][1]["output"]["version"]
+        got["run"]["steps"][0]["output"]["transaction"]["id"],
+        bought["steps"][0]["output"]["transaction"]["id"]
     );
-    let stowed = c
-        .call(
-            rpc::state::GET.path,
+    let inventory = c.call(INVENTORY, Some(&me.access), json!({})).await.json();
+    assert_eq!(
+        inventory["inventory"]["items"],
+        json!([{"sku": "lantern_oil", "name": "Flask of Lantern Oil", "quantity": 4,
+            "description": "Whale-fat oil from the northern docks. Burns for two hours of game time in any lantern."}]),
+        "{inventory}"
+    );
+    // Attacker's steps: the player can neither add to nor take from the inventory themself, nor
+    // read another's; and a record under the state service's `trusted/` namespace (any case)
+    // stays the services' to write.
+    let r = c
+        .call_with(
+            rpc::payment::GRANT.path,
             Some(&me.access),
-            json!({"key": format!("trusted/pack/{id}")}),
+            &[("idempotency-key", "free-sword")],
+            json!({"playerId": me.player_id, "items": [{"sku": "legendary_sword", "quantity": 1}], "reason": "mine"}),
         )
-        .await
-        .json();
-    assert_eq!(stowed["entry"]["value"]["sku"], "lantern_oil");
-    // Attacker's step: the player reads what was stowed, but can neither forge, edit nor delete
-    // a record the game trusts (any case of the namespace).
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = c
+        .call_with(
+            rpc::payment::CONSUME.path,
+            Some(&me.access),
+            &[("idempotency-key", "drop")],
+            json!({"playerId": me.player_id, "sku": "lantern_oil", "quantity": 4, "reason": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
     for key in [
         format!("trusted/pack/{id}"),
         "Trusted/pack/forged".to_owned(),
@@ -410,6 +429,14 @@ async fn a_workflow_whose_second_step_fails_refunds_the_first_exactly_once() {
         .await;
     assert_eq!(r.status, 404);
     let r = c
+        .call(
+            INVENTORY,
+            Some(&other.access),
+            json!({"playerId": me.player_id}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = c
         .call_with(
             RUN,
             Some(&me.access),
@@ -432,7 +459,7 @@ async fn a_workflow_whose_second_step_fails_refunds_the_first_exactly_once() {
         )
         .await;
     assert_eq!(r.status, 403, "{}", r.text());
-    let rewards = edge.service_key("rewards", "orchestration,state,payment.Credit,events");
+    let rewards = edge.service_key("rewards", "orchestration,payment.Grant,events");
     let r = c
         .call_with(RUN, Some(&rewards), &[("idempotency-key", "g-1")], grant)
         .await;

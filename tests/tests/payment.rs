@@ -14,6 +14,9 @@ const PURCHASE: &str = rpc::payment::PURCHASE.path;
 const BALANCE: &str = rpc::payment::GET_BALANCE.path;
 const LIST: &str = rpc::payment::LIST_TRANSACTIONS.path;
 const PUT: &str = rpc::state::PUT.path;
+const INVENTORY: &str = rpc::payment::GET_INVENTORY.path;
+const GRANT: &str = rpc::payment::GRANT.path;
+const CONSUME: &str = rpc::payment::CONSUME.path;
 
 async fn call(edge: &Edge, path: &str, token: &str, key: Option<&str>, body: Value) -> Response {
     let auth = format!("Bearer {token}");
@@ -146,6 +149,122 @@ async fn payments_happen_exactly_once() {
         ledger_sum(&edge, &me.access).await,
         (2, 700),
         "balance = sum of the ledger"
+    );
+}
+
+/// (sku, quantity) of what the player holds, and (used, capacity).
+async fn inventory(edge: &Edge, token: &str) -> (Vec<(String, u64)>, (u64, u64)) {
+    let r = call(edge, INVENTORY, token, None, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let inv = r.json()["inventory"].clone();
+    let items = inv["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|i| {
+            (
+                i["sku"].as_str().unwrap().to_owned(),
+                i["quantity"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let n = |k: &str| inv[k].as_u64().unwrap_or(0);
+    (items, (n("used"), n("capacity")))
+}
+
+#[tokio::test]
+async fn the_inventory_moves_with_the_money_and_is_announced() {
+    let edge = Edge::start(&["--rate-limit", "false"]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "hoarder").await;
+    let game = edge.service_key("game-server", "payment");
+    let seed = json!({"playerId": me.player_id, "amount": 20_000, "reason": "starter pack"});
+    let r = call(&edge, CREDIT, &game, Some("seed"), seed).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+
+    // A purchase and its retry: one charge, one set of goods.
+    let oil = json!({"sku": "lantern_oil", "quantity": 40});
+    for _ in 0..2 {
+        let r = call(&edge, PURCHASE, &me.access, Some("oil"), oil.clone()).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    assert_eq!(balance(&edge, &me.access).await, 19_000);
+    let (items, room) = inventory(&edge, &me.access).await;
+    assert_eq!(items, [("lantern_oil".to_owned(), 40)]);
+    assert_eq!(room, (40, 60));
+    // More than fits: refused, nothing charged.
+    let r = call(
+        &edge,
+        PURCHASE,
+        &me.access,
+        Some("rations"),
+        json!({"sku": "traveller_rations", "quantity": 21}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert_eq!(r.json()["code"], "failed_precondition");
+    assert_eq!(balance(&edge, &me.access).await, 19_000);
+    // A stash expansion makes room.
+    let r = call(
+        &edge,
+        PURCHASE,
+        &me.access,
+        Some("stash"),
+        json!({"sku": "stash_expansion"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(inventory(&edge, &me.access).await.1, (40, 80));
+
+    // A game server grants and uses up items; the player may do neither.
+    let reward = json!({"playerId": me.player_id, "currency": 500,
+        "items": [{"sku": "minor_healing_draught", "quantity": 2}], "reason": "Quest reward"});
+    let r = call(&edge, GRANT, &me.access, Some("reward"), reward.clone()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = call(&edge, GRANT, &game, Some("reward"), reward).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["balance"], "14500");
+    let gift = json!({"playerId": me.player_id, "sku": "minor_healing_draught", "quantity": 3, "reason": "gift:maud-feverfew"});
+    let r = call(&edge, CONSUME, &game, Some("gift"), gift.clone()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["code"], "failed_precondition");
+    let r = call(&edge, CONSUME, &me.access, Some("gift"), gift).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Another player cannot read it.
+    let other = scenarios::login(&c, "snoop").await;
+    let r = call(
+        &edge,
+        INVENTORY,
+        &other.access,
+        None,
+        json!({"playerId": me.player_id}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Each change is on the player's topic, published by payment.
+    let topic = format!("player.{}", me.player_id);
+    let r = c
+        .call(
+            rpc::events::REPLAY.path,
+            Some(&me.access),
+            json!({"topic": topic}),
+        )
+        .await;
+    let events = r.json()["events"].as_array().cloned().unwrap_or_default();
+    let changes: Vec<_> = events
+        .iter()
+        .filter(|e| e["type"] == "payment.inventory_changed")
+        .collect();
+    assert_eq!(changes.len(), 3, "{events:?}");
+    assert_eq!(
+        changes[0]["payload"]["changes"],
+        json!([{"sku": "lantern_oil", "quantity": 40}])
+    );
+    assert_eq!(
+        changes[0]["publisher"],
+        json!({"kind": "PUBLISHER_KIND_SERVICE", "service": "payment"})
     );
 }
 

@@ -631,7 +631,7 @@ async fn players_cannot_set_their_own_price() {
     let shop = dir.path().join("shop.toml");
     std::fs::write(
         &shop,
-        "[[item]]\nsku = \"legendary_sword\"\nname = \"Emberfall\"\ndescription = \"A blade.\"\nprice = 900\nmax_quantity = 1\n",
+        "[inventory]\nbase_capacity = 10\n[[item]]\nsku = \"legendary_sword\"\nname = \"Emberfall\"\ndescription = \"A blade.\"\nprice = 900\nmax_quantity = 1\nkind = \"stackable\"\n",
     )
     .unwrap();
     let edge = Edge::start(&[
@@ -691,7 +691,7 @@ async fn players_cannot_set_their_own_price() {
     // A broken catalog stops the start with the file and line.
     std::fs::write(
         &shop,
-        "[[item]]\nsku = \"x\"\nname = \"X\"\ndescription = \"Y\"\nprice = -5\nmax_quantity = 1\n",
+        "[[item]]\nsku = \"x\"\nname = \"X\"\ndescription = \"Y\"\nprice = -5\nmax_quantity = 1\nkind = \"stackable\"\n[inventory]\nbase_capacity = 10\n",
     )
     .unwrap();
     let data = dir.path().join("data");

@@ -25,6 +25,55 @@ fn the_shipped_workflows_load_and_every_step_is_declared() {
     assert_eq!(w.get("grant_reward").unwrap().access, Access::Service);
 }
 
+/// Money and items are payment's (DESIGN section 10): the shipped workflows move them through
+/// payment alone, each money step undone by a Reverse of its own key.
+#[test]
+fn the_shipped_workflows_keep_money_and_items_in_payment() {
+    let w = Workflows::load(None).unwrap();
+    let calls = |name: &str| -> Vec<(String, Option<String>)> {
+        w.get(name)
+            .unwrap()
+            .steps
+            .iter()
+            .map(|s| {
+                (
+                    s.call.method.name.to_owned(),
+                    s.compensate.as_ref().map(|c| c.call.method.name.to_owned()),
+                )
+            })
+            .collect()
+    };
+    let reverse = Some("Reverse".to_owned());
+    assert_eq!(
+        calls("grant_reward"),
+        [("Grant".into(), reverse.clone()), ("Publish".into(), None)]
+    );
+    assert_eq!(
+        calls("buy_item"),
+        [("Purchase".into(), reverse), ("Publish".into(), None)]
+    );
+    for wf in w.iter() {
+        for s in &wf.steps {
+            assert_ne!(
+                s.call.method.service, "aicore.state.v1.StateService",
+                "{}",
+                wf.name
+            );
+            let input = s.call.input.to_string();
+            assert!(!input.contains("trusted/"), "{}: {input}", wf.name);
+            if let Some(c) = &s.compensate
+                && c.call.method.name == "Reverse"
+            {
+                assert_eq!(
+                    c.call.input["idempotencyKey"], "{{step.key}}",
+                    "{}",
+                    wf.name
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn bad_workflows_are_refused_with_the_line() {
     let cases = [
@@ -142,7 +191,7 @@ fn values_are_never_expanded_twice_and_spaces_inside_braces_are_fine() {
 #[test]
 fn a_player_workflow_may_call_only_what_players_may() {
     let text = format!(
-        "{HEAD}[[workflow.step]]\nname = \"mint\"\ncall = \"payment.Credit\"\ninput = {{ amount = 1 }}\n"
+        "{HEAD}[[workflow.step]]\nname = \"mint\"\ncall = \"payment.Grant\"\ninput = {{ currency = 1 }}\n"
     );
     let e = parse(&text).unwrap_err();
     assert!(e.to_string().contains("for services"), "{e}");

@@ -1,6 +1,10 @@
 //! The price catalog: what players can buy and at what price. It ships as data
 //! (`handlers/data/payment/catalog.toml`), an operator may replace it with a file of their own,
 //! and it is validated when loaded. A player names a sku and a quantity, never a price.
+//!
+//! Each item is either stackable (it fills one inventory slot per unit) or a capacity upgrade
+//! (each unit adds `capacity` slots and fills none); `[inventory] base_capacity` is what every
+//! player starts with.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +21,9 @@ pub const MAX_QUANTITY: u32 = 1000;
 pub const MAX_SKU: usize = 64;
 const MAX_NAME: usize = 80;
 const MAX_DESCRIPTION: usize = 400;
+/// Largest base capacity, and most slots one upgrade unit adds: with every upgrade bought the
+/// capacity stays far below `u32::MAX`.
+pub const MAX_CAPACITY: u32 = 100_000;
 
 /// One item for sale.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,14 +36,25 @@ pub struct Item {
     pub description: String,
     /// Minor units per unit.
     pub price: i64,
-    /// Most units in one purchase.
+    /// Most units in one purchase; for a capacity upgrade, the most a player can own.
     pub max_quantity: u32,
+    /// Slots each unit adds to the inventory: 0 for a stackable item.
+    pub capacity: u32,
+}
+
+impl Item {
+    /// Whether it raises capacity rather than filling it.
+    pub fn is_upgrade(&self) -> bool {
+        self.capacity > 0
+    }
 }
 
 /// Every item, by sku.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Catalog {
     items: BTreeMap<String, Item>,
+    /// Slots every player's inventory has before upgrades.
+    pub base_capacity: u32,
     /// Where it came from, for logs.
     pub source: String,
 }
@@ -44,8 +62,23 @@ pub struct Catalog {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    inventory: Option<Spanned<RawInventory>>,
     #[serde(default)]
     item: Vec<Spanned<RawItem>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    base_capacity: Spanned<u32>,
+}
+
+/// What an item is: `kind` in the file.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Stackable,
+    Capacity,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +89,8 @@ struct RawItem {
     description: Spanned<String>,
     price: Spanned<i64>,
     max_quantity: Spanned<u32>,
+    kind: Spanned<Kind>,
+    capacity: Option<Spanned<u32>>,
 }
 
 /// Whether `sku` has the form of a sku (checked before any lookup, so nothing odd is echoed).
@@ -127,12 +162,37 @@ impl Content for Catalog {
                     format!("{sku}: max_quantity must be 1 to {MAX_QUANTITY}"),
                 ));
             }
+            let capacity = match (*raw.kind.get_ref(), &raw.capacity) {
+                (Kind::Stackable, None) => 0,
+                (Kind::Stackable, Some(c)) => {
+                    return Err(src.error(
+                        Some(c.span()),
+                        format!("{sku}: capacity is only for kind = \"capacity\" items"),
+                    ));
+                }
+                (Kind::Capacity, None) => {
+                    return Err(src.error(
+                        Some(raw.kind.span()),
+                        format!("{sku}: a kind = \"capacity\" item needs capacity = <slots>"),
+                    ));
+                }
+                (Kind::Capacity, Some(c)) => {
+                    if !(1..=MAX_CAPACITY).contains(c.get_ref()) {
+                        return Err(src.error(
+                            Some(c.span()),
+                            format!("{sku}: capacity must be 1 to {MAX_CAPACITY} slots"),
+                        ));
+                    }
+                    *c.get_ref()
+                }
+            };
             let item = Item {
                 sku: sku.clone(),
                 name: raw.name.into_inner(),
                 description: raw.description.into_inner(),
                 price: raw.price.into_inner(),
                 max_quantity: raw.max_quantity.into_inner(),
+                capacity,
             };
             if items.insert(item.sku.clone(), item).is_some() {
                 return Err(src.error(Some(at), format!("sku {sku:?} is listed twice")));
@@ -141,7 +201,21 @@ impl Content for Catalog {
         if items.is_empty() {
             return Err(src.error(None, "the catalog lists no [[item]]"));
         }
+        let Some(inventory) = file.inventory else {
+            return Err(src.error(
+                None,
+                "the catalog needs [inventory] base_capacity = <slots>",
+            ));
+        };
+        let base = inventory.into_inner().base_capacity;
+        if !(1..=MAX_CAPACITY).contains(base.get_ref()) {
+            return Err(src.error(
+                Some(base.span()),
+                format!("base_capacity must be 1 to {MAX_CAPACITY} slots"),
+            ));
+        }
         Ok(Catalog {
+            base_capacity: base.into_inner(),
             items,
             source: src.file.clone(),
         })
@@ -159,18 +233,24 @@ mod tests {
         let sword = c.get("legendary_sword").unwrap();
         assert!(sword.price >= 100_000, "a legendary sword is not cheap");
         assert_eq!(sword.max_quantity, 1);
+        assert!(!sword.is_upgrade());
+        assert_eq!(c.get("stash_expansion").unwrap().capacity, 20);
+        assert_eq!(c.get("pack_mule").unwrap().capacity, 40);
+        assert!(c.base_capacity > 0);
     }
 
     #[test]
     fn errors_name_the_line() {
+        // The [inventory] table last, so the items' lines are as written.
         let bad = |text: &str| {
-            Catalog::parse(&Source::embedded("shop.toml", text))
+            let text = format!("{text}\n[inventory]\nbase_capacity = 10\n");
+            Catalog::parse(&Source::embedded("shop.toml", &text))
                 .unwrap_err()
                 .to_string()
         };
         let item = |sku: &str, price: i64| {
             format!(
-                "[[item]]\nsku = \"{sku}\"\nname = \"A\"\ndescription = \"B\"\nprice = {price}\nmax_quantity = 1\n"
+                "[[item]]\nsku = \"{sku}\"\nname = \"A\"\ndescription = \"B\"\nprice = {price}\nmax_quantity = 1\nkind = \"stackable\"\n"
             )
         };
         assert!(
@@ -181,7 +261,7 @@ mod tests {
         assert!(bad(&item("Bad Sku", 1)).starts_with("shop.toml:2: sku"));
         let twice = format!("{}{}", item("a", 1), item("a", 2));
         assert!(
-            bad(&twice).starts_with("shop.toml:7: sku \"a\" is listed twice"),
+            bad(&twice).starts_with("shop.toml:8: sku \"a\" is listed twice"),
             "{}",
             bad(&twice)
         );
@@ -193,6 +273,35 @@ mod tests {
             "{}",
             bad(&control)
         );
+        // Every item says what it is; only a capacity upgrade carries capacity, and it must.
+        let stackable = item("a", 1);
+        let e = bad(&stackable.replace("kind = \"stackable\"\n", ""));
+        assert!(e.starts_with("shop.toml:1:") && e.contains("kind"), "{e}");
+        assert!(bad(&stackable.replace("stackable", "potion")).starts_with("shop.toml:7:"));
+        let e = bad(&format!("{stackable}capacity = 5\n"));
+        assert!(e.starts_with("shop.toml:8: a: capacity is only for"), "{e}");
+        let e = bad(&stackable.replace("stackable", "capacity"));
+        assert!(
+            e.starts_with("shop.toml:7: a: a kind = \"capacity\" item needs"),
+            "{e}"
+        );
+        let e = bad(&format!(
+            "{}capacity = 0\n",
+            stackable.replace("stackable", "capacity")
+        ));
+        assert!(e.starts_with("shop.toml:8: a: capacity must be"), "{e}");
+        // The base capacity is required and bounded.
+        let e = Catalog::parse(&Source::embedded("shop.toml", &stackable))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[inventory] base_capacity"), "{e}");
+        let e = Catalog::parse(&Source::embedded(
+            "shop.toml",
+            &format!("[inventory]\nbase_capacity = 0\n{stackable}"),
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("shop.toml:2: base_capacity must be"), "{e}");
     }
 
     #[test]

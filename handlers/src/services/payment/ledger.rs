@@ -1,5 +1,7 @@
 //! The ledger: accounts, transactions and idempotency records in the store, and the moves of money
 //! and items that keep the balance equal to the sum of the ledger, each applied exactly once.
+//! Every transaction records what it did to the inventory (`items`), so a refund or reversal
+//! undoes exactly that, whatever the catalog says today.
 
 use super::*;
 
@@ -15,6 +17,8 @@ pub(super) const MAX_ATTEMPTS: usize = 64;
 pub struct PaymentService {
     pub(super) store: Arc<dyn Store>,
     pub(super) catalog: Arc<Catalog>,
+    /// Where inventory changes are announced.
+    pub(super) events: EventBusServiceClient<Caller>,
 }
 
 impl std::fmt::Debug for PaymentService {
@@ -32,6 +36,9 @@ pub(super) struct Account {
     /// The last key barred by a `Reverse` that found nothing to undo.
     #[serde(default)]
     pub(super) bar: Option<Bar>,
+    /// The inventory: here, in the commit point, so money and items move in one write.
+    #[serde(default)]
+    pub(super) stock: Stock,
 }
 
 /// A committed bar: `target` (a key hash) applied nothing and never will; `key` (the Reverse's
@@ -81,27 +88,33 @@ pub(super) enum Op {
         target: String,
         reason: String,
     },
+    /// Currency and catalog items (sku, units), checked against the catalog already.
+    Grant {
+        currency: i64,
+        items: Vec<(String, u32)>,
+        reason: String,
+    },
+    Consume {
+        sku: String,
+        quantity: u32,
+        reason: String,
+    },
 }
 
-/// What a mutation did: a transaction, or (a Reverse with nothing to undo) nothing.
+/// What a mutation did: a transaction, or (a Reverse with nothing to undo) nothing; with the
+/// inventory as it stands after it.
 pub(super) enum Outcome {
-    Applied(Transaction, i64),
-    Barred(i64),
+    Applied(Transaction, i64, Stock),
+    Barred(i64, Stock),
 }
 
 impl Outcome {
-    pub(super) fn transaction(self) -> Result<(Transaction, i64), Status> {
+    pub(super) fn transaction(self) -> Result<(Transaction, i64, Stock), Status> {
         match self {
-            Outcome::Applied(tx, balance) => Ok((tx, balance)),
-            Outcome::Barred(_) => Err(Status::internal("a payment applied no transaction")),
+            Outcome::Applied(tx, balance, stock) => Ok((tx, balance, stock)),
+            Outcome::Barred(..) => Err(Status::internal("a payment applied no transaction")),
         }
     }
-}
-
-/// What planning decided.
-pub(super) enum Plan {
-    Transaction(Transaction),
-    Bar,
 }
 
 impl Op {
@@ -113,6 +126,19 @@ impl Op {
             Op::Purchase { sku, quantity, .. } => format!("purchase\n{quantity}\n{sku}"),
             Op::Refund { target } => format!("refund\n{target}"),
             Op::Reverse { target, reason } => format!("reverse\n{target}\n{reason}"),
+            Op::Grant {
+                currency,
+                items,
+                reason,
+            } => {
+                let items: Vec<String> = items.iter().map(|(s, q)| format!("{s}:{q}")).collect();
+                format!("grant\n{currency}\n{}\n{reason}", items.join(","))
+            }
+            Op::Consume {
+                sku,
+                quantity,
+                reason,
+            } => format!("consume\n{sku}\n{quantity}\n{reason}"),
         };
         format!("{:x}", Sha256::digest(text.as_bytes()))
     }
@@ -159,50 +185,6 @@ pub(super) fn parse_tx_id(id: &str) -> Option<u64> {
         .filter(|&n: &u64| n > 0 && tx_id(n) == id)
 }
 
-pub(super) fn check_amount(amount: i64) -> Result<i64, Status> {
-    if (1..=MAX_AMOUNT).contains(&amount) {
-        Ok(amount)
-    } else {
-        Err(Status::invalid_argument(format!(
-            "amount must be 1 to {MAX_AMOUNT} minor units"
-        )))
-    }
-}
-
-/// Text that reaches ledgers and support tools: printable (no control or format characters such
-/// as bidi overrides), at most `MAX_TEXT` characters.
-pub(super) fn check_text(name: &str, value: &str, required: bool) -> Result<(), Status> {
-    if required && value.trim().is_empty() {
-        return Err(Status::invalid_argument(format!("{name} is required")));
-    }
-    if value.chars().count() > MAX_TEXT {
-        return Err(Status::invalid_argument(format!(
-            "{name} must be at most {MAX_TEXT} characters"
-        )));
-    }
-    if value.chars().any(|c| c.is_control() || is_format(c)) {
-        return Err(Status::invalid_argument(format!(
-            "{name} must be printable text (no control or direction characters)"
-        )));
-    }
-    Ok(())
-}
-
-/// Unicode format characters that change how text reads (bidi overrides, zero-width marks).
-pub(super) fn is_format(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
-}
-
-pub(super) fn require_service(ctx: &Context, what: &str) -> Result<(), Status> {
-    match ctx.principal {
-        Some(Principal::Service { .. }) => Ok(()),
-        Some(Principal::Player { .. }) => Err(Status::permission_denied(format!(
-            "{what} is for game services only"
-        ))),
-        None => Err(Status::unauthenticated("authentication required")),
-    }
-}
-
 pub(super) fn to_json<T: Serialize>(value: &T) -> Result<Bytes, Status> {
     serde_json::to_vec(value)
         .map(Bytes::from)
@@ -210,9 +192,24 @@ pub(super) fn to_json<T: Serialize>(value: &T) -> Result<Bytes, Status> {
 }
 
 impl PaymentService {
-    /// A payment service over `store`.
+    /// A payment service over `store` whose announcements go nowhere (they fail, and are logged)
+    /// until [`PaymentService::with_calls`] connects it.
     pub fn new(store: Arc<dyn Store>, catalog: Arc<Catalog>) -> Self {
-        PaymentService { store, catalog }
+        let caller =
+            crate::kit::calls::Calls::new().from(proto::aicore::payment::v1::PAYMENT_SERVICE);
+        PaymentService {
+            store,
+            catalog,
+            events: EventBusServiceClient(caller),
+        }
+    }
+
+    /// The service calling events through `caller` (the payment service's).
+    pub fn with_calls(self, caller: Caller) -> Self {
+        PaymentService {
+            events: EventBusServiceClient(caller),
+            ..self
+        }
     }
 
     pub(super) async fn get_json<T: DeserializeOwned>(
@@ -298,20 +295,20 @@ impl PaymentService {
         Ok(())
     }
 
-    /// The reversal of what key hash `target` applied, or a bar if it applied nothing.
+    /// The reversal of what key hash `target` applied, or `None` (a bar) if it applied nothing.
     pub(super) async fn plan_reverse(
         &self,
         p: &str,
         target: &str,
         reason: &str,
         mut tx: Transaction,
-    ) -> Result<Plan, Status> {
+    ) -> Result<Option<Transaction>, Status> {
         let Some((record, _)) = self.get_json::<KeyRecord>(&key_key(p, target)).await? else {
-            return Ok(Plan::Bar);
+            return Ok(None);
         };
         if record.seq == 0 {
             // Barred already (by another Reverse): still nothing to undo.
-            return Ok(Plan::Bar);
+            return Ok(None);
         }
         let original = self
             .transaction(p, record.seq)
@@ -319,10 +316,10 @@ impl PaymentService {
             .ok_or_else(|| Status::internal(format!("ledger entry {} missing", record.seq)))?;
         if !matches!(
             original.kind(),
-            TransactionKind::Credit | TransactionKind::Purchase
+            TransactionKind::Credit | TransactionKind::Purchase | TransactionKind::Grant
         ) {
             return Err(Status::failed_precondition(format!(
-                "{} is not a credit or purchase; only those can be reversed",
+                "{} is not a credit, purchase or grant; only those can be reversed",
                 original.id
             )));
         }
@@ -340,13 +337,20 @@ impl PaymentService {
         tx.amount = -original.amount;
         tx.sku = original.sku;
         tx.quantity = original.quantity;
+        tx.items = inventory::negated(&original.items);
         tx.reason = reason.to_owned();
         tx.refunds_transaction_id = original.id;
-        Ok(Plan::Transaction(tx))
+        Ok(Some(tx))
     }
 
-    /// The new transaction `op` makes on `account`, or why it cannot.
-    pub(super) async fn plan(&self, p: &str, op: &Op, account: &Account) -> Result<Plan, Status> {
+    /// The new transaction `op` makes on `account` and the inventory it leaves, or why it cannot;
+    /// `None` for a reversal that finds nothing to undo (its target is barred instead).
+    pub(super) async fn plan(
+        &self,
+        p: &str,
+        op: &Op,
+        account: &Account,
+    ) -> Result<Option<(Transaction, Stock)>, Status> {
         let seq = account.seq + 1;
         let mut tx = Transaction {
             id: tx_id(seq),
@@ -368,6 +372,42 @@ impl PaymentService {
                 tx.amount = -amount;
                 tx.sku.clone_from(sku);
                 tx.quantity = *quantity;
+                tx.items = vec![self.change(sku, *quantity)?];
+            }
+            Op::Grant {
+                currency,
+                items,
+                reason,
+            } => {
+                tx.kind = TransactionKind::Grant.into();
+                tx.amount = *currency;
+                tx.reason.clone_from(reason);
+                tx.items = items
+                    .iter()
+                    .map(|(sku, q)| self.change(sku, *q))
+                    .collect::<Result<_, _>>()?;
+            }
+            Op::Consume {
+                sku,
+                quantity,
+                reason,
+            } => {
+                let have = account.stock.held(sku);
+                if have < *quantity {
+                    return Err(Status::failed_precondition(format!(
+                        "the player holds {have} {}, {quantity} needed",
+                        self.name(sku)
+                    )));
+                }
+                tx.kind = TransactionKind::Consume.into();
+                tx.sku.clone_from(sku);
+                tx.quantity = *quantity;
+                tx.reason.clone_from(reason);
+                tx.items = vec![ItemChange {
+                    sku: sku.clone(),
+                    quantity: -i32::try_from(*quantity).map_err(Status::internal)?,
+                    capacity: 0,
+                }];
             }
             Op::Refund { target } => {
                 let original = self.transaction(p, *target).await?.ok_or_else(|| {
@@ -393,15 +433,18 @@ impl PaymentService {
                 tx.amount = -original.amount;
                 tx.sku = original.sku;
                 tx.quantity = original.quantity;
+                tx.items = inventory::negated(&original.items);
                 tx.refunds_transaction_id = original.id;
             }
             Op::Reverse { target, reason } => {
                 match self.plan_reverse(p, target, reason, tx).await? {
-                    Plan::Transaction(reversal) => tx = reversal,
-                    Plan::Bar => return Ok(Plan::Bar),
+                    Some(reversal) => tx = reversal,
+                    None => return Ok(None),
                 }
             }
         }
+        // Items first: a purchase the inventory cannot hold is refused whatever the balance.
+        let stock = self.restock(&account.stock, &tx.items)?;
         let balance = account.balance.checked_add(tx.amount).ok_or_else(|| {
             Status::new(
                 crate::kit::status::Code::OutOfRange,
@@ -415,10 +458,11 @@ impl PaymentService {
             )));
         }
         tx.balance_after = balance;
-        Ok(Plan::Transaction(tx))
+        Ok(Some((tx, stock)))
     }
 
-    /// Applies `op` for player `p` exactly once per Idempotency-Key.
+    /// Applies `op` for player `p` exactly once per Idempotency-Key: the balance and the inventory
+    /// change in the one compare-and-set on the account, so neither moves without the other.
     pub(super) async fn apply(&self, ctx: &Context, p: &str, op: Op) -> Result<Outcome, Status> {
         let key = ctx.idempotency_key.as_deref().ok_or_else(|| {
             Status::invalid_argument("payment mutations need an Idempotency-Key header")
@@ -445,17 +489,20 @@ impl PaymentService {
                     ));
                 }
                 if record.seq == 0 {
-                    return Ok(Outcome::Barred(account.balance));
+                    return Ok(Outcome::Barred(account.balance, account.stock));
                 }
                 let tx = self.transaction(p, record.seq).await?.ok_or_else(|| {
                     Status::internal(format!("ledger entry {} missing", record.seq))
                 })?;
+                // A retry announces again under the same event key: if the first announcement
+                // was lost, this one goes out; if not, the bus answers with the first.
+                self.announce(ctx, p, &tx, &account.stock).await;
                 let balance = tx.balance_after;
-                return Ok(Outcome::Applied(tx, balance));
+                return Ok(Outcome::Applied(tx, balance, account.stock));
             }
-            let tx = match self.plan(p, &op, &account).await? {
-                Plan::Transaction(tx) => tx,
-                Plan::Bar => {
+            let (tx, stock) = match self.plan(p, &op, &account).await? {
+                Some(planned) => planned,
+                None => {
                     let bar = Bar {
                         target: match &op {
                             Op::Reverse { target, .. } => target.clone(),
@@ -465,10 +512,8 @@ impl PaymentService {
                         fingerprint: fingerprint.clone(),
                     };
                     let next = Account {
-                        balance: account.balance,
-                        seq: account.seq,
-                        last: account.last.clone(),
                         bar: Some(bar.clone()),
+                        ..account
                     };
                     match self
                         .store
@@ -479,7 +524,7 @@ impl PaymentService {
                             if let Err(e) = self.settle_bar(p, &bar).await {
                                 tracing::warn!(player = p, error = %e.message(), "payment settle deferred");
                             }
-                            return Ok(Outcome::Barred(account.balance));
+                            return Ok(Outcome::Barred(next.balance, next.stock));
                         }
                         Err(StoreError::Conflict { .. }) => continue,
                         Err(e) => return Err(e.into()),
@@ -496,6 +541,7 @@ impl PaymentService {
                 seq: account.seq + 1,
                 last: Some(applied.clone()),
                 bar: account.bar.clone(),
+                stock,
             };
             match self
                 .store
@@ -507,7 +553,8 @@ impl PaymentService {
                     if let Err(e) = self.settle(p, &applied).await {
                         tracing::warn!(player = p, error = %e.message(), "payment settle deferred");
                     }
-                    return Ok(Outcome::Applied(applied.tx, next.balance));
+                    self.announce(ctx, p, &applied.tx, &next.stock).await;
+                    return Ok(Outcome::Applied(applied.tx, next.balance, next.stock));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),

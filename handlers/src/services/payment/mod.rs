@@ -1,8 +1,9 @@
 //! `aicore.payment.v1.PaymentService`: a per-player ledger in integer minor units.
 //!
 //! Store layout, per player `<p>`:
-//! - `payment.<p>.account`: the balance, the last sequence number and the last transaction. This
-//!   document is the commit point: a mutation is one compare-and-set on it.
+//! - `payment.<p>.account`: the balance, the inventory (item counts, upgrades, capacity), the last
+//!   sequence number and the last transaction. This document is the commit point: a mutation is
+//!   one compare-and-set on it, so money and items always move together.
 //! - `payment.<p>.tx.<seq>`: the ledger, one entry per transaction.
 //! - `payment.<p>.key.<sha256(caller, Idempotency-Key)>`: the transaction a key produced.
 //! - `payment.<p>.refunded.<seq>`: the refund of a purchase, or the reversal of a credit or
@@ -23,22 +24,27 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use proto::aicore::events::v1::EventBusServiceClient;
 use proto::aicore::payment::v1::{
-    CatalogItem, CreditRequest, CreditResponse, GetBalanceRequest, GetBalanceResponse,
-    ListCatalogRequest, ListCatalogResponse, ListTransactionsRequest, ListTransactionsResponse,
-    PaymentServiceHandler, PurchaseRequest, PurchaseResponse, RefundRequest, RefundResponse,
-    ReverseRequest, ReverseResponse, Transaction, TransactionKind,
+    CatalogItem, ConsumeRequest, ConsumeResponse, CreditRequest, CreditResponse, GetBalanceRequest,
+    GetBalanceResponse, GetInventoryRequest, GetInventoryResponse, GrantRequest, GrantResponse,
+    ItemChange, ListCatalogRequest, ListCatalogResponse, ListTransactionsRequest,
+    ListTransactionsResponse, PaymentServiceHandler, PurchaseRequest, PurchaseResponse,
+    RefundRequest, RefundResponse, ReverseRequest, ReverseResponse, Transaction, TransactionKind,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::{Digest as _, Sha256};
 
+use crate::kit::calls::Caller;
 use crate::kit::context::{Context, Principal};
 use crate::kit::status::Status;
 use crate::kit::store::{Store, StoreError};
 
 pub mod content;
-pub use content::Catalog;
+pub use content::{Catalog, Item};
 
+mod inventory;
+pub use inventory::*;
 mod ledger;
 pub use ledger::*;
 
@@ -55,7 +61,7 @@ impl PaymentServiceHandler for PaymentService {
             amount,
             reason: req.reason,
         };
-        let (tx, balance) = self.apply(&ctx, &p, op).await?.transaction()?;
+        let (tx, balance, _) = self.apply(&ctx, &p, op).await?.transaction()?;
         Ok(CreditResponse {
             transaction: Some(tx),
             balance,
@@ -68,16 +74,7 @@ impl PaymentServiceHandler for PaymentService {
         req: PurchaseRequest,
     ) -> Result<PurchaseResponse, Status> {
         let p = ctx.player(&req.player_id)?;
-        if !content::valid_sku(&req.sku) {
-            return Err(Status::invalid_argument(format!(
-                "sku must be 1 to {} lowercase letters, digits or '_' (see ListCatalog)",
-                content::MAX_SKU
-            )));
-        }
-        let item = self
-            .catalog
-            .get(&req.sku)
-            .ok_or_else(|| Status::not_found(format!("no item {:?} in the catalog", req.sku)))?;
+        let item = catalog_item(&self.catalog, &req.sku)?;
         let quantity = req.quantity.max(1);
         if quantity > item.max_quantity {
             return Err(Status::invalid_argument(format!(
@@ -91,10 +88,11 @@ impl PaymentServiceHandler for PaymentService {
             quantity,
             amount,
         };
-        let (tx, balance) = self.apply(&ctx, &p, op).await?.transaction()?;
+        let (tx, balance, stock) = self.apply(&ctx, &p, op).await?.transaction()?;
         Ok(PurchaseResponse {
             transaction: Some(tx),
             balance,
+            inventory: Some(self.inventory(&stock)),
         })
     }
 
@@ -104,13 +102,14 @@ impl PaymentServiceHandler for PaymentService {
         let target = parse_tx_id(&req.transaction_id).ok_or_else(|| {
             Status::invalid_argument("transactionId must be an id like tx-12 from this ledger")
         })?;
-        let (tx, balance) = self
+        let (tx, balance, stock) = self
             .apply(&ctx, &p, Op::Refund { target })
             .await?
             .transaction()?;
         Ok(RefundResponse {
             transaction: Some(tx),
             balance,
+            inventory: Some(self.inventory(&stock)),
         })
     }
 
@@ -135,15 +134,17 @@ impl PaymentServiceHandler for PaymentService {
             reason: req.reason,
         };
         Ok(match self.apply(&ctx, &p, op).await? {
-            Outcome::Applied(tx, balance) => ReverseResponse {
+            Outcome::Applied(tx, balance, stock) => ReverseResponse {
                 transaction: Some(tx),
                 balance,
                 reversed: true,
+                inventory: Some(self.inventory(&stock)),
             },
-            Outcome::Barred(balance) => ReverseResponse {
+            Outcome::Barred(balance, stock) => ReverseResponse {
                 transaction: None,
                 balance,
                 reversed: false,
+                inventory: Some(self.inventory(&stock)),
             },
         })
     }
@@ -163,8 +164,95 @@ impl PaymentServiceHandler for PaymentService {
                     description: i.description.clone(),
                     price: i.price,
                     max_quantity: i.max_quantity,
+                    capacity: i.capacity,
                 })
                 .collect(),
+        })
+    }
+
+    async fn get_inventory(
+        &self,
+        ctx: Context,
+        req: GetInventoryRequest,
+    ) -> Result<GetInventoryResponse, Status> {
+        // A player's own id, whatever the request says (another's is refused); a service names one.
+        let p = ctx.player(&req.player_id)?;
+        let (account, _) = self.account(&p).await?;
+        Ok(GetInventoryResponse {
+            inventory: Some(self.inventory(&account.stock)),
+        })
+    }
+
+    async fn grant(&self, ctx: Context, req: GrantRequest) -> Result<GrantResponse, Status> {
+        require_service(&ctx, "Grant")?;
+        let p = ctx.player(&req.player_id)?;
+        if !(0..=MAX_AMOUNT).contains(&req.currency) {
+            return Err(Status::invalid_argument(format!(
+                "currency must be 0 to {MAX_AMOUNT} minor units"
+            )));
+        }
+        let items = check_grants(&self.catalog, req.items)?;
+        if req.currency == 0 && items.is_empty() {
+            return Err(Status::invalid_argument(
+                "a grant needs currency, items or both",
+            ));
+        }
+        check_text("reason", &req.reason, true)?;
+        let op = Op::Grant {
+            currency: req.currency,
+            items,
+            reason: req.reason,
+        };
+        // Keyed like Credit: by the caller's Idempotency-Key (the quest completion, the workflow
+        // step), so a retried reward lands once.
+        let (tx, balance, stock) = self.apply(&ctx, &p, op).await?.transaction()?;
+        Ok(GrantResponse {
+            transaction: Some(tx),
+            balance,
+            inventory: Some(self.inventory(&stock)),
+        })
+    }
+
+    async fn consume(&self, ctx: Context, req: ConsumeRequest) -> Result<ConsumeResponse, Status> {
+        require_service(&ctx, "Consume")?;
+        let p = ctx.player(&req.player_id)?;
+        if !content::valid_sku(&req.sku) {
+            return Err(Status::invalid_argument(format!(
+                "sku must be 1 to {} lowercase letters, digits or '_'",
+                content::MAX_SKU
+            )));
+        }
+        let quantity = check_quantity(req.quantity)?;
+        check_text("reason", &req.reason, true)?;
+        match self.catalog.get(&req.sku) {
+            Some(item) if item.is_upgrade() => {
+                return Err(Status::invalid_argument(format!(
+                    "{} is a capacity upgrade; it cannot be used up",
+                    item.sku
+                )));
+            }
+            Some(_) => {}
+            // Held items of a sku the catalog dropped can still be used up; anything else is
+            // unknown.
+            None => {
+                let (account, _) = self.account(&p).await?;
+                if account.stock.held(&req.sku) == 0 {
+                    return Err(Status::not_found(format!(
+                        "no item {:?} in the catalog",
+                        req.sku
+                    )));
+                }
+            }
+        }
+        let op = Op::Consume {
+            sku: req.sku,
+            quantity,
+            reason: req.reason,
+        };
+        let (tx, _, stock) = self.apply(&ctx, &p, op).await?.transaction()?;
+        Ok(ConsumeResponse {
+            transaction: Some(tx),
+            inventory: Some(self.inventory(&stock)),
         })
     }
 
@@ -226,5 +314,53 @@ impl PaymentServiceHandler for PaymentService {
     }
 }
 
+// Input checks every handler shares.
+
+pub(super) fn check_amount(amount: i64) -> Result<i64, Status> {
+    if (1..=MAX_AMOUNT).contains(&amount) {
+        Ok(amount)
+    } else {
+        Err(Status::invalid_argument(format!(
+            "amount must be 1 to {MAX_AMOUNT} minor units"
+        )))
+    }
+}
+
+/// Text that reaches ledgers and support tools: printable (no control or format characters such
+/// as bidi overrides), at most `MAX_TEXT` characters.
+pub(super) fn check_text(name: &str, value: &str, required: bool) -> Result<(), Status> {
+    if required && value.trim().is_empty() {
+        return Err(Status::invalid_argument(format!("{name} is required")));
+    }
+    if value.chars().count() > MAX_TEXT {
+        return Err(Status::invalid_argument(format!(
+            "{name} must be at most {MAX_TEXT} characters"
+        )));
+    }
+    if value.chars().any(|c| c.is_control() || is_format(c)) {
+        return Err(Status::invalid_argument(format!(
+            "{name} must be printable text (no control or direction characters)"
+        )));
+    }
+    Ok(())
+}
+
+/// Unicode format characters that change how text reads (bidi overrides, zero-width marks).
+pub(super) fn is_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+pub(super) fn require_service(ctx: &Context, what: &str) -> Result<(), Status> {
+    match ctx.principal {
+        Some(Principal::Service { .. }) => Ok(()),
+        Some(Principal::Player { .. }) => Err(Status::permission_denied(format!(
+            "{what} is for game services only"
+        ))),
+        None => Err(Status::unauthenticated("authentication required")),
+    }
+}
+
+#[cfg(test)]
+mod inventory_tests;
 #[cfg(test)]
 mod tests;

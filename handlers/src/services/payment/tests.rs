@@ -28,8 +28,10 @@ fn credit(amount: i64) -> CreditRequest {
 
 /// `unit` costs 1, so `purchase(n)` spends n; `crown` costs 250.
 fn test_catalog() -> Arc<Catalog> {
-    let text = "[[item]]\nsku = \"unit\"\nname = \"Unit\"\ndescription = \"Costs one.\"\nprice = 1\nmax_quantity = 1000\n\
-                [[item]]\nsku = \"crown\"\nname = \"Crown\"\ndescription = \"Costs 250.\"\nprice = 250\nmax_quantity = 3\n";
+    // Room for everything these tests buy; the inventory's limits are tested in inventory_tests.
+    let text = "[inventory]\nbase_capacity = 100000\n\
+                [[item]]\nsku = \"unit\"\nname = \"Unit\"\ndescription = \"Costs one.\"\nprice = 1\nmax_quantity = 1000\nkind = \"stackable\"\n\
+                [[item]]\nsku = \"crown\"\nname = \"Crown\"\ndescription = \"Costs 250.\"\nprice = 250\nmax_quantity = 3\nkind = \"stackable\"\n";
     Arc::new(Catalog::parse(&crate::kit::content::Source::embedded("test.toml", text)).unwrap())
 }
 
@@ -274,6 +276,7 @@ async fn a_commit_whose_settling_was_lost_is_settled_by_the_next_call() {
     };
     let next = Account {
         bar: None,
+        stock: account.stock.clone(),
         balance: 15,
         seq: 2,
         last: Some(Applied {
