@@ -148,6 +148,18 @@ impl PaymentServiceHandler for PaymentService {
         })
     }
 
+    // Placeholder on the npc branch only: the inventory branch implements Consume, and the lead
+    // keeps that implementation when merging.
+    async fn consume(
+        &self,
+        _: Context,
+        _: proto::aicore::payment::v1::ConsumeRequest,
+    ) -> Result<proto::aicore::payment::v1::ConsumeResponse, Status> {
+        Err(Status::failed_precondition(
+            "consuming items is not available on this build",
+        ))
+    }
+
     async fn list_catalog(
         &self,
         _: Context,
