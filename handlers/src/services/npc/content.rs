@@ -32,6 +32,7 @@ struct NpcsFile {
 struct ArchetypeEntry {
     name: String,
     needs: BTreeMap<String, f64>,
+    baseline: BTreeMap<String, f64>,
     rates: BTreeMap<String, f64>,
     mood_baseline: f64,
     mood_half_life_hours: f64,
@@ -166,6 +167,8 @@ pub struct Archetype {
     pub name: String,
     /// Needs at first sight.
     pub needs: NeedValues,
+    /// Where needs settle without stimulus.
+    pub baseline: NeedValues,
     /// Change per game hour.
     pub rates: NeedValues,
     /// Where mood settles.
@@ -340,6 +343,13 @@ impl Catalog {
                         a.span(),
                         &e.needs,
                         &format!("{what}.needs"),
+                        0.0..=1.0,
+                    )?,
+                    baseline: needs_from(
+                        npcs,
+                        a.span(),
+                        &e.baseline,
+                        &format!("{what}.baseline"),
                         0.0..=1.0,
                     )?,
                     rates: rates_from(npcs, a.span(), &e.rates, &what)?,
@@ -530,7 +540,10 @@ impl Catalog {
             let Some((min, max)) = region(&n.region) else {
                 return Err(at(
                     n,
-                    format!("npc {}: region {:?} is not a region of the world", n.id, n.region),
+                    format!(
+                        "npc {}: region {:?} is not a region of the world",
+                        n.id, n.region
+                    ),
                 ));
             };
             if (0..3).any(|i| !(min[i] <= n.position[i] && n.position[i] <= max[i])) {

@@ -196,10 +196,10 @@ impl NpcService {
 
     /// The lore documents `def` knows, as kb holds them now; one that fails is left out.
     async fn lore(&self, ctx: &Context, def: &NpcDef) -> Vec<proto::aicore::kb::v1::Document> {
-        let gets = def.knows.iter().map(|id| {
-            self.kb
-                .get(ctx.outgoing(), GetRequest { id: id.clone() })
-        });
+        let gets = def
+            .knows
+            .iter()
+            .map(|id| self.kb.get(ctx.outgoing(), GetRequest { id: id.clone() }));
         futures_util::future::join_all(gets)
             .await
             .into_iter()
@@ -346,7 +346,11 @@ impl NpcServiceHandler for NpcService {
         Err(Status::aborted("the NPC kept changing; retry"))
     }
 
-    async fn list_npcs(&self, ctx: Context, req: ListNpcsRequest) -> Result<ListNpcsResponse, Status> {
+    async fn list_npcs(
+        &self,
+        ctx: Context,
+        req: ListNpcsRequest,
+    ) -> Result<ListNpcsResponse, Status> {
         if req.region_id.is_empty() {
             return Err(Status::invalid_argument("regionId is required"));
         }
@@ -435,7 +439,9 @@ impl NpcServiceHandler for NpcService {
                     def.name
                 ),
             )
-            .with_retry_after(std::time::Duration::from_secs_f64(real.clamp(1.0, 86_400.0))));
+            .with_retry_after(std::time::Duration::from_secs_f64(
+                real.clamp(1.0, 86_400.0),
+            )));
         }
         // The item moves once per key (payment's key is derived from the player's), then the
         // mood moves once per key (remembered in the NPC's record): a retry repeats neither.
@@ -542,5 +548,7 @@ impl NpcServiceHandler for NpcService {
     }
 }
 
+#[cfg(test)]
+mod play_tests;
 #[cfg(test)]
 mod tests;

@@ -69,7 +69,7 @@ pub fn approach(value: f64, target: f64, step: f64) -> f64 {
 }
 
 impl State {
-    /// A state at the archetype's baselines at `game_ms`.
+    /// A state as the archetype starts, at `game_ms`.
     pub fn fresh(arch: &Archetype, game_ms: i64) -> State {
         State {
             needs: arch.needs,
@@ -81,13 +81,13 @@ impl State {
         }
     }
 
-    /// The state at `game_ms`: each need returns toward its baseline by its rate per hour (never
+    /// The state at `game_ms`: each need moves toward its baseline by its rate per hour (never
     /// past it), the mood halves its distance to its baseline every half-life, and so does each
     /// player's influence.
     pub fn at(&self, arch: &Archetype, game_ms: i64) -> State {
         let hours = (game_ms.saturating_sub(self.at_game_ms)).max(0) as f64 / HOUR_MS;
         let mut needs = self.needs;
-        for ((n, rate), base) in needs.iter_mut().zip(arch.rates).zip(arch.needs) {
+        for ((n, rate), base) in needs.iter_mut().zip(arch.rates).zip(arch.baseline) {
             *n = approach(*n, base, rate * hours).clamp(0.0, 1.0);
         }
         let decay = 0.5_f64.powf(hours / arch.mood_half_life_hours);

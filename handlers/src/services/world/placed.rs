@@ -149,6 +149,8 @@ impl WorldService {
             self.end(rid, id, journal).await;
             return Ok(());
         }
-        Err(Status::aborted(format!("placing {id} kept racing; retried later")))
+        Err(Status::aborted(format!(
+            "placing {id} kept racing; retried later"
+        )))
     }
 }
