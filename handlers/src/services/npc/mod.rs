@@ -8,6 +8,7 @@
 pub mod content;
 mod mood;
 mod talk;
+mod utility;
 
 use std::sync::Arc;
 
@@ -28,8 +29,9 @@ use proto::aicore::time::v1::{NowRequest, NowResponse, TimeServiceClient};
 use proto::aicore::world::v1::{GetRegionRequest, WorldServiceClient};
 
 pub use content::Catalog;
-use content::{Archetype, NpcDef, score};
+use content::{Archetype, NpcDef};
 pub use mood::{Outcome, State, approach, mood_label};
+use utility::score;
 
 use crate::kit::calls::Caller;
 use crate::kit::content::seed;
@@ -484,6 +486,34 @@ impl NpcServiceHandler for NpcService {
         };
         let (def, arch) = self.def(&req.npc_id)?;
         let now = self.now(&ctx).await?.game_time_ms;
+        let (before, _) = self.load_at(&def.id, now).await?;
+        let (region, docs) = tokio::join!(
+            self.world.get_region(
+                ctx.outgoing(),
+                GetRegionRequest {
+                    region_id: def.region.clone(),
+                }
+            ),
+            self.lore(&ctx, def),
+        );
+        let place = match region.ok().and_then(|r| r.region) {
+            Some(r) => format!("{} ({})", r.name, r.description),
+            None => def.region.clone(),
+        };
+        let (lore, used) = talk::lore_within_budget(&docs);
+        let request = InferRequest {
+            messages: talk::prompt(def, arch, &before, &place, &lore, line),
+            max_tokens,
+            seed: Some(seed(&[&player, &def.id, line, &now.to_string()])),
+            task: "dialogue".into(),
+            ..Default::default()
+        };
+        // The model's tokens are charged to the player who asked. A talk the model refuses (a
+        // spend cap, no provider) changes nothing, so it starts first.
+        let stream = self
+            .llm
+            .infer_stream(ctx.outgoing().for_player(&player), request)
+            .await?;
         // Talking is a greeting (bounded like any player's).
         let (_, state, version) = self
             .stimulate(&def.id, now, &player, "greeting", None)
@@ -507,32 +537,6 @@ impl NpcServiceHandler for NpcService {
         if let Err(e) = advanced {
             tracing::warn!(npc = %def.id, error = %e, "talk did not reach the quest log");
         }
-        let (region, docs) = tokio::join!(
-            self.world.get_region(
-                ctx.outgoing(),
-                GetRegionRequest {
-                    region_id: def.region.clone(),
-                }
-            ),
-            self.lore(&ctx, def),
-        );
-        let place = match region.ok().and_then(|r| r.region) {
-            Some(r) => format!("{} ({})", r.name, r.description),
-            None => def.region.clone(),
-        };
-        let (lore, used) = talk::lore_within_budget(&docs);
-        let request = InferRequest {
-            messages: talk::prompt(def, arch, &state, &place, &lore, line),
-            max_tokens,
-            seed: Some(seed(&[&player, &def.id, line, &version.to_string()])),
-            task: "dialogue".into(),
-            ..Default::default()
-        };
-        // The model's tokens are charged to the player who asked.
-        let stream = self
-            .llm
-            .infer_stream(ctx.outgoing().for_player(&player), request)
-            .await?;
         let mood = round(state.mood);
         Ok(Box::pin(stream.map(move |item| {
             item.map(|piece| {
@@ -548,6 +552,8 @@ impl NpcServiceHandler for NpcService {
     }
 }
 
+#[cfg(test)]
+mod places_tests;
 #[cfg(test)]
 mod play_tests;
 #[cfg(test)]
