@@ -376,6 +376,18 @@ mod tests {
             ),
             (head, "no delivery"),
             (
+                &format!(
+                    "{head}payload = {{ n = \"string\" }}\nnpc = {{ target = \"n\", kind = \"greet\" }}\n"
+                ),
+                "npc target field n must be required",
+            ),
+            (
+                &format!(
+                    "{head}payload = {{ n = \"string\" }}\nrequired = [\"n\"]\nnpc = {{ target = \"n\", kind = \"hug\" }}\n"
+                ),
+                "unknown variant",
+            ),
+            (
                 &format!("{head}publish = {{ topic = \"guild\" }}\n"),
                 "unknown variant",
             ),

@@ -37,6 +37,8 @@ struct Others {
     advanced: Mutex<Vec<(String, String, String, String)>>,
     /// The prompt and payer of each model call.
     prompts: Mutex<Vec<(String, Option<Principal>)>>,
+    /// When set, the model refuses (a spend cap reached).
+    model_refuses: std::sync::atomic::AtomicBool,
 }
 
 fn reply<M: prost::Message + serde::Serialize>(m: &M) -> Result<Encoded<Status>, Status> {
@@ -112,6 +114,10 @@ impl Route for Others {
                     reply(&ConsumeResponse {})
                 }
             }
+            "InferStream" if self.model_refuses.load(Ordering::SeqCst) => Err(Status::new(
+                Code::ResourceExhausted,
+                "the daily model budget is spent",
+            )),
             "InferStream" => {
                 let req: InferRequest = proto::codec::decode(Codec::Proto, &body).unwrap();
                 let text: Vec<String> = req.messages.into_iter().map(|m| m.content).collect();
@@ -453,6 +459,16 @@ async fn talk_streams_in_character_charges_the_player_and_advances_quests() {
         .err()
         .unwrap();
     assert_eq!(forged.code(), Code::PermissionDenied);
+    assert_eq!(others.advanced.lock().unwrap().len(), 1);
+    // A talk the model refuses changes neither the mood nor the quest log.
+    let mood = mood_of(&svc, "brenna-hale").await;
+    others.model_refuses.store(true, Ordering::SeqCst);
+    let e = talk(player(ME), "brenna-hale", "Hello")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    assert!((mood_of(&svc, "brenna-hale").await - mood).abs() < 1e-9);
     assert_eq!(others.advanced.lock().unwrap().len(), 1);
 }
 
