@@ -541,8 +541,7 @@ async fn players_find_greet_and_talk_to_npcs_through_the_binary() {
     assert!(!edge_e2e::sse::deltas(&events).trim().is_empty());
     let last = events
         .iter()
-        .filter(|e| e.event.is_none() && !e.comment)
-        .last()
+        .rfind(|e| e.event.is_none() && !e.comment)
         .unwrap()
         .json();
     assert_eq!(last["loreUsed"][0], "brenna-hale", "{last}");
