@@ -114,7 +114,13 @@ impl GameContent {
             .map_err(|e| format!("story: {e}"))?;
         arcs.check_refs(|q| quests.get(q).is_some(), |r| regions.get(r).is_some())
             .map_err(|e| format!("story: {e}"))?;
+        npcs.check_refs(
+            |r| regions.get(r).map(|r| (r.min, r.max)),
+            |doc| lore.documents.iter().any(|d| d.id == doc),
+        )
+        .map_err(|e| format!("npcs: {e}"))?;
         Ok(GameContent {
+            npcs,
             prices,
             regions,
             quests,
@@ -126,7 +132,6 @@ impl GameContent {
             workflows,
             climate: crate::services::weather::Climate::load(paths.weather.as_deref())
                 .map_err(|e| format!("weather: {e}"))?,
-            npcs,
             perf: crate::services::perf::Table::load(paths.perf.as_deref())
                 .map_err(|e| format!("perf: {e}"))?,
         })

@@ -129,7 +129,8 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
                 Arc::clone(&deps.store),
                 Arc::clone(&deps.regions),
                 deps.calls.from(world::v1::WORLD_SERVICE),
-            ),
+            )
+            .with_placed(deps.npcs.bodies()),
         )),
         weather: weather::v1::weather_service_dispatch(Arc::new(weather_service(deps))),
         npc: npc::v1::npc_service_dispatch(Arc::new(crate::services::npc::NpcService::new(

@@ -229,7 +229,14 @@ async fn world_entities_over_https_with_events_on_the_region_topic() {
     let events = c
         .call(REPLAY, Some(&key), json!({"topic": "world.thornwood"}))
         .await;
-    let events = events.json()["events"].as_array().unwrap().clone();
+    // Corvin Ashdown's body, placed from npc content on the region's first read, is news too.
+    let events: Vec<serde_json::Value> = events.json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["payload"]["id"] != "npc-corvin-ashdown")
+        .cloned()
+        .collect();
     assert_eq!(events.len(), 1, "one event for one change: {events:?}");
     assert_eq!(events[0]["type"], "world.entity.upserted");
     assert_eq!(events[0]["payload"]["id"], "wolf-7");
@@ -448,6 +455,104 @@ async fn npcs_perceive_and_decide_through_the_binary() {
         )
         .await;
     assert_eq!(nobody.status, 404);
+}
+
+#[tokio::test]
+async fn players_find_greet_and_talk_to_npcs_through_the_binary() {
+    let edge = Edge::start(&["--rate-limit", "false"]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "wayfarer").await;
+    let gs = edge.service_key("gs", "world,bodybroker");
+    // ListNpcs: Brenna stands in Hearthvale, with a public description and a mood.
+    let list = c
+        .call(
+            rpc::npc::LIST_NPCS.path,
+            Some(&me.access),
+            json!({"regionId": "hearthvale"}),
+        )
+        .await;
+    assert_eq!(list.status, 200, "{}", list.text());
+    let npcs = list.json()["npcs"].as_array().unwrap().clone();
+    let brenna = npcs.iter().find(|n| n["id"] == "brenna-hale").unwrap();
+    assert_eq!(brenna["moodLabel"], "neutral", "{brenna}");
+    assert!(
+        brenna["description"]
+            .as_str()
+            .unwrap()
+            .contains("Hearth watch")
+    );
+    // Her body is a world entity a player's box query finds, and a game server cannot remove.
+    let found = c
+        .call(
+            QUERY,
+            Some(&me.access),
+            json!({"regionId": "hearthvale", "kind": "npc",
+                   "within": {"min": {"x": 2900, "y": -20, "z": 800}, "max": {"x": 3100, "y": 320, "z": 1000}}}),
+        )
+        .await;
+    assert_eq!(found.status, 200, "{}", found.text());
+    assert!(found.text().contains("npc-brenna-hale"), "{}", found.text());
+    let removed = c
+        .call_with(
+            rpc::world::REMOVE_ENTITY.path,
+            Some(&gs),
+            &[("idempotency-key", "rm-brenna")],
+            json!({"regionId": "hearthvale", "entityId": "npc-brenna-hale"}),
+        )
+        .await;
+    assert_eq!(
+        removed.json()["code"],
+        "failed_precondition",
+        "{}",
+        removed.text()
+    );
+    // A greeting moves her mood once per key; a game server's npc_greeted does too.
+    let greet = || {
+        c.call_with(
+            rpc::npc::INTERACT.path,
+            Some(&me.access),
+            &[("idempotency-key", "hello-1")],
+            json!({"npcId": "brenna-hale", "kind": "INTERACTION_KIND_GREET"}),
+        )
+    };
+    let first = greet().await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(
+        greet().await.json()["effect"]["moodDelta"],
+        first.json()["effect"]["moodDelta"]
+    );
+    let event = json!({"event": {"id": "greet-1", "type": "npc_greeted", "playerId": me.player_id,
+        "regionId": "hearthvale", "payload": {"npc": "brenna-hale"}}});
+    let r = c
+        .call(rpc::bodybroker::INGEST_GAME_EVENT.path, Some(&gs), event)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["deliveredTo"], json!(["npc", "events"]));
+    // Talk streams her answer from the built-in model, and says what lore she spoke from.
+    let s = edge_e2e::sse::Sse::post(
+        &c,
+        rpc::npc::TALK.path,
+        Some(&me.access),
+        json!({"npcId": "brenna-hale", "text": "Who keeps putting out the Mill Road lanterns?"}),
+    )
+    .await;
+    assert_eq!(s.status, 200);
+    let events = s.collect().await;
+    assert!(!edge_e2e::sse::deltas(&events).trim().is_empty());
+    let last = events
+        .iter()
+        .rfind(|e| e.event.is_none() && !e.comment)
+        .unwrap()
+        .json();
+    assert_eq!(last["loreUsed"][0], "brenna-hale", "{last}");
+    let long = edge_e2e::sse::Sse::post(
+        &c,
+        rpc::npc::TALK.path,
+        Some(&me.access),
+        json!({"npcId": "brenna-hale", "text": "a".repeat(301)}),
+    )
+    .await;
+    assert_eq!(long.status, 400);
 }
 
 #[tokio::test]

@@ -32,7 +32,15 @@ struct EventEntry {
     required: Vec<String>,
     quest: Option<QuestEntry>,
     world: Option<WorldEntry>,
+    npc: Option<NpcEntry>,
     publish: Option<PublishEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NpcEntry {
+    target: String,
+    kind: Interaction,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +112,25 @@ pub struct WorldDelivery {
     pub from: Option<String>,
 }
 
+/// What a player did to an NPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interaction {
+    /// A greeting.
+    Greet,
+    /// An insult.
+    Insult,
+}
+
+/// Tell the NPC service what the player did to an NPC (its mood moves, within the player's bound).
+#[derive(Debug, Clone)]
+pub struct NpcDelivery {
+    /// The field holding the NPC's id.
+    pub target: String,
+    /// What the player did.
+    pub kind: Interaction,
+}
+
 /// One event type.
 #[derive(Debug, Clone)]
 pub struct EventDef {
@@ -119,6 +146,8 @@ pub struct EventDef {
     pub quest: Option<QuestDelivery>,
     /// See [`WorldDelivery`].
     pub world: Option<WorldDelivery>,
+    /// See [`NpcDelivery`].
+    pub npc: Option<NpcDelivery>,
     /// Published on the events bus as `game.<type>`.
     pub publish: Option<Topic>,
 }
@@ -256,10 +285,26 @@ impl Content for GameEvents {
                 }
                 None => None,
             };
+            let npc = match e.npc {
+                Some(n) => {
+                    field(&n.target, &[FieldType::String]).map_err(bad)?;
+                    if !e.required.contains(&n.target) {
+                        return Err(bad(format!(
+                            "event {t}: the npc target field {} must be required",
+                            n.target
+                        )));
+                    }
+                    Some(NpcDelivery {
+                        target: n.target,
+                        kind: n.kind,
+                    })
+                }
+                None => None,
+            };
             let publish = e.publish.map(|p| p.topic);
-            if quest.is_none() && world.is_none() && publish.is_none() {
+            if quest.is_none() && world.is_none() && npc.is_none() && publish.is_none() {
                 return Err(bad(format!(
-                    "event {t} has no delivery: give it quest, world or publish"
+                    "event {t} has no delivery: give it quest, world, npc or publish"
                 )));
             }
             by_type.insert(
@@ -271,6 +316,7 @@ impl Content for GameEvents {
                     required: e.required,
                     quest,
                     world,
+                    npc,
                     publish,
                 },
             );
@@ -299,6 +345,11 @@ mod tests {
         assert!(entered.needs_region() && entered.world.is_some());
         assert!(t.advances_quests("item_collected"));
         assert!(!t.advances_quests("player_died"));
+        let greeted = t.get("npc_greeted").unwrap().npc.as_ref().unwrap();
+        assert_eq!(
+            (greeted.target.as_str(), greeted.kind),
+            ("npc", Interaction::Greet)
+        );
     }
 
     #[test]
@@ -324,6 +375,18 @@ mod tests {
                 "must be required",
             ),
             (head, "no delivery"),
+            (
+                &format!(
+                    "{head}payload = {{ n = \"string\" }}\nnpc = {{ target = \"n\", kind = \"greet\" }}\n"
+                ),
+                "npc target field n must be required",
+            ),
+            (
+                &format!(
+                    "{head}payload = {{ n = \"string\" }}\nrequired = [\"n\"]\nnpc = {{ target = \"n\", kind = \"hug\" }}\n"
+                ),
+                "unknown variant",
+            ),
             (
                 &format!("{head}publish = {{ topic = \"guild\" }}\n"),
                 "unknown variant",

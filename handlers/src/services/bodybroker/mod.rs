@@ -24,6 +24,7 @@ use proto::aicore::bodybroker::v1::{
     IngestGameEventRequest, IngestGameEventResponse,
 };
 use proto::aicore::events::v1::{EventBusServiceClient, PublishRequest};
+use proto::aicore::npc::v1::{InteractRequest, InteractionKind, NpcServiceClient};
 use proto::aicore::quest::v1::{AdvanceRequest, GetLogRequest, QuestServiceClient, QuestStatus};
 use proto::aicore::settings::v1::{GetRequest, SettingsServiceClient};
 use proto::aicore::time::v1::{NowRequest, TimeServiceClient};
@@ -58,6 +59,7 @@ pub struct BodyBrokerService {
     weather: WeatherServiceClient<Caller>,
     time: TimeServiceClient<Caller>,
     bus: EventBusServiceClient<Caller>,
+    npc: NpcServiceClient<Caller>,
 }
 
 /// Whether a failed part is the caller's doing (so the call fails with its code) rather than
@@ -105,6 +107,7 @@ impl BodyBrokerService {
             world: WorldServiceClient(caller.clone()),
             weather: WeatherServiceClient(caller.clone()),
             time: TimeServiceClient(caller.clone()),
+            npc: NpcServiceClient(caller.clone()),
             bus: EventBusServiceClient(caller),
         }
     }
@@ -434,6 +437,38 @@ impl BodyBrokerServiceHandler for BodyBrokerService {
                 }
             }
             delivered_to.push("world".to_owned());
+        }
+        if let Some(n) = &def.npc {
+            let npc_id = string_field(&payload, &n.target)
+                .unwrap_or_default()
+                .to_owned();
+            let kind = match n.kind {
+                content::Interaction::Greet => InteractionKind::Greet,
+                content::Interaction::Insult => InteractionKind::Insult,
+            };
+            // Keyed by the event, so a retried event moves the NPC's mood once.
+            let done = self
+                .npc
+                .interact(
+                    ctx.outgoing().idempotent(format!("{base}:npc")),
+                    InteractRequest {
+                        npc_id: npc_id.clone(),
+                        kind: kind as i32,
+                        player_id: player.clone(),
+                    },
+                )
+                .await;
+            match done {
+                Ok(_) => {}
+                Err(e) if e.code() == Code::NotFound => {
+                    return Err(Status::invalid_argument(format!(
+                        "the {} event names no known NPC {npc_id:?} (an NPC id, e.g. brenna-hale)",
+                        def.kind
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+            delivered_to.push("npc".to_owned());
         }
         if let Some(topic) = def.publish {
             let topic = match topic {

@@ -1,5 +1,6 @@
-//! The NPC data (`handlers/data/npc/npcs.toml`, `actions.toml`) and the utility system: response
-//! curves, the compensation factor, vetoes and the commitment bonus.
+//! The NPC data (`handlers/data/npc/npcs.toml`, `actions.toml`): archetypes, NPCs with their
+//! places, personas and lore, stimuli, and the actions the utility system scores
+//! (`super::utility`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,6 +22,7 @@ pub type NeedValues = [f64; 4];
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NpcsFile {
+    influence_cap: Spanned<f64>,
     archetype: BTreeMap<String, Spanned<ArchetypeEntry>>,
     npc: Vec<Spanned<NpcEntry>>,
     stimulus: BTreeMap<String, Spanned<StimulusEntry>>,
@@ -31,6 +33,7 @@ struct NpcsFile {
 struct ArchetypeEntry {
     name: String,
     needs: BTreeMap<String, f64>,
+    baseline: BTreeMap<String, f64>,
     rates: BTreeMap<String, f64>,
     mood_baseline: f64,
     mood_half_life_hours: f64,
@@ -42,6 +45,11 @@ struct NpcEntry {
     id: String,
     name: String,
     archetype: String,
+    region: String,
+    position: [f64; 3],
+    persona: String,
+    #[serde(default)]
+    knows: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -121,25 +129,6 @@ pub struct Consideration {
     pub b: f64,
 }
 
-impl Consideration {
-    /// The curve's value at `x` (0 to 1), clamped to 0 to 1.
-    pub fn eval(&self, x: f64) -> f64 {
-        let y = match self.curve {
-            CurveKind::Linear => self.m * (x - self.c) + self.b,
-            CurveKind::Polynomial => {
-                let d = x - self.c;
-                self.m * d.signum() * d.abs().powf(self.k) + self.b
-            }
-            CurveKind::Logistic => self.b + self.k / (1.0 + (-self.m * (x - self.c)).exp()),
-        };
-        if y.is_finite() {
-            y.clamp(0.0, 1.0)
-        } else {
-            0.0
-        }
-    }
-}
-
 /// An action and how it is scored.
 #[derive(Debug, Clone)]
 pub struct Action {
@@ -160,6 +149,8 @@ pub struct Archetype {
     pub name: String,
     /// Needs at first sight.
     pub needs: NeedValues,
+    /// Where needs settle without stimulus.
+    pub baseline: NeedValues,
     /// Change per game hour.
     pub rates: NeedValues,
     /// Where mood settles.
@@ -177,6 +168,31 @@ pub struct NpcDef {
     pub name: String,
     /// Its archetype's id.
     pub archetype: String,
+    /// The region it stands in.
+    pub region: String,
+    /// Where, `[x, y, z]`.
+    pub position: [f64; 3],
+    /// Who they are and how they speak, for the model.
+    pub persona: String,
+    /// Lore documents they can speak about, most important first.
+    pub knows: Vec<String>,
+    /// Its line in the file, for errors found against other files.
+    pub line: usize,
+}
+
+impl NpcDef {
+    /// What a player may read of them: the persona's first sentence.
+    pub fn description(&self) -> &str {
+        match self.persona.find(". ") {
+            Some(i) => &self.persona[..=i],
+            None => &self.persona,
+        }
+    }
+
+    /// Their body's id in the world.
+    pub fn entity_id(&self) -> String {
+        format!("npc-{}", self.id)
+    }
 }
 
 /// What a stimulus does per unit of intensity: needs, then mood.
@@ -201,7 +217,17 @@ pub struct Catalog {
     pub actions: Vec<Action>,
     /// The current action's bonus: this share of its distance to 1.
     pub commitment: f64,
+    /// The most one player moves an NPC's mood, 0 to 1.
+    pub influence_cap: f64,
+    /// The NPC file's name, for errors found against other files.
+    pub file: String,
 }
+
+/// The stimuli players cause, which must be in the data.
+pub const PLAYER_STIMULI: [&str; 3] = ["greeting", "insult", "gift"];
+
+/// Persona length in bytes.
+const PERSONA: std::ops::RangeInclusive<usize> = 40..=900;
 
 fn needs_from(
     src: &Source,
@@ -227,6 +253,26 @@ fn needs_from(
         out[i] = *v;
     }
     Ok(out)
+}
+
+/// Every need needs a rate above 0, so that none stays at an extreme forever.
+fn rates_from(
+    src: &Source,
+    span: std::ops::Range<usize>,
+    map: &BTreeMap<String, f64>,
+    what: &str,
+) -> Result<NeedValues, DataError> {
+    let rates = needs_from(src, span.clone(), map, &format!("{what}.rates"), 0.0..=1.0)?;
+    if let Some(i) = rates.iter().position(|r| *r <= 0.0) {
+        return Err(src.error(
+            Some(span),
+            format!(
+                "{what}.rates.{} must be above 0 (each need returns to its baseline)",
+                NEEDS[i]
+            ),
+        ));
+    }
+    Ok(rates)
 }
 
 fn valid_id(s: &str) -> bool {
@@ -281,13 +327,14 @@ impl Catalog {
                         &format!("{what}.needs"),
                         0.0..=1.0,
                     )?,
-                    rates: needs_from(
+                    baseline: needs_from(
                         npcs,
                         a.span(),
-                        &e.rates,
-                        &format!("{what}.rates"),
-                        -1.0..=1.0,
+                        &e.baseline,
+                        &format!("{what}.baseline"),
+                        0.0..=1.0,
                     )?,
+                    rates: rates_from(npcs, a.span(), &e.rates, &what)?,
                     mood_baseline: e.mood_baseline,
                     mood_half_life_hours: e.mood_half_life_hours,
                 },
@@ -314,12 +361,44 @@ impl Catalog {
             if defs.contains_key(&e.id) {
                 return Err(npcs.error(Some(n.span()), format!("npc {} appears twice", e.id)));
             }
+            let sentences = e.persona.matches(". ").count() + 1;
+            if !PERSONA.contains(&e.persona.len())
+                || !(2..=4).contains(&sentences)
+                || e.persona.chars().any(char::is_control)
+            {
+                return Err(npcs.error(
+                    Some(n.span()),
+                    format!(
+                        "npc {}: persona of 2 to 4 sentences, {} to {} bytes, on one line",
+                        e.id,
+                        PERSONA.start(),
+                        PERSONA.end()
+                    ),
+                ));
+            }
+            if e.position.iter().any(|v| !v.is_finite()) {
+                return Err(npcs.error(
+                    Some(n.span()),
+                    format!("npc {}: position must be finite", e.id),
+                ));
+            }
+            if e.knows.len() > 8 || e.knows.iter().any(|k| !valid_id(k)) {
+                return Err(npcs.error(
+                    Some(n.span()),
+                    format!("npc {}: knows at most 8 lore document ids", e.id),
+                ));
+            }
             defs.insert(
                 e.id.clone(),
                 NpcDef {
                     id: e.id.clone(),
                     name: e.name.clone(),
                     archetype: e.archetype.clone(),
+                    region: e.region.clone(),
+                    position: e.position,
+                    persona: e.persona.clone(),
+                    knows: e.knows.clone(),
+                    line: npcs.error(Some(n.span()), "").line,
                 },
             );
         }
@@ -348,6 +427,19 @@ impl Catalog {
                 ));
             }
             stimuli.insert(kind.clone(), Effect { needs, mood });
+        }
+        if let Some(missing) = PLAYER_STIMULI.iter().find(|k| !stimuli.contains_key(**k)) {
+            return Err(npcs.error(
+                None,
+                format!("stimulus.{missing} is required: players cause it"),
+            ));
+        }
+        let influence_cap = *file.influence_cap.get_ref();
+        if !(0.0..=1.0).contains(&influence_cap) {
+            return Err(npcs.error(
+                Some(file.influence_cap.span()),
+                "influence_cap must be 0 to 1",
+            ));
         }
 
         let file: ActionsFile = actions.toml()?;
@@ -408,46 +500,85 @@ impl Catalog {
             stimuli,
             actions: list,
             commitment,
+            influence_cap,
+            file: npcs.file.clone(),
         })
+    }
+
+    /// Checks what the NPCs name in other files: `region` gives a region's bounds (`None`: no
+    /// such region), `is_lore` says whether a lore document exists. The error names the NPC's
+    /// line.
+    pub fn check_refs(
+        &self,
+        region: impl Fn(&str) -> Option<([f64; 3], [f64; 3])>,
+        is_lore: impl Fn(&str) -> bool,
+    ) -> Result<(), DataError> {
+        let at = |n: &NpcDef, message: String| DataError {
+            file: self.file.clone(),
+            line: n.line,
+            message,
+        };
+        for n in self.npcs.values() {
+            let Some((min, max)) = region(&n.region) else {
+                return Err(at(
+                    n,
+                    format!(
+                        "npc {}: region {:?} is not a region of the world",
+                        n.id, n.region
+                    ),
+                ));
+            };
+            if (0..3).any(|i| !(min[i] <= n.position[i] && n.position[i] <= max[i])) {
+                return Err(at(
+                    n,
+                    format!(
+                        "npc {}: position {:?} is outside region {} ({min:?} to {max:?})",
+                        n.id, n.position, n.region
+                    ),
+                ));
+            }
+            if let Some(doc) = n.knows.iter().find(|k| !is_lore(k)) {
+                return Err(at(
+                    n,
+                    format!("npc {}: knows {doc:?}, which is not a lore document", n.id),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The NPCs of a region, by id.
+    pub fn in_region<'a>(&'a self, region: &'a str) -> impl Iterator<Item = &'a NpcDef> + 'a {
+        self.npcs.values().filter(move |n| n.region == region)
+    }
+
+    /// Every NPC's body, as the world places it: entity `npc-<id>`, kind "npc".
+    pub fn bodies(&self) -> Vec<proto::aicore::world::v1::Entity> {
+        self.npcs
+            .values()
+            .map(|n| proto::aicore::world::v1::Entity {
+                id: n.entity_id(),
+                region_id: n.region.clone(),
+                kind: "npc".into(),
+                position: Some(proto::aicore::world::v1::Vec3 {
+                    x: n.position[0],
+                    y: n.position[1],
+                    z: n.position[2],
+                }),
+                attributes: [
+                    ("name".to_owned(), n.name.clone()),
+                    ("npc".to_owned(), n.id.clone()),
+                    ("archetype".to_owned(), n.archetype.clone()),
+                ]
+                .into_iter()
+                .collect(),
+                version: 0,
+            })
+            .collect()
     }
 
     /// An action by id.
     pub fn action(&self, id: &str) -> Option<&Action> {
         self.actions.iter().find(|a| a.id == id)
-    }
-}
-
-/// The score of `action` for `needs` and `mood`, 0 to 1: the product of its considerations,
-/// each corrected with the compensation factor for their count; a zero vetoes; the current
-/// action gets `commitment` of its distance to 1.
-pub fn score(
-    action: &Action,
-    needs: &NeedValues,
-    mood: f64,
-    current: bool,
-    commitment: f64,
-) -> f64 {
-    let n = action.considerations.len() as f64;
-    let modification = 1.0 - 1.0 / n;
-    let mut total = 1.0;
-    for c in &action.considerations {
-        let x = match c.input {
-            Input::Hunger => needs[0],
-            Input::Rest => needs[1],
-            Input::Social => needs[2],
-            Input::Safety => needs[3],
-            Input::Mood => (mood + 1.0) / 2.0,
-        };
-        let v = c.eval(x.clamp(0.0, 1.0));
-        if v == 0.0 {
-            return 0.0;
-        }
-        total *= v + (1.0 - v) * modification * v;
-    }
-    let total = total.clamp(0.0, 1.0);
-    if current && total > 0.0 {
-        total + (1.0 - total) * commitment
-    } else {
-        total
     }
 }

@@ -6,65 +6,56 @@
 //! May import: `proto`, `crate::kit` (see `crate::services`).
 
 pub mod content;
+mod mood;
+mod talk;
+mod utility;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::StreamExt as _;
+use proto::BoxStream;
+use proto::aicore::kb::v1::{GetRequest, KnowledgeBaseServiceClient};
+use proto::aicore::llm::v1::{InferRequest, LlmServiceClient};
 use proto::aicore::npc::v1::{
-    ActionScore, DecideRequest, DecideResponse, GetNpcRequest, GetNpcResponse, Needs, Npc,
-    NpcServiceHandler, PerceiveRequest, PerceiveResponse,
+    ActionScore, DecideRequest, DecideResponse, GetNpcRequest, GetNpcResponse, GiftRequest,
+    GiftResponse, InteractRequest, InteractResponse, InteractionKind, ListNpcsRequest,
+    ListNpcsResponse, MoodEffect, Needs, Npc, NpcServiceHandler, NpcSummary, PerceiveRequest,
+    PerceiveResponse, Position, TalkRequest, TalkResponse,
 };
-use proto::aicore::time::v1::{NowRequest, TimeServiceClient};
-use serde::{Deserialize, Serialize};
+use proto::aicore::payment::v1::{ConsumeRequest, PaymentServiceClient};
+use proto::aicore::quest::v1::{AdvanceRequest, QuestServiceClient};
+use proto::aicore::time::v1::{NowRequest, NowResponse, TimeServiceClient};
+use proto::aicore::world::v1::{GetRegionRequest, WorldServiceClient};
 
 pub use content::Catalog;
-use content::{Archetype, NeedValues, NpcDef, score};
+use content::{Archetype, NpcDef};
+pub use mood::{Outcome, State, approach, mood_label};
+use utility::score;
 
 use crate::kit::calls::Caller;
+use crate::kit::content::seed;
 use crate::kit::context::Context;
-use crate::kit::status::Status;
+use crate::kit::status::{Code, Status};
 use crate::kit::store::{Store, StoreError};
 
 /// Most stimuli in one `Perceive`.
 pub const MAX_STIMULI: usize = 16;
-const HOUR_MS: f64 = 3_600_000.0;
-
-/// What is stored: the state at `at_game_ms`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct State {
-    /// Needs then.
-    pub needs: NeedValues,
-    /// Mood then.
-    pub mood: f64,
-    /// What it is doing.
-    pub current_action: String,
-    /// Game time of these values.
-    pub at_game_ms: i64,
-}
-
-impl State {
-    /// The state at `game_ms`: needs drift by the rates, mood returns toward its baseline.
-    pub fn at(&self, arch: &Archetype, game_ms: i64) -> State {
-        let hours = (game_ms.saturating_sub(self.at_game_ms)).max(0) as f64 / HOUR_MS;
-        let mut needs = self.needs;
-        for (n, rate) in needs.iter_mut().zip(arch.rates) {
-            *n = (*n + rate * hours).clamp(0.0, 1.0);
-        }
-        let decay = 0.5_f64.powf(hours / arch.mood_half_life_hours);
-        State {
-            needs,
-            mood: (arch.mood_baseline + (self.mood - arch.mood_baseline) * decay).clamp(-1.0, 1.0),
-            current_action: self.current_action.clone(),
-            at_game_ms: game_ms.max(self.at_game_ms),
-        }
-    }
-}
+/// Most items in one gift.
+pub const MAX_GIFT: u32 = 99;
+/// Compare-and-set attempts before `aborted`.
+const ATTEMPTS: usize = 8;
 
 /// The service.
 pub struct NpcService {
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
     time: TimeServiceClient<Caller>,
+    llm: LlmServiceClient<Caller>,
+    kb: KnowledgeBaseServiceClient<Caller>,
+    quest: QuestServiceClient<Caller>,
+    payment: PaymentServiceClient<Caller>,
+    world: WorldServiceClient<Caller>,
 }
 
 fn key(id: &str) -> String {
@@ -77,7 +68,12 @@ impl NpcService {
         NpcService {
             store,
             catalog,
-            time: TimeServiceClient(caller),
+            time: TimeServiceClient(caller.clone()),
+            llm: LlmServiceClient(caller.clone()),
+            kb: KnowledgeBaseServiceClient(caller.clone()),
+            quest: QuestServiceClient(caller.clone()),
+            payment: PaymentServiceClient(caller.clone()),
+            world: WorldServiceClient(caller),
         }
     }
 
@@ -98,24 +94,23 @@ impl NpcService {
     /// The NPC's state now, and its stored version. An NPC seen for the first time starts from
     /// its archetype at this game time, recorded so that its needs drift from then on.
     async fn load(&self, ctx: &Context, id: &str) -> Result<(State, u64), Status> {
+        let now = self.now(ctx).await?.game_time_ms;
+        self.load_at(id, now).await
+    }
+
+    async fn now(&self, ctx: &Context) -> Result<NowResponse, Status> {
+        self.time.now(ctx.outgoing(), NowRequest {}).await
+    }
+
+    async fn load_at(&self, id: &str, now: i64) -> Result<(State, u64), Status> {
         let (_, arch) = self.def(id)?;
-        let now = self
-            .time
-            .now(ctx.outgoing(), NowRequest {})
-            .await?
-            .game_time_ms;
         loop {
             if let Some(v) = self.store.get(&key(id)).await? {
                 let s: State = serde_json::from_slice(&v.value)
                     .map_err(|e| Status::internal(format!("npc state: {e}")))?;
                 return Ok((s.at(arch, now), v.version));
             }
-            let first = State {
-                needs: arch.needs,
-                mood: arch.mood_baseline,
-                current_action: String::new(),
-                at_game_ms: now,
-            };
+            let first = State::fresh(arch, now);
             match self.save(id, &first, 0).await {
                 Ok(version) => return Ok((first, version)),
                 Err(StoreError::Conflict { .. }) => continue,
@@ -133,7 +128,7 @@ impl NpcService {
 
     fn to_proto(&self, id: &str, s: &State, version: u64) -> Result<Npc, Status> {
         let (def, arch) = self.def(id)?;
-        let r = |v: f64| (v * 1e6).round() / 1e6;
+        let r = round;
         Ok(Npc {
             id: def.id.clone(),
             name: def.name.clone(),
@@ -148,6 +143,93 @@ impl NpcService {
             version,
             archetype: arch.id.clone(),
         })
+    }
+
+    /// Applies a stimulus `player` caused (`key`: their Idempotency-Key, remembered so a retry
+    /// changes nothing twice), by compare-and-set. Returns what it did, the state after and its
+    /// version.
+    async fn stimulate(
+        &self,
+        id: &str,
+        now: i64,
+        player: &str,
+        kind: &str,
+        key: Option<&str>,
+    ) -> Result<(Outcome, State, u64), Status> {
+        let effect = *self
+            .catalog
+            .stimuli
+            .get(kind)
+            .ok_or_else(|| Status::internal(format!("stimulus {kind} is not in the data")))?;
+        for _ in 0..ATTEMPTS {
+            let (mut state, version) = self.load_at(id, now).await?;
+            if let Some(done) = key.and_then(|k| state.recalled(player, k)) {
+                return Ok((done, state, version));
+            }
+            let outcome = state.apply_player(&effect, 1.0, player, self.catalog.influence_cap);
+            if let Some(k) = key {
+                state.remember(player, k, outcome);
+            }
+            match self.save(id, &state, version).await {
+                Ok(v) => return Ok((outcome, state, v)),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Status::aborted("the NPC kept changing; retry"))
+    }
+
+    fn summary(&self, def: &NpcDef, arch: &Archetype, state: &State) -> NpcSummary {
+        NpcSummary {
+            id: def.id.clone(),
+            name: def.name.clone(),
+            archetype: arch.id.clone(),
+            region_id: def.region.clone(),
+            position: Some(Position {
+                x: def.position[0],
+                y: def.position[1],
+                z: def.position[2],
+            }),
+            description: def.description().to_owned(),
+            mood: round(state.mood),
+            mood_label: mood_label(state.mood).into(),
+        }
+    }
+
+    /// The lore documents `def` knows, as kb holds them now; one that fails is left out.
+    async fn lore(&self, ctx: &Context, def: &NpcDef) -> Vec<proto::aicore::kb::v1::Document> {
+        let gets = def
+            .knows
+            .iter()
+            .map(|id| self.kb.get(ctx.outgoing(), GetRequest { id: id.clone() }));
+        futures_util::future::join_all(gets)
+            .await
+            .into_iter()
+            .filter_map(|r| r.ok().and_then(|g| g.document))
+            .collect()
+    }
+}
+
+fn round(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}
+
+fn effect(outcome: Outcome, state: &State) -> MoodEffect {
+    MoodEffect {
+        mood_delta: round(outcome.mood_delta),
+        limited: outcome.limited,
+        mood: round(state.mood),
+        mood_label: mood_label(state.mood).into(),
+    }
+}
+
+/// The client's Idempotency-Key, which a gift needs.
+fn client_key(ctx: &Context) -> Result<&str, Status> {
+    match ctx.idempotency_key.as_deref() {
+        Some(k) if !k.is_empty() && k.len() <= 128 => Ok(k),
+        _ => Err(Status::invalid_argument(
+            "an Idempotency-Key of 1 to 128 characters is required",
+        )),
     }
 }
 
@@ -188,13 +270,10 @@ impl NpcServiceHandler for NpcService {
             }
             effects.push((*effect, s.intensity));
         }
-        for _ in 0..8 {
+        for _ in 0..ATTEMPTS {
             let (mut state, version) = self.load(&ctx, &req.npc_id).await?;
             for (effect, intensity) in &effects {
-                for (n, d) in state.needs.iter_mut().zip(effect.needs) {
-                    *n = (*n + d * intensity).clamp(0.0, 1.0);
-                }
-                state.mood = (state.mood + effect.mood * intensity).clamp(-1.0, 1.0);
+                state.apply(effect, *intensity);
             }
             match self.save(&req.npc_id, &state, version).await {
                 Ok(v) => {
@@ -223,7 +302,7 @@ impl NpcServiceHandler for NpcService {
                 })
                 .collect::<Result<_, _>>()?
         };
-        for _ in 0..8 {
+        for _ in 0..ATTEMPTS {
             let (mut state, version) = self.load(&ctx, &req.npc_id).await?;
             let mut scores: Vec<ActionScore> = candidates
                 .iter()
@@ -268,7 +347,214 @@ impl NpcServiceHandler for NpcService {
         }
         Err(Status::aborted("the NPC kept changing; retry"))
     }
+
+    async fn list_npcs(
+        &self,
+        ctx: Context,
+        req: ListNpcsRequest,
+    ) -> Result<ListNpcsResponse, Status> {
+        if req.region_id.is_empty() {
+            return Err(Status::invalid_argument("regionId is required"));
+        }
+        let in_region: Vec<&NpcDef> = self.catalog.in_region(&req.region_id).collect();
+        if in_region.is_empty() {
+            // The world says whether the region exists (not_found passes through unchanged).
+            self.world
+                .get_region(
+                    ctx.outgoing(),
+                    GetRegionRequest {
+                        region_id: req.region_id.clone(),
+                    },
+                )
+                .await?;
+            return Ok(ListNpcsResponse::default());
+        }
+        let now = self.now(&ctx).await?.game_time_ms;
+        let mut npcs = Vec::new();
+        for def in in_region {
+            let (_, arch) = self.def(&def.id)?;
+            // Read only: an NPC nobody has met yet is at its baselines.
+            let state = match self.store.get(&key(&def.id)).await? {
+                Some(v) => serde_json::from_slice::<State>(&v.value)
+                    .map_err(|e| Status::internal(format!("npc state: {e}")))?
+                    .at(arch, now),
+                None => State::fresh(arch, now),
+            };
+            npcs.push(self.summary(def, arch, &state));
+        }
+        Ok(ListNpcsResponse { npcs })
+    }
+
+    async fn interact(
+        &self,
+        ctx: Context,
+        req: InteractRequest,
+    ) -> Result<InteractResponse, Status> {
+        let player = ctx.player(&req.player_id)?;
+        self.def(&req.npc_id)?;
+        let kind = match InteractionKind::try_from(req.kind) {
+            Ok(InteractionKind::Greet) => "greeting",
+            Ok(InteractionKind::Insult) => "insult",
+            _ => {
+                return Err(Status::invalid_argument(
+                    "kind must be INTERACTION_KIND_GREET or INTERACTION_KIND_INSULT",
+                ));
+            }
+        };
+        let now = self.now(&ctx).await?.game_time_ms;
+        let key = ctx.idempotency_key.as_deref();
+        let (outcome, state, _) = self.stimulate(&req.npc_id, now, &player, kind, key).await?;
+        Ok(InteractResponse {
+            effect: Some(effect(outcome, &state)),
+        })
+    }
+
+    async fn gift(&self, ctx: Context, req: GiftRequest) -> Result<GiftResponse, Status> {
+        let player = ctx.player(&req.player_id)?;
+        let (def, _) = self.def(&req.npc_id)?;
+        let key = client_key(&ctx)?;
+        if !crate::kit::content::valid_slug(&req.sku, 64) {
+            return Err(Status::invalid_argument("sku is not a catalog sku"));
+        }
+        if !(1..=MAX_GIFT).contains(&req.quantity) {
+            return Err(Status::invalid_argument(format!(
+                "quantity must be 1 to {MAX_GIFT}"
+            )));
+        }
+        let now = self.now(&ctx).await?;
+        let (state, _) = self.load_at(&def.id, now.game_time_ms).await?;
+        if let Some(done) = state.recalled(&player, key) {
+            return Ok(GiftResponse {
+                effect: Some(effect(done, &state)),
+            });
+        }
+        let want = self.catalog.stimuli.get("gift").map_or(0.0, |e| e.mood);
+        if state.room(&player, want, self.catalog.influence_cap) < 0.01 {
+            // Declined before the item moves: the player keeps it.
+            let arch = self.def(&def.id)?.1;
+            let game_secs = arch.mood_half_life_hours * 3600.0;
+            let real = game_secs / now.scale.max(1.0);
+            return Err(Status::new(
+                Code::ResourceExhausted,
+                format!(
+                    "{} has had enough gifts from you for now; try again in a while",
+                    def.name
+                ),
+            )
+            .with_retry_after(std::time::Duration::from_secs_f64(
+                real.clamp(1.0, 86_400.0),
+            )));
+        }
+        // The item moves once per key (payment's key is derived from the player's), then the
+        // mood moves once per key (remembered in the NPC's record): a retry repeats neither.
+        self.payment
+            .consume(
+                ctx.outgoing()
+                    .for_player(&player)
+                    .idempotent(format!("npc:gift:{}:{player}:{key}", def.id)),
+                ConsumeRequest {
+                    player_id: player.clone(),
+                    sku: req.sku.clone(),
+                    quantity: req.quantity,
+                    reason: format!("gift:{}", def.id),
+                },
+            )
+            .await?;
+        let (outcome, state, _) = self
+            .stimulate(&def.id, now.game_time_ms, &player, "gift", Some(key))
+            .await?;
+        Ok(GiftResponse {
+            effect: Some(effect(outcome, &state)),
+        })
+    }
+
+    async fn talk(
+        &self,
+        ctx: Context,
+        req: TalkRequest,
+    ) -> Result<BoxStream<Result<TalkResponse, Status>>, Status> {
+        let player = ctx.player(&req.player_id)?;
+        let line = talk::check_line(&req.text)?;
+        let max_tokens = match req.max_tokens {
+            0 => 200,
+            n @ 1..=512 => n,
+            n => {
+                return Err(Status::invalid_argument(format!(
+                    "maxTokens must be 1 to 512, got {n}"
+                )));
+            }
+        };
+        let (def, arch) = self.def(&req.npc_id)?;
+        let now = self.now(&ctx).await?.game_time_ms;
+        let (before, _) = self.load_at(&def.id, now).await?;
+        let (region, docs) = tokio::join!(
+            self.world.get_region(
+                ctx.outgoing(),
+                GetRegionRequest {
+                    region_id: def.region.clone(),
+                }
+            ),
+            self.lore(&ctx, def),
+        );
+        let place = match region.ok().and_then(|r| r.region) {
+            Some(r) => format!("{} ({})", r.name, r.description),
+            None => def.region.clone(),
+        };
+        let (lore, used) = talk::lore_within_budget(&docs);
+        let request = InferRequest {
+            messages: talk::prompt(def, arch, &before, &place, &lore, line),
+            max_tokens,
+            seed: Some(seed(&[&player, &def.id, line, &now.to_string()])),
+            task: "dialogue".into(),
+            ..Default::default()
+        };
+        // The model's tokens are charged to the player who asked. A talk the model refuses (a
+        // spend cap, no provider) changes nothing, so it starts first.
+        let stream = self
+            .llm
+            .infer_stream(ctx.outgoing().for_player(&player), request)
+            .await?;
+        // Talking is a greeting (bounded like any player's).
+        let (_, state, version) = self
+            .stimulate(&def.id, now, &player, "greeting", None)
+            .await?;
+        // The talk advances "talked_to:<npc>" objectives once: the key is this talk's write,
+        // which a player cannot choose, and the call is npc's (quest.Advance is service-only).
+        let advanced = self
+            .quest
+            .advance(
+                ctx.outgoing()
+                    .for_player(&player)
+                    .idempotent(format!("npc:talk:{}:{player}:{version}", def.id)),
+                AdvanceRequest {
+                    event: "talked_to".into(),
+                    target: def.id.clone(),
+                    amount: 1,
+                    player_id: player.clone(),
+                },
+            )
+            .await;
+        if let Err(e) = advanced {
+            tracing::warn!(npc = %def.id, error = %e, "talk did not reach the quest log");
+        }
+        let mood = round(state.mood);
+        Ok(Box::pin(stream.map(move |item| {
+            item.map(|piece| {
+                let last = !piece.finish_reason.is_empty();
+                TalkResponse {
+                    delta: piece.delta,
+                    finish_reason: piece.finish_reason,
+                    lore_used: if last { used.clone() } else { Vec::new() },
+                    mood: if last { mood } else { 0.0 },
+                }
+            })
+        })))
+    }
 }
 
+#[cfg(test)]
+mod places_tests;
+#[cfg(test)]
+mod play_tests;
 #[cfg(test)]
 mod tests;

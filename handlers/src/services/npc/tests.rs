@@ -137,8 +137,8 @@ fn scores_are_compensated_products_that_stay_in_range_and_veto() {
 #[test]
 fn bad_data_names_the_file_and_line() {
     let npcs = crate::embedded!("npc/npcs.toml").text.replace(
-        "archetype = \"farmer\"\n\n[[npc]]\nid = \"maud",
-        "archetype = \"baker\"\n\n[[npc]]\nid = \"maud",
+        "name = \"Tamsin Reed\"\narchetype = \"farmer\"",
+        "name = \"Tamsin Reed\"\narchetype = \"baker\"",
     );
     let err = Catalog::parse(
         &Source::embedded("npcs.toml", &npcs),

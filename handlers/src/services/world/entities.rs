@@ -53,6 +53,8 @@ pub struct WorldService {
     pub(super) cells: CellCache,
     /// Seals page tokens (its secret is in the store, loaded on the first query that pages).
     pub(super) sealer: tokio::sync::OnceCell<crate::kit::sealed::Sealer>,
+    /// Entities placed from content (see `placed`).
+    pub(super) placed: Arc<super::placed::Placed>,
 }
 
 impl WorldService {
@@ -64,6 +66,7 @@ impl WorldService {
             events: EventBusServiceClient(caller),
             cells: CellCache::default(),
             sealer: tokio::sync::OnceCell::new(),
+            placed: Arc::default(),
         }
     }
 

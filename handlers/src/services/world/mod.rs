@@ -16,6 +16,7 @@
 mod cells;
 pub mod content;
 mod locate;
+mod placed;
 mod query;
 
 use std::collections::HashSet;
@@ -68,6 +69,7 @@ impl WorldServiceHandler for WorldService {
         req: GetRegionRequest,
     ) -> Result<GetRegionResponse, Status> {
         let region = self.region(&req.region_id)?;
+        self.ensure_placed(&req.region_id).await;
         let count = self.entity_count(&req.region_id).await?;
         Ok(GetRegionResponse {
             region: Some(region.region.clone()),
@@ -85,6 +87,7 @@ impl WorldServiceHandler for WorldService {
             .ok_or_else(|| Status::invalid_argument("entity is required"))?;
         let region = self.region(&entity.region_id)?;
         validate_entity(&entity, region)?;
+        self.refuse_placed(&entity.id)?;
         let (rid, id) = (entity.region_id.clone(), entity.id.clone());
         let before = self.read_entity(&rid, &id).await?;
         let base = before.as_ref().map_or(0, |e| e.version);
@@ -174,6 +177,7 @@ impl WorldServiceHandler for WorldService {
                 "entityId is not a valid entity id",
             ));
         }
+        self.refuse_placed(&id)?;
         let Some(before) = self.read_entity(&rid, &id).await? else {
             return Err(Status::not_found(format!("no entity {id} in {rid}")));
         };
@@ -239,6 +243,7 @@ impl WorldServiceHandler for WorldService {
     ) -> Result<QueryEntitiesResponse, Status> {
         let region = self.region(&req.region_id)?;
         let rid = &region.region.id;
+        self.ensure_placed(rid).await;
         let limit = match req.limit {
             0 => 100,
             n @ 1..=500 => n as usize,
