@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use proto::aicore::events::v1::{EventBusServiceClient, PublishRequest};
-use proto::aicore::payment::v1::{CreditRequest, PaymentServiceClient};
+use proto::aicore::payment::v1::{GrantRequest, ItemGrant, PaymentServiceClient};
 use proto::aicore::quest::v1::{
     AbandonRequest, AbandonResponse, AcceptRequest, AcceptResponse, AdvanceRequest,
     AdvanceResponse, CompleteRequest, CompleteResponse, GetLogRequest, GetLogResponse,
@@ -378,14 +378,26 @@ impl QuestService {
         q: &QuestDef,
         reward: &Reward,
     ) -> Result<(), Status> {
-        if reward.currency > 0 {
+        // Money and items in one idempotent step: a retry pays once and gives one of each.
+        let mut items: Vec<ItemGrant> = Vec::new();
+        for sku in &reward.items {
+            match items.iter_mut().find(|i| &i.sku == sku) {
+                Some(i) => i.quantity += 1,
+                None => items.push(ItemGrant {
+                    sku: sku.clone(),
+                    quantity: 1,
+                }),
+            }
+        }
+        if reward.currency > 0 || !items.is_empty() {
             self.payment
-                .credit(
+                .grant(
                     ctx.outgoing()
                         .idempotent(format!("quest-reward:{player}:{}", q.definition.id)),
-                    CreditRequest {
+                    GrantRequest {
                         player_id: player.to_owned(),
-                        amount: reward.currency,
+                        currency: reward.currency,
+                        items,
                         reason: format!("Quest reward: {}", q.definition.title),
                     },
                 )

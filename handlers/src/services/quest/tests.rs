@@ -377,6 +377,32 @@ async fn a_chain_opens_as_quests_complete_and_pays_once() {
         "announced (completed, then leveled) on the change only, not on each repeat"
     );
     assert_eq!(balance(&w).await, (300, 1));
+    // The reward's items went into the inventory in the same step as the money, once.
+    let svc = Context {
+        principal: Some(Principal::Service {
+            name: "t".into(),
+            scopes: vec!["*".into()].into(),
+        }),
+        ..Context::default()
+    };
+    let inventory = w
+        .payment
+        .get_inventory(
+            svc,
+            proto::aicore::payment::v1::GetInventoryRequest {
+                player_id: ME.into(),
+            },
+        )
+        .await
+        .unwrap()
+        .inventory
+        .unwrap();
+    let held: Vec<_> = inventory
+        .items
+        .iter()
+        .map(|i| (i.sku.as_str(), i.quantity))
+        .collect();
+    assert_eq!(held, [("lantern_oil", 1)]);
     let events = w.bus.published.lock().unwrap().clone();
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].0, format!("player.{ME}"));
