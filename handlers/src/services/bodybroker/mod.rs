@@ -15,23 +15,24 @@
 //! May import: `proto`, `crate::kit` (see `crate::services`).
 
 pub mod content;
+mod view;
 
 use std::time::{Duration, Instant};
 
 use pbjson_types::{Struct, Value, value::Kind};
 use proto::aicore::bodybroker::v1::{
-    BodyBrokerServiceHandler, BootstrapRequest, BootstrapResponse, GameEvent,
-    IngestGameEventRequest, IngestGameEventResponse,
+    BodyBrokerServiceHandler, BootstrapRequest, BootstrapResponse, GameEvent, GetPlayerRequest,
+    GetPlayerResponse, IngestGameEventRequest, IngestGameEventResponse,
 };
 use proto::aicore::events::v1::{EventBusServiceClient, PublishRequest};
 use proto::aicore::npc::v1::{InteractRequest, InteractionKind, NpcServiceClient};
+use proto::aicore::payment::v1::PaymentServiceClient;
 use proto::aicore::quest::v1::{AdvanceRequest, GetLogRequest, QuestServiceClient, QuestStatus};
 use proto::aicore::settings::v1::{GetRequest, SettingsServiceClient};
 use proto::aicore::time::v1::{NowRequest, TimeServiceClient};
 use proto::aicore::weather::v1::{CurrentRequest, WeatherServiceClient};
 use proto::aicore::world::v1::{
-    Entity, GetRegionRequest, LocatePlayerRequest, RemoveEntityRequest, UpsertEntityRequest, Vec3,
-    WorldServiceClient,
+    Entity, GetRegionRequest, RemoveEntityRequest, UpsertEntityRequest, Vec3, WorldServiceClient,
 };
 use sha2::{Digest as _, Sha256};
 use std::sync::Arc;
@@ -60,6 +61,7 @@ pub struct BodyBrokerService {
     time: TimeServiceClient<Caller>,
     bus: EventBusServiceClient<Caller>,
     npc: NpcServiceClient<Caller>,
+    payment: PaymentServiceClient<Caller>,
 }
 
 /// Whether a failed part is the caller's doing (so the call fails with its code) rather than
@@ -85,6 +87,17 @@ fn callers_fault(code: Code) -> bool {
     }
 }
 
+/// The context of a bundle's parts: they end a little before the caller stops waiting, so a
+/// slow one degrades the bundle instead of failing it.
+fn parts_context(ctx: &Context) -> Context {
+    let mut parts = ctx.clone();
+    parts.deadline = ctx.deadline.map(|d| {
+        let left = d.saturating_duration_since(Instant::now());
+        d.checked_sub(MARGIN.min(left / 10)).unwrap_or(d)
+    });
+    parts
+}
+
 fn text(s: &str) -> Value {
     Value {
         kind: Some(Kind::StringValue(s.to_owned())),
@@ -108,6 +121,7 @@ impl BodyBrokerService {
             weather: WeatherServiceClient(caller.clone()),
             time: TimeServiceClient(caller.clone()),
             npc: NpcServiceClient(caller.clone()),
+            payment: PaymentServiceClient(caller.clone()),
             bus: EventBusServiceClient(caller),
         }
     }
@@ -216,35 +230,19 @@ impl BodyBrokerServiceHandler for BodyBrokerService {
                 "regionId is not a region id (world ListRegions); leave it out for the player's own region",
             ));
         }
-        // The parts end a little before the caller stops waiting, so a slow one degrades the
-        // bundle instead of failing it.
-        let mut parts = ctx.clone();
-        parts.deadline = ctx.deadline.map(|d| {
-            let left = d.saturating_duration_since(Instant::now());
-            d.checked_sub(MARGIN.min(left / 10)).unwrap_or(d)
-        });
+        let parts = parts_context(&ctx);
         // With no region asked for, the player's own comes first: the region's parts need it. If
         // it cannot be told, those parts are degraded with it and the rest still comes back.
-        let region: Result<String, Status> = if req.region_id.is_empty() {
-            match self
-                .world
-                .locate_player(
-                    parts.outgoing(),
-                    LocatePlayerRequest {
-                        player_id: player.clone(),
-                    },
-                )
-                .await
-            {
-                Ok(at) => Ok(at.region_id),
+        let (region, located) = if req.region_id.is_empty() {
+            match self.locate(&parts, &player).await {
                 Err(e) if callers_fault(e.code()) => return Err(e),
-                Err(e) => Err(e),
+                Ok(at) => (Ok(at.region_id.clone()), Some(Ok(at))),
+                Err(e) => (Err(e.clone()), Some(Err(e))),
             }
         } else {
-            Ok(req.region_id.clone())
+            (Ok(req.region_id.clone()), None)
         };
-        let located = region.as_ref().err().cloned();
-        let (settings, log, region_answer, weather, now) = tokio::join!(
+        let (settings, log, region_answer, weather, now, (view, missing)) = tokio::join!(
             self.settings.get(
                 parts.outgoing(),
                 GetRequest {
@@ -270,6 +268,7 @@ impl BodyBrokerServiceHandler for BodyBrokerService {
                     .await
             },
             self.time.now(parts.outgoing(), NowRequest {}),
+            self.view(&parts, &player, located),
         );
         let region = region_answer;
         let mut out = BootstrapResponse {
@@ -284,8 +283,8 @@ impl BodyBrokerServiceHandler for BodyBrokerService {
             out.degraded.push(part.to_owned());
             Ok(())
         };
-        if let Some(e) = located {
-            degraded("location", e)?;
+        for (part, e) in missing {
+            degraded(part, e)?;
         }
         let settings = settings.map_err(|e| ("settings", e));
         let log = log.map_err(|e| ("quests", e));
@@ -326,7 +325,30 @@ impl BodyBrokerServiceHandler for BodyBrokerService {
         Ok(BootstrapResponse {
             player_id: out.player_id,
             degraded: out.degraded,
+            player: Some(view),
             ..bundle
+        })
+    }
+
+    async fn get_player(
+        &self,
+        ctx: Context,
+        req: GetPlayerRequest,
+    ) -> Result<GetPlayerResponse, Status> {
+        let player = ctx.player(&req.player_id)?;
+        let parts = parts_context(&ctx);
+        let (view, missing) = self.view(&parts, &player, None).await;
+        let mut degraded = Vec::new();
+        for (part, e) in missing {
+            if callers_fault(e.code()) {
+                return Err(e);
+            }
+            tracing::warn!(part, code = e.code().as_str(), error = %e.message(), "player view degraded");
+            degraded.push(part.to_owned());
+        }
+        Ok(GetPlayerResponse {
+            player: Some(view),
+            degraded,
         })
     }
 
