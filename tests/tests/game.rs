@@ -324,7 +324,7 @@ async fn a_region_is_described_from_its_weather_and_a_storm_shows() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let storm = c.call(DESCRIBE, Some(&me.access), ask).await.json();
-    assert_eq!(storm["weather"], "storm");
+    assert_eq!(storm["condition"], "CONDITION_STORM");
     let lower = storm["text"].as_str().unwrap().to_lowercase();
     assert!(
         ["storm", "thunder", "lightning"]

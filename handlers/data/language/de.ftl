@@ -44,12 +44,13 @@ time-of-day = { $period ->
     }
 game-clock = Es ist { $hour }:{ NUMBER($minute, minimumIntegerDigits: 2) } Uhr.
 weather-now = { $condition ->
-        [clear] Der Himmel ist klar.
-        [cloudy] Es ist bewölkt.
-        [rain] Es regnet.
-        [storm] Ein Sturm tobt.
-        [snow] Es schneit.
-       *[fog] Dichter Nebel liegt über dem Land.
+        [CONDITION_CLEAR] Der Himmel ist klar.
+        [CONDITION_CLOUDY] Es ist bewölkt.
+        [CONDITION_RAIN] Es regnet.
+        [CONDITION_STORM] Ein Sturm tobt.
+        [CONDITION_SNOW] Es schneit.
+        [CONDITION_FOG] Dichter Nebel liegt über dem Land.
+       *[other] Das Wetter schlägt um.
     }
 days-until-festival = Das Erntemondfest beginnt in { $days ->
         [one] { $days } Tag

@@ -44,12 +44,13 @@ time-of-day = { $period ->
     }
 game-clock = It is { $hour }:{ NUMBER($minute, minimumIntegerDigits: 2) }.
 weather-now = { $condition ->
-        [clear] The sky is clear.
-        [cloudy] It is cloudy.
-        [rain] It is raining.
-        [storm] A storm is raging.
-        [snow] It is snowing.
-       *[fog] Fog hangs over the land.
+        [CONDITION_CLEAR] The sky is clear.
+        [CONDITION_CLOUDY] It is cloudy.
+        [CONDITION_RAIN] It is raining.
+        [CONDITION_STORM] A storm is raging.
+        [CONDITION_SNOW] It is snowing.
+        [CONDITION_FOG] Fog hangs over the land.
+       *[other] The weather is turning.
     }
 days-until-festival = The Harvest Moon festival begins in { $days ->
         [one] { $days } day

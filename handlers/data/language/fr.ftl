@@ -51,12 +51,13 @@ time-of-day = { $period ->
     }
 game-clock = Il est { $hour } h { NUMBER($minute, minimumIntegerDigits: 2) }.
 weather-now = { $condition ->
-        [clear] Le ciel est dégagé.
-        [cloudy] Le temps est nuageux.
-        [rain] Il pleut.
-        [storm] Un orage gronde.
-        [snow] Il neige.
-       *[fog] Un épais brouillard recouvre la région.
+        [CONDITION_CLEAR] Le ciel est dégagé.
+        [CONDITION_CLOUDY] Le temps est nuageux.
+        [CONDITION_RAIN] Il pleut.
+        [CONDITION_STORM] Un orage gronde.
+        [CONDITION_SNOW] Il neige.
+        [CONDITION_FOG] Un épais brouillard recouvre la région.
+       *[other] Le temps est en train de changer.
     }
 days-until-festival = La fête de la Lune des moissons commence dans { $days ->
         [one] { $days } jour

@@ -23,12 +23,13 @@ time-of-day = { $period ->
     }
 game-clock = 現在の時刻は{ $hour }時{ $minute }分です。
 weather-now = { $condition ->
-        [clear] 空は晴れ渡っています。
-        [cloudy] 空は曇っています。
-        [rain] 雨が降っています。
-        [storm] 嵐が吹き荒れています。
-        [snow] 雪が降っています。
-       *[fog] 濃い霧が立ち込めています。
+        [CONDITION_CLEAR] 空は晴れ渡っています。
+        [CONDITION_CLOUDY] 空は曇っています。
+        [CONDITION_RAIN] 雨が降っています。
+        [CONDITION_STORM] 嵐が吹き荒れています。
+        [CONDITION_SNOW] 雪が降っています。
+        [CONDITION_FOG] 濃い霧が立ち込めています。
+       *[other] 天気が変わりつつあります。
     }
 days-until-festival = 収穫月の祭りまで、あと{ $days }日です。
 player-joined = { $name }さんがゲームに参加しました。

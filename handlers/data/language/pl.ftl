@@ -58,12 +58,13 @@ time-of-day = { $period ->
     }
 game-clock = Jest godzina { $hour }:{ NUMBER($minute, minimumIntegerDigits: 2) }.
 weather-now = { $condition ->
-        [clear] Niebo jest bezchmurne.
-        [cloudy] Jest pochmurno.
-        [rain] Pada deszcz.
-        [storm] Szaleje burza.
-        [snow] Pada śnieg.
-       *[fog] Nad okolicą wisi gęsta mgła.
+        [CONDITION_CLEAR] Niebo jest bezchmurne.
+        [CONDITION_CLOUDY] Jest pochmurno.
+        [CONDITION_RAIN] Pada deszcz.
+        [CONDITION_STORM] Szaleje burza.
+        [CONDITION_SNOW] Pada śnieg.
+        [CONDITION_FOG] Nad okolicą wisi gęsta mgła.
+       *[other] Pogoda się zmienia.
     }
 days-until-festival = Święto Księżyca Żniw zaczyna się za { $days ->
         [one] { $days } dzień

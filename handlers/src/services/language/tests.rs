@@ -313,3 +313,49 @@ fn a_partial_locale_says_how_many_messages_it_lacks() {
     assert_eq!(locale, "en");
     assert!(text.starts_with("The server is busy"), "{text}");
 }
+
+/// The API's words are the messages' selectors: a client passes Weather's `condition` and Now's
+/// `period` as they come, and every value has a line of its own in every locale (none falls to
+/// the default branch unnoticed).
+#[test]
+fn every_condition_and_period_has_its_own_line_in_every_locale() {
+    use proto::aicore::weather::v1::Condition;
+    let l = Locales::embedded().unwrap();
+    let conditions = [
+        Condition::Clear,
+        Condition::Cloudy,
+        Condition::Rain,
+        Condition::Storm,
+        Condition::Snow,
+        Condition::Fog,
+    ];
+    for locale in l.list() {
+        let mut lines = std::collections::BTreeSet::new();
+        for c in conditions {
+            let (text, from) = say(
+                &l,
+                "weather-now",
+                &locale,
+                &[("condition", text(c.as_str_name()))],
+            )
+            .unwrap();
+            assert_eq!(from, locale);
+            lines.insert(text);
+        }
+        assert_eq!(lines.len(), conditions.len(), "{locale}: {lines:?}");
+        // A word from elsewhere ("rain") claims no weather at all, rather than fog.
+        let stray = say(&l, "weather-now", &locale, &[("condition", text("rain"))])
+            .unwrap()
+            .0;
+        assert!(!lines.contains(&stray), "{locale}: {stray}");
+        let mut periods = std::collections::BTreeSet::new();
+        for (period, _) in crate::kit::clock::PERIODS {
+            periods.insert(
+                say(&l, "time-of-day", &locale, &[("period", text(period))])
+                    .unwrap()
+                    .0,
+            );
+        }
+        assert_eq!(periods.len(), 5, "{locale}: {periods:?}");
+    }
+}

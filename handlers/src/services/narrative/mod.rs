@@ -342,7 +342,8 @@ impl NarrativeServiceHandler for NarrativeService {
             ),
             self.time.now(ctx.outgoing(), NowRequest {}),
         );
-        let condition = condition_label(weather?.weather.map_or(0, |w| w.condition));
+        let code = weather?.weather.map_or(0, |w| w.condition);
+        let condition = condition_label(code);
         let period = period(now?.hour);
         Ok(DescribeResponse {
             text: compose(
@@ -354,7 +355,7 @@ impl NarrativeServiceHandler for NarrativeService {
                 perspective,
                 max_words,
             ),
-            weather: condition.to_owned(),
+            condition: code,
             time_of_day: period.to_owned(),
         })
     }

@@ -201,6 +201,7 @@ pub fn now_response(record: &ClockRecord, game_ms: i64, real_ms: i64) -> NowResp
         day: u32::try_from(day + 1).unwrap_or(0),
         hour: (in_day / 3_600_000) as u32,
         minute: (in_day / 60_000 % 60) as u32,
+        period: crate::kit::clock::period((in_day / 3_600_000) as u32).to_owned(),
     }
 }
 
