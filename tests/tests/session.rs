@@ -264,6 +264,21 @@ async fn a_new_player_plays_a_first_session_from_the_api_alone() {
     .await;
     assert_eq!(period["topic"], "world.hearthvale");
 
+    // Attacker's steps: another player's view is not theirs to read, and no game server can
+    // claim a talk with an NPC (talked_to is npc's to report).
+    let other = scenarios::login(&c, "second-timer").await;
+    let theirs = c
+        .call(
+            rpc::bodybroker::GET_PLAYER.path,
+            Some(&other.access),
+            json!({"playerId": me.player_id}),
+        )
+        .await;
+    assert_eq!(theirs.status, 403, "{}", theirs.text());
+    let forged = ingest("forged-1", "talked_to", json!({"npc": "brenna-hale"})).await;
+    assert_eq!(forged.status, 403, "{}", forged.text());
+    assert!(forged.text().contains("talked_to"), "{}", forged.text());
+
     // Back from a restart of the client: Bootstrap with no region finds the player placed.
     let boot = c
         .call(rpc::bodybroker::BOOTSTRAP.path, token, json!({}))

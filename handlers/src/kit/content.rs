@@ -146,6 +146,11 @@ pub fn seed(parts: &[&str]) -> u64 {
     })
 }
 
+/// The quest event the npc service reports when a player talks to an NPC (target: the NPC's id).
+/// It is not a game event: bodybroker refuses it from game servers, so a talked-to objective
+/// cannot be forged.
+pub const TALKED_TO: &str = "talked_to";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -360,6 +360,11 @@ impl BodyBrokerServiceHandler for BodyBrokerService {
         let event = req
             .event
             .ok_or_else(|| Status::invalid_argument("event is required"))?;
+        if event.r#type == crate::kit::content::TALKED_TO {
+            return Err(Status::permission_denied(
+                "talked_to is reported by the npc service when a player talks to an NPC (NpcService Talk); a game server cannot send it",
+            ));
+        }
         let def = self.events.get(&event.r#type).ok_or_else(|| {
             Status::invalid_argument(format!(
                 "unknown event type {:?}; known: {}",

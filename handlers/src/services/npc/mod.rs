@@ -527,7 +527,7 @@ impl NpcServiceHandler for NpcService {
                     .for_player(&player)
                     .idempotent(format!("npc:talk:{}:{player}:{version}", def.id)),
                 AdvanceRequest {
-                    event: "talked_to".into(),
+                    event: crate::kit::content::TALKED_TO.into(),
                     target: def.id.clone(),
                     amount: 1,
                     player_id: player.clone(),

@@ -58,9 +58,7 @@ struct ObjectiveEntry {
     scripted: bool,
 }
 
-/// The event the npc service reports when a player talks to an NPC (target: the NPC's id). It is
-/// not a game event: no game server can send it, so a talked-to objective cannot be forged.
-pub const TALKED_TO: &str = "talked_to";
+pub use crate::kit::content::TALKED_TO;
 
 /// One quest as the service uses it.
 #[derive(Debug, Clone)]
