@@ -182,7 +182,19 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
         .call(REPLAY, Some(&me.access), json!({"topic": topic}))
         .await
         .json();
-    let events = events["events"].as_array().cloned().unwrap_or_default();
+    let all = events["events"].as_array().cloned().unwrap_or_default();
+    // The reward's items arrived in the inventory, which payment announces on its own.
+    let inventory: Vec<_> = all
+        .iter()
+        .filter(|e| e["type"] == "payment.inventory_changed")
+        .collect();
+    assert_eq!(inventory.len(), 1, "{all:?}");
+    assert_eq!(inventory[0]["publisher"]["service"], "payment");
+    let events: Vec<_> = all
+        .iter()
+        .filter(|e| e["type"] != "payment.inventory_changed")
+        .cloned()
+        .collect();
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0]["type"], "quest.completed");
     assert_eq!(events[0]["payload"]["items"], json!(["lantern_oil"]));

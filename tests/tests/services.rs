@@ -115,7 +115,15 @@ async fn a_service_on_a_worker_calls_a_service_in_the_edge() {
         .unwrap()
         .clone();
     assert_eq!(weather["target"], "nats");
-    assert_eq!(weather["calls"], json!(["time.Now", "world.GetRegion"]));
+    assert_eq!(
+        weather["calls"],
+        json!([
+            "events.Publish",
+            "time.Now",
+            "world.GetRegion",
+            "world.ListRegions"
+        ])
+    );
 }
 
 #[tokio::test]

@@ -291,7 +291,13 @@ mod tests {
             back.principal,
             Some(Principal::Service {
                 name: "svc:weather".into(),
-                scopes: vec!["time.Now".into(), "world.GetRegion".into()].into(),
+                scopes: vec![
+                    "events.Publish".into(),
+                    "time.Now".into(),
+                    "world.GetRegion".into(),
+                    "world.ListRegions".into()
+                ]
+                .into(),
             })
         );
         // A forged chain naming no service keeps a marker that admit refuses.
