@@ -358,6 +358,15 @@ async fn a_region_is_described_from_its_weather_and_a_storm_shows() {
         )
         .await;
     assert_eq!(r.status, 400);
+    // Attacker's step: a player cannot change the sky (Override is an operator's admin method).
+    let r = c
+        .call(
+            rpc::weather::OVERRIDE.path,
+            Some(&me.access),
+            json!({"regionId": "ashfen", "condition": "CONDITION_CLEAR", "durationMinutes": 120}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
 }
 
 #[tokio::test]
@@ -419,6 +428,16 @@ async fn messages_in_the_player_s_language_and_translations_that_repeat() {
     assert_eq!(a.json(), b.json());
     assert_eq!(a.json()["model"], "grammar");
     assert!(!a.json()["text"].as_str().unwrap().is_empty());
+    // Attacker's step: no player makes the model read an unbounded text on the game's account.
+    let long = "fen ".repeat(600);
+    let r = c
+        .call(
+            TRANSLATE,
+            Some(&me.access),
+            json!({"text": long, "sourceLocale": "en", "targetLocale": "de"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
 }
 
 #[tokio::test]
@@ -634,4 +653,14 @@ async fn narration_from_a_worker_stops_when_the_player_leaves() {
         edge_e2e::nats::messages_after_cancel(&mut inbox, Duration::from_secs(3)).await;
     assert!(cancelled, "the edge published a cancel");
     assert!(after_cancel <= 1, "{after_cancel} tokens after the cancel");
+    // Attacker's step: narrating another player's arc is refused before any model call.
+    let other = scenarios::login(&c, "eavesdropper").await;
+    let theirs = edge_e2e::sse::Sse::post(
+        &c,
+        NARRATE,
+        Some(&other.access),
+        json!({"arcId": "the-green-comet", "playerId": me.player_id}),
+    )
+    .await;
+    assert_eq!(theirs.status, 403);
 }
