@@ -335,3 +335,84 @@ fn the_readme_names_every_serve_flag_and_no_other() {
     }
     assert!(problems.is_empty(), "README.md:\n{}", problems.join("\n"));
 }
+
+/// Every `--flag` and `[section] key` the docs name anywhere (README, SECURITY, terraform's
+/// README) exists: a flag of some `edge` command, a key of the effective configuration that
+/// `edge config check` prints. (The serve flags' list is checked both ways above.)
+#[test]
+fn every_flag_and_setting_the_docs_name_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let docs: String = ["README.md", "SECURITY.md", "terraform/README.md"]
+        .iter()
+        .map(|f| std::fs::read_to_string(root.join(f)).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    // Every long flag of every command.
+    fn walk(c: &clap::Command, out: &mut std::collections::BTreeSet<String>) {
+        for a in c.get_arguments() {
+            if let Some(l) = a.get_long() {
+                out.insert(l.to_owned());
+            }
+        }
+        for s in c.get_subcommands() {
+            walk(s, out);
+        }
+    }
+    let mut flags = std::collections::BTreeSet::new();
+    walk(&edge::cli::Cli::command(), &mut flags);
+    // Flags of other tools the docs show in commands.
+    let others = ["bench", "release", "manifest-path", "test"];
+    let mut problems = Vec::new();
+    for piece in docs.split("`--").skip(1) {
+        let name: String = piece
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+            .collect();
+        if !name.is_empty() && !flags.contains(&name) && !others.contains(&name.as_str()) {
+            problems.push(format!("--{name} is no flag of any edge command"));
+        }
+    }
+    // A setting exists when the configuration file may name it: `edge config check` refuses an
+    // unknown section or key by name ("unknown field"), and only complains of the value's type
+    // (a deliberate `[]`) for a known one.
+    let dir = tempfile::tempdir().unwrap();
+    // Tables of content files, not of the configuration (catalog.toml's [inventory]).
+    let content_tables = ["inventory"];
+    let mut seen = std::collections::BTreeSet::new();
+    for piece in docs.split("`[").skip(1) {
+        let Some((section, rest)) = piece.split_once(']') else {
+            continue;
+        };
+        let key: String = rest
+            .strip_prefix(' ')
+            .unwrap_or_default()
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        let valid = !section.is_empty()
+            && section
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.');
+        if !valid || content_tables.contains(&section) || !seen.insert((section, key.clone())) {
+            continue;
+        }
+        let file = dir.path().join("probe.toml");
+        let body = if key.is_empty() {
+            format!("[{section}]\n")
+        } else {
+            format!("[{section}]\n{key} = []\n")
+        };
+        std::fs::write(&file, body).unwrap();
+        let (_, out, err) = edge(
+            dir.path(),
+            &["config", "check", "--config", file.to_str().unwrap()],
+            &[],
+        );
+        if format!("{out}{err}").contains("unknown field") {
+            problems.push(format!(
+                "[{section}] {key} is no setting of the configuration file"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "the docs:\n{}", problems.join("\n"));
+}
