@@ -7,8 +7,10 @@ use super::{json_data, sse_event};
 
 pub const INTRO: &str = "\
 The HTTPS front door of the game's backend. Each method of the 22 services is a Connect unary \
-call: `POST /aicore.<service>.v1.<Name>Service/<Method>` with a JSON (proto3 JSON mapping: \
-lowerCamelCase names, 64-bit integers as strings, enums by name) or protobuf body. Streaming \
+call: `POST /aicore.<service>.v1.<Name>Service/<Method>` with a JSON body (proto3 JSON mapping: \
+lowerCamelCase names, 64-bit integers as strings, enums by name), as described here. Every unary \
+method also takes the same message as protobuf (`Content-Type: application/proto`, answered in \
+kind): the .proto files describe that form, so it is left out of this document. Streaming \
 methods answer with Server-Sent Events when called with `Accept: text/event-stream`. Errors are \
 Connect error JSON (`{\"code\":\"not_found\",\"message\":\"...\"}`) under the HTTP status of \
 Connect's code table; `429` and `503` carry `Retry-After`. Bodies may be sent gzip-compressed \
@@ -163,6 +165,13 @@ pub fn schemas() -> Map<String, Value> {
         "completion_tokens": { "type": "integer" },
         "total_tokens": { "type": "integer" } } });
     let mut m = Map::new();
+    // A named schema, not one inline per operation: a generated client gets one enum type for the
+    // header instead of one per method. `enum`, not `const`: openapi-python-client drops
+    // operations whose parameter schema is a `const`.
+    m.insert(
+        "ConnectProtocolVersion".into(),
+        json!({ "type": "string", "enum": ["1"] }),
+    );
     m.insert(
         "ConnectError".into(),
         json!({
@@ -265,7 +274,9 @@ pub fn parameters() -> Value {
             "description": "The call's deadline in milliseconds (capped by the server's own).",
             "schema": { "type": "string", "pattern": "^[1-9][0-9]{0,9}$" } },
         "ConnectProtocolVersion": { "name": "Connect-Protocol-Version", "in": "header",
-            "required": false, "schema": { "type": "string", "enum": ["1"] } },
+            "required": false,
+            "description": "The Connect protocol's version, as Connect clients send it.",
+            "schema": { "$ref": "#/components/schemas/ConnectProtocolVersion" } },
         "IdempotencyKey": { "name": "Idempotency-Key", "in": "header", "required": false,
             "description": "1 to 255 visible ASCII characters. A repeat with the same key and body \
                 gets the first answer; with another body, 422.",

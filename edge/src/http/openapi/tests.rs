@@ -119,3 +119,35 @@ fn errors_are_connect_json_with_their_codes() {
     assert_eq!(e409, &json!(["already_exists", "aborted"]));
     assert!(doc["components"]["responses"]["Error429"]["headers"]["Retry-After"].is_object());
 }
+
+/// What client generators take (tests/tests/clients.rs runs two): bodies only in media types
+/// they know (openapi-python-client warns on `application/proto` and skips it), and header
+/// schemas as `enum`, never `const` (it drops the operations of a `const` parameter).
+#[test]
+fn generators_take_every_operation() {
+    let doc = document().unwrap();
+    let known = ["application/json", "text/event-stream"];
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for op in item.as_object().unwrap().values() {
+            let mut media: Vec<&String> = Vec::new();
+            if let Some(c) = op["requestBody"]["content"].as_object() {
+                media.extend(c.keys());
+            }
+            for r in op["responses"].as_object().unwrap().values() {
+                if let Some(c) = r["content"].as_object() {
+                    media.extend(c.keys());
+                }
+            }
+            for m in media {
+                assert!(known.contains(&m.as_str()), "{path}: {m}");
+            }
+        }
+    }
+    for (name, p) in doc["components"]["parameters"].as_object().unwrap() {
+        assert!(p["schema"].get("const").is_none(), "{name}");
+    }
+    assert_eq!(
+        doc["components"]["schemas"]["ConnectProtocolVersion"],
+        json!({ "type": "string", "enum": ["1"] })
+    );
+}
