@@ -403,6 +403,41 @@ async fn messages_in_the_player_s_language_and_translations_that_repeat() {
         "en",
         "an unknown locale falls back"
     );
+    // With no locale: the request's Accept-Language, until the player's settings choose one.
+    let level_up = json!({"messageId": "level-up", "args": {"level": 3}});
+    let r = c
+        .call_with(
+            LOCALIZE,
+            Some(&me.access),
+            &[("accept-language", "de-CH, de;q=0.9, en;q=0.5")],
+            level_up.clone(),
+        )
+        .await
+        .json();
+    assert_eq!(
+        (r["locale"].as_str(), r["messageId"].as_str()),
+        (Some("de"), Some("level-up")),
+        "{r}"
+    );
+    let r = c
+        .call_with(
+            rpc::settings::UPDATE.path,
+            Some(&me.access),
+            &[("idempotency-key", "lang-pl")],
+            json!({"patch": {"language": "pl-PL"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = c
+        .call_with(
+            LOCALIZE,
+            Some(&me.access),
+            &[("accept-language", "de")],
+            level_up,
+        )
+        .await
+        .json();
+    assert_eq!(r["locale"], "pl", "the settings win: {r}");
     let r = c
         .call(
             LOCALIZE,

@@ -247,6 +247,11 @@ pub async fn completions(State(state): State<Api>, req: Request) -> Response {
         session: parts.extensions.get::<handlers::SessionId>().cloned(),
         // A client's own call: its principal pays.
         origin: None,
+        accept_language: parts
+            .headers
+            .get(http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(handlers::kit::context::accept_language),
     };
     let call = Call {
         method,

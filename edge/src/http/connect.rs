@@ -197,6 +197,11 @@ pub async fn unary(
         session: parts.extensions.get::<handlers::SessionId>().cloned(),
         // A client's own call: its principal pays.
         origin: None,
+        accept_language: parts
+            .headers
+            .get(http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(handlers::kit::context::accept_language),
     };
     // Event subscriptions carry their position in every message's id.
     let stream_permit = match stream_permit {

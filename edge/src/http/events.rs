@@ -231,6 +231,11 @@ pub async fn get(State(state): State<Api>, req: Request) -> Response {
         session: parts.extensions.get::<handlers::SessionId>().cloned(),
         // A client's own call: its principal pays.
         origin: None,
+        accept_language: parts
+            .headers
+            .get(http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(handlers::kit::context::accept_language),
     };
     let req = SubscribeRequest {
         topics,

@@ -12,6 +12,8 @@ pub const DEADLINE_MS: &str = "Edge-Deadline-Ms";
 pub const REQUEST_ID: &str = "X-Request-Id";
 /// W3C trace context.
 pub const TRACEPARENT: &str = "traceparent";
+/// The client's language preference, so a worker answers in the player's language too.
+pub const ACCEPT_LANGUAGE: &str = "Accept-Language";
 /// The authenticated principal, as the edge verified it. Believed only under a signature one of
 /// the responder's keys verifies ([`super::signing`]), on a subject the sender's NATS user may
 /// publish ([`super::permissions`]).
@@ -114,6 +116,9 @@ pub fn request_headers(ctx: &Context, timeout: Duration) -> HeaderMap {
     if let Some(a) = ctx.client_addr {
         h.insert(name(CLIENT_ADDR), a.to_string());
     }
+    if let Some(l) = &ctx.accept_language {
+        put(&mut h, ACCEPT_LANGUAGE, l);
+    }
     h
 }
 
@@ -169,6 +174,7 @@ pub fn context_from(h: Option<&HeaderMap>, received: Instant, max: Duration) -> 
         idempotency_key: get(h, IDEMPOTENCY_KEY).map(str::to_owned),
         traceparent: get(h, TRACEPARENT).map(str::to_owned),
         client_addr: get(h, CLIENT_ADDR).and_then(|a| a.parse().ok()),
+        accept_language: get(h, ACCEPT_LANGUAGE).and_then(handlers::kit::context::accept_language),
     }
 }
 
@@ -249,6 +255,7 @@ mod tests {
             origin: Some(Principal::Player {
                 player_id: "q".into(),
             }),
+            accept_language: Some("de-CH, de;q=0.9".into()),
         };
         let h = request_headers(&ctx, Duration::from_millis(1500));
         assert!(h.get(ORIGIN).is_none());
@@ -259,6 +266,8 @@ mod tests {
         assert_eq!(back.request_id, "r1");
         assert_eq!(back.idempotency_key.as_deref(), Some("k"));
         assert_eq!(back.client_addr, ctx.client_addr);
+        // A worker answers in the player's language too.
+        assert_eq!(back.accept_language, ctx.accept_language);
         assert_eq!(back.deadline, Some(now + Duration::from_millis(1500)));
         let capped = context_from(Some(&h), now, Duration::from_secs(1));
         assert_eq!(capped.deadline, Some(now + Duration::from_secs(1)));

@@ -63,6 +63,22 @@ pub struct Context {
     /// "cost follows the origin"): the player the chain acts for, else the client principal that
     /// started it. `None` on a client's own call, where [`Context::payer`] is the principal.
     pub origin: Option<Principal>,
+    /// The client's `Accept-Language` (at most [`MAX_ACCEPT_LANGUAGE`] bytes of visible ASCII),
+    /// carried along calls between services: text a player reads is in their settings'
+    /// language, else this one's, else English.
+    pub accept_language: Option<String>,
+}
+
+/// Longest `Accept-Language` kept.
+pub const MAX_ACCEPT_LANGUAGE: usize = 256;
+
+/// An `Accept-Language` value worth keeping: visible ASCII, bounded; anything else is dropped.
+pub fn accept_language(value: &str) -> Option<String> {
+    let v = value.trim();
+    (!v.is_empty()
+        && v.len() <= MAX_ACCEPT_LANGUAGE
+        && v.bytes().all(|b| (0x20..0x7f).contains(&b)))
+    .then(|| v.to_owned())
 }
 
 impl Context {

@@ -211,6 +211,7 @@ impl Caller {
             // The callee sees a service, never the player's session.
             session: None,
             origin,
+            accept_language: parent.accept_language,
         };
         admit(&ctx, method)?;
         if ctx.deadline.is_some_and(|d| d <= Instant::now()) {

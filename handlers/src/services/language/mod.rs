@@ -24,6 +24,7 @@ use proto::aicore::language::v1::{
     LocalizeResponse, TranslateRequest, TranslateResponse,
 };
 use proto::aicore::llm::v1::{ChatMessage, InferRequest, LlmServiceClient};
+use proto::aicore::settings::v1::{GetRequest as SettingsGetRequest, SettingsServiceClient};
 use sha2::{Digest as _, Sha256};
 use unic_langid::LanguageIdentifier;
 
@@ -230,6 +231,32 @@ impl Locales {
             .unwrap_or(DEFAULT)
     }
 
+    /// The best loaded locale for an `Accept-Language` header (`de-CH, de;q=0.9, en;q=0.5`):
+    /// the highest-weighted range a locale matches, else the default.
+    pub fn from_accept_language(&self, header: &str) -> &str {
+        let mut ranges: Vec<(f32, usize, &str)> = header
+            .split(',')
+            .enumerate()
+            .filter_map(|(i, part)| {
+                let mut it = part.split(';');
+                let tag = it.next()?.trim();
+                let q = it
+                    .find_map(|p| p.trim().strip_prefix("q="))
+                    .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())?;
+                (!tag.is_empty() && tag != "*" && q > 0.0).then_some((q, i, tag))
+            })
+            .collect();
+        // Highest weight first; equal weights keep the header's order.
+        ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (_, _, tag) in ranges {
+            let found = self.negotiate(tag);
+            if found != DEFAULT || tag.to_ascii_lowercase().starts_with(DEFAULT) {
+                return found;
+            }
+        }
+        DEFAULT
+    }
+
     /// `id` in `requested` (or its fallback), with `args`: the text and the locale it came
     /// from.
     pub fn localize(
@@ -312,6 +339,7 @@ pub struct LanguageService {
     store: Arc<dyn Store>,
     router: AiRouterServiceClient<Caller>,
     llm: LlmServiceClient<Caller>,
+    settings: SettingsServiceClient<Caller>,
 }
 
 impl LanguageService {
@@ -322,7 +350,43 @@ impl LanguageService {
             locales,
             store,
             router: AiRouterServiceClient(caller.clone()),
-            llm: LlmServiceClient(caller),
+            llm: LlmServiceClient(caller.clone()),
+            settings: SettingsServiceClient(caller),
+        }
+    }
+}
+
+impl LanguageService {
+    /// The language a player reads: their settings' (when they changed it from the default),
+    /// else the request's `Accept-Language`, else the default. A settings service that cannot
+    /// answer costs the player nothing but the fallback.
+    async fn players_language(&self, ctx: &Context) -> String {
+        if let Some(crate::kit::context::Principal::Player { player_id }) = &ctx.principal {
+            let got = self
+                .settings
+                .get(
+                    ctx.outgoing(),
+                    SettingsGetRequest {
+                        player_id: player_id.clone(),
+                    },
+                )
+                .await;
+            match got {
+                // Version 0: still the defaults, which the player never chose.
+                Ok(s) if s.version > 0 => {
+                    if let Some(settings) = s.settings {
+                        return settings.language;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "settings unreadable; the request's language decides");
+                }
+            }
+        }
+        match &ctx.accept_language {
+            Some(header) => self.locales.from_accept_language(header).to_owned(),
+            None => DEFAULT.to_owned(),
         }
     }
 }
@@ -351,15 +415,23 @@ impl LanguageServiceHandler for LanguageService {
 
     async fn localize(
         &self,
-        _ctx: Context,
+        ctx: Context,
         req: LocalizeRequest,
     ) -> Result<LocalizeResponse, Status> {
         if req.message_id.is_empty() || req.message_id.len() > 128 {
             return Err(Status::invalid_argument("messageId is required"));
         }
         let args = fluent_args(&req.args)?;
-        let (text, locale) = self.locales.localize(&req.message_id, &req.locale, &args)?;
-        Ok(LocalizeResponse { text, locale })
+        let requested = match req.locale.as_str() {
+            "" => self.players_language(&ctx).await,
+            asked => asked.to_owned(),
+        };
+        let (text, locale) = self.locales.localize(&req.message_id, &requested, &args)?;
+        Ok(LocalizeResponse {
+            text,
+            locale,
+            message_id: req.message_id,
+        })
     }
 
     async fn list_locales(

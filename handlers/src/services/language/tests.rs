@@ -359,3 +359,16 @@ fn every_condition_and_period_has_its_own_line_in_every_locale() {
         assert_eq!(periods.len(), 5, "{locale}: {periods:?}");
     }
 }
+
+#[test]
+fn accept_language_picks_the_best_loaded_locale() {
+    let l = Locales::embedded().unwrap();
+    assert_eq!(l.from_accept_language("de-CH, de;q=0.9, en;q=0.5"), "de");
+    assert_eq!(l.from_accept_language("es-ES, fr;q=0.8, en;q=0.7"), "fr");
+    assert_eq!(l.from_accept_language("en;q=0.4, pl;q=0.9"), "pl");
+    assert_eq!(l.from_accept_language("es, it"), "en");
+    assert_eq!(l.from_accept_language("pl;q=0, ja"), "ja");
+    assert_eq!(l.from_accept_language("*"), "en");
+    assert_eq!(l.from_accept_language(";;;,,q=x"), "en");
+    assert_eq!(l.from_accept_language("en-GB, de"), "en");
+}
