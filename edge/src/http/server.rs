@@ -27,6 +27,26 @@ use crate::nats::responder::{Limits, Responder};
 use crate::ops::admin;
 use crate::state::AppState;
 
+// HTTP/2 flood limits, set here rather than left to hyper's and h2's defaults (which have
+// changed between releases); README (Operations, the fault drills) and SECURITY.md (27) say what
+// they give, and tests/tests/floods.rs checks it frame by frame.
+
+/// Streams the client resets before the server has accepted them, at once (rapid reset,
+/// CVE-2023-44487). The server accepts each stream as soon as its frames are read, so these
+/// pile up only within one burst of frames: a client cancelling its own requests stays far
+/// below. The 21st closes the connection: GOAWAY `ENHANCE_YOUR_CALM`, "too_many_resets".
+const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// Streams the server resets because the client broke the protocol on them (a bad frame on a
+/// stream, a stream over `http.max_concurrent_streams`: "MadeYouReset"), over the connection's
+/// life. A conforming client causes none, so 100 is generous (hyper's default is 1024). The
+/// 101st: GOAWAY `ENHANCE_YOUR_CALM`, "too_many_internal_resets".
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 100;
+/// The largest frame read: the protocol's minimum, 16 KiB. With `http.max_header_bytes` it bounds
+/// a header block's CONTINUATION frames (CVE-2024-27316): h2 allows max(5, 1.25 x
+/// max_header_bytes / 16 KiB) of them, 5 at the default 32 KiB, and at the next one closes the
+/// connection: GOAWAY `ENHANCE_YOUR_CALM`, "too_many_continuations".
+const H2_MAX_FRAME_SIZE: u32 = 16 * 1024;
+
 /// Per-connection settings.
 #[derive(Debug, Clone)]
 struct ConnOpts {
@@ -417,7 +437,10 @@ async fn connection(
             .keep_alive_interval(Some(Duration::from_secs(20)))
             .keep_alive_timeout(Duration::from_secs(20))
             .max_concurrent_streams(opts.max_concurrent_streams)
-            .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX));
+            .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX))
+            .max_frame_size(H2_MAX_FRAME_SIZE)
+            .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
+            .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS);
         watcher.watch(builder.serve_connection(io, service)).await
     } else {
         let mut builder = hyper::server::conn::http1::Builder::new();
