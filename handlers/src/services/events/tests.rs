@@ -534,3 +534,75 @@ async fn events_in_the_legacy_layout_move_to_their_own_topic() {
     let bus = EventsService::new(Arc::new(log));
     assert_eq!(publish(&bus, &service(), "world", 3.0).await.unwrap(), 3);
 }
+
+#[tokio::test]
+async fn declared_types_carry_their_message_and_nothing_else() {
+    use proto::aicore::quest::v1::{QuestCompleted, Reward};
+    let (_d, bus) = bus(100);
+    let topic = format!("player.{ME}");
+    let completed = QuestCompleted {
+        quest_id: "rats".into(),
+        title: "Rats in the Cellar".into(),
+        reward: Some(Reward {
+            currency: 250,
+            items: vec!["lantern_oil".into()],
+            experience: 120,
+        }),
+        completed_at_ms: 5,
+        level: 2,
+        levels_gained: 1,
+    };
+    let request = crate::kit::event_log::typed_event(topic.clone(), &completed).unwrap();
+    bus.publish(service(), request).await.unwrap();
+    // A free-form type says no payload type.
+    publish(&bus, &service(), &topic, 1.0).await.unwrap();
+    let events = bus
+        .replay(
+            player(ME),
+            ReplayRequest {
+                topic: topic.clone(),
+                after_sequence: 0,
+                limit: 0,
+            },
+        )
+        .await
+        .unwrap()
+        .events;
+    assert_eq!(events[0].payload_type, "aicore.quest.v1.QuestCompleted");
+    assert_eq!(events[1].payload_type, "");
+    // The envelope as Replay and the stream write it: the payload decodes as its message, and
+    // the money is a string as in Complete's answer.
+    let json: serde_json::Value =
+        serde_json::from_slice(&proto::codec::to_json_vec(&events[0]).unwrap()).unwrap();
+    assert_eq!(json["payloadType"], "aicore.quest.v1.QuestCompleted");
+    assert_eq!(json["payload"]["reward"]["currency"], "250");
+    let back: QuestCompleted = serde_json::from_value(json["payload"].clone()).unwrap();
+    assert_eq!(back, completed);
+
+    // A service key may publish a declared type only in its declared shape.
+    let forged = [
+        serde_json::json!({"questId": "rats", "currency": 250}),
+        serde_json::json!({"questId": 7}),
+        serde_json::json!("quest done"),
+    ];
+    for payload in forged {
+        let err = bus
+            .publish(
+                service(),
+                PublishRequest {
+                    topic: topic.clone(),
+                    r#type: "quest.completed".into(),
+                    payload: Some(serde_json::from_value(payload.clone()).unwrap()),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{payload}");
+        assert!(err.message().contains("aicore.quest.v1.QuestCompleted"));
+    }
+    // And a player never publishes one (the head names a service), whatever its shape.
+    let mut request = crate::kit::event_log::typed_event(topic.clone(), &completed).unwrap();
+    request.r#type = "quest.completed".into();
+    let err = bus.publish(player(ME), request).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+}

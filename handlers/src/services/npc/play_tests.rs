@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use proto::aicore::events::v1::{PublishRequest, PublishResponse};
 use proto::aicore::kb::v1::{Document, GetResponse};
 use proto::aicore::llm::v1::InferStreamResponse;
 use proto::aicore::npc::v1::NPC_SERVICE;
@@ -37,6 +38,8 @@ struct Others {
     advanced: Mutex<Vec<(String, String, String, String)>>,
     /// The prompt and payer of each model call.
     prompts: Mutex<Vec<(String, Option<Principal>)>>,
+    /// Each event published: the request, its idempotency key and who pays for it.
+    published: Mutex<Vec<(PublishRequest, String, Option<Principal>)>>,
     /// When set, the model refuses (a spend cap reached).
     model_refuses: std::sync::atomic::AtomicBool,
 }
@@ -55,6 +58,16 @@ impl Route for Others {
         body: Bytes,
     ) -> BoxFuture<Result<Encoded<Status>, Status>> {
         let out = match method.name {
+            "Publish" => {
+                let req: PublishRequest = proto::codec::decode(Codec::Proto, &body).unwrap();
+                crate::kit::calls::fake::check_declared(&req);
+                self.published.lock().unwrap().push((
+                    req,
+                    ctx.idempotency_key.clone().unwrap(),
+                    ctx.payer().cloned(),
+                ));
+                reply(&PublishResponse::default())
+            }
             "Now" => reply(&NowResponse {
                 game_time_ms: self.game_ms.load(Ordering::SeqCst),
                 scale: 60.0,
