@@ -191,8 +191,14 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
     // One shape per fact: the event's reward is Complete's, `"currency":"250"` both ways.
     assert_eq!(events[0]["payload"]["reward"], answered[0]["reward"]);
     assert_eq!(events[0]["payload"]["reward"]["currency"], "250");
-    assert_eq!(events[0]["payload"]["reward"]["items"], json!(["lantern_oil"]));
-    assert_eq!(events[0]["payload"]["level"], answered[0]["progression"]["level"]);
+    assert_eq!(
+        events[0]["payload"]["reward"]["items"],
+        json!(["lantern_oil"])
+    );
+    assert_eq!(
+        events[0]["payload"]["level"],
+        answered[0]["progression"]["level"]
+    );
     assert_eq!(events[1]["type"], "player.leveled");
     assert_eq!(events[1]["payloadType"], "aicore.quest.v1.PlayerLeveled");
     assert_eq!(
