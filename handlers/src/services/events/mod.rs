@@ -294,3 +294,5 @@ fn check_order(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod typed_tests;
