@@ -357,6 +357,21 @@ async fn a_gift_moves_the_item_and_the_mood_once() {
     );
     assert!(others.consumed.lock().unwrap()[0].starts_with("npc:gift:maud-feverfew:"));
     assert!((mood_of(&svc, "maud-feverfew").await - g.mood).abs() < 1e-9);
+    // The gift tipped her from "friendly" into "warm": the region hears it once, charged to
+    // the giver (the retry changed nothing and says nothing).
+    let published = others.published.lock().unwrap().clone();
+    assert_eq!(published.len(), 1);
+    let (event, _, payer) = &published[0];
+    assert_eq!(
+        (event.topic.as_str(), event.r#type.as_str()),
+        ("world.hearthvale", "npc.changed")
+    );
+    assert_eq!(
+        payer,
+        &Some(Principal::Player {
+            player_id: ME.into()
+        })
+    );
     // What the player does not hold is refused, and the mood stays.
     let e = gift(&svc, keyed(player(YOU), "g2"), "healing-draught", 1)
         .await
