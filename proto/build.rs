@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 use prost_reflect::{DescriptorPool, Value};
 
+#[path = "build/event_types.rs"]
+mod event_types;
+
 fn main() -> Result<(), Box<dyn Error>> {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
@@ -212,6 +215,7 @@ fn generate(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
     }
     writeln!(code, "];")?;
     registry_code(&mut code, &services)?;
+    event_types::code(&mut code, pool)?;
     writeln!(
         code,
         "/// Every method's descriptor by service and name: `rpc::state::GET.path` is `/aicore.state.v1.StateService/Get`."

@@ -175,6 +175,34 @@ impl ServiceDesc {
     }
 }
 
+/// An event type the backend publishes, and the message its payload is (from the
+/// `aicore.options.v1.event_type` message option).
+#[derive(Debug)]
+pub struct EventTypeDesc {
+    /// e.g. `quest.completed`.
+    pub r#type: &'static str,
+    /// The payload's message, e.g. `aicore.quest.v1.QuestCompleted`.
+    pub message: &'static str,
+    /// Decodes a payload's proto3 JSON as the message (to check it is one).
+    pub json_to_proto: fn(&[u8]) -> Result<Vec<u8>, CodecError>,
+}
+
+impl EventTypeDesc {
+    /// The declared event type `kind`, if the backend declares it.
+    pub fn by_type(kind: &str) -> Option<&'static EventTypeDesc> {
+        EVENT_TYPES.iter().find(|e| e.r#type == kind)
+    }
+}
+
+/// A message that is the payload of a backend event type: publishers take the type from here,
+/// so a type and its shape are bound in the .proto file alone.
+pub trait EventMessage {
+    /// The event type, e.g. `quest.completed`.
+    const TYPE: &'static str;
+    /// The message's full name, e.g. `aicore.quest.v1.QuestCompleted`.
+    const MESSAGE: &'static str;
+}
+
 /// Encoded messages of a stream, or the status that ended it.
 pub type ByteStream<E> = BoxStream<Result<bytes::Bytes, E>>;
 
@@ -266,6 +294,41 @@ mod tests {
         let set_scale = method_by_path("/aicore.time.v1.TimeService/SetScale").expect("SetScale");
         assert_eq!(set_scale.access, Access::Admin);
         assert!(method_by_path("/aicore.state.v1.StateService/Nope").is_none());
+    }
+
+    /// Every type the backend publishes with a fixed shape (grep `TYPE` in handlers for the
+    /// publishers): a declared message each, and nothing else declared.
+    #[test]
+    fn every_backend_event_type_has_its_message() {
+        let declared: Vec<(&str, &str)> =
+            EVENT_TYPES.iter().map(|e| (e.r#type, e.message)).collect();
+        assert_eq!(
+            declared,
+            [
+                ("npc.changed", "aicore.npc.v1.NpcChanged"),
+                (
+                    "payment.inventory_changed",
+                    "aicore.payment.v1.InventoryChanged"
+                ),
+                ("player.leveled", "aicore.quest.v1.PlayerLeveled"),
+                ("quest.completed", "aicore.quest.v1.QuestCompleted"),
+                ("time.day_began", "aicore.time.v1.DayBegan"),
+                ("time.period_began", "aicore.time.v1.PeriodBegan"),
+                ("weather.changed", "aicore.weather.v1.Weather"),
+                ("world.entity.removed", "aicore.world.v1.EntityRemoved"),
+                ("world.entity.upserted", "aicore.world.v1.Entity"),
+            ]
+        );
+        use aicore::quest::v1::QuestCompleted;
+        assert_eq!(<QuestCompleted as EventMessage>::TYPE, "quest.completed");
+        let e = EventTypeDesc::by_type("quest.completed").expect("declared");
+        assert_eq!(e.message, <QuestCompleted as EventMessage>::MESSAGE);
+        (e.json_to_proto)(br#"{"questId":"q","reward":{"currency":"250"}}"#).expect("its shape");
+        assert!(
+            (e.json_to_proto)(br#"{"currency":250}"#).is_err(),
+            "not its shape"
+        );
+        assert!(EventTypeDesc::by_type("game.boss_defeated").is_none());
     }
 
     #[test]

@@ -154,6 +154,7 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
     );
 
     // Completed, and repeated with the same key and with another: one credit, one event.
+    let mut answered = Vec::new();
     for key in ["complete-1", "complete-1", "complete-2"] {
         let r = c
             .call_with(
@@ -169,6 +170,7 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
         // 120 experience: level 2, gained once however often it is asked.
         assert_eq!(n(&r["levelsGained"]), 1, "{r}");
         assert_eq!(n(&r["progression"]["level"]), 2, "{r}");
+        answered.push(r);
     }
     let balance = c.call(BALANCE, Some(&me.access), json!({})).await.json();
     assert_eq!(balance["balance"], "250");
@@ -197,12 +199,48 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
         .collect();
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0]["type"], "quest.completed");
-    assert_eq!(events[0]["payload"]["items"], json!(["lantern_oil"]));
+    assert_eq!(events[0]["payloadType"], "aicore.quest.v1.QuestCompleted");
+    // One shape per fact: the event's reward is Complete's, `"currency":"250"` both ways.
+    assert_eq!(events[0]["payload"]["reward"], answered[0]["reward"]);
+    assert_eq!(events[0]["payload"]["reward"]["currency"], "250");
+    assert_eq!(
+        events[0]["payload"]["reward"]["items"],
+        json!(["lantern_oil"])
+    );
+    assert_eq!(
+        events[0]["payload"]["level"],
+        answered[0]["progression"]["level"]
+    );
     assert_eq!(events[1]["type"], "player.leveled");
+    assert_eq!(events[1]["payloadType"], "aicore.quest.v1.PlayerLeveled");
     assert_eq!(
         events[1]["payload"],
         json!({"oldLevel": 1, "newLevel": 2, "questId": quest})
     );
+    // The stream's `data:` is the same envelope JSON as Replay's, byte for byte in meaning.
+    let mut stream = edge_e2e::sse::Sse::post(
+        &c,
+        rpc::events::SUBSCRIBE.path,
+        Some(&me.access),
+        json!({"topics": [topic], "after": {topic.clone(): "0"}}),
+    )
+    .await;
+    assert_eq!(stream.status, 200);
+    let mut streamed = Vec::new();
+    while streamed.len() < 2 {
+        let e = stream
+            .next_within(std::time::Duration::from_secs(10))
+            .await
+            .expect("the retained events");
+        if e.comment || e.event.is_some() {
+            continue;
+        }
+        let j = e.json();
+        if j["type"] != "edge.subscribed" {
+            streamed.push(j);
+        }
+    }
+    assert_eq!(streamed, events);
     assert_eq!(events[1]["publisher"]["service"], "quest");
     // A player cannot forge one on their own topic: the quest service's event types are its own.
     let r = c

@@ -263,6 +263,10 @@ async fn the_inventory_moves_with_the_money_and_is_announced() {
         json!([{"sku": "lantern_oil", "quantity": 40}])
     );
     assert_eq!(
+        changes[0]["payloadType"],
+        "aicore.payment.v1.InventoryChanged"
+    );
+    assert_eq!(
         changes[0]["publisher"],
         json!({"kind": "PUBLISHER_KIND_SERVICE", "service": "payment"})
     );

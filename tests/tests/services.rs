@@ -447,6 +447,33 @@ async fn npcs_perceive_and_decide_through_the_binary() {
         .await;
     assert_eq!(seen.json()["npc"]["currentAction"], "flee");
     assert_eq!(seen.json()["npc"]["name"], "Brenna Hale");
+    // The region hears both changes players can see: her mood into "hostile", then her flight;
+    // what ListNpcs shows, never her needs.
+    let replay = c
+        .call(
+            rpc::events::REPLAY.path,
+            Some(&player),
+            json!({"topic": "world.hearthvale", "limit": 1000}),
+        )
+        .await
+        .json();
+    let changes: Vec<serde_json::Value> = replay["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "npc.changed")
+        .cloned()
+        .collect();
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    for e in &changes {
+        assert_eq!(e["payloadType"], "aicore.npc.v1.NpcChanged");
+        assert_eq!(e["publisher"]["service"], "npc");
+        assert_eq!(e["payload"]["npc"]["id"], "brenna-hale");
+        assert!(e["payload"]["npc"].get("needs").is_none());
+    }
+    assert_eq!(changes[0]["payload"]["previousMoodLabel"], "neutral");
+    assert_eq!(changes[0]["payload"]["npc"]["moodLabel"], "hostile");
+    assert_eq!(changes[1]["payload"]["currentAction"], "flee");
     let bad = c
         .call(
             rpc::npc::DECIDE.path,

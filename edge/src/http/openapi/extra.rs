@@ -59,7 +59,13 @@ pub fn paths() -> Vec<(String, Value)> {
             }
         }),
     );
-    let event = json_data(json!({ "$ref": "#/components/schemas/aicore.events.v1.Event" }));
+    let envelope = json!({ "$ref": "#/components/schemas/aicore.events.v1.Event" });
+    let event = json_data(envelope.clone());
+    // A backend type's payload is its declared message; any other type's is free-form.
+    let message = json_data(json!({ "anyOf": [
+        { "$ref": "#/components/schemas/BackendEvent" },
+        envelope,
+    ] }));
     let mut events_responses = connect_errors(&[400, 401, 403, 429, 500, 503]);
     events_responses.insert(
         "200".into(),
@@ -68,9 +74,10 @@ pub fn paths() -> Vec<(String, Value)> {
                 `id:` is a cursor for every subscribed topic, so reconnecting with \
                 `Last-Event-ID` resumes exactly where the client left off; `event: gap` says \
                 events asked for are no longer retained. Each `data:` is one \
-                `aicore.events.v1.Event` in JSON.",
+                `aicore.events.v1.Event` in JSON, as Replay answers it; a backend event's \
+                `payloadType` names its payload's message (see `BackendEvent`).",
             "content": { "text/event-stream": { "schema": sse_event(&[
-                ("message", event.clone()),
+                ("message", message),
                 ("subscribed", event.clone()),
                 ("gap", event),
                 ("error", json_data(json!({ "$ref": "#/components/schemas/ConnectError" }))),

@@ -4,6 +4,7 @@
 //! in the .proto files become descriptions, and every operation lists the Connect error statuses.
 //! Built once; served at `GET /openapi.json` and written by `edge openapi`.
 
+mod events;
 mod schema;
 
 use std::sync::LazyLock;
@@ -170,7 +171,7 @@ fn operation(
             ),
             "headers": { "x-request-id": { "$ref": "#/components/headers/RequestId" } },
             "content": { "text/event-stream": { "schema": sse_event(&[
-                ("message", json_data(reply)),
+                ("message", json_data(typed(m, reply))),
                 ("end", json_data(json!({ "type": "object" }))),
                 ("error", json_data(json!({ "$ref": "#/components/schemas/ConnectError" }))),
             ]) } }
@@ -208,6 +209,18 @@ fn operation(
     }))
 }
 
+/// A stream of bus events: a backend type's payload is its declared message (`BackendEvent`).
+fn typed(m: &MethodDesc, reply: Value) -> Value {
+    if m.output_type == events::EVENT {
+        json!({ "anyOf": [
+            { "$ref": format!("#/components/schemas/{}", events::BACKEND_EVENT) },
+            reply,
+        ] })
+    } else {
+        reply
+    }
+}
+
 /// The whole document, as JSON.
 pub fn document() -> Result<Value, String> {
     let pool = schema::pool()?;
@@ -223,7 +236,10 @@ pub fn document() -> Result<Value, String> {
     for (path, item) in extra::paths() {
         paths.insert(path, item);
     }
+    let typed = events::components(&mut schemas, &pool)?;
     let mut components = schemas.into_components();
+    components.extend(typed);
+    events::annotate_envelope(&mut components);
     components.extend(extra::schemas());
     Ok(json!({
         "openapi": "3.1.0",

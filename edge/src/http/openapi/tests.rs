@@ -151,3 +151,53 @@ fn generators_take_every_operation() {
         json!({ "type": "string", "enum": ["1"] })
     );
 }
+
+/// Every event type the backend declares is described: its envelope, its `payloadType`, and its
+/// payload's message as the API writes it (so `quest.completed` says its currency is a string).
+#[test]
+fn every_backend_event_type_is_described() {
+    let doc = document().unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let union = &schemas["BackendEvent"];
+    assert_eq!(union["discriminator"]["propertyName"], "type");
+    assert!(!proto::EVENT_TYPES.is_empty());
+    assert_eq!(
+        union["oneOf"].as_array().unwrap().len(),
+        proto::EVENT_TYPES.len()
+    );
+    for e in proto::EVENT_TYPES {
+        let name = format!("BackendEvent.{}", e.r#type);
+        assert_eq!(
+            union["discriminator"]["mapping"][e.r#type],
+            format!("#/components/schemas/{name}")
+        );
+        let typed = &schemas[&name]["allOf"][1]["properties"];
+        assert_eq!(typed["type"]["const"], e.r#type);
+        assert_eq!(typed["payloadType"]["const"], e.message);
+        assert_eq!(
+            typed["payload"]["$ref"],
+            format!("#/components/schemas/{}", e.message)
+        );
+        assert!(schemas[e.message].is_object(), "{} is described", e.message);
+    }
+    let reward = &schemas["aicore.quest.v1.Reward"]["properties"]["currency"];
+    assert_eq!(reward["type"], "string", "money is int64: a string");
+    assert_eq!(
+        schemas["aicore.quest.v1.QuestCompleted"]["properties"]["reward"]["$ref"],
+        "#/components/schemas/aicore.quest.v1.Reward"
+    );
+    let stream = &doc["paths"]["/v1/events"]["get"]["responses"]["200"]["content"];
+    assert!(
+        stream
+            .to_string()
+            .contains("#/components/schemas/BackendEvent")
+    );
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    for r in all {
+        let name = r.trim_start_matches("#/components/schemas/");
+        if r.starts_with("#/components/schemas/") {
+            assert!(schemas[name].is_object(), "{r} resolves");
+        }
+    }
+}

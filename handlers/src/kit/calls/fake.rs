@@ -33,6 +33,25 @@ impl Bus {
         (calls, bus)
     }
 
+    /// The `i`th event's payload as its declared message `M`, checked to be exactly `M`'s proto3
+    /// JSON (what the API writes: 64-bit integers as strings, enums by name), under `M`'s type.
+    pub fn payload<M>(&self, i: usize) -> M
+    where
+        M: proto::EventMessage + serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let (_, kind, json, _) = self.published.lock().unwrap()[i].clone();
+        assert_eq!(kind, M::TYPE);
+        let json = as_written(&json);
+        let msg: M = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(
+            as_written(&serde_json::to_value(&msg).unwrap()),
+            json,
+            "{kind} is {}",
+            M::MESSAGE
+        );
+        msg
+    }
+
     /// Topics and types published so far.
     pub fn events(&self) -> Vec<(String, String)> {
         self.published
@@ -57,6 +76,7 @@ impl Route for Bus {
         }
         assert_eq!(method.path, "/aicore.events.v1.EventBusService/Publish");
         let req: PublishRequest = proto::codec::decode(Codec::Proto, &body).unwrap();
+        check_declared(&req);
         let key = ctx.idempotency_key.clone().expect("a derived key");
         let mut by_key = self.by_key.lock().unwrap();
         let seq = match by_key.get(&key) {
@@ -73,4 +93,24 @@ impl Route for Bus {
         let reply = proto::codec::encode(Codec::Proto, &PublishResponse { sequence: seq });
         Box::pin(async move { Ok(Encoded::Unary(reply.map_err(Status::from)?)) })
     }
+}
+
+/// Asserts that an event of a type the backend declares carries that type's message, as the bus
+/// checks it: every test of a publisher checks the shape of what it publishes.
+pub fn check_declared(req: &PublishRequest) {
+    if let Some(declared) = proto::EventTypeDesc::by_type(&req.r#type) {
+        let json = proto::codec::to_json_vec(&req.payload.clone().unwrap_or_default()).unwrap();
+        if let Err(e) = (declared.json_to_proto)(&json) {
+            panic!(
+                "{} published a payload that is not a {}: {e}",
+                req.r#type, declared.message
+            );
+        }
+    }
+}
+
+/// A payload as the edge writes it (whole numbers held as doubles written as integers), so it
+/// compares with a message's own JSON.
+pub fn as_written(json: &serde_json::Value) -> serde_json::Value {
+    serde_json::from_slice(&proto::codec::to_json_vec(json).unwrap()).unwrap()
 }

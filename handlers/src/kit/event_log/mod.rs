@@ -20,7 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pbjson_types::{Struct, Value, value::Kind};
 use proto::BoxStream;
-use proto::aicore::events::v1::Event;
+use proto::aicore::events::v1::{Event, PublishRequest};
 
 pub use jetstream::JetStreamLog;
 pub use store_log::StoreLog;
@@ -183,6 +183,23 @@ pub fn gap(topic: &str, after: u64, next: u64) -> Event {
         published_at_ms: now_ms(),
         ..Event::default()
     }
+}
+
+/// The Publish request for a backend event: `msg` in proto3 JSON (as the API writes it: 64-bit
+/// integers as strings, enums by name) on `topic`, under the type its message declares. Built
+/// from the message only, so the event says a fact in the API's shape.
+pub fn typed_event<M>(topic: String, msg: &M) -> Result<PublishRequest, Status>
+where
+    M: proto::EventMessage + serde::Serialize,
+{
+    let payload = serde_json::to_value(msg)
+        .and_then(serde_json::from_value)
+        .map_err(|e| Status::internal(format!("{} payload: {e}", M::TYPE)))?;
+    Ok(PublishRequest {
+        topic,
+        r#type: M::TYPE.to_owned(),
+        payload: Some(payload),
+    })
 }
 
 /// Now, as an event's `published_at_ms`.

@@ -107,6 +107,27 @@ pub fn publisher(ctx: &Context) -> Option<Publisher> {
     }
 }
 
+/// For a type the backend declares (`proto::EVENT_TYPES`), the full name of its payload's message,
+/// after checking that the payload is one (a service key publishing `quest.completed` must say it
+/// in the declared shape, so a client decoding by `payloadType` never meets another); empty for
+/// free-form types.
+fn declared_payload(kind: &str, payload: Option<&pbjson_types::Value>) -> Result<String, Status> {
+    let Some(declared) = proto::EventTypeDesc::by_type(kind) else {
+        return Ok(String::new());
+    };
+    let json = match payload {
+        Some(p) => proto::codec::to_json_vec(p).map_err(|e| Status::internal(e.to_string()))?,
+        None => b"{}".to_vec(),
+    };
+    (declared.json_to_proto)(&json).map_err(|e| {
+        Status::invalid_argument(format!(
+            "payload of a {kind} event must be a {} in proto3 JSON: {e}",
+            declared.message
+        ))
+    })?;
+    Ok(declared.message.to_owned())
+}
+
 /// The event bus service.
 #[derive(Clone)]
 pub struct EventsService {
@@ -182,6 +203,7 @@ impl EventBusServiceHandler for EventsService {
                 "payload is {size} bytes encoded; at most {max}"
             )));
         }
+        let payload_type = declared_payload(&req.r#type, req.payload.as_ref())?;
         let sequence = self
             .log
             .append(Event {
@@ -192,6 +214,7 @@ impl EventBusServiceHandler for EventsService {
                 published_at_ms: now_ms(),
                 // From the principal only: nothing in the request says who published.
                 publisher: publisher(&ctx),
+                payload_type,
             })
             .await?;
         Ok(PublishResponse { sequence })
@@ -271,3 +294,5 @@ fn check_order(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod typed_tests;

@@ -7,6 +7,7 @@
 
 pub mod content;
 mod mood;
+mod push;
 mod talk;
 mod utility;
 
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use proto::BoxStream;
+use proto::aicore::events::v1::EventBusServiceClient;
 use proto::aicore::kb::v1::{GetRequest, KnowledgeBaseServiceClient};
 use proto::aicore::llm::v1::{InferRequest, LlmServiceClient};
 use proto::aicore::npc::v1::{
@@ -56,6 +58,7 @@ pub struct NpcService {
     quest: QuestServiceClient<Caller>,
     payment: PaymentServiceClient<Caller>,
     world: WorldServiceClient<Caller>,
+    events: EventBusServiceClient<Caller>,
 }
 
 fn key(id: &str) -> String {
@@ -73,7 +76,8 @@ impl NpcService {
             kb: KnowledgeBaseServiceClient(caller.clone()),
             quest: QuestServiceClient(caller.clone()),
             payment: PaymentServiceClient(caller.clone()),
-            world: WorldServiceClient(caller),
+            world: WorldServiceClient(caller.clone()),
+            events: EventBusServiceClient(caller),
         }
     }
 
@@ -150,6 +154,7 @@ impl NpcService {
     /// version.
     async fn stimulate(
         &self,
+        ctx: &Context,
         id: &str,
         now: i64,
         player: &str,
@@ -166,12 +171,17 @@ impl NpcService {
             if let Some(done) = key.and_then(|k| state.recalled(player, k)) {
                 return Ok((done, state, version));
             }
+            let before = state.clone();
             let outcome = state.apply_player(&effect, 1.0, player, self.catalog.influence_cap);
             if let Some(k) = key {
                 state.remember(player, k, outcome);
             }
             match self.save(id, &state, version).await {
-                Ok(v) => return Ok((outcome, state, v)),
+                Ok(v) => {
+                    self.announce(ctx, Some(player), id, (&before, &state), v)
+                        .await;
+                    return Ok((outcome, state, v));
+                }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -272,11 +282,14 @@ impl NpcServiceHandler for NpcService {
         }
         for _ in 0..ATTEMPTS {
             let (mut state, version) = self.load(&ctx, &req.npc_id).await?;
+            let before = state.clone();
             for (effect, intensity) in &effects {
                 state.apply(effect, *intensity);
             }
             match self.save(&req.npc_id, &state, version).await {
                 Ok(v) => {
+                    self.announce(&ctx, None, &req.npc_id, (&before, &state), v)
+                        .await;
                     return Ok(PerceiveResponse {
                         npc: Some(self.to_proto(&req.npc_id, &state, v)?),
                     });
@@ -333,9 +346,12 @@ impl NpcServiceHandler for NpcService {
                     scores,
                 });
             }
+            let before = state.clone();
             state.current_action = chosen.clone();
             match self.save(&req.npc_id, &state, version).await {
-                Ok(_) => {
+                Ok(v) => {
+                    self.announce(&ctx, None, &req.npc_id, (&before, &state), v)
+                        .await;
                     return Ok(DecideResponse {
                         action: chosen,
                         scores,
@@ -403,7 +419,9 @@ impl NpcServiceHandler for NpcService {
         };
         let now = self.now(&ctx).await?.game_time_ms;
         let key = ctx.idempotency_key.as_deref();
-        let (outcome, state, _) = self.stimulate(&req.npc_id, now, &player, kind, key).await?;
+        let (outcome, state, _) = self
+            .stimulate(&ctx, &req.npc_id, now, &player, kind, key)
+            .await?;
         Ok(InteractResponse {
             effect: Some(effect(outcome, &state)),
         })
@@ -461,7 +479,7 @@ impl NpcServiceHandler for NpcService {
             )
             .await?;
         let (outcome, state, _) = self
-            .stimulate(&def.id, now.game_time_ms, &player, "gift", Some(key))
+            .stimulate(&ctx, &def.id, now.game_time_ms, &player, "gift", Some(key))
             .await?;
         Ok(GiftResponse {
             effect: Some(effect(outcome, &state)),
@@ -516,7 +534,7 @@ impl NpcServiceHandler for NpcService {
             .await?;
         // Talking is a greeting (bounded like any player's).
         let (_, state, version) = self
-            .stimulate(&def.id, now, &player, "greeting", None)
+            .stimulate(&ctx, &def.id, now, &player, "greeting", None)
             .await?;
         // The talk advances "talked_to:<npc>" objectives once: the key is this talk's write,
         // which a player cannot choose, and the call is npc's (quest.Advance is service-only).

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use proto::aicore::events::v1::{PublishRequest, PublishResponse};
 use proto::aicore::kb::v1::{Document, GetResponse};
 use proto::aicore::llm::v1::InferStreamResponse;
 use proto::aicore::npc::v1::NPC_SERVICE;
@@ -37,6 +38,8 @@ struct Others {
     advanced: Mutex<Vec<(String, String, String, String)>>,
     /// The prompt and payer of each model call.
     prompts: Mutex<Vec<(String, Option<Principal>)>>,
+    /// Each event published: the request, its idempotency key and who pays for it.
+    published: Mutex<Vec<(PublishRequest, String, Option<Principal>)>>,
     /// When set, the model refuses (a spend cap reached).
     model_refuses: std::sync::atomic::AtomicBool,
 }
@@ -55,6 +58,16 @@ impl Route for Others {
         body: Bytes,
     ) -> BoxFuture<Result<Encoded<Status>, Status>> {
         let out = match method.name {
+            "Publish" => {
+                let req: PublishRequest = proto::codec::decode(Codec::Proto, &body).unwrap();
+                crate::kit::calls::fake::check_declared(&req);
+                self.published.lock().unwrap().push((
+                    req,
+                    ctx.idempotency_key.clone().unwrap(),
+                    ctx.payer().cloned(),
+                ));
+                reply(&PublishResponse::default())
+            }
             "Now" => reply(&NowResponse {
                 game_time_ms: self.game_ms.load(Ordering::SeqCst),
                 scale: 60.0,
@@ -344,6 +357,21 @@ async fn a_gift_moves_the_item_and_the_mood_once() {
     );
     assert!(others.consumed.lock().unwrap()[0].starts_with("npc:gift:maud-feverfew:"));
     assert!((mood_of(&svc, "maud-feverfew").await - g.mood).abs() < 1e-9);
+    // The gift tipped her from "friendly" into "warm": the region hears it once, charged to
+    // the giver (the retry changed nothing and says nothing).
+    let published = others.published.lock().unwrap().clone();
+    assert_eq!(published.len(), 1);
+    let (event, _, payer) = &published[0];
+    assert_eq!(
+        (event.topic.as_str(), event.r#type.as_str()),
+        ("world.hearthvale", "npc.changed")
+    );
+    assert_eq!(
+        payer,
+        &Some(Principal::Player {
+            player_id: ME.into()
+        })
+    );
     // What the player does not hold is refused, and the mood stays.
     let e = gift(&svc, keyed(player(YOU), "g2"), "healing-draught", 1)
         .await

@@ -10,15 +10,38 @@ use crate::kit::calls::{Calls, Route};
 use crate::kit::content::Source;
 use crate::kit::status::Code;
 
-struct Clock(AtomicI64);
+/// The time service, and the events npc published (checked to be their declared shapes).
+struct Clock(AtomicI64, std::sync::Mutex<Vec<Published>>);
+
+/// An event npc published, its idempotency key, and who pays for it.
+type Published = (
+    proto::aicore::events::v1::PublishRequest,
+    String,
+    Option<crate::kit::context::Principal>,
+);
 
 impl Route for Clock {
     fn call(
         &self,
-        _ctx: Context,
+        ctx: Context,
         method: &'static MethodDesc,
-        _body: Bytes,
+        body: Bytes,
     ) -> BoxFuture<Result<Encoded<Status>, Status>> {
+        if method.name == "Publish" {
+            let req: proto::aicore::events::v1::PublishRequest =
+                proto::codec::decode(Codec::Proto, &body).unwrap();
+            crate::kit::calls::fake::check_declared(&req);
+            let key = ctx.idempotency_key.clone().unwrap();
+            let payer = ctx.payer().cloned();
+            self.1.lock().unwrap().push((req, key, payer));
+            let reply = proto::codec::encode(
+                Codec::Proto,
+                &proto::aicore::events::v1::PublishResponse::default(),
+            )
+            .map_err(Status::from)
+            .map(Encoded::Unary);
+            return Box::pin(async move { reply });
+        }
         assert_eq!(method.path, "/aicore.time.v1.TimeService/Now");
         let reply = proto::codec::encode(
             Codec::Proto,
@@ -37,7 +60,7 @@ const HOUR: i64 = 3_600_000;
 
 fn npcs() -> (tempfile::TempDir, NpcService, Arc<Clock>) {
     let (dir, store) = crate::kit::testing::temp_store();
-    let clock = Arc::new(Clock(AtomicI64::new(100 * HOUR)));
+    let clock = Arc::new(Clock(AtomicI64::new(100 * HOUR), Default::default()));
     let calls = Calls::new();
     calls.connect(Arc::clone(&clock) as Arc<dyn Route>);
     let svc = NpcService::new(
@@ -322,4 +345,153 @@ fn alternating_input_never_oscillates_with_the_commitment_bonus() {
         "without the bonus the choice flips every call"
     );
     assert_eq!(run(0.15), 1, "with it, the first choice holds");
+}
+
+/// The `npc.changed` events so far, decoded (the fake checked each is exactly its message).
+fn changes(clock: &Clock) -> Vec<(String, proto::aicore::npc::v1::NpcChanged, String)> {
+    clock
+        .1
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(req, key, _)| {
+            assert_eq!(req.r#type, "npc.changed");
+            let json = serde_json::to_value(req.payload.clone().unwrap()).unwrap();
+            let json = crate::kit::calls::fake::as_written(&json);
+            assert!(json["npc"].get("needs").is_none() && json.get("needs").is_none());
+            (
+                req.topic.clone(),
+                serde_json::from_value(json).unwrap(),
+                key.clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_mood_that_crosses_a_label_is_pushed_to_the_region_and_small_moves_are_not() {
+    let (_d, svc, clock) = npcs();
+    // Brenna starts at 0.1, "neutral": a faint greeting keeps her there, unannounced.
+    perceive(&svc, "brenna-hale", "greeting", 0.2)
+        .await
+        .unwrap();
+    assert!(changes(&clock).is_empty(), "no news within a label");
+    let npc = perceive(&svc, "brenna-hale", "greeting", 0.5)
+        .await
+        .unwrap();
+    let pushed = changes(&clock);
+    assert_eq!(pushed.len(), 1);
+    let (topic, event, key) = &pushed[0];
+    assert_eq!(topic, "world.hearthvale");
+    assert_eq!(key, &format!("npc-changed:brenna-hale:{}", npc.version));
+    assert_eq!(event.previous_mood_label, "neutral");
+    // What ListNpcs shows of her, exactly.
+    let listed = svc
+        .list_npcs(
+            ctx(),
+            ListNpcsRequest {
+                region_id: "hearthvale".into(),
+            },
+        )
+        .await
+        .unwrap()
+        .npcs
+        .into_iter()
+        .find(|n| n.id == "brenna-hale")
+        .unwrap();
+    assert_eq!(event.npc.as_ref(), Some(&listed));
+    assert_eq!(listed.mood_label, "friendly");
+    // Drift back over the hours is computed on read: nothing is pushed for it.
+    clock.0.fetch_add(48 * HOUR, Ordering::SeqCst);
+    get(&svc, "brenna-hale").await;
+    assert_eq!(changes(&clock).len(), 1);
+}
+
+#[tokio::test]
+async fn players_changes_are_pushed_charged_to_them_and_only_past_a_label() {
+    use crate::kit::context::Principal;
+    let (_d, svc, clock) = npcs();
+    let insult = |who: &'static str| {
+        let svc = &svc;
+        async move {
+            svc.interact(
+                crate::kit::testing::player(who),
+                InteractRequest {
+                    npc_id: "brenna-hale".into(),
+                    kind: InteractionKind::Insult as i32,
+                    player_id: String::new(),
+                },
+            )
+            .await
+            .unwrap()
+            .effect
+            .unwrap()
+        }
+    };
+    const ME: &str = "0123456789abcdef0123456789abcdef";
+    const YOU: &str = "fedcba9876543210fedcba9876543210";
+    // 0.1 -> -0.25: "unfriendly", pushed and paid for by the player who did it.
+    assert_eq!(insult(ME).await.mood_label, "unfriendly");
+    // The same player again: their bound leaves a small move, still "unfriendly": no event.
+    assert_eq!(insult(ME).await.mood_label, "unfriendly");
+    // Another player tips her into "hostile".
+    assert_eq!(insult(YOU).await.mood_label, "hostile");
+    let pushed = changes(&clock);
+    let labels: Vec<(&str, &str)> = pushed
+        .iter()
+        .map(|(_, e, _)| {
+            let now = e.npc.as_ref().unwrap().mood_label.as_str();
+            (e.previous_mood_label.as_str(), now)
+        })
+        .collect();
+    assert_eq!(
+        labels,
+        [("neutral", "unfriendly"), ("unfriendly", "hostile")]
+    );
+    let payers: Vec<Option<Principal>> = clock
+        .1
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, _, p)| p.clone())
+        .collect();
+    assert_eq!(
+        payers,
+        [
+            Some(Principal::Player {
+                player_id: ME.into()
+            }),
+            Some(Principal::Player {
+                player_id: YOU.into()
+            })
+        ]
+    );
+    assert_ne!(pushed[0].2, pushed[1].2, "one key per change");
+
+    // Taking up another action is news too; deciding the same one again is not.
+    let decided = svc
+        .decide(
+            ctx(),
+            DecideRequest {
+                npc_id: "brenna-hale".into(),
+                candidate_actions: vec!["work".into()],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(decided.action, "work");
+    let pushed = changes(&clock);
+    assert_eq!(pushed.len(), 3);
+    assert_eq!(pushed[2].1.current_action, "work");
+    assert_eq!(pushed[2].1.previous_mood_label, "hostile");
+    svc.decide(
+        ctx(),
+        DecideRequest {
+            npc_id: "brenna-hale".into(),
+            candidate_actions: vec!["work".into()],
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(changes(&clock).len(), 3);
 }

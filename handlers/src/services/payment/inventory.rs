@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use proto::aicore::events::v1::PublishRequest;
-use proto::aicore::payment::v1::{Inventory, InventoryItem, ItemGrant};
+use proto::aicore::payment::v1::{Inventory, InventoryChanged, InventoryItem, ItemGrant};
 
 use super::*;
+use crate::kit::event_log::typed_event;
 
 /// Most distinct skus in one grant.
 pub const MAX_GRANT_ITEMS: usize = 16;
@@ -233,23 +233,18 @@ impl PaymentService {
             return;
         }
         let inventory = self.inventory(stock);
-        let changes: Vec<_> = tx
-            .items
-            .iter()
-            .map(|c| serde_json::json!({"sku": c.sku, "quantity": c.quantity}))
-            .collect();
-        let payload = serde_json::json!({
-            "transactionId": tx.id,
-            "kind": tx.kind().as_str_name(),
-            "reason": tx.reason,
-            "changes": changes,
-            "capacity": inventory.capacity,
-            "used": inventory.used,
-        });
-        let payload = match serde_json::from_value(payload) {
-            Ok(payload) => payload,
+        let event = InventoryChanged {
+            transaction_id: tx.id.clone(),
+            kind: tx.kind,
+            reason: tx.reason.clone(),
+            changes: tx.items.clone(),
+            capacity: inventory.capacity,
+            used: inventory.used,
+        };
+        let request = match typed_event(format!("player.{p}"), &event) {
+            Ok(request) => request,
             Err(e) => {
-                tracing::warn!(player = p, error = %e, "inventory event not built");
+                tracing::warn!(player = p, error = %e.message(), "inventory event not built");
                 return;
             }
         };
@@ -259,11 +254,7 @@ impl PaymentService {
                 ctx.outgoing()
                     .idempotent(format!("payment-inventory:{p}:{}", tx.id))
                     .for_player(p),
-                PublishRequest {
-                    topic: format!("player.{p}"),
-                    r#type: "payment.inventory_changed".into(),
-                    payload: Some(payload),
-                },
+                request,
             )
             .await;
         if let Err(e) = sent {

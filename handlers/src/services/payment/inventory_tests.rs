@@ -404,6 +404,13 @@ async fn consuming_takes_only_what_is_held() {
     let events = bus.published.lock().unwrap().clone();
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].2["changes"][0]["quantity"], -2.0);
+    assert_eq!(
+        events[1].2["kind"], "TRANSACTION_KIND_CONSUME",
+        "enums by name"
+    );
+    let changed: proto::aicore::payment::v1::InventoryChanged = bus.payload(1);
+    assert_eq!(changed.transaction_id, tx.id);
+    assert_eq!(changed.changes[0].sku, "draught");
     // Nothing to consume in an upgrade, or in an unknown sku.
     let err = svc
         .consume(service("c4"), consume("chest", 1))

@@ -1,7 +1,10 @@
 //! The quest journal: each player's quest records in the store, their stages and progress, and the
 //! rewards paid once when a quest completes.
 
+use proto::aicore::quest::v1::{QuestCompleted, Reward};
+
 use super::*;
+use crate::kit::event_log::typed_event;
 
 /// Compare-and-set attempts before a busy record is reported as `aborted`.
 pub(super) const MAX_ATTEMPTS: usize = 64;
@@ -293,27 +296,24 @@ impl QuestService {
         grant: Grant,
     ) -> Result<(), Status> {
         // The level fields come from the grant, fixed when it was made: a repeat says the same.
-        let payload = serde_json::json!({
-            "questId": q.definition.id,
-            "title": q.definition.title,
-            "currency": record.currency,
-            "items": record.items,
-            "experience": record.experience,
-            "completedAtMs": record.completed_at_ms,
-            "level": grant.to_level,
-            "levelsGained": grant.levels_gained(),
-        });
-        let payload = serde_json::from_value(payload)
-            .map_err(|e| Status::internal(format!("event payload: {e}")))?;
+        // The reward is Complete's own `Reward`: `"currency":"250"` in both.
+        let event = QuestCompleted {
+            quest_id: q.definition.id.clone(),
+            title: q.definition.title.clone(),
+            reward: Some(Reward {
+                currency: record.currency,
+                items: record.items.clone(),
+                experience: record.experience,
+            }),
+            completed_at_ms: record.completed_at_ms,
+            level: grant.to_level,
+            levels_gained: grant.levels_gained(),
+        };
         self.events
             .publish(
                 ctx.outgoing()
                     .idempotent(format!("quest-completed:{player}:{}", q.definition.id)),
-                PublishRequest {
-                    topic: format!("player.{player}"),
-                    r#type: "quest.completed".into(),
-                    payload: Some(payload),
-                },
+                typed_event(format!("player.{player}"), &event)?,
             )
             .await
             .map(|_| ())

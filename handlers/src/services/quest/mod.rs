@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use proto::aicore::events::v1::{EventBusServiceClient, PublishRequest};
+use proto::aicore::events::v1::EventBusServiceClient;
 use proto::aicore::payment::v1::{GrantRequest, ItemGrant, PaymentServiceClient};
 use proto::aicore::quest::v1::{
     AbandonRequest, AbandonResponse, AcceptRequest, AcceptResponse, AdvanceRequest,

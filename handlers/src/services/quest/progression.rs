@@ -6,9 +6,10 @@
 //! add up and each level crossed is counted by exactly one of them; the grant keeps the levels
 //! before and after it, so a repeated `Complete` answers the same level-up and never a second.
 
-use proto::aicore::quest::v1::Progression;
+use proto::aicore::quest::v1::{PlayerLeveled, Progression};
 
 use super::*;
+use crate::kit::event_log::typed_event;
 
 pub(super) fn ledger_key(player: &str) -> String {
     format!("quest.xp.{player}")
@@ -137,22 +138,16 @@ impl QuestService {
         if grant.levels_gained() == 0 {
             return Ok(());
         }
-        let payload = serde_json::json!({
-            "oldLevel": grant.from_level,
-            "newLevel": grant.to_level,
-            "questId": quest,
-        });
-        let payload = serde_json::from_value(payload)
-            .map_err(|e| Status::internal(format!("event payload: {e}")))?;
+        let event = PlayerLeveled {
+            old_level: grant.from_level,
+            new_level: grant.to_level,
+            quest_id: quest.to_owned(),
+        };
         self.events
             .publish(
                 ctx.outgoing()
                     .idempotent(format!("player-leveled:{player}:{quest}")),
-                PublishRequest {
-                    topic: format!("player.{player}"),
-                    r#type: "player.leveled".into(),
-                    payload: Some(payload),
-                },
+                typed_event(format!("player.{player}"), &event)?,
             )
             .await
             .map(|_| ())

@@ -407,13 +407,21 @@ async fn a_chain_opens_as_quests_complete_and_pays_once() {
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].0, format!("player.{ME}"));
     assert_eq!(events[0].1, "quest.completed");
-    assert_eq!(events[0].2["items"], serde_json::json!(["lantern_oil"]));
-    assert_eq!(events[0].2["experience"], 120.0);
-    assert_eq!(events[0].2["level"], 2.0);
+    // The event says the reward as Complete answers it: `"currency":"300"` both ways.
+    let completed: proto::aicore::quest::v1::QuestCompleted = w.bus.payload(0);
+    assert_eq!(completed.reward, done.reward);
+    assert_eq!(events[0].2["reward"]["currency"], "300");
+    assert_eq!(
+        events[0].2["reward"]["items"],
+        serde_json::json!(["lantern_oil"])
+    );
+    assert_eq!(events[0].2["reward"]["experience"], 120.0);
+    assert_eq!(completed.level, 2);
+    assert_eq!(completed.quest_id, "rats");
     assert_eq!(events[1].0, format!("player.{ME}"));
-    assert_eq!(events[1].1, "player.leveled");
-    assert_eq!(events[1].2["oldLevel"], 1.0);
-    assert_eq!(events[1].2["newLevel"], 2.0);
+    let leveled: proto::aicore::quest::v1::PlayerLeveled = w.bus.payload(1);
+    assert_eq!((leveled.old_level, leveled.new_level), (1, 2));
+    assert_eq!(leveled.quest_id, "rats");
 
     // The next in the chain, and level 2 (120 experience) opens the veteran's errand.
     assert_eq!(available(&w).await, ["cellar-key", "veteran"]);

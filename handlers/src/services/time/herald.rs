@@ -11,13 +11,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use proto::aicore::events::v1::{EventBusServiceClient, PublishRequest};
+use proto::aicore::events::v1::EventBusServiceClient;
+use proto::aicore::time::v1::{DayBegan, PeriodBegan};
 use proto::aicore::world::v1::{ListRegionsRequest, WorldServiceClient};
 
 use super::Clock;
 use crate::kit::calls::Caller;
 use crate::kit::clock::period_beginning;
 use crate::kit::context::Context;
+use crate::kit::event_log::typed_event;
 use crate::kit::hours::{HOUR_MS, HourCursor};
 use crate::kit::status::Status;
 use crate::kit::store::Store;
@@ -73,38 +75,37 @@ impl Herald {
         let of_day = u32::try_from(hour.rem_euclid(24)).unwrap_or(0);
         // Days count from 1, as `Now` says them.
         let day = hour.div_euclid(24) + 1;
-        let mut news: Vec<(&str, serde_json::Value)> = Vec::new();
-        if of_day == 0 {
-            news.push(("time.day_began", serde_json::json!({ "day": day })));
-        }
-        if let Some(period) = period_beginning(of_day) {
-            news.push((
-                "time.period_began",
-                serde_json::json!({ "period": period, "day": day, "hour": of_day }),
-            ));
-        }
-        if !news.is_empty() {
-            let regions = self
-                .world
+        let day = u32::try_from(day).unwrap_or(u32::MAX);
+        let regions = if of_day == 0 || period_beginning(of_day).is_some() {
+            self.world
                 .list_regions(ctx.outgoing(), ListRegionsRequest {})
                 .await?
-                .regions;
-            for region in &regions {
-                for (kind, payload) in &news {
-                    let payload = serde_json::from_value(payload.clone())
-                        .map_err(|e| Status::internal(format!("event payload: {e}")))?;
-                    self.events
-                        .publish(
-                            ctx.outgoing()
-                                .idempotent(format!("{kind}:{}:{hour}", region.id)),
-                            PublishRequest {
-                                topic: format!("world.{}", region.id),
-                                r#type: (*kind).to_owned(),
-                                payload: Some(payload),
-                            },
-                        )
-                        .await?;
-                }
+                .regions
+        } else {
+            Vec::new()
+        };
+        for region in &regions {
+            let topic = format!("world.{}", region.id);
+            let mut news = Vec::new();
+            if of_day == 0 {
+                news.push(typed_event(topic.clone(), &DayBegan { day })?);
+            }
+            if let Some(period) = period_beginning(of_day) {
+                let event = PeriodBegan {
+                    period: period.to_owned(),
+                    day,
+                    hour: of_day,
+                };
+                news.push(typed_event(topic.clone(), &event)?);
+            }
+            for request in news {
+                self.events
+                    .publish(
+                        ctx.outgoing()
+                            .idempotent(format!("{}:{}:{hour}", request.r#type, region.id)),
+                        request,
+                    )
+                    .await?;
             }
         }
         Ok(())

@@ -413,6 +413,13 @@ async fn the_herald_announces_day_dawn_and_dusk_on_every_region_once() {
         ]
     );
     assert_eq!(published.len(), 2 * hearth.len());
+    for (i, (_, kind, ..)) in published.iter().enumerate() {
+        if kind == "time.day_began" {
+            let _: proto::aicore::time::v1::DayBegan = route.0.payload(i);
+        } else {
+            let _: proto::aicore::time::v1::PeriodBegan = route.0.payload(i);
+        }
+    }
     // A second replica redoing the same hours publishes nothing new (same keys).
     store.delete("time.herald", None).await.unwrap();
     store

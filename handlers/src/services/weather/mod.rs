@@ -12,7 +12,7 @@ mod herald;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use proto::aicore::events::v1::{EventBusServiceClient, PublishRequest};
+use proto::aicore::events::v1::EventBusServiceClient;
 use proto::aicore::time::v1::{NowRequest, TimeServiceClient};
 use proto::aicore::weather::v1::{
     Condition, CurrentRequest, CurrentResponse, ForecastRequest, ForecastResponse, OverrideRequest,
@@ -25,6 +25,7 @@ pub use chain::Climate;
 
 use crate::kit::calls::Caller;
 use crate::kit::context::Context;
+use crate::kit::event_log::typed_event;
 use crate::kit::status::Status;
 use crate::kit::store::Store;
 
@@ -185,17 +186,10 @@ impl WeatherService {
         weather: &Weather,
         key: String,
     ) -> Result<(), Status> {
-        let payload = serde_json::to_value(weather)
-            .and_then(serde_json::from_value)
-            .map_err(|e| Status::internal(format!("event payload: {e}")))?;
         self.events
             .publish(
                 ctx.outgoing().idempotent(key),
-                PublishRequest {
-                    topic: format!("world.{}", weather.region_id),
-                    r#type: "weather.changed".into(),
-                    payload: Some(payload),
-                },
+                typed_event(format!("world.{}", weather.region_id), weather)?,
             )
             .await
             .map(|_| ())

@@ -391,6 +391,9 @@ async fn each_change_of_condition_is_pushed_once_as_its_hour_begins() {
     assert!(expected > 0, "two game days and no weather change anywhere");
     let published = others.bus.published.lock().unwrap().clone();
     assert_eq!(published.len(), expected);
+    for i in 0..published.len() {
+        let _: Weather = others.bus.payload(i);
+    }
     for (topic, kind, payload, key) in &published {
         assert_eq!(kind, "weather.changed");
         let region = payload["regionId"].as_str().unwrap();

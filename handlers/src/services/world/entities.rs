@@ -1,7 +1,11 @@
 //! Entities in the store: keyed by region and id, indexed by cell, counted in stripes, with a
 //! journal that lets a change interrupted half-way be finished.
 
+use proto::aicore::events::v1::PublishRequest;
+use proto::aicore::world::v1::EntityRemoved;
+
 use super::*;
+use crate::kit::event_log::typed_event;
 
 /// Most attributes on one entity.
 pub const MAX_ATTRIBUTES: usize = 32;
@@ -192,13 +196,9 @@ impl WorldService {
         ctx: &Context,
         entity: &Entity,
     ) -> Result<(), Status> {
-        let payload = serde_json::to_value(entity)
-            .map_err(|e| Status::internal(format!("entity as JSON: {e}")))?;
         self.publish(
             ctx,
-            &entity.region_id,
-            "world.entity.upserted",
-            payload,
+            typed_event(format!("world.{}", entity.region_id), entity)?,
             format!(
                 "world:{}:{}:{}",
                 entity.region_id, entity.id, entity.version
@@ -214,35 +214,27 @@ impl WorldService {
         id: &str,
         version: u64,
     ) -> Result<(), Status> {
+        let event = EntityRemoved {
+            region_id: region.to_owned(),
+            id: id.to_owned(),
+            version,
+        };
         self.publish(
             ctx,
-            region,
-            "world.entity.removed",
-            serde_json::json!({"regionId": region, "id": id, "version": version.to_string()}),
+            typed_event(format!("world.{region}"), &event)?,
             format!("world:{region}:{id}:removed:{version}"),
         )
         .await
     }
 
-    pub(super) async fn publish(
+    async fn publish(
         &self,
         ctx: &Context,
-        region: &str,
-        kind: &str,
-        payload: serde_json::Value,
+        request: PublishRequest,
         key: String,
     ) -> Result<(), Status> {
-        let payload = serde_json::from_value(payload)
-            .map_err(|e| Status::internal(format!("event payload: {e}")))?;
         self.events
-            .publish(
-                ctx.outgoing().idempotent(key),
-                PublishRequest {
-                    topic: format!("world.{region}"),
-                    r#type: kind.into(),
-                    payload: Some(payload),
-                },
-            )
+            .publish(ctx.outgoing().idempotent(key), request)
             .await
             .map(|_| ())
     }

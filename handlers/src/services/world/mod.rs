@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use prost::Message as _;
-use proto::aicore::events::v1::{EventBusServiceClient, PublishRequest};
+use proto::aicore::events::v1::EventBusServiceClient;
 use proto::aicore::world::v1::{
     Entity, GetRegionRequest, GetRegionResponse, ListRegionsRequest, ListRegionsResponse,
     LocatePlayerRequest, LocatePlayerResponse, QueryEntitiesRequest, QueryEntitiesResponse,

@@ -271,6 +271,15 @@ async fn upserts_are_compare_and_set_and_publish_one_event_each() {
     );
     let payload = bus.published.lock().unwrap()[1].2.clone();
     assert_eq!(payload["attributes"]["hp"], "40");
+    // Each payload is exactly its message's proto3 JSON: the Entity as QueryEntities says it.
+    let upserted: proto::aicore::world::v1::Entity = bus.payload(1);
+    assert_eq!(
+        payload["version"],
+        upserted.version.to_string(),
+        "uint64 as a string"
+    );
+    let removed: proto::aicore::world::v1::EntityRemoved = bus.payload(2);
+    assert_eq!(removed.region_id, "hearthvale");
     let gone = svc
         .remove_entity(
             ctx(),
