@@ -74,8 +74,53 @@ pub fn components(
     Ok(out)
 }
 
-/// Says on the envelope where the typed payloads are described.
+/// Writes each declared type's component out whole: the envelope's properties, with `type` and
+/// `payloadType` narrowed to one value (`enum`, not `const`) and `payload` its message. Not
+/// `allOf` the envelope: openapi-python-client cannot merge a `string` with a literal and drops
+/// the whole component.
+fn standalone(components: &mut Map<String, Value>) {
+    let Some(envelope) = components
+        .get(EVENT)
+        .and_then(|e| e.get("properties"))
+        .and_then(Value::as_object)
+        .cloned()
+    else {
+        return;
+    };
+    for e in proto::EVENT_TYPES {
+        let name = format!("{BACKEND_EVENT}.{}", e.r#type);
+        let Some(Value::Object(variant)) = components.get_mut(&name) else {
+            continue;
+        };
+        let Some(narrowed) = variant
+            .get("allOf")
+            .and_then(|a| a.get(1))
+            .and_then(|o| o.get("properties"))
+            .and_then(Value::as_object)
+            .cloned()
+        else {
+            continue;
+        };
+        let mut properties = envelope.clone();
+        for (key, value) in narrowed {
+            let merged = match value.get("const") {
+                Some(one) => json!({ "type": "string", "enum": [one] }),
+                None => value,
+            };
+            properties.insert(key, merged);
+        }
+        variant.remove("allOf");
+        variant.insert("type".into(), json!("object"));
+        variant.insert("additionalProperties".into(), json!(false));
+        variant.insert("required".into(), json!(["type", "payloadType", "payload"]));
+        variant.insert("properties".into(), Value::Object(properties));
+    }
+}
+
+/// Says on the envelope where the typed payloads are described, and writes the typed variants
+/// out whole (see `standalone`).
 pub fn annotate_envelope(components: &mut Map<String, Value>) {
+    standalone(components);
     if let Some(Value::Object(event)) = components.get_mut(EVENT) {
         let before = event
             .get("description")
