@@ -42,6 +42,12 @@ pub fn builtin_grammar() -> Model {
         tasks: Vec::new(),
         status: ModelStatus::Active as i32,
         is_default: false,
+        description: "Built in, offline, not a language model: it composes text only from the \
+                      request's grounding (sentences of the game's own content, the weather, the \
+                      time of day) with a few fixed phrases that name nothing, and with no \
+                      grounding says it has no world to speak from. Seeded: the same seed and \
+                      request give the same text."
+            .into(),
     }
 }
 
