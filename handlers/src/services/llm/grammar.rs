@@ -14,7 +14,7 @@ pub struct SplitMix(pub u64);
 
 impl SplitMix {
     /// The next number of the stream.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -208,7 +208,10 @@ mod tests {
         let (t, f) = generate(3, "Where is the mill?", &ungrounded(), 1000);
         let text = t.concat();
         assert_eq!(f, Finish::Stop);
-        assert!(text.contains("not a language model"), "{text}");
+        assert!(
+            text.contains("not a language model") || text.contains("no language model"),
+            "{text}"
+        );
         assert!(!text.to_lowercase().contains("mill"), "{text}");
     }
 
@@ -255,7 +258,7 @@ mod tests {
             rules::CLOSINGS,
             rules::PARTINGS,
             rules::HEDGES,
-            rules::UNGROUNDED,
+            &rules::UNGROUNDED.concat(),
             rules::UNGROUNDED_MORE,
             &pairs,
         ];
@@ -333,6 +336,6 @@ mod tests {
              Lantern-lights drift over the fen at night; do not follow them."
         );
         let mut rng = SplitMix(1);
-        assert_eq!(rng.next(), 0x910a_2dec_8902_5cc1);
+        assert_eq!(rng.next_u64(), 0x910a_2dec_8902_5cc1);
     }
 }

@@ -59,11 +59,21 @@ pub mod rules {
         "Hard to say, but this much is plain.",
         "Only this is certain.",
     ];
-    /// With no grounding at all: what it is, and that it names nothing.
-    pub const UNGROUNDED: &[&str] = &[
-        "I am the built-in text generator, not a language model.",
-        "This request gave me no world to speak from, so I name no one and nowhere.",
-        "Give me a place, a person or a passage, and I will speak only of those.",
+    /// With no grounding at all: what it is, and that it names nothing (one of each, by the seed;
+    /// short enough for a 40-token reply to end).
+    pub const UNGROUNDED: &[&[&str]] = &[
+        &[
+            "I am the built-in text generator, not a language model.",
+            "This is the built-in text generator; it is no language model.",
+        ],
+        &[
+            "This request gave me no world, so I name nothing.",
+            "Nothing in this request tells me of a world, so I name no one and nowhere.",
+        ],
+        &[
+            "Send a grounding and I speak only from it.",
+            "Give me a place, a person or a passage, and I speak of those alone.",
+        ],
     ];
     /// What it says again and again, ungrounded, when asked to go on at length.
     pub const UNGROUNDED_MORE: &[&str] = &[
@@ -193,7 +203,7 @@ fn lookup<'a>(table: &[(&str, &'a str)], key: &str) -> Option<&'a str> {
 
 fn pick<'a>(rng: &mut SplitMix, from: &[&'a str]) -> &'a str {
     let n = u64::try_from(from.len()).unwrap_or(1).max(1);
-    from.get(usize::try_from(rng.next() % n).unwrap_or(0))
+    from.get(usize::try_from(rng.next_u64() % n).unwrap_or(0))
         .copied()
         .unwrap_or_default()
 }
@@ -271,7 +281,9 @@ pub fn compose(
 ) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     if is_empty(g) {
-        out.extend(rules::UNGROUNDED.iter().map(|s| (*s).to_owned()));
+        for choices in rules::UNGROUNDED {
+            out.push(pick(rng, choices).to_owned());
+        }
         while at_length && words(&out) <= min_words {
             out.push(pick(rng, rules::UNGROUNDED_MORE).to_owned());
         }
@@ -315,13 +327,13 @@ pub fn compose(
         .collect();
     let mut order: Vec<usize> = (1..frags.len()).collect();
     for i in (1..order.len()).rev() {
-        let j = usize::try_from(rng.next() % u64::try_from(i + 1).unwrap_or(1)).unwrap_or(0);
+        let j = usize::try_from(rng.next_u64() % u64::try_from(i + 1).unwrap_or(1)).unwrap_or(0);
         order.swap(i, j);
     }
     let mut chosen: Vec<usize> = frags.first().map(|_| 0).into_iter().collect();
     chosen.extend(order.iter().take(2));
     for (n, i) in chosen.iter().enumerate() {
-        if n > 0 && rng.next() % 3 == 0 {
+        if n > 0 && rng.next_u64().is_multiple_of(3) {
             out.push(pick(rng, rules::LINKS).to_owned());
         }
         out.push(frags[*i].clone());
