@@ -8,7 +8,21 @@
 
 use proto::aicore::llm::v1::Grounding;
 
-use super::grammar::SplitMix;
+/// SplitMix64: tiny, and fixed forever, unlike a library RNG whose stream may change with a
+/// version bump (the same seed must give the same text).
+#[derive(Debug, Clone)]
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    /// The next number of the stream.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
 
 /// Most fragments a request may carry, and the longest.
 pub const MAX_FRAGMENTS: usize = 32;
