@@ -95,3 +95,12 @@ fn validation_names_every_problem() {
     assert!(validate(&nats).is_err());
     assert!(validate(&openai("ok")).is_ok());
 }
+
+#[test]
+fn the_builtin_model_says_it_is_no_language_model() {
+    let d = super::builtin_grammar().description;
+    assert!(
+        d.contains("not a language model") && d.contains("grounding"),
+        "{d}"
+    );
+}
