@@ -113,6 +113,9 @@ pub fn validate(m: &Model) -> Result<(), Status> {
     if m.tasks.len() > 32 || m.tasks.iter().any(|t| t.is_empty() || t.len() > 64) {
         errors.push("tasks: at most 32, each 1-64 characters".into());
     }
+    if m.description.chars().count() > 500 || m.description.chars().any(char::is_control) {
+        errors.push("description is at most 500 printable characters".into());
+    }
     if errors.is_empty() {
         Ok(())
     } else {

@@ -103,4 +103,9 @@ fn the_builtin_model_says_it_is_no_language_model() {
         d.contains("not a language model") && d.contains("grounding"),
         "{d}"
     );
+    assert!(d.chars().count() <= 500);
+    let mut m = openai("described");
+    m.description = "d".repeat(501);
+    let e = validate(&m).unwrap_err();
+    assert!(e.message().contains("description"), "{e}");
 }
