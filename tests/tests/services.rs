@@ -573,7 +573,27 @@ async fn players_find_greet_and_talk_to_npcs_through_the_binary() {
     .await;
     assert_eq!(s.status, 200);
     let events = s.collect().await;
-    assert!(!edge_e2e::sse::deltas(&events).trim().is_empty());
+    // The built-in model speaks from her own world: her name, nothing of another game's.
+    let said = edge_e2e::sse::deltas(&events);
+    assert!(said.contains("Brenna Hale"), "{said}");
+    for wrong in ["old mill", "sunken chapel", "dragon", "blacksmith"] {
+        assert!(!said.to_lowercase().contains(wrong), "{wrong} in {said}");
+    }
+    // And the narrator of the Ashfen arc knows no mill and no dragon.
+    let s = edge_e2e::sse::Sse::post(
+        &c,
+        rpc::story::NARRATE.path,
+        Some(&me.access),
+        json!({"arcId": "the-drowned-bell", "cue": "the punt scrapes the jetty"}),
+    )
+    .await;
+    assert_eq!(s.status, 200);
+    let told = edge_e2e::sse::deltas(&s.collect().await);
+    assert!(told.contains("Ashfen Marsh"), "{told}");
+    assert!(!told.contains('['), "nothing was left out: {told}");
+    for wrong in ["mill", "dragon", "greywood", "the crown"] {
+        assert!(!told.to_lowercase().contains(wrong), "{wrong} in {told}");
+    }
     let last = events
         .iter()
         .rfind(|e| e.event.is_none() && !e.comment)

@@ -144,6 +144,8 @@ fn to_infer(req: ChatRequest) -> Result<InferRequest, Status> {
             Some(Stop::Many(v)) => v,
         },
         task: String::new(),
+        // The OpenAI shape has no grounding: the built-in model says it has no world to speak of.
+        grounding: None,
     })
 }
 

@@ -1,138 +1,19 @@
-//! The `grammar` provider: procedural text from weighted grammar rules, seeded, so the same seed
-//! and prompt give the same text on every machine and version. It is not a language model: it
-//! does not read the prompt beyond mixing it into the seed and picking a register (a question gets
-//! an answer-like reply). It exists so `edge` streams tokens out of the box, with no network, for
-//! development, tests and benchmarks.
+//! The `grammar` provider: text composed from the request's grounding (see [`super::grounded`]),
+//! seeded, so the same seed and request give the same text on every machine and version. It is not
+//! a language model: it speaks only from what the request gives it, and reads the prompt only to
+//! mix it into the seed and to pick a register (a question gets an answer-like reply). It exists so
+//! `edge` streams tokens out of the box, with no network, for development, tests, demos and
+//! benchmarks.
 
-/// A weighted alternative: its weight and its expansion. `<name>` refers to another rule; anything
-/// else is literal text.
-type Alternative = (u32, &'static str);
+use proto::aicore::llm::v1::Grounding;
 
-/// The rules. `reply` and `answer` are the start symbols.
-const RULES: &[(&str, &[Alternative])] = &[
-    (
-        "reply",
-        &[
-            (3, "<greeting> <line> <line>"),
-            (2, "<line> <line> <farewell>"),
-            (1, "<line> <line> <line>"),
-        ],
-    ),
-    (
-        "answer",
-        &[(3, "<hedge> <line> <line>"), (1, "<line> <hedge> <line>")],
-    ),
-    (
-        "greeting",
-        &[
-            (2, "Well met, traveler."),
-            (1, "Ah, another face at the gate."),
-            (1, "Greetings, friend."),
-        ],
-    ),
-    (
-        "farewell",
-        &[
-            (2, "Safe roads to you."),
-            (1, "Mind the wolves after dusk."),
-            (1, "Come back when the bells ring."),
-        ],
-    ),
-    (
-        "hedge",
-        &[
-            (2, "Hard to say, but"),
-            (1, "If the old tales are true,"),
-            (1, "Between you and me,"),
-        ],
-    ),
-    (
-        "line",
-        &[
-            (3, "the <place> <verb> <when>."),
-            (2, "<person> says the <place> <verb> <when>."),
-            (2, "I heard <rumor>."),
-            (1, "the <weather> came early this year, and <rumor>."),
-        ],
-    ),
-    (
-        "place",
-        &[
-            (2, "old mill"),
-            (2, "northern pass"),
-            (1, "sunken chapel"),
-            (1, "harbor market"),
-            (1, "watchtower"),
-        ],
-    ),
-    (
-        "verb",
-        &[
-            (2, "stands empty"),
-            (2, "is full of strangers"),
-            (1, "hums with strange light"),
-            (1, "was locked by the guard"),
-        ],
-    ),
-    (
-        "when",
-        &[
-            (2, "since the last moon"),
-            (1, "every night"),
-            (1, "after the storm"),
-            (1, "these days"),
-        ],
-    ),
-    (
-        "person",
-        &[
-            (2, "the blacksmith"),
-            (1, "old Marta"),
-            (1, "the ferryman"),
-            (1, "a priest from the coast"),
-        ],
-    ),
-    (
-        "rumor",
-        &[
-            (2, "a dragon sleeps under the <place>"),
-            (1, "the king pays gold for wolf pelts"),
-            (1, "<person> hides a map in the <place>"),
-        ],
-    ),
-    (
-        "weather",
-        &[(2, "frost"), (1, "fog"), (1, "rain from the west")],
-    ),
-];
-
-/// SplitMix64: tiny, and fixed forever, unlike a library RNG whose stream may change with a
-/// version bump (the same seed must give the same text).
-#[derive(Debug, Clone)]
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
+use super::grounded::SplitMix;
 
 /// FNV-1a: a stable hash of the prompt to mix into the seed.
 fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
-}
-
-fn rule(name: &str) -> &'static [Alternative] {
-    RULES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map_or(&[], |(_, alts)| *alts)
 }
 
 /// Why generation ended.
@@ -154,37 +35,38 @@ impl Finish {
     }
 }
 
-/// Generates the reply to `prompt` with `seed`: the tokens (words, each but the first with its
-/// leading space) and why it ended. At most `max_tokens` tokens. A prompt that asks for it "at
-/// length" gets a tale that goes on until `max_tokens` (for long streams in demos and benchmarks).
-pub fn generate(seed: u64, prompt: &str, max_tokens: usize) -> (Vec<String>, Finish) {
+/// Generates the reply to `prompt` from `grounding` with `seed`: the tokens (words, each but the
+/// first with its leading space) and why it ended. At most `max_tokens` tokens. A prompt that asks
+/// for it "at length" goes on until `max_tokens` (for long streams in demos and benchmarks).
+pub fn generate(
+    seed: u64,
+    prompt: &str,
+    grounding: &Grounding,
+    max_tokens: usize,
+) -> (Vec<String>, Finish) {
     let mut rng = SplitMix(seed ^ fnv(prompt));
-    let start = if prompt.trim_end().ends_with('?') {
-        "answer"
-    } else {
-        "reply"
-    };
-    let mut words = Vec::new();
-    expand(start, &mut rng, &mut words, 0);
-    if prompt.to_lowercase().contains("at length") {
-        while words.len() <= max_tokens {
-            expand("line", &mut rng, &mut words, 0);
-        }
-    }
+    let question = prompt.trim_end().ends_with('?');
+    let at_length = prompt.to_lowercase().contains("at length");
+    let sentences = super::grounded::compose(grounding, &mut rng, question, at_length, max_tokens);
+    let mut words: Vec<&str> = sentences
+        .iter()
+        .flat_map(|s| s.split_whitespace())
+        .collect();
     let finish = if words.len() > max_tokens {
         words.truncate(max_tokens);
         Finish::Length
     } else {
         Finish::Stop
     };
-    let mut sentence_start = true;
     let tokens = words
         .into_iter()
         .enumerate()
         .map(|(i, w)| {
-            let word = if sentence_start { capitalize(&w) } else { w };
-            sentence_start = word.ends_with(['.', '?', '!']);
-            if i == 0 { word } else { format!(" {word}") }
+            if i == 0 {
+                w.to_owned()
+            } else {
+                format!(" {w}")
+            }
         })
         .collect();
     (tokens, finish)
@@ -248,7 +130,8 @@ impl super::Provider for GrammarProvider {
             .map_or("", |m| m.content.as_str());
         let seed = req.seed.unwrap_or_else(rand::random);
         let max = usize::try_from(super::max_tokens(req)).unwrap_or(usize::MAX);
-        let (mut tokens, finish) = generate(seed, prompt, max);
+        let grounding = req.grounding.clone().unwrap_or_default();
+        let (mut tokens, finish) = generate(seed, prompt, &grounding, max);
         let finish = if apply_stops(&mut tokens, &req.stop) {
             Finish::Stop
         } else {
@@ -283,61 +166,112 @@ impl super::Provider for GrammarProvider {
     }
 }
 
-fn capitalize(w: &str) -> String {
-    let mut c = w.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
-}
-
-fn expand(name: &str, rng: &mut SplitMix, out: &mut Vec<String>, depth: usize) {
-    let alts = rule(name);
-    let total: u32 = alts.iter().map(|(w, _)| w).sum();
-    if total == 0 || depth > 8 {
-        return;
-    }
-    let mut pick = u32::try_from(rng.next() % u64::from(total)).unwrap_or(0);
-    let Some((_, text)) = alts.iter().find(|(w, _)| {
-        if pick < *w {
-            true
-        } else {
-            pick -= w;
-            false
-        }
-    }) else {
-        return;
-    };
-    for part in text.split(' ') {
-        match part.strip_prefix('<').and_then(|p| p.split_once('>')) {
-            Some((sym, rest)) => {
-                expand(sym, rng, out, depth + 1);
-                // Punctuation glued to a symbol ("<when>.") sticks to the last word.
-                if !rest.is_empty()
-                    && let Some(last) = out.last_mut()
-                {
-                    last.push_str(rest);
-                }
-            }
-            None => out.push(part.to_owned()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn ungrounded() -> Grounding {
+        Grounding::default()
+    }
+
+    fn ashfen() -> Grounding {
+        Grounding {
+            place: "Ashfen Marsh".into(),
+            fragments: vec![
+                "Fog lies thick over Ashfen Marsh when a bell begins to toll.".into(),
+                "Black water, reed islands and the drowned abbey of Saint Wren.".into(),
+                "Lantern-lights drift over the fen at night; do not follow them.".into(),
+                "The Drowned Bell".into(),
+            ],
+            weather: "fog".into(),
+            period: "evening".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn without_grounding_it_says_what_it_is_and_names_nothing() {
+        let (t, f) = generate(3, "Where is the mill?", &ungrounded(), 1000);
+        let text = t.concat();
+        assert_eq!(f, Finish::Stop);
+        assert!(
+            text.contains("not a language model") || text.contains("no language model"),
+            "{text}"
+        );
+        assert!(!text.to_lowercase().contains("mill"), "{text}");
+    }
+
+    #[test]
+    fn grounded_text_is_made_of_the_grounding_and_name_free_rules() {
+        let g = ashfen();
+        for seed in 0..200 {
+            for prompt in ["hi", "What now?"] {
+                let text = generate(seed, prompt, &g, 1000).0.concat();
+                assert!(text.contains("Ashfen Marsh"), "{text}");
+                let mut rest = text.clone();
+                for f in &g.fragments {
+                    rest = rest.replace(f.as_str(), "");
+                }
+                rest = rest.replace("Ashfen Marsh", "");
+                // What is left is the rules' own words: no capital but at a sentence's start.
+                for w in super::super::grounded::sentences(&rest)
+                    .iter()
+                    .flat_map(|s| s.split_whitespace().skip(1))
+                {
+                    assert!(
+                        w == "I" || !w.starts_with(char::is_uppercase),
+                        "{w:?} in {text}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_rules_name_no_one_and_nowhere() {
+        use super::super::grounded::rules;
+        let pairs: Vec<&str> = rules::WEATHER
+            .iter()
+            .chain(rules::PERIODS)
+            .chain(rules::MOODS)
+            .map(|(_, v)| *v)
+            .collect();
+        let all = [
+            rules::OPENINGS,
+            rules::OPENINGS_BARE,
+            rules::GREETINGS,
+            rules::LINKS,
+            rules::CLOSINGS,
+            rules::PARTINGS,
+            rules::HEDGES,
+            &rules::UNGROUNDED.concat(),
+            rules::UNGROUNDED_MORE,
+            &pairs,
+        ];
+        for rule in all.iter().flat_map(|r| r.iter()) {
+            for sentence in super::super::grounded::sentences(rule) {
+                for w in sentence.split_whitespace().skip(1) {
+                    let w = w.trim_start_matches('{');
+                    assert!(
+                        w == "I" || !w.starts_with(char::is_uppercase),
+                        "{w:?} in the rule {rule:?} looks like a name"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_same_seed_and_prompt_give_the_same_text() {
-        let (a, fa) = generate(42, "Tell me about the village.", 1000);
-        let (b, fb) = generate(42, "Tell me about the village.", 1000);
+        let (a, fa) = generate(42, "Tell me about the village.", &ungrounded(), 1000);
+        let (b, fb) = generate(42, "Tell me about the village.", &ungrounded(), 1000);
         assert_eq!((a.clone(), fa), (b, fb));
         assert_eq!(fa, Finish::Stop);
         let text: String = a.concat();
         assert!(text.len() > 20 && text.ends_with('.'), "{text}");
         assert!(!text.contains('<') && !text.contains("  "), "{text}");
         let others: Vec<String> = (0..20)
-            .map(|s| generate(s, "hi", 1000).0.concat())
+            .map(|s| generate(s, "hi", &ashfen(), 1000).0.concat())
             .collect();
         let distinct: std::collections::HashSet<_> = others.iter().collect();
         assert!(distinct.len() > 10, "seeds vary the text");
@@ -345,17 +279,17 @@ mod tests {
 
     #[test]
     fn at_length_goes_on_to_max_tokens() {
-        let (tokens, finish) = generate(11, "Tell me of the north, at length.", 500);
+        let (tokens, finish) = generate(11, "Tell me of the north, at length.", &ungrounded(), 500);
         assert_eq!(tokens.len(), 500);
         assert_eq!(finish, Finish::Length);
-        let (short, finish) = generate(11, "Tell me of the north.", 500);
+        let (short, finish) = generate(11, "Tell me of the north.", &ungrounded(), 500);
         assert!(short.len() < 100);
         assert_eq!(finish, Finish::Stop);
     }
 
     #[test]
     fn max_tokens_cuts_with_length() {
-        let (t, f) = generate(7, "hello", 3);
+        let (t, f) = generate(7, "hello", &ungrounded(), 3);
         assert_eq!((t.len(), f), (3, Finish::Length));
         assert!(!t[0].starts_with(' ') && t[1].starts_with(' '));
     }
@@ -380,13 +314,14 @@ mod tests {
     #[test]
     fn a_fixed_seed_is_stable_across_versions() {
         // Pinned: if this changes, every recorded transcript and test fixture changes with it.
-        let (t, _) = generate(1, "What is in the north?", 1000);
+        let (t, _) = generate(1, "What is in the north?", &ashfen(), 1000);
         assert_eq!(
             t.concat(),
-            "If the old tales are true, the sunken chapel is full of strangers since the last moon. \
-             The sunken chapel is full of strangers these days."
+            "You are in Ashfen Marsh; fog lies close in the evening. Hard to say, but this much is \
+             plain. Fog lies thick over Ashfen Marsh when a bell begins to toll. The Drowned Bell. \
+             Lantern-lights drift over the fen at night; do not follow them."
         );
         let mut rng = SplitMix(1);
-        assert_eq!(rng.next(), 0x910a_2dec_8902_5cc1);
+        assert_eq!(rng.next_u64(), 0x910a_2dec_8902_5cc1);
     }
 }

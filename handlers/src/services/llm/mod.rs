@@ -11,6 +11,7 @@
 //! `crate::services`).
 
 pub mod grammar;
+pub mod grounded;
 pub mod openai;
 pub mod spend;
 
@@ -73,12 +74,18 @@ pub fn estimate_tokens(text: &str) -> u32 {
     u32::try_from(text.len().div_ceil(4)).unwrap_or(u32::MAX)
 }
 
-/// The prompt's estimated tokens (every message's content plus a little for its role).
+/// The prompt's estimated tokens (every message's content plus a little for its role, and the
+/// grounding as a model's prompt gets it).
 pub fn estimate_prompt_tokens(req: &InferRequest) -> u32 {
+    let grounding = req
+        .grounding
+        .as_ref()
+        .filter(|g| !grounded::is_empty(g))
+        .map_or(0, |g| estimate_tokens(&grounded::render(g)));
     req.messages
         .iter()
         .map(|m| estimate_tokens(&m.content).saturating_add(4))
-        .fold(0u32, u32::saturating_add)
+        .fold(grounding, u32::saturating_add)
 }
 
 /// `max_tokens` with its default applied.
@@ -120,6 +127,9 @@ pub fn validate(req: &InferRequest) -> Result<(), Status> {
     }
     if req.stop.len() > MAX_STOPS || req.stop.iter().any(|s| s.is_empty() || s.len() > 64) {
         errors.push(format!("stop: at most {MAX_STOPS} sequences of 1-64 bytes"));
+    }
+    if let Some(why) = req.grounding.as_ref().and_then(grounded::check) {
+        errors.push(why);
     }
     if req.model.len() > 128 || req.task.len() > 64 {
         errors.push("model is at most 128 characters, task at most 64".into());

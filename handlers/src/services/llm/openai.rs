@@ -162,9 +162,31 @@ impl Provider for OpenAiProvider {
         } else {
             &model.upstream_model
         };
+        let mut messages: Vec<serde_json::Value> = req
+            .messages
+            .iter()
+            .map(|m| json!({"role": m.role, "content": m.content}))
+            .collect();
+        // The model sees the world the grammar model would speak from, after the caller's own
+        // instructions.
+        if let Some(g) = req
+            .grounding
+            .as_ref()
+            .filter(|g| !super::grounded::is_empty(g))
+        {
+            let at = req
+                .messages
+                .iter()
+                .take_while(|m| m.role == "system")
+                .count();
+            messages.insert(
+                at,
+                json!({"role": "system", "content": super::grounded::render(g)}),
+            );
+        }
         let mut body = json!({
             "model": upstream_model,
-            "messages": req.messages.iter().map(|m| json!({"role": m.role, "content": m.content})).collect::<Vec<_>>(),
+            "messages": messages,
             "max_tokens": super::max_tokens(req),
             "stream": true,
             "stream_options": {"include_usage": true},

@@ -159,3 +159,73 @@ async fn max_tokens_and_stop() {
         ("length", 2)
     );
 }
+
+#[tokio::test]
+async fn a_forged_grounding_is_refused_and_a_fair_one_is_spoken_from() {
+    use proto::aicore::llm::v1::Grounding;
+    let (_d, _c, svc, _) = service();
+    // Too many fragments, an empty one, a huge one, a long name: each refused, all at once.
+    for g in [
+        Grounding {
+            fragments: vec!["A reed bed.".into(); 33],
+            ..Default::default()
+        },
+        Grounding {
+            fragments: vec!["  ".into()],
+            ..Default::default()
+        },
+        Grounding {
+            fragments: vec!["x".repeat(1001)],
+            ..Default::default()
+        },
+        Grounding {
+            place: "p".repeat(129),
+            ..Default::default()
+        },
+    ] {
+        let mut req = request("");
+        req.grounding = Some(g);
+        let err = svc.infer(Context::default(), req).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+        assert!(err.message().contains("grounding"), "{err}");
+    }
+    let mut req = request("");
+    req.grounding = Some(Grounding {
+        place: "Ashfen Marsh".into(),
+        fragments: vec!["Black water and reed islands.".into()],
+        weather: "fog".into(),
+        ..Default::default()
+    });
+    req.seed = Some(5);
+    let a = svc.infer(Context::default(), req.clone()).await.unwrap();
+    assert!(a.text.contains("Ashfen Marsh") && a.text.contains("Black water and reed islands."));
+    let b = svc.infer(Context::default(), req).await.unwrap();
+    assert_eq!(a.text, b.text, "the same seed and request, the same text");
+}
+
+#[test]
+fn a_real_model_gets_the_grounding_in_its_prompt() {
+    use proto::aicore::llm::v1::Grounding;
+    let g = Grounding {
+        place: "Ashfen Marsh".into(),
+        speaker: "Tamsin Reed".into(),
+        fragments: vec!["Black water and reed islands.".into()],
+        period: "night".into(),
+        mood: "wary".into(),
+        ..Default::default()
+    };
+    let text = super::grounded::render(&g);
+    for part in [
+        "Place: Ashfen Marsh",
+        "Speaker: Tamsin Reed",
+        "Time of day: night",
+        "Mood: wary",
+        "- Black water and reed islands.",
+    ] {
+        assert!(text.contains(part), "{part} in {text}");
+    }
+    assert!(
+        !text.contains("Weather:"),
+        "nothing said of what is not known: {text}"
+    );
+}

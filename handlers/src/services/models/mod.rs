@@ -42,6 +42,12 @@ pub fn builtin_grammar() -> Model {
         tasks: Vec::new(),
         status: ModelStatus::Active as i32,
         is_default: false,
+        description: "Built in, offline, not a language model: it composes text only from the \
+                      request's grounding (sentences of the game's own content, the weather, the \
+                      time of day) with a few fixed phrases that name nothing, and with no \
+                      grounding says it has no world to speak from. Seeded: the same seed and \
+                      request give the same text."
+            .into(),
     }
 }
 
@@ -106,6 +112,9 @@ pub fn validate(m: &Model) -> Result<(), Status> {
     }
     if m.tasks.len() > 32 || m.tasks.iter().any(|t| t.is_empty() || t.len() > 64) {
         errors.push("tasks: at most 32, each 1-64 characters".into());
+    }
+    if m.description.chars().count() > 500 || m.description.chars().any(char::is_control) {
+        errors.push("description is at most 500 printable characters".into());
     }
     if errors.is_empty() {
         Ok(())

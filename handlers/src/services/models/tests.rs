@@ -95,3 +95,17 @@ fn validation_names_every_problem() {
     assert!(validate(&nats).is_err());
     assert!(validate(&openai("ok")).is_ok());
 }
+
+#[test]
+fn the_builtin_model_says_it_is_no_language_model() {
+    let d = super::builtin_grammar().description;
+    assert!(
+        d.contains("not a language model") && d.contains("grounding"),
+        "{d}"
+    );
+    assert!(d.chars().count() <= 500);
+    let mut m = openai("described");
+    m.description = "d".repeat(501);
+    let e = validate(&m).unwrap_err();
+    assert!(e.message().contains("description"), "{e}");
+}

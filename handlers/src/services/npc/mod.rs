@@ -3,12 +3,12 @@
 //! drift from there by the archetype's rates, computed when read (no ticking task), with game
 //! time from the time service. Writes are compare-and-set.
 //!
-//! May import: `proto`, `crate::kit` (see `crate::services`).
+//! May import: `proto`, `crate::kit`, and the `llm` service's grounding (see `crate::services`).
 
 pub mod content;
 mod mood;
 mod push;
-mod talk;
+pub mod talk;
 mod utility;
 
 use std::sync::Arc;
@@ -503,7 +503,8 @@ impl NpcServiceHandler for NpcService {
             }
         };
         let (def, arch) = self.def(&req.npc_id)?;
-        let now = self.now(&ctx).await?.game_time_ms;
+        let clock = self.now(&ctx).await?;
+        let now = clock.game_time_ms;
         let (before, _) = self.load_at(&def.id, now).await?;
         let (region, docs) = tokio::join!(
             self.world.get_region(
@@ -514,12 +515,24 @@ impl NpcServiceHandler for NpcService {
             ),
             self.lore(&ctx, def),
         );
-        let place = match region.ok().and_then(|r| r.region) {
+        let region = region.ok().and_then(|r| r.region);
+        let place = match &region {
             Some(r) => format!("{} ({})", r.name, r.description),
             None => def.region.clone(),
         };
         let (lore, used) = talk::lore_within_budget(&docs);
+        let kept: Vec<_> = docs.into_iter().filter(|d| used.contains(&d.id)).collect();
+        let period = crate::kit::clock::period(clock.hour);
+        let grounding = talk::grounding(
+            def,
+            &before,
+            region.as_ref(),
+            &kept,
+            (None, Some(period)),
+            line,
+        );
         let request = InferRequest {
+            grounding: Some(grounding),
             messages: talk::prompt(def, arch, &before, &place, &lore, line),
             max_tokens,
             seed: Some(seed(&[&player, &def.id, line, &now.to_string()])),

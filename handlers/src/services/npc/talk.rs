@@ -1,8 +1,10 @@
 //! What an NPC's answer in Talk is made from: the player's line checked, the lore they know cut
-//! to a token budget, and the prompt.
+//! to a token budget, the prompt, and the grounding (who they are, where, their mood, and the
+//! passages of their lore that fit the line) that the built-in model speaks from alone.
 
 use proto::aicore::kb::v1::Document;
-use proto::aicore::llm::v1::ChatMessage;
+use proto::aicore::llm::v1::{ChatMessage, Grounding};
+use proto::aicore::world::v1::Region;
 
 use super::content::{Archetype, NpcDef};
 use super::mood::{State, mood_label, needs_words};
@@ -61,6 +63,36 @@ pub fn lore_within_budget(docs: &[Document]) -> (String, Vec<String>) {
         used.push(d.id.clone());
     }
     (out, used)
+}
+
+/// The grounding of `def`'s answer to `line`: their public description first, then a passage of
+/// each lore document the budget kept (`docs`, in the NPC's order), then their region's
+/// description; the place, the moment as far as it is known, and their mood.
+pub fn grounding(
+    def: &NpcDef,
+    state: &State,
+    region: Option<&Region>,
+    docs: &[Document],
+    moment: (Option<&str>, Option<&str>),
+    line: &str,
+) -> Grounding {
+    let mut fragments = vec![def.description().to_owned()];
+    fragments.extend(
+        docs.iter()
+            .filter_map(|d| crate::services::llm::grounded::passage(&d.body, line)),
+    );
+    fragments.extend(region.map(|r| r.description.clone()));
+    fragments.retain(|f| !f.trim().is_empty());
+    fragments.truncate(crate::services::llm::grounded::MAX_FRAGMENTS);
+    let (weather, period) = moment;
+    Grounding {
+        place: region.map(|r| r.name.clone()).unwrap_or_default(),
+        speaker: def.name.clone(),
+        fragments,
+        weather: weather.unwrap_or_default().to_owned(),
+        period: period.unwrap_or_default().to_owned(),
+        mood: mood_label(state.mood).to_owned(),
+    }
 }
 
 /// The messages for the model.

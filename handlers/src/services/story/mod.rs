@@ -4,22 +4,24 @@
 //! A player's place in an arc is one record, `story.p.<player>.<arc>`, changed by compare-and-
 //! set: `AdvanceArc` with a stale `expected_version` is 409. A choice's gates (a level, a
 //! completed quest) are checked against the quest service, through the router. `Narrate` builds
-//! its prompt from the arc's region, the weather there, the game time and the player's active
-//! quests, each fetched through the router; a part that fails is left out, and the stream says
-//! so first. The text streams from `llm.InferStream`; dropping the stream (a client that went
+//! its grounding (see [`narration`]) from the arc's region, the weather there, the game time, the
+//! player's active quests and the region's lore retrieved for the cue, each fetched through the
+//! router; a part that fails is left out, and the stream says so first. The text streams from `llm.InferStream`; dropping the stream (a client that went
 //! away) drops the model call, in-process or on a worker.
 //!
-//! May import: `proto`, `crate::kit`, and types of the `narrative`, `quest` services (see
+//! May import: `proto`, `crate::kit`, and types of the `llm`, `narrative`, `quest` services (see
 //! `crate::services`).
 
 pub mod content;
+pub mod narration;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use proto::BoxStream;
-use proto::aicore::llm::v1::{ChatMessage, InferRequest, LlmServiceClient};
+use proto::aicore::kb::v1::{GetRequest, KnowledgeBaseServiceClient, SearchRequest};
+use proto::aicore::llm::v1::{InferRequest, LlmServiceClient};
 use proto::aicore::quest::v1::{GetLogRequest, QuestServiceClient, QuestStatus};
 use proto::aicore::story::v1::{
     AdvanceArcRequest, AdvanceArcResponse, Arc as ArcMsg, ArcChoice, GetArcRequest, GetArcResponse,
@@ -72,6 +74,7 @@ pub struct StoryService {
     weather: WeatherServiceClient<Caller>,
     time: TimeServiceClient<Caller>,
     quest: QuestServiceClient<Caller>,
+    kb: KnowledgeBaseServiceClient<Caller>,
 }
 
 impl StoryService {
@@ -90,7 +93,8 @@ impl StoryService {
             world: WorldServiceClient(caller.clone()),
             weather: WeatherServiceClient(caller.clone()),
             time: TimeServiceClient(caller.clone()),
-            quest: QuestServiceClient(caller),
+            quest: QuestServiceClient(caller.clone()),
+            kb: KnowledgeBaseServiceClient(caller),
         }
     }
 
@@ -160,6 +164,38 @@ impl StoryService {
             level: self.quests.level_for(xp),
             completed,
         })
+    }
+
+    /// Passages of the region's lore that fit `query` (none if the library does not answer: the
+    /// beat and the region still ground the narration).
+    async fn lore(&self, ctx: &Context, region: &str, query: &str) -> Vec<String> {
+        let hits = match self
+            .kb
+            .search(
+                ctx.outgoing(),
+                SearchRequest {
+                    query: query.to_owned(),
+                    tags: vec![region.to_owned()],
+                    limit: u32::try_from(narration::MAX_LORE).unwrap_or(2),
+                },
+            )
+            .await
+        {
+            Ok(r) => r.hits,
+            Err(e) => {
+                tracing::debug!(error = %e, "narration without lore");
+                return Vec::new();
+            }
+        };
+        let gets = hits
+            .iter()
+            .map(|h| self.kb.get(ctx.outgoing(), GetRequest { id: h.id.clone() }));
+        futures_util::future::join_all(gets)
+            .await
+            .into_iter()
+            .filter_map(|r| r.ok().and_then(|g| g.document))
+            .filter_map(|d| crate::services::llm::grounded::passage(&d.body, query))
+            .collect()
     }
 
     /// Why `choice` is closed to a player of `standing`, if it is.
@@ -356,7 +392,8 @@ impl StoryServiceHandler for StoryService {
             .last()
             .and_then(|b| arc.beats.get(b))
             .ok_or_else(|| Status::internal("story record names no beat of its arc"))?;
-        let (region, weather, now, log) = tokio::join!(
+        let query = narration::lore_query(beat, &req.cue);
+        let (region, weather, now, log, lore) = tokio::join!(
             self.world.get_region(
                 ctx.outgoing(),
                 GetRegionRequest {
@@ -376,67 +413,53 @@ impl StoryServiceHandler for StoryService {
                     player_id: player.clone(),
                 }
             ),
+            self.lore(&ctx, &arc.region, &query),
         );
-        let mut facts = Vec::new();
         let mut left_out = Vec::new();
-        match region.map(|r| r.region) {
-            Ok(Some(r)) => facts.push(format!(
-                "Place: {} ({}). {}",
-                r.name, r.biome, r.description
-            )),
-            Ok(None) | Err(_) => left_out.push("the region"),
-        }
-        match weather.map(|w| w.weather) {
-            Ok(Some(w)) => facts.push(format!(
-                "Weather: {}, {:.0} degrees, wind {:.0} m/s.",
-                crate::services::narrative::condition_label(w.condition),
-                w.temperature_c,
-                w.wind_mps
-            )),
-            Ok(None) | Err(_) => left_out.push("the weather"),
-        }
-        match now {
-            Ok(t) => facts.push(format!(
-                "Time: day {}, hour {} ({}).",
-                t.day,
-                t.hour,
-                crate::services::narrative::period(t.hour)
-            )),
-            Err(_) => left_out.push("the time of day"),
-        }
-        match log {
-            Ok(l) => {
-                let active: Vec<&str> = l
-                    .quests
-                    .iter()
-                    .filter(|q| q.status == QuestStatus::Active as i32)
-                    .filter_map(|q| self.quests.get(&q.quest_id))
-                    .map(|q| q.definition.title.as_str())
-                    .collect();
-                if !active.is_empty() {
-                    facts.push(format!("The player's quests: {}.", active.join("; ")));
-                }
+        let region = match region.map(|r| r.region) {
+            Ok(Some(r)) => Some(r),
+            Ok(None) | Err(_) => {
+                left_out.push("the region");
+                None
             }
-            Err(_) => left_out.push("the player's quests"),
-        }
-        facts.push(format!("Story so far ({}): {}", arc.title, beat.text));
-        if !req.cue.is_empty() {
-            facts.push(format!("Now: {}", req.cue));
-        }
+        };
+        let weather = match weather.map(|w| w.weather) {
+            Ok(Some(w)) => Some(crate::services::narrative::condition_label(w.condition)),
+            Ok(None) | Err(_) => {
+                left_out.push("the weather");
+                None
+            }
+        };
+        let period = match now {
+            Ok(t) => Some(crate::services::narrative::period(t.hour)),
+            Err(_) => {
+                left_out.push("the time of day");
+                None
+            }
+        };
+        let active: Vec<&crate::services::quest::QuestDef> = match log {
+            Ok(l) => l
+                .quests
+                .iter()
+                .filter(|q| q.status == QuestStatus::Active as i32)
+                .filter_map(|q| self.quests.get(&q.quest_id))
+                .collect(),
+            Err(_) => {
+                left_out.push("the player's quests");
+                Vec::new()
+            }
+        };
+        let moment = narration::Moment {
+            region: region.as_ref(),
+            weather,
+            period,
+        };
         let request = InferRequest {
-            messages: vec![
-                ChatMessage {
-                    role: "system".into(),
-                    content: "You are the narrator of a fantasy game. Narrate the next moments in the second person and present tense, true to the facts given, without choosing for the player.".into(),
-                },
-                ChatMessage {
-                    role: "user".into(),
-                    content: facts.join("\n"),
-                },
-            ],
+            messages: narration::prompt(arc, &req.cue),
             max_tokens,
             seed: Some(seed(&[&player, &arc.id, &beat.id, &req.cue])),
             task: "narration".into(),
+            grounding: Some(narration::grounding(arc, beat, &moment, &active, &lore)),
             ..Default::default()
         };
         // The model's tokens are charged to the player the narration is for.
@@ -461,5 +484,7 @@ impl StoryServiceHandler for StoryService {
     }
 }
 
+#[cfg(test)]
+mod grounded_tests;
 #[cfg(test)]
 mod tests;
