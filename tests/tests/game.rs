@@ -276,17 +276,18 @@ async fn a_quest_from_accept_to_reward_pays_once_and_says_so_once() {
     );
     assert_eq!(n(&now["nextLevelExperience"]), 250);
 
-    // The log has it with game times; the next in the chain is open (level 2 at 120 xp).
+    // The log has it with game and wall-clock times (each under its own name); the next in the
+    // chain is open (level 2 at 120 xp).
     let log = c.call(LOG, Some(&me.access), json!({})).await.json();
     let entry = &log["quests"][0];
     assert_eq!(entry["status"], "QUEST_STATUS_COMPLETED");
+    let ms = |v: &Value| v.as_str().unwrap().parse::<i64>().unwrap();
+    assert!(ms(&entry["completedGameTimeMs"]) > 0, "{entry}");
+    let wall = ms(&entry["completedAtMs"]);
+    let published = ms(&events[0]["publishedAtMs"]);
     assert!(
-        entry["completedAtMs"]
-            .as_str()
-            .unwrap()
-            .parse::<i64>()
-            .unwrap()
-            > 0
+        (published - 60_000..=published).contains(&wall),
+        "wall clock: {entry}"
     );
     let open = ids(&c.call(AVAILABLE, Some(&me.access), json!({})).await.json());
     assert!(

@@ -4,30 +4,30 @@
 
 quest-accepted = Quest angenommen: { $title }
 quest-progress = { $objective }: { $count }/{ $target }
-quest-completed = Quest abgeschlossen: { $title }! Du erhältst { $crowns ->
-        [one] { $crowns } Krone
-       *[other] { $crowns } Kronen
+quest-completed = Quest abgeschlossen: { $title }! Du erhältst { CROWNS($currency) ->
+        [one] { CROWNS($currency) } Krone
+       *[other] { CROWNS($currency) } Kronen
     } und { $xp ->
         [one] { $xp } Erfahrungspunkt
        *[other] { $xp } Erfahrungspunkte
     }.
 quest-abandoned = Quest abgebrochen: { $title }
 quest-unavailable = Diese Quest ist für dich noch nicht verfügbar. Erreiche Stufe { $level }, um sie freizuschalten.
-currency-amount = { $crowns ->
-        [one] { $crowns } Krone
-       *[other] { $crowns } Kronen
+currency-amount = { CROWNS($amount) ->
+        [one] { CROWNS($amount) } Krone
+       *[other] { CROWNS($amount) } Kronen
     }
 items-received = Du hast { $count ->
         [one] { $count } Gegenstand
        *[other] { $count } Gegenstände
     } erhalten.
 level-up = Stufenaufstieg! Du bist jetzt auf Stufe { $level }.
-error-not-enough-gold = Nicht genug Kronen: Das kostet { $price ->
-        [one] { $price } Krone
-       *[other] { $price } Kronen
-    }, du hast aber nur { $balance ->
-        [one] { $balance } Krone
-       *[other] { $balance } Kronen
+error-not-enough-gold = Nicht genug Kronen: Das kostet { CROWNS($price) ->
+        [one] { CROWNS($price) } Krone
+       *[other] { CROWNS($price) } Kronen
+    }, du hast aber nur { CROWNS($balance) ->
+        [one] { CROWNS($balance) } Krone
+       *[other] { CROWNS($balance) } Kronen
     }.
 error-rate-limited = Nicht so schnell! Versuch es in { $seconds ->
         [one] { $seconds } Sekunde

@@ -4,30 +4,30 @@
 
 quest-accepted = Quest accepted: { $title }
 quest-progress = { $objective }: { $count }/{ $target }
-quest-completed = Quest completed: { $title }! You earn { $crowns ->
-        [one] { $crowns } crown
-       *[other] { $crowns } crowns
+quest-completed = Quest completed: { $title }! You earn { CROWNS($currency) ->
+        [one] { CROWNS($currency) } crown
+       *[other] { CROWNS($currency) } crowns
     } and { $xp ->
         [one] { $xp } experience point
        *[other] { $xp } experience points
     }.
 quest-abandoned = Quest abandoned: { $title }
 quest-unavailable = This quest isn't available to you yet. Reach level { $level } to unlock it.
-currency-amount = { $crowns ->
-        [one] { $crowns } crown
-       *[other] { $crowns } crowns
+currency-amount = { CROWNS($amount) ->
+        [one] { CROWNS($amount) } crown
+       *[other] { CROWNS($amount) } crowns
     }
 items-received = You received { $count ->
         [one] { $count } item
        *[other] { $count } items
     }.
 level-up = Level up! You are now level { $level }.
-error-not-enough-gold = Not enough crowns: this costs { $price ->
-        [one] { $price } crown
-       *[other] { $price } crowns
-    }, but you only have { $balance ->
-        [one] { $balance } crown
-       *[other] { $balance } crowns
+error-not-enough-gold = Not enough crowns: this costs { CROWNS($price) ->
+        [one] { CROWNS($price) } crown
+       *[other] { CROWNS($price) } crowns
+    }, but you only have { CROWNS($balance) ->
+        [one] { CROWNS($balance) } crown
+       *[other] { CROWNS($balance) } crowns
     }.
 error-rate-limited = You're doing that too often. Try again in { $seconds ->
         [one] { $seconds } second

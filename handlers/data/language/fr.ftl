@@ -4,10 +4,10 @@
 
 quest-accepted = Quête acceptée : { $title }
 quest-progress = { $objective } : { $count }/{ $target }
-quest-completed = Quête terminée : { $title } ! Vous recevez { $crowns ->
-        [one] { $crowns } couronne
-        [many] { $crowns } de couronnes
-       *[other] { $crowns } couronnes
+quest-completed = Quête terminée : { $title } ! Vous recevez { CROWNS($currency) ->
+        [one] { CROWNS($currency) } couronne
+        [many] { CROWNS($currency) } de couronnes
+       *[other] { CROWNS($currency) } couronnes
     } et { $xp ->
         [one] { $xp } point d'expérience
         [many] { $xp } de points d'expérience
@@ -15,10 +15,10 @@ quest-completed = Quête terminée : { $title } ! Vous recevez { $crowns ->
     }.
 quest-abandoned = Quête abandonnée : { $title }
 quest-unavailable = Cette quête n'est pas encore disponible pour vous. Atteignez le niveau { $level } pour la débloquer.
-currency-amount = { $crowns ->
-        [one] { $crowns } couronne
-        [many] { $crowns } de couronnes
-       *[other] { $crowns } couronnes
+currency-amount = { CROWNS($amount) ->
+        [one] { CROWNS($amount) } couronne
+        [many] { CROWNS($amount) } de couronnes
+       *[other] { CROWNS($amount) } couronnes
     }
 items-received = Vous avez reçu { $count ->
         [one] { $count } objet
@@ -26,14 +26,14 @@ items-received = Vous avez reçu { $count ->
        *[other] { $count } objets
     }.
 level-up = Niveau supérieur ! Vous atteignez le niveau { $level }.
-error-not-enough-gold = Vous n'avez pas assez de couronnes : cela coûte { $price ->
-        [one] { $price } couronne
-        [many] { $price } de couronnes
-       *[other] { $price } couronnes
-    }, mais vous n'avez que { $balance ->
-        [one] { $balance } couronne
-        [many] { $balance } de couronnes
-       *[other] { $balance } couronnes
+error-not-enough-gold = Vous n'avez pas assez de couronnes : cela coûte { CROWNS($price) ->
+        [one] { CROWNS($price) } couronne
+        [many] { CROWNS($price) } de couronnes
+       *[other] { CROWNS($price) } couronnes
+    }, mais vous n'avez que { CROWNS($balance) ->
+        [one] { CROWNS($balance) } couronne
+        [many] { CROWNS($balance) } de couronnes
+       *[other] { CROWNS($balance) } couronnes
     }.
 error-rate-limited = Trop de tentatives. Réessayez dans { $seconds ->
         [one] { $seconds } seconde

@@ -4,13 +4,13 @@
 
 quest-accepted = クエスト「{ $title }」を受注しました。
 quest-progress = { $objective }：{ $count }/{ $target }
-quest-completed = クエスト「{ $title }」を達成しました！ 報酬：{ $crowns }クラウン、経験値 { $xp }
+quest-completed = クエスト「{ $title }」を達成しました！ 報酬：{ CROWNS($currency) }クラウン、経験値 { $xp }
 quest-abandoned = クエスト「{ $title }」を破棄しました。
 quest-unavailable = このクエストはまだ受注できません。レベル{ $level }に達すると受注可能になります。
-currency-amount = { $crowns }クラウン
+currency-amount = { CROWNS($amount) }クラウン
 items-received = アイテムを{ $count }個入手しました。
 level-up = レベルアップ！ レベル{ $level }になりました。
-error-not-enough-gold = クラウンが足りません。価格は{ $price }クラウンですが、所持金は{ $balance }クラウンしかありません。
+error-not-enough-gold = クラウンが足りません。価格は{ CROWNS($price) }クラウンですが、所持金は{ CROWNS($balance) }クラウンしかありません。
 error-rate-limited = 操作の間隔が短すぎます。{ $seconds }秒後にもう一度お試しください。
 error-session-expired = セッションの有効期限が切れました。もう一度ログインしてください。
 error-server-busy = サーバーが混み合っています。しばらくしてからもう一度お試しください。

@@ -4,11 +4,11 @@
 
 quest-accepted = Przyjęto zadanie: { $title }
 quest-progress = { $objective }: { $count }/{ $target }
-quest-completed = Zadanie ukończone: { $title }! Otrzymujesz { $crowns ->
-        [one] { $crowns } koronę
-        [few] { $crowns } korony
-        [many] { $crowns } koron
-       *[other] { $crowns } korony
+quest-completed = Zadanie ukończone: { $title }! Otrzymujesz { CROWNS($currency) ->
+        [one] { CROWNS($currency) } koronę
+        [few] { CROWNS($currency) } korony
+        [many] { CROWNS($currency) } koron
+       *[other] { CROWNS($currency) } korony
     } i { $xp ->
         [one] { $xp } punkt doświadczenia
         [few] { $xp } punkty doświadczenia
@@ -17,11 +17,11 @@ quest-completed = Zadanie ukończone: { $title }! Otrzymujesz { $crowns ->
     }.
 quest-abandoned = Porzucono zadanie: { $title }
 quest-unavailable = To zadanie nie jest jeszcze dla ciebie dostępne. Osiągnij poziom { $level }, aby je odblokować.
-currency-amount = { $crowns ->
-        [one] { $crowns } korona
-        [few] { $crowns } korony
-        [many] { $crowns } koron
-       *[other] { $crowns } korony
+currency-amount = { CROWNS($amount) ->
+        [one] { CROWNS($amount) } korona
+        [few] { CROWNS($amount) } korony
+        [many] { CROWNS($amount) } koron
+       *[other] { CROWNS($amount) } korony
     }
 items-received = Otrzymano { $count ->
         [one] { $count } przedmiot
@@ -30,16 +30,16 @@ items-received = Otrzymano { $count ->
        *[other] { $count } przedmiotu
     }.
 level-up = Nowy poziom! Osiągasz poziom { $level }.
-error-not-enough-gold = Za mało koron: to kosztuje { $price ->
-        [one] { $price } koronę
-        [few] { $price } korony
-        [many] { $price } koron
-       *[other] { $price } korony
-    }, a masz tylko { $balance ->
-        [one] { $balance } koronę
-        [few] { $balance } korony
-        [many] { $balance } koron
-       *[other] { $balance } korony
+error-not-enough-gold = Za mało koron: to kosztuje { CROWNS($price) ->
+        [one] { CROWNS($price) } koronę
+        [few] { CROWNS($price) } korony
+        [many] { CROWNS($price) } koron
+       *[other] { CROWNS($price) } korony
+    }, a masz tylko { CROWNS($balance) ->
+        [one] { CROWNS($balance) } koronę
+        [few] { CROWNS($balance) } korony
+        [many] { CROWNS($balance) } koron
+       *[other] { CROWNS($balance) } korony
     }.
 error-rate-limited = Zbyt wiele prób. Spróbuj ponownie za { $seconds ->
         [one] { $seconds } sekundę

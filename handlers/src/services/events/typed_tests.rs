@@ -37,7 +37,8 @@ async fn declared_types_carry_their_message_and_nothing_else() {
             items: vec!["lantern_oil".into()],
             experience: 120,
         }),
-        completed_at_ms: 5,
+        completed_game_time_ms: 5,
+        completed_at_ms: 1_796_000_000_000,
         level: 2,
         levels_gained: 1,
     };

@@ -124,6 +124,16 @@ fn bundle(locale: &str, src: &Source) -> Result<FluentBundle<FluentResource>, Da
         line: 1,
         message: format!("Fluent builtins: {e}"),
     })?;
+    // CROWNS(), so a message takes money as the API gives it (minor units) and shows crowns.
+    bundle
+        .add_function("CROWNS", |positional, _named| {
+            numbers::crowns(positional.first())
+        })
+        .map_err(|e| DataError {
+            file: src.file.clone(),
+            line: 1,
+            message: format!("Fluent functions: {e}"),
+        })?;
     bundle.add_resource(resource).map_err(|errors| DataError {
         file: src.file.clone(),
         line: 1,

@@ -118,6 +118,30 @@ impl intl_memoizer::Memoizable for Symbols {
     }
 }
 
+/// Minor units of money in one crown (the price catalog's unit: 100 minor units = 1 crown).
+pub const MINOR_PER_CROWN: f64 = 100.0;
+
+/// `CROWNS($amount)`: an amount of money in minor units, as the API gives it, as crowns: whole
+/// crowns with no decimals ("3 crowns"), else two ("2.50 crowns", "2,50 Kronen"). Plural
+/// selectors choose on the crowns.
+pub fn crowns<'a>(amount: Option<&FluentValue<'a>>) -> FluentValue<'a> {
+    match amount {
+        Some(FluentValue::Number(n)) if n.value.is_finite() => {
+            let value = n.value / MINOR_PER_CROWN;
+            let decimals = (value.fract() != 0.0).then_some(2);
+            FluentValue::Number(FluentNumber::new(
+                value,
+                fluent_bundle::types::FluentNumberOptions {
+                    minimum_fraction_digits: decimals,
+                    maximum_fraction_digits: Some(2),
+                    ..Default::default()
+                },
+            ))
+        }
+        _ => FluentValue::Error,
+    }
+}
+
 /// The bundles' formatter: numbers by their locale's symbols, everything else as Fluent does.
 pub fn format(
     value: &FluentValue,

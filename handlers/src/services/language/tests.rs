@@ -45,7 +45,15 @@ fn every_locale_loads_and_has_every_message_of_the_default() {
 #[test]
 fn polish_plurals_follow_cldr() {
     let l = Locales::embedded().unwrap();
-    let crowns = |n: f64| say(&l, "currency-amount", "pl-PL", &[("crowns", num(n))]).unwrap();
+    let crowns = |n: f64| {
+        say(
+            &l,
+            "currency-amount",
+            "pl-PL",
+            &[("amount", num(n * 100.0))],
+        )
+        .unwrap()
+    };
     assert_eq!(crowns(1.0), ("1 korona".into(), "pl".into()));
     // few: 2-4, 22-24; many: 5-21, 25-...
     for n in [2.0, 3.0, 22.0] {
@@ -55,9 +63,14 @@ fn polish_plurals_follow_cldr() {
         assert!(crowns(n).0.ends_with("koron"), "{n}: {:?}", crowns(n));
     }
     let en = |n: f64| {
-        say(&l, "currency-amount", "en-GB", &[("crowns", num(n))])
-            .unwrap()
-            .0
+        say(
+            &l,
+            "currency-amount",
+            "en-GB",
+            &[("amount", num(n * 100.0))],
+        )
+        .unwrap()
+        .0
     };
     assert_ne!(en(1.0), en(2.0));
 }
@@ -277,14 +290,22 @@ fn clocks_and_decimals_are_written_the_locales_way() {
             .0
             .contains("7時5分")
     );
-    let half = [("crowns", num(2.5))];
+    // Money comes in minor units, as the API gives it (250 = 2.50 crowns).
+    let half = [("amount", num(250.0))];
     assert_eq!(
         say(&l, "currency-amount", "en", &half).unwrap().0,
-        "2.5 crowns"
+        "2.50 crowns"
     );
     let de = say(&l, "currency-amount", "de", &half).unwrap().0;
-    assert!(de.starts_with("2,5 "), "{de}");
-    let many = [("crowns", num(12500.0))];
+    assert!(de.starts_with("2,50 "), "{de}");
+    let whole = [("amount", num(300.0))];
+    assert_eq!(
+        say(&l, "currency-amount", "en", &whole).unwrap().0,
+        "3 crowns"
+    );
+    let one = [("amount", num(100.0))];
+    assert_eq!(say(&l, "currency-amount", "en", &one).unwrap().0, "1 crown");
+    let many = [("amount", num(1_250_000.0))];
     let de = say(&l, "currency-amount", "de", &many).unwrap().0;
     assert!(de.starts_with("12.500 "), "{de}");
 }

@@ -24,11 +24,19 @@ pub(super) struct Record {
     /// Objective id -> count reached.
     pub(super) objectives: BTreeMap<String, u32>,
     /// Game times (ms since the game epoch).
-    pub(super) accepted_at_ms: i64,
+    #[serde(rename = "accepted_at_ms")]
+    pub(super) accepted_game_ms: i64,
+    #[serde(default, rename = "completed_at_ms")]
+    pub(super) completed_game_ms: i64,
+    #[serde(default, rename = "abandoned_at_ms")]
+    pub(super) abandoned_game_ms: i64,
+    /// Wall-clock times (Unix ms); 0 in records written before they were kept.
     #[serde(default)]
-    pub(super) completed_at_ms: i64,
+    pub(super) accepted_wall_ms: i64,
     #[serde(default)]
-    pub(super) abandoned_at_ms: i64,
+    pub(super) completed_wall_ms: i64,
+    #[serde(default)]
+    pub(super) abandoned_wall_ms: i64,
     /// What completing it granted.
     #[serde(default)]
     pub(super) experience: u32,
@@ -92,9 +100,12 @@ impl Record {
                 Stage::Abandoned => QuestStatus::Abandoned,
             } as i32,
             objectives: self.objectives.clone().into_iter().collect(),
-            accepted_at_ms: self.accepted_at_ms,
-            completed_at_ms: self.completed_at_ms,
-            abandoned_at_ms: self.abandoned_at_ms,
+            accepted_game_time_ms: self.accepted_game_ms,
+            completed_game_time_ms: self.completed_game_ms,
+            abandoned_game_time_ms: self.abandoned_game_ms,
+            accepted_at_ms: self.accepted_wall_ms,
+            completed_at_ms: self.completed_wall_ms,
+            abandoned_at_ms: self.abandoned_wall_ms,
             granted: (self.status == Stage::Completed).then(|| self.granted()),
             quest: Some(quest),
         }
@@ -305,7 +316,8 @@ impl QuestService {
                 items: record.items.clone(),
                 experience: record.experience,
             }),
-            completed_at_ms: record.completed_at_ms,
+            completed_game_time_ms: record.completed_game_ms,
+            completed_at_ms: record.completed_wall_ms,
             level: grant.to_level,
             levels_gained: grant.levels_gained(),
         };

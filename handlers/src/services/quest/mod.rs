@@ -108,7 +108,8 @@ impl QuestServiceHandler for QuestService {
                     .iter()
                     .map(|o| (o.id.clone(), 0))
                     .collect(),
-                accepted_at_ms: at,
+                accepted_game_ms: at,
+                accepted_wall_ms: wall_ms(),
                 accepted_key: caller_key(&ctx).unwrap_or_default(),
                 ..Record::default()
             };
@@ -263,7 +264,8 @@ impl QuestServiceHandler for QuestService {
                 .grant_experience(&player, id, reward.experience)
                 .await?;
             record.status = Stage::Completed;
-            record.completed_at_ms = self.game_now(&ctx).await?;
+            record.completed_game_ms = self.game_now(&ctx).await?;
+            record.completed_wall_ms = wall_ms();
             record.experience = reward.experience;
             record.currency = reward.currency;
             record.items.clone_from(&reward.items);
@@ -307,7 +309,8 @@ impl QuestServiceHandler for QuestService {
                 }
             }
             record.status = Stage::Abandoned;
-            record.abandoned_at_ms = at;
+            record.abandoned_game_ms = at;
+            record.abandoned_wall_ms = wall_ms();
             if self.write(&player, id, &record, version).await?.is_some() {
                 return Ok(AbandonResponse {
                     progress: Some(record.progress(q)),
@@ -323,7 +326,7 @@ impl QuestServiceHandler for QuestService {
         // A record of a quest the content no longer has cannot be drawn: left out.
         let mut quests: Vec<(i64, QuestProgress)> = records
             .iter()
-            .filter_map(|(id, r)| Some((r.accepted_at_ms, r.progress(self.quests.get(id)?))))
+            .filter_map(|(id, r)| Some((r.accepted_game_ms, r.progress(self.quests.get(id)?))))
             .collect();
         // Most recently accepted first.
         quests.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.quest_id.cmp(&b.1.quest_id)));
@@ -421,6 +424,11 @@ impl QuestService {
             levels_gained: grant.levels_gained(),
         }
     }
+}
+
+/// The wall clock, Unix ms, as the `...AtMs` fields say it.
+fn wall_ms() -> i64 {
+    i64::try_from(crate::kit::clock::now_ms()).unwrap_or(i64::MAX)
 }
 
 /// Most progress one call may report.

@@ -432,6 +432,14 @@ async fn a_chain_opens_as_quests_complete_and_pays_once() {
         .unwrap()
         .quests;
     assert_eq!(log.len(), 1);
+    assert!(log[0].completed_game_time_ms >= log[0].accepted_game_time_ms);
+    // Wall-clock times beside the game's: `...AtMs` is Unix ms everywhere.
+    let now = crate::kit::clock::now_ms() as i64;
+    assert!(
+        (now - 60_000..=now).contains(&log[0].accepted_at_ms),
+        "{:?}",
+        log[0]
+    );
     assert!(log[0].completed_at_ms >= log[0].accepted_at_ms);
 }
 

@@ -309,7 +309,8 @@ async fn the_log_draws_every_state_with_its_definition() {
     let done = log.iter().find(|p| p.quest_id == "rats").unwrap();
     assert_eq!(done.granted.as_ref().unwrap().experience, 120);
     let dropped = log.iter().find(|p| p.quest_id == "cellar-key").unwrap();
-    assert!(dropped.abandoned_at_ms >= dropped.accepted_at_ms);
+    assert!(dropped.abandoned_game_time_ms >= dropped.accepted_game_time_ms);
+    assert!(dropped.abandoned_at_ms >= dropped.accepted_at_ms && dropped.accepted_at_ms > 0);
     // Accept and Progress answer the same drawable shape.
     let p = accept(&w, "cellar-key").await.unwrap();
     assert_eq!(
