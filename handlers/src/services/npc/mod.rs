@@ -28,6 +28,7 @@ use proto::aicore::npc::v1::{
 use proto::aicore::payment::v1::{ConsumeRequest, PaymentServiceClient};
 use proto::aicore::quest::v1::{AdvanceRequest, QuestServiceClient};
 use proto::aicore::time::v1::{NowRequest, NowResponse, TimeServiceClient};
+use proto::aicore::weather::v1::{CurrentRequest, WeatherServiceClient};
 use proto::aicore::world::v1::{GetRegionRequest, WorldServiceClient};
 
 pub use content::Catalog;
@@ -59,6 +60,7 @@ pub struct NpcService {
     payment: PaymentServiceClient<Caller>,
     world: WorldServiceClient<Caller>,
     events: EventBusServiceClient<Caller>,
+    weather: WeatherServiceClient<Caller>,
 }
 
 fn key(id: &str) -> String {
@@ -77,7 +79,8 @@ impl NpcService {
             quest: QuestServiceClient(caller.clone()),
             payment: PaymentServiceClient(caller.clone()),
             world: WorldServiceClient(caller.clone()),
-            events: EventBusServiceClient(caller),
+            events: EventBusServiceClient(caller.clone()),
+            weather: WeatherServiceClient(caller),
         }
     }
 
@@ -506,7 +509,7 @@ impl NpcServiceHandler for NpcService {
         let clock = self.now(&ctx).await?;
         let now = clock.game_time_ms;
         let (before, _) = self.load_at(&def.id, now).await?;
-        let (region, docs) = tokio::join!(
+        let (region, docs, weather) = tokio::join!(
             self.world.get_region(
                 ctx.outgoing(),
                 GetRegionRequest {
@@ -514,7 +517,18 @@ impl NpcServiceHandler for NpcService {
                 }
             ),
             self.lore(&ctx, def),
+            self.weather.current(
+                ctx.outgoing(),
+                CurrentRequest {
+                    region_id: def.region.clone(),
+                }
+            ),
         );
+        // The sky they stand under, when weather can say; a talk goes on without it.
+        let weather = weather
+            .ok()
+            .and_then(|w| w.weather)
+            .map(|w| crate::services::narrative::condition_label(w.condition));
         let region = region.ok().and_then(|r| r.region);
         let place = match &region {
             Some(r) => format!("{} ({})", r.name, r.description),
@@ -528,7 +542,7 @@ impl NpcServiceHandler for NpcService {
             &before,
             region.as_ref(),
             &kept,
-            (None, Some(period)),
+            (weather, Some(period)),
             line,
         );
         let request = InferRequest {

@@ -38,6 +38,8 @@ struct Others {
     advanced: Mutex<Vec<(String, String, String, String)>>,
     /// The prompt and payer of each model call.
     prompts: Mutex<Vec<(String, Option<Principal>)>>,
+    /// The weather each model call was grounded in.
+    grounded_weather: Mutex<Vec<String>>,
     /// Each event published: the request, its idempotency key and who pays for it.
     published: Mutex<Vec<(PublishRequest, String, Option<Principal>)>>,
     /// When set, the model refuses (a spend cap reached).
@@ -133,6 +135,10 @@ impl Route for Others {
             )),
             "InferStream" => {
                 let req: InferRequest = proto::codec::decode(Codec::Proto, &body).unwrap();
+                self.grounded_weather
+                    .lock()
+                    .unwrap()
+                    .push(req.grounding.clone().unwrap_or_default().weather);
                 let text: Vec<String> = req.messages.into_iter().map(|m| m.content).collect();
                 self.prompts
                     .lock()
@@ -160,6 +166,13 @@ impl Route for Others {
                     .collect();
                 Ok(Encoded::Stream(Box::pin(futures_util::stream::iter(items))))
             }
+            "Current" => reply(&proto::aicore::weather::v1::CurrentResponse {
+                weather: Some(proto::aicore::weather::v1::Weather {
+                    region_id: "hearthvale".into(),
+                    condition: proto::aicore::weather::v1::Condition::Rain as i32,
+                    ..Default::default()
+                }),
+            }),
             other => panic!("npc does not call {other}"),
         };
         Box::pin(async move { out })
@@ -434,6 +447,8 @@ async fn talk_streams_in_character_charges_the_player_and_advances_quests() {
             .iter()
             .all(|e| e.lore_used.is_empty())
     );
+    // Grounded in the sky over her region, as weather says it.
+    assert_eq!(others.grounded_weather.lock().unwrap()[0], "rain");
     let (prompt, payer) = others.prompts.lock().unwrap()[0].clone();
     assert_eq!(
         payer,
