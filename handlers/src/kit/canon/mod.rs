@@ -286,7 +286,8 @@ impl Canon {
     /// Checks a data file's prose (its TOML string values, or a `.ftl` file's messages) against
     /// the known-wrong names. A name wrong in one region is looked for in the tables set there:
     /// a table with `region = "<id>"`, a region's own table (`id = "<region id>"`), a lore
-    /// document tagged with exactly one region, or a `[biome.<b>]` table (`regions_of_biome`).
+    /// document tagged with exactly one region, a `[region.<id>]` table, or a `[biome.<b>]`
+    /// table (in every region of that biome: `regions_of_biome`).
     /// The error names the file and the line of the match.
     pub fn check_prose(
         &self,
@@ -370,6 +371,13 @@ impl Walk<'_> {
         }
         if let Some(biome) = key.strip_prefix("biome.") {
             return (self.regions_of_biome)(biome);
+        }
+        // A table keyed by a region id (`[region.ashfen]`) is set there.
+        if let Some(r) = key
+            .strip_prefix("region.")
+            .filter(|r| self.canon.is(r, Kind::Region))
+        {
+            return vec![r.to_owned()];
         }
         inherited.to_vec()
     }

@@ -182,6 +182,14 @@ fn a_name_wrong_in_one_region_is_right_in_another() {
         "[biome.grassland]\nland = [\"A windmill creaks.\"]\n",
     )
     .unwrap();
+    assert!(
+        check(
+            &c,
+            "phrases.toml",
+            "[region.ashfen]\nland = [\"A windmill creaks.\"]\n"
+        )
+        .is_err()
+    );
     // "the Crown" is matched with its capital only: the crown is the coin.
     check(&c, "x.toml", "a = \"It costs the crown you owe.\"").unwrap();
 }
