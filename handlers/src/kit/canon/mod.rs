@@ -199,6 +199,24 @@ impl Content for Canon {
             if !printable(&w.why, 400) {
                 return Err(err("wrong: why says what the canon says instead".into()));
             }
+            // A name the canon gives cannot also be wrong everywhere.
+            if w.region.is_none()
+                && let Some((name, e)) = w.names.iter().find_map(|n| {
+                    canon
+                        .entries()
+                        .find(|e| {
+                            std::iter::once(&e.name)
+                                .chain(&e.aliases)
+                                .any(|a| a.eq_ignore_ascii_case(n))
+                        })
+                        .map(|e| (n, e))
+                })
+            {
+                return Err(err(format!(
+                    "wrong: {name:?} is the canon's own name for {}",
+                    e.id
+                )));
+            }
             canon.wrong.push(Wrong {
                 names: w.names.clone(),
                 region: w.region.clone(),

@@ -244,4 +244,10 @@ fn a_bad_canon_is_refused_with_its_line() {
         .is_err()
     );
     assert!(parse(&format!("{REGION}[[wrong]]\nnames = []\nwhy = \"y\"\n")).is_err());
+    // The canon cannot call its own names wrong.
+    let e = parse(&format!(
+        "{REGION}[[wrong]]\nnames = [\"ashfen marsh\"]\nwhy = \"y\"\n"
+    ))
+    .unwrap_err();
+    assert!(e.message.contains("the canon's own name for ashfen"), "{e}");
 }
