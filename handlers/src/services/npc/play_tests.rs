@@ -258,7 +258,10 @@ async fn list_npcs_shows_what_a_player_may_know() {
         "first sentence only"
     );
     assert!(hearth.iter().all(|n| n.region_id == "hearthvale"));
-    assert!(list("dunmar").await.unwrap().npcs.is_empty());
+    // A region lists only its own: the Dunmar Expanse has its caravan-mother and no one else.
+    let dunmar = list("dunmar").await.unwrap().npcs;
+    let names: Vec<&str> = dunmar.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["Mother Saffa"]);
     assert_eq!(list("").await.unwrap_err().code(), Code::InvalidArgument);
     assert_eq!(list("atlantis").await.unwrap_err().code(), Code::NotFound);
 }
