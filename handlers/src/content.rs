@@ -152,7 +152,12 @@ impl GameContent {
         let phrases = crate::services::narrative::Phrases::load(paths.narrative.as_deref())
             .map_err(|e| format!("narrative: {e}"))?;
         phrases
-            .check_biomes(regions.list.iter().map(|r| r.region.biome.as_str()))
+            .check_world(
+                regions
+                    .list
+                    .iter()
+                    .map(|r| (r.region.id.as_str(), r.region.biome.as_str())),
+            )
             .map_err(|e| format!("narrative: {e}"))?;
         let locales = crate::services::language::Locales::load(paths.language.as_deref())
             .map_err(|e| format!("language: {e}"))?;

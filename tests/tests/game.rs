@@ -360,6 +360,25 @@ async fn a_region_is_described_from_its_weather_and_a_storm_shows() {
     let text = a["text"].as_str().unwrap();
     assert!(text.split_whitespace().count() <= 60, "{text}");
     assert!(text.contains("You ") || text.contains("you "), "{text}");
+    // The moment: a season of the game calendar, as time says it, and Ashfen's own features.
+    let season = a["season"].as_str().unwrap();
+    assert!(
+        ["spring", "summer", "autumn", "winter"].contains(&season),
+        "{a}"
+    );
+    let lower = text.to_lowercase();
+    assert!(
+        [
+            "abbey",
+            "saint wren",
+            "reed island",
+            "reed-folk",
+            "lantern-light"
+        ]
+        .iter()
+        .any(|w| lower.contains(w)),
+        "{text}"
+    );
     assert_eq!(
         c.call(DESCRIBE, Some(&me.access), ask.clone()).await.json(),
         a,

@@ -42,6 +42,12 @@ time-of-day = { $period ->
         [evening] Es ist Abend.
        *[night] Es ist Nacht.
     }
+season-now = { $season ->
+        [spring] Es ist Frühling.
+        [summer] Es ist Sommer.
+        [autumn] Es ist Herbst.
+       *[winter] Es ist Winter.
+    }
 game-clock = Es ist { $hour }:{ NUMBER($minute, minimumIntegerDigits: 2) } Uhr.
 weather-now = { $condition ->
         [CONDITION_CLEAR] Der Himmel ist klar.

@@ -42,6 +42,12 @@ time-of-day = { $period ->
         [evening] It is evening.
        *[night] It is night.
     }
+season-now = { $season ->
+        [spring] It is spring.
+        [summer] It is summer.
+        [autumn] It is autumn.
+       *[winter] It is winter.
+    }
 game-clock = It is { $hour }:{ NUMBER($minute, minimumIntegerDigits: 2) }.
 weather-now = { $condition ->
         [CONDITION_CLEAR] The sky is clear.

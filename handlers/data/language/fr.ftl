@@ -49,6 +49,12 @@ time-of-day = { $period ->
         [evening] C'est le soir.
        *[night] C'est la nuit.
     }
+season-now = { $season ->
+        [spring] C'est le printemps.
+        [summer] C'est l'été.
+        [autumn] C'est l'automne.
+       *[winter] C'est l'hiver.
+    }
 game-clock = Il est { $hour } h { NUMBER($minute, minimumIntegerDigits: 2) }.
 weather-now = { $condition ->
         [CONDITION_CLEAR] Le ciel est dégagé.

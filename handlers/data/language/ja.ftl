@@ -21,6 +21,12 @@ time-of-day = { $period ->
         [evening] 夕方です。
        *[night] 夜です。
     }
+season-now = { $season ->
+        [spring] 春です。
+        [summer] 夏です。
+        [autumn] 秋です。
+       *[winter] 冬です。
+    }
 game-clock = 現在の時刻は{ $hour }時{ $minute }分です。
 weather-now = { $condition ->
         [CONDITION_CLEAR] 空は晴れ渡っています。

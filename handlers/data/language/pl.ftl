@@ -56,6 +56,12 @@ time-of-day = { $period ->
         [evening] Jest wieczór.
        *[night] Jest noc.
     }
+season-now = { $season ->
+        [spring] Jest wiosna.
+        [summer] Jest lato.
+        [autumn] Jest jesień.
+       *[winter] Jest zima.
+    }
 game-clock = Jest godzina { $hour }:{ NUMBER($minute, minimumIntegerDigits: 2) }.
 weather-now = { $condition ->
         [CONDITION_CLEAR] Niebo jest bezchmurne.

@@ -378,6 +378,15 @@ fn every_condition_and_period_has_its_own_line_in_every_locale() {
             );
         }
         assert_eq!(periods.len(), 5, "{locale}: {periods:?}");
+        let seasons: std::collections::BTreeSet<String> = crate::kit::clock::SEASONS
+            .iter()
+            .map(|season| {
+                say(&l, "season-now", &locale, &[("season", text(season))])
+                    .unwrap()
+                    .0
+            })
+            .collect();
+        assert_eq!(seasons.len(), 4, "{locale}: {seasons:?}");
     }
 }
 

@@ -129,10 +129,12 @@ pub fn is_empty(g: &Grounding) -> bool {
 
 /// Why a grounding is refused, if it is.
 pub fn check(g: &Grounding) -> Option<String> {
-    let words = [&g.place, &g.speaker, &g.weather, &g.period, &g.mood];
+    let words = [
+        &g.place, &g.speaker, &g.weather, &g.period, &g.mood, &g.season,
+    ];
     if words.iter().any(|w| w.chars().count() > MAX_WORD) {
         return Some(format!(
-            "grounding: place, speaker, weather, period and mood are at most {MAX_WORD} characters"
+            "grounding: place, speaker, weather, period, mood and season are at most {MAX_WORD} characters"
         ));
     }
     if g.fragments.len() > MAX_FRAGMENTS
@@ -158,6 +160,7 @@ pub fn render(g: &Grounding) -> String {
         ("Speaker", &g.speaker),
         ("Weather", &g.weather),
         ("Time of day", &g.period),
+        ("Season", &g.season),
         ("Mood", &g.mood),
     ] {
         if !value.trim().is_empty() {

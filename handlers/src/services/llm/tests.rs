@@ -212,10 +212,12 @@ fn a_real_model_gets_the_grounding_in_its_prompt() {
         fragments: vec!["Black water and reed islands.".into()],
         period: "night".into(),
         mood: "wary".into(),
+        season: "winter".into(),
         ..Default::default()
     };
     let text = super::grounded::render(&g);
     for part in [
+        "Season: winter",
         "Place: Ashfen Marsh",
         "Speaker: Tamsin Reed",
         "Time of day: night",

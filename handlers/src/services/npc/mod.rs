@@ -537,7 +537,7 @@ impl NpcServiceHandler for NpcService {
         let (lore, used) = talk::lore_within_budget(&docs);
         let kept: Vec<_> = docs.into_iter().filter(|d| used.contains(&d.id)).collect();
         let period = crate::kit::clock::period(clock.hour);
-        let grounding = talk::grounding(
+        let mut grounding = talk::grounding(
             def,
             &before,
             region.as_ref(),
@@ -545,6 +545,8 @@ impl NpcServiceHandler for NpcService {
             (weather, Some(period)),
             line,
         );
+        grounding.season =
+            crate::kit::clock::season(clock.game_time_ms.div_euclid(86_400_000)).to_owned();
         let request = InferRequest {
             grounding: Some(grounding),
             messages: talk::prompt(def, arch, &before, &place, &lore, line),

@@ -38,7 +38,7 @@ struct Others {
     advanced: Mutex<Vec<(String, String, String, String)>>,
     /// The prompt and payer of each model call.
     prompts: Mutex<Vec<(String, Option<Principal>)>>,
-    /// The weather each model call was grounded in.
+    /// The weather and season each model call was grounded in ("rain/winter").
     grounded_weather: Mutex<Vec<String>>,
     /// Each event published: the request, its idempotency key and who pays for it.
     published: Mutex<Vec<(PublishRequest, String, Option<Principal>)>>,
@@ -135,10 +135,11 @@ impl Route for Others {
             )),
             "InferStream" => {
                 let req: InferRequest = proto::codec::decode(Codec::Proto, &body).unwrap();
+                let g = req.grounding.clone().unwrap_or_default();
                 self.grounded_weather
                     .lock()
                     .unwrap()
-                    .push(req.grounding.clone().unwrap_or_default().weather);
+                    .push(format!("{}/{}", g.weather, g.season));
                 let text: Vec<String> = req.messages.into_iter().map(|m| m.content).collect();
                 self.prompts
                     .lock()
@@ -257,7 +258,10 @@ async fn list_npcs_shows_what_a_player_may_know() {
         "first sentence only"
     );
     assert!(hearth.iter().all(|n| n.region_id == "hearthvale"));
-    assert!(list("dunmar").await.unwrap().npcs.is_empty());
+    // A region lists only its own: the Dunmar Expanse has its caravan-mother and no one else.
+    let dunmar = list("dunmar").await.unwrap().npcs;
+    let names: Vec<&str> = dunmar.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["Mother Saffa"]);
     assert_eq!(list("").await.unwrap_err().code(), Code::InvalidArgument);
     assert_eq!(list("atlantis").await.unwrap_err().code(), Code::NotFound);
 }
@@ -447,8 +451,8 @@ async fn talk_streams_in_character_charges_the_player_and_advances_quests() {
             .iter()
             .all(|e| e.lore_used.is_empty())
     );
-    // Grounded in the sky over her region, as weather says it.
-    assert_eq!(others.grounded_weather.lock().unwrap()[0], "rain");
+    // Grounded in the sky over her region, as weather says it, and in the season of the game day.
+    assert_eq!(others.grounded_weather.lock().unwrap()[0], "rain/winter");
     let (prompt, payer) = others.prompts.lock().unwrap()[0].clone();
     assert_eq!(
         payer,

@@ -92,6 +92,7 @@ pub fn grounding(
         weather: weather.unwrap_or_default().to_owned(),
         period: period.unwrap_or_default().to_owned(),
         mood: mood_label(state.mood).to_owned(),
+        season: String::new(),
     }
 }
 

@@ -131,6 +131,7 @@ fn every_beat_and_every_greeting_keeps_to_its_own_world() {
                             region: Some(region),
                             weather: Some(weather),
                             period: Some(period),
+                            season: Some("autumn"),
                         };
                         let g = narration::grounding(arc, beat, &moment, &[], &passages);
                         let prompt = narration::prompt(arc, cue);
@@ -201,8 +202,10 @@ fn the_ashfen_arc_has_no_mill_and_no_dragon() {
         region: Some(region),
         weather: Some("fog"),
         period: Some("evening"),
+        season: Some("autumn"),
     };
     let g = narration::grounding(arc, beat, &moment, &[], &[]);
+    assert_eq!((g.weather.as_str(), g.season.as_str()), ("fog", "autumn"));
     for s in 0..50 {
         let text = generate(s, "the punt scrapes the jetty", &g, 256)
             .0

@@ -430,11 +430,16 @@ impl StoryServiceHandler for StoryService {
                 None
             }
         };
-        let period = match now {
-            Ok(t) => Some(crate::services::narrative::period(t.hour)),
+        let (period, season) = match now {
+            Ok(t) => (
+                Some(crate::services::narrative::period(t.hour)),
+                Some(crate::kit::clock::season(
+                    t.game_time_ms.div_euclid(86_400_000),
+                )),
+            ),
             Err(_) => {
                 left_out.push("the time of day");
-                None
+                (None, None)
             }
         };
         let active: Vec<&crate::services::quest::QuestDef> = match log {
@@ -453,6 +458,7 @@ impl StoryServiceHandler for StoryService {
             region: region.as_ref(),
             weather,
             period,
+            season,
         };
         let request = InferRequest {
             messages: narration::prompt(arc, &req.cue),

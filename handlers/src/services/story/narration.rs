@@ -21,6 +21,8 @@ pub struct Moment<'a> {
     pub weather: Option<&'a str>,
     /// The time of day ("evening").
     pub period: Option<&'a str>,
+    /// The season ("winter").
+    pub season: Option<&'a str>,
 }
 
 /// The grounding for narrating `beat` of `arc`: the beat first (what is happening), then lore
@@ -52,6 +54,7 @@ pub fn grounding(
         weather: moment.weather.unwrap_or_default().to_owned(),
         period: moment.period.unwrap_or_default().to_owned(),
         mood: String::new(),
+        season: moment.season.unwrap_or_default().to_owned(),
     }
 }
 

@@ -202,6 +202,8 @@ pub fn now_response(record: &ClockRecord, game_ms: i64, real_ms: i64) -> NowResp
         hour: (in_day / 3_600_000) as u32,
         minute: (in_day / 60_000 % 60) as u32,
         period: crate::kit::clock::period((in_day / 3_600_000) as u32).to_owned(),
+        season: crate::kit::clock::season(day).to_owned(),
+        month: crate::kit::clock::month(day).to_owned(),
     }
 }
 

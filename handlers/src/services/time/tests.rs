@@ -56,6 +56,21 @@ fn clock_math() {
     assert_eq!(frozen.real_at(60_000), None);
     let r = now_response(&c, 86_400_000 + 3_600_000 * 7 + 60_000 * 5 + 10, 0);
     assert_eq!((r.day, r.hour, r.minute), (2, 7, 5));
+    assert_eq!(
+        (r.month.as_str(), r.season.as_str()),
+        ("Frostwane", "winter")
+    );
+    // Day 166 of the year is in Haymoon, in summer; day 361 is the first of the next year.
+    let r = now_response(&c, 86_400_000 * 165, 0);
+    assert_eq!(
+        (r.day, r.month.as_str(), r.season.as_str()),
+        (166, "Haymoon", "summer")
+    );
+    let r = now_response(&c, 86_400_000 * 360, 0);
+    assert_eq!(
+        (r.day, r.month.as_str(), r.season.as_str()),
+        (361, "Frostwane", "winter")
+    );
 }
 
 #[tokio::test]
