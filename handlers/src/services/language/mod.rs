@@ -8,6 +8,10 @@
 //! strings, so plural selectors choose on numbers by the locale's CLDR rules. Output carries no
 //! Unicode isolation marks; a missing argument is `invalid_argument` naming it.
 //!
+//! `Translate` asks only models that declare they can translate (the AI router picks among them;
+//! llm refuses any other); with none in the catalog it fails, naming the setting that registers
+//! one, rather than let the built-in generator answer English as if it were German.
+//!
 //! May import: `proto`, `crate::kit` (see `crate::services`).
 
 use std::collections::BTreeMap;
@@ -24,6 +28,7 @@ use proto::aicore::language::v1::{
     LocalizeResponse, TranslateRequest, TranslateResponse,
 };
 use proto::aicore::llm::v1::{ChatMessage, InferRequest, LlmServiceClient};
+use proto::aicore::models::v1::Capability;
 use proto::aicore::settings::v1::{GetRequest as SettingsGetRequest, SettingsServiceClient};
 use sha2::{Digest as _, Sha256};
 use unic_langid::LanguageIdentifier;
@@ -482,8 +487,11 @@ impl LanguageServiceHandler for LanguageService {
             .router
             .route(
                 ctx.outgoing(),
+                // Only a model that can translate: the built-in one would answer English as German.
+                // None in the catalog is the router's failed_precondition, passed on unchanged.
                 RouteRequest {
                     task: "translation".into(),
+                    capability: Capability::Translate as i32,
                     ..Default::default()
                 },
             )
@@ -525,6 +533,7 @@ impl LanguageServiceHandler for LanguageService {
                         max_tokens: u32::try_from(chars * 2 + 32).unwrap_or(4096).min(4096),
                         temperature: Some(0.0),
                         seed: Some(seed),
+                        capability: Capability::Translate as i32,
                         ..Default::default()
                     },
                 )

@@ -124,7 +124,10 @@ pub mod rules {
 
 /// Whether the grounding gives anything to speak from.
 pub fn is_empty(g: &Grounding) -> bool {
-    g.place.trim().is_empty() && g.speaker.trim().is_empty() && g.fragments.is_empty()
+    g.place.trim().is_empty()
+        && g.speaker.trim().is_empty()
+        && g.fragments.is_empty()
+        && g.lore.is_empty()
 }
 
 /// Why a grounding is refused, if it is.
@@ -142,6 +145,20 @@ pub fn check(g: &Grounding) -> Option<String> {
     {
         return Some(format!(
             "grounding: at most {MAX_FRAGMENTS} fragments of 1 to {MAX_FRAGMENT} characters"
+        ));
+    }
+    use super::retrieval::{MAX_PASSAGES, MAX_TITLE};
+    if g.lore.len() > MAX_PASSAGES
+        || g.lore.iter().any(|p| {
+            p.text.trim().is_empty()
+                || p.text.chars().count() > MAX_FRAGMENT
+                || p.title.chars().count() > MAX_TITLE
+                || p.document.chars().count() > MAX_WORD
+        })
+    {
+        return Some(format!(
+            "grounding: at most {MAX_PASSAGES} lore passages of 1 to {MAX_FRAGMENT} characters, \
+             titles of at most {MAX_TITLE}"
         ));
     }
     None
@@ -170,6 +187,12 @@ pub fn render(g: &Grounding) -> String {
             out.push_str(&format!("- {}\n", f.trim()));
         }
     }
+    if !g.lore.is_empty() {
+        out.push_str("Lore:\n");
+        for p in &g.lore {
+            out.push_str(&super::retrieval::line(p));
+        }
+    }
     out
 }
 
@@ -191,7 +214,8 @@ pub fn sentences(text: &str) -> Vec<&str> {
     out
 }
 
-fn words_of(text: &str) -> Vec<String> {
+/// The words of `text` of four letters or more, lowercased: what passages are matched on.
+pub fn words_of(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| w.chars().count() > 3)
         .map(str::to_lowercase)
@@ -326,9 +350,11 @@ pub fn compose(
     }
     // The first fragment (the most relevant) always; then up to two more, in the seed's order.
     // A phrase (a title) ends as a sentence does, so the next one does not run into it.
+    // Retrieved lore is spoken as fragments are, after them.
     let frags: Vec<String> = g
         .fragments
         .iter()
+        .chain(g.lore.iter().map(|p| &p.text))
         .map(|f| f.trim())
         .filter(|f| !f.is_empty())
         .map(|f| {

@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use proto::aicore::events::v1::{PublishRequest, PublishResponse};
-use proto::aicore::kb::v1::{Document, GetResponse};
+use proto::aicore::kb::v1::{
+    Document, GetRequest, GetResponse, SearchHit, SearchRequest, SearchResponse,
+};
 use proto::aicore::llm::v1::InferStreamResponse;
 use proto::aicore::npc::v1::NPC_SERVICE;
 use proto::aicore::payment::v1::ConsumeResponse;
@@ -44,6 +46,10 @@ struct Others {
     published: Mutex<Vec<(PublishRequest, String, Option<Principal>)>>,
     /// When set, the model refuses (a spend cap reached).
     model_refuses: std::sync::atomic::AtomicBool,
+    /// Each library search: the query and the tags.
+    searched: Mutex<Vec<(String, Vec<String>)>>,
+    /// The documents and tokens of the lore each model call was grounded in.
+    lore: Mutex<Vec<(Vec<String>, u32)>>,
 }
 
 fn reply<M: prost::Message + serde::Serialize>(m: &M) -> Result<Encoded<Status>, Status> {
@@ -84,6 +90,23 @@ impl Route for Others {
                     }),
                     None => Err(Status::not_found(format!("no region {:?}", req.region_id))),
                 }
+            }
+            "Search" => {
+                let req: SearchRequest = proto::codec::decode(Codec::Proto, &body).unwrap();
+                self.searched
+                    .lock()
+                    .unwrap()
+                    .push((req.query.clone(), req.tags.clone()));
+                // The region's lore the library ranks first, one the NPC also knows.
+                reply(&SearchResponse {
+                    hits: ["windmills-of-the-vale", "brenna-hale"]
+                        .iter()
+                        .map(|id| SearchHit {
+                            id: (*id).into(),
+                            ..SearchHit::default()
+                        })
+                        .collect(),
+                })
             }
             "Get" => {
                 let req: GetRequest = proto::codec::decode(Codec::Proto, &body).unwrap();
@@ -139,7 +162,16 @@ impl Route for Others {
                     .lock()
                     .unwrap()
                     .push(req.grounding.clone().unwrap_or_default().weather);
-                let text: Vec<String> = req.messages.into_iter().map(|m| m.content).collect();
+                let lore = req.grounding.clone().unwrap_or_default().lore;
+                self.lore.lock().unwrap().push((
+                    lore.iter().map(|p| p.document.clone()).collect(),
+                    crate::services::llm::retrieval::total_cost(&lore),
+                ));
+                // The prompt as a model served over HTTP gets it, grounding and lore rendered.
+                let text: Vec<String> = crate::services::llm::openai::prompt(&req)
+                    .into_iter()
+                    .map(|m| m.content)
+                    .collect();
                 self.prompts
                     .lock()
                     .unwrap()
@@ -440,7 +472,25 @@ async fn talk_streams_in_character_charges_the_player_and_advances_quests() {
     assert_eq!(text, "Evening. Mind the lanterns.");
     let last = events.last().unwrap();
     assert_eq!(last.finish_reason, "stop");
-    assert_eq!(last.lore_used[0], "brenna-hale");
+    // What she knows and the library ranks first, then the region's lore it ranks, then the rest
+    // of what she knows: as the grounding has it, within the budget.
+    assert_eq!(
+        last.lore_used[..3],
+        [
+            "brenna-hale",
+            "windmills-of-the-vale",
+            "the-hearth-guard-yard"
+        ]
+    );
+    let (grounded, tokens) = others.lore.lock().unwrap()[0].clone();
+    assert_eq!(grounded, last.lore_used);
+    assert!(tokens <= crate::services::llm::retrieval::DEFAULT_BUDGET && tokens > 0);
+    let (query, tags) = others.searched.lock().unwrap()[0].clone();
+    assert!(
+        query.contains("lanterns") && query.contains("Brenna Hale"),
+        "{query}"
+    );
+    assert_eq!(tags, ["hearthvale"], "her region's lore only");
     assert!(last.mood > before, "a talk is a greeting");
     assert!(
         events[..events.len() - 1]
@@ -461,12 +511,16 @@ async fn talk_streams_in_character_charges_the_player_and_advances_quests() {
         "lamplighter's daughter",
         "Your mood: neutral",
         "Who keeps putting out the lanterns?",
-        "Of brenna-hale",
+        "Lore:\n- Of brenna-hale: The first paragraph of brenna-hale",
+        "- Of windmills-of-the-vale:",
         "Hearthvale",
     ] {
         assert!(prompt.contains(part), "{part} in {prompt}");
     }
-    assert!(!prompt.contains("A second paragraph"), "lore within budget");
+    assert!(
+        !prompt.contains("A second paragraph"),
+        "the paragraph that fits the line"
+    );
     let advanced = others.advanced.lock().unwrap().clone();
     assert_eq!(advanced.len(), 1);
     let (who, event, target, key) = &advanced[0];
@@ -503,6 +557,14 @@ async fn talk_streams_in_character_charges_the_player_and_advances_quests() {
         .unwrap();
     assert_eq!(forged.code(), Code::PermissionDenied);
     assert_eq!(others.advanced.lock().unwrap().len(), 1);
+    // A line as long as may be, all lore words, asks no longer a query and gets no more lore.
+    let long = "lanterns abbey bell ".repeat(15);
+    let stream = talk(player(ME), "brenna-hale", long.trim()).await.unwrap();
+    let _: Vec<_> = stream.collect().await;
+    let (query, _) = others.searched.lock().unwrap()[1].clone();
+    assert!(query.chars().count() <= crate::services::llm::retrieval::MAX_QUERY);
+    let (_, tokens) = others.lore.lock().unwrap()[1].clone();
+    assert!(tokens <= crate::services::llm::retrieval::DEFAULT_BUDGET);
     // A talk the model refuses changes neither the mood nor the quest log.
     let mood = mood_of(&svc, "brenna-hale").await;
     others.model_refuses.store(true, Ordering::SeqCst);
@@ -512,7 +574,7 @@ async fn talk_streams_in_character_charges_the_player_and_advances_quests() {
         .unwrap();
     assert_eq!(e.code(), Code::ResourceExhausted);
     assert!((mood_of(&svc, "brenna-hale").await - mood).abs() < 1e-9);
-    assert_eq!(others.advanced.lock().unwrap().len(), 1);
+    assert_eq!(others.advanced.lock().unwrap().len(), 2);
 }
 
 #[test]
