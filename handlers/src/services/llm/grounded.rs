@@ -6,7 +6,7 @@
 //!
 //! The same grounding, rendered by [`render`], goes into a real model's prompt.
 
-use proto::aicore::llm::v1::Grounding;
+use proto::aicore::llm::v1::{Grounding, LorePassage};
 
 /// SplitMix64: tiny, and fixed forever, unlike a library RNG whose stream may change with a
 /// version bump (the same seed must give the same text).
@@ -30,6 +30,15 @@ pub const MAX_FRAGMENTS: usize = 32;
 pub const MAX_FRAGMENT: usize = 1000;
 /// The longest of the one-word fields and names, in characters.
 pub const MAX_WORD: usize = 128;
+/// Most lore passages a request may carry.
+pub const MAX_PASSAGES: usize = 8;
+/// The longest lore passage title, in characters.
+pub const MAX_TITLE: usize = 200;
+
+/// The line of a lore passage in a rendered prompt, under the "Lore" heading.
+pub fn lore_line(p: &LorePassage) -> String {
+    format!("- {}: {}\n", p.title.trim(), p.text.trim())
+}
 
 /// The generator's own sentences. Slots in braces take the grounding's words: `{place}`,
 /// `{speaker}`, `{moment}` (a clause of weather and time), `{mood}`; a slot written with a capital
@@ -147,7 +156,6 @@ pub fn check(g: &Grounding) -> Option<String> {
             "grounding: at most {MAX_FRAGMENTS} fragments of 1 to {MAX_FRAGMENT} characters"
         ));
     }
-    use super::retrieval::{MAX_PASSAGES, MAX_TITLE};
     if g.lore.len() > MAX_PASSAGES
         || g.lore.iter().any(|p| {
             p.text.trim().is_empty()
@@ -190,7 +198,7 @@ pub fn render(g: &Grounding) -> String {
     if !g.lore.is_empty() {
         out.push_str("Lore:\n");
         for p in &g.lore {
-            out.push_str(&super::retrieval::line(p));
+            out.push_str(&lore_line(p));
         }
     }
     out

@@ -9,24 +9,16 @@ use proto::aicore::kb::v1::Document;
 use proto::aicore::llm::v1::LorePassage;
 
 use super::grounded::{MAX_FRAGMENT, sentences, words_of};
+pub use super::grounded::{MAX_PASSAGES, MAX_TITLE, lore_line as line};
 
 /// Tokens of lore in one prompt when the operator sets none: a few hundred.
 pub const DEFAULT_BUDGET: u32 = 300;
 /// The largest budget an operator may set.
 pub const MAX_BUDGET: u32 = 4000;
-/// Most passages in one grounding.
-pub const MAX_PASSAGES: usize = 8;
-/// The longest passage title, in characters.
-pub const MAX_TITLE: usize = 200;
 /// The longest query sent to kb Search (which takes at most 500 characters).
 pub const MAX_QUERY: usize = 480;
 /// Least room, in tokens, worth filling with the head of a passage that does not fit whole.
 const MIN_PART: u32 = 24;
-
-/// The line of a passage in a rendered prompt, under the "Lore" heading.
-pub fn line(p: &LorePassage) -> String {
-    format!("- {}: {}\n", p.title.trim(), p.text.trim())
-}
 
 /// What a passage costs in the prompt, in the meter's tokens.
 pub fn cost(p: &LorePassage) -> u32 {
