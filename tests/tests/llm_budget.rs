@@ -149,8 +149,8 @@ async fn daily_spend_caps_hold_across_calls_services_and_restarts() {
         }
     }
     assert!(drained, "small calls use up the day");
-    // Through a service, the same cap: the paid model is refused to this player now, so the
-    // translation falls back to the free one.
+    // Through a service, the same cap: the paid model is refused to this player now, and the
+    // translation does not fall back to the free built-in model, which cannot translate.
     let r = c
         .call(
             TRANSLATE,
@@ -158,8 +158,15 @@ async fn daily_spend_caps_hold_across_calls_services_and_restarts() {
             json!({"text": "The fen is quiet tonight.", "sourceLocale": "en", "targetLocale": "de"}),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["model"], "grammar", "{}", r.text());
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("daily LLM spend cap"),
+        "{}",
+        r.text()
+    );
     // The totals live in the store: a restarted edge remembers them.
     let edge = edge.restart();
     let c = edge.client();
