@@ -34,6 +34,7 @@ use sha2::{Digest as _, Sha256};
 use unic_langid::LanguageIdentifier;
 
 mod numbers;
+mod shipped;
 
 use crate::kit::calls::Caller;
 use crate::kit::content::{DataError, Embedded, Source};
@@ -88,6 +89,8 @@ pub struct Locales {
     /// Per locale (same order): how many of the default locale's messages it lacks (they fall
     /// back to the default).
     missing: Vec<usize>,
+    /// The default locale's message ids, in file order.
+    ids: Vec<String>,
 }
 
 impl std::fmt::Debug for Locales {
@@ -230,7 +233,11 @@ impl Locales {
             }
             bundles.push((locale.clone(), b));
         }
-        Ok(Locales { bundles, missing })
+        Ok(Locales {
+            bundles,
+            missing,
+            ids: known,
+        })
     }
 
     /// The shipped locale to use for `requested` (e.g. `pl-PL` is `pl`), else the default.
@@ -483,6 +490,16 @@ impl LanguageServiceHandler for LanguageService {
         }
         let source = language_tag("sourceLocale", &req.source_locale)?;
         let target = language_tag("targetLocale", &req.target_locale)?;
+        // One of the game's own messages: its translation is in the locale files.
+        if let Some(text) = self
+            .locales
+            .shipped_translation(&req.text, &source, &target)
+        {
+            return Ok(TranslateResponse {
+                text,
+                model: String::new(),
+            });
+        }
         let route = self
             .router
             .route(

@@ -461,6 +461,32 @@ async fn with_no_model_that_can_translate_translate_says_what_to_configure() {
         "{}",
         e.message()
     );
+    // The game's own messages are translated in the locale files, model or none.
+    let shipped = svc
+        .translate(
+            crate::kit::testing::player("p"),
+            TranslateRequest {
+                text: " Your session has expired. Please log in again.".into(),
+                source_locale: "en-GB".into(),
+                target_locale: "de-DE".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        shipped.text,
+        "Deine Sitzung ist abgelaufen. Bitte melde dich erneut an."
+    );
+    assert!(shipped.model.is_empty());
+    let l = Locales::embedded().unwrap();
+    let back = l.shipped_translation(&shipped.text, "de", "fr").unwrap();
+    assert_eq!(back, "Votre session a expiré. Veuillez vous reconnecter.");
+    // Not a message, a locale not loaded, a message with variables: not from the files.
+    assert!(l.shipped_translation("Your session", "en", "de").is_none());
+    assert!(
+        l.shipped_translation("Your session has expired. Please log in again.", "en", "es")
+            .is_none()
+    );
     assert_eq!(
         fake.infers.load(std::sync::atomic::Ordering::SeqCst),
         0,
