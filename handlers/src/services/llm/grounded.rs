@@ -230,19 +230,6 @@ pub fn words_of(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The sentence of `body` (paragraphs split by blank lines) sharing most words of four letters or
-/// more with `query`; the first sentence when none does. Retrieved lore enters a grounding whole.
-pub fn passage(body: &str, query: &str) -> Option<String> {
-    let wanted = words_of(query);
-    let all: Vec<&str> = body.split("\n\n").flat_map(sentences).collect();
-    let score = |s: &str| words_of(s).iter().filter(|w| wanted.contains(w)).count();
-    let best = all
-        .iter()
-        .max_by_key(|s| (score(s), std::cmp::Reverse(s.len())))?;
-    let pick = if score(best) == 0 { all.first()? } else { best };
-    Some((*pick).to_owned())
-}
-
 fn lookup<'a>(table: &[(&str, &'a str)], key: &str) -> Option<&'a str> {
     table.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }
