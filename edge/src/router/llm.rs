@@ -309,3 +309,39 @@ impl Provider for NatsProvider {
         Ok(Box::pin(pieces))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use proto::aicore::models::v1::Capability;
+
+    use super::*;
+
+    #[test]
+    fn models_declare_capabilities_by_word_and_the_lore_budget_is_bounded() {
+        let mut config: LlmConfig = toml::from_str(
+            "lore_budget = 120\n[[models]]\nname = \"polyglot\"\nprovider = \"grammar\"\ncapabilities = [\"chat\", \"translate\"]\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.lore_budget, 120);
+        assert_eq!(
+            config.models[0].to_model().capabilities,
+            [Capability::Chat as i32, Capability::Translate as i32]
+        );
+        config.models[0].capabilities = vec!["Translate".into()];
+        let e = config.validate().unwrap_err();
+        assert!(
+            e.contains("\"Translate\" must be \"chat\" or \"translate\""),
+            "{e}"
+        );
+        config.models.clear();
+        config.lore_budget = handlers::services::llm::retrieval::MAX_BUDGET + 1;
+        assert!(config.validate().unwrap_err().contains("llm.lore_budget"));
+        assert_eq!(
+            LlmConfig::default().lore_budget,
+            handlers::services::llm::retrieval::DEFAULT_BUDGET
+        );
+    }
+}
