@@ -598,4 +598,6 @@ mod places_tests;
 #[cfg(test)]
 mod play_tests;
 #[cfg(test)]
+mod talk_tests;
+#[cfg(test)]
 mod tests;

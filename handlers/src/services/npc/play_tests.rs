@@ -25,31 +25,31 @@ use crate::kit::testing::{keyed, player, service};
 use crate::services::world::Regions;
 
 const HOUR: i64 = 3_600_000;
-const ME: &str = "0123456789abcdef0123456789abcdef";
-const YOU: &str = "fedcba9876543210fedcba9876543210";
+pub(super) const ME: &str = "0123456789abcdef0123456789abcdef";
+pub(super) const YOU: &str = "fedcba9876543210fedcba9876543210";
 
 /// Every service npc calls, as npc sees them.
 #[derive(Default)]
-struct Others {
-    game_ms: AtomicI64,
+pub(super) struct Others {
+    pub(super) game_ms: AtomicI64,
     /// (player, sku) -> count held.
-    held: Mutex<HashMap<(String, String), u32>>,
+    pub(super) held: Mutex<HashMap<(String, String), u32>>,
     /// Consume keys applied.
-    consumed: Mutex<Vec<String>>,
+    pub(super) consumed: Mutex<Vec<String>>,
     /// (player, event, target, key) of each Advance.
-    advanced: Mutex<Vec<(String, String, String, String)>>,
+    pub(super) advanced: Mutex<Vec<(String, String, String, String)>>,
     /// The prompt and payer of each model call.
-    prompts: Mutex<Vec<(String, Option<Principal>)>>,
+    pub(super) prompts: Mutex<Vec<(String, Option<Principal>)>>,
     /// The weather each model call was grounded in.
-    grounded_weather: Mutex<Vec<String>>,
+    pub(super) grounded_weather: Mutex<Vec<String>>,
     /// Each event published: the request, its idempotency key and who pays for it.
-    published: Mutex<Vec<(PublishRequest, String, Option<Principal>)>>,
+    pub(super) published: Mutex<Vec<(PublishRequest, String, Option<Principal>)>>,
     /// When set, the model refuses (a spend cap reached).
-    model_refuses: std::sync::atomic::AtomicBool,
+    pub(super) model_refuses: std::sync::atomic::AtomicBool,
     /// Each library search: the query and the tags.
-    searched: Mutex<Vec<(String, Vec<String>)>>,
+    pub(super) searched: Mutex<Vec<(String, Vec<String>)>>,
     /// The documents and tokens of the lore each model call was grounded in.
-    lore: Mutex<Vec<(Vec<String>, u32)>>,
+    pub(super) lore: Mutex<Vec<(Vec<String>, u32)>>,
 }
 
 fn reply<M: prost::Message + serde::Serialize>(m: &M) -> Result<Encoded<Status>, Status> {
@@ -211,7 +211,7 @@ impl Route for Others {
     }
 }
 
-fn npcs() -> (tempfile::TempDir, NpcService, Arc<Others>) {
+pub(super) fn npcs() -> (tempfile::TempDir, NpcService, Arc<Others>) {
     let (dir, store) = crate::kit::testing::temp_store();
     let others = Arc::new(Others::default());
     others.game_ms.store(100 * HOUR, Ordering::SeqCst);
@@ -257,7 +257,7 @@ async fn gift(svc: &NpcService, ctx: Context, sku: &str, n: u32) -> Result<MoodE
     .map(|r| r.effect.unwrap())
 }
 
-async fn mood_of(svc: &NpcService, npc: &str) -> f64 {
+pub(super) async fn mood_of(svc: &NpcService, npc: &str) -> f64 {
     svc.get_npc(player(ME), GetNpcRequest { npc_id: npc.into() })
         .await
         .unwrap()
@@ -443,138 +443,6 @@ async fn a_gift_moves_the_item_and_the_mood_once() {
         .unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted);
     assert!(e.retry_after().is_some());
-}
-
-#[tokio::test]
-async fn talk_streams_in_character_charges_the_player_and_advances_quests() {
-    let (_d, svc, others) = npcs();
-    let talk = |ctx: Context, npc: &str, text: &str| {
-        svc.talk(
-            ctx,
-            TalkRequest {
-                npc_id: npc.into(),
-                text: text.into(),
-                max_tokens: 0,
-                player_id: String::new(),
-            },
-        )
-    };
-    let before = mood_of(&svc, "brenna-hale").await;
-    let stream = talk(
-        player(ME),
-        "brenna-hale",
-        "Who keeps putting out the lanterns?",
-    )
-    .await
-    .unwrap();
-    let events: Vec<TalkResponse> = stream.map(|r| r.unwrap()).collect().await;
-    let text: String = events.iter().map(|e| e.delta.as_str()).collect();
-    assert_eq!(text, "Evening. Mind the lanterns.");
-    let last = events.last().unwrap();
-    assert_eq!(last.finish_reason, "stop");
-    // What she knows and the library ranks first, then the region's lore it ranks, then the rest
-    // of what she knows: as the grounding has it, within the budget.
-    assert_eq!(
-        last.lore_used[..3],
-        [
-            "brenna-hale",
-            "windmills-of-the-vale",
-            "the-hearth-guard-yard"
-        ]
-    );
-    let (grounded, tokens) = others.lore.lock().unwrap()[0].clone();
-    assert_eq!(grounded, last.lore_used);
-    assert!(tokens <= crate::services::llm::retrieval::DEFAULT_BUDGET && tokens > 0);
-    let (query, tags) = others.searched.lock().unwrap()[0].clone();
-    assert!(
-        query.contains("lanterns") && query.contains("Brenna Hale"),
-        "{query}"
-    );
-    assert_eq!(tags, ["hearthvale"], "her region's lore only");
-    assert!(last.mood > before, "a talk is a greeting");
-    assert!(
-        events[..events.len() - 1]
-            .iter()
-            .all(|e| e.lore_used.is_empty())
-    );
-    // Grounded in the sky over her region, as weather says it.
-    assert_eq!(others.grounded_weather.lock().unwrap()[0], "rain");
-    let (prompt, payer) = others.prompts.lock().unwrap()[0].clone();
-    assert_eq!(
-        payer,
-        Some(Principal::Player {
-            player_id: ME.into()
-        })
-    );
-    for part in [
-        "You are Brenna Hale",
-        "lamplighter's daughter",
-        "Your mood: neutral",
-        "Who keeps putting out the lanterns?",
-        "Lore:\n- Of brenna-hale: The first paragraph of brenna-hale",
-        "- Of windmills-of-the-vale:",
-        "Hearthvale",
-    ] {
-        assert!(prompt.contains(part), "{part} in {prompt}");
-    }
-    assert!(
-        !prompt.contains("A second paragraph"),
-        "the paragraph that fits the line"
-    );
-    let advanced = others.advanced.lock().unwrap().clone();
-    assert_eq!(advanced.len(), 1);
-    let (who, event, target, key) = &advanced[0];
-    assert_eq!(
-        (who.as_str(), event.as_str(), target.as_str()),
-        (ME, "talked_to", "brenna-hale")
-    );
-    assert!(key.starts_with("npc:talk:brenna-hale:"), "{key}");
-    // Bad lines, unknown NPCs and forged players.
-    for text in [
-        "",
-        "   ",
-        &"a".repeat(301),
-        "hello\u{7}there",
-        "line\nbreak",
-    ] {
-        let e = talk(player(ME), "brenna-hale", text).await.err().unwrap();
-        assert_eq!(e.code(), Code::InvalidArgument, "{text:?}");
-    }
-    let e = talk(player(ME), "nobody", "Hello").await.err().unwrap();
-    assert_eq!(e.code(), Code::NotFound);
-    let forged = svc
-        .talk(
-            player(ME),
-            TalkRequest {
-                npc_id: "brenna-hale".into(),
-                text: "Hello".into(),
-                max_tokens: 0,
-                player_id: YOU.into(),
-            },
-        )
-        .await
-        .err()
-        .unwrap();
-    assert_eq!(forged.code(), Code::PermissionDenied);
-    assert_eq!(others.advanced.lock().unwrap().len(), 1);
-    // A line as long as may be, all lore words, asks no longer a query and gets no more lore.
-    let long = "lanterns abbey bell ".repeat(15);
-    let stream = talk(player(ME), "brenna-hale", long.trim()).await.unwrap();
-    let _: Vec<_> = stream.collect().await;
-    let (query, _) = others.searched.lock().unwrap()[1].clone();
-    assert!(query.chars().count() <= crate::services::llm::retrieval::MAX_QUERY);
-    let (_, tokens) = others.lore.lock().unwrap()[1].clone();
-    assert!(tokens <= crate::services::llm::retrieval::DEFAULT_BUDGET);
-    // A talk the model refuses changes neither the mood nor the quest log.
-    let mood = mood_of(&svc, "brenna-hale").await;
-    others.model_refuses.store(true, Ordering::SeqCst);
-    let e = talk(player(ME), "brenna-hale", "Hello")
-        .await
-        .err()
-        .unwrap();
-    assert_eq!(e.code(), Code::ResourceExhausted);
-    assert!((mood_of(&svc, "brenna-hale").await - mood).abs() < 1e-9);
-    assert_eq!(others.advanced.lock().unwrap().len(), 2);
 }
 
 #[test]
