@@ -137,6 +137,7 @@ impl AppState {
             schedule_wake: Arc::new(tokio::sync::Notify::new()),
             auth: Arc::clone(&auth),
             llm_spend: config.llm.spend,
+            lore_budget: config.llm.lore_budget,
             providers: llm::providers(
                 &config.llm,
                 nats.as_ref().map(|n| {

@@ -32,6 +32,8 @@ pub struct Deps {
     pub providers: HashMap<String, Arc<dyn services::llm::Provider>>,
     /// The daily LLM spend caps, shared through the store.
     pub llm_spend: services::llm::spend::SpendCaps,
+    /// Tokens of retrieved lore in one Narrate or Talk prompt (charged to the player).
+    pub lore_budget: u32,
     /// Where the event bus keeps its events.
     pub events: Arc<dyn kit::event_log::EventLog>,
     /// What players can buy, at what price.
@@ -133,11 +135,14 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
             .with_placed(deps.npcs.bodies()),
         )),
         weather: weather::v1::weather_service_dispatch(Arc::new(weather_service(deps))),
-        npc: npc::v1::npc_service_dispatch(Arc::new(crate::services::npc::NpcService::new(
-            Arc::clone(&deps.store),
-            Arc::clone(&deps.npcs),
-            deps.calls.from(npc::v1::NPC_SERVICE),
-        ))),
+        npc: npc::v1::npc_service_dispatch(Arc::new(
+            crate::services::npc::NpcService::new(
+                Arc::clone(&deps.store),
+                Arc::clone(&deps.npcs),
+                deps.calls.from(npc::v1::NPC_SERVICE),
+            )
+            .with_lore_budget(deps.lore_budget),
+        )),
         perf: perf::v1::performance_service_dispatch(Arc::new(
             crate::services::perf::PerfService::new(
                 Arc::clone(&deps.store),
@@ -173,7 +178,8 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
                 Arc::clone(&deps.arcs),
                 Arc::clone(&deps.quests),
                 deps.calls.from(story::v1::STORY_SERVICE),
-            ),
+            )
+            .with_lore_budget(deps.lore_budget),
         )),
         router: router::v1::router_service_dispatch(Arc::new(
             crate::services::router::RouterService::new(deps.routes.clone()),

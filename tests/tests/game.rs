@@ -513,14 +513,17 @@ async fn messages_in_the_player_s_language_and_translations_that_repeat() {
         .await;
     assert_eq!(r.status, 404);
 
-    // Through llm (the built-in grammar model): the same text translates the same.
+    // The built-in grammar model cannot translate (it would answer English as French), and none
+    // other is configured: a clear error naming the setting, not English passed off as French.
     let ask = json!({"text": "The bell tolls under the fen.", "sourceLocale": "en", "targetLocale": "fr"});
     let a = c.call(TRANSLATE, Some(&me.access), ask.clone()).await;
-    assert_eq!(a.status, 200, "{}", a.text());
-    let b = c.call(TRANSLATE, Some(&me.access), ask).await;
-    assert_eq!(a.json(), b.json());
-    assert_eq!(a.json()["model"], "grammar");
-    assert!(!a.json()["text"].as_str().unwrap().is_empty());
+    assert_eq!(a.status, 400, "{}", a.text());
+    assert_eq!(a.json()["code"], "failed_precondition");
+    let why = a.json()["message"].as_str().unwrap().to_owned();
+    assert!(
+        why.contains("no active model can translate") && why.contains("capabilities"),
+        "{why}"
+    );
     // Attacker's step: no player makes the model read an unbounded text on the game's account.
     let long = "fen ".repeat(600);
     let r = c

@@ -27,9 +27,10 @@ fn translate(n: usize) -> Value {
 #[tokio::test]
 async fn calls_between_services_are_charged_to_whoever_started_the_chain() {
     // Almost no refill: the burst is each payer's whole budget here. The request-count limits
-    // are high so only the token bucket can refuse.
+    // are high so only the token bucket can refuse. Translate needs a model that declares it
+    // can: the built-in generator, declared so for this test.
     let (_dir, file) = config(
-        "[rate_limit]\nllm_tokens_per_minute = 1\nllm_token_burst = 8192\n[rate_limit.llm]\nper_minute = 1000\nburst = 1000\n",
+        "[rate_limit]\nllm_tokens_per_minute = 1\nllm_token_burst = 8192\n[rate_limit.llm]\nper_minute = 1000\nburst = 1000\n[[llm.models]]\nname = \"polyglot\"\nprovider = \"grammar\"\ncapabilities = [\"chat\", \"translate\"]\n",
     );
     let edge = Edge::start(&["--config", &file]);
     let c = edge.client();
@@ -94,10 +95,11 @@ async fn calls_between_services_are_charged_to_whoever_started_the_chain() {
 
 #[tokio::test]
 async fn daily_spend_caps_hold_across_calls_services_and_restarts() {
-    // A paid model (the built-in generator, priced), and a cap of 600 units a player a day: a
-    // call reserves its worst case (prompt + maxTokens at 1000 units per 1000 tokens).
+    // A paid model (the built-in generator, priced, declared able to translate so that Translate
+    // reaches it), and a cap of 600 units a player a day: a call reserves its worst case (prompt +
+    // maxTokens at 1000 units per 1000 tokens).
     let (_dir, file) = config(
-        "[rate_limit]\nenabled = false\n[llm.spend]\nper_payer_daily = 600\ntotal_daily = 100000\n[[llm.models]]\nname = \"paid\"\nprovider = \"grammar\"\ninput_cost_per_1k = 1000\noutput_cost_per_1k = 1000\ntasks = [\"translation\"]\ndefault = true\n",
+        "[rate_limit]\nenabled = false\n[llm.spend]\nper_payer_daily = 600\ntotal_daily = 100000\n[[llm.models]]\nname = \"paid\"\nprovider = \"grammar\"\ninput_cost_per_1k = 1000\noutput_cost_per_1k = 1000\ntasks = [\"translation\"]\ncapabilities = [\"chat\", \"translate\"]\ndefault = true\n",
     );
     let edge = Edge::start(&["--config", &file]);
     let c = edge.client();
@@ -147,8 +149,8 @@ async fn daily_spend_caps_hold_across_calls_services_and_restarts() {
         }
     }
     assert!(drained, "small calls use up the day");
-    // Through a service, the same cap: the paid model is refused to this player now, so the
-    // translation falls back to the free one.
+    // Through a service, the same cap: the paid model is refused to this player now, and the
+    // translation does not fall back to the free built-in model, which cannot translate.
     let r = c
         .call(
             TRANSLATE,
@@ -156,8 +158,15 @@ async fn daily_spend_caps_hold_across_calls_services_and_restarts() {
             json!({"text": "The fen is quiet tonight.", "sourceLocale": "en", "targetLocale": "de"}),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["model"], "grammar", "{}", r.text());
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("daily LLM spend cap"),
+        "{}",
+        r.text()
+    );
     // The totals live in the store: a restarted edge remembers them.
     let edge = edge.restart();
     let c = edge.client();

@@ -146,6 +146,8 @@ fn to_infer(req: ChatRequest) -> Result<InferRequest, Status> {
         task: String::new(),
         // The OpenAI shape has no grounding: the built-in model says it has no world to speak of.
         grounding: None,
+        // A chat completion: any model that chats.
+        capability: proto::aicore::models::v1::Capability::Chat as i32,
     })
 }
 

@@ -40,6 +40,10 @@ pub struct ModelEntry {
     /// Tasks it suits ("dialogue", "narration", ...).
     #[serde(default)]
     pub tasks: Vec<String>,
+    /// What it can do: "chat", "translate" (empty: chat only). Only a model that declares
+    /// "translate" is asked to translate.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
     /// Make it the default model.
     #[serde(default)]
     pub default: bool,
@@ -72,6 +76,9 @@ pub struct LlmConfig {
     /// replica through the store: `per_payer_daily` for each player (or service key), and
     /// `total_daily` for everyone; 0 is no cap.
     pub spend: handlers::services::llm::spend::SpendCaps,
+    /// Tokens of lore retrieved into one story Narrate or npc Talk prompt, charged to the player
+    /// with the rest of the prompt; 0 retrieves none.
+    pub lore_budget: u32,
 }
 
 impl std::fmt::Debug for LlmConfig {
@@ -93,6 +100,7 @@ impl Default for LlmConfig {
             api_keys: BTreeMap::new(),
             models: Vec::new(),
             spend: handlers::services::llm::spend::SpendCaps::default(),
+            lore_budget: handlers::services::llm::retrieval::DEFAULT_BUDGET,
         }
     }
 }
@@ -113,7 +121,24 @@ impl LlmConfig {
                 ));
             }
         }
+        let max = handlers::services::llm::retrieval::MAX_BUDGET;
+        if self.lore_budget > max {
+            return Err(format!(
+                "llm.lore_budget must be 0 to {max} tokens, got {}",
+                self.lore_budget
+            ));
+        }
         for m in &self.models {
+            if let Some(bad) = m
+                .capabilities
+                .iter()
+                .find(|c| handlers::services::models::capability_from_word(c).is_none())
+            {
+                return Err(format!(
+                    "llm.models {:?}: capability {bad:?} must be \"chat\" or \"translate\"",
+                    m.name
+                ));
+            }
             handlers::services::models::validate(&m.to_model())
                 .map_err(|s| format!("llm.models {:?}: {}", m.name, s.message()))?;
         }
@@ -145,6 +170,12 @@ impl ModelEntry {
             output_cost_per_1k: self.output_cost_per_1k,
             typical_latency_ms: self.typical_latency_ms,
             tasks: self.tasks.clone(),
+            capabilities: self
+                .capabilities
+                .iter()
+                .filter_map(|c| handlers::services::models::capability_from_word(c))
+                .map(|c| c as i32)
+                .collect(),
             ..Default::default()
         }
     }
@@ -276,5 +307,41 @@ impl Provider for NatsProvider {
             })
         });
         Ok(Box::pin(pieces))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use proto::aicore::models::v1::Capability;
+
+    use super::*;
+
+    #[test]
+    fn models_declare_capabilities_by_word_and_the_lore_budget_is_bounded() {
+        let mut config: LlmConfig = toml::from_str(
+            "lore_budget = 120\n[[models]]\nname = \"polyglot\"\nprovider = \"grammar\"\ncapabilities = [\"chat\", \"translate\"]\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.lore_budget, 120);
+        assert_eq!(
+            config.models[0].to_model().capabilities,
+            [Capability::Chat as i32, Capability::Translate as i32]
+        );
+        config.models[0].capabilities = vec!["Translate".into()];
+        let e = config.validate().unwrap_err();
+        assert!(
+            e.contains("\"Translate\" must be \"chat\" or \"translate\""),
+            "{e}"
+        );
+        config.models.clear();
+        config.lore_budget = handlers::services::llm::retrieval::MAX_BUDGET + 1;
+        assert!(config.validate().unwrap_err().contains("llm.lore_budget"));
+        assert_eq!(
+            LlmConfig::default().lore_budget,
+            handlers::services::llm::retrieval::DEFAULT_BUDGET
+        );
     }
 }

@@ -1,16 +1,17 @@
 //! `aicore.airouter.v1.AiRouterService`: picks a model from the catalog for a request (task,
 //! latency budget, cost ceiling, context length) and a fallback chain for when it fails before its
-//! first token. Pure ranking over the shared catalog; nothing is cached, so a Register or Retire is
+//! first token. The capability asked for (chat, translate) is the one hard rule: a model that
+//! lacks it is never chosen, not even as the last resort. Pure ranking over the shared catalog; nothing is cached, so a Register or Retire is
 //! seen by the next call on every replica.
 //!
 //! May import: `proto`, `crate::kit`, and types of the `models` service (see `crate::services`).
 
 use proto::aicore::airouter::v1::{AiRouterServiceHandler, RouteRequest, RouteResponse};
-use proto::aicore::models::v1::{Model, ModelStatus};
+use proto::aicore::models::v1::{Capability, Model, ModelStatus};
 
 use crate::kit::context::Context;
 use crate::kit::status::Status;
-use crate::services::models::Catalog;
+use crate::services::models::{Catalog, can, capability_word};
 
 /// At most this many fallbacks follow the chosen model.
 const MAX_FALLBACKS: usize = 3;
@@ -26,9 +27,10 @@ fn fits(m: &Model, req: &RouteRequest) -> bool {
 /// Orders the catalog for `req`: models that fit before those that do not, then those made for
 /// the task, then the default, then the cheapest, then the fastest, then by name (stable).
 pub fn rank(models: &[Model], req: &RouteRequest) -> RouteResponse {
+    let capability = req.capability();
     let mut candidates: Vec<&Model> = models
         .iter()
-        .filter(|m| m.status == ModelStatus::Active as i32)
+        .filter(|m| m.status == ModelStatus::Active as i32 && can(m, capability))
         .collect();
     let for_task = |m: &Model| !req.task.is_empty() && m.tasks.contains(&req.task);
     candidates.sort_by(|a, b| {
@@ -72,6 +74,24 @@ pub fn rank(models: &[Model], req: &RouteRequest) -> RouteResponse {
     }
 }
 
+/// Why no model was chosen, naming the setting that registers one. `failed_precondition`: the
+/// catalog must change before a retry can succeed.
+pub fn none_can(c: Capability) -> Status {
+    if matches!(c, Capability::Unspecified | Capability::Chat) {
+        return Status::failed_precondition(
+            "the model catalog has no active model; register one ([[llm.models]] in the config \
+             file, or models.Register)",
+        );
+    }
+    let word = capability_word(c);
+    Status::failed_precondition(format!(
+        "no active model can {word}: register one that declares it, in the config file \
+         ([[llm.models]] with capabilities = [\"chat\", \"{word}\"]) or with models.Register \
+         (capabilities: [\"{}\"]); the built-in grammar model cannot",
+        c.as_str_name()
+    ))
+}
+
 /// The AI router service.
 #[derive(Debug, Clone)]
 pub struct AiRouterService {
@@ -89,9 +109,7 @@ impl AiRouterService {
         let models = self.catalog.list(false).await?;
         let resp = rank(&models, req);
         if resp.model.is_empty() {
-            return Err(Status::failed_precondition(
-                "the model catalog has no active model; register one",
-            ));
+            return Err(none_can(req.capability()));
         }
         Ok(resp)
     }
@@ -104,6 +122,12 @@ impl AiRouterServiceHandler for AiRouterService {
     async fn route(&self, _: Context, req: RouteRequest) -> Result<RouteResponse, Status> {
         if req.task.len() > 64 {
             return Err(Status::invalid_argument("task is at most 64 characters"));
+        }
+        if Capability::try_from(req.capability).is_err() {
+            return Err(Status::invalid_argument(format!(
+                "capability {} is not a Capability",
+                req.capability
+            )));
         }
         AiRouterService::route(self, &req).await
     }

@@ -73,3 +73,36 @@ fn retired_models_are_never_chosen() {
     let r = rank(&[retired], &RouteRequest::default());
     assert!(r.model.is_empty());
 }
+
+#[test]
+fn a_model_without_the_capability_is_never_chosen() {
+    use proto::aicore::models::v1::Capability;
+    let mut grammar = crate::services::models::builtin_grammar();
+    grammar.is_default = true;
+    let mut translator = model("translator", 900, 900, &[]);
+    translator.capabilities = vec![Capability::Translate as i32];
+    let models = vec![grammar, model("cheap", 1, 1, &["translation"]), translator];
+    let ask = RouteRequest {
+        task: "translation".into(),
+        capability: Capability::Translate as i32,
+        ..Default::default()
+    };
+    let r = rank(&models, &ask);
+    assert_eq!(r.model, "translator");
+    assert!(r.fallbacks.is_empty(), "not even the default: {r:?}");
+    // A chat never goes to the model that only translates.
+    let r = rank(&models, &RouteRequest::default());
+    assert_ne!(r.model, "translator");
+    assert!(!r.fallbacks.contains(&"translator".to_owned()));
+    // None can: nothing is chosen, and the error names the setting.
+    assert!(rank(&models[..2], &ask).model.is_empty());
+    let e = none_can(Capability::Translate);
+    assert_eq!(e.code(), crate::kit::status::Code::FailedPrecondition);
+    assert!(
+        e.message()
+            .contains(r#"[[llm.models]] with capabilities = ["chat", "translate"]"#)
+            && e.message().contains("CAPABILITY_TRANSLATE"),
+        "{}",
+        e.message()
+    );
+}

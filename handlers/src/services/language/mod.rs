@@ -8,6 +8,10 @@
 //! strings, so plural selectors choose on numbers by the locale's CLDR rules. Output carries no
 //! Unicode isolation marks; a missing argument is `invalid_argument` naming it.
 //!
+//! `Translate` asks only models that declare they can translate (the AI router picks among them;
+//! llm refuses any other); with none in the catalog it fails, naming the setting that registers
+//! one, rather than let the built-in generator answer English as if it were German.
+//!
 //! May import: `proto`, `crate::kit` (see `crate::services`).
 
 use std::collections::BTreeMap;
@@ -24,11 +28,13 @@ use proto::aicore::language::v1::{
     LocalizeResponse, TranslateRequest, TranslateResponse,
 };
 use proto::aicore::llm::v1::{ChatMessage, InferRequest, LlmServiceClient};
+use proto::aicore::models::v1::Capability;
 use proto::aicore::settings::v1::{GetRequest as SettingsGetRequest, SettingsServiceClient};
 use sha2::{Digest as _, Sha256};
 use unic_langid::LanguageIdentifier;
 
 mod numbers;
+mod shipped;
 
 use crate::kit::calls::Caller;
 use crate::kit::content::{DataError, Embedded, Source};
@@ -83,6 +89,8 @@ pub struct Locales {
     /// Per locale (same order): how many of the default locale's messages it lacks (they fall
     /// back to the default).
     missing: Vec<usize>,
+    /// The default locale's message ids, in file order.
+    ids: Vec<String>,
 }
 
 impl std::fmt::Debug for Locales {
@@ -225,7 +233,11 @@ impl Locales {
             }
             bundles.push((locale.clone(), b));
         }
-        Ok(Locales { bundles, missing })
+        Ok(Locales {
+            bundles,
+            missing,
+            ids: known,
+        })
     }
 
     /// The shipped locale to use for `requested` (e.g. `pl-PL` is `pl`), else the default.
@@ -478,12 +490,25 @@ impl LanguageServiceHandler for LanguageService {
         }
         let source = language_tag("sourceLocale", &req.source_locale)?;
         let target = language_tag("targetLocale", &req.target_locale)?;
+        // One of the game's own messages: its translation is in the locale files.
+        if let Some(text) = self
+            .locales
+            .shipped_translation(&req.text, &source, &target)
+        {
+            return Ok(TranslateResponse {
+                text,
+                model: String::new(),
+            });
+        }
         let route = self
             .router
             .route(
                 ctx.outgoing(),
+                // Only a model that can translate: the built-in one would answer English as German.
+                // None in the catalog is the router's failed_precondition, passed on unchanged.
                 RouteRequest {
                     task: "translation".into(),
+                    capability: Capability::Translate as i32,
                     ..Default::default()
                 },
             )
@@ -525,6 +550,7 @@ impl LanguageServiceHandler for LanguageService {
                         max_tokens: u32::try_from(chars * 2 + 32).unwrap_or(4096).min(4096),
                         temperature: Some(0.0),
                         seed: Some(seed),
+                        capability: Capability::Translate as i32,
                         ..Default::default()
                     },
                 )

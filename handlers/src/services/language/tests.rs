@@ -188,6 +188,9 @@ impl crate::kit::calls::Route for FakeModels {
     ) -> proto::BoxFuture<Result<proto::Encoded<Status>, Status>> {
         use prost::Message as _;
         let reply = if method.path.ends_with("/Route") {
+            // Only a model that can translate is asked for.
+            let req = proto::aicore::airouter::v1::RouteRequest::decode(body).unwrap();
+            assert_eq!(req.capability, Capability::Translate as i32);
             proto::aicore::airouter::v1::RouteResponse {
                 model: "m".into(),
                 ..Default::default()
@@ -197,6 +200,7 @@ impl crate::kit::calls::Route for FakeModels {
             self.infers
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let req = InferRequest::decode(body).unwrap();
+            assert_eq!(req.capability, Capability::Translate as i32);
             proto::aicore::llm::v1::InferResponse {
                 model: "m".into(),
                 text: req.messages[1].content.chars().rev().collect(),
@@ -401,4 +405,100 @@ fn accept_language_picks_the_best_loaded_locale() {
     assert_eq!(l.from_accept_language("*"), "en");
     assert_eq!(l.from_accept_language(";;;,,q=x"), "en");
     assert_eq!(l.from_accept_language("en-GB, de"), "en");
+}
+
+/// The real AI router over a catalog; llm counted, never expected.
+struct RealRouter {
+    router: crate::services::airouter::AiRouterService,
+    infers: std::sync::atomic::AtomicUsize,
+}
+
+impl crate::kit::calls::Route for RealRouter {
+    fn call(
+        &self,
+        _ctx: Context,
+        method: &'static proto::MethodDesc,
+        body: Bytes,
+    ) -> proto::BoxFuture<Result<proto::Encoded<Status>, Status>> {
+        use prost::Message as _;
+        if !method.path.ends_with("/Route") {
+            self.infers
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return Box::pin(async { Err(Status::internal("a model was asked")) });
+        }
+        let router = self.router.clone();
+        Box::pin(async move {
+            let req = proto::aicore::airouter::v1::RouteRequest::decode(body).unwrap();
+            let resp = router.route(&req).await?;
+            Ok(proto::Encoded::Unary(Bytes::from(resp.encode_to_vec())))
+        })
+    }
+}
+
+#[tokio::test]
+async fn with_no_model_that_can_translate_translate_says_what_to_configure() {
+    let (_dir, store) = crate::kit::testing::temp_store();
+    // The catalog as shipped: the built-in grammar model only, which cannot translate.
+    let catalog = crate::services::models::Catalog::new(Arc::clone(&store));
+    let fake = Arc::new(RealRouter {
+        router: crate::services::airouter::AiRouterService::new(catalog),
+        infers: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let calls = crate::kit::calls::Calls::new();
+    calls.connect(Arc::clone(&fake) as Arc<dyn crate::kit::calls::Route>);
+    let svc = LanguageService::new(
+        Arc::new(Locales::embedded().unwrap()),
+        store,
+        calls.from(proto::aicore::language::v1::LANGUAGE_SERVICE),
+    );
+    let e = svc
+        .translate(
+            crate::kit::testing::player("p"),
+            TranslateRequest {
+                text: "The bell tolls beneath the fen.".into(),
+                source_locale: "en".into(),
+                target_locale: "de".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), crate::kit::status::Code::FailedPrecondition);
+    assert!(
+        e.message().contains("no active model can translate")
+            && e.message().contains("[[llm.models]]")
+            && e.message().contains("CAPABILITY_TRANSLATE"),
+        "{}",
+        e.message()
+    );
+    // The game's own messages are translated in the locale files, model or none.
+    let shipped = svc
+        .translate(
+            crate::kit::testing::player("p"),
+            TranslateRequest {
+                text: " Your session has expired. Please log in again.".into(),
+                source_locale: "en-GB".into(),
+                target_locale: "de-DE".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        shipped.text,
+        "Deine Sitzung ist abgelaufen. Bitte melde dich erneut an."
+    );
+    assert!(shipped.model.is_empty());
+    let l = Locales::embedded().unwrap();
+    let back = l.shipped_translation(&shipped.text, "de", "fr").unwrap();
+    assert_eq!(back, "Votre session a expiré. Veuillez vous reconnecter.");
+    // Not a message, a locale not loaded, a message with variables: not from the files.
+    assert!(l.shipped_translation("Your session", "en", "de").is_none());
+    assert!(
+        l.shipped_translation("Your session has expired. Please log in again.", "en", "es")
+            .is_none()
+    );
+    assert_eq!(
+        fake.infers.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no model was asked: English never comes back as German"
+    );
 }

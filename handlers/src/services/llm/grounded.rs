@@ -6,7 +6,7 @@
 //!
 //! The same grounding, rendered by [`render`], goes into a real model's prompt.
 
-use proto::aicore::llm::v1::Grounding;
+use proto::aicore::llm::v1::{Grounding, LorePassage};
 
 /// SplitMix64: tiny, and fixed forever, unlike a library RNG whose stream may change with a
 /// version bump (the same seed must give the same text).
@@ -30,6 +30,15 @@ pub const MAX_FRAGMENTS: usize = 32;
 pub const MAX_FRAGMENT: usize = 1000;
 /// The longest of the one-word fields and names, in characters.
 pub const MAX_WORD: usize = 128;
+/// Most lore passages a request may carry.
+pub const MAX_PASSAGES: usize = 8;
+/// The longest lore passage title, in characters.
+pub const MAX_TITLE: usize = 200;
+
+/// The line of a lore passage in a rendered prompt, under the "Lore" heading.
+pub fn lore_line(p: &LorePassage) -> String {
+    format!("- {}: {}\n", p.title.trim(), p.text.trim())
+}
 
 /// The generator's own sentences. Slots in braces take the grounding's words: `{place}`,
 /// `{speaker}`, `{moment}` (a clause of weather and time), `{mood}`; a slot written with a capital
@@ -124,7 +133,10 @@ pub mod rules {
 
 /// Whether the grounding gives anything to speak from.
 pub fn is_empty(g: &Grounding) -> bool {
-    g.place.trim().is_empty() && g.speaker.trim().is_empty() && g.fragments.is_empty()
+    g.place.trim().is_empty()
+        && g.speaker.trim().is_empty()
+        && g.fragments.is_empty()
+        && g.lore.is_empty()
 }
 
 /// Why a grounding is refused, if it is.
@@ -144,6 +156,19 @@ pub fn check(g: &Grounding) -> Option<String> {
     {
         return Some(format!(
             "grounding: at most {MAX_FRAGMENTS} fragments of 1 to {MAX_FRAGMENT} characters"
+        ));
+    }
+    if g.lore.len() > MAX_PASSAGES
+        || g.lore.iter().any(|p| {
+            p.text.trim().is_empty()
+                || p.text.chars().count() > MAX_FRAGMENT
+                || p.title.chars().count() > MAX_TITLE
+                || p.document.chars().count() > MAX_WORD
+        })
+    {
+        return Some(format!(
+            "grounding: at most {MAX_PASSAGES} lore passages of 1 to {MAX_FRAGMENT} characters, \
+             titles of at most {MAX_TITLE}"
         ));
     }
     None
@@ -173,6 +198,12 @@ pub fn render(g: &Grounding) -> String {
             out.push_str(&format!("- {}\n", f.trim()));
         }
     }
+    if !g.lore.is_empty() {
+        out.push_str("Lore:\n");
+        for p in &g.lore {
+            out.push_str(&lore_line(p));
+        }
+    }
     out
 }
 
@@ -194,24 +225,12 @@ pub fn sentences(text: &str) -> Vec<&str> {
     out
 }
 
-fn words_of(text: &str) -> Vec<String> {
+/// The words of `text` of four letters or more, lowercased: what passages are matched on.
+pub fn words_of(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| w.chars().count() > 3)
         .map(str::to_lowercase)
         .collect()
-}
-
-/// The sentence of `body` (paragraphs split by blank lines) sharing most words of four letters or
-/// more with `query`; the first sentence when none does. Retrieved lore enters a grounding whole.
-pub fn passage(body: &str, query: &str) -> Option<String> {
-    let wanted = words_of(query);
-    let all: Vec<&str> = body.split("\n\n").flat_map(sentences).collect();
-    let score = |s: &str| words_of(s).iter().filter(|w| wanted.contains(w)).count();
-    let best = all
-        .iter()
-        .max_by_key(|s| (score(s), std::cmp::Reverse(s.len())))?;
-    let pick = if score(best) == 0 { all.first()? } else { best };
-    Some((*pick).to_owned())
 }
 
 fn lookup<'a>(table: &[(&str, &'a str)], key: &str) -> Option<&'a str> {
@@ -329,9 +348,11 @@ pub fn compose(
     }
     // The first fragment (the most relevant) always; then up to two more, in the seed's order.
     // A phrase (a title) ends as a sentence does, so the next one does not run into it.
+    // Retrieved lore is spoken as fragments are, after them.
     let frags: Vec<String> = g
         .fragments
         .iter()
+        .chain(g.lore.iter().map(|p| &p.text))
         .map(|f| f.trim())
         .filter(|f| !f.is_empty())
         .map(|f| {

@@ -13,6 +13,7 @@
 pub mod grammar;
 pub mod grounded;
 pub mod openai;
+pub mod retrieval;
 pub mod spend;
 
 use std::collections::HashMap;
@@ -25,7 +26,7 @@ use proto::aicore::airouter::v1::RouteRequest;
 use proto::aicore::llm::v1::{
     InferRequest, InferResponse, InferStreamResponse, LlmServiceHandler, Usage,
 };
-use proto::aicore::models::v1::{Model, ModelStatus};
+use proto::aicore::models::v1::{Capability, Model, ModelStatus};
 
 use crate::kit::context::Context;
 use crate::kit::status::{Code, Status};
@@ -131,6 +132,9 @@ pub fn validate(req: &InferRequest) -> Result<(), Status> {
     if let Some(why) = req.grounding.as_ref().and_then(grounded::check) {
         errors.push(why);
     }
+    if Capability::try_from(req.capability).is_err() {
+        errors.push(format!("capability {} is not a Capability", req.capability));
+    }
     if req.model.len() > 128 || req.task.len() > 64 {
         errors.push("model is at most 128 characters, task at most 64".into());
     }
@@ -207,6 +211,7 @@ impl LlmService {
             .router
             .route(&RouteRequest {
                 task: req.task.clone(),
+                capability: req.capability,
                 ..Default::default()
             })
             .await?;
@@ -215,8 +220,16 @@ impl LlmService {
         Ok(chain)
     }
 
-    async fn model(&self, name: &str) -> Result<Model, Status> {
+    async fn model(&self, name: &str, capability: Capability) -> Result<Model, Status> {
         match self.catalog.find(name).await? {
+            // Never asked to do what it cannot (a translation of a model that only chats).
+            Some(m) if !crate::services::models::can(&m, capability) => {
+                Err(Status::failed_precondition(format!(
+                    "model {name:?} cannot {}: its capabilities do not include {}",
+                    crate::services::models::capability_word(capability),
+                    capability.as_str_name()
+                )))
+            }
             Some(m) if m.status == ModelStatus::Active as i32 => Ok(m),
             Some(_) => Err(Status::failed_precondition(format!(
                 "model {name:?} is retired"
@@ -232,7 +245,7 @@ impl LlmService {
         let mut last: Option<Status> = None;
         for name in &chain {
             let attempt = async {
-                let model = self.model(name).await?;
+                let model = self.model(name, req.capability()).await?;
                 let prompt = estimate_prompt_tokens(req);
                 if model.context_length > 0
                     && u64::from(prompt) + u64::from(max_tokens(req))

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use eventsource_stream::Eventsource as _;
 use futures_util::StreamExt as _;
-use proto::aicore::llm::v1::{InferRequest, Usage};
+use proto::aicore::llm::v1::{ChatMessage, InferRequest, Usage};
 use proto::aicore::models::v1::Model;
 use serde_json::{Value, json};
 
@@ -68,6 +68,28 @@ impl OpenAiProvider {
             .map_err(Status::internal)?;
         Ok(OpenAiProvider { client, options })
     }
+}
+
+/// The messages a model served over HTTP gets for `req`: the caller's, with the grounding rendered
+/// (the world the grammar model would speak from, its lore under a "Lore" heading) as a system
+/// message after the caller's own instructions.
+pub fn prompt(req: &InferRequest) -> Vec<ChatMessage> {
+    let mut messages = req.messages.clone();
+    if let Some(g) = req
+        .grounding
+        .as_ref()
+        .filter(|g| !super::grounded::is_empty(g))
+    {
+        let at = messages.iter().take_while(|m| m.role == "system").count();
+        messages.insert(
+            at,
+            ChatMessage {
+                role: "system".into(),
+                content: super::grounded::render(g),
+            },
+        );
+    }
+    messages
 }
 
 fn unavailable(msg: impl Into<String>) -> Status {
@@ -162,28 +184,10 @@ impl Provider for OpenAiProvider {
         } else {
             &model.upstream_model
         };
-        let mut messages: Vec<serde_json::Value> = req
-            .messages
+        let messages: Vec<serde_json::Value> = prompt(req)
             .iter()
             .map(|m| json!({"role": m.role, "content": m.content}))
             .collect();
-        // The model sees the world the grammar model would speak from, after the caller's own
-        // instructions.
-        if let Some(g) = req
-            .grounding
-            .as_ref()
-            .filter(|g| !super::grounded::is_empty(g))
-        {
-            let at = req
-                .messages
-                .iter()
-                .take_while(|m| m.role == "system")
-                .count();
-            messages.insert(
-                at,
-                json!({"role": "system", "content": super::grounded::render(g)}),
-            );
-        }
         let mut body = json!({
             "model": upstream_model,
             "messages": messages,

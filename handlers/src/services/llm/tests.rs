@@ -231,3 +231,181 @@ fn a_real_model_gets_the_grounding_in_its_prompt() {
         "nothing said of what is not known: {text}"
     );
 }
+
+#[tokio::test]
+async fn a_model_that_cannot_translate_is_never_asked_to() {
+    use proto::aicore::models::v1::Capability;
+    let (_d, catalog, svc, broken) = service();
+    // Made for the task, but it declares no capabilities: it chats only.
+    register(&catalog, "talker", "openai", &["translation"]).await;
+    let mut req = request("");
+    req.task = "translation".into();
+    req.capability = Capability::Translate as i32;
+    let err = svc
+        .infer(Context::default(), req.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message()
+            .contains(r#"capabilities = ["chat", "translate"]"#),
+        "names the setting: {err}"
+    );
+    // Named, it is refused before it is asked; the built-in model too.
+    for name in ["talker", "grammar"] {
+        let mut named = req.clone();
+        named.model = name.into();
+        let err = svc.infer(Context::default(), named).await.unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
+        assert!(err.message().contains("cannot translate"), "{err}");
+    }
+    assert_eq!(broken.0.load(Ordering::SeqCst), 0, "never asked");
+    // One that declares it is asked; and a chat never goes to a model that only translates.
+    catalog
+        .register(Model {
+            name: "translator".into(),
+            provider: "grammar".into(),
+            capabilities: vec![Capability::Translate as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ok = svc.infer(Context::default(), req).await.unwrap();
+    assert_eq!(ok.model, "translator");
+    for _ in 0..3 {
+        let chat = svc.infer(Context::default(), request("")).await.unwrap();
+        assert_ne!(chat.model, "translator");
+    }
+    let mut odd = request("");
+    odd.capability = 99;
+    let err = svc.infer(Context::default(), odd).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn the_player_pays_for_the_lore_in_the_prompt() {
+    use proto::aicore::kb::v1::Document;
+    use proto::aicore::llm::v1::Grounding;
+    let (_d, store) = crate::kit::testing::temp_redb();
+    let catalog = Catalog::new(store.clone());
+    let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
+    providers.insert(
+        "grammar".into(),
+        Arc::new(grammar::GrammarProvider::default()),
+    );
+    let svc = LlmService::new(
+        catalog.clone(),
+        providers,
+        spend::Spend::new(store.clone(), spend::SpendCaps::default()),
+    );
+    // One cost unit a prompt token, completions free: what is charged is the prompt.
+    catalog
+        .register(Model {
+            name: "metered".into(),
+            provider: "grammar".into(),
+            input_cost_per_1k: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let docs: Vec<Document> = (0..4)
+        .map(|i| Document {
+            id: format!("doc-{i}"),
+            title: format!("Of the fen, part {i}"),
+            body: "Reed-folk pole their punts along the old abbey causeway at low water. \
+                   They mark safe channels with knotted reeds and trust no light on the fen."
+                .into(),
+            ..Document::default()
+        })
+        .collect();
+    let lore = retrieval::within_budget(&docs, "punts abbey", retrieval::DEFAULT_BUDGET);
+    assert_eq!(lore.len(), 4);
+    let spent = |store: Arc<crate::kit::store::RedbStore>| async move {
+        let v = crate::kit::store::Store::get(store.as_ref(), "llm.spend.player.p")
+            .await
+            .unwrap()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&v.value).unwrap()["spent"]
+            .as_u64()
+            .unwrap()
+    };
+    let mut req = request("metered");
+    req.grounding = Some(Grounding {
+        place: "Ashfen Marsh".into(),
+        fragments: vec!["Black water and reed islands.".into()],
+        ..Default::default()
+    });
+    let bare = svc
+        .infer(crate::kit::testing::player("p"), req.clone())
+        .await
+        .unwrap()
+        .usage
+        .unwrap();
+    let after_bare = spent(store.clone()).await;
+    assert_eq!(after_bare, u64::from(bare.prompt_tokens));
+    req.grounding.as_mut().unwrap().lore = lore.clone();
+    let with = svc
+        .infer(crate::kit::testing::player("p"), req)
+        .await
+        .unwrap()
+        .usage
+        .unwrap();
+    let extra = with.prompt_tokens - bare.prompt_tokens;
+    // Counted as the budget counts them (one token of rounding a line at most).
+    let n = u32::try_from(lore.len()).unwrap();
+    assert!(extra + n >= retrieval::total_cost(&lore), "{extra}");
+    assert!(extra <= retrieval::total_cost(&lore) + 2, "{extra}");
+    assert_eq!(
+        spent(store.clone()).await - after_bare,
+        u64::from(with.prompt_tokens),
+        "the player paid for the passages"
+    );
+}
+
+#[test]
+fn lore_goes_under_its_own_heading_and_is_checked() {
+    use proto::aicore::llm::v1::{Grounding, LorePassage};
+    let p = LorePassage {
+        document: "the-drowned-abbey".into(),
+        title: "The Drowned Abbey of Saint Wren".into(),
+        text: "Today only the tower and the west wall stand clear of the black water.".into(),
+    };
+    let g = Grounding {
+        place: "Ashfen Marsh".into(),
+        lore: vec![p.clone()],
+        ..Default::default()
+    };
+    let text = grounded::render(&g);
+    assert!(
+        text.ends_with(
+            "Lore:\n- The Drowned Abbey of Saint Wren: Today only the tower and the west wall \
+             stand clear of the black water.\n"
+        ),
+        "{text}"
+    );
+    for bad in [
+        vec![p.clone(); 9],
+        vec![LorePassage {
+            text: " ".into(),
+            ..p.clone()
+        }],
+        vec![LorePassage {
+            text: "x".repeat(1001),
+            ..p.clone()
+        }],
+    ] {
+        let g = Grounding {
+            lore: bad,
+            ..Default::default()
+        };
+        assert!(grounded::check(&g).is_some());
+    }
+    // Lore alone is a world to speak from.
+    let only = Grounding {
+        lore: vec![p.clone()],
+        ..Default::default()
+    };
+    assert!(!grounded::is_empty(&only));
+    let said = grammar::generate(1, "", &only, 200).0.concat();
+    assert!(said.contains("Today only the tower"), "{said}");
+}

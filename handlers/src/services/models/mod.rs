@@ -13,9 +13,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use prost::Message as _;
 use proto::aicore::models::v1::{
-    GetRequest, GetResponse, ListRequest, ListResponse, Model, ModelServiceHandler, ModelStatus,
-    RegisterRequest, RegisterResponse, RetireRequest, RetireResponse, SetDefaultRequest,
-    SetDefaultResponse,
+    Capability, GetRequest, GetResponse, ListRequest, ListResponse, Model, ModelServiceHandler,
+    ModelStatus, RegisterRequest, RegisterResponse, RetireRequest, RetireResponse,
+    SetDefaultRequest, SetDefaultResponse,
 };
 
 use crate::kit::context::{Context, Principal};
@@ -48,6 +48,43 @@ pub fn builtin_grammar() -> Model {
                       grounding says it has no world to speak from. Seeded: the same seed and \
                       request give the same text."
             .into(),
+        // It repeats its grounding, so it never translates: it would answer English as German.
+        capabilities: vec![Capability::Chat as i32],
+    }
+}
+
+/// Most capabilities a model declares.
+const MAX_CAPABILITIES: usize = 8;
+
+/// The capability as the config file spells it ("translate").
+pub fn capability_word(c: Capability) -> &'static str {
+    match c {
+        Capability::Unspecified | Capability::Chat => "chat",
+        Capability::Translate => "translate",
+    }
+}
+
+/// The capability the config file spells `word`, if any.
+pub fn capability_from_word(word: &str) -> Option<Capability> {
+    match word {
+        "chat" => Some(Capability::Chat),
+        "translate" => Some(Capability::Translate),
+        _ => None,
+    }
+}
+
+/// Whether `m` can do `c` (unspecified is chat; a model that declares nothing chats and does
+/// nothing else).
+pub fn can(m: &Model, c: Capability) -> bool {
+    let wanted = if c == Capability::Unspecified {
+        Capability::Chat
+    } else {
+        c
+    };
+    if m.capabilities.is_empty() {
+        wanted == Capability::Chat
+    } else {
+        m.capabilities.contains(&(wanted as i32))
     }
 }
 
@@ -115,6 +152,18 @@ pub fn validate(m: &Model) -> Result<(), Status> {
     }
     if m.description.chars().count() > 500 || m.description.chars().any(char::is_control) {
         errors.push("description is at most 500 printable characters".into());
+    }
+    if m.capabilities.len() > MAX_CAPABILITIES
+        || m.capabilities.iter().any(|c| {
+            !matches!(
+                Capability::try_from(*c),
+                Ok(Capability::Chat | Capability::Translate)
+            )
+        })
+    {
+        errors.push(format!(
+            "capabilities: at most {MAX_CAPABILITIES} of CAPABILITY_CHAT, CAPABILITY_TRANSLATE"
+        ));
     }
     if errors.is_empty() {
         Ok(())
@@ -267,6 +316,11 @@ impl Catalog {
     pub async fn register(&self, mut model: Model) -> Result<Model, Status> {
         validate(&model)?;
         model.status = ModelStatus::Active as i32;
+        if model.capabilities.is_empty() {
+            model.capabilities.push(Capability::Chat as i32);
+        }
+        model.capabilities.sort_unstable();
+        model.capabilities.dedup();
         model.is_default = false;
         let count = self
             .store

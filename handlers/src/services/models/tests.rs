@@ -109,3 +109,39 @@ fn the_builtin_model_says_it_is_no_language_model() {
     let e = validate(&m).unwrap_err();
     assert!(e.message().contains("description"), "{e}");
 }
+
+#[tokio::test]
+async fn models_declare_what_they_can_do() {
+    use proto::aicore::models::v1::Capability;
+    let grammar = builtin_grammar();
+    assert!(can(&grammar, Capability::Chat) && can(&grammar, Capability::Unspecified));
+    assert!(!can(&grammar, Capability::Translate), "it only repeats");
+    let (_d, c) = catalog();
+    // None declared: chat, and it says so.
+    let m = c.register(openai("m1")).await.unwrap();
+    assert_eq!(m.capabilities, [Capability::Chat as i32]);
+    let mut both = openai("m2");
+    both.capabilities = vec![
+        Capability::Translate as i32,
+        Capability::Chat as i32,
+        Capability::Translate as i32,
+    ];
+    let m = c.register(both).await.unwrap();
+    assert_eq!(
+        m.capabilities,
+        [Capability::Chat as i32, Capability::Translate as i32]
+    );
+    assert!(can(&m, Capability::Translate));
+    for bad in [vec![0], vec![7], vec![1; 9]] {
+        let mut m = openai("m3");
+        m.capabilities = bad;
+        let e = c.register(m).await.unwrap_err();
+        assert_eq!(e.code(), crate::kit::status::Code::InvalidArgument);
+        assert!(e.message().contains("capabilities"), "{e}");
+    }
+    assert_eq!(
+        capability_from_word("translate"),
+        Some(Capability::Translate)
+    );
+    assert_eq!(capability_from_word("Translate"), None);
+}

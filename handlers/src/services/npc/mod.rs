@@ -3,7 +3,8 @@
 //! drift from there by the archetype's rates, computed when read (no ticking task), with game
 //! time from the time service. Writes are compare-and-set.
 //!
-//! May import: `proto`, `crate::kit`, and the `llm` service's grounding (see `crate::services`).
+//! May import: `proto`, `crate::kit`, and the `llm` service's grounding and retrieval (see
+//! `crate::services`).
 
 pub mod content;
 mod mood;
@@ -17,7 +18,7 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use proto::BoxStream;
 use proto::aicore::events::v1::EventBusServiceClient;
-use proto::aicore::kb::v1::{GetRequest, KnowledgeBaseServiceClient};
+use proto::aicore::kb::v1::KnowledgeBaseServiceClient;
 use proto::aicore::llm::v1::{InferRequest, LlmServiceClient};
 use proto::aicore::npc::v1::{
     ActionScore, DecideRequest, DecideResponse, GetNpcRequest, GetNpcResponse, GiftRequest,
@@ -61,6 +62,8 @@ pub struct NpcService {
     world: WorldServiceClient<Caller>,
     events: EventBusServiceClient<Caller>,
     weather: WeatherServiceClient<Caller>,
+    /// Tokens of lore in one answer's prompt.
+    lore_budget: u32,
 }
 
 fn key(id: &str) -> String {
@@ -81,7 +84,15 @@ impl NpcService {
             world: WorldServiceClient(caller.clone()),
             events: EventBusServiceClient(caller.clone()),
             weather: WeatherServiceClient(caller),
+            lore_budget: crate::services::llm::retrieval::DEFAULT_BUDGET,
         }
+    }
+
+    /// The service with `tokens` of lore in a talk's prompt (0: none).
+    #[must_use]
+    pub fn with_lore_budget(mut self, tokens: u32) -> Self {
+        self.lore_budget = tokens;
+        self
     }
 
     fn def(&self, id: &str) -> Result<(&NpcDef, &Archetype), Status> {
@@ -207,19 +218,6 @@ impl NpcService {
             mood: round(state.mood),
             mood_label: mood_label(state.mood).into(),
         }
-    }
-
-    /// The lore documents `def` knows, as kb holds them now; one that fails is left out.
-    async fn lore(&self, ctx: &Context, def: &NpcDef) -> Vec<proto::aicore::kb::v1::Document> {
-        let gets = def
-            .knows
-            .iter()
-            .map(|id| self.kb.get(ctx.outgoing(), GetRequest { id: id.clone() }));
-        futures_util::future::join_all(gets)
-            .await
-            .into_iter()
-            .filter_map(|r| r.ok().and_then(|g| g.document))
-            .collect()
     }
 }
 
@@ -509,14 +507,14 @@ impl NpcServiceHandler for NpcService {
         let clock = self.now(&ctx).await?;
         let now = clock.game_time_ms;
         let (before, _) = self.load_at(&def.id, now).await?;
-        let (region, docs, weather) = tokio::join!(
+        let (region, lore, weather) = tokio::join!(
             self.world.get_region(
                 ctx.outgoing(),
                 GetRegionRequest {
                     region_id: def.region.clone(),
                 }
             ),
-            self.lore(&ctx, def),
+            talk::lore(&self.kb, &ctx, def, line, self.lore_budget),
             self.weather.current(
                 ctx.outgoing(),
                 CurrentRequest {
@@ -534,22 +532,20 @@ impl NpcServiceHandler for NpcService {
             Some(r) => format!("{} ({})", r.name, r.description),
             None => def.region.clone(),
         };
-        let (lore, used) = talk::lore_within_budget(&docs);
-        let kept: Vec<_> = docs.into_iter().filter(|d| used.contains(&d.id)).collect();
+        let used: Vec<String> = lore.iter().map(|p| p.document.clone()).collect();
         let period = crate::kit::clock::period(clock.hour);
         let mut grounding = talk::grounding(
             def,
             &before,
             region.as_ref(),
-            &kept,
+            &lore,
             (weather, Some(period)),
-            line,
         );
         grounding.season =
             crate::kit::clock::season(clock.game_time_ms.div_euclid(86_400_000)).to_owned();
         let request = InferRequest {
             grounding: Some(grounding),
-            messages: talk::prompt(def, arch, &before, &place, &lore, line),
+            messages: talk::prompt(def, arch, &before, &place, line),
             max_tokens,
             seed: Some(seed(&[&player, &def.id, line, &now.to_string()])),
             task: "dialogue".into(),
@@ -603,5 +599,7 @@ impl NpcServiceHandler for NpcService {
 mod places_tests;
 #[cfg(test)]
 mod play_tests;
+#[cfg(test)]
+mod talk_tests;
 #[cfg(test)]
 mod tests;

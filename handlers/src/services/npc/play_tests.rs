@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use proto::aicore::events::v1::{PublishRequest, PublishResponse};
-use proto::aicore::kb::v1::{Document, GetResponse};
+use proto::aicore::kb::v1::{
+    Document, GetRequest, GetResponse, SearchHit, SearchRequest, SearchResponse,
+};
 use proto::aicore::llm::v1::InferStreamResponse;
 use proto::aicore::npc::v1::NPC_SERVICE;
 use proto::aicore::payment::v1::ConsumeResponse;
@@ -23,27 +25,31 @@ use crate::kit::testing::{keyed, player, service};
 use crate::services::world::Regions;
 
 const HOUR: i64 = 3_600_000;
-const ME: &str = "0123456789abcdef0123456789abcdef";
-const YOU: &str = "fedcba9876543210fedcba9876543210";
+pub(super) const ME: &str = "0123456789abcdef0123456789abcdef";
+pub(super) const YOU: &str = "fedcba9876543210fedcba9876543210";
 
 /// Every service npc calls, as npc sees them.
 #[derive(Default)]
-struct Others {
-    game_ms: AtomicI64,
+pub(super) struct Others {
+    pub(super) game_ms: AtomicI64,
     /// (player, sku) -> count held.
-    held: Mutex<HashMap<(String, String), u32>>,
+    pub(super) held: Mutex<HashMap<(String, String), u32>>,
     /// Consume keys applied.
-    consumed: Mutex<Vec<String>>,
+    pub(super) consumed: Mutex<Vec<String>>,
     /// (player, event, target, key) of each Advance.
-    advanced: Mutex<Vec<(String, String, String, String)>>,
+    pub(super) advanced: Mutex<Vec<(String, String, String, String)>>,
     /// The prompt and payer of each model call.
-    prompts: Mutex<Vec<(String, Option<Principal>)>>,
+    pub(super) prompts: Mutex<Vec<(String, Option<Principal>)>>,
     /// The weather and season each model call was grounded in ("rain/winter").
-    grounded_weather: Mutex<Vec<String>>,
+    pub(super) grounded_weather: Mutex<Vec<String>>,
     /// Each event published: the request, its idempotency key and who pays for it.
-    published: Mutex<Vec<(PublishRequest, String, Option<Principal>)>>,
+    pub(super) published: Mutex<Vec<(PublishRequest, String, Option<Principal>)>>,
     /// When set, the model refuses (a spend cap reached).
-    model_refuses: std::sync::atomic::AtomicBool,
+    pub(super) model_refuses: std::sync::atomic::AtomicBool,
+    /// Each library search: the query and the tags.
+    pub(super) searched: Mutex<Vec<(String, Vec<String>)>>,
+    /// The documents and tokens of the lore each model call was grounded in.
+    pub(super) lore: Mutex<Vec<(Vec<String>, u32)>>,
 }
 
 fn reply<M: prost::Message + serde::Serialize>(m: &M) -> Result<Encoded<Status>, Status> {
@@ -84,6 +90,23 @@ impl Route for Others {
                     }),
                     None => Err(Status::not_found(format!("no region {:?}", req.region_id))),
                 }
+            }
+            "Search" => {
+                let req: SearchRequest = proto::codec::decode(Codec::Proto, &body).unwrap();
+                self.searched
+                    .lock()
+                    .unwrap()
+                    .push((req.query.clone(), req.tags.clone()));
+                // The region's lore the library ranks first, one the NPC also knows.
+                reply(&SearchResponse {
+                    hits: ["windmills-of-the-vale", "brenna-hale"]
+                        .iter()
+                        .map(|id| SearchHit {
+                            id: (*id).into(),
+                            ..SearchHit::default()
+                        })
+                        .collect(),
+                })
             }
             "Get" => {
                 let req: GetRequest = proto::codec::decode(Codec::Proto, &body).unwrap();
@@ -140,7 +163,16 @@ impl Route for Others {
                     .lock()
                     .unwrap()
                     .push(format!("{}/{}", g.weather, g.season));
-                let text: Vec<String> = req.messages.into_iter().map(|m| m.content).collect();
+                let lore = g.lore;
+                self.lore.lock().unwrap().push((
+                    lore.iter().map(|p| p.document.clone()).collect(),
+                    crate::services::llm::retrieval::total_cost(&lore),
+                ));
+                // The prompt as a model served over HTTP gets it, grounding and lore rendered.
+                let text: Vec<String> = crate::services::llm::openai::prompt(&req)
+                    .into_iter()
+                    .map(|m| m.content)
+                    .collect();
                 self.prompts
                     .lock()
                     .unwrap()
@@ -180,7 +212,7 @@ impl Route for Others {
     }
 }
 
-fn npcs() -> (tempfile::TempDir, NpcService, Arc<Others>) {
+pub(super) fn npcs() -> (tempfile::TempDir, NpcService, Arc<Others>) {
     let (dir, store) = crate::kit::testing::temp_store();
     let others = Arc::new(Others::default());
     others.game_ms.store(100 * HOUR, Ordering::SeqCst);
@@ -226,7 +258,7 @@ async fn gift(svc: &NpcService, ctx: Context, sku: &str, n: u32) -> Result<MoodE
     .map(|r| r.effect.unwrap())
 }
 
-async fn mood_of(svc: &NpcService, npc: &str) -> f64 {
+pub(super) async fn mood_of(svc: &NpcService, npc: &str) -> f64 {
     svc.get_npc(player(ME), GetNpcRequest { npc_id: npc.into() })
         .await
         .unwrap()
@@ -415,108 +447,6 @@ async fn a_gift_moves_the_item_and_the_mood_once() {
         .unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted);
     assert!(e.retry_after().is_some());
-}
-
-#[tokio::test]
-async fn talk_streams_in_character_charges_the_player_and_advances_quests() {
-    let (_d, svc, others) = npcs();
-    let talk = |ctx: Context, npc: &str, text: &str| {
-        svc.talk(
-            ctx,
-            TalkRequest {
-                npc_id: npc.into(),
-                text: text.into(),
-                max_tokens: 0,
-                player_id: String::new(),
-            },
-        )
-    };
-    let before = mood_of(&svc, "brenna-hale").await;
-    let stream = talk(
-        player(ME),
-        "brenna-hale",
-        "Who keeps putting out the lanterns?",
-    )
-    .await
-    .unwrap();
-    let events: Vec<TalkResponse> = stream.map(|r| r.unwrap()).collect().await;
-    let text: String = events.iter().map(|e| e.delta.as_str()).collect();
-    assert_eq!(text, "Evening. Mind the lanterns.");
-    let last = events.last().unwrap();
-    assert_eq!(last.finish_reason, "stop");
-    assert_eq!(last.lore_used[0], "brenna-hale");
-    assert!(last.mood > before, "a talk is a greeting");
-    assert!(
-        events[..events.len() - 1]
-            .iter()
-            .all(|e| e.lore_used.is_empty())
-    );
-    // Grounded in the sky over her region, as weather says it, and in the season of the game day.
-    assert_eq!(others.grounded_weather.lock().unwrap()[0], "rain/winter");
-    let (prompt, payer) = others.prompts.lock().unwrap()[0].clone();
-    assert_eq!(
-        payer,
-        Some(Principal::Player {
-            player_id: ME.into()
-        })
-    );
-    for part in [
-        "You are Brenna Hale",
-        "lamplighter's daughter",
-        "Your mood: neutral",
-        "Who keeps putting out the lanterns?",
-        "Of brenna-hale",
-        "Hearthvale",
-    ] {
-        assert!(prompt.contains(part), "{part} in {prompt}");
-    }
-    assert!(!prompt.contains("A second paragraph"), "lore within budget");
-    let advanced = others.advanced.lock().unwrap().clone();
-    assert_eq!(advanced.len(), 1);
-    let (who, event, target, key) = &advanced[0];
-    assert_eq!(
-        (who.as_str(), event.as_str(), target.as_str()),
-        (ME, "talked_to", "brenna-hale")
-    );
-    assert!(key.starts_with("npc:talk:brenna-hale:"), "{key}");
-    // Bad lines, unknown NPCs and forged players.
-    for text in [
-        "",
-        "   ",
-        &"a".repeat(301),
-        "hello\u{7}there",
-        "line\nbreak",
-    ] {
-        let e = talk(player(ME), "brenna-hale", text).await.err().unwrap();
-        assert_eq!(e.code(), Code::InvalidArgument, "{text:?}");
-    }
-    let e = talk(player(ME), "nobody", "Hello").await.err().unwrap();
-    assert_eq!(e.code(), Code::NotFound);
-    let forged = svc
-        .talk(
-            player(ME),
-            TalkRequest {
-                npc_id: "brenna-hale".into(),
-                text: "Hello".into(),
-                max_tokens: 0,
-                player_id: YOU.into(),
-            },
-        )
-        .await
-        .err()
-        .unwrap();
-    assert_eq!(forged.code(), Code::PermissionDenied);
-    assert_eq!(others.advanced.lock().unwrap().len(), 1);
-    // A talk the model refuses changes neither the mood nor the quest log.
-    let mood = mood_of(&svc, "brenna-hale").await;
-    others.model_refuses.store(true, Ordering::SeqCst);
-    let e = talk(player(ME), "brenna-hale", "Hello")
-        .await
-        .err()
-        .unwrap();
-    assert_eq!(e.code(), Code::ResourceExhausted);
-    assert!((mood_of(&svc, "brenna-hale").await - mood).abs() < 1e-9);
-    assert_eq!(others.advanced.lock().unwrap().len(), 1);
 }
 
 #[test]

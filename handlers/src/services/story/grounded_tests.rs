@@ -5,14 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proto::aicore::kb::v1::Document;
-use proto::aicore::llm::v1::Grounding;
+use proto::aicore::llm::v1::{Grounding, LorePassage};
 
 use super::narration::{self, Moment};
 use super::*;
 use crate::kit::content::Content as _;
 use crate::services::kb::Lore;
 use crate::services::llm::grammar::generate;
-use crate::services::llm::grounded::passage;
+use crate::services::llm::retrieval::{DEFAULT_BUDGET, within_budget};
 use crate::services::npc::{Catalog, State, talk};
 use crate::services::world::Regions;
 
@@ -39,7 +39,11 @@ const NEVER: [&str; 12] = [
 /// Everything the grounding says, lowercased: what the text may name.
 fn said(g: &Grounding) -> String {
     let mut all = format!("{} {} ", g.place, g.speaker);
-    for f in &g.fragments {
+    for f in g
+        .fragments
+        .iter()
+        .chain(g.lore.iter().flat_map(|p| [&p.title, &p.text]))
+    {
         all.push_str(f);
         all.push(' ');
     }
@@ -48,7 +52,7 @@ fn said(g: &Grounding) -> String {
 
 /// The region's lore that best fits `query` (a stand-in for the library's ranked search, which
 /// story calls with the region's tag).
-fn lore_for(docs: &[Document], region: &str, query: &str) -> Vec<String> {
+fn lore_for(docs: &[Document], region: &str, query: &str) -> Vec<LorePassage> {
     let words: Vec<String> = query
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| w.len() > 3)
@@ -62,11 +66,12 @@ fn lore_for(docs: &[Document], region: &str, query: &str) -> Vec<String> {
         let body = d.body.to_lowercase();
         std::cmp::Reverse(words.iter().filter(|w| body.contains(w.as_str())).count())
     });
-    tagged
-        .iter()
+    let ranked: Vec<Document> = tagged
+        .into_iter()
         .take(narration::MAX_LORE)
-        .filter_map(|d| passage(&d.body, query))
-        .collect()
+        .cloned()
+        .collect();
+    within_budget(&ranked, query, DEFAULT_BUDGET)
 }
 
 /// Checks one generated text against its grounding and every other context's names.
@@ -123,7 +128,8 @@ fn every_beat_and_every_greeting_keeps_to_its_own_world() {
         let region = &regions.get(&arc.region).unwrap().region;
         for beat in arc.beats.values() {
             for cue in ["", "the punt scrapes the jetty"] {
-                let query = narration::lore_query(beat, cue);
+                let so_far = [beat];
+                let query = narration::lore_query(&so_far, cue);
                 let passages = lore_for(&lore.documents, &arc.region, &query);
                 for weather in WEATHERS {
                     for period in PERIODS {
@@ -134,7 +140,7 @@ fn every_beat_and_every_greeting_keeps_to_its_own_world() {
                             season: Some("autumn"),
                         };
                         let g = narration::grounding(arc, beat, &moment, &[], &passages);
-                        let prompt = narration::prompt(arc, cue);
+                        let prompt = narration::prompt(arc, &so_far, cue);
                         let text = generate(
                             seed(&[&arc.id, &beat.id, cue, weather, period]),
                             &prompt[1].content,
@@ -162,9 +168,8 @@ fn every_beat_and_every_greeting_keeps_to_its_own_world() {
             .iter()
             .filter_map(|id| lore.documents.iter().find(|d| &d.id == id).cloned())
             .collect();
-        let (_, used) = talk::lore_within_budget(&docs);
-        let kept: Vec<Document> = docs.into_iter().filter(|d| used.contains(&d.id)).collect();
         for line in ["Hello.", "Good day to you."] {
+            let kept = within_budget(&docs, &talk::lore_query(def, line), DEFAULT_BUDGET);
             for weather in WEATHERS {
                 for period in PERIODS {
                     let state = State::fresh(arch, 0);
@@ -174,7 +179,6 @@ fn every_beat_and_every_greeting_keeps_to_its_own_world() {
                         Some(region),
                         &kept,
                         (Some(weather), Some(period)),
-                        line,
                     );
                     let text = generate(seed(&[&def.id, line, weather, period]), line, &g, 200)
                         .0

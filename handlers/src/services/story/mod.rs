@@ -5,9 +5,12 @@
 //! set: `AdvanceArc` with a stale `expected_version` is 409. A choice's gates (a level, a
 //! completed quest) are checked against the quest service, through the router. `Narrate` builds
 //! its grounding (see [`narration`]) from the arc's region, the weather there, the game time, the
-//! player's active quests and the region's lore retrieved for the cue, each fetched through the
-//! router; a part that fails is left out, and the stream says so first. The text streams from `llm.InferStream`; dropping the stream (a client that went
-//! away) drops the model call, in-process or on a worker.
+//! player's active quests and passages of the region's lore retrieved for the cue and the story
+//! so far (kb Search, cut to the lore budget in tokens), each fetched through the router; a part
+//! that fails is left out, and the stream says so first. The prompt carries the story so far: the
+//! player's own path through the arc. The text streams from `llm.InferStream`, charged to the
+//! player (lore included); its last event lists the documents used. Dropping the stream (a client
+//! that went away) drops the model call, in-process or on a worker.
 //!
 //! May import: `proto`, `crate::kit`, and types of the `llm`, `narrative`, `quest` services (see
 //! `crate::services`).
@@ -21,7 +24,7 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use proto::BoxStream;
 use proto::aicore::kb::v1::{GetRequest, KnowledgeBaseServiceClient, SearchRequest};
-use proto::aicore::llm::v1::{InferRequest, LlmServiceClient};
+use proto::aicore::llm::v1::{InferRequest, LlmServiceClient, LorePassage};
 use proto::aicore::quest::v1::{GetLogRequest, QuestServiceClient, QuestStatus};
 use proto::aicore::story::v1::{
     AdvanceArcRequest, AdvanceArcResponse, Arc as ArcMsg, ArcChoice, GetArcRequest, GetArcResponse,
@@ -39,6 +42,7 @@ use crate::kit::content::seed;
 use crate::kit::context::Context;
 use crate::kit::status::Status;
 use crate::kit::store::{Store, StoreError};
+use crate::services::llm::retrieval;
 use crate::services::quest::Quests;
 
 const MAX_CUE: usize = 300;
@@ -75,6 +79,8 @@ pub struct StoryService {
     time: TimeServiceClient<Caller>,
     quest: QuestServiceClient<Caller>,
     kb: KnowledgeBaseServiceClient<Caller>,
+    /// Tokens of lore in one narration's prompt.
+    lore_budget: u32,
 }
 
 impl StoryService {
@@ -95,7 +101,15 @@ impl StoryService {
             time: TimeServiceClient(caller.clone()),
             quest: QuestServiceClient(caller.clone()),
             kb: KnowledgeBaseServiceClient(caller),
+            lore_budget: crate::services::llm::retrieval::DEFAULT_BUDGET,
         }
+    }
+
+    /// The service with `tokens` of lore in a narration's prompt (0: none).
+    #[must_use]
+    pub fn with_lore_budget(mut self, tokens: u32) -> Self {
+        self.lore_budget = tokens;
+        self
     }
 
     async fn place(&self, player: &str, arc: &ArcDef) -> Result<(Place, u64), Status> {
@@ -166,9 +180,14 @@ impl StoryService {
         })
     }
 
-    /// Passages of the region's lore that fit `query` (none if the library does not answer: the
-    /// beat and the region still ground the narration).
-    async fn lore(&self, ctx: &Context, region: &str, query: &str) -> Vec<String> {
+    /// Passages of the region's lore that fit `query`, ranked by the library, within the lore
+    /// budget (none if the library does not answer: the beat and the region still ground the
+    /// narration). The player chooses only the words of the query: the region is the arc's, and
+    /// the library holds shared lore, no player's data.
+    async fn lore(&self, ctx: &Context, region: &str, query: &str) -> Vec<LorePassage> {
+        if self.lore_budget == 0 {
+            return Vec::new();
+        }
         let hits = match self
             .kb
             .search(
@@ -176,7 +195,7 @@ impl StoryService {
                 SearchRequest {
                     query: query.to_owned(),
                     tags: vec![region.to_owned()],
-                    limit: u32::try_from(narration::MAX_LORE).unwrap_or(2),
+                    limit: u32::try_from(narration::MAX_LORE).unwrap_or(6),
                 },
             )
             .await
@@ -190,12 +209,12 @@ impl StoryService {
         let gets = hits
             .iter()
             .map(|h| self.kb.get(ctx.outgoing(), GetRequest { id: h.id.clone() }));
-        futures_util::future::join_all(gets)
+        let docs: Vec<_> = futures_util::future::join_all(gets)
             .await
             .into_iter()
             .filter_map(|r| r.ok().and_then(|g| g.document))
-            .filter_map(|d| crate::services::llm::grounded::passage(&d.body, query))
-            .collect()
+            .collect();
+        retrieval::within_budget(&docs, query, self.lore_budget)
     }
 
     /// Why `choice` is closed to a player of `standing`, if it is.
@@ -392,7 +411,8 @@ impl StoryServiceHandler for StoryService {
             .last()
             .and_then(|b| arc.beats.get(b))
             .ok_or_else(|| Status::internal("story record names no beat of its arc"))?;
-        let query = narration::lore_query(beat, &req.cue);
+        let so_far = narration::so_far(arc, &place.path);
+        let query = narration::lore_query(&so_far, &req.cue);
         let (region, weather, now, log, lore) = tokio::join!(
             self.world.get_region(
                 ctx.outgoing(),
@@ -460,8 +480,9 @@ impl StoryServiceHandler for StoryService {
             period,
             season,
         };
+        let documents: Vec<String> = lore.iter().map(|p| p.document.clone()).collect();
         let request = InferRequest {
-            messages: narration::prompt(arc, &req.cue),
+            messages: narration::prompt(arc, &so_far, &req.cue),
             max_tokens,
             seed: Some(seed(&[&player, &arc.id, &beat.id, &req.cue])),
             task: "narration".into(),
@@ -473,10 +494,14 @@ impl StoryServiceHandler for StoryService {
             .llm
             .infer_stream(ctx.outgoing().for_player(&player), request)
             .await?;
-        let text = stream.map(|item| {
-            item.map(|piece| NarrateResponse {
-                delta: piece.delta,
-                finish_reason: piece.finish_reason,
+        let text = stream.map(move |item| {
+            item.map(|piece| {
+                let last = !piece.finish_reason.is_empty();
+                NarrateResponse {
+                    delta: piece.delta,
+                    documents: if last { documents.clone() } else { Vec::new() },
+                    finish_reason: piece.finish_reason,
+                }
             })
         });
         if left_out.is_empty() {
@@ -484,7 +509,7 @@ impl StoryServiceHandler for StoryService {
         }
         let note = NarrateResponse {
             delta: format!("[Narrated without {}.] ", left_out.join(", ")),
-            finish_reason: String::new(),
+            ..NarrateResponse::default()
         };
         Ok(Box::pin(futures_util::stream::iter([Ok(note)]).chain(text)))
     }
@@ -492,5 +517,7 @@ impl StoryServiceHandler for StoryService {
 
 #[cfg(test)]
 mod grounded_tests;
+#[cfg(test)]
+mod narrate_tests;
 #[cfg(test)]
 mod tests;

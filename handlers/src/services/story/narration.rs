@@ -1,16 +1,19 @@
 //! What a narration is grounded in: the arc's region (its name and description), the weather and
-//! time of day there, the arc's current beat, the player's quests in that region, and lore of the
-//! region retrieved for the cue. Every fragment is content, taken whole; the model gets the same
-//! grounding (see `llm::grounded`).
+//! time of day there, the arc's current beat, the player's quests in that region, and passages of
+//! the region's lore retrieved for the cue and the story so far (cut to a token budget, see
+//! `llm::retrieval`). Every fragment is content, taken whole; the model gets the same grounding
+//! (see `llm::grounded`), and the story so far (the player's path through the arc) in its prompt.
 
-use proto::aicore::llm::v1::{ChatMessage, Grounding};
+use proto::aicore::llm::v1::{ChatMessage, Grounding, LorePassage};
 use proto::aicore::world::v1::Region;
 
 use super::content::{ArcDef, Beat};
 use crate::services::quest::QuestDef;
 
-/// Lore passages in one narration.
-pub const MAX_LORE: usize = 2;
+/// Documents asked of the library for one narration (the budget keeps fewer or parts of them).
+pub const MAX_LORE: usize = 6;
+/// Most beats of the story so far in one prompt: the latest; an operator's arc may loop.
+pub const MAX_SO_FAR: usize = 12;
 
 /// The moment at the arc's region, each part `None` when its service did not answer.
 #[derive(Debug, Clone, Default)]
@@ -25,17 +28,16 @@ pub struct Moment<'a> {
     pub season: Option<&'a str>,
 }
 
-/// The grounding for narrating `beat` of `arc`: the beat first (what is happening), then lore
-/// retrieved for it, then the region's description, then the player's quests here.
+/// The grounding for narrating `beat` of `arc`: the beat first (what is happening), then the
+/// region's description, then the player's quests here; the retrieved lore as its own passages.
 pub fn grounding(
     arc: &ArcDef,
     beat: &Beat,
     moment: &Moment<'_>,
     quests: &[&QuestDef],
-    lore: &[String],
+    lore: &[LorePassage],
 ) -> Grounding {
     let mut fragments = vec![beat.text.clone()];
-    fragments.extend(lore.iter().take(MAX_LORE).cloned());
     if let Some(r) = moment.region {
         fragments.push(r.description.clone());
     }
@@ -55,25 +57,39 @@ pub fn grounding(
         period: moment.period.unwrap_or_default().to_owned(),
         mood: String::new(),
         season: moment.season.unwrap_or_default().to_owned(),
+        lore: lore.to_vec(),
     }
 }
 
-/// What to search the region's lore for: the cue, else the beat.
-pub fn lore_query(beat: &Beat, cue: &str) -> String {
-    if cue.trim().is_empty() {
-        beat.text.clone()
-    } else {
-        format!("{cue} {}", beat.text)
-    }
+/// The beats of the player's path through `arc` (ids, the current one last) as the story so far:
+/// the latest [`MAX_SO_FAR`], in the order the player went through them.
+pub fn so_far<'a>(arc: &'a ArcDef, path: &[String]) -> Vec<&'a Beat> {
+    let beats: Vec<&Beat> = path.iter().filter_map(|b| arc.beats.get(b)).collect();
+    let skip = beats.len().saturating_sub(MAX_SO_FAR);
+    beats.into_iter().skip(skip).collect()
 }
 
-/// The messages for the model: how to narrate, and the cue. The world itself travels as the
-/// request's grounding.
-pub fn prompt(arc: &ArcDef, cue: &str) -> Vec<ChatMessage> {
+/// What to search the region's lore for: the cue, then the story so far from its latest beat back
+/// (the people and places the player has met), cut to what the library takes.
+pub fn lore_query(so_far: &[&Beat], cue: &str) -> String {
+    let mut parts = vec![cue];
+    parts.extend(so_far.iter().rev().map(|b| b.text.as_str()));
+    crate::services::llm::retrieval::query(&parts)
+}
+
+/// The messages for the model: how to narrate, the story so far (the player's path, in order),
+/// and the cue. The world itself travels as the request's grounding.
+pub fn prompt(arc: &ArcDef, so_far: &[&Beat], cue: &str) -> Vec<ChatMessage> {
     let mut ask = format!(
         "Narrate the next moments of \"{}\" from the story so far.",
         arc.title
     );
+    if !so_far.is_empty() {
+        ask.push_str("\nThe story so far:");
+        for (i, b) in so_far.iter().enumerate() {
+            ask.push_str(&format!("\n{}. {}", i + 1, b.text.trim()));
+        }
+    }
     if !cue.is_empty() {
         ask.push_str(&format!("\nNow: {cue}"));
     }
