@@ -200,9 +200,10 @@ settings! {
         /// Log every request (true/false); 5xx answers are always logged.
         #[arg(long, env = "EDGE_ACCESS_LOG")]
         pub access_log: bool => set(log.access);
-        /// NATS server URL(s), comma-separated.
+        /// NATS server URL(s), comma-separated: every node of a cluster, e.g.
+        /// `nats://a:4222,nats://b:4222,nats://c:4222`.
         #[arg(long, env = "EDGE_NATS_URL")]
-        pub nats: String => some(nats.url);
+        pub nats: String => some(nats.url, |v: String| crate::nats::NatsUrls::parse(&v));
         /// How long a NATS request waits for a reply.
         #[arg(long, env = "EDGE_NATS_REQUEST_TIMEOUT", value_parser = duration)]
         pub nats_request_timeout: Duration => set(nats.request_timeout);

@@ -8,6 +8,13 @@
 //! sequence, which is above any number the topic used before (a topic's number never exceeds the
 //! stream sequence of its message), so numbers never go back.
 //!
+//! An append survives a lost node: it is retried within the request's deadline under a
+//! `Nats-Msg-Id` fixed for the append and its expected sequence, so JetStream's duplicate window
+//! answers a repeat of a try that committed unseen with that try's position instead of storing
+//! the event twice; and an append that finds the topic moved on first reads whether the last
+//! event is its own. Reads go to any replica (direct gets), so they go on while a leader is
+//! elected.
+//!
 //! Each process follows the whole stream once (one ordered consumer, from the stream's end when
 //! the log opened) and hands events to its followers through the [`Hub`]; followers catch up with
 //! direct gets, found by a binary search over stream sequences.
@@ -25,7 +32,9 @@ use proto::aicore::events::v1::Event;
 
 use super::hub::{Hub, Source, follow};
 use super::{EventLog, Retention};
+use crate::kit::retry::{DEFAULT_BUDGET, Retry};
 use crate::kit::status::Status;
+use crate::kit::store::jetstream::{TRY_TIMEOUT, ensure_stream};
 
 const ATTEMPTS: usize = 32;
 
@@ -86,9 +95,12 @@ impl JetStreamLog {
         replicas: usize,
         retention: &Retention,
     ) -> Result<Self, String> {
-        let js = jetstream::new(client);
-        let stream = js
-            .get_or_create_stream(stream::Config {
+        let js = jetstream::ContextBuilder::new()
+            .timeout(TRY_TIMEOUT)
+            .build(client);
+        let stream = ensure_stream(
+            &js,
+            stream::Config {
                 name: name.to_owned(),
                 description: Some("Edge event bus: one subject per topic".into()),
                 subjects: vec![format!("{prefix}.>")],
@@ -96,16 +108,19 @@ impl JetStreamLog {
                 max_age: retention.max_age,
                 discard: stream::DiscardPolicy::Old,
                 allow_direct: true,
+                // The window in which a retried append is recognised by its message id.
+                duplicate_window: Duration::from_secs(120),
                 storage: stream::StorageType::File,
                 num_replicas: replicas.max(1),
                 ..Default::default()
-            })
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot open the JetStream event stream {name:?} (is JetStream enabled on the NATS server, e.g. `nats-server -js`?): {e}"
-                )
-            })?;
+            },
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot open the JetStream event stream {name:?} (is JetStream enabled on the NATS server, e.g. `nats-server -js`?): {e}"
+            )
+        })?;
         let reader = Reader {
             stream,
             prefix: prefix.to_owned(),
@@ -186,24 +201,59 @@ impl Reader {
 
     /// The topic's last message: its stream sequence and the event.
     async fn last(&self, topic: &str) -> Result<Option<(u64, Event)>, Status> {
-        match self
-            .stream
-            .get_last_raw_message_by_subject(&self.subject(topic))
-            .await
-        {
-            Ok(m) => Ok(Some((m.sequence, decode(&m.payload)?))),
-            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
-            Err(e) => Err(unavailable("reading a topic's last event", e)),
+        Ok(self
+            .last_with_id(topic, &mut Retry::new(DEFAULT_BUDGET))
+            .await?
+            .map(|(at, e, _)| (at, e)))
+    }
+
+    /// The topic's last message from any replica, with its message id; retried within `retry`.
+    async fn last_with_id(
+        &self,
+        topic: &str,
+        retry: &mut Retry,
+    ) -> Result<Option<(u64, Event, Option<String>)>, Status> {
+        loop {
+            match self
+                .stream
+                .direct_get_last_for_subject(self.subject(topic))
+                .await
+            {
+                Ok(m) => {
+                    let id = m.headers.get("Nats-Msg-Id").map(|v| v.as_str().to_owned());
+                    return Ok(Some((m.sequence, decode(&m.payload)?, id)));
+                }
+                Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => return Ok(None),
+                Err(e) if !retry.wait().await => {
+                    return Err(unavailable("reading a topic's last event", e));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// The event stored at stream sequence `at` (a repeated append's first try).
+    async fn at(&self, at: u64, retry: &mut Retry) -> Result<Event, Status> {
+        loop {
+            match self.stream.direct_get(at).await {
+                Ok(m) => return decode(&m.payload),
+                Err(e) if !retry.wait().await => return Err(unavailable("reading an event", e)),
+                Err(_) => {}
+            }
         }
     }
 
     async fn stream_last_sequence(&self) -> Result<u64, Status> {
-        let info = self
-            .stream
-            .get_info()
-            .await
-            .map_err(|e| unavailable("reading the stream's state", e))?;
-        Ok(info.state.last_sequence)
+        let mut retry = Retry::new(DEFAULT_BUDGET);
+        loop {
+            match self.stream.get_info().await {
+                Ok(info) => return Ok(info.state.last_sequence),
+                Err(e) if !retry.wait().await => {
+                    return Err(unavailable("reading the stream's state", e));
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     /// The topic's first message at or after stream sequence `from`.
@@ -262,40 +312,71 @@ impl Source for Reader {
 impl EventLog for JetStreamLog {
     async fn append(&self, mut event: Event) -> Result<u64, Status> {
         let subject = self.reader.subject(&event.topic);
-        for attempt in 0..ATTEMPTS {
-            let (expected, seq) = match self.reader.last(&event.topic).await? {
-                Some((stream_seq, last)) => (stream_seq, last.sequence + 1),
-                // Read after finding the topic empty: every number it used is at or below it.
-                None => (0, self.reader.stream_last_sequence().await? + 1),
+        // This append's name: each try expecting a given position publishes as `<base>.<pos>`.
+        let base = uuid::Uuid::new_v4().simple().to_string();
+        let mut retry = Retry::new(DEFAULT_BUDGET);
+        let mut races = 0;
+        let mut last_error = String::from("no answer in time");
+        // The position to (re)try: after a try whose answer was lost, the same publish again.
+        let mut pending: Option<(u64, u64)> = None;
+        loop {
+            let (expected, seq) = match pending.take() {
+                Some(p) => p,
+                None => match self.reader.last_with_id(&event.topic, &mut retry).await? {
+                    // A try of this append committed unseen: that is its position.
+                    Some((_, last, Some(id))) if id.starts_with(&base) => return Ok(last.sequence),
+                    Some((stream_seq, last, _)) => (stream_seq, last.sequence + 1),
+                    // Read after finding the topic empty: every number it used is at or below it.
+                    None => (0, self.reader.stream_last_sequence().await? + 1),
+                },
             };
             event.sequence = seq;
             let publish = jetstream::message::PublishMessage::build()
                 .payload(Bytes::from(event.encode_to_vec()))
+                .message_id(format!("{base}.{expected}"))
                 .expected_last_subject_sequence(expected);
             let ack = match self.js.send_publish(subject.clone(), publish).await {
                 Ok(ack) => ack.await,
                 Err(e) => Err(e),
             };
             match ack {
-                Ok(_) => return Ok(seq),
+                Ok(ack) if !ack.duplicate => return Ok(seq),
+                // A repeat of a try that committed: its event holds the number it took.
+                Ok(ack) if ack.sequence > 0 => {
+                    return Ok(self.reader.at(ack.sequence, &mut retry).await?.sequence);
+                }
+                // A repeat while the first try is still being replicated: ask again shortly.
+                Ok(_) => pending = Some((expected, seq)),
                 Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
                     // Another publisher took this number: read the topic again, after a short,
                     // growing pause so racing replicas spread out.
-                    let pause = 1 + u64::try_from(attempt).unwrap_or(0) * 2;
+                    races += 1;
+                    if races >= ATTEMPTS {
+                        return Err(Status::unavailable(
+                            "the topic is too busy to publish to now; retry",
+                            Duration::from_secs(1),
+                        ));
+                    }
+                    let pause = 1 + u64::try_from(races).unwrap_or(0) * 2;
                     tokio::time::sleep(Duration::from_millis(pause)).await;
+                    continue;
                 }
                 Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
                     return Err(Status::payload_too_large(
                         "the event is larger than the NATS server accepts",
                     ));
                 }
-                Err(e) => return Err(unavailable("publishing", e)),
+                // Timed out, no leader, connection lost: the try may have committed unseen, so
+                // the same publish goes again.
+                Err(e) => {
+                    pending = Some((expected, seq));
+                    last_error = e.to_string();
+                }
+            }
+            if !retry.wait().await {
+                return Err(unavailable("publishing", last_error));
             }
         }
-        Err(Status::unavailable(
-            "the topic is too busy to publish to now; retry",
-            Duration::from_secs(1),
-        ))
     }
 
     async fn head(&self, topic: &str) -> Result<u64, Status> {
