@@ -294,6 +294,10 @@ settings! {
         /// JetStream key-value bucket for the jetstream store.
         #[arg(long, env = "EDGE_STORE_BUCKET")]
         pub store_bucket: String => set(store.bucket);
+        /// JetStream replicas of the bucket and the event stream when this process creates them:
+        /// 3 on a three-node cluster.
+        #[arg(long, env = "EDGE_STORE_REPLICAS")]
+        pub store_replicas: usize => set(store.replicas);
         /// Subject prefix overrides, e.g. `llm=svc.ai.llm.v1` (comma-separated).
         #[arg(long = "subject", env = "EDGE_SUBJECTS", value_delimiter = ',')]
         pub subjects: Vec<String> => with(add_subjects);

@@ -8,12 +8,13 @@
 //! sequence, which is above any number the topic used before (a topic's number never exceeds the
 //! stream sequence of its message), so numbers never go back.
 //!
-//! An append survives a lost node: it is retried within the request's deadline under a
-//! `Nats-Msg-Id` fixed for the append and its expected sequence, so JetStream's duplicate window
-//! answers a repeat of a try that committed unseen with that try's position instead of storing
-//! the event twice; and an append that finds the topic moved on first reads whether the last
-//! event is its own. Reads go to any replica (direct gets), so they go on while a leader is
-//! elected.
+//! An append survives a lost node as a store write does (`kit::store::jetstream::write`): it
+//! publishes under a `Nats-Msg-Id` fixed for the append and its expected position, awaits the
+//! answer up to the request's deadline and never sends the event again while a copy may be in
+//! flight (nats-server 2.9 would store both); it publishes again only when no server took it or
+//! the topic moved on, and first reads whether the topic's last event is its own. An answer that
+//! never came is 503, after a read-back that finds the event if it was stored. Reads go to any
+//! replica (direct gets), so they go on while a leader is elected.
 //!
 //! Each process follows the whole stream once (one ordered consumer, from the stream's end when
 //! the log opened) and hands events to its followers through the [`Hub`]; followers catch up with
@@ -29,12 +30,13 @@ use futures_util::StreamExt as _;
 use prost::Message as _;
 use proto::BoxStream;
 use proto::aicore::events::v1::Event;
+use std::future::IntoFuture as _;
 
 use super::hub::{Hub, Source, follow};
 use super::{EventLog, Retention};
 use crate::kit::retry::{DEFAULT_BUDGET, Retry};
 use crate::kit::status::Status;
-use crate::kit::store::jetstream::{TRY_TIMEOUT, ensure_stream};
+use crate::kit::store::jetstream::{PUBLISH_WAIT, TRY_TIMEOUT, ensure_stream};
 
 const ATTEMPTS: usize = 32;
 
@@ -42,6 +44,7 @@ const ATTEMPTS: usize = 32;
 #[derive(Clone)]
 pub struct JetStreamLog {
     reader: Reader,
+    /// For appends: their answers are awaited up to the deadline.
     js: jetstream::Context,
     hub: Arc<Hub>,
     _tail: Arc<Tail>,
@@ -95,6 +98,9 @@ impl JetStreamLog {
         replicas: usize,
         retention: &Retention,
     ) -> Result<Self, String> {
+        let publisher = jetstream::ContextBuilder::new()
+            .timeout(PUBLISH_WAIT)
+            .build(client.clone());
         let js = jetstream::ContextBuilder::new()
             .timeout(TRY_TIMEOUT)
             .build(client);
@@ -140,7 +146,7 @@ impl JetStreamLog {
         ));
         Ok(JetStreamLog {
             reader,
-            js,
+            js: publisher,
             hub,
             _tail: Arc::new(Tail(tail)),
         })
@@ -316,8 +322,7 @@ impl EventLog for JetStreamLog {
         let base = uuid::Uuid::new_v4().simple().to_string();
         let mut retry = Retry::new(DEFAULT_BUDGET);
         let mut races = 0;
-        let mut last_error = String::from("no answer in time");
-        // The position to (re)try: after a try whose answer was lost, the same publish again.
+        // The position to try again when no server took the last try.
         let mut pending: Option<(u64, u64)> = None;
         loop {
             let (expected, seq) = match pending.take() {
@@ -335,18 +340,19 @@ impl EventLog for JetStreamLog {
                 .payload(Bytes::from(event.encode_to_vec()))
                 .message_id(format!("{base}.{expected}"))
                 .expected_last_subject_sequence(expected);
+            let wait = retry.left().max(Duration::from_millis(200));
             let ack = match self.js.send_publish(subject.clone(), publish).await {
-                Ok(ack) => ack.await,
+                Ok(ack) => tokio::time::timeout(wait, ack.into_future())
+                    .await
+                    .unwrap_or_else(|_| Err(PublishErrorKind::TimedOut.into())),
                 Err(e) => Err(e),
             };
             match ack {
                 Ok(ack) if !ack.duplicate => return Ok(seq),
-                // A repeat of a try that committed: its event holds the number it took.
+                // A repeat of a copy that committed: its event holds the number it took.
                 Ok(ack) if ack.sequence > 0 => {
                     return Ok(self.reader.at(ack.sequence, &mut retry).await?.sequence);
                 }
-                // A repeat while the first try is still being replicated: ask again shortly.
-                Ok(_) => pending = Some((expected, seq)),
                 Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
                     // Another publisher took this number: read the topic again, after a short,
                     // growing pause so racing replicas spread out.
@@ -366,15 +372,27 @@ impl EventLog for JetStreamLog {
                         "the event is larger than the NATS server accepts",
                     ));
                 }
-                // Timed out, no leader, connection lost: the try may have committed unseen, so
-                // the same publish goes again.
-                Err(e) => {
+                // No server took it (no leader yet): nothing is in flight, so it may go again.
+                Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
                     pending = Some((expected, seq));
-                    last_error = e.to_string();
+                    if !retry.wait().await {
+                        return Err(unavailable("publishing", e));
+                    }
                 }
-            }
-            if !retry.wait().await {
-                return Err(unavailable("publishing", last_error));
+                // No answer (or a repeat still in flight): it may yet be stored, so it is never
+                // sent again; if it is the topic's last event now, it was.
+                other => {
+                    let why = other
+                        .err()
+                        .map_or_else(|| "still in flight".to_owned(), |e| e.to_string());
+                    return match self.reader.last_with_id(&event.topic, &mut retry).await? {
+                        Some((_, last, Some(id))) if id.starts_with(&base) => Ok(last.sequence),
+                        _ => Err(unavailable(
+                            "publishing",
+                            format!("{why}; it may still be stored"),
+                        )),
+                    };
+                }
             }
         }
     }

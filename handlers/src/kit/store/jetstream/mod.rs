@@ -22,12 +22,18 @@ use write::Op;
 /// How long one try of a JetStream call waits: short, so that a call to a lost node is given up
 /// and retried while a new leader takes over (see [`crate::kit::retry`]).
 pub(crate) const TRY_TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest wait for a write's answer (the request's deadline usually ends it sooner): a
+/// write is never sent again while its first try may still be on its way (see [`write`]).
+pub(crate) const PUBLISH_WAIT: Duration = Duration::from_secs(30);
 
 /// A store in one JetStream key-value bucket.
 #[derive(Clone)]
 pub struct JetStreamStore {
     kv: kv::Store,
     js: jetstream::Context,
+    /// The same connection for writes: their answers are awaited up to the deadline (see
+    /// [`write`]).
+    publisher: jetstream::Context,
     /// When (Unix ms) a call last found the bucket's stream gone (deleted under us); 0 while it
     /// is there. See [`JetStreamStore::bucket_present`].
     missing: Arc<AtomicU64>,
@@ -174,6 +180,9 @@ impl JetStreamStore {
         bucket: &str,
         replicas: usize,
     ) -> Result<Self, StoreError> {
+        let publisher = jetstream::ContextBuilder::new()
+            .timeout(PUBLISH_WAIT)
+            .build(client.clone());
         let js = jetstream::ContextBuilder::new()
             .timeout(TRY_TIMEOUT)
             .build(client);
@@ -218,6 +227,7 @@ impl JetStreamStore {
         Ok(JetStreamStore {
             kv,
             js,
+            publisher,
             missing: Arc::new(AtomicU64::new(0)),
         })
     }

@@ -1,14 +1,21 @@
-//! Writes that survive a lost node. A write is one JetStream publish on the key's subject; while
-//! a node is lost its answer may time out although the write committed. So every write is
-//! retried within the request's deadline ([`crate::kit::retry`]) under one message id, and two
-//! mechanisms keep a retry from applying twice or colliding with itself:
+//! Writes that survive a lost node. A write is one JetStream publish on the key's subject with a
+//! `Nats-Msg-Id` fixed for the logical write and its expected revision. While a node is lost its
+//! answer can come late, or never although it committed. The rules, so that a write is never
+//! applied twice nor collides with itself:
 //!
-//! - **`Nats-Msg-Id`**: fixed for the logical write (and its expected revision). Within the
-//!   bucket's duplicate window (two minutes) JetStream answers a repeat with the first try's
-//!   revision instead of storing it again.
-//! - **Read-back**: a compare-and-set whose retry finds the key moved on reads the key's last
-//!   message: if it carries this write's message id, the first try committed and its revision is
-//!   the answer. Only someone else's write is a conflict (409).
+//! - **Never sent twice while it may be in flight.** nats-server 2.9 does not recognise a message
+//!   id whose first copy is still being replicated, and checks the expected revision of two such
+//!   copies against the same state: both would be stored (the test on a three-node cluster saw
+//!   it). So the answer is awaited up to the request's deadline; the write is sent again only
+//!   when no server took it (no responders) or its expectation failed.
+//! - **Read-back.** A write whose answer never came, or whose expectation failed, reads the key's
+//!   last message: if it carries this write's message id, the write committed and that revision
+//!   is the answer. Only someone else's write is a conflict (409); an unknown outcome is 503.
+//! - **Duplicate window.** A repeat of a committed write within two minutes is answered with the
+//!   first copy's revision by JetStream itself.
+
+use std::future::IntoFuture as _;
+use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishErrorKind;
@@ -97,18 +104,6 @@ pub(super) fn msg_id(base: &str, expected: Option<u64>) -> String {
     }
 }
 
-/// Whether a failed publish may have left nothing behind or committed unseen: worth a retry.
-fn transient(kind: &PublishErrorKind) -> bool {
-    matches!(
-        kind,
-        PublishErrorKind::TimedOut
-            | PublishErrorKind::BrokenPipe
-            | PublishErrorKind::StreamNotFound
-            | PublishErrorKind::MaxAckPending
-            | PublishErrorKind::Other
-    )
-}
-
 impl JetStreamStore {
     /// The key's last message, read from any replica, retried within `retry`.
     pub(super) async fn last(
@@ -173,40 +168,67 @@ impl JetStreamStore {
             if op == Op::Delete {
                 message = message.header(KV_OPERATION, "DEL");
             }
-            let ack = match self.js.send_publish(subject.clone(), message).await {
-                Ok(ack) => ack.await,
+            let wait = retry.left().max(Duration::from_millis(200));
+            let ack = match self.publisher.send_publish(subject.clone(), message).await {
+                Ok(ack) => tokio::time::timeout(wait, ack.into_future())
+                    .await
+                    .unwrap_or_else(|_| Err(PublishErrorKind::TimedOut.into())),
                 Err(e) => Err(e),
             };
-            let failure = match ack {
-                // A repeat's answer names the first try's revision: that is this write's.
+            let outcome_unknown = match ack {
+                // A repeat's answer names the first copy's revision: that is this write's.
                 Ok(ack) if ack.sequence > 0 => return Ok(ack.sequence),
-                // A repeat while the first try is still being replicated: not known yet.
-                Ok(_) => None,
-                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => None,
+                // A repeat while the first copy is being replicated: its outcome comes later.
+                Ok(_) => true,
+                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => false,
                 Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
                     return Err(StoreError::Backend(format!(
                         "value too large for NATS: {e}"
                     )));
                 }
-                Err(e) if transient(&e.kind()) => Some(self.failed(e)),
-                Err(e) => return Err(self.failed(e)),
-            };
-            if let (None, Some(n)) = (&failure, expected) {
-                // Moved on, or in flight: did this write commit?
-                match settle(&id, n, self.last(key, &mut retry).await?.as_ref()) {
-                    Settled::Ours(revision) => return Ok(revision),
-                    Settled::Conflict(current) => return Err(StoreError::Conflict { current }),
-                    Settled::Absent(marker) => {
-                        expected = Some(marker);
-                        continue;
+                // No server took it (no leader yet): nothing is in flight, so it may go again.
+                Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
+                    let e = self.failed(e);
+                    if !retry.wait().await {
+                        return Err(e);
                     }
-                    Settled::Unchanged => {}
+                    continue;
                 }
-            }
-            if !retry.wait().await {
-                return Err(failure.unwrap_or_else(|| {
-                    StoreError::Unavailable("the write was not confirmed in time".into())
-                }));
+                Err(e) => {
+                    tracing::debug!(error = %e, key, "a write's answer did not come; reading back");
+                    true
+                }
+            };
+            // Did this write commit? (Read from any replica, retried.)
+            let last = self.last(key, &mut retry).await?;
+            let settled = match expected {
+                Some(n) => settle(&id, n, last.as_ref()),
+                None => match last {
+                    Some(l) if l.msg_id.as_deref() == Some(id.as_str()) => {
+                        Settled::Ours(l.revision)
+                    }
+                    _ => Settled::Unchanged,
+                },
+            };
+            match settled {
+                Settled::Ours(revision) => return Ok(revision),
+                // The answer was lost and someone else wrote since: this write did not commit
+                // before them, and may not commit after (its expectation fails).
+                Settled::Conflict(current) => return Err(StoreError::Conflict { current }),
+                Settled::Absent(marker) if !outcome_unknown => expected = Some(marker),
+                _ if outcome_unknown => {
+                    return Err(StoreError::Unavailable(
+                        "the write was sent but not confirmed in time; it may still apply".into(),
+                    ));
+                }
+                // The expectation failed against a replica a moment behind: look again.
+                _ => {
+                    if !retry.wait().await {
+                        return Err(StoreError::Unavailable(
+                            "the write was not confirmed in time".into(),
+                        ));
+                    }
+                }
             }
         }
     }
