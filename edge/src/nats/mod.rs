@@ -50,10 +50,11 @@ pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Nats, BoxError> {
     let mut opts = ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(5))
+        // Short: a frozen server's kernel still accepts the connection, and then says nothing.
+        .connection_timeout(Duration::from_secs(2))
         // A frozen server (SIGSTOP, a stalled VM) keeps its socket open: without pings the client
-        // would wait on it for minutes. Two unanswered pings, about 4 s, and it moves on to a
-        // survivor (the servers are tried in random order, the ones that failed least first).
+        // would wait on it for minutes. Pings unanswered for three intervals (4.5 s), and it moves
+        // on to a survivor (tried in random order, the ones that failed least first).
         .ping_interval(PING_INTERVAL)
         // Spread out, so a fleet of edges and workers does not reconnect in lockstep.
         .reconnect_delay_callback(reconnect_delay)
@@ -123,7 +124,7 @@ pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Nats, BoxError> {
 }
 
 /// How often the client pings its server: a server that misses two answers is given up.
-const PING_INTERVAL: Duration = Duration::from_secs(2);
+const PING_INTERVAL: Duration = Duration::from_millis(1500);
 
 /// The pause before reconnect attempt `attempts`: none for the first (another server of the
 /// cluster is likely up), then doubling up to 4 s, each with up to half of it again at random.
