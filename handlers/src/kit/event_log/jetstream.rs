@@ -36,7 +36,7 @@ use super::hub::{Hub, Source, follow};
 use super::{EventLog, Retention};
 use crate::kit::retry::{DEFAULT_BUDGET, Retry};
 use crate::kit::status::Status;
-use crate::kit::store::jetstream::{PUBLISH_WAIT, TRY_TIMEOUT, ensure_stream};
+use crate::kit::store::jetstream::{PUBLISH_WAIT, READ_TRY, TRY_TIMEOUT, ensure_stream};
 
 const ATTEMPTS: usize = 32;
 
@@ -220,11 +220,12 @@ impl Reader {
         retry: &mut Retry,
     ) -> Result<Option<(u64, Event, Option<String>)>, Status> {
         loop {
-            match self
-                .stream
-                .direct_get_last_for_subject(self.subject(topic))
+            let read = self.stream.direct_get_last_for_subject(self.subject(topic));
+            // A read routed to a frozen replica is asked again rather than waited for.
+            let read = tokio::time::timeout(READ_TRY, read)
                 .await
-            {
+                .unwrap_or_else(|_| Err(stream::DirectGetErrorKind::TimedOut.into()));
+            match read {
                 Ok(m) => {
                     let id = m.headers.get("Nats-Msg-Id").map(|v| v.as_str().to_owned());
                     return Ok(Some((m.sequence, decode(&m.payload)?, id)));
@@ -241,7 +242,10 @@ impl Reader {
     /// The event stored at stream sequence `at` (a repeated append's first try).
     async fn at(&self, at: u64, retry: &mut Retry) -> Result<Event, Status> {
         loop {
-            match self.stream.direct_get(at).await {
+            let read = tokio::time::timeout(READ_TRY, self.stream.direct_get(at))
+                .await
+                .unwrap_or_else(|_| Err(stream::DirectGetErrorKind::TimedOut.into()));
+            match read {
                 Ok(m) => return decode(&m.payload),
                 Err(e) if !retry.wait().await => return Err(unavailable("reading an event", e)),
                 Err(_) => {}

@@ -18,6 +18,7 @@ mod write;
 
 pub(crate) use open::ensure_stream;
 use write::Op;
+pub(crate) use write::READ_TRY;
 
 /// How long one try of a JetStream call waits: short, so that a call to a lost node is given up
 /// and retried while a new leader takes over (see [`crate::kit::retry`]).

@@ -27,6 +27,10 @@ use super::JetStreamStore;
 use crate::kit::retry::{DEFAULT_BUDGET, Retry};
 use crate::kit::store::{StoreError, Versioned};
 
+/// How long one read waits: any replica answers it, and a request routed to a frozen one is
+/// better asked again (another may take it) than waited for.
+pub(crate) const READ_TRY: Duration = Duration::from_secs(1);
+
 /// The header naming a write.
 pub(super) const MSG_ID: &str = "Nats-Msg-Id";
 const KV_OPERATION: &str = "KV-Operation";
@@ -114,12 +118,12 @@ impl JetStreamStore {
         let subject = format!("{}{key}", self.kv.prefix);
         loop {
             self.bucket_present().await?;
-            match self
-                .kv
-                .stream
-                .direct_get_last_for_subject(subject.as_str())
+            let read = self.kv.stream.direct_get_last_for_subject(subject.as_str());
+            // A read routed to a frozen replica is asked again rather than waited for.
+            let read = tokio::time::timeout(READ_TRY, read)
                 .await
-            {
+                .unwrap_or_else(|_| Err(DirectGetErrorKind::TimedOut.into()));
+            match read {
                 Ok(m) => return Ok(Some(Last::from_headers(m.sequence, &m.headers, m.payload))),
                 Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(None),
                 Err(e) => {
