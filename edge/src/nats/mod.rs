@@ -32,6 +32,8 @@ pub struct Nats {
     pub up: tokio::sync::watch::Receiver<bool>,
     /// The keys that sign this process's requests, when configured.
     pub keys: Option<Arc<signing::SigningKeys>>,
+    /// What lets the connection's events name its server while this handle lives.
+    _named: Arc<async_nats::Client>,
 }
 
 /// Connects in the background: the call returns at once and the client keeps (re)connecting by
@@ -47,6 +49,12 @@ pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Nats, BoxError> {
     let up_tx = Arc::new(up_tx);
     // While the server is away each reconnect attempt fails the same way: said once, at warn.
     let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Which node of a cluster the client is on, for the logs: the one lost, the one taken.
+    // Held weakly by the client's own callback: a strong handle there would keep the connection
+    // open after every user of it is gone.
+    let client_cell: Arc<std::sync::OnceLock<std::sync::Weak<async_nats::Client>>> = Arc::default();
+    let server = Arc::new(std::sync::Mutex::new(String::new()));
+    let (cell, on) = (Arc::clone(&client_cell), Arc::clone(&server));
     let mut opts = ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
@@ -61,13 +69,20 @@ pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Nats, BoxError> {
         .event_callback(move |event| {
             let up_tx = Arc::clone(&up_tx);
             let failing = Arc::clone(&failing);
+            let (cell, on) = (Arc::clone(&cell), Arc::clone(&on));
             async move {
+                let name = cell
+                    .get()
+                    .and_then(std::sync::Weak::upgrade)
+                    .map(|c| c.server_info().server_name);
+                let mut on = on.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 use std::sync::atomic::Ordering::Relaxed;
                 match event {
                     Event::Connected => {
                         up_tx.send_replace(true);
                         failing.store(false, Relaxed);
-                        tracing::info!("NATS connected");
+                        *on = name.unwrap_or_default();
+                        tracing::info!(server = %on, "NATS connected");
                     }
                     Event::ServerError(e) => {
                         tracing::warn!(error = %e, "NATS server error");
@@ -80,7 +95,7 @@ pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Nats, BoxError> {
                     }
                     Event::Disconnected => {
                         up_tx.send_replace(false);
-                        tracing::warn!("NATS disconnected; reconnecting");
+                        tracing::warn!(server = %on, "NATS server lost; reconnecting to another");
                     }
                     Event::SlowConsumer(sid) => {
                         tracing::warn!(sid, "NATS slow consumer: messages dropped")
@@ -120,7 +135,14 @@ pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Nats, BoxError> {
         .connect(servers)
         .await
         .map_err(|e| format!("cannot connect to NATS at {urls}: {e}"))?;
-    Ok(Nats { client, up, keys })
+    let named = Arc::new(client.clone());
+    let _ = client_cell.set(Arc::downgrade(&named));
+    Ok(Nats {
+        client,
+        up,
+        keys,
+        _named: named,
+    })
 }
 
 /// How often the client pings its server: a server that misses two answers is given up.
