@@ -1,10 +1,20 @@
 //! Three nats-servers routed together on loopback, with JetStream, for the cluster suite
-//! (`tests/tests/cluster.rs`): the settings terraform renders (modules/nats_cluster), less TLS
+//! (`tests/tests/cluster.rs`), and the calls and checks it makes through the edges: the settings terraform renders (modules/nats_cluster), less TLS
 //! and users. Every node is killed on drop, whatever the test's outcome.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+use proto::rpc;
+use serde_json::{Value, json};
+
+use crate::sse::Sse;
+use crate::{Client, Response};
+
+const LIST: &str = rpc::payment::LIST_TRANSACTIONS.path;
+const REPLAY: &str = rpc::events::REPLAY.path;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -158,5 +168,168 @@ impl Cluster {
     /// The node named `name` (n0, n1, n2).
     pub fn node(&mut self, name: &str) -> &mut Node {
         self.nodes.iter_mut().find(|n| n.name == name).unwrap()
+    }
+}
+
+/// POSTs JSON with a bearer token and, if given, an Idempotency-Key.
+pub async fn call(c: &Client, path: &str, token: &str, key: Option<&str>, body: Value) -> Response {
+    let auth = format!("Bearer {token}");
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("authorization", auth.as_str()),
+    ];
+    if let Some(k) = key {
+        headers.push(("idempotency-key", k));
+    }
+    c.request(
+        Method::POST,
+        path,
+        &headers,
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await
+}
+
+/// A refused write must say when to come back.
+pub fn refused(r: &Response) -> bool {
+    match r.status {
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => {
+            if r.status == StatusCode::SERVICE_UNAVAILABLE {
+                assert!(
+                    r.headers.contains_key("retry-after"),
+                    "503 without Retry-After: {:?}",
+                    r.body
+                );
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+/// When writes of one kind were refused: the longest run of refusals, start to end.
+#[derive(Default)]
+pub struct Outage {
+    /// When the current run of refusals began.
+    first_refusal: Option<Instant>,
+    /// The longest run of refusals.
+    pub longest: Duration,
+    /// How many were refused.
+    pub refusals: usize,
+    /// The slowest answer of all (a write may wait out an election rather than be refused).
+    pub slowest: Duration,
+}
+
+impl Outage {
+    /// Records how long an answer took.
+    pub fn took(&mut self, since: Instant) {
+        self.slowest = self.slowest.max(since.elapsed());
+    }
+    /// Records a refusal.
+    pub fn refused(&mut self) {
+        self.refusals += 1;
+        let now = Instant::now();
+        let first = *self.first_refusal.get_or_insert(now);
+        self.longest = self.longest.max(now - first);
+    }
+    /// Records a success: a run of refusals ends.
+    pub fn served(&mut self) {
+        self.first_refusal = None;
+    }
+}
+
+/// Reads a subscription until it has every event in `want` (sequence order), resuming with
+/// Last-Event-ID whenever it breaks; returns the sequences it delivered.
+pub async fn follow_until(
+    c: &Client,
+    token: &str,
+    topic: &str,
+    last_id: &mut String,
+    want: u64,
+    got: &mut Vec<u64>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while got.last().is_none_or(|l| *l < want) {
+        assert!(
+            Instant::now() < deadline,
+            "the subscription stopped at {:?}",
+            got.last()
+        );
+        let path = format!("/v1/events?topics={topic}");
+        let mut s = Sse::get(
+            c,
+            &path,
+            Some(token),
+            &[("last-event-id", last_id.as_str())],
+        )
+        .await;
+        if s.status != StatusCode::OK {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        while let Some(e) = s.next_within(Duration::from_secs(5)).await {
+            if e.comment {
+                continue;
+            }
+            if e.event.as_deref() == Some("error") {
+                break;
+            }
+            if e.event.is_some() {
+                continue; // the subscribed marker
+            }
+            let seq: u64 = e.json()["sequence"].as_str().unwrap().parse().unwrap();
+            got.push(seq);
+            *last_id = e.id.clone().unwrap();
+            if seq >= want {
+                return;
+            }
+        }
+    }
+}
+
+/// The ids of a player's purchases in their ledger.
+pub async fn purchases(c: &Client, token: &str) -> Vec<String> {
+    let mut ledger = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let r = call(
+            c,
+            LIST,
+            token,
+            None,
+            json!({"limit": 100, "cursor": cursor}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let v = r.json();
+        for tx in v["transactions"].as_array().cloned().unwrap_or_default() {
+            if tx["kind"] == "TRANSACTION_KIND_PURCHASE" {
+                ledger.push(tx["id"].as_str().unwrap().to_owned());
+            }
+        }
+        cursor = v["nextCursor"].as_str().unwrap_or_default().to_owned();
+        if cursor.is_empty() {
+            return ledger;
+        }
+    }
+}
+
+/// A topic's retained events: (sequence, payload n).
+pub async fn replay(c: &Client, token: &str, topic: &str) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut after = 0u64;
+    loop {
+        let body = json!({"topic": topic, "afterSequence": after.to_string(), "limit": 500});
+        let r = call(c, REPLAY, token, None, body).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let events = r.json()["events"].as_array().cloned().unwrap_or_default();
+        if events.is_empty() {
+            return out;
+        }
+        for e in events {
+            let seq: u64 = e["sequence"].as_str().unwrap().parse().unwrap();
+            out.push((seq, e["payload"]["n"].as_f64().unwrap() as u64));
+            after = seq;
+        }
     }
 }

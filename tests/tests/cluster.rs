@@ -24,81 +24,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use edge_e2e::cluster::Cluster;
+use edge_e2e::cluster::{Cluster, Outage, call, follow_until, purchases, refused, replay};
 use edge_e2e::sse::Sse;
-use edge_e2e::{Client, Edge, Response, scenarios};
-use http::{Method, StatusCode};
+use edge_e2e::{Client, Edge, scenarios};
+use http::StatusCode;
 use proto::rpc;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::Mutex;
 
 const PUT: &str = rpc::state::PUT.path;
 const GET: &str = rpc::state::GET.path;
 const CREDIT: &str = rpc::payment::CREDIT.path;
 const PURCHASE: &str = rpc::payment::PURCHASE.path;
-const LIST: &str = rpc::payment::LIST_TRANSACTIONS.path;
 const PUBLISH: &str = rpc::events::PUBLISH.path;
-const REPLAY: &str = rpc::events::REPLAY.path;
-
-async fn call(c: &Client, path: &str, token: &str, key: Option<&str>, body: Value) -> Response {
-    let auth = format!("Bearer {token}");
-    let mut headers = vec![
-        ("content-type", "application/json"),
-        ("authorization", auth.as_str()),
-    ];
-    if let Some(k) = key {
-        headers.push(("idempotency-key", k));
-    }
-    c.request(
-        Method::POST,
-        path,
-        &headers,
-        serde_json::to_vec(&body).unwrap(),
-    )
-    .await
-}
-
-/// A refused write must say when to come back.
-fn refused(r: &Response) -> bool {
-    match r.status {
-        StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => {
-            if r.status == StatusCode::SERVICE_UNAVAILABLE {
-                assert!(
-                    r.headers.contains_key("retry-after"),
-                    "503 without Retry-After: {:?}",
-                    r.body
-                );
-            }
-            true
-        }
-        _ => false,
-    }
-}
-
-/// When writes of one kind were refused: the longest run of refusals, start to end.
-#[derive(Default)]
-struct Outage {
-    first_refusal: Option<Instant>,
-    longest: Duration,
-    refusals: usize,
-    /// The slowest answer of all (a write may wait out an election rather than be refused).
-    slowest: Duration,
-}
-
-impl Outage {
-    fn took(&mut self, since: Instant) {
-        self.slowest = self.slowest.max(since.elapsed());
-    }
-    fn refused(&mut self) {
-        self.refusals += 1;
-        let now = Instant::now();
-        let first = *self.first_refusal.get_or_insert(now);
-        self.longest = self.longest.max(now - first);
-    }
-    fn served(&mut self) {
-        self.first_refusal = None;
-    }
-}
 
 #[derive(Default)]
 struct Tally {
@@ -306,55 +244,6 @@ fn traffic(
         }));
     }
     tasks
-}
-
-/// Reads a subscription until it has every event in `want` (sequence order), resuming with
-/// Last-Event-ID whenever it breaks; returns the sequences it delivered.
-async fn follow_until(
-    c: &Client,
-    token: &str,
-    topic: &str,
-    last_id: &mut String,
-    want: u64,
-    got: &mut Vec<u64>,
-) {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while got.last().is_none_or(|l| *l < want) {
-        assert!(
-            Instant::now() < deadline,
-            "the subscription stopped at {:?}",
-            got.last()
-        );
-        let path = format!("/v1/events?topics={topic}");
-        let mut s = Sse::get(
-            c,
-            &path,
-            Some(token),
-            &[("last-event-id", last_id.as_str())],
-        )
-        .await;
-        if s.status != StatusCode::OK {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            continue;
-        }
-        while let Some(e) = s.next_within(Duration::from_secs(5)).await {
-            if e.comment {
-                continue;
-            }
-            if e.event.as_deref() == Some("error") {
-                break;
-            }
-            if e.event.is_some() {
-                continue; // the subscribed marker
-            }
-            let seq: u64 = e.json()["sequence"].as_str().unwrap().parse().unwrap();
-            got.push(seq);
-            *last_id = e.id.clone().unwrap();
-            if seq >= want {
-                return;
-            }
-        }
-    }
 }
 
 async fn run(fault: &str) {
@@ -643,53 +532,6 @@ async fn run(fault: &str) {
     );
     assert!(t.put_outage.longest < Duration::from_secs(30));
     assert!(!t.puts.is_empty() && !t.bought.is_empty() && !t.events.is_empty());
-}
-
-/// The ids of a player's purchases in their ledger.
-async fn purchases(c: &Client, token: &str) -> Vec<String> {
-    let mut ledger = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let r = call(
-            c,
-            LIST,
-            token,
-            None,
-            json!({"limit": 100, "cursor": cursor}),
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-        let v = r.json();
-        for tx in v["transactions"].as_array().cloned().unwrap_or_default() {
-            if tx["kind"] == "TRANSACTION_KIND_PURCHASE" {
-                ledger.push(tx["id"].as_str().unwrap().to_owned());
-            }
-        }
-        cursor = v["nextCursor"].as_str().unwrap_or_default().to_owned();
-        if cursor.is_empty() {
-            return ledger;
-        }
-    }
-}
-
-/// A topic's retained events: (sequence, payload n).
-async fn replay(c: &Client, token: &str, topic: &str) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    let mut after = 0u64;
-    loop {
-        let body = json!({"topic": topic, "afterSequence": after.to_string(), "limit": 500});
-        let r = call(c, REPLAY, token, None, body).await;
-        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-        let events = r.json()["events"].as_array().cloned().unwrap_or_default();
-        if events.is_empty() {
-            return out;
-        }
-        for e in events {
-            let seq: u64 = e["sequence"].as_str().unwrap().parse().unwrap();
-            out.push((seq, e["payload"]["n"].as_f64().unwrap() as u64));
-            after = seq;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
