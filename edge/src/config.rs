@@ -312,6 +312,9 @@ impl Config {
                 "store.backend = jetstream needs a NATS URL (--nats / EDGE_NATS_URL)".into(),
             );
         }
+        if let Some(urls) = &self.nats.url {
+            urls.servers().map_err(ConfigError::Invalid)?;
+        }
         let bucket_ok = |b: &str| {
             !b.is_empty()
                 && b.chars()

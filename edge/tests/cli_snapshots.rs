@@ -205,6 +205,7 @@ fn config_check_lays_flags_over_variables_over_the_file() {
         "--idempotency-retention=2h",
         "--store=jetstream",
         "--store-bucket=b1",
+        "--store-replicas=3",
         "--subject=llm=svc.ai.llm.v1",
     ];
     let serve = edge::cli::Cli::command();

@@ -200,9 +200,10 @@ settings! {
         /// Log every request (true/false); 5xx answers are always logged.
         #[arg(long, env = "EDGE_ACCESS_LOG")]
         pub access_log: bool => set(log.access);
-        /// NATS server URL(s), comma-separated.
+        /// NATS server URL(s), comma-separated: every node of a cluster, e.g.
+        /// `nats://a:4222,nats://b:4222,nats://c:4222`.
         #[arg(long, env = "EDGE_NATS_URL")]
-        pub nats: String => some(nats.url);
+        pub nats: String => some(nats.url, |v: String| crate::nats::NatsUrls::parse(&v));
         /// How long a NATS request waits for a reply.
         #[arg(long, env = "EDGE_NATS_REQUEST_TIMEOUT", value_parser = duration)]
         pub nats_request_timeout: Duration => set(nats.request_timeout);
@@ -293,6 +294,10 @@ settings! {
         /// JetStream key-value bucket for the jetstream store.
         #[arg(long, env = "EDGE_STORE_BUCKET")]
         pub store_bucket: String => set(store.bucket);
+        /// JetStream replicas of the bucket and the event stream when this process creates them:
+        /// 3 on a three-node cluster.
+        #[arg(long, env = "EDGE_STORE_REPLICAS")]
+        pub store_replicas: usize => set(store.replicas);
         /// Subject prefix overrides, e.g. `llm=svc.ai.llm.v1` (comma-separated).
         #[arg(long = "subject", env = "EDGE_SUBJECTS", value_delimiter = ',')]
         pub subjects: Vec<String> => with(add_subjects);

@@ -32,34 +32,60 @@ pub struct Nats {
     pub up: tokio::sync::watch::Receiver<bool>,
     /// The keys that sign this process's requests, when configured.
     pub keys: Option<Arc<signing::SigningKeys>>,
+    /// What lets the connection's events name its server while this handle lives.
+    _named: Arc<async_nats::Client>,
 }
 
 /// Connects in the background: the call returns at once and the client keeps (re)connecting by
 /// itself, so an edge starts, and stays up, while NATS is down. Calls meanwhile fail fast (503).
 pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Nats, BoxError> {
-    let url = cfg
+    let urls = cfg
         .url
-        .as_deref()
+        .as_ref()
         .ok_or("no NATS URL configured (--nats / EDGE_NATS_URL)")?;
+    let servers = urls.servers()?;
     let keys = signing::SigningKeys::parse(&cfg.signing_keys)?;
     let (up_tx, up) = tokio::sync::watch::channel(false);
     let up_tx = Arc::new(up_tx);
     // While the server is away each reconnect attempt fails the same way: said once, at warn.
     let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Which node of a cluster the client is on, for the logs: the one lost, the one taken.
+    // Held weakly by the client's own callback: a strong handle there would keep the connection
+    // open after every user of it is gone.
+    let client_cell: Arc<std::sync::OnceLock<std::sync::Weak<async_nats::Client>>> = Arc::default();
+    let server = Arc::new(std::sync::Mutex::new(String::new()));
+    let (cell, on) = (Arc::clone(&client_cell), Arc::clone(&server));
     let mut opts = ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(5))
+        // Short: a frozen server's kernel still accepts the connection, and then says nothing.
+        .connection_timeout(Duration::from_secs(2))
+        // A frozen server (SIGSTOP, a stalled VM) keeps its socket open: without pings the client
+        // would wait on it for minutes. Pings unanswered for three intervals (4.5 s), and it moves
+        // on to a survivor (tried in random order, the ones that failed least first).
+        .ping_interval(PING_INTERVAL)
+        // Spread out, so a fleet of edges and workers does not reconnect in lockstep.
+        .reconnect_delay_callback(reconnect_delay)
         .event_callback(move |event| {
             let up_tx = Arc::clone(&up_tx);
             let failing = Arc::clone(&failing);
+            let (cell, on) = (Arc::clone(&cell), Arc::clone(&on));
             async move {
+                let name = cell
+                    .get()
+                    .and_then(std::sync::Weak::upgrade)
+                    .map(|c| c.server_info().server_name);
+                let mut on = on.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 use std::sync::atomic::Ordering::Relaxed;
                 match event {
                     Event::Connected => {
                         up_tx.send_replace(true);
                         failing.store(false, Relaxed);
-                        tracing::info!("NATS connected");
+                        *on = name.unwrap_or_default();
+                        tracing::info!(server = %on, "NATS connected");
+                    }
+                    Event::ServerError(e) => {
+                        tracing::warn!(error = %e, "NATS server error");
                     }
                     Event::ClientError(e) if failing.swap(true, Relaxed) => {
                         tracing::debug!(error = %e, "NATS still unreachable");
@@ -69,7 +95,7 @@ pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Nats, BoxError> {
                     }
                     Event::Disconnected => {
                         up_tx.send_replace(false);
-                        tracing::warn!("NATS disconnected; reconnecting");
+                        tracing::warn!(server = %on, "NATS server lost; reconnecting to another");
                     }
                     Event::SlowConsumer(sid) => {
                         tracing::warn!(sid, "NATS slow consumer: messages dropped")
@@ -106,10 +132,103 @@ pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Nats, BoxError> {
             .map_err(|e| format!("cannot read NATS credentials {}: {e}", creds.display()))?;
     }
     let client = opts
-        .connect(url)
+        .connect(servers)
         .await
-        .map_err(|e| format!("cannot connect to NATS at {url}: {e}"))?;
-    Ok(Nats { client, up, keys })
+        .map_err(|e| format!("cannot connect to NATS at {urls}: {e}"))?;
+    let named = Arc::new(client.clone());
+    let _ = client_cell.set(Arc::downgrade(&named));
+    Ok(Nats {
+        client,
+        up,
+        keys,
+        _named: named,
+    })
+}
+
+/// How often the client pings its server: a server that misses two answers is given up.
+const PING_INTERVAL: Duration = Duration::from_millis(1500);
+
+/// The pause before reconnect attempt `attempts`: none for the first (another server of the
+/// cluster is likely up), then doubling up to 4 s, each with up to half of it again at random.
+pub fn reconnect_delay(attempts: usize) -> Duration {
+    let base = match attempts {
+        0 | 1 => return Duration::ZERO,
+        n => Duration::from_millis(
+            50u64.saturating_mul(1u64 << u32::try_from(n - 2).unwrap_or(31).min(10)),
+        )
+        .min(Duration::from_secs(4)),
+    };
+    let jitter = rand::random::<f64>() * 0.5;
+    base + base.mul_f64(jitter)
+}
+
+/// The NATS servers: one URL, or the URLs of a cluster's nodes (any of which may be down at
+/// start). In a flag or variable, comma-separated; in TOML, a string (which may also be
+/// comma-separated) or an array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsUrls(Vec<String>);
+
+impl NatsUrls {
+    /// Parses a comma-separated list; empty items are dropped.
+    pub fn parse(text: &str) -> Self {
+        NatsUrls(
+            text.split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
+    /// The URLs as given.
+    pub fn list(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The URLs as server addresses, or an error naming the one that is not a URL.
+    pub fn servers(&self) -> Result<Vec<async_nats::ServerAddr>, String> {
+        if self.0.is_empty() {
+            return Err("the NATS URL list is empty".into());
+        }
+        self.0
+            .iter()
+            .map(|u| {
+                u.parse::<async_nats::ServerAddr>()
+                    .map_err(|e| format!("NATS URL {u:?} is not valid: {e}"))
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Display for NatsUrls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join(","))
+    }
+}
+
+impl Serialize for NatsUrls {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // One URL stays a string, as it was before clusters.
+        match self.0.as_slice() {
+            [one] => s.serialize_str(one),
+            all => all.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NatsUrls {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match Form::deserialize(d)? {
+            Form::One(text) => NatsUrls::parse(&text),
+            Form::Many(list) => NatsUrls::parse(&list.join(",")),
+        })
+    }
 }
 
 /// Where a NATS user's replies arrive: `_INBOX.<user>`.
@@ -158,8 +277,10 @@ pub fn connected(client: &async_nats::Client) -> bool {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct NatsConfig {
-    /// Server URL(s), comma-separated, e.g. `nats://10.0.0.5:4222`. None: no NATS.
-    pub url: Option<String>,
+    /// Server URL(s): every node of a cluster, so a start does not depend on one of them, e.g.
+    /// `["nats://10.0.0.5:4222", "nats://10.0.1.5:4222"]` (or a comma-separated string). None:
+    /// no NATS.
+    pub url: Option<NatsUrls>,
     /// How long a request waits for a worker's reply; below `http.request_timeout` so the edge
     /// answers 504 itself rather than the client timing out.
     #[serde(with = "humantime_serde")]
@@ -233,5 +354,62 @@ impl RoutesConfig {
     /// The NATS subject of a method.
     pub fn subject(&self, method: &proto::MethodDesc) -> String {
         format!("{}.{}", self.prefix(method.service_desc()), method.snake)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_cluster_is_a_list_of_urls_in_a_flag_a_string_or_an_array() {
+        let flag = NatsUrls::parse("nats://a:4222, nats://b:4222,,nats://c:4222");
+        assert_eq!(
+            flag.list(),
+            ["nats://a:4222", "nats://b:4222", "nats://c:4222"]
+        );
+        assert_eq!(flag.servers().unwrap().len(), 3);
+        let toml_array: NatsConfig =
+            toml::from_str("url = [\"nats://a:4222\", \"nats://b:4222\", \"nats://c:4222\"]")
+                .unwrap();
+        assert_eq!(toml_array.url.as_ref(), Some(&flag));
+        let toml_string: NatsConfig =
+            toml::from_str("url = \"nats://a:4222,nats://b:4222,nats://c:4222\"").unwrap();
+        assert_eq!(toml_string.url.as_ref(), Some(&flag));
+        // One URL still works and still prints as one string.
+        let one: NatsConfig = toml::from_str("url = \"nats://127.0.0.1:4222\"").unwrap();
+        assert_eq!(one.url.as_ref().unwrap().servers().unwrap().len(), 1);
+        assert!(
+            toml::to_string(&one)
+                .unwrap()
+                .contains("url = \"nats://127.0.0.1:4222\"")
+        );
+        let many = toml::to_string(&toml_array).unwrap();
+        assert_eq!(
+            toml::from_str::<NatsConfig>(&many).unwrap().url,
+            toml_array.url
+        );
+        // A bad entry is named; an empty list is refused.
+        let err = NatsUrls::parse("nats://a:4222,nats://b:x")
+            .servers()
+            .unwrap_err();
+        assert!(err.contains("nats://b:x"), "{err}");
+        assert!(NatsUrls::parse(" , ").servers().is_err());
+    }
+
+    #[test]
+    fn reconnects_start_at_once_then_back_off_with_jitter_up_to_six_seconds() {
+        assert_eq!(reconnect_delay(0), Duration::ZERO);
+        assert_eq!(reconnect_delay(1), Duration::ZERO);
+        let second = reconnect_delay(2);
+        assert!(second >= Duration::from_millis(50) && second <= Duration::from_millis(75));
+        let late: Vec<Duration> = (0..50).map(|_| reconnect_delay(40)).collect();
+        assert!(
+            late.iter()
+                .all(|d| *d >= Duration::from_secs(4) && *d <= Duration::from_secs(6))
+        );
+        // Jittered: a fleet does not retry in lockstep.
+        assert!(late.iter().any(|d| *d != late[0]));
     }
 }

@@ -66,7 +66,10 @@ pub struct Local(pub LocalService);
 
 impl Endpoint for Local {
     fn call(&self, call: Call) -> BoxFuture<Result<Reply, Status>> {
-        self.0.call(call.ctx, call.method, call.codec, call.body)
+        // The store and event log retry within the call's deadline (a lost NATS node).
+        let deadline = call.ctx.deadline;
+        let fut = self.0.call(call.ctx, call.method, call.codec, call.body);
+        Box::pin(handlers::kit::retry::within(deadline, fut))
     }
     fn kind(&self) -> &'static str {
         "local"

@@ -18,6 +18,7 @@ pub mod hours;
 pub mod keyed_permits;
 pub mod late_bound;
 pub mod leaky_bucket;
+pub mod retry;
 pub mod sealed;
 pub mod status;
 pub mod store;

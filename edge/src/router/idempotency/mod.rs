@@ -209,7 +209,12 @@ where
         // The clone is ready: the router's poll_ready is always ready (see router.rs).
         let inner = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, inner);
-        Box::pin(run.call(inner, call))
+        // Its records' reads and writes retry within the call's deadline, as the handler's do.
+        let deadline = call.ctx.deadline;
+        Box::pin(handlers::kit::retry::within(
+            deadline,
+            run.call(inner, call),
+        ))
     }
 }
 

@@ -8,6 +8,14 @@
 //! sequence, which is above any number the topic used before (a topic's number never exceeds the
 //! stream sequence of its message), so numbers never go back.
 //!
+//! An append survives a lost node as a store write does (`kit::store::jetstream::write`): it
+//! publishes under a `Nats-Msg-Id` fixed for the append and its expected position, awaits the
+//! answer up to the request's deadline and never sends the event again while a copy may be in
+//! flight (nats-server 2.9 would store both); it publishes again only when no server took it or
+//! the topic moved on, and first reads whether the topic's last event is its own. An answer that
+//! never came is 503, after a read-back that finds the event if it was stored. Reads go to any
+//! replica (direct gets), so they go on while a leader is elected.
+//!
 //! Each process follows the whole stream once (one ordered consumer, from the stream's end when
 //! the log opened) and hands events to its followers through the [`Hub`]; followers catch up with
 //! direct gets, found by a binary search over stream sequences.
@@ -22,10 +30,13 @@ use futures_util::StreamExt as _;
 use prost::Message as _;
 use proto::BoxStream;
 use proto::aicore::events::v1::Event;
+use std::future::IntoFuture as _;
 
 use super::hub::{Hub, Source, follow};
 use super::{EventLog, Retention};
+use crate::kit::retry::{DEFAULT_BUDGET, Retry};
 use crate::kit::status::Status;
+use crate::kit::store::jetstream::{PUBLISH_WAIT, READ_TRY, TRY_TIMEOUT, ensure_stream};
 
 const ATTEMPTS: usize = 32;
 
@@ -33,6 +44,7 @@ const ATTEMPTS: usize = 32;
 #[derive(Clone)]
 pub struct JetStreamLog {
     reader: Reader,
+    /// For appends: their answers are awaited up to the deadline.
     js: jetstream::Context,
     hub: Arc<Hub>,
     _tail: Arc<Tail>,
@@ -86,9 +98,15 @@ impl JetStreamLog {
         replicas: usize,
         retention: &Retention,
     ) -> Result<Self, String> {
-        let js = jetstream::new(client);
-        let stream = js
-            .get_or_create_stream(stream::Config {
+        let publisher = jetstream::ContextBuilder::new()
+            .timeout(PUBLISH_WAIT)
+            .build(client.clone());
+        let js = jetstream::ContextBuilder::new()
+            .timeout(TRY_TIMEOUT)
+            .build(client);
+        let stream = ensure_stream(
+            &js,
+            stream::Config {
                 name: name.to_owned(),
                 description: Some("Edge event bus: one subject per topic".into()),
                 subjects: vec![format!("{prefix}.>")],
@@ -96,16 +114,19 @@ impl JetStreamLog {
                 max_age: retention.max_age,
                 discard: stream::DiscardPolicy::Old,
                 allow_direct: true,
+                // The window in which a retried append is recognised by its message id.
+                duplicate_window: Duration::from_secs(120),
                 storage: stream::StorageType::File,
                 num_replicas: replicas.max(1),
                 ..Default::default()
-            })
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot open the JetStream event stream {name:?} (is JetStream enabled on the NATS server, e.g. `nats-server -js`?): {e}"
-                )
-            })?;
+            },
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot open the JetStream event stream {name:?} (is JetStream enabled on the NATS server, e.g. `nats-server -js`?): {e}"
+            )
+        })?;
         let reader = Reader {
             stream,
             prefix: prefix.to_owned(),
@@ -125,7 +146,7 @@ impl JetStreamLog {
         ));
         Ok(JetStreamLog {
             reader,
-            js,
+            js: publisher,
             hub,
             _tail: Arc::new(Tail(tail)),
         })
@@ -186,24 +207,63 @@ impl Reader {
 
     /// The topic's last message: its stream sequence and the event.
     async fn last(&self, topic: &str) -> Result<Option<(u64, Event)>, Status> {
-        match self
-            .stream
-            .get_last_raw_message_by_subject(&self.subject(topic))
-            .await
-        {
-            Ok(m) => Ok(Some((m.sequence, decode(&m.payload)?))),
-            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
-            Err(e) => Err(unavailable("reading a topic's last event", e)),
+        Ok(self
+            .last_with_id(topic, &mut Retry::new(DEFAULT_BUDGET))
+            .await?
+            .map(|(at, e, _)| (at, e)))
+    }
+
+    /// The topic's last message from any replica, with its message id; retried within `retry`.
+    async fn last_with_id(
+        &self,
+        topic: &str,
+        retry: &mut Retry,
+    ) -> Result<Option<(u64, Event, Option<String>)>, Status> {
+        loop {
+            let read = self.stream.direct_get_last_for_subject(self.subject(topic));
+            // A read routed to a frozen replica is asked again rather than waited for.
+            let read = tokio::time::timeout(READ_TRY, read)
+                .await
+                .unwrap_or_else(|_| Err(stream::DirectGetErrorKind::TimedOut.into()));
+            match read {
+                Ok(m) => {
+                    let id = m.headers.get("Nats-Msg-Id").map(|v| v.as_str().to_owned());
+                    return Ok(Some((m.sequence, decode(&m.payload)?, id)));
+                }
+                Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => return Ok(None),
+                Err(e) if !retry.wait().await => {
+                    return Err(unavailable("reading a topic's last event", e));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// The event stored at stream sequence `at` (a repeated append's first try).
+    async fn at(&self, at: u64, retry: &mut Retry) -> Result<Event, Status> {
+        loop {
+            let read = tokio::time::timeout(READ_TRY, self.stream.direct_get(at))
+                .await
+                .unwrap_or_else(|_| Err(stream::DirectGetErrorKind::TimedOut.into()));
+            match read {
+                Ok(m) => return decode(&m.payload),
+                Err(e) if !retry.wait().await => return Err(unavailable("reading an event", e)),
+                Err(_) => {}
+            }
         }
     }
 
     async fn stream_last_sequence(&self) -> Result<u64, Status> {
-        let info = self
-            .stream
-            .get_info()
-            .await
-            .map_err(|e| unavailable("reading the stream's state", e))?;
-        Ok(info.state.last_sequence)
+        let mut retry = Retry::new(DEFAULT_BUDGET);
+        loop {
+            match self.stream.get_info().await {
+                Ok(info) => return Ok(info.state.last_sequence),
+                Err(e) if !retry.wait().await => {
+                    return Err(unavailable("reading the stream's state", e));
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     /// The topic's first message at or after stream sequence `from`.
@@ -262,40 +322,83 @@ impl Source for Reader {
 impl EventLog for JetStreamLog {
     async fn append(&self, mut event: Event) -> Result<u64, Status> {
         let subject = self.reader.subject(&event.topic);
-        for attempt in 0..ATTEMPTS {
-            let (expected, seq) = match self.reader.last(&event.topic).await? {
-                Some((stream_seq, last)) => (stream_seq, last.sequence + 1),
-                // Read after finding the topic empty: every number it used is at or below it.
-                None => (0, self.reader.stream_last_sequence().await? + 1),
+        // This append's name: each try expecting a given position publishes as `<base>.<pos>`.
+        let base = uuid::Uuid::new_v4().simple().to_string();
+        let mut retry = Retry::new(DEFAULT_BUDGET);
+        let mut races = 0;
+        // The position to try again when no server took the last try.
+        let mut pending: Option<(u64, u64)> = None;
+        loop {
+            let (expected, seq) = match pending.take() {
+                Some(p) => p,
+                None => match self.reader.last_with_id(&event.topic, &mut retry).await? {
+                    // A try of this append committed unseen: that is its position.
+                    Some((_, last, Some(id))) if id.starts_with(&base) => return Ok(last.sequence),
+                    Some((stream_seq, last, _)) => (stream_seq, last.sequence + 1),
+                    // Read after finding the topic empty: every number it used is at or below it.
+                    None => (0, self.reader.stream_last_sequence().await? + 1),
+                },
             };
             event.sequence = seq;
             let publish = jetstream::message::PublishMessage::build()
                 .payload(Bytes::from(event.encode_to_vec()))
+                .message_id(format!("{base}.{expected}"))
                 .expected_last_subject_sequence(expected);
+            let wait = retry.left().max(Duration::from_millis(200));
             let ack = match self.js.send_publish(subject.clone(), publish).await {
-                Ok(ack) => ack.await,
+                Ok(ack) => tokio::time::timeout(wait, ack.into_future())
+                    .await
+                    .unwrap_or_else(|_| Err(PublishErrorKind::TimedOut.into())),
                 Err(e) => Err(e),
             };
             match ack {
-                Ok(_) => return Ok(seq),
+                Ok(ack) if !ack.duplicate => return Ok(seq),
+                // A repeat of a copy that committed: its event holds the number it took.
+                Ok(ack) if ack.sequence > 0 => {
+                    return Ok(self.reader.at(ack.sequence, &mut retry).await?.sequence);
+                }
                 Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
                     // Another publisher took this number: read the topic again, after a short,
                     // growing pause so racing replicas spread out.
-                    let pause = 1 + u64::try_from(attempt).unwrap_or(0) * 2;
+                    races += 1;
+                    if races >= ATTEMPTS {
+                        return Err(Status::unavailable(
+                            "the topic is too busy to publish to now; retry",
+                            Duration::from_secs(1),
+                        ));
+                    }
+                    let pause = 1 + u64::try_from(races).unwrap_or(0) * 2;
                     tokio::time::sleep(Duration::from_millis(pause)).await;
+                    continue;
                 }
                 Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
                     return Err(Status::payload_too_large(
                         "the event is larger than the NATS server accepts",
                     ));
                 }
-                Err(e) => return Err(unavailable("publishing", e)),
+                // No server took it (no leader yet): nothing is in flight, so it may go again.
+                Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
+                    pending = Some((expected, seq));
+                    if !retry.wait().await {
+                        return Err(unavailable("publishing", e));
+                    }
+                }
+                // No answer (or a repeat still in flight): it may yet be stored, so it is never
+                // sent again; if it is the topic's last event now, it was.
+                other => {
+                    let why = other
+                        .err()
+                        .map_or_else(|| "still in flight".to_owned(), |e| e.to_string());
+                    return match self.reader.last_with_id(&event.topic, &mut retry).await? {
+                        Some((_, last, Some(id))) if id.starts_with(&base) => Ok(last.sequence),
+                        _ => Err(unavailable(
+                            "publishing",
+                            format!("{why}; it may still be stored"),
+                        )),
+                    };
+                }
             }
         }
-        Err(Status::unavailable(
-            "the topic is too busy to publish to now; retry",
-            Duration::from_secs(1),
-        ))
     }
 
     async fn head(&self, topic: &str) -> Result<u64, Status> {

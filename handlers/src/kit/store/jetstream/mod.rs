@@ -11,12 +11,30 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 
 use super::{PRUNE_BATCH, Page, Store, StoreError, Versioned, validate_key, validate_prefix};
+use crate::kit::retry::{DEFAULT_BUDGET, Retry};
+
+mod open;
+mod write;
+
+pub(crate) use open::ensure_stream;
+use write::Op;
+pub(crate) use write::READ_TRY;
+
+/// How long one try of a JetStream call waits: short, so that a call to a lost node is given up
+/// and retried while a new leader takes over (see [`crate::kit::retry`]).
+pub(crate) const TRY_TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest wait for a write's answer (the request's deadline usually ends it sooner): a
+/// write is never sent again while its first try may still be on its way (see [`write`]).
+pub(crate) const PUBLISH_WAIT: Duration = Duration::from_secs(30);
 
 /// A store in one JetStream key-value bucket.
 #[derive(Clone)]
 pub struct JetStreamStore {
     kv: kv::Store,
     js: jetstream::Context,
+    /// The same connection for writes: their answers are awaited up to the deadline (see
+    /// [`write`]).
+    publisher: jetstream::Context,
     /// When (Unix ms) a call last found the bucket's stream gone (deleted under us); 0 while it
     /// is there. See [`JetStreamStore::bucket_present`].
     missing: Arc<AtomicU64>,
@@ -156,48 +174,61 @@ impl JetStreamStore {
     }
 
     /// Opens `bucket`, creating it (file storage, `replicas` copies, latest value only) if missing.
-    /// Fails clearly when the server has no JetStream.
+    /// Safe to race with other processes starting at once (see [`ensure_stream`]). Fails clearly
+    /// when the server has no JetStream.
     pub async fn open(
         client: async_nats::Client,
         bucket: &str,
         replicas: usize,
     ) -> Result<Self, StoreError> {
-        let js = jetstream::new(client);
-        let kv = match js.get_key_value(bucket).await {
-            Ok(kv) => kv,
-            Err(_) => {
-                // The key-value stream layout of the NATS KV spec, created directly: the client's
-                // create_key_value first reads account info, which it cannot parse from a 2.9 server.
-                js.get_or_create_stream(jetstream::stream::Config {
-                    name: format!("KV_{bucket}"),
-                    description: Some("Edge state (versions are revisions)".into()),
-                    subjects: vec![format!("$KV.{bucket}.>")],
-                    max_messages_per_subject: 1,
-                    discard: jetstream::stream::DiscardPolicy::New,
-                    allow_rollup: true,
-                    deny_delete: true,
-                    allow_direct: true,
-                    duplicate_window: Duration::from_secs(120),
-                    storage: jetstream::stream::StorageType::File,
-                    num_replicas: replicas.max(1),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| {
-                    StoreError::Unavailable(format!(
-                        "cannot create JetStream key-value bucket {bucket:?} (is JetStream enabled on the NATS server, e.g. `nats-server -js`?): {e}"
-                    ))
-                })?;
-                js.get_key_value(bucket).await.map_err(|e| {
-                    StoreError::Unavailable(format!(
+        let publisher = jetstream::ContextBuilder::new()
+            .timeout(PUBLISH_WAIT)
+            .build(client.clone());
+        let js = jetstream::ContextBuilder::new()
+            .timeout(TRY_TIMEOUT)
+            .build(client);
+        // The key-value stream layout of the NATS KV spec, created directly: the client's
+        // create_key_value first reads account info, which it cannot parse from a 2.9 server.
+        ensure_stream(
+            &js,
+            jetstream::stream::Config {
+                name: format!("KV_{bucket}"),
+                description: Some("Edge state (versions are revisions)".into()),
+                subjects: vec![format!("$KV.{bucket}.>")],
+                max_messages_per_subject: 1,
+                discard: jetstream::stream::DiscardPolicy::New,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
+                // The window in which a retried write is recognised by its message id.
+                duplicate_window: Duration::from_secs(120),
+                storage: jetstream::stream::StorageType::File,
+                num_replicas: replicas.max(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot create JetStream key-value bucket {bucket:?} (is JetStream enabled on the NATS server, e.g. `nats-server -js`?): {e}"
+            ))
+        })?;
+        let mut retry = Retry::until(None, open::START_BUDGET);
+        let kv = loop {
+            match js.get_key_value(bucket).await {
+                Ok(kv) => break kv,
+                Err(e) if !retry.wait().await => {
+                    return Err(StoreError::Unavailable(format!(
                         "cannot open JetStream key-value bucket {bucket:?}: {e}"
-                    ))
-                })?
+                    )));
+                }
+                Err(_) => {}
             }
         };
         Ok(JetStreamStore {
             kv,
             js,
+            publisher,
             missing: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -221,57 +252,21 @@ impl JetStreamStore {
         result
     }
 
-    /// The write itself (see `put`).
-    async fn put_now(
-        &self,
-        key: &str,
-        value: Bytes,
-        expected: Option<u64>,
-    ) -> Result<u64, StoreError> {
-        match expected {
-            None => self.kv.put(key, value).await.map_err(|e| self.failed(e)),
-            Some(0) => match self.kv.create(key, value).await {
-                Ok(v) => Ok(v),
-                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                    Err(StoreError::Conflict {
-                        current: self.revision(key).await?,
-                    })
-                }
-                Err(e) => Err(self.failed(e)),
-            },
-            Some(n) => match self.kv.update(key, value, n).await {
-                Ok(v) => Ok(v),
-                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                    Err(StoreError::Conflict {
-                        current: self.revision(key).await?,
-                    })
-                }
-                Err(e) => Err(self.failed(e)),
-            },
-        }
-    }
-
-    /// The delete itself (see `delete`).
+    /// The delete itself (see `delete`): a delete marker, written as [`write`] writes.
     async fn delete_now(&self, key: &str, expected: Option<u64>) -> Result<bool, StoreError> {
         let current = self.revision(key).await?;
         match (expected, current) {
             (Some(0), None) | (None, None) => Ok(false),
             (Some(0), Some(_)) => Err(StoreError::Conflict { current }),
             (Some(_), None) => Err(StoreError::Conflict { current: None }),
-            (Some(n), Some(_)) => match self.kv.delete_expect_revision(key, Some(n)).await {
-                Ok(()) => Ok(true),
-                Err(_) => match self.revision(key).await? {
-                    Some(c) if c != n => Err(StoreError::Conflict { current: Some(c) }),
-                    None => Err(StoreError::Conflict { current: None }),
-                    Some(_) => Err(StoreError::Unavailable("delete failed".into())),
-                },
-            },
-            (None, Some(_)) => self
-                .kv
-                .delete(key)
+            (Some(n), Some(_)) => self
+                .write(key, Bytes::new(), Some(n), Op::Delete)
                 .await
-                .map(|()| true)
-                .map_err(|e| self.failed(e)),
+                .map(|_| true),
+            (None, Some(_)) => self
+                .write(key, Bytes::new(), None, Op::Delete)
+                .await
+                .map(|_| true),
         }
     }
 
@@ -292,20 +287,93 @@ impl JetStreamStore {
     async fn revision(&self, key: &str) -> Result<Option<u64>, StoreError> {
         Ok(self.get(key).await?.map(|v| v.version))
     }
+
+    /// One listing (see `list`), not retried.
+    async fn list_once(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let limit = limit.max(1);
+        // The server filters by whole subject tokens; the rest of the prefix is checked here.
+        let whole = match prefix.rfind('.') {
+            Some(i) => &prefix[..=i],
+            None => "",
+        };
+        // A key-value bucket has no ordered range read: every listing scans the prefix's keys.
+        // A small one is read whole, values included, in one pass. A large one is scanned for
+        // its keys only (headers, no payloads), and just the page's values are then fetched, so
+        // paging through N keys moves N small messages per page, not N values.
+        let (count, mut messages) = self.scan(whole, false).await?;
+        let (mut found, headers_only) = if count <= (2 * limit) as u64 {
+            (
+                self.drain(count, &mut messages, prefix, after).await?,
+                false,
+            )
+        } else {
+            drop(messages);
+            let (pending, mut messages) = self.scan(whole, true).await?;
+            (
+                self.drain(pending, &mut messages, prefix, after).await?,
+                true,
+            )
+        };
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        let more = found.len() > limit;
+        found.truncate(limit);
+        let next_after = if more {
+            found.last().map(|(k, _)| k.clone())
+        } else {
+            None
+        };
+        let entries = if headers_only {
+            let fetched: Vec<Result<Option<(String, Versioned)>, StoreError>> =
+                futures_util::stream::iter(found.into_iter().map(|(key, _)| async move {
+                    match self
+                        .kv
+                        .entry(key.as_str())
+                        .await
+                        .map_err(|e| self.failed(e))?
+                    {
+                        Some(e) if e.operation == kv::Operation::Put => Ok(Some((
+                            key,
+                            Versioned {
+                                value: e.value,
+                                version: e.revision,
+                            },
+                        ))),
+                        _ => Ok(None), // deleted since the scan
+                    }
+                }))
+                .buffered(16)
+                .collect()
+                .await;
+            fetched
+                .into_iter()
+                .filter_map(Result::transpose)
+                .collect::<Result<_, _>>()?
+        } else {
+            found
+        };
+        Ok(Page {
+            entries,
+            next_after,
+        })
+    }
 }
 
 #[async_trait]
 impl Store for JetStreamStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         validate_key(key)?;
+        // From any replica (the bucket allows direct reads), retried while a node is lost.
+        let mut retry = Retry::new(DEFAULT_BUDGET);
         self.guarded(async {
-            match self.kv.entry(key).await.map_err(|e| self.failed(e))? {
-                Some(e) if e.operation == kv::Operation::Put => Ok(Some(Versioned {
-                    value: e.value,
-                    version: e.revision,
-                })),
-                _ => Ok(None),
-            }
+            Ok(self
+                .last(key, &mut retry)
+                .await?
+                .and_then(write::Last::versioned))
         })
         .await
     }
@@ -317,7 +385,8 @@ impl Store for JetStreamStore {
 
     async fn put(&self, key: &str, value: Bytes, expected: Option<u64>) -> Result<u64, StoreError> {
         validate_key(key)?;
-        self.guarded(self.put_now(key, value, expected)).await
+        self.guarded(self.write(key, value, expected, Op::Put))
+            .await
     }
 
     async fn delete(&self, key: &str, expected: Option<u64>) -> Result<bool, StoreError> {
@@ -422,71 +491,18 @@ impl Store for JetStreamStore {
         limit: usize,
     ) -> Result<Page, StoreError> {
         validate_prefix(prefix)?;
-        let limit = limit.max(1);
-        // The server filters by whole subject tokens; the rest of the prefix is checked here.
-        let whole = match prefix.rfind('.') {
-            Some(i) => &prefix[..=i],
-            None => "",
-        };
-        // A key-value bucket has no ordered range read: every listing scans the prefix's keys.
-        // A small one is read whole, values included, in one pass. A large one is scanned for
-        // its keys only (headers, no payloads), and just the page's values are then fetched, so
-        // paging through N keys moves N small messages per page, not N values.
-        let (count, mut messages) = self.scan(whole, false).await?;
-        let (mut found, headers_only) = if count <= (2 * limit) as u64 {
-            (
-                self.drain(count, &mut messages, prefix, after).await?,
-                false,
-            )
-        } else {
-            drop(messages);
-            let (pending, mut messages) = self.scan(whole, true).await?;
-            (
-                self.drain(pending, &mut messages, prefix, after).await?,
-                true,
-            )
-        };
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        let more = found.len() > limit;
-        found.truncate(limit);
-        let next_after = if more {
-            found.last().map(|(k, _)| k.clone())
-        } else {
-            None
-        };
-        let entries = if headers_only {
-            let fetched: Vec<Result<Option<(String, Versioned)>, StoreError>> =
-                futures_util::stream::iter(found.into_iter().map(|(key, _)| async move {
-                    match self
-                        .kv
-                        .entry(key.as_str())
-                        .await
-                        .map_err(|e| self.failed(e))?
-                    {
-                        Some(e) if e.operation == kv::Operation::Put => Ok(Some((
-                            key,
-                            Versioned {
-                                value: e.value,
-                                version: e.revision,
-                            },
-                        ))),
-                        _ => Ok(None), // deleted since the scan
-                    }
-                }))
-                .buffered(16)
-                .collect()
-                .await;
-            fetched
-                .into_iter()
-                .filter_map(Result::transpose)
-                .collect::<Result<_, _>>()?
-        } else {
-            found
-        };
-        Ok(Page {
-            entries,
-            next_after,
-        })
+        // A listing only reads: retried whole while a node is lost.
+        let mut retry = Retry::new(DEFAULT_BUDGET);
+        loop {
+            match self.list_once(prefix, after, limit).await {
+                Err(StoreError::Unavailable(e))
+                    if self.missing.load(Ordering::Acquire) == 0 && retry.wait().await =>
+                {
+                    tracing::debug!(error = %e, "listing failed; retrying");
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn check(&self) -> Result<(), StoreError> {
@@ -506,106 +522,4 @@ impl Store for JetStreamStore {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::kit::store::conformance;
-
-    /// A nats-server with JetStream on a free port, killed on drop.
-    pub struct TestNats {
-        child: std::process::Child,
-        pub url: String,
-        _dir: tempfile::TempDir,
-    }
-
-    impl TestNats {
-        pub fn start() -> TestNats {
-            Self::start_with(true)
-        }
-
-        /// With or without JetStream.
-        pub fn start_with(jetstream: bool) -> TestNats {
-            let dir = tempfile::tempdir().unwrap();
-            // The server picks its own port (-1) and writes it to a ports file once it listens:
-            // no race with parallel tests over a port found free a moment earlier.
-            let mut cmd = std::process::Command::new("nats-server");
-            cmd.args(["-a", "127.0.0.1", "-p", "-1"]);
-            if jetstream {
-                cmd.arg("-js").arg("-sd").arg(dir.path());
-            }
-            let child = cmd
-                .arg("--ports_file_dir")
-                .arg(dir.path())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("nats-server must be installed (scripts/test installs it)");
-            let ports = dir.path().join(format!("nats-server_{}.ports", child.id()));
-            let start = std::time::Instant::now();
-            let url = loop {
-                let found = std::fs::read(&ports)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                    .and_then(|v| v["nats"][0].as_str().map(str::to_owned));
-                if let Some(url) = found {
-                    break url;
-                }
-                assert!(
-                    start.elapsed() < Duration::from_secs(10),
-                    "nats-server did not start"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            };
-            TestNats {
-                child,
-                url,
-                _dir: dir,
-            }
-        }
-
-        pub async fn store(&self) -> JetStreamStore {
-            let client = async_nats::connect(&self.url).await.unwrap();
-            JetStreamStore::open(client, "test", 1).await.unwrap()
-        }
-    }
-
-    impl Drop for TestNats {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    #[tokio::test]
-    async fn versions_and_cas() {
-        let nats = TestNats::start();
-        conformance::versions_and_cas(&nats.store().await).await;
-    }
-
-    #[tokio::test]
-    async fn listing() {
-        let nats = TestNats::start();
-        conformance::listing(&nats.store().await).await;
-    }
-
-    #[tokio::test]
-    async fn prune() {
-        let nats = TestNats::start();
-        conformance::prune(&nats.store().await).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_cas() {
-        let nats = TestNats::start();
-        conformance::concurrent_cas(Arc::new(nats.store().await)).await;
-    }
-
-    #[tokio::test]
-    async fn missing_jetstream_is_a_clear_error() {
-        let nats = TestNats::start_with(false);
-        let client = async_nats::connect(&nats.url).await.unwrap();
-        let err = JetStreamStore::open(client, "test", 1).await.unwrap_err();
-        assert!(err.to_string().contains("JetStream"), "{err}");
-    }
-}
+pub(crate) mod tests;
