@@ -28,7 +28,10 @@ use proto::aicore::settings::v1::{GetRequest as SettingsGetRequest, SettingsServ
 use sha2::{Digest as _, Sha256};
 use unic_langid::LanguageIdentifier;
 
+mod messages;
 mod numbers;
+
+pub use messages::{Arg, Declared, MESSAGES, contract_problems};
 
 use crate::kit::calls::Caller;
 use crate::kit::content::{DataError, Embedded, Source};
@@ -37,7 +40,7 @@ use crate::kit::status::Status;
 use crate::kit::store::Store;
 
 /// The shipped locales, the default first.
-const SHIPPED: [(&str, Embedded); 5] = [
+pub const SHIPPED: [(&str, Embedded); 5] = [
     ("en", crate::embedded!("language/en.ftl")),
     ("de", crate::embedded!("language/de.ftl")),
     ("fr", crate::embedded!("language/fr.ftl")),
