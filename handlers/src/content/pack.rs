@@ -21,6 +21,8 @@ pub(super) struct Files<'a> {
     asked: BTreeSet<String>,
     /// Every problem, in the order found.
     pub problems: Vec<DataError>,
+    /// The pack is no directory: said once, and nothing more is looked for in it.
+    no_pack: bool,
 }
 
 impl<'a> Files<'a> {
@@ -30,13 +32,17 @@ impl<'a> Files<'a> {
             merged: Vec::new(),
             asked: BTreeSet::new(),
             problems: Vec::new(),
+            no_pack: false,
         };
         match &paths.pack {
-            Some(dir) if !dir.is_dir() => files.problems.push(DataError {
-                file: dir.display().to_string(),
-                line: 1,
-                message: "the content pack is not a directory".into(),
-            }),
+            Some(dir) if !dir.is_dir() => {
+                files.no_pack = true;
+                files.problems.push(DataError {
+                    file: dir.display().to_string(),
+                    line: 1,
+                    message: "the content pack is not a directory".into(),
+                });
+            }
             None if paths.mode == PackMode::Replace => files.problems.push(DataError {
                 file: "[content]".into(),
                 line: 1,
@@ -95,6 +101,9 @@ impl<'a> Files<'a> {
         let Some(pack) = &self.paths.pack else {
             return Some(shipped.source());
         };
+        if self.no_pack {
+            return None;
+        }
         let path = pack.join(rel);
         match (self.paths.mode, path.is_file()) {
             (PackMode::Replace, false) => {
@@ -136,6 +145,9 @@ impl<'a> Files<'a> {
             (None, Some(pack)) => Some((pack.join("language"), self.paths.mode)),
             (None, None) => None,
         };
+        if self.no_pack && own.is_none() {
+            return None;
+        }
         let mut out: Vec<(String, Source)> = Vec::new();
         let mut theirs = Vec::new();
         if let Some((dir, mode)) = &dir {
@@ -160,6 +172,9 @@ impl<'a> Files<'a> {
                 out.push(((*locale).to_owned(), source));
             }
         }
+        // The default locale (the shipped first) first, as the shipped list has it.
+        let default = shipped.first().map_or("", |(l, _)| *l);
+        theirs.sort_by_key(|(l, _)| (l != default, l.clone()));
         for (locale, path) in theirs {
             if !out.iter().any(|(l, _)| *l == locale) {
                 self.asked.insert(format!("language/{locale}.ftl"));
@@ -177,9 +192,15 @@ impl<'a> Files<'a> {
         };
         let mut found = Vec::new();
         walk(&pack, &pack, 0, &mut found);
-        let known: Vec<String> = self.asked.iter().cloned().collect();
+        let known: Vec<String> = self
+            .asked
+            .iter()
+            .filter(|f| !f.starts_with("language/"))
+            .cloned()
+            .chain(["language/<locale>.ftl".to_owned()])
+            .collect();
         for rel in found {
-            let read = known.contains(&rel)
+            let read = self.asked.contains(&rel)
                 || (rel.starts_with("language/")
                     && rel.ends_with(".ftl")
                     && rel.matches('/').count() == 1);
