@@ -332,3 +332,141 @@ fn an_objective_with_no_event_must_say_it_is_scripted() {
     let err = GameContent::load(&paths).unwrap_err().to_string();
     assert!(err.contains("\"the-miller\" is not an NPC id"), "{err}");
 }
+
+mod merging {
+    use super::super::merge::{Kind, merge};
+    use crate::kit::content::{DataError, Source};
+
+    const SHIPPED: &str = r#"# Designer notes.
+levels = [0, 100,
+  250]
+start = "a"
+
+[[quest]]
+id = "one"
+text = """
+[[quest]]
+not a header: inside a string
+"""
+
+[[quest.objective]]
+id = "o1"
+
+[[quest]]
+id = "two"
+tags = [
+  "[x]",
+]
+
+[biome.fen]
+rain = 0.5
+
+[biome.fen.night]
+cold = true
+
+[biome.moor]
+rain = 0.1
+
+[inventory]
+base_capacity = 60
+"#;
+
+    const PACK: &str = r#"levels = [0, 50]
+
+[[quest]]
+id = "three"
+
+[[quest]]
+id = "one"
+text = "rewritten"
+
+[biome.fen]
+rain = 0.9
+"#;
+
+    #[test]
+    fn toml_entries_merge_by_id_and_every_line_keeps_its_origin() {
+        let shipped = Source::embedded("handlers/data/x.toml", SHIPPED);
+        let pack = Source::embedded("/pack/x.toml", PACK);
+        let m = merge(&shipped, &pack, Kind::Toml);
+        let t: toml::Table = toml::from_str(&m.source.text).unwrap();
+        assert_eq!(t["levels"].as_array().unwrap().len(), 2);
+        assert_eq!(t["start"].as_str(), Some("a"));
+        let quests = t["quest"].as_array().unwrap();
+        let ids: Vec<&str> = quests.iter().map(|q| q["id"].as_str().unwrap()).collect();
+        // In place of the shipped, then the new.
+        assert_eq!(ids, ["one", "two", "three"]);
+        assert_eq!(quests[0]["text"].as_str(), Some("rewritten"));
+        // The pack's entry is whole: the shipped objective went with the shipped entry.
+        assert!(quests[0].get("objective").is_none());
+        assert_eq!(quests[1]["tags"][0].as_str(), Some("[x]"));
+        let fen = &t["biome"]["fen"];
+        assert_eq!(fen["rain"].as_float(), Some(0.9));
+        assert!(
+            fen.get("night").is_none(),
+            "the sub-table went with its table"
+        );
+        assert_eq!(t["biome"]["moor"]["rain"].as_float(), Some(0.1));
+        assert_eq!(t["inventory"]["base_capacity"].as_integer(), Some(60));
+        // Each merged line names its own file and line.
+        let at = |needle: &str| {
+            let line = m.source.text.lines().position(|l| l == needle).unwrap() + 1;
+            let e = m.locate(DataError {
+                file: "/pack/x.toml".into(),
+                line,
+                message: String::new(),
+            });
+            (e.file, e.line)
+        };
+        assert_eq!(at("id = \"three\""), ("/pack/x.toml".into(), 4));
+        assert_eq!(at("text = \"rewritten\""), ("/pack/x.toml".into(), 8));
+        assert_eq!(at("id = \"two\""), ("handlers/data/x.toml".into(), 17));
+        assert_eq!(at("rain = 0.1"), ("handlers/data/x.toml".into(), 29));
+        assert_eq!(at("start = \"a\""), ("handlers/data/x.toml".into(), 4));
+        // Another file's errors pass untouched.
+        let other = DataError {
+            file: "handlers/data/y.toml".into(),
+            line: 3,
+            message: String::new(),
+        };
+        assert_eq!(m.locate(other.clone()), other);
+    }
+
+    #[test]
+    fn an_entry_without_its_id_is_kept_as_new() {
+        let shipped = Source::embedded("s.toml", "[[quest]]\nid = \"one\"\n");
+        let pack = Source::embedded("p.toml", "[[quest]]\ntitle = \"no id\"\n");
+        let m = merge(&shipped, &pack, Kind::Toml);
+        let t: toml::Table = toml::from_str(&m.source.text).unwrap();
+        assert_eq!(t["quest"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn fluent_messages_merge_by_id() {
+        let shipped = Source::embedded(
+            "en.ftl",
+            "# English.\n\nhello = Hello { $name }.\ncount = { $n ->\n    [one] one\n   *[other] many\n}\nbye = Bye.\n",
+        );
+        let pack = Source::embedded(
+            "/pack/en.ftl",
+            "count = { $n ->\n    [one] a single one\n   *[other] { $n }\n}\n-brand = Tarrow\nnew = From { -brand }.\n",
+        );
+        let m = merge(&shipped, &pack, Kind::Fluent);
+        let r = fluent_bundle::FluentResource::try_new(m.source.text.clone()).unwrap();
+        assert_eq!(r.entries().count(), 5, "{}", m.source.text);
+        assert!(m.source.text.contains("a single one") && !m.source.text.contains("many"));
+        let line = m
+            .source
+            .text
+            .lines()
+            .position(|l| l.starts_with("new ="))
+            .unwrap()
+            + 1;
+        let e = m.locate(DataError {
+            file: "/pack/en.ftl".into(),
+            line,
+            message: String::new(),
+        });
+        assert_eq!((e.file.as_str(), e.line), ("/pack/en.ftl", 6));
+    }
+}

@@ -277,8 +277,7 @@ struct Messages {
 impl Messages {
     fn of(resource: &FluentResource, text: &str) -> Messages {
         let lines: BTreeMap<String, usize> = message_ids(text).into_iter().collect();
-        let mut direct: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>, Vec<Select>)> =
-            BTreeMap::new();
+        let mut direct: BTreeMap<String, Walk> = BTreeMap::new();
         for entry in resource.entries() {
             if let ast::Entry::Message(m) = entry {
                 let mut w = Walk::default();
@@ -288,7 +287,7 @@ impl Messages {
                 for a in &m.attributes {
                     w.pattern(&a.value);
                 }
-                direct.insert(m.id.name.to_owned(), (w.vars, w.refs, w.selects));
+                direct.insert(m.id.name.to_owned(), w);
             }
         }
         // The variables of referenced messages are passed the same arguments: they count.
@@ -300,9 +299,9 @@ impl Messages {
                 if !seen.insert(next.clone()) {
                     continue;
                 }
-                if let Some((v, r, _)) = direct.get(&next) {
-                    vars.extend(v.iter().cloned());
-                    todo.extend(r.iter().cloned());
+                if let Some(w) = direct.get(&next) {
+                    vars.extend(w.vars.iter().cloned());
+                    todo.extend(w.refs.iter().cloned());
                 }
             }
             vars
@@ -311,11 +310,11 @@ impl Messages {
             direct.keys().map(|id| (id.clone(), closure(id))).collect();
         let by_id = direct
             .into_iter()
-            .map(|(id, (_, _, selects))| {
+            .map(|(id, w)| {
                 let m = Message {
                     line: lines.get(&id).copied().unwrap_or(1),
                     vars: vars.get(&id).cloned().unwrap_or_default(),
-                    selects,
+                    selects: w.selects,
                 };
                 (id, m)
             })
