@@ -182,7 +182,9 @@ fn a_broken_pack_reports_every_problem_where_it_is() {
 fn an_error_under_the_pack_names_the_shipped_line() {
     let dir = pack(&[("quest/quests.toml", "levels = [0, 100, 250]\n")]);
     let err = GameContent::load(&extend(dir.path())).unwrap_err();
-    let shipped: Vec<&str> = crate::embedded!("quest/quests.toml").text.lines().collect();
+    let shipped: Vec<&str> = include_str!("../../data/quest/quests.toml")
+        .lines()
+        .collect();
     // The first shipped quest above level 3, from its header to its min_level.
     let min_level = shipped
         .iter()
@@ -247,7 +249,7 @@ fn a_replacing_pack_has_every_file_and_a_pack_must_exist() {
 
 #[test]
 fn a_per_file_option_wins_over_the_pack() {
-    let own = pack(&[("quests.toml", crate::embedded!("quest/quests.toml").text)]);
+    let own = pack(&[("quests.toml", include_str!("../../data/quest/quests.toml"))]);
     let dir = pack(&[("quest/quests.toml", NEW_QUEST)]);
     let paths = ContentPaths {
         quests: Some(own.path().join("quests.toml")),
@@ -334,7 +336,7 @@ fn an_objective_with_no_event_must_say_it_is_scripted() {
 }
 
 mod merging {
-    use super::super::merge::{Kind, merge};
+    use crate::content::merge::{Kind, merge};
     use crate::kit::content::{DataError, Source};
 
     const SHIPPED: &str = r#"# Designer notes.
