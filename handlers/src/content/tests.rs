@@ -205,6 +205,33 @@ fn an_error_under_the_pack_names_the_shipped_line() {
     );
 }
 
+/// A pack that names one id twice is refused at the second, in the pack: the merge never hides a
+/// mistake by picking one.
+#[test]
+fn an_id_twice_in_a_pack_is_refused_at_its_line() {
+    let twice = format!(
+        "{NEW_QUEST}\n{}",
+        &NEW_QUEST[NEW_QUEST.find("[[quest]]").unwrap()..]
+    );
+    let dir = pack(&[("quest/quests.toml", &twice)]);
+    let err = GameContent::load(&extend(dir.path())).unwrap_err();
+    let file = dir.path().join("quest/quests.toml").display().to_string();
+    // The pack's second copies: its third and fourth entries.
+    let seconds: Vec<usize> = twice
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| *l == "[[quest]]")
+        .map(|(i, _)| i + 1)
+        .skip(2)
+        .collect();
+    assert!(
+        err.0.iter().any(|e| e.file == file
+            && seconds.iter().any(|s| (*s..=s + 1).contains(&e.line))
+            && e.message.contains("appears twice")),
+        "{err} (second copies at {seconds:?})"
+    );
+}
+
 #[test]
 fn a_replacing_pack_has_every_file_and_a_pack_must_exist() {
     let dir = pack(&[("quest/quests.toml", NEW_QUEST)]);
