@@ -111,6 +111,28 @@ pub const MESSAGES: &[Declared] = &[
     },
 ];
 
+/// Refuses a declared number passed as anything else: the locale files choose plurals on it, so
+/// "3" as a string would silently read as the `other` form.
+pub fn check_args(
+    id: &str,
+    args: &std::collections::HashMap<String, pbjson_types::Value>,
+) -> Result<(), crate::kit::status::Status> {
+    let Some(d) = MESSAGES.iter().find(|d| d.id == id) else {
+        return Ok(());
+    };
+    for (name, kind) in d.args {
+        let given = args.get(*name).and_then(|v| v.kind.as_ref());
+        if *kind == Number
+            && given.is_some_and(|k| !matches!(k, pbjson_types::value::Kind::NumberValue(_)))
+        {
+            return Err(crate::kit::status::Status::invalid_argument(format!(
+                "argument {name} of message {id} is a number"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The functions whose value is a number (a selector on them is a plural selector).
 const NUMBER_FUNCTIONS: [&str; 2] = ["NUMBER", "CROWNS"];
 const CLDR: [&str; 6] = ["zero", "one", "two", "few", "many", "other"];

@@ -6,7 +6,10 @@
 //! looks the message up along the chain [negotiated, default]: a message missing in a locale
 //! falls back to English, one missing everywhere is `not_found`. Arguments are JSON numbers or
 //! strings, so plural selectors choose on numbers by the locale's CLDR rules. Output carries no
-//! Unicode isolation marks; a missing argument is `invalid_argument` naming it.
+//! Unicode isolation marks; a missing argument is `invalid_argument` naming it. The messages the
+//! game asks for, with their arguments, are declared in `messages.rs`: every locale file is held
+//! to them when content loads (and by `edge content check`), and `Localize` refuses a declared
+//! number sent as anything else.
 //!
 //! May import: `proto`, `crate::kit` (see `crate::services`).
 
@@ -434,6 +437,7 @@ impl LanguageServiceHandler for LanguageService {
         if req.message_id.is_empty() || req.message_id.len() > 128 {
             return Err(Status::invalid_argument("messageId is required"));
         }
+        messages::check_args(&req.message_id, &req.args)?;
         let args = fluent_args(&req.args)?;
         let requested = match req.locale.as_str() {
             "" => self.players_language(&ctx).await,

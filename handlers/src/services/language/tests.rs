@@ -440,3 +440,19 @@ fn every_locale_keeps_the_game_s_messages_contract() {
     has("pl.ftl", "no [many] variant");
     assert!(Arg::Number != Arg::Text && MESSAGES.len() >= 18);
 }
+
+#[test]
+fn a_declared_number_must_come_as_a_number() {
+    let args = |v: pbjson_types::Value| HashMap::from([("count".to_owned(), v)]);
+    messages::check_args("items-received", &args(num(3.0))).unwrap();
+    let e = messages::check_args("items-received", &args(text("3"))).unwrap_err();
+    assert_eq!(e.code(), crate::kit::status::Code::InvalidArgument);
+    assert!(e.message().contains("count"), "{e:?}");
+    // Text arguments, and messages the game does not declare, take what they are given.
+    messages::check_args(
+        "quest-accepted",
+        &HashMap::from([("title".to_owned(), num(1.0))]),
+    )
+    .unwrap();
+    messages::check_args("a-pack-message", &args(text("3"))).unwrap();
+}
