@@ -376,7 +376,7 @@ async fn a_workflow_whose_second_step_fails_refunds_the_first_exactly_once() {
     assert_eq!(
         inventory["inventory"]["items"],
         json!([{"sku": "lantern_oil", "name": "Flask of Lantern Oil", "quantity": 4,
-            "description": "Whale-fat oil from the northern docks. Burns for two hours of game time in any lantern."}]),
+            "description": "Pressed rapeseed, clarified, with a pinch of Ashfen bog-myrtle so it burns steady and sweet; each flask filled by Maud Feverfew's own hand. Burns for two hours of game time in any lantern."}]),
         "{inventory}"
     );
     // Attacker's steps: the player can neither add to nor take from the inventory themself, nor

@@ -8,8 +8,12 @@
 //! each and win over the pack. `edge content check DIR` runs [`GameContent::load`] on a pack, so
 //! every check made here is a check of the offline checker too.
 
-use crate::kit::content::{Content as _, DataError};
+use std::path::PathBuf;
 
+use crate::kit::canon::{Canon, Kind};
+use crate::kit::content::{Content as _, DataError, Source};
+
+mod canon_checks;
 mod merge;
 mod pack;
 
@@ -50,6 +54,10 @@ pub struct ContentPaths {
     /// How the pack is used: `extend` (merged over the shipped content by id) or `replace`
     /// (the whole content).
     pub mode: PackMode,
+    /// The canon: the world's named things, which the other files refer to (TOML, as
+    /// `handlers/data/canon.toml`) [default: shipped]. A file is checked against the canon when
+    /// both are shipped (or from the pack) or both are the operator's per-file options.
+    pub canon: Option<std::path::PathBuf>,
     /// The price catalog (TOML, as `handlers/data/payment/catalog.toml`) [default: shipped].
     pub price_catalog: Option<std::path::PathBuf>,
     /// The world's regions (TOML, as `handlers/data/world/regions.toml`) [default: shipped].
@@ -85,6 +93,8 @@ pub struct ContentPaths {
 /// Every data file the services load, loaded and validated.
 #[derive(Debug)]
 pub struct GameContent {
+    /// The canon.
+    pub canon: Canon,
     /// The price catalog.
     pub prices: crate::services::payment::Catalog,
     /// The world's regions.
@@ -121,6 +131,13 @@ impl GameContent {
             weather, world,
         };
         let mut files = pack::Files::new(paths);
+        let canon = files.load::<Canon>(paths.canon.as_deref());
+        // The canon's own text is no prose to hold to it.
+        files.prose.clear();
+        // A file and the canon from the same hands are held to each other; an operator's own
+        // file beside the shipped canon (or the reverse) is theirs to reconcile. A pack's files
+        // and the canon it extends or replaces are the same hands.
+        let with_canon = |p: &Option<PathBuf>| p.is_some() == paths.canon.is_some();
         let prices = files.load::<payment::Catalog>(paths.price_catalog.as_deref());
         let regions = files.load::<world::Regions>(paths.regions.as_deref());
         let quests = files.load::<quest::Quests>(paths.quests.as_deref());
@@ -169,6 +186,11 @@ impl GameContent {
             );
             files.check(r);
         }
+        if let (Some(workflows), Some(quests), Some(prices)) = (&workflows, &quests, &prices) {
+            let r =
+                workflows.check_refs(|q| quests.get(q).is_some(), |sku| prices.get(sku).is_some());
+            files.check(r);
+        }
         if let (Some(phrases), Some(regions)) = (&phrases, &regions) {
             let r = phrases.check_biomes(regions.list.iter().map(|r| r.region.biome.as_str()));
             files.check(r);
@@ -184,7 +206,66 @@ impl GameContent {
             );
             files.check(r);
         }
+        // Against the canon.
+        if let Some(canon) = &canon {
+            if let Some(regions) = regions.as_ref().filter(|_| with_canon(&paths.regions)) {
+                let r = regions.check_canon(|id| {
+                    canon
+                        .get(id)
+                        .filter(|e| e.kind == Kind::Region)
+                        .map(|e| e.name.clone())
+                });
+                files.check(r);
+            }
+            if let Some(prices) = prices.as_ref().filter(|_| with_canon(&paths.price_catalog)) {
+                files.check(prices.check_canon(|id| canon.is(id, Kind::Item)));
+            }
+            if let Some(npcs) = npcs.as_ref().filter(|_| with_canon(&paths.npcs)) {
+                files.check(canon_checks::check_npcs(npcs, canon));
+            }
+            if let (Some(quests), Some(npcs)) = (&quests, &npcs)
+                && with_canon(&paths.quests)
+            {
+                let r = quests.check_canon(
+                    |r| canon.is(r, Kind::Region),
+                    |giver| {
+                        canon
+                            .person_named(giver)
+                            .is_some_and(|p| npcs.npcs.values().any(|n| n.canon == p.id))
+                    },
+                );
+                files.check(r);
+            }
+            if let Some(lore) = lore.as_ref().filter(|_| with_canon(&paths.lore)) {
+                files.check(lore.check_canon(|id| canon.get(id).is_some()));
+            }
+            if let Some(arcs) = arcs.as_ref().filter(|_| with_canon(&paths.story)) {
+                let r =
+                    arcs.check_canon(|r| canon.is(r, Kind::Region), |id| canon.get(id).is_some());
+                files.check(r);
+            }
+            if let Some(regions) = &regions {
+                let regions_of_biome = |biome: &str| -> Vec<String> {
+                    regions
+                        .list
+                        .iter()
+                        .filter(|r| r.region.biome == biome)
+                        .map(|r| r.canon.clone())
+                        .collect()
+                };
+                let own_canon = paths.canon.is_some();
+                let prose: Vec<Source> = std::mem::take(&mut files.prose)
+                    .into_iter()
+                    .filter(|(_, own)| *own == own_canon)
+                    .map(|(src, _)| src)
+                    .collect();
+                for src in prose {
+                    files.check(canon.check_prose(&src, &regions_of_biome));
+                }
+            }
+        }
         match (
+            canon,
             prices,
             regions,
             climate,
@@ -199,6 +280,7 @@ impl GameContent {
             workflows,
         ) {
             (
+                Some(canon),
                 Some(prices),
                 Some(regions),
                 Some(climate),
@@ -212,6 +294,7 @@ impl GameContent {
                 Some(game_events),
                 Some(workflows),
             ) if files.problems.is_empty() => Ok(GameContent {
+                canon,
                 prices,
                 regions,
                 climate,
@@ -263,5 +346,7 @@ impl std::fmt::Display for Problems {
 
 impl std::error::Error for Problems {}
 
+#[cfg(test)]
+mod canon_tests;
 #[cfg(test)]
 mod tests;

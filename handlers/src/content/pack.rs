@@ -23,6 +23,9 @@ pub(super) struct Files<'a> {
     pub problems: Vec<DataError>,
     /// The pack is no directory: said once, and nothing more is looked for in it.
     no_pack: bool,
+    /// Every text loaded, and whether it is an operator's per-file option: the prose the canon
+    /// checks.
+    pub prose: Vec<(Source, bool)>,
 }
 
 impl<'a> Files<'a> {
@@ -33,6 +36,7 @@ impl<'a> Files<'a> {
             asked: BTreeSet::new(),
             problems: Vec::new(),
             no_pack: false,
+            prose: Vec::new(),
         };
         match &paths.pack {
             Some(dir) if !dir.is_dir() => {
@@ -93,6 +97,12 @@ impl<'a> Files<'a> {
     /// The text of one file: `own` if given, else the pack's (over the shipped one in extend
     /// mode), else the shipped one. `None` when it does not load (the problem is kept).
     pub fn source(&mut self, shipped: Embedded, own: Option<&Path>) -> Option<Source> {
+        let src = self.resolve(shipped, own)?;
+        self.prose.push((src.clone(), own.is_some()));
+        Some(src)
+    }
+
+    fn resolve(&mut self, shipped: Embedded, own: Option<&Path>) -> Option<Source> {
         let rel = Self::relative(&shipped);
         self.asked.insert(rel.to_owned());
         if let Some(own) = own {
@@ -166,7 +176,7 @@ impl<'a> Files<'a> {
         if dir.as_ref().is_none_or(|(_, m)| *m == PackMode::Extend) {
             for (locale, file) in shipped {
                 let source = match theirs.iter().any(|(l, _)| l == locale) {
-                    true => self.source(*file, None)?,
+                    true => self.resolve(*file, None)?,
                     false => file.source(),
                 };
                 out.push(((*locale).to_owned(), source));
@@ -180,6 +190,9 @@ impl<'a> Files<'a> {
                 self.asked.insert(format!("language/{locale}.ftl"));
                 out.push((locale, self.check(Source::read(&path))?));
             }
+        }
+        for (_, src) in &out {
+            self.prose.push((src.clone(), own.is_some()));
         }
         Some(out)
     }

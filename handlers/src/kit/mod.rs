@@ -9,6 +9,7 @@
 
 pub mod api_keys;
 pub mod calls;
+pub mod canon;
 pub mod clock;
 pub mod content;
 pub mod context;

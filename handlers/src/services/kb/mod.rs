@@ -81,6 +81,8 @@ struct LoreEntry {
     title: String,
     tags: Vec<String>,
     body: String,
+    #[serde(default)]
+    about: Vec<String>,
 }
 
 /// The shipped lore corpus.
@@ -88,6 +90,29 @@ struct LoreEntry {
 pub struct Lore {
     /// Its documents, in file order.
     pub documents: Vec<Document>,
+    /// What each document is about (canon ids), and its line, in the documents' order.
+    pub about: Vec<(Vec<String>, usize)>,
+    file: String,
+}
+
+impl Lore {
+    /// Checks that what every document is `about` is in the canon (`is_canon`). The error
+    /// names the document's line.
+    pub fn check_canon(&self, is_canon: impl Fn(&str) -> bool) -> Result<(), DataError> {
+        for (doc, (about, line)) in self.documents.iter().zip(&self.about) {
+            if let Some(id) = about.iter().find(|id| !is_canon(id)) {
+                return Err(DataError {
+                    file: self.file.clone(),
+                    line: *line,
+                    message: format!(
+                        "document {}: about {id:?}, which the canon lacks (handlers/data/canon.toml)",
+                        doc.id
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Content for Lore {
@@ -97,6 +122,7 @@ impl Content for Lore {
     fn parse(src: &Source) -> Result<Lore, DataError> {
         let file: LoreFile = src.toml()?;
         let mut documents: Vec<Document> = Vec::new();
+        let mut about = Vec::new();
         for entry in &file.document {
             let e = entry.get_ref();
             let doc = Document {
@@ -114,8 +140,13 @@ impl Content for Lore {
                 ));
             }
             documents.push(doc);
+            about.push((e.about.clone(), src.error(Some(entry.span()), "").line));
         }
-        Ok(Lore { documents })
+        Ok(Lore {
+            documents,
+            about,
+            file: src.file.clone(),
+        })
     }
 }
 

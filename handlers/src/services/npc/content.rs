@@ -52,6 +52,7 @@ struct NpcEntry {
     persona: String,
     #[serde(default)]
     knows: Vec<String>,
+    canon: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -178,6 +179,8 @@ pub struct NpcDef {
     pub persona: String,
     /// Lore documents they can speak about, most important first.
     pub knows: Vec<String>,
+    /// The person they are in the canon (`handlers/data/canon.toml`): `canon`, or their id.
+    pub canon: String,
     /// Its line in the file, for errors found against other files.
     pub line: usize,
 }
@@ -400,6 +403,7 @@ impl Catalog {
                     position: e.position,
                     persona: e.persona.clone(),
                     knows: e.knows.clone(),
+                    canon: e.canon.clone().unwrap_or_else(|| e.id.clone()),
                     line: npcs.error(Some(n.span()), "").line,
                 },
             );

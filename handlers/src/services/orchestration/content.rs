@@ -151,12 +151,14 @@ pub struct Workflow {
     /// A digest of its steps' names and calls: a run started under another definition is not
     /// driven by this one.
     pub digest: String,
+    line: usize,
 }
 
 /// The shipped workflows (or the operator's).
 #[derive(Debug, Clone)]
 pub struct Workflows {
     by_name: BTreeMap<String, Workflow>,
+    file: String,
 }
 
 /// "svc/Method" of a method.
@@ -286,6 +288,54 @@ impl Workflows {
     /// Every workflow, by name.
     pub fn iter(&self) -> impl Iterator<Item = &Workflow> {
         self.by_name.values()
+    }
+
+    /// Checks the quests and items a step names outright (a `questId` or `sku` that is not a
+    /// `{{...}}` template): `is_quest` and `is_sku` say whether they exist. The error names the
+    /// workflow's line.
+    pub fn check_refs(
+        &self,
+        is_quest: impl Fn(&str) -> bool,
+        is_sku: impl Fn(&str) -> bool,
+    ) -> Result<(), DataError> {
+        fn literals<'a>(v: &'a Json, out: &mut Vec<(&'a str, &'a str)>) {
+            match v {
+                Json::Object(m) => {
+                    for (k, v) in m {
+                        match v {
+                            Json::String(s) if !s.contains("{{") => out.push((k, s)),
+                            _ => literals(v, out),
+                        }
+                    }
+                }
+                Json::Array(a) => a.iter().for_each(|v| literals(v, out)),
+                _ => {}
+            }
+        }
+        let mut workflows: Vec<&Workflow> = self.by_name.values().collect();
+        workflows.sort_by_key(|w| w.line);
+        for w in workflows {
+            for s in &w.steps {
+                let mut found = Vec::new();
+                let calls = std::iter::once(&s.call).chain(s.compensate.as_ref().map(|c| &c.call));
+                calls.for_each(|c| literals(&c.input, &mut found));
+                let bad = found.into_iter().find_map(|(k, v)| match k {
+                    "questId" if !is_quest(v) => Some(format!("quest {v:?}, which does not exist")),
+                    "sku" if !is_sku(v) => {
+                        Some(format!("item {v:?}, which is not in the price catalog"))
+                    }
+                    _ => None,
+                });
+                if let Some(what) = bad {
+                    return Err(DataError {
+                        file: self.file.clone(),
+                        line: w.line,
+                        message: format!("workflow {}: step {} names {what}", w.name, s.name),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -477,12 +527,16 @@ impl Content for Workflows {
                     inputs,
                     steps,
                     digest,
+                    line: src.error(span.clone(), "").line,
                 },
             );
         }
         if by_name.is_empty() {
             return Err(src.error(None, "no workflows"));
         }
-        Ok(Workflows { by_name })
+        Ok(Workflows {
+            by_name,
+            file: src.file.clone(),
+        })
     }
 }

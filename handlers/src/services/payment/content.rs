@@ -40,6 +40,12 @@ pub struct Item {
     pub max_quantity: u32,
     /// Slots each unit adds to the inventory: 0 for a stackable item.
     pub capacity: u32,
+    /// The canon item it is (`handlers/data/canon.toml`), or `None` for what is sold as a
+    /// service (`catalog_only = true`) or not said.
+    pub canon: Option<String>,
+    /// Whether the file says it is a service, not a thing in the world.
+    pub catalog_only: bool,
+    line: usize,
 }
 
 impl Item {
@@ -91,6 +97,9 @@ struct RawItem {
     max_quantity: Spanned<u32>,
     kind: Spanned<Kind>,
     capacity: Option<Spanned<u32>>,
+    canon: Option<Spanned<String>>,
+    #[serde(default)]
+    catalog_only: bool,
 }
 
 /// Whether `sku` has the form of a sku (checked before any lookup, so nothing odd is echoed).
@@ -116,6 +125,32 @@ impl Catalog {
     /// Every item, by sku.
     pub fn items(&self) -> impl Iterator<Item = &Item> {
         self.items.values()
+    }
+
+    /// Checks that every item is a canon item (`is_item`) or says `catalog_only = true`. The
+    /// error names the item's line.
+    pub fn check_canon(&self, is_item: impl Fn(&str) -> bool) -> Result<(), DataError> {
+        let mut items: Vec<&Item> = self.items.values().collect();
+        items.sort_by_key(|i| i.line);
+        for i in items {
+            let message = match &i.canon {
+                Some(c) if !is_item(c) => format!(
+                    "{}: canon {c:?} is not an item of the canon (handlers/data/canon.toml)",
+                    i.sku
+                ),
+                None if !i.catalog_only => format!(
+                    "{}: say which canon item it is (canon = \"<id>\"), or catalog_only = true for a service",
+                    i.sku
+                ),
+                _ => continue,
+            };
+            return Err(DataError {
+                file: self.source.clone(),
+                line: i.line,
+                message,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -186,7 +221,16 @@ impl Content for Catalog {
                     *c.get_ref()
                 }
             };
+            if let (Some(c), true) = (&raw.canon, raw.catalog_only) {
+                return Err(src.error(
+                    Some(c.span()),
+                    format!("{sku}: an item is either a canon item or catalog_only, not both"),
+                ));
+            }
             let item = Item {
+                canon: raw.canon.as_ref().map(|c| c.get_ref().clone()),
+                catalog_only: raw.catalog_only,
+                line: src.error(Some(at.clone()), "").line,
                 sku: sku.clone(),
                 name: raw.name.into_inner(),
                 description: raw.description.into_inner(),

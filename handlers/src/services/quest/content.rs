@@ -187,6 +187,36 @@ impl Quests {
         Ok(())
     }
 
+    /// Checks the quests against the canon: `is_region` says whether an id is a region of the
+    /// canon, `is_giver` whether a name is a canon person who has an NPC.
+    pub fn check_canon(
+        &self,
+        is_region: impl Fn(&str) -> bool,
+        is_giver: impl Fn(&str) -> bool,
+    ) -> Result<(), DataError> {
+        for q in &self.list {
+            if !is_region(&q.region) {
+                return Err(self.error_at(
+                    q,
+                    format!(
+                        "quest {}: region {:?} is not a region of the canon (handlers/data/canon.toml)",
+                        q.definition.id, q.region
+                    ),
+                ));
+            }
+            if !is_giver(&q.giver) {
+                return Err(self.error_at(
+                    q,
+                    format!(
+                        "quest {}: giver {:?} is not the name of a canon person with an NPC (handlers/data/canon.toml, handlers/data/npc/npcs.toml)",
+                        q.definition.id, q.giver
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks that every objective's `on` names an event type that advances quests: one of the
     /// game-event routing table's, or [`TALKED_TO`] with the id of an NPC.
     pub fn check_events(

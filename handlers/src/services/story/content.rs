@@ -36,6 +36,8 @@ struct BeatEntry {
     end: bool,
     #[serde(default)]
     choice: Vec<ChoiceEntry>,
+    #[serde(default)]
+    about: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -78,6 +80,9 @@ pub struct Beat {
     pub end: bool,
     /// Where it can go.
     pub choices: Vec<Choice>,
+    /// The canon ids of who and what it names (people, places, items...).
+    pub about: Vec<String>,
+    line: usize,
 }
 
 /// One arc.
@@ -131,6 +136,43 @@ impl Arcs {
                             a.id, c.id, c.requires_quest
                         )));
                     }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the arcs against the canon: each is set in a canon region (`is_region`), and what
+    /// each beat is `about` is in the canon (`is_canon`). The error names the arc's or the
+    /// beat's line.
+    pub fn check_canon(
+        &self,
+        is_region: impl Fn(&str) -> bool,
+        is_canon: impl Fn(&str) -> bool,
+    ) -> Result<(), DataError> {
+        for a in &self.list {
+            if !is_region(&a.region) {
+                return Err(DataError {
+                    file: self.file.clone(),
+                    line: a.line,
+                    message: format!(
+                        "arc {}: region {:?} is not a region of the canon (handlers/data/canon.toml)",
+                        a.id, a.region
+                    ),
+                });
+            }
+            let mut beats: Vec<&Beat> = a.beats.values().collect();
+            beats.sort_by_key(|b| b.line);
+            for b in beats {
+                if let Some(id) = b.about.iter().find(|id| !is_canon(id)) {
+                    return Err(DataError {
+                        file: self.file.clone(),
+                        line: b.line,
+                        message: format!(
+                            "arc {}: beat {}: about {id:?}, which the canon lacks (handlers/data/canon.toml)",
+                            a.id, b.id
+                        ),
+                    });
                 }
             }
         }
@@ -223,6 +265,8 @@ impl Content for Arcs {
                         chapter: be.chapter,
                         text: be.text.clone(),
                         end: be.end,
+                        about: be.about.clone(),
+                        line: src.error(Some(b.span()), "").line,
                         choices: be
                             .choice
                             .iter()

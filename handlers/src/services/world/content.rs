@@ -28,6 +28,8 @@ struct Entry {
     min: [f64; 3],
     max: [f64; 3],
     description: String,
+    /// Its canon id, when it differs from its id.
+    canon: Option<String>,
 }
 
 /// One region as the service uses it.
@@ -39,6 +41,9 @@ pub struct RegionDef {
     pub min: [f64; 3],
     /// Bounds, `[x, y, z]`.
     pub max: [f64; 3],
+    /// Its id in the canon (`handlers/data/canon.toml`): its `canon`, or its id.
+    pub canon: String,
+    line: usize,
 }
 
 impl RegionDef {
@@ -64,6 +69,7 @@ pub struct Regions {
     pub start_region: String,
     /// The point in the start region where a new player begins.
     pub start_position: [f64; 3],
+    file: String,
 }
 
 fn valid_id(id: &str) -> bool {
@@ -78,6 +84,33 @@ impl Regions {
     /// A region by id.
     pub fn get(&self, id: &str) -> Option<&RegionDef> {
         self.list.iter().find(|r| r.region.id == id)
+    }
+
+    /// Checks that every region is a region of the canon, under the canon's name: `canon_name`
+    /// gives the name of a canon region (`None`: no such region). The error names its line.
+    pub fn check_canon(
+        &self,
+        canon_name: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), DataError> {
+        for r in &self.list {
+            let message = match canon_name(&r.canon) {
+                None => format!(
+                    "region {}: {:?} is not a region of the canon (handlers/data/canon.toml)",
+                    r.region.id, r.canon
+                ),
+                Some(name) if name != r.region.name => format!(
+                    "region {}: named {:?}, but the canon names it {name:?}",
+                    r.region.id, r.region.name
+                ),
+                Some(_) => continue,
+            };
+            return Err(DataError {
+                file: self.file.clone(),
+                line: r.line,
+                message,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -171,6 +204,8 @@ impl Content for Regions {
                 },
                 min: e.min,
                 max: e.max,
+                canon: e.canon.clone().unwrap_or_else(|| id.clone()),
+                line: src.error(Some(span.clone()), "").line,
             });
         }
         let start_region = file.start_region.get_ref().clone();
@@ -191,6 +226,7 @@ impl Content for Regions {
             Some(_) => {}
         }
         Ok(Regions {
+            file: src.file.clone(),
             list,
             cell_size: cell,
             max_entities: *file.max_entities.get_ref(),
