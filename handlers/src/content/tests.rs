@@ -232,6 +232,21 @@ fn an_id_twice_in_a_pack_is_refused_at_its_line() {
     );
 }
 
+/// The canon holds a pack's prose too, at the pack's line.
+#[test]
+fn a_pack_s_prose_is_held_to_the_canon() {
+    let quests = NEW_QUEST.replacen("the barley waits", "the barley waits for Highmoor", 1);
+    let dir = pack(&[("quest/quests.toml", &quests)]);
+    let err = GameContent::load(&extend(dir.path())).unwrap_err();
+    let file = dir.path().join("quest/quests.toml").display().to_string();
+    assert!(
+        err.0
+            .iter()
+            .any(|e| e.file == file && e.line == 6 && e.message.contains("Highmoor")),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_replacing_pack_has_every_file_and_a_pack_must_exist() {
     let dir = pack(&[("quest/quests.toml", NEW_QUEST)]);
