@@ -54,6 +54,9 @@ pub enum Command {
     Keys(KeysCommand),
     /// Write the OpenAPI 3.1 description of the public API (the one served at /openapi.json).
     Openapi(OpenapiArgs),
+    /// Game content tooling.
+    #[command(subcommand)]
+    Content(ContentCommand),
     /// Print the NATS users and permissions of the edges and each worker group (a nats-server
     /// `authorization` block), made from the service descriptors.
     NatsAuth(NatsAuthArgs),
@@ -139,6 +142,26 @@ pub struct KeysRevokeArgs {
     /// Store and NATS options, as for `serve`.
     #[command(flatten)]
     pub serve: ServeArgs,
+}
+
+/// `edge content ...`
+#[derive(Debug, Subcommand)]
+pub enum ContentCommand {
+    /// Check a content pack offline as the server would load it (no store, NATS or listener):
+    /// every problem as `file:line: message` and exit 1, or a one-line summary and exit 0.
+    Check(ContentCheckArgs),
+}
+
+/// `edge content check`
+#[derive(Debug, Args)]
+pub struct ContentCheckArgs {
+    /// The pack: a directory laid out as handlers/data/ (`handlers/data` itself checks the
+    /// shipped content).
+    pub dir: PathBuf,
+    /// extend (the pack merged over the shipped content by id) or replace (the pack is the
+    /// whole content).
+    #[arg(long, default_value = "extend")]
+    pub mode: handlers::content::PackMode,
 }
 
 /// `edge config ...`

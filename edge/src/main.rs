@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use edge::cli::{CertsCommand, Cli, Command, ConfigCommand, print_out};
+use edge::cli::{CertsCommand, Cli, Command, ConfigCommand, ContentCommand, print_out};
 use edge::config::Config;
 
 // glibc malloc was a sixth of the edge's and the worker's CPU under load (many small,
@@ -24,6 +24,7 @@ async fn main() -> ExitCode {
         Some(Command::Keys(cmd)) => edge::ops::keys::run(cmd).await,
         Some(Command::Openapi(args)) => openapi(args.out.as_deref()),
         Some(Command::NatsAuth(args)) => nats_auth(&args),
+        Some(Command::Content(ContentCommand::Check(args))) => content_check(&args),
         Some(Command::Certs(CertsCommand::Ca(a))) => {
             edge::ops::certs::write_ca(&a.out, &a.name, a.years).map(|ca| {
                 println!(
@@ -69,6 +70,37 @@ fn check(args: &edge::cli::ServeArgs) -> Result<(), edge::BoxError> {
     let config = Config::load(args)?;
     handlers::content::GameContent::load(&config.content)?;
     print_out(config.to_toml()?)
+}
+
+/// Loads a content pack as the server would and runs every check: each problem on stderr as
+/// `file:line: message`, or one line of what loaded on stdout.
+fn content_check(args: &edge::cli::ContentCheckArgs) -> Result<(), edge::BoxError> {
+    let paths = handlers::content::ContentPaths {
+        pack: Some(args.dir.clone()),
+        mode: args.mode,
+        ..handlers::content::ContentPaths::default()
+    };
+    match handlers::content::GameContent::load(&paths) {
+        Ok(content) => print_out(format!(
+            "{}: content is sound ({}): {}\n",
+            args.dir.display(),
+            serde_json::to_value(args.mode)?
+                .as_str()
+                .unwrap_or_default(),
+            content.summary()
+        )),
+        Err(problems) => {
+            for p in &problems.0 {
+                eprintln!("{p}");
+            }
+            Err(format!(
+                "{} problem(s) in the content pack {}",
+                problems.0.len(),
+                args.dir.display()
+            )
+            .into())
+        }
+    }
 }
 
 /// Prints the embedded defaults (TOML), or the facts a deployment must agree with (JSON).

@@ -146,6 +146,10 @@ fn config_check_lays_flags_over_variables_over_the_file() {
     }
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../handlers/data/payment");
     std::fs::copy(shipped.join("catalog.toml"), d.join("catalog.toml")).unwrap();
+    // A content pack that changes nothing: the shipped content laid over itself.
+    let pack = d.join("pack/payment");
+    std::fs::create_dir_all(&pack).unwrap();
+    std::fs::copy(shipped.join("catalog.toml"), pack.join("catalog.toml")).unwrap();
     let env = [
         ("EDGE_LISTEN", "127.0.0.1:7100"),
         ("EDGE_ADMIN_LISTEN", "127.0.0.1:7101"),
@@ -202,6 +206,8 @@ fn config_check_lays_flags_over_variables_over_the_file() {
         "--orchestration-lease=50s",
         "--max-streams=7",
         "--price-catalog=catalog.toml",
+        "--content-pack=pack",
+        "--content-mode=extend",
         "--idempotency-retention=2h",
         "--store=jetstream",
         "--store-bucket=b1",
@@ -377,8 +383,9 @@ fn every_flag_and_setting_the_docs_name_exists() {
     // unknown section or key by name ("unknown field"), and only complains of the value's type
     // (a deliberate `[]`) for a known one.
     let dir = tempfile::tempdir().unwrap();
-    // Tables of content files, not of the configuration (catalog.toml's [inventory]).
-    let content_tables = ["inventory"];
+    // Tables of content files, not of the configuration (catalog.toml's [inventory], tiers.toml's
+    // [adapt]).
+    let content_tables = ["inventory", "adapt"];
     let mut seen = std::collections::BTreeSet::new();
     for piece in docs.split("`[").skip(1) {
         let Some((section, rest)) = piece.split_once(']') else {

@@ -27,6 +27,7 @@ use crate::ops::admin_guard::Secret;
 use crate::ops::telemetry::LogFormat;
 use crate::router::faults;
 use crate::store::StoreBackend;
+use handlers::content::PackMode;
 
 /// Declares `ServeArgs`. Each row after `config` is a doc comment (the help, by clap's rules),
 /// the clap attributes, then `pub name: T => how` where `how` is one of:
@@ -285,6 +286,14 @@ settings! {
         /// A price catalog of your own (TOML, as handlers/data/payment/catalog.toml).
         #[arg(long, env = "EDGE_PRICE_CATALOG")]
         pub price_catalog: PathBuf => some(content.price_catalog) "the shipped one";
+        /// A content pack: a directory laid out as handlers/data/ (quest/quests.toml,
+        /// language/<locale>.ftl, ...), merged over the shipped content by id or replacing it.
+        #[arg(long, env = "EDGE_CONTENT_PACK")]
+        pub content_pack: PathBuf => some(content.pack) "none";
+        /// How the content pack is used: extend (each of its files merged over the shipped one
+        /// by id) or replace (it is the whole content).
+        #[arg(long, env = "EDGE_CONTENT_MODE")]
+        pub content_mode: PackMode => set(content.mode);
         /// How long a response is kept for repeats of its Idempotency-Key.
         #[arg(long, env = "EDGE_IDEMPOTENCY_RETENTION", value_parser = duration)]
         pub idempotency_retention: Duration => set(idempotency.retention);
@@ -415,7 +424,7 @@ macro_rules! show_as_serialized {
     };
 }
 
-show_as_serialized!(LogFormat, StoreBackend);
+show_as_serialized!(LogFormat, StoreBackend, PackMode);
 
 /// In the largest unit that divides it ("75s", "15m", "24h"), days only past one ("30days").
 impl Show for Duration {

@@ -1,6 +1,10 @@
 # English (en) message catalogue for quests, economy, world state and system notices.
 # Project Fluent syntax. Plural categories (CLDR): one, other.
 # Message ids must stay identical across every locale file.
+#
+# Content packs (README): a pack's language/en.ftl is merged over this file, each message and term
+# by its id (a new <locale>.ftl adds a locale). The same id replaces the shipped entry whole, a
+# new one is added, and none is ever removed.
 
 quest-accepted = Quest accepted: { $title }
 quest-progress = { $objective }: { $count }/{ $target }

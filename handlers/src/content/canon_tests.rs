@@ -44,7 +44,7 @@ fn a_reference_the_canon_lacks_is_refused_with_file_and_line() {
         npcs: Some(dir.path().to_owned()),
         ..ContentPaths::default()
     };
-    let err = GameContent::load(&paths).unwrap_err();
+    let err = GameContent::load(&paths).unwrap_err().to_string();
     let line = table_line(npcs, "id = \"orla-saltash\"");
     assert!(
         err.contains(&format!(
@@ -65,7 +65,7 @@ fn a_reference_the_canon_lacks_is_refused_with_file_and_line() {
         lore: Some(path),
         ..ContentPaths::default()
     };
-    let err = GameContent::load(&paths).unwrap_err();
+    let err = GameContent::load(&paths).unwrap_err().to_string();
     let line = table_line(lore, "id = \"the-drowned-abbey\"");
     assert!(
         err.contains(&format!(
@@ -82,7 +82,7 @@ fn a_reference_the_canon_lacks_is_refused_with_file_and_line() {
         story: Some(path),
         ..ContentPaths::default()
     };
-    let err = GameContent::load(&paths).unwrap_err();
+    let err = GameContent::load(&paths).unwrap_err().to_string();
     let line = table_line(arcs, "id = \"the-harbourmasters-seal\"");
     assert!(err.contains(&format!("arcs.toml:{line}: arc the-breakwater-run: beat the-harbourmasters-seal: about \"odo-marrable\"")), "{err}");
     // A quest giver the canon knows but who has no NPC, and one it does not know at all.
@@ -100,7 +100,7 @@ fn a_reference_the_canon_lacks_is_refused_with_file_and_line() {
             quests: Some(path),
             ..ContentPaths::default()
         };
-        let err = GameContent::load(&paths).unwrap_err();
+        let err = GameContent::load(&paths).unwrap_err().to_string();
         assert!(err.contains(&format!("quests.toml:{line}: quest lanterns-on-the-mill-road: giver \"{giver}\" is not the name of a canon person with an NPC")), "{err}");
         // The same quests beside the shipped canon are the operator's to reconcile.
         let mixed = ContentPaths {
@@ -135,7 +135,7 @@ fn a_reference_the_canon_lacks_is_refused_with_file_and_line() {
             price_catalog: Some(path),
             ..ContentPaths::default()
         };
-        let err = GameContent::load(&paths).unwrap_err();
+        let err = GameContent::load(&paths).unwrap_err().to_string();
         assert!(
             err.contains(&format!("catalog.toml:{line}: {says}")),
             "{err}"
@@ -154,7 +154,7 @@ fn a_reference_the_canon_lacks_is_refused_with_file_and_line() {
         regions: Some(path),
         ..ContentPaths::default()
     };
-    let err = GameContent::load(&paths).unwrap_err();
+    let err = GameContent::load(&paths).unwrap_err().to_string();
     assert!(
         err.contains(
             "region ashfen: named \"Ashfen Mire\", but the canon names it \"Ashfen Marsh\""
@@ -173,13 +173,12 @@ fn a_reference_the_canon_lacks_is_refused_with_file_and_line() {
         quests: Some(path),
         ..ContentPaths::default()
     };
-    let err = GameContent::load(&paths).unwrap_err();
+    let err = GameContent::load(&paths).unwrap_err().to_string();
     let line = table_line(quests, "the Tarrow windmill") + 1;
     assert!(
-        err.starts_with("canon: ")
-            && err.contains(&format!(
-                "quests.toml:{line}: \"Highmoor\" is not of this world"
-            )),
+        err.contains(&format!(
+            "quests.toml:{line}: \"Highmoor\" is not of this world"
+        )),
         "{err}"
     );
 }
@@ -207,11 +206,8 @@ fn a_workflow_names_only_real_quests_and_items() {
             workflows: Some(path.clone()),
             ..ContentPaths::default()
         };
-        let err = GameContent::load(&paths).unwrap_err();
-        assert!(
-            err.starts_with("workflows: ") && err.contains(says),
-            "{err}"
-        );
+        let err = GameContent::load(&paths).unwrap_err().to_string();
+        assert!(err.contains(says), "{err}");
     }
     let fine = shipped.replacen("sku = \"{{input.sku}}\"", "sku = \"lantern_oil\"", 1);
     std::fs::write(&path, fine).unwrap();

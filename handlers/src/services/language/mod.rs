@@ -6,7 +6,10 @@
 //! looks the message up along the chain [negotiated, default]: a message missing in a locale
 //! falls back to English, one missing everywhere is `not_found`. Arguments are JSON numbers or
 //! strings, so plural selectors choose on numbers by the locale's CLDR rules. Output carries no
-//! Unicode isolation marks; a missing argument is `invalid_argument` naming it.
+//! Unicode isolation marks; a missing argument is `invalid_argument` naming it. The messages the
+//! game asks for, with their arguments, are declared in `messages.rs`: every locale file is held
+//! to them when content loads (and by `edge content check`), and `Localize` refuses a declared
+//! number sent as anything else.
 //!
 //! `Translate` asks only models that declare they can translate (the AI router picks among them;
 //! llm refuses any other); with none in the catalog it fails, naming the setting that registers
@@ -33,8 +36,11 @@ use proto::aicore::settings::v1::{GetRequest as SettingsGetRequest, SettingsServ
 use sha2::{Digest as _, Sha256};
 use unic_langid::LanguageIdentifier;
 
+mod messages;
 mod numbers;
 mod shipped;
+
+pub use messages::{Arg, Declared, MESSAGES, contract_problems};
 
 use crate::kit::calls::Caller;
 use crate::kit::content::{DataError, Embedded, Source};
@@ -43,7 +49,7 @@ use crate::kit::status::Status;
 use crate::kit::store::Store;
 
 /// The shipped locales, the default first.
-const SHIPPED: [(&str, Embedded); 5] = [
+pub const SHIPPED: [(&str, Embedded); 5] = [
     ("en", crate::embedded!("language/en.ftl")),
     ("de", crate::embedded!("language/de.ftl")),
     ("fr", crate::embedded!("language/fr.ftl")),
@@ -443,6 +449,7 @@ impl LanguageServiceHandler for LanguageService {
         if req.message_id.is_empty() || req.message_id.len() > 128 {
             return Err(Status::invalid_argument("messageId is required"));
         }
+        messages::check_args(&req.message_id, &req.args)?;
         let args = fluent_args(&req.args)?;
         let requested = match req.locale.as_str() {
             "" => self.players_language(&ctx).await,

@@ -502,3 +502,66 @@ async fn with_no_model_that_can_translate_translate_says_what_to_configure() {
         "no model was asked: English never comes back as German"
     );
 }
+
+#[test]
+fn every_locale_keeps_the_game_s_messages_contract() {
+    let shipped = || -> Vec<(String, Source)> {
+        SHIPPED
+            .iter()
+            .map(|(loc, t)| {
+                (
+                    (*loc).to_owned(),
+                    Source::embedded(&format!("{loc}.ftl"), t.text),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(contract_problems(&shipped()), []);
+    let mut sources = shipped();
+    // de without level-up, with a variable the game never passes, and a number chosen by words.
+    sources[1].1.text = sources[1]
+        .1
+        .text
+        .replace("level-up", "level-upp")
+        .replace("{ $title }", "{ $titel }");
+    sources[3].1.text += "extra = { $count ->\n    [one] jeden\n   *[other] wiele\n}\n";
+    // A declared number is a plural selector whatever its keys say.
+    sources[0].1.text =
+        sources[0]
+            .1
+            .text
+            .replacen("[one] { $count } friend", "[some] { $count } friend", 1);
+    let problems = contract_problems(&sources);
+    let has = |file: &str, what: &str| {
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.file == file && p.message.contains(what)),
+            "no {file}: {what} in {problems:#?}"
+        );
+    };
+    has("de.ftl", "message level-up is missing");
+    has("de.ftl", "uses $titel");
+    has("en.ftl", "[some] is no plural category");
+    has("en.ftl", "no [one] variant");
+    // A message beyond the contract: plural categories still apply, in every locale.
+    has("pl.ftl", "no [few] variant");
+    has("pl.ftl", "no [many] variant");
+    assert!(Arg::Number != Arg::Text && MESSAGES.len() >= 18);
+}
+
+#[test]
+fn a_declared_number_must_come_as_a_number() {
+    let args = |v: pbjson_types::Value| HashMap::from([("count".to_owned(), v)]);
+    messages::check_args("items-received", &args(num(3.0))).unwrap();
+    let e = messages::check_args("items-received", &args(text("3"))).unwrap_err();
+    assert_eq!(e.code(), crate::kit::status::Code::InvalidArgument);
+    assert!(e.message().contains("count"), "{e:?}");
+    // Text arguments, and messages the game does not declare, take what they are given.
+    messages::check_args(
+        "quest-accepted",
+        &HashMap::from([("title".to_owned(), num(1.0))]),
+    )
+    .unwrap();
+    messages::check_args("a-pack-message", &args(text("3"))).unwrap();
+}

@@ -10,8 +10,10 @@ use toml::Spanned;
 
 use crate::kit::content::{DataError, Embedded, Source};
 
-const NPCS: Embedded = crate::embedded!("npc/npcs.toml");
-const ACTIONS: Embedded = crate::embedded!("npc/actions.toml");
+/// The shipped NPCs, archetypes and stimuli.
+pub const NPCS: Embedded = crate::embedded!("npc/npcs.toml");
+/// The shipped action catalog.
+pub const ACTIONS: Embedded = crate::embedded!("npc/actions.toml");
 
 /// The four needs, in a fixed order: hunger, rest, social, safety.
 pub const NEEDS: [&str; 4] = ["hunger", "rest", "social", "safety"];

@@ -269,6 +269,10 @@ impl Quests {
     }
 }
 
+/// The most levels the table may have: past it a curve is a mistake (a pasted column), not a
+/// game.
+const MAX_LEVEL: usize = 1000;
+
 impl Content for Quests {
     const SHIPPED: Embedded = crate::embedded!("quest/quests.toml");
 
@@ -279,10 +283,11 @@ impl Content for Quests {
         if levels.first() != Some(&0)
             || levels.windows(2).any(|w| w[0] >= w[1])
             || levels.last().is_some_and(|&l| l > u64::from(u32::MAX))
+            || levels.len() > MAX_LEVEL
         {
             return Err(src.error(
                 Some(file.levels.span()),
-                "levels must start at 0 and rise strictly (experience needed for level 1, 2, ...), each at most 4294967295",
+                format!("levels must start at 0 and rise strictly (experience needed for level 1, 2, ...), each at most 4294967295, at most {MAX_LEVEL} levels"),
             ));
         }
         let mut list = Vec::new();
