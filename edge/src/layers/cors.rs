@@ -275,7 +275,7 @@ mod tests {
         svc.oneshot(req.body(Body::empty()).unwrap()).await.unwrap()
     }
 
-    fn get<'a>(res: &'a Response, name: HeaderName) -> Option<&'a str> {
+    fn get(res: &Response, name: HeaderName) -> Option<&str> {
         res.headers().get(name).and_then(|v| v.to_str().ok())
     }
 
