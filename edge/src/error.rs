@@ -128,8 +128,18 @@ pub fn status_response(status: &Status) -> Response {
     with_status(http_for(status), status)
 }
 
+/// [`status_response`] for a status the caller is done with: it becomes the response's mark
+/// without a copy of its message.
+pub fn into_response(status: Status) -> Response {
+    into_response_with(http_for(&status), status)
+}
+
 /// A Connect error body under an explicit HTTP status (413 and 415 are plain HTTP in Connect).
 pub fn with_status(http: StatusCode, status: &Status) -> Response {
+    into_response_with(http, status.clone())
+}
+
+fn into_response_with(http: StatusCode, status: Status) -> Response {
     let mut res = Response::new(Body::from(error_json(status.code(), status.message())));
     *res.status_mut() = http;
     let h = res.headers_mut();
@@ -148,7 +158,7 @@ pub fn with_status(http: StatusCode, status: &Status) -> Response {
     if status.code() == Code::Unauthenticated {
         h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
-    res.extensions_mut().insert(ErrorStatus(status.clone()));
+    res.extensions_mut().insert(ErrorStatus(status));
     res
 }
 
@@ -164,7 +174,7 @@ impl From<Status> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        status_response(&self.0)
+        into_response(self.0)
     }
 }
 
