@@ -89,9 +89,11 @@ async fn main() {
         (_edge, _bare) = (Some(edge), None);
     }
     println!("pid {pid}");
-    drive(&client, &shape, 400).await;
+    drive(connect(&client).await, &shape, 400).await;
+    // The counted connections are open (their TLS handshakes done) before counting starts.
+    let conns = connect(&client).await;
     callgrind(&["-z", &pid.to_string()]);
-    drive(&client, &shape, requests).await;
+    drive(conns, &shape, requests).await;
     callgrind(&["-d", &pid.to_string()]);
     println!("requests {requests}");
 }
@@ -106,11 +108,19 @@ fn callgrind(args: &[&str]) {
     assert!(ok, "callgrind_control {args:?} failed");
 }
 
-/// `n` requests over `CONNS` connections opened before the first is sent.
-async fn drive(client: &Client, shape: &Shape, n: usize) {
+/// `CONNS` HTTP/1.1 connections.
+async fn connect(client: &Client) -> Vec<edge_e2e::client::Conn> {
+    let mut conns = Vec::new();
+    for _ in 0..CONNS {
+        conns.push(client.connect(false).await.expect("connect"));
+    }
+    conns
+}
+
+/// `n` requests over `conns`.
+async fn drive(conns: Vec<edge_e2e::client::Conn>, shape: &Shape, n: usize) {
     let mut tasks = Vec::new();
-    for i in 0..CONNS {
-        let mut conn = client.connect(false).await.expect("connect");
+    for (i, mut conn) in conns.into_iter().enumerate() {
         let shape = shape.clone();
         let count = n / CONNS + usize::from(i < n % CONNS);
         tasks.push(tokio::spawn(async move {
