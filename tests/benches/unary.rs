@@ -9,9 +9,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use edge_e2e::bench::{
-    Side, as_hello, certs, compare, pin, pin_pid, settings, start_bare_on, state_get, verdict,
-    warm_up,
+    Side, as_hello, certs, compare, median, pin, pin_pid, settings, start_bare_on, state_get,
+    verdict, warm_up,
 };
+use edge_e2e::load::{Shape, run_expecting, run_measuring};
 use edge_e2e::{Client, Edge};
 
 #[tokio::main]
@@ -29,15 +30,19 @@ async fn main() {
     let bare = Client::new(&ca, addr.unwrap());
 
     println!(
-        "\nunary benchmark: 64 connections, HTTP/1.1 over TLS, {}s x {rounds} rounds per row; goals: >= 0.60x req/s, p99 < 5 ms",
+        "\nunary benchmark: 64 connections, HTTP/1.1 over TLS, {}s x {rounds} rounds per row; goals: >= 0.60x req/s, p99 < 5 ms; every protection on <= 1.25x CPU per request, the access log <= +5%, an error <= a success",
         measure.as_secs()
     );
     // Protections on with quotas far above the load, so the limiter's cost is measured, not its
     // refusals (one player here sends far more than any per-player default allows).
     let big = tmp.path().join("big-quotas.toml");
+    // Every protection on: rate limits (bad credentials too, for the 401 rows) at quotas the
+    // load never reaches, and CORS for a browser origin.
     std::fs::write(
         &big,
-        "[rate_limit.general]\nper_minute = 100000000\nburst = 1000000\n",
+        "[http]\ncors_origins = [\"https://play.example\"]\n\
+         [rate_limit.general]\nper_minute = 100000000\nburst = 1000000\n\
+         [rate_limit.bad_credentials]\nper_minute = 100000000\nburst = 1000000\n",
     )
     .unwrap();
     let tls = [
@@ -49,7 +54,7 @@ async fn main() {
     let rows = [
         ("edge (rate limit off)", vec!["--rate-limit", "false"]),
         (
-            "edge (rate limit on)",
+            "edge (every protection on)",
             vec!["--config", big.to_str().unwrap()],
         ),
         (
@@ -131,9 +136,90 @@ async fn main() {
             verdict(r.rps >= 0.97)
         );
     }
+    // Connect errors against a success, on the same edge with every protection on.
+    {
+        let mut args: Vec<&str> = tls.to_vec();
+        args.extend(["--config", big.to_str().unwrap()]);
+        let edge = Edge::start(&args);
+        pin_pid(edge.pid(), cpus);
+        let c = Client::new(&ca, edge.https);
+        let get = state_get(&c).await;
+        let unauthenticated = Shape {
+            headers: vec![("content-type".into(), "application/json".into())],
+            ..get.clone()
+        };
+        let not_found = Shape {
+            path: "/aicore.nothing.v1.NothingService/Get".into(),
+            ..get.clone()
+        };
+        warm_up(&[(&c, &get)]).await;
+        let pids = [edge.pid()];
+        for (name, shape, status) in [
+            ("a 401 (no token)", &unauthenticated, 401),
+            ("a 404 (no such method)", &not_found, 404),
+        ] {
+            let cpu =
+                error_vs_success(&c, &get, shape, status, &pids, rounds, warmup, measure).await;
+            println!(
+                "{name} vs a state Get, CPU per request: {cpu:.2}x, goal <= 1.00x (an error costs no more than a success): {}\n",
+                verdict(cpu <= 1.0)
+            );
+        }
+    }
     let protections = results[1].rps / results[0].rps;
     println!(
-        "every protection on (rate limiter with large quotas) vs rate limiter off: {protections:.2}x, goal >= 0.90x: {}",
+        "every protection on vs rate limiter off: {protections:.2}x req/s, goal >= 0.90x: {}",
         verdict(protections >= 0.90)
     );
+    let cpu = |i: usize| results[i].cpu.unwrap_or(f64::NAN);
+    println!(
+        "every protection on vs the bare server: {:.2}x CPU per request (worst round {:.2}x), goal <= 1.25x: {}",
+        cpu(1),
+        results[1].worst_cpu.unwrap_or(f64::NAN),
+        verdict(cpu(1) <= 1.25)
+    );
+    let log = cpu(2) / cpu(0);
+    println!(
+        "the access log on adds {:+.1}% CPU per request (each against the bare server), goal <= +5%: {}",
+        (log - 1.0) * 100.0,
+        verdict(log <= 1.05)
+    );
+}
+
+/// CPU per request of `error` (answered `status`) over that of `success`, on the same server,
+/// median over ABBA rounds.
+#[allow(clippy::too_many_arguments)]
+async fn error_vs_success(
+    c: &Client,
+    success: &Shape,
+    error: &Shape,
+    status: u16,
+    pids: &[u32],
+    rounds: usize,
+    warmup: std::time::Duration,
+    measure: std::time::Duration,
+) -> f64 {
+    let mut ratios = Vec::new();
+    for round in 1..=rounds.max(1) {
+        let ok = || run_measuring(c, success, 64, warmup, measure, pids);
+        let bad = || run_expecting(c, error, 64, warmup, measure, pids, Some(status));
+        let (s, e) = if round % 2 == 1 {
+            let s = ok().await;
+            (s, bad().await)
+        } else {
+            let e = bad().await;
+            (ok().await, e)
+        };
+        let us = |d: Option<std::time::Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e6);
+        let r = us(e.cpu_per_req) / us(s.cpu_per_req);
+        println!(
+            "  round {round}: success {:>7.0} req/s {:>6.1} us CPU/req | error {status} {:>7.0} req/s {:>6.1} us CPU/req | {r:.2}x CPU/req",
+            s.rps,
+            us(s.cpu_per_req),
+            e.rps,
+            us(e.cpu_per_req)
+        );
+        ratios.push(r);
+    }
+    median(ratios)
 }

@@ -83,6 +83,10 @@ pub struct Comparison {
     pub cpu: Option<f64>,
     /// The target's p99 latency in milliseconds (median over rounds).
     pub p99_ms: f64,
+    /// The worst round's req/s ratio (the lowest).
+    pub worst_rps: f64,
+    /// The worst round's CPU per request ratio (the highest), if measured.
+    pub worst_cpu: Option<f64>,
 }
 
 /// "met" or "MISSED".
@@ -310,15 +314,20 @@ pub async fn compare(
         }
     }
     let out = Comparison {
+        worst_rps: ratios.iter().copied().fold(f64::INFINITY, f64::min),
+        worst_cpu: cpus.iter().copied().reduce(f64::max),
         rps: median(ratios),
         cpu: (!cpus.is_empty()).then(|| median(cpus)),
         p99_ms: median(p99s),
     };
+    let x = |c: Option<f64>| c.map_or("n/a".to_owned(), |c| format!("{c:.2}x"));
     println!(
-        "{name}: median {:.2}x req/s, {} CPU per request, over {} rounds\n",
+        "{name}: median {:.2}x req/s, {} CPU per request, over {} rounds (worst round {:.2}x req/s, {} CPU)\n",
         out.rps,
-        out.cpu.map_or("n/a".to_owned(), |c| format!("{c:.2}x")),
-        rounds.max(1)
+        x(out.cpu),
+        rounds.max(1),
+        out.worst_rps,
+        x(out.worst_cpu),
     );
     out
 }

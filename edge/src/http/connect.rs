@@ -247,13 +247,13 @@ pub async fn unary(
                 method.path
             ))),
         },
-        Err(status) => status_response(&status),
+        Err(status) => crate::error::into_response(status),
     }
 }
 
 /// Any path that is not a known route.
 pub async fn not_found(req: Request) -> Response {
-    status_response(&Status::not_found(format!(
+    crate::error::into_response(Status::not_found(format!(
         "no route for {} {}",
         req.method(),
         req.uri().path()

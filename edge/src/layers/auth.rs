@@ -197,8 +197,8 @@ fn admit(
     Ok(())
 }
 
-fn refuse<E: 'static>(status: &Status) -> BoxFuture<Result<Response, E>> {
-    let res = status_response(status);
+fn refuse<E: 'static>(status: Status) -> BoxFuture<Result<Response, E>> {
+    let res = crate::error::into_response(status);
     Box::pin(async move { Ok(res) })
 }
 
@@ -251,7 +251,7 @@ where
             };
             if let Some(wait) = blocked {
                 crate::trace::record_auth(&span, Err(handlers::Code::ResourceExhausted));
-                return refuse(&too_many_bad(wait));
+                return refuse(too_many_bad(wait));
             }
         }
         let (principal, session) = match credential {
@@ -260,7 +260,7 @@ where
             Credential::Refused(status) => {
                 crate::trace::record_auth(&span, Err(status.code()));
                 count_bad(self.bad.as_deref(), addr, &status);
-                return refuse(&status);
+                return refuse(status);
             }
             // A ticket is spent with a store write; the same shape as a key's read below.
             Credential::Ticket(ticket) => {
@@ -271,7 +271,7 @@ where
                 };
                 if let Some(wait) = blocked {
                     crate::trace::record_auth(&span, Err(handlers::Code::ResourceExhausted));
-                    return refuse(&too_many_spent(wait));
+                    return refuse(too_many_spent(wait));
                 }
                 let auth = Arc::clone(&self.auth);
                 let bad = self.bad.clone();
@@ -336,7 +336,7 @@ where
             Ok(()) => Box::pin(self.inner.call(req)),
             Err(status) => {
                 count_bad(self.bad.as_deref(), addr, &status);
-                refuse(&status)
+                refuse(status)
             }
         }
     }

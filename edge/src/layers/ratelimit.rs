@@ -5,13 +5,18 @@
 //! queued, with `Retry-After`; limited routes carry the IETF `RateLimit-Policy`/`RateLimit` headers.
 //! Counters live in this process's memory: each replica counts on its own.
 
+use std::fmt::Write as _;
+use std::future::Future;
+use std::io::Write as _;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::Request;
 use axum::response::Response;
+use futures_util::future::{Either, Ready};
 use governor::middleware::StateInformationMiddleware;
 use governor::{
     Quota, RateLimiter, clock::Clock as _, clock::DefaultClock,
@@ -19,7 +24,7 @@ use governor::{
 };
 use handlers::{Code, Principal, Status};
 use http::HeaderValue;
-use proto::{BoxFuture, MethodDesc, RateClass};
+use proto::{MethodDesc, RateClass};
 use serde::{Deserialize, Serialize};
 use tower::{Layer, Service};
 
@@ -270,11 +275,19 @@ impl RateLimits {
         match c.limiter.check_key(key) {
             Ok(state) => {
                 let remaining = state.remaining_burst_capacity();
-                let value = format!("\"{}\";r={remaining};t=0", class.name());
+                // Formatted on the stack: the header value's copy is the only allocation.
+                let mut buf = [0u8; 48];
+                let mut w = &mut buf[..];
+                let value = match write!(w, "\"{}\";r={remaining};t=0", class.name()) {
+                    Ok(()) => {
+                        let len = 48 - w.len();
+                        HeaderValue::from_bytes(&buf[..len]).ok()
+                    }
+                    Err(_) => None,
+                };
                 Ok((
                     c.policy.clone(),
-                    HeaderValue::from_str(&value)
-                        .unwrap_or(HeaderValue::from_static("\"default\"")),
+                    value.unwrap_or(HeaderValue::from_static("\"default\"")),
                 ))
             }
             Err(not_until) => {
@@ -328,11 +341,12 @@ pub struct RateLimit<S> {
 impl<S> Service<Request> for RateLimit<S>
 where
     S: Service<Request, Response = Response> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S::Future: Send + Unpin + 'static,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Response, S::Error>>;
+    // No box: the inner future with two headers to add, or a refusal already made.
+    type Future = Either<WithRateLimit<S::Future>, Ready<Result<Response, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -341,28 +355,32 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         // Set by the authentication layer outside this one for every Connect call.
         let Some(m) = req.extensions().get::<&'static MethodDesc>().copied() else {
-            return Box::pin(self.inner.call(req));
+            return Either::Left(WithRateLimit {
+                inner: self.inner.call(req),
+                headers: None,
+            });
         };
         let principal = req.extensions().get::<Principal>();
         let class = Class::of(m, principal);
-        let key = match (class, principal) {
-            (Class::Auth, _) | (_, None) => match req.extensions().get::<ClientAddr>() {
-                Some(ClientAddr(ip)) => format!("ip:{ip}"),
-                None => "ip:unknown".to_owned(),
-            },
-            (_, Some(Principal::Player { player_id })) => format!("player:{player_id}"),
-            (_, Some(p)) => p.describe(),
-        };
-        match self.limits.check(class, &key) {
-            Ok((policy, state)) => {
-                let fut = self.inner.call(req);
-                Box::pin(async move {
-                    let mut res = fut.await?;
-                    res.headers_mut().insert("ratelimit-policy", policy);
-                    res.headers_mut().insert("ratelimit", state);
-                    Ok(res)
-                })
-            }
+        // The key is written into this thread's buffer: the limiter looks it up by reference
+        // and copies it only the first time it sees it.
+        let checked = KEY.with_borrow_mut(|key| {
+            key.clear();
+            let _ = match (class, principal) {
+                (Class::Auth, _) | (_, None) => match req.extensions().get::<ClientAddr>() {
+                    Some(ClientAddr(ip)) => write!(key, "ip:{ip}"),
+                    None => write!(key, "ip:unknown"),
+                },
+                (_, Some(Principal::Player { player_id })) => write!(key, "player:{player_id}"),
+                (_, Some(p)) => write!(key, "{}", p.describe()),
+            };
+            self.limits.check(class, key)
+        });
+        match checked {
+            Ok((policy, state)) => Either::Left(WithRateLimit {
+                inner: self.inner.call(req),
+                headers: Some((policy, state)),
+            }),
             Err((status, policy)) => {
                 let mut res = status_response(&status);
                 res.headers_mut().insert("ratelimit-policy", policy);
@@ -373,9 +391,40 @@ where
                 )) {
                     res.headers_mut().insert("ratelimit", v);
                 }
-                Box::pin(async move { Ok(res) })
+                Either::Right(futures_util::future::ready(Ok(res)))
             }
         }
+    }
+}
+
+thread_local! {
+    /// The key of the request being checked (see [`RateLimit::call`]).
+    static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// The inner answer with the `RateLimit` headers added.
+pub struct WithRateLimit<F> {
+    inner: F,
+    headers: Option<(HeaderValue, HeaderValue)>,
+}
+
+impl<F, E> Future for WithRateLimit<F>
+where
+    F: Future<Output = Result<Response, E>> + Unpin,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let mut res = match Pin::new(&mut this.inner).poll(cx) {
+            Poll::Ready(Ok(res)) => res,
+            other => return other,
+        };
+        if let Some((policy, state)) = this.headers.take() {
+            res.headers_mut().insert("ratelimit-policy", policy);
+            res.headers_mut().insert("ratelimit", state);
+        }
+        Poll::Ready(Ok(res))
     }
 }
 

@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 /// Lines buffered for the writer thread before new ones are dropped.
 const BUFFERED_LINES: usize = 64 * 1024;
 
+/// Bytes of lines the writer thread gathers into one write.
+const WRITE_BUFFER: usize = 64 * 1024;
+
 /// The log writer's guard (dropping it flushes what is buffered) and its count of dropped lines.
 static WRITER: std::sync::Mutex<Option<WorkerGuard>> = std::sync::Mutex::new(None);
 static DROPPED: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
@@ -73,7 +76,13 @@ pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<FlushOnDrop, crate::er
         .lossy(true)
         .buffered_lines_limit(BUFFERED_LINES)
         .thread_name("edge-log")
-        .finish(std::io::stdout());
+        // The writer thread takes every line waiting, then flushes: through a buffer that is one
+        // write(2) per batch, not one per line (stdout alone flushes at every newline), which
+        // under load was most of what the access log cost a request.
+        .finish(std::io::BufWriter::with_capacity(
+            WRITE_BUFFER,
+            std::io::stdout(),
+        ));
     let counter = writer.error_counter();
     let lines = tracing_subscriber::fmt::layer().with_writer(writer);
     let lines = match log.format {
