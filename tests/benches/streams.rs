@@ -204,6 +204,8 @@ async fn main() {
         measure.as_secs()
     );
     let times = (warmup, measure);
+    // Each side's median CPU per event (us), to compare the NATS path with the in-process one.
+    let mut cpu_per_event = Vec::new();
     for (name, client, token, pids) in [
         (
             "edge, grammar in-process",
@@ -258,7 +260,7 @@ async fn main() {
             &[],
         )
         .await;
-        let (mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
+        let (mut ratios, mut cpu_ratios, mut cpu_us) = (Vec::new(), Vec::new(), Vec::new());
         for round in 1..=rounds {
             let (b, t) = if round % 2 == 1 {
                 let b = base().await;
@@ -284,10 +286,15 @@ async fn main() {
                 cpu.map_or("n/a".to_owned(), |c| format!("{c:.2}x"))
             );
             ratios.push(t.events_per_sec / b.events_per_sec);
+            if let Some(tc) = t.cpu_per_event {
+                cpu_us.push(tc.as_secs_f64() * 1e6);
+            }
             if let Some(c) = cpu {
                 cpu_ratios.push(c);
             }
         }
+        let worst = cpu_us.iter().copied().fold(f64::NAN, f64::max);
+        cpu_per_event.push((median(cpu_us), worst));
         let (r, cr) = (median(ratios), median(cpu_ratios));
         println!(
             "{name}: median {r:.2}x events/s, {cr:.2}x CPU per event, over {rounds} rounds; goal >= 0.50x{}\n",
@@ -296,6 +303,14 @@ async fn main() {
             } else {
                 String::new()
             }
+        );
+    }
+
+    if let [(local, local_worst), (remote, remote_worst)] = cpu_per_event[..] {
+        let ratio = remote / local;
+        println!(
+            "NATS worker vs in-process edge: {ratio:.2}x CPU per event (edge + worker + nats-server {remote:.2} us, worst round {remote_worst:.2}; in-process {local:.2} us, worst {local_worst:.2}); goal <= 1.5x: {}\n",
+            verdict(ratio <= 1.5)
         );
     }
 

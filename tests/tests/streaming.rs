@@ -619,3 +619,105 @@ async fn a_gap_in_a_nats_stream_ends_it_loudly() {
     );
     assert!(fake.await.unwrap(), "the worker was told to stop");
 }
+
+#[tokio::test]
+async fn a_worker_sends_tokens_in_frames_and_the_edge_one_event_each() {
+    let nats = Nats::start("");
+    let url = nats.url();
+    // No pacing: the generator has every token ready, as a fast model under load would.
+    let _worker = Edge::start_worker(&["--nats", &url, "--services", "llm"]);
+    let edge = Edge::start(&["--rate-limit", "false", "--nats", &url, "--remote", "llm"]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "framed-streamer").await;
+    let local = Edge::start(&["--rate-limit", "false"]);
+    let lc = local.client();
+    let lme = scenarios::login(&lc, "local-framed").await;
+    let expected = deltas(
+        &Sse::post(&lc, STREAM, Some(&lme.access), ask(300, 4))
+            .await
+            .collect()
+            .await,
+    );
+    assert!(expected.len() >= 100, "a long reply: {}", expected.len());
+
+    let spy = nats.client().await;
+    let mut inbox = spy.subscribe("_INBOX.>").await.unwrap();
+    spy.flush().await.unwrap();
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        let s = Sse::post(&c, STREAM, Some(&me.access), ask(300, 4)).await;
+        if s.status == StatusCode::OK {
+            events = s.collect().await;
+            break;
+        }
+        // The worker may still be registering.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // One SSE event per token, the same text as in-process.
+    assert_eq!(deltas(&events), expected);
+    assert_eq!(events.last().unwrap().event.as_deref(), Some("end"));
+
+    // On the bus: numbered frames, far fewer than the tokens.
+    let (mut messages, mut frames) = (0, 0);
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), inbox.next()).await {
+        let Some(h) = m.headers.as_ref() else { continue };
+        if h.get("Edge-Seq").is_some() {
+            messages += 1;
+            frames += usize::from(h.get("Edge-Frame").is_some());
+        }
+    }
+    assert!(frames >= 1, "the worker framed its tokens");
+    assert!(
+        messages * 4 <= expected.len(),
+        "{messages} NATS messages for {} tokens",
+        expected.len()
+    );
+}
+
+#[tokio::test]
+async fn the_edge_reads_a_frame_with_the_end_riding_on_it() {
+    let nats = Nats::start("");
+    let url = nats.url();
+    let edge = Edge::start(&["--rate-limit", "false", "--nats", &url, "--remote", "llm"]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "frame-reader").await;
+    // The test is a version-2 worker: one frame of three (empty) messages that also ends the
+    // stream, so the edge must hand on the items before the end.
+    let worker = nats.client().await;
+    let mut requests = worker
+        .queue_subscribe("svc.llm.v1.infer_stream", "llm".into())
+        .await
+        .unwrap();
+    worker.flush().await.unwrap();
+    let fake = tokio::spawn(async move {
+        let req = requests.next().await.unwrap();
+        let asked = req.headers.as_ref().unwrap().get("Edge-Stream").unwrap().to_string();
+        let reply = req.reply.unwrap().to_string();
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Edge-Seq", "1");
+        h.insert("Edge-Frame", "1");
+        h.insert("Edge-End", "ok");
+        // Three length-delimited empty messages: a varint 0 each.
+        worker
+            .publish_with_headers(reply, h, bytes::Bytes::from_static(&[0, 0, 0]))
+            .await
+            .unwrap();
+        worker.flush().await.unwrap();
+        asked
+    });
+    let s = Sse::post(&c, STREAM, Some(&me.access), ask(10, 1)).await;
+    assert_eq!(s.status, StatusCode::OK);
+    let events: Vec<_> = s
+        .collect()
+        .await
+        .into_iter()
+        .filter(|e| !e.comment)
+        .collect();
+    assert_eq!(
+        events.iter().filter(|e| e.event.is_none()).count(),
+        3,
+        "{events:?}"
+    );
+    assert_eq!(events.last().unwrap().event.as_deref(), Some("end"));
+    assert_eq!(fake.await.unwrap(), "2", "the edge asks for frames");
+}

@@ -226,6 +226,7 @@ async fn serve_endpoint(mut endpoint: async_nats::service::endpoint::Endpoint, e
                     request.message.payload.clone(),
                     reply.to_string(),
                     ep.closing.clone(),
+                    super::stream::requested_version(h),
                 );
                 ep.tasks.spawn(async move {
                     task.await;
