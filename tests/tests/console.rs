@@ -301,6 +301,16 @@ async fn console_changes_need_the_session_its_csrf_token_and_this_origin() {
     let page = send(&edge, "GET", "/console/keys", Some(&session), None, &[]).await;
     assert!(page.body.contains("ops-bot"));
     assert!(!page.body.contains(&secret));
+    // The audit names who did it, on the overview (from the store).
+    let page = send(&edge, "GET", "/console", Some(&session), None, &[]).await;
+    for text in [
+        "Recent changes",
+        "console:admin-token",
+        "admin.key_created",
+        "ops-bot",
+    ] {
+        assert!(page.body.contains(text), "{text}: {}", page.body);
+    }
     // Bad input is said plainly.
     let mut bad = create(&csrf);
     bad[2].1 = "nosuchservice".into();
@@ -389,4 +399,52 @@ async fn idle_sessions_end_and_logins_are_rate_limited() {
     }
     assert_eq!(statuses, [401, 401, 429]);
     assert!(!edge.logs().contains(token), "secrets are never logged");
+}
+
+#[tokio::test]
+async fn the_audit_is_recorded_and_its_topic_is_closed_to_players_and_keys() {
+    let edge = Edge::start(&[]);
+    // `edge keys` against the running edge goes through /admin/keys: audited as admin-api.
+    let wide = edge.service_key("everything", "*");
+    let (status, body) = edge
+        .admin_raw(
+            "POST /admin/keys/everything/revoke HTTP/1.1\r\nhost: localhost\r\nx-edge-admin: 1",
+            "",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let game = edge.service_key("game", "*");
+    let c = edge.client();
+    let player = edge_e2e::scenarios::login(&c, "mallory").await;
+    let replay = proto::rpc::events::REPLAY.path;
+    let publish = proto::rpc::events::PUBLISH.path;
+    // No player or key, however wide its scopes, reads or forges the live feed.
+    for token in [&player.access, &game] {
+        for topic in ["admin.audit", "Admin.audit"] {
+            let r = c.call(replay, Some(token), json!({"topic": topic})).await;
+            assert_eq!(r.status, 403, "{topic}: {:?}", r.body);
+            let r = c
+                .call(
+                    publish,
+                    Some(token),
+                    json!({"topic": topic, "type": "admin.key_created", "payload": {"who": "forged"}}),
+                )
+                .await;
+            assert_eq!(r.status, 403, "{topic}: {:?}", r.body);
+        }
+    }
+    assert_eq!(
+        c.call(replay, Some(&wide), json!({"topic": "admin.audit"}))
+            .await
+            .status,
+        401,
+        "revoked"
+    );
+    // The console shows who changed what.
+    let key = edge.service_key("alice", "console");
+    let session = log_in(&edge, &key).await;
+    let page = send(&edge, "GET", "/console", Some(&session), None, &[]).await;
+    for text in ["admin-api", "admin.key_revoked", "everything", "alice"] {
+        assert!(page.body.contains(text), "{text}: {}", page.body);
+    }
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::session::Session;
 use super::{Console, Shared, html, pages};
 
-fn when(ms: u64) -> String {
+pub(super) fn when(ms: u64) -> String {
     // Unix milliseconds as UTC, to the second: operators compare it with logs.
     let secs = ms / 1000;
     let (days, rem) = (secs / 86_400, secs % 86_400);
@@ -113,6 +113,13 @@ async fn render(c: &Console, session: &Session, created: Option<(&KeyInfo, &str)
     }
 }
 
+fn failed(c: &Console, session: &Session, status: &handlers::Status) -> Response {
+    html(
+        crate::error::http_for(status),
+        pages::message(&c.frame(session, "keys"), "Keys", &super::shown(status)),
+    )
+}
+
 /// `GET /console/keys`
 pub(super) async fn page(State(c): Shared, headers: HeaderMap) -> Response {
     match c.viewer(&headers).await {
@@ -150,13 +157,16 @@ pub(super) async fn create(
         .collect();
     match c.state.keys.create(form.name.trim(), &scopes).await {
         Ok((info, key)) => {
-            tracing::info!(operator = %session.operator, name = %info.name, prefix = %info.prefix, scopes = ?info.scopes, "API key created from the console");
+            let who = format!("console:{}", session.operator);
+            let (store, events) = (c.state.store(), c.state.events());
+            if let Err(e) =
+                crate::ops::keys::audit_created(&store, Some(&events), &who, &info).await
+            {
+                return failed(&c, &session, &e);
+            }
             render(&c, &session, Some((&info, &key))).await
         }
-        Err(status) => html(
-            crate::error::http_for(&status),
-            pages::message(&c.frame(&session, "keys"), "Keys", &super::shown(&status)),
-        ),
+        Err(status) => failed(&c, &session, &status),
     }
 }
 
@@ -178,15 +188,24 @@ pub(super) async fn revoke(
         Ok(s) => s,
         Err(res) => return res,
     };
+    let before = crate::ops::keys::find(&c.state.keys, &form.name).await;
     match c.state.keys.revoke(&form.name).await {
         Ok(info) => {
-            tracing::info!(operator = %session.operator, name = %info.name, prefix = %info.prefix, "API key revoked from the console");
+            let who = format!("console:{}", session.operator);
+            let (store, events) = (c.state.store(), c.state.events());
+            let audit = crate::ops::keys::audit_revoked(
+                &store,
+                Some(&events),
+                &who,
+                before.as_ref(),
+                &info,
+            );
+            if let Err(e) = audit.await {
+                return failed(&c, &session, &e);
+            }
             Redirect::to("/console/keys").into_response()
         }
-        Err(status) => html(
-            crate::error::http_for(&status),
-            pages::message(&c.frame(&session, "keys"), "Keys", &super::shown(&status)),
-        ),
+        Err(status) => failed(&c, &session, &status),
     }
 }
 

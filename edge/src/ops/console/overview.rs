@@ -22,6 +22,9 @@ fn uptime(secs: u64) -> String {
     }
 }
 
+/// Audit entries the overview shows.
+const RECENT_AUDIT: usize = 10;
+
 /// One service's row.
 struct Row {
     name: &'static str,
@@ -70,6 +73,7 @@ pub(super) async fn page(State(c): Shared, headers: HeaderMap) -> Response {
     let store_status = text(&report["store"]["status"]);
     let nats = text(&report["nats"]);
     let rows = rows(c);
+    let audit = crate::ops::audit::recent(&c.state.store(), RECENT_AUDIT).await;
     let body = html! {
         h2 { "This replica" }
         dl {
@@ -125,6 +129,29 @@ pub(super) async fn page(State(c): Shared, headers: HeaderMap) -> Response {
                     }
                 }
             }
+        }
+        h2 { "Recent changes" }
+        @match &audit {
+            Err(_) => p.bad { "The audit could not be read from the store." },
+            Ok(entries) if entries.is_empty() => p { "No operator has changed anything yet." },
+            Ok(entries) => div.scroll {
+                table {
+                    caption.note { "The newest audit entries of every replica, from the store; live on admin.audit." }
+                    thead {
+                        tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Target" } }
+                    }
+                    tbody {
+                        @for e in entries {
+                            tr {
+                                td { (super::keys::when(e.at_ms)) }
+                                td { (e.who) }
+                                td { (e.action) }
+                                td { (e.target) }
+                            }
+                        }
+                    }
+                }
+            },
         }
     };
     html(
