@@ -9,6 +9,7 @@
 mod keys;
 mod overview;
 mod pages;
+mod refusals;
 pub mod session;
 pub mod settings;
 
@@ -41,6 +42,8 @@ struct Console {
     sessions: Sessions,
     started: Instant,
     replica: String,
+    /// Refusals by reason over the last minutes.
+    refusals: Arc<refusals::History>,
     /// SHA-256 of the admin token, if one is configured (compared in constant time).
     admin_token: Option<[u8; 32]>,
 }
@@ -63,6 +66,7 @@ pub fn app(state: AppState, admin_port: u16) -> Router {
         sessions: Sessions::new(admin_port, c.idle_timeout, c.max_age, c.logins_per_minute),
         started: Instant::now(),
         replica,
+        refusals: Arc::new(refusals::History::default()),
         admin_token: state
             .config
             .admin_token
@@ -70,6 +74,9 @@ pub fn app(state: AppState, admin_port: u16) -> Router {
             .map(|t| Sha256::digest(t.expose().as_bytes()).into()),
         state,
     });
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(refusals::sample(Arc::downgrade(&console.refusals)));
+    }
     Router::new()
         .route("/console", get(overview::page))
         .route("/console/login", get(login_page).post(login))

@@ -73,6 +73,10 @@ pub(super) async fn page(State(c): Shared, headers: HeaderMap) -> Response {
     let store_status = text(&report["store"]["status"]);
     let nats = text(&report["nats"]);
     let rows = rows(c);
+    let refused = c.refusals.windows(
+        std::time::Instant::now(),
+        &super::refusals::parse(&crate::stats::render()),
+    );
     let audit = crate::ops::audit::recent(&c.state.store(), RECENT_AUDIT).await;
     let body = html! {
         h2 { "This replica" }
@@ -124,6 +128,30 @@ pub(super) async fn page(State(c): Shared, headers: HeaderMap) -> Response {
                             }
                             td {
                                 @if r.workers.is_empty() { "" } @else { (r.workers.join(", ")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Refusals" }
+        @if refused.is_empty() {
+            p { "Nothing refused by a limit in the last 15 minutes." }
+        } @else {
+            div.scroll {
+                table {
+                    caption.note { "Requests and connections this replica refused at once by a limit (edge_refused_total), by reason." }
+                    thead {
+                        tr {
+                            th scope="col" { "Reason" }
+                            @for m in super::refusals::WINDOWS { th scope="col" { "Last " (m) " min" } }
+                        }
+                    }
+                    tbody {
+                        @for (reason, counts) in &refused {
+                            tr {
+                                th scope="row" { (reason) }
+                                @for n in counts { td { (n) } }
                             }
                         }
                     }

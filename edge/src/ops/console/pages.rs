@@ -117,3 +117,46 @@ pub fn message(frame: &Frame<'_>, title: &str, text: &str) -> Markup {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_is_escaped() {
+        let evil = "<script>alert(1)</script>\"'&";
+        let frame = Frame {
+            replica: evil,
+            operator: Some((evil, "tok\"en")),
+            current: "overview",
+        };
+        let out = page(&frame, evil, html! { p { (evil) } }).into_string();
+        assert!(!out.contains("<script"), "{out}");
+        assert!(
+            out.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{out}"
+        );
+        assert!(out.contains(r#"value="tok&quot;en""#), "{out}");
+        let login = login(evil, true, Some(evil)).into_string();
+        assert!(!login.contains("<script"), "{login}");
+    }
+
+    #[test]
+    fn the_current_page_is_marked_and_forms_carry_their_token() {
+        let frame = Frame {
+            replica: "edge-1",
+            operator: Some(("alice", "t0ken")),
+            current: "keys",
+        };
+        let out = page(&frame, "Keys", html! {}).into_string();
+        assert!(
+            out.contains(r#"<a href="/console/keys" aria-current="page">Keys</a>"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"<input type="hidden" name="csrf" value="t0ken">"#),
+            "{out}"
+        );
+        assert!(out.contains(r#"<html lang="en">"#));
+    }
+}
