@@ -447,4 +447,22 @@ async fn the_audit_is_recorded_and_its_topic_is_closed_to_players_and_keys() {
     for text in ["admin-api", "admin.key_revoked", "everything", "alice"] {
         assert!(page.body.contains(text), "{text}: {}", page.body);
     }
+    // The Audit page shows the record before and after: the revocation's time appears only after.
+    let page = send(&edge, "GET", "/console/audit", Some(&session), None, &[]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let revoked = page
+        .body
+        .find("admin.key_revoked · everything")
+        .expect("the revocation");
+    let entry = &page.body[revoked..];
+    let entry = &entry[..entry.find("</section>").unwrap()];
+    let (before, after) = entry
+        .split_once("<td>")
+        .unwrap()
+        .1
+        .split_once("</td>")
+        .unwrap();
+    assert!(before.contains("&quot;revoked_ms&quot;: null"), "{entry}");
+    assert!(!after.contains("&quot;revoked_ms&quot;: null"), "{entry}");
+    assert!(entry.contains("admin-api"));
 }

@@ -6,6 +6,7 @@
 //! is open; everything else takes a session cookie ([`session`]), and every form post the
 //! session's CSRF token and an `Origin` equal to this listener. Workers have no console.
 
+mod audit_page;
 mod keys;
 mod overview;
 mod pages;
@@ -82,6 +83,7 @@ pub fn app(state: AppState, admin_port: u16) -> Router {
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
         .route("/console/keys", get(keys::page).post(keys::create))
+        .route("/console/audit", get(audit_page::page))
         .route("/console/keys/revoke", post(keys::revoke))
         .route("/console/assets/console.css", get(css))
         .with_state(console)

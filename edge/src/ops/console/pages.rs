@@ -17,9 +17,10 @@ pub struct Frame<'a> {
     pub current: &'a str,
 }
 
-const NAV: [(&str, &str, &str); 2] = [
+const NAV: [(&str, &str, &str); 3] = [
     ("overview", "/console", "Overview"),
     ("keys", "/console/keys", "Keys"),
+    ("audit", "/console/audit", "Audit"),
 ];
 
 /// A whole page around `body`.
