@@ -466,3 +466,13 @@ async fn the_audit_is_recorded_and_its_topic_is_closed_to_players_and_keys() {
     assert!(!after.contains("&quot;revoked_ms&quot;: null"), "{entry}");
     assert!(entry.contains("admin-api"));
 }
+
+#[tokio::test]
+async fn workers_have_no_console() {
+    let nats = edge_e2e::nats::Nats::start("");
+    let worker = Edge::start_worker(&["--nats", &nats.url(), "--services", "state"]);
+    for path in ["/console", "/console/login"] {
+        let a = send(&worker, "GET", path, None, None, &[]).await;
+        assert_eq!(a.status, 404, "{path}: {}", a.body);
+    }
+}
