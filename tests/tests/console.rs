@@ -187,6 +187,8 @@ async fn a_console_key_made_with_edge_keys_logs_in_and_revoking_it_ends_the_sess
     assert_eq!(a.status, 200, "{}", a.body);
     let csp = a.header("content-security-policy").unwrap();
     assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"));
+    // Not no-referrer: under it browsers send `Origin: null` on the page's own posts.
+    assert_eq!(a.header("referrer-policy"), Some("same-origin"));
     assert!(!a.body.contains("<script"), "no script on the pages");
     for text in [
         "Overview",
@@ -475,4 +477,64 @@ async fn workers_have_no_console() {
         let a = send(&worker, "GET", path, None, None, &[]).await;
         assert_eq!(a.status, 404, "{path}: {}", a.body);
     }
+}
+
+/// A real browser: log in with the admin token, see the Overview, create a key and see its secret
+/// once; at 1280x800 and on a narrow window. The page runs no script of its own (its CSP allows
+/// none); the test types and clicks through the DevTools protocol.
+#[tokio::test]
+async fn a_browser_logs_in_sees_the_overview_and_creates_a_key() {
+    let token = "browser-admin-token";
+    let edge = Edge::start(&["--admin-token", token]);
+    let base = format!("http://{}", edge.admin);
+    tokio::task::spawn_blocking(move || {
+        for (i, (w, h)) in [(1280, 800), (390, 844)].into_iter().enumerate() {
+            let mut b = edge_e2e::browser::Browser::start(w, h);
+            b.goto(&format!("{base}/console"));
+            b.wait_for("location.pathname === '/console/login' && document.querySelector('#credential')");
+            let label = b.eval("document.querySelector('label[for=credential]').innerText");
+            assert_eq!(label, "Console key or admin token");
+            b.eval(&format!(
+                "document.querySelector('#credential').value = '{token}'; \
+                 document.querySelector('form').requestSubmit(); true"
+            ));
+            b.wait_for("location.pathname === '/console' && document.querySelector('h1')");
+            assert_eq!(b.eval("document.querySelector('h1').innerText"), "Overview");
+            assert_eq!(b.eval("document.querySelectorAll('h1').length"), 1);
+            let text = b.eval("document.body.innerText").as_str().unwrap().to_owned();
+            for want in ["Replica", "Version", "Services", "payment", "admin-token"] {
+                assert!(text.contains(want), "{want}: {text}");
+            }
+            // Nothing overflows the window but the tables, which scroll in their own box.
+            let overflow = b.eval("document.documentElement.scrollWidth <= window.innerWidth");
+            assert_eq!(overflow, true, "{w}x{h}");
+            // The cookie is out of a script's reach.
+            assert_eq!(b.eval("document.cookie"), "");
+
+            b.eval("document.querySelector('a[href=\"/console/keys\"]').click(); true");
+            b.wait_for("location.pathname === '/console/keys' && document.querySelector('#name')");
+            let name = format!("browser-{i}");
+            b.eval(&format!(
+                "document.querySelector('#name').value = '{name}'; \
+                 document.querySelector('#scopes').value = 'console'; \
+                 document.querySelector('form[action=\"/console/keys\"]').requestSubmit(); true"
+            ));
+            b.wait_for("document.querySelector('.secret')");
+            let secret = b.eval("document.querySelector('.secret').innerText");
+            assert!(secret.as_str().unwrap().starts_with("edge_"), "{secret}");
+            // Shown once: the list, opened again, has the key and not its secret.
+            b.goto(&format!("{base}/console/keys"));
+            b.wait_for(&format!("document.body.innerText.includes('{name}')"));
+            assert_eq!(b.eval("!!document.querySelector('.secret')"), false);
+            // Keyboard: the first control a Tab reaches is a link or control with a name.
+            b.eval("document.activeElement && document.activeElement.blur(); true");
+            let focusable = b.eval(
+                "[...document.querySelectorAll('a[href], button, input:not([type=hidden])')]\
+                 .every(e => (e.innerText || e.getAttribute('aria-label') || (e.id && document.querySelector('label[for=' + e.id + ']'))))",
+            );
+            assert_eq!(focusable, true, "every control has a name");
+        }
+    })
+    .await
+    .unwrap();
 }

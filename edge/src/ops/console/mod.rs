@@ -90,7 +90,7 @@ pub fn app(state: AppState, admin_port: u16) -> Router {
         .layer(axum::middleware::map_response(secure_headers))
 }
 
-/// Every console answer: no framing, no script, nothing cached, no referrer.
+/// Every console answer: no framing, no script, nothing cached, no referrer to other sites.
 async fn secure_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(
@@ -107,7 +107,9 @@ async fn secure_headers(mut res: Response) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        // Not `no-referrer`: under it a browser sends `Origin: null` on the page's own form
+        // posts, which the Origin check must refuse. `same-origin` tells other sites nothing.
+        HeaderValue::from_static("same-origin"),
     );
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -227,6 +229,7 @@ impl Console {
             )
         };
         if !session::same_origin(headers) {
+            tracing::warn!(origin = ?headers.get(header::ORIGIN), host = ?headers.get(header::HOST), "console post from another origin");
             return Err(refuse("refused: this form was not sent from this console"));
         }
         let Ok(s) = self.viewer(headers).await else {
@@ -262,6 +265,7 @@ async fn login(
 ) -> Response {
     // A login from another page would sign the operator in as someone else (login CSRF).
     if !session::same_origin(&headers) {
+        tracing::warn!(origin = ?headers.get(header::ORIGIN), host = ?headers.get(header::HOST), "console login from another origin");
         let page = pages::login(
             &c.replica,
             true,
