@@ -143,6 +143,15 @@ impl Browser {
         r["result"]["value"].clone()
     }
 
+    /// A PNG of the page as it is shown now.
+    pub fn screenshot(&mut self) -> Vec<u8> {
+        use base64::Engine as _;
+        let r = self.page_call("Page.captureScreenshot", json!({"format": "png"}));
+        base64::engine::general_purpose::STANDARD
+            .decode(r["data"].as_str().expect("image data"))
+            .expect("base64")
+    }
+
     /// Waits until `expression` is true in a loaded page.
     pub fn wait_for(&mut self, expression: &str) {
         let until = Instant::now() + TIMEOUT;

@@ -501,6 +501,10 @@ async fn a_browser_logs_in_sees_the_overview_and_creates_a_key() {
             b.wait_for("location.pathname === '/console' && document.querySelector('h1')");
             assert_eq!(b.eval("document.querySelector('h1').innerText"), "Overview");
             assert_eq!(b.eval("document.querySelectorAll('h1').length"), 1);
+            // The README's picture, made only when asked (see README, "The console").
+            if let (0, Some(path)) = (i, std::env::var_os("CONSOLE_SCREENSHOT")) {
+                std::fs::write(path, b.screenshot()).unwrap();
+            }
             let text = b.eval("document.body.innerText").as_str().unwrap().to_owned();
             for want in ["Replica", "Version", "Services", "payment", "admin-token"] {
                 assert!(text.contains(want), "{want}: {text}");
