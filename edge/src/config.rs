@@ -57,6 +57,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Idempotency-Key records.
     pub idempotency: IdempotencyConfig,
+    /// The operators' console on the admin listener: sessions and logins.
+    pub console: crate::ops::console::settings::ConsoleConfig,
     /// Per-service concurrency limits and priorities.
     pub bulkheads: BulkheadsConfig,
     /// SSE streams: heartbeat, limits.
@@ -131,6 +133,7 @@ impl Default for Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9901)),
             admin_token: None,
+            console: crate::ops::console::settings::ConsoleConfig::default(),
             data_dir: PathBuf::from("./data"),
             tls: TlsConfig::default(),
             http: HttpConfig::default(),
@@ -204,6 +207,13 @@ impl Config {
         }
         if let Err(e) = self.otel.validate() {
             return bad(e);
+        }
+        let console = &self.console;
+        if console.idle_timeout < Duration::from_secs(1) || console.max_age < console.idle_timeout {
+            return bad("console.idle_timeout must be at least 1s and console.max_age at least the idle timeout".into());
+        }
+        if console.logins_per_minute == 0 {
+            return bad("console.logins_per_minute must be at least 1".into());
         }
         for p in [&self.tls.cert, &self.tls.key].into_iter().flatten() {
             if !p.is_file() {

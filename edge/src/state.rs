@@ -230,6 +230,11 @@ impl AppState {
         Arc::clone(&self.deps.store)
     }
 
+    /// The event log (the audit appends its reserved topic straight to it).
+    pub fn events(&self) -> Arc<dyn handlers::kit::event_log::EventLog> {
+        Arc::clone(&self.deps.events)
+    }
+
     /// The time service's scheduler, if this process hosts the time service (it then owns
     /// the task that runs it).
     pub fn time_scheduler(&self) -> Option<handlers::services::time::scheduler::Scheduler> {

@@ -183,7 +183,7 @@ async fn serve(
     let tracker = TaskTracker::new();
     let graceful = GracefulShutdown::new();
     let stop_background = CancellationToken::new();
-    let admin_app = admin::app(state.clone());
+    let admin_app = admin::app(state.clone(), admin_listener.local_addr()?.port());
     let stop = stop_background.clone();
     let recorded =
         (config.store.backend == crate::store::StoreBackend::Redb).then(|| config.data_dir.clone());

@@ -1,5 +1,5 @@
 //! The admin listener (loopback by default): Prometheus metrics, the route table, the effective
-//! config, service API keys, probes. Anyone who can reach it administers this edge: keep it on loopback.
+//! config, service API keys, probes, and the operators' console (`/console`, not on workers). Anyone who can reach it administers this edge: keep it on loopback.
 
 use axum::Json;
 use axum::Router;
@@ -118,9 +118,10 @@ fn probes(state: &AppState) -> Router {
         .with_state(state.health.clone())
 }
 
-/// The admin router.
-pub fn app(state: AppState) -> Router {
+/// The admin router, for the listener bound to `port` (the console's cookie carries it).
+pub fn app(state: AppState, port: u16) -> Router {
     let probes = probes(&state);
+    let console = crate::ops::console::app(state.clone(), port);
     Router::new()
         .route("/admin/routes", get(routes))
         .route("/admin/config", get(config))
@@ -135,6 +136,7 @@ pub fn app(state: AppState) -> Router {
         )
         .with_state(state.clone())
         .merge(probes)
+        .merge(console)
         // Outermost: nothing on this listener answers a rebound host or a cross-origin form.
         .layer(crate::ops::admin_guard::AdminGuardLayer::layer(
             state.config.admin_token.as_ref(),

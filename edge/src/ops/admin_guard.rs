@@ -5,6 +5,8 @@
 //! `x-edge-admin` header (neither can be sent cross-origin without a CORS preflight, which this
 //! listener never grants), and, when an admin token is configured, only requests that carry it.
 //! Probes stay open: they reveal nothing and the container's health check must reach them.
+//! The console (`/console`) gets only the `Host` check here: a browser sends no bearer header
+//! and posts forms, so the console checks its own session cookie, CSRF token and `Origin`.
 
 use std::task::{Context, Poll};
 
@@ -105,6 +107,11 @@ fn port_ok(port: &str) -> bool {
     port.is_empty() || port[1..].parse::<u16>().is_ok()
 }
 
+/// Whether `path` is the console's, which guards itself (see the module doc).
+fn is_console(path: &str) -> bool {
+    path == "/console" || path.starts_with("/console/")
+}
+
 /// Why a request is refused, if it is.
 fn refusal(
     token: Option<&[u8; 32]>,
@@ -124,7 +131,7 @@ fn refusal(
             "the admin listener answers only Host: localhost or an IP address",
         ));
     }
-    if matches!(path, "/healthz" | "/readyz") {
+    if matches!(path, "/healthz" | "/readyz") || is_console(path) {
         return None;
     }
     if let Some(want) = token {
@@ -267,5 +274,21 @@ mod tests {
         assert!(refusal(Some(&token), &get, &uri("/metrics"), &wrong).is_some());
         let right = headers(&[("host", "localhost"), ("authorization", "Bearer s3cret")]);
         assert!(refusal(Some(&token), &get, &uri("/metrics"), &right).is_none());
+    }
+
+    #[test]
+    fn the_console_guards_itself_but_not_against_rebinding() {
+        let token: [u8; 32] = Sha256::digest(b"s3cret").into();
+        let form = headers(&[
+            ("host", "127.0.0.1:9901"),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ]);
+        assert!(refusal(Some(&token), &Method::POST, &uri("/console/login"), &form).is_none());
+        assert!(refusal(Some(&token), &Method::GET, &uri("/console"), &form).is_none());
+        let rebound = headers(&[("host", "attacker.example")]);
+        assert!(refusal(None, &Method::GET, &uri("/console"), &rebound).is_some());
+        // Only the console's own paths: not a prefix that merely looks like it.
+        assert!(refusal(Some(&token), &Method::GET, &uri("/consoles"), &form).is_some());
+        assert!(refusal(Some(&token), &Method::GET, &uri("/admin/console"), &form).is_some());
     }
 }

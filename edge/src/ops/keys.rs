@@ -7,6 +7,7 @@
 //! `POST /admin/keys/{name}/revoke`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -18,11 +19,13 @@ use handlers::kit::api_keys::ApiKeys;
 use handlers::kit::api_keys::KeyInfo;
 use http_body_util::{BodyExt as _, Full};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::cli::KeysCommand;
 use crate::config::Config;
 use crate::error::BoxError;
 use crate::error::status_response;
+use crate::ops::audit::Entry;
 use crate::state::AppState;
 use crate::store::{OpenError, open_store};
 
@@ -45,11 +48,56 @@ pub struct Created {
     pub key: String,
 }
 
+/// Who changes keys through `/admin/keys` (the bearer names no person; `edge keys` and scripts).
+pub const ADMIN_API: &str = "admin-api";
+/// Who changes keys with `edge keys` on the store itself.
+pub const CLI: &str = "cli";
+
+/// Records a key's creation in the audit.
+pub async fn audit_created(
+    store: &std::sync::Arc<dyn handlers::kit::store::Store>,
+    events: Option<&std::sync::Arc<dyn handlers::kit::event_log::EventLog>>,
+    who: &str,
+    info: &KeyInfo,
+) -> Result<(), Status> {
+    let after = serde_json::to_value(info).map_err(Status::internal)?;
+    let entry = Entry::now(who, "admin.key_created", &info.name, Value::Null, after);
+    crate::ops::audit::record(store, events, &entry).await
+}
+
+/// Records a key's revocation in the audit (`before` is the key as it was).
+pub async fn audit_revoked(
+    store: &std::sync::Arc<dyn handlers::kit::store::Store>,
+    events: Option<&std::sync::Arc<dyn handlers::kit::event_log::EventLog>>,
+    who: &str,
+    before: Option<&KeyInfo>,
+    after: &KeyInfo,
+) -> Result<(), Status> {
+    let target = after.name.clone();
+    let before = serde_json::to_value(before).map_err(Status::internal)?;
+    let after = serde_json::to_value(after).map_err(Status::internal)?;
+    let entry = Entry::now(who, "admin.key_revoked", &target, before, after);
+    crate::ops::audit::record(store, events, &entry).await
+}
+
+/// The key named `name` as it is now, for an audit's `before`.
+pub async fn find(keys: &ApiKeys, name: &str) -> Option<KeyInfo> {
+    keys.list()
+        .await
+        .ok()
+        .and_then(|all| all.into_iter().find(|k| k.name == name))
+}
+
 /// `POST /admin/keys`
 pub async fn admin_create(State(state): State<AppState>, Json(body): Json<CreateBody>) -> Response {
     match state.keys.create(&body.name, &body.scopes).await {
         Ok((info, key)) => {
             tracing::info!(name = %info.name, prefix = %info.prefix, scopes = ?info.scopes, "API key created");
+            if let Err(e) =
+                audit_created(&state.store(), Some(&state.events()), ADMIN_API, &info).await
+            {
+                return status_response(&e);
+            }
             Json(Created { info, key }).into_response()
         }
         Err(status) => status_response(&status),
@@ -66,9 +114,21 @@ pub async fn admin_list(State(state): State<AppState>) -> Response {
 
 /// `POST /admin/keys/{name}/revoke`
 pub async fn admin_revoke(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    let before = find(&state.keys, &name).await;
     match state.keys.revoke(&name).await {
         Ok(info) => {
             tracing::info!(name = %info.name, prefix = %info.prefix, "API key revoked");
+            if let Err(e) = audit_revoked(
+                &state.store(),
+                Some(&state.events()),
+                ADMIN_API,
+                before.as_ref(),
+                &info,
+            )
+            .await
+            {
+                return status_response(&e);
+            }
             Json(info).into_response()
         }
         Err(status) => status_response(&status),
@@ -77,7 +137,8 @@ pub async fn admin_revoke(State(state): State<AppState>, Path(name): Path<String
 
 /// Where the command's keys are: the store, or a running edge that holds it.
 enum Keys {
-    Store(ApiKeys),
+    /// The keys, and the store for the audit (no live feed: no edge runs here).
+    Store(ApiKeys, Arc<dyn handlers::kit::store::Store>),
     Admin(SocketAddr),
 }
 
@@ -90,7 +151,7 @@ pub async fn run(cmd: KeysCommand) -> Result<(), BoxError> {
     };
     let config = Config::load(serve)?;
     let keys = match open_store(&config.store, &config.nats, &config.data_dir).await {
-        Ok((store, _nats)) => Keys::Store(ApiKeys::new(store)),
+        Ok((store, _nats)) => Keys::Store(ApiKeys::new(Arc::clone(&store)), store),
         Err(OpenError::InUse(path)) => {
             let recorded = crate::store::recorded_admin_address(&config.data_dir)?;
             let addr = match recorded {
@@ -128,8 +189,11 @@ pub async fn run(cmd: KeysCommand) -> Result<(), BoxError> {
         KeysCommand::Create(a) => {
             let scopes: Vec<String> = a.scopes.iter().filter(|s| !s.is_empty()).cloned().collect();
             let created = match keys {
-                Keys::Store(k) => {
+                Keys::Store(k, store) => {
                     let (info, key) = k.create(&a.name, &scopes).await.map_err(message)?;
+                    audit_created(&store, None, CLI, &info)
+                        .await
+                        .map_err(message)?;
                     Created { info, key }
                 }
                 Keys::Admin(addr) => {
@@ -150,7 +214,7 @@ pub async fn run(cmd: KeysCommand) -> Result<(), BoxError> {
         }
         KeysCommand::List(_) => {
             let list: Vec<KeyInfo> = match keys {
-                Keys::Store(k) => k.list().await.map_err(message)?,
+                Keys::Store(k, _) => k.list().await.map_err(message)?,
                 Keys::Admin(addr) => {
                     admin(addr, token, http::Method::GET, "/admin/keys", Vec::new()).await?
                 }
@@ -174,7 +238,14 @@ pub async fn run(cmd: KeysCommand) -> Result<(), BoxError> {
         }
         KeysCommand::Revoke(a) => {
             let info: KeyInfo = match keys {
-                Keys::Store(k) => k.revoke(&a.name).await.map_err(message)?,
+                Keys::Store(k, store) => {
+                    let before = find(&k, &a.name).await;
+                    let info = k.revoke(&a.name).await.map_err(message)?;
+                    audit_revoked(&store, None, CLI, before.as_ref(), &info)
+                        .await
+                        .map_err(message)?;
+                    info
+                }
                 Keys::Admin(addr) => {
                     let path = format!("/admin/keys/{}/revoke", a.name);
                     admin(addr, token, http::Method::POST, &path, Vec::new()).await?

@@ -35,7 +35,7 @@ pub struct KeyInfo {
     pub name: String,
     /// The non-secret part of the key, `edge_<prefix>_...`.
     pub prefix: String,
-    /// `*`, a service (`payment`), or a method (`payment.Credit`).
+    /// `*`, a service (`payment`), a method (`payment.Credit`), or `console`.
     pub scopes: Vec<String>,
     /// Unix milliseconds.
     pub created_ms: u64,
@@ -59,9 +59,13 @@ fn name_key(name: &str) -> String {
     format!("apikey.name.{name}")
 }
 
-/// Checks a scope against the catalog: `*`, a service's short name, or `service.Method`.
+/// The scope that lets a key's holder log in to the operators' console; it grants no method.
+pub const CONSOLE_SCOPE: &str = "console";
+
+/// Checks a scope against the catalog: `*`, a service's short name, `service.Method`, or
+/// [`CONSOLE_SCOPE`].
 pub fn validate_scope(scope: &str) -> Result<(), Status> {
-    if scope == "*" {
+    if scope == "*" || scope == CONSOLE_SCOPE {
         return Ok(());
     }
     let (svc, method) = match scope.split_once('.') {

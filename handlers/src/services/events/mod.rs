@@ -26,9 +26,24 @@ pub const MAX_PLAYER_PAYLOAD_BYTES: usize = 4 * 1024;
 const DEFAULT_REPLAY: u32 = 100;
 const MAX_REPLAY: u32 = 1000;
 
-/// Whether the caller may read `topic`: services read everything, a player reads public topics
-/// and their own `player.<id>`.
+/// Topics under `admin.` carry the operators' audit: the edge appends them to the log itself and
+/// only its admin listener reads them; through this service no one reads or publishes them.
+fn reserved_for_admin(topic: &str) -> Result<(), Status> {
+    let head = topic.split_once('.').map_or(topic, |(head, _)| head);
+    if head.eq_ignore_ascii_case("admin") {
+        return Err(Status::permission_denied(
+            "admin.* topics are the operators' audit, read only on the admin listener",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the caller may read `topic`: services read everything but `admin.*`, a player reads
+/// public topics and their own `player.<id>`.
 pub fn may_read(ctx: &Context, topic: &str) -> Result<(), Status> {
+    if ctx.principal.is_some() {
+        reserved_for_admin(topic)?;
+    }
     match &ctx.principal {
         Some(Principal::Service { .. }) => Ok(()),
         Some(Principal::Player { player_id }) => match topic.strip_prefix("player.") {
@@ -62,11 +77,14 @@ fn reserved_head(kind: &str) -> Option<&'static str> {
         })
 }
 
-/// Whether the caller may publish to `topic`: services anywhere, a player only on their own topic,
+/// Whether the caller may publish to `topic`: services anywhere but `admin.*`, a player only on their own topic,
 /// and never an event type whose head names a service, `game`, `edge` or `player`
 /// (`quest.completed` is the quest service's word, `game.*` the game servers', `player.leveled`
 /// quest's too). Consumers should still trust the event's `publisher` stamp, not its name.
 pub fn may_publish(ctx: &Context, topic: &str, kind: &str) -> Result<(), Status> {
+    if ctx.principal.is_some() {
+        reserved_for_admin(topic)?;
+    }
     match &ctx.principal {
         Some(Principal::Service { .. }) => Ok(()),
         Some(Principal::Player { player_id }) => {

@@ -534,3 +534,45 @@ async fn events_in_the_legacy_layout_move_to_their_own_topic() {
     let bus = EventsService::new(Arc::new(log));
     assert_eq!(publish(&bus, &service(), "world", 3.0).await.unwrap(), 3);
 }
+
+#[tokio::test]
+async fn admin_topics_are_the_audit_s_alone() {
+    let (_dir, bus) = bus(10);
+    let wide = crate::kit::testing::service("ops-tool");
+    for topic in ["admin.audit", "ADMIN.audit", "admin.keys.x"] {
+        for ctx in [player(ME), service(), wide.clone()] {
+            let err = publish(&bus, &ctx, topic, 1.0).await.unwrap_err();
+            assert_eq!(err.code(), Code::PermissionDenied, "{topic}");
+            let err = bus
+                .replay(
+                    ctx.clone(),
+                    ReplayRequest {
+                        topic: topic.into(),
+                        after_sequence: 0,
+                        limit: 0,
+                    },
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::PermissionDenied, "{topic}");
+            let err = bus
+                .subscribe(
+                    ctx.clone(),
+                    SubscribeRequest {
+                        topics: vec!["world".into(), topic.into()],
+                        ..SubscribeRequest::default()
+                    },
+                )
+                .await
+                .err()
+                .expect("refused");
+            assert_eq!(err.code(), Code::PermissionDenied, "{topic}");
+        }
+    }
+    // A topic that merely starts with the word is anyone's.
+    assert!(
+        publish(&bus, &service(), "administration", 1.0)
+            .await
+            .is_ok()
+    );
+}

@@ -1,0 +1,30 @@
+//! `[console]` settings, apart from the console so the config can name them without importing
+//! the console (which imports the config through the state).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// `[console]`: the operators' sessions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// A session ends after this long without a request.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A session ends this long after its login, however busy.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// Login attempts (good or bad) this replica checks a minute; more are refused with 429.
+    pub logins_per_minute: u32,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            idle_timeout: Duration::from_secs(30 * 60),
+            max_age: Duration::from_secs(12 * 60 * 60),
+            logins_per_minute: 10,
+        }
+    }
+}
