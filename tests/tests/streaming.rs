@@ -660,7 +660,9 @@ async fn a_worker_sends_tokens_in_frames_and_the_edge_one_event_each() {
     // On the bus: numbered frames, far fewer than the tokens.
     let (mut messages, mut frames) = (0, 0);
     while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), inbox.next()).await {
-        let Some(h) = m.headers.as_ref() else { continue };
+        let Some(h) = m.headers.as_ref() else {
+            continue;
+        };
         if h.get("Edge-Seq").is_some() {
             messages += 1;
             frames += usize::from(h.get("Edge-Frame").is_some());
@@ -691,7 +693,13 @@ async fn the_edge_reads_a_frame_with_the_end_riding_on_it() {
     worker.flush().await.unwrap();
     let fake = tokio::spawn(async move {
         let req = requests.next().await.unwrap();
-        let asked = req.headers.as_ref().unwrap().get("Edge-Stream").unwrap().to_string();
+        let asked = req
+            .headers
+            .as_ref()
+            .unwrap()
+            .get("Edge-Stream")
+            .unwrap()
+            .to_string();
         let reply = req.reply.unwrap().to_string();
         let mut h = async_nats::HeaderMap::new();
         h.insert("Edge-Seq", "1");

@@ -224,9 +224,11 @@ async fn serve_endpoint(mut endpoint: async_nats::service::endpoint::Endpoint, e
                     ep.method,
                     ctx,
                     request.message.payload.clone(),
-                    reply.to_string(),
+                    super::stream::Reply {
+                        subject: reply.to_string(),
+                        version: super::stream::requested_version(h),
+                    },
                     ep.closing.clone(),
-                    super::stream::requested_version(h),
                 );
                 ep.tasks.spawn(async move {
                     task.await;

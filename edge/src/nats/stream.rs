@@ -272,8 +272,15 @@ impl Reader {
         let end = h.and_then(|h| h.get(END)).map(|v| v.as_str().to_owned());
         if h.and_then(|h| h.get(FRAME)).is_some() {
             self.items = unframe(msg.payload).map_err(|e| {
-                tracing::warn!(service = self.service, error = e, "a malformed frame in a NATS stream");
-                Status::bad_gateway(format!("the {} worker sent a malformed frame", self.service))
+                tracing::warn!(
+                    service = self.service,
+                    error = e,
+                    "a malformed frame in a NATS stream"
+                );
+                Status::bad_gateway(format!(
+                    "the {} worker sent a malformed frame",
+                    self.service
+                ))
             })?;
         } else if end.is_none() {
             // Version 1: the message is the item (an ending message carries none).
@@ -323,6 +330,14 @@ pub fn requested_version(h: Option<&HeaderMap>) -> u32 {
         .unwrap_or(1)
 }
 
+/// Where a worker sends a stream, and in which form.
+pub struct Reply {
+    /// The edge's inbox.
+    pub subject: String,
+    /// The contract version the edge asked for ([`requested_version`]).
+    pub version: u32,
+}
+
 /// Worker side: runs a streaming method for the request whose reply subject is `reply` and
 /// publishes its messages there, until the end, the edge's cancel, the deadline or `closing`.
 pub async fn serve(
@@ -331,10 +346,13 @@ pub async fn serve(
     method: &'static MethodDesc,
     ctx: Context,
     payload: Bytes,
-    reply: String,
+    reply: Reply,
     closing: CancellationToken,
-    version: u32,
 ) {
+    let Reply {
+        subject: reply,
+        version,
+    } = reply;
     let framed = version >= 2;
     // Listen for the cancel before any work, so it cannot be missed once the stream has begun.
     let mut cancel = match client.subscribe(cancel_subject(&reply)).await {
@@ -515,7 +533,9 @@ mod tests {
     use super::*;
 
     fn items(v: &[&'static str]) -> Vec<Result<Bytes, Status>> {
-        v.iter().map(|s| Ok(Bytes::from_static(s.as_bytes()))).collect()
+        v.iter()
+            .map(|s| Ok(Bytes::from_static(s.as_bytes())))
+            .collect()
     }
 
     #[test]
@@ -587,7 +607,10 @@ mod tests {
         let mut frame = BytesMut::new();
         assert_eq!(gather(&mut s, &mut frame, false).await, None);
         assert!(frame.len() >= FRAME_MAX_BYTES && frame.len() < FRAME_MAX_BYTES + 1100);
-        assert_eq!(s.count().await, 100 - unframe(frame.freeze()).unwrap().len());
+        assert_eq!(
+            s.count().await,
+            100 - unframe(frame.freeze()).unwrap().len()
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -602,7 +625,11 @@ mod tests {
         let mut s = slow();
         let mut frame = BytesMut::new();
         assert_eq!(gather(&mut s, &mut frame, true).await, None);
-        assert_eq!(started.elapsed(), Duration::ZERO, "the first frame went at once");
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "the first frame went at once"
+        );
         assert!(unframe(frame.freeze()).unwrap().is_empty());
 
         let mut s = slow();
