@@ -159,7 +159,11 @@ async fn one_request_across_nats_and_a_worker_is_one_trace() {
                     && mine
                         .iter()
                         .any(|p| p.id == s.parent && p.service == "edge-worker")
-            })
+            }) && mine
+                .iter()
+                // The request span ends last, after its answer: it may come in a later batch.
+                .any(|s| s.service == "edge" && s.name == BOOTSTRAP)
+                && mine.iter().any(|s| s.name == "authenticate")
         },
     )
     .await;
