@@ -121,6 +121,16 @@ pub mod rules {
         ("evening", "in the evening"),
         ("night", "at night"),
     ];
+    /// The seasons the game calendar names; any other word is left unsaid.
+    pub const SEASONS: &[&str] = &["spring", "summer", "autumn", "winter"];
+    /// Times of day in a known season.
+    pub const SEASONED_PERIODS: &[(&str, &str)] = &[
+        ("dawn", "at a {season} dawn"),
+        ("morning", "on a {season} morning"),
+        ("afternoon", "on a {season} afternoon"),
+        ("evening", "on a {season} evening"),
+        ("night", "on a {season} night"),
+    ];
     /// Moods, as the manner of a greeting.
     pub const MOODS: &[(&str, &str)] = &[
         ("hostile", "with open hostility"),
@@ -251,22 +261,43 @@ fn capitalize(w: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The moment as a clause ("rain is falling in the evening"), if any of it is known.
+/// The moment as a clause ("rain is falling on a winter evening"), if any of it is known.
 fn moment(g: &Grounding) -> Option<String> {
     let weather = g.weather.trim().to_lowercase();
     let period = g.period.trim().to_lowercase();
+    let season = g.season.trim().to_lowercase();
+    let season = rules::SEASONS.contains(&season.as_str()).then_some(season);
     let weather = (!weather.is_empty()).then(|| {
         lookup(rules::WEATHER, &weather)
             .map_or_else(|| format!("the weather is {weather}"), str::to_owned)
     });
-    let period = (!period.is_empty()).then(|| {
-        lookup(rules::PERIODS, &period).map_or_else(|| format!("in the {period}"), str::to_owned)
-    });
+    let period =
+        (!period.is_empty()).then(
+            || match (&season, lookup(rules::SEASONED_PERIODS, &period)) {
+                (Some(season), Some(p)) => p.replace("{season}", season),
+                _ => lookup(rules::PERIODS, &period)
+                    .map_or_else(|| format!("in the {period}"), str::to_owned),
+            },
+        );
     match (weather, period) {
         (Some(w), Some(p)) => Some(format!("{w} {p}")),
-        (Some(w), None) => Some(w),
-        (None, Some(p)) => Some(format!("it is {p}")),
-        (None, None) => None,
+        (Some(w), None) => Some(match season {
+            Some(season) => format!("{w} in {season}"),
+            None => w,
+        }),
+        (None, Some(p)) => Some(
+            match (
+                &season,
+                lookup(rules::PERIODS, &g.period.trim().to_lowercase()),
+            ) {
+                // "it is a winter evening", not "it is on a winter evening".
+                (Some(season), Some(_)) => {
+                    format!("it is a {season} {}", g.period.trim().to_lowercase())
+                }
+                _ => format!("it is {p}"),
+            },
+        ),
+        (None, None) => season.map(|season| format!("it is {season}")),
     }
 }
 

@@ -409,3 +409,46 @@ fn lore_goes_under_its_own_heading_and_is_checked() {
     let said = grammar::generate(1, "", &only, 200).0.concat();
     assert!(said.contains("Today only the tower"), "{said}");
 }
+
+#[tokio::test]
+async fn the_built_in_narrator_says_the_season_it_is_given_and_no_other() {
+    use proto::aicore::llm::v1::Grounding;
+    let (_d, _c, svc, _) = service();
+    let ask = |season: &str, seed: u64| {
+        let mut req = request("");
+        req.grounding = Some(Grounding {
+            place: "Ashfen Marsh".into(),
+            fragments: vec!["Black water and reed islands.".into()],
+            weather: "rain".into(),
+            period: "evening".into(),
+            season: season.into(),
+            ..Default::default()
+        });
+        req.seed = Some(seed);
+        req
+    };
+    for seed in 1..=6 {
+        let text = svc
+            .infer(Context::default(), ask("winter", seed))
+            .await
+            .unwrap()
+            .text;
+        assert!(text.contains("winter evening"), "{text}");
+        assert!(
+            !["spring", "summer", "autumn"]
+                .iter()
+                .any(|s| text.contains(s)),
+            "{text}"
+        );
+        // A word that is no season of the calendar is left unsaid.
+        let text = svc
+            .infer(Context::default(), ask("monsoon", seed))
+            .await
+            .unwrap()
+            .text;
+        assert!(
+            !text.contains("monsoon") && text.contains("evening"),
+            "{text}"
+        );
+    }
+}
