@@ -215,6 +215,9 @@ impl Config {
         if console.logins_per_minute == 0 {
             return bad("console.logins_per_minute must be at least 1".into());
         }
+        if console.audit_retention < Duration::from_secs(24 * 60 * 60) {
+            return bad("console.audit_retention must be at least 1d".into());
+        }
         for p in [&self.tls.cert, &self.tls.key].into_iter().flatten() {
             if !p.is_file() {
                 return bad(format!("TLS file {} does not exist", p.display()));

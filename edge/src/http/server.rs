@@ -211,6 +211,11 @@ async fn serve(
         config.idempotency.prune_every,
         stop_background.clone(),
     ));
+    tracker.spawn(crate::ops::audit::keep_for(
+        state.store(),
+        config.console.audit_retention,
+        stop_background.clone(),
+    ));
     tracker.spawn(crate::ops::janitor::sync_revoked(
         Arc::clone(&state.auth),
         std::time::Duration::from_secs(1),

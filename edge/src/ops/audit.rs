@@ -95,6 +95,58 @@ pub async fn record(
     Ok(())
 }
 
+/// Deletes the entries recorded before `cutoff_ms` (Unix milliseconds), a page at a time until
+/// none is left or `stop` says so; returns how many. Keys sort newest first, so the old ones are
+/// exactly those after the cutoff's key.
+pub async fn prune(
+    store: &dyn Store,
+    cutoff_ms: u64,
+    stop: impl Fn() -> bool,
+) -> Result<usize, Status> {
+    let from = format!("{PREFIX}{:020}", u64::MAX - cutoff_ms);
+    let mut removed = 0;
+    while !stop() {
+        let page = store.list(PREFIX, Some(&from), 256).await?;
+        let items: Vec<(String, u64)> = page
+            .entries
+            .iter()
+            .map(|(k, v)| (k.clone(), v.version))
+            .collect();
+        if items.is_empty() {
+            break;
+        }
+        let n = store.delete_many(&items).await?;
+        removed += n;
+        if n == 0 {
+            // Changed under us (another replica pruned them): next pass.
+            break;
+        }
+    }
+    Ok(removed)
+}
+
+/// Prunes entries older than `retention` at start and every hour until `stop` (every replica
+/// may: deletes are conditional on the version read).
+pub async fn keep_for(
+    store: Arc<dyn Store>,
+    retention: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let cutoff = handlers::kit::clock::now_ms()
+            .saturating_sub(u64::try_from(retention.as_millis()).unwrap_or(u64::MAX));
+        match prune(store.as_ref(), cutoff, || stop.is_cancelled()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "pruned audit entries past their retention"),
+            Err(e) => tracing::warn!(error = %e.message(), "cannot prune the audit"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+        }
+    }
+}
+
 /// The newest `limit` entries, newest first.
 pub async fn recent(store: &Arc<dyn Store>, limit: usize) -> Result<Vec<Entry>, Status> {
     let page = store.list(PREFIX, None, limit).await?;
@@ -130,6 +182,38 @@ mod tests {
         let names: Vec<&str> = got.iter().map(|e| e.target.as_str()).collect();
         assert_eq!(names, ["c", "b"]);
         assert_eq!(got[0].who, "console:alice");
+    }
+
+    #[tokio::test]
+    async fn entries_past_their_retention_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(handlers::kit::store::RedbStore::open(&dir.path().join("a.redb")).unwrap());
+        for at in [1_000u64, 2_000, 3_000, 4_000] {
+            let mut e = Entry::now(
+                "cli",
+                "admin.key_created",
+                &at.to_string(),
+                Value::Null,
+                json!({}),
+            );
+            e.at_ms = at;
+            record(&store, None, &e).await.unwrap();
+        }
+        assert_eq!(prune(store.as_ref(), 2_500, || false).await.unwrap(), 2);
+        let left: Vec<String> = recent(&store, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.target)
+            .collect();
+        assert_eq!(left, ["4000", "3000"]);
+        assert_eq!(prune(store.as_ref(), 2_500, || false).await.unwrap(), 0);
+        assert_eq!(
+            prune(store.as_ref(), 10_000, || true).await.unwrap(),
+            0,
+            "stopped"
+        );
     }
 
     #[tokio::test]

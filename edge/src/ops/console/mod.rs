@@ -1,5 +1,6 @@
 //! The operators' console on the admin listener (`/console`): server-rendered pages with their
-//! stylesheet embedded, no script, and a strict Content-Security-Policy.
+//! stylesheet embedded and a strict Content-Security-Policy (the one script, the Events page's
+//! live tail, is an embedded asset too: no inline script).
 //!
 //! The admin guard still checks the `Host` of every console request (DNS rebinding), but a
 //! browser cannot send the admin bearer token, so the console has its own guard: the login page
@@ -7,6 +8,9 @@
 //! session's CSRF token and an `Origin` equal to this listener. Workers have no console.
 
 mod audit_page;
+mod content;
+mod events;
+mod explorer;
 mod keys;
 mod overview;
 mod pages;
@@ -47,6 +51,10 @@ struct Console {
     refusals: Arc<refusals::History>,
     /// SHA-256 of the admin token, if one is configured (compared in constant time).
     admin_token: Option<[u8; 32]>,
+    /// The Events page's open live tails.
+    tails: Arc<events::Tails>,
+    /// The public listener's routes and layers, which the API explorer calls in-process.
+    public: Router,
 }
 
 type Shared = State<Arc<Console>>;
@@ -73,6 +81,8 @@ pub fn app(state: AppState, admin_port: u16) -> Router {
             .admin_token
             .as_ref()
             .map(|t| Sha256::digest(t.expose().as_bytes()).into()),
+        tails: Arc::default(),
+        public: crate::app(state.clone()),
         state,
     });
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -86,6 +96,14 @@ pub fn app(state: AppState, admin_port: u16) -> Router {
         .route("/console/audit", get(audit_page::page))
         .route("/console/keys/revoke", post(keys::revoke))
         .route("/console/assets/console.css", get(css))
+        .route("/console/events", get(events::page))
+        .route("/console/events/tail", get(events::tail))
+        .route("/console/assets/events.js", get(script))
+        .route("/console/content", get(content::page))
+        .route(
+            "/console/explorer",
+            get(explorer::page).post(explorer::call),
+        )
         .with_state(console)
         .layer(axum::middleware::map_response(secure_headers))
 }
@@ -96,8 +114,8 @@ async fn secure_headers(mut res: Response) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; \
+             img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -124,6 +142,17 @@ async fn css() -> Response {
             (header::CACHE_CONTROL, "max-age=3600"),
         ],
         pages::CSS,
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        events::SCRIPT,
     )
         .into_response()
 }

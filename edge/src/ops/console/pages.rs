@@ -1,5 +1,6 @@
 //! The console's pages: server-rendered HTML (maud escapes every value it prints, so a player's
-//! name or a key's name cannot become markup) with no script, styled by one embedded stylesheet.
+//! name or a key's name cannot become markup), styled by one embedded stylesheet; the Events page
+//! alone loads a script (its live tail), from `/console/assets/`.
 
 use maud::{DOCTYPE, Markup, html};
 
@@ -17,14 +18,28 @@ pub struct Frame<'a> {
     pub current: &'a str,
 }
 
-const NAV: [(&str, &str, &str); 3] = [
+const NAV: &[(&str, &str, &str)] = &[
     ("overview", "/console", "Overview"),
     ("keys", "/console/keys", "Keys"),
     ("audit", "/console/audit", "Audit"),
+    ("events", "/console/events", "Events"),
+    ("content", "/console/content", "Content"),
+    ("explorer", "/console/explorer", "API explorer"),
 ];
 
 /// A whole page around `body`.
 pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
+    page_with_script(frame, title, body, None)
+}
+
+/// A whole page around `body` that loads `script` (a path under `/console/assets/`; the CSP
+/// allows no inline script).
+pub fn page_with_script(
+    frame: &Frame<'_>,
+    title: &str,
+    body: Markup,
+    script: Option<&str>,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -33,6 +48,9 @@ pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Edge console" }
                 link rel="stylesheet" href="/console/assets/console.css";
+                @if let Some(src) = script {
+                    script src=(src) defer {}
+                }
             }
             body {
                 header {
@@ -41,7 +59,7 @@ pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
                     @if let Some((operator, csrf)) = frame.operator {
                         nav aria-label="Pages" {
                             ul {
-                                @for (id, href, label) in NAV {
+                                @for &(id, href, label) in NAV {
                                     li {
                                         @if id == frame.current {
                                             a href=(href) aria-current="page" { (label) }

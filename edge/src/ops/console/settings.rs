@@ -1,4 +1,4 @@
-//! `[console]` settings, apart from the console so the config can name them without importing
+//! `[console]` settings (sessions, logins and how long the audit is kept), apart from the console so the config can name them without importing
 //! the console (which imports the config through the state).
 
 use std::time::Duration;
@@ -17,6 +17,9 @@ pub struct ConsoleConfig {
     pub max_age: Duration,
     /// Login attempts (good or bad) this replica checks a minute; more are refused with 429.
     pub logins_per_minute: u32,
+    /// Audit entries older than this are deleted (checked hourly, by every replica).
+    #[serde(with = "humantime_serde")]
+    pub audit_retention: Duration,
 }
 
 impl Default for ConsoleConfig {
@@ -25,6 +28,7 @@ impl Default for ConsoleConfig {
             idle_timeout: Duration::from_secs(30 * 60),
             max_age: Duration::from_secs(12 * 60 * 60),
             logins_per_minute: 10,
+            audit_retention: Duration::from_secs(90 * 24 * 60 * 60),
         }
     }
 }
