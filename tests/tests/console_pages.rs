@@ -1,0 +1,561 @@
+//! End-to-end: the console's Events, Content and API-explorer pages through the real binary, with
+//! a plain HTTP client (what a browser sends) and a real browser: a live tail sees a published
+//! event, is capped per session and ends at shutdown; the explorer calls as the console, for a
+//! player and with a pasted secret that is never kept; no event payload runs as script.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use edge_e2e::Edge;
+use serde_json::json;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+const PUBLISH: &str = proto::rpc::events::PUBLISH.path;
+/// Runs only if a browser's script runs it: the stored-XSS probe.
+const XSS: &str = r#"<img src=x onerror="window.__xss=1">"#;
+
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find(r#"name="csrf" value=""#)
+            .expect("a csrf field");
+        let rest = &self.body[at + r#"name="csrf" value=""#.len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+}
+
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn head(edge: &Edge, method: &str, path: &str, cookie: Option<&str>, origin: bool) -> String {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {}\r\n", edge.admin);
+    if let Some(c) = cookie {
+        head.push_str(&format!(
+            "cookie: edge_console_{}={c}\r\n",
+            edge.admin.port()
+        ));
+    }
+    if origin {
+        head.push_str(&format!("origin: http://{}\r\n", edge.admin));
+    }
+    head
+}
+
+/// A browser-like request: `cookie` the session id, form posts with this listener's Origin.
+async fn send(
+    edge: &Edge,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+) -> Answer {
+    let body = form
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut req = head(edge, method, path, cookie, method == "POST");
+    req.push_str("connection: close\r\n");
+    if method == "POST" {
+        req.push_str("content-type: application/x-www-form-urlencoded\r\n");
+    }
+    req.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+    let mut tcp = TcpStream::connect(edge.admin).await.unwrap();
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tcp.read_to_string(&mut out).await.unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").expect("http response");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+async fn log_in(edge: &Edge, credential: &str) -> String {
+    let a = send(
+        edge,
+        "POST",
+        "/console/login",
+        None,
+        &[("credential", credential)],
+    )
+    .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let set = a.header("set-cookie").unwrap();
+    let name = format!("edge_console_{}=", edge.admin.port());
+    set.split(';')
+        .next()
+        .unwrap()
+        .strip_prefix(&name)
+        .unwrap()
+        .to_owned()
+}
+
+/// An open live tail: the connection and what it has sent so far.
+struct Tail {
+    tcp: TcpStream,
+    seen: String,
+}
+
+impl Tail {
+    /// Opens a tail; `Err` is the status of a refusal.
+    async fn open(edge: &Edge, cookie: Option<&str>, topic: &str) -> Result<Tail, (u16, String)> {
+        let mut req = head(
+            edge,
+            "GET",
+            &format!("/console/events/tail?topic={topic}"),
+            cookie,
+            false,
+        );
+        req.push_str("accept: text/event-stream\r\n\r\n");
+        let mut tcp = TcpStream::connect(edge.admin).await.unwrap();
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut t = Tail {
+            tcp,
+            seen: String::new(),
+        };
+        t.until("\r\n\r\n").await;
+        let status: u16 = t.seen.split(' ').nth(1).unwrap().parse().unwrap();
+        if status != 200 {
+            let _ = tokio::time::timeout(Duration::from_secs(2), t.read_more()).await;
+            return Err((status, t.seen));
+        }
+        t.until("event: subscribed").await;
+        Ok(t)
+    }
+
+    async fn read_more(&mut self) -> usize {
+        let mut buf = [0u8; 4096];
+        let n = self.tcp.read(&mut buf).await.unwrap_or(0);
+        self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        n
+    }
+
+    /// Reads until `needle` has arrived (within 20 s).
+    async fn until(&mut self, needle: &str) {
+        let wait = tokio::time::timeout(Duration::from_secs(20), async {
+            while !self.seen.contains(needle) {
+                assert!(
+                    self.read_more().await > 0,
+                    "closed before {needle:?}: {}",
+                    self.seen
+                );
+            }
+        });
+        wait.await
+            .unwrap_or_else(|_| panic!("no {needle:?} in {}", self.seen));
+    }
+}
+
+#[tokio::test]
+async fn a_tail_sees_published_events_is_capped_and_ends_at_shutdown() {
+    let mut edge = Edge::start(&["--drain-delay", "1s", "--shutdown-timeout", "10s"]);
+    let game = edge.service_key("game", "*");
+    let key = edge.service_key("alice", "console");
+    let session = log_in(&edge, &key).await;
+    let c = edge.client();
+    let publish = |n: u32| json!({"topic": "world", "type": format!("weather.changed{n}"), "payload": {"note": XSS, "n": n}});
+    for n in 1..=3 {
+        let r = c.call(PUBLISH, Some(&game), publish(n)).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+
+    // Replay: the newest, and from a sequence on; a payload is shown as text.
+    let page = send(
+        &edge,
+        "GET",
+        "/console/events?topic=world",
+        Some(&session),
+        &[],
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("weather.changed1") && page.body.contains("weather.changed3"));
+    assert!(!page.body.contains("<img"), "escaped: {}", page.body);
+    assert!(
+        page.body.contains("&lt;img src=x onerror="),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(r#"<script src="/console/assets/events.js" defer>"#)
+    );
+    let page = send(
+        &edge,
+        "GET",
+        "/console/events?topic=world&after=2",
+        Some(&session),
+        &[],
+    )
+    .await;
+    assert!(!page.body.contains("weather.changed2") && page.body.contains("weather.changed3"));
+    // Bad input is refused with a reason; admin topics may be read here.
+    let page = send(
+        &edge,
+        "GET",
+        "/console/events?topic=a%20b",
+        Some(&session),
+        &[],
+    )
+    .await;
+    assert_eq!(page.status, 400);
+    let page = send(
+        &edge,
+        "GET",
+        "/console/events?topic=world&after=-1",
+        Some(&session),
+        &[],
+    )
+    .await;
+    assert_eq!(page.status, 400);
+    let page = send(
+        &edge,
+        "GET",
+        "/console/events?topic=admin.audit",
+        Some(&session),
+        &[],
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("admin.key_created"), "{}", page.body);
+    // The script is served from this origin, and the CSP allows no other.
+    let js = send(&edge, "GET", "/console/assets/events.js", None, &[]).await;
+    assert_eq!(js.status, 200);
+    assert!(js.body.contains("textContent") && !js.body.contains("innerHTML"));
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+
+    // No session, no tail; a player's token does not open one either.
+    assert_eq!(Tail::open(&edge, None, "world").await.err().unwrap().0, 401);
+    let player = edge_e2e::scenarios::login(&c, "pat").await;
+    assert_eq!(
+        Tail::open(&edge, Some(&player.access), "world")
+            .await
+            .err()
+            .unwrap()
+            .0,
+        401
+    );
+    // Two tails per session; the third is refused.
+    let mut a = Tail::open(&edge, Some(&session), "world").await.unwrap();
+    let mut b = Tail::open(&edge, Some(&session), "admin.audit")
+        .await
+        .unwrap();
+    let (status, text) = Tail::open(&edge, Some(&session), "world")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(status, 429, "{text}");
+    assert!(text.contains("live tails open"), "{text}");
+    // Published now: arrives on the tail.
+    let r = c.call(PUBLISH, Some(&game), publish(4)).await;
+    assert_eq!(r.status, 200);
+    a.until("weather.changed4").await;
+    assert!(
+        !a.seen.contains("weather.changed3"),
+        "a tail starts at the head"
+    );
+
+    // SIGTERM: the tails end with the edge's final word, and the edge exits.
+    edge.signal("TERM");
+    for t in [&mut a, &mut b] {
+        t.until("event: error").await;
+        assert!(t.seen.contains("shutting down"), "{}", t.seen);
+    }
+    assert!(
+        edge.wait_exit(Duration::from_secs(15))
+            .expect("exited")
+            .success()
+    );
+}
+
+#[tokio::test]
+async fn the_explorer_calls_as_the_console_for_a_player_and_with_a_pasted_secret() {
+    let edge = Edge::start(&[]);
+    let key = edge.service_key("alice", "console");
+    let game = edge.service_key("game", "*");
+    let session = log_in(&edge, &key).await;
+    let c = edge.client();
+    let player = edge_e2e::scenarios::login(&c, "pat").await;
+    let put = proto::rpc::state::PUT.path;
+    let get = proto::rpc::state::GET.path;
+    let replay = proto::rpc::events::REPLAY.path;
+
+    // The method list and a form pre-filled from the schema.
+    let page = send(
+        &edge,
+        "GET",
+        &format!("/console/explorer?method={put}"),
+        Some(&session),
+        &[],
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains(r#"<textarea id="body" name="body""#),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("&quot;key&quot;"), "{}", page.body);
+    assert!(
+        page.body.contains(r#"name="idempotency_key""#),
+        "a mutation carries a key"
+    );
+    let csrf = page.csrf();
+    let missing = send(
+        &edge,
+        "GET",
+        "/console/explorer?method=/nope",
+        Some(&session),
+        &[],
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+
+    // As the console: a service method.
+    let call = |method: &'static str,
+                body: String,
+                identity: &'static str,
+                extra: Vec<(&'static str, String)>| {
+        let csrf = csrf.clone();
+        let session = session.clone();
+        let edge = &edge;
+        async move {
+            let mut form = vec![
+                ("csrf", csrf),
+                ("method", method.to_owned()),
+                ("body", body),
+                ("identity", identity.to_owned()),
+            ];
+            form.extend(extra);
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            send(edge, "POST", "/console/explorer", Some(&session), &form).await
+        }
+    };
+    let a = call(
+        replay,
+        json!({"topic": "world"}).to_string(),
+        "console",
+        vec![],
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.body.contains("Answer: 200") && a.body.contains("Sent as console"),
+        "{}",
+        a.body
+    );
+
+    // For a player: the console's identity with the player's id, as a service key would.
+    let value = json!({"key": "console-note", "value": {"said": XSS}}).to_string();
+    let extra = vec![
+        ("player_id", player.player_id.clone()),
+        ("idempotency_key", "k-1".to_owned()),
+    ];
+    let a = call(put, value.clone(), "player", extra.clone()).await;
+    assert!(a.body.contains("Answer: 200"), "{}", a.body);
+    assert!(
+        a.body
+            .contains(&format!("console for player {}", player.player_id))
+    );
+    assert!(!a.body.contains("<img"), "the echoed request is escaped");
+    let r = c
+        .call(get, Some(&player.access), json!({"key": "console-note"}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.json()["entry"]["value"]["said"], XSS, "{:?}", r.body);
+    let bad = call(
+        put,
+        value,
+        "player",
+        vec![("player_id", "not-a-player".to_owned())],
+    )
+    .await;
+    assert!(
+        bad.body.contains("Answer: 400") && bad.body.contains("32 hex digits"),
+        "{}",
+        bad.body
+    );
+
+    // With a pasted secret: sent as that key, never kept or shown.
+    let a = call(
+        replay,
+        json!({"topic": "world"}).to_string(),
+        "key",
+        vec![("secret", game.clone())],
+    )
+    .await;
+    assert!(
+        a.body.contains("Answer: 200") && a.body.contains("Sent as a pasted key"),
+        "{}",
+        a.body
+    );
+    assert!(!a.body.contains(&game), "the secret is not echoed");
+    // A player's own token, pasted: its access rules apply.
+    let a = call(
+        proto::rpc::payment::CREDIT.path,
+        json!({"amount": 5}).to_string(),
+        "key",
+        vec![
+            ("secret", player.access.clone()),
+            ("idempotency_key", "k-3".to_owned()),
+        ],
+    )
+    .await;
+    assert!(a.body.contains("Answer: 403"), "{}", a.body);
+    let a = call(
+        replay,
+        "{}".to_owned(),
+        "key",
+        vec![("secret", "edge_forged".to_owned())],
+    )
+    .await;
+    assert!(a.body.contains("Answer: 401"), "{}", a.body);
+    let audit = send(&edge, "GET", "/console/audit", Some(&session), &[]).await;
+    assert!(audit.body.contains("admin.api_call"), "{}", audit.body);
+    assert!(audit.body.contains("a pasted key") && audit.body.contains("console:alice"));
+    for secret in [&game, &player.access] {
+        assert!(!audit.body.contains(secret.as_str()), "not in the audit");
+        assert!(!edge.logs().contains(secret.as_str()), "not in the log");
+    }
+
+    // Without the session's token, from another page, or without a session: refused.
+    let forged = send(
+        &edge,
+        "POST",
+        "/console/explorer",
+        Some(&session),
+        &[("csrf", "x"), ("method", replay), ("body", "{}")],
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+    let none = send(&edge, "GET", "/console/explorer", None, &[]).await;
+    assert_eq!(none.status, 303);
+    let r = c.get("/console/explorer").await;
+    assert_eq!(r.status, 404, "not on the public listener");
+
+    // The Content page: what is loaded, the canon, no findings.
+    let page = send(&edge, "GET", "/console/content", Some(&session), &[]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for text in [
+        "Quests (",
+        "Regions (",
+        "Locales (",
+        "Canon",
+        "Names from another world",
+        "None: the content check finds nothing",
+    ] {
+        assert!(page.body.contains(text), "{text}");
+    }
+}
+
+/// A real browser: tail a topic, publish, see the event arrive; its payload does not run; labels,
+/// one heading, keyboard; at 1280x800 and 390x844.
+#[tokio::test]
+async fn a_browser_tails_a_topic_and_no_payload_runs() {
+    let edge = Edge::start(&[]);
+    let game = edge.service_key("game", "*");
+    let token = edge.service_key("alice", "console");
+    let base = format!("http://{}", edge.admin);
+    let c = edge.client();
+    for (i, (w, h)) in [(1280, 800), (390, 844)].into_iter().enumerate() {
+        let r = c
+            .call(
+                PUBLISH,
+                Some(&game),
+                json!({"topic": "world", "type": format!("old{i}"), "payload": {"note": XSS}}),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let (base, token) = (base.clone(), token.clone());
+        let mut b = tokio::task::spawn_blocking(move || {
+            let mut b = edge_e2e::browser::Browser::start(w, h);
+            b.goto(&format!("{base}/console/login"));
+            b.wait_for("document.querySelector('#credential')");
+            b.eval(&format!(
+                "document.querySelector('#credential').value = '{token}'; \
+                 document.querySelector('form').requestSubmit(); true"
+            ));
+            b.wait_for("location.pathname === '/console'");
+            b.goto(&format!("{base}/console/events?topic=world"));
+            b.wait_for("document.querySelector('#tail-toggle')");
+            b.eval("document.querySelector('#tail-toggle').click(); true");
+            b.wait_for("document.querySelector('#tail').dataset.live === 'true'");
+            b
+        })
+        .await
+        .unwrap();
+        let r = c
+            .call(
+                PUBLISH,
+                Some(&game),
+                json!({"topic": "world", "type": format!("live{i}"), "payload": {"note": XSS}}),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let base = format!("http://{}", edge.admin);
+        tokio::task::spawn_blocking(move || {
+            b.wait_for(&format!("document.querySelector('#tail-events').innerText.includes('live{i}')"));
+            let shown = b.eval("document.querySelector('#tail-events').innerText");
+            assert!(shown.as_str().unwrap().contains("onerror"), "shown as text: {shown}");
+            assert_eq!(b.eval("document.querySelectorAll('#tail-events img, main img').length"), 0);
+            assert_eq!(b.eval("window.__xss === undefined"), true, "no payload ran");
+            assert_eq!(b.eval("document.querySelectorAll('h1').length"), 1);
+            let named = b.eval(
+                "[...document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea')]\
+                 .every(e => (e.innerText || e.getAttribute('aria-label') || (e.id && document.querySelector('label[for=' + e.id + ']'))))",
+            );
+            assert_eq!(named, true, "every control has a name");
+            // Keyboard: the tail's button is reachable and works with Enter/Space like any button.
+            assert_eq!(b.eval("document.querySelector('#tail-toggle').tabIndex >= 0"), true);
+            let wide = "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth).map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 5).join(' ')";
+            assert_eq!(b.eval("document.documentElement.scrollWidth <= window.innerWidth"), true, "{w}x{h}: {}", b.eval(wide));
+            // The explorer and content pages render at this size too.
+            for page in ["/console/explorer?method=/aicore.state.v1.StateService/Put", "/console/content"] {
+                b.goto(&format!("{base}{page}"));
+                b.wait_for("document.querySelector('h1')");
+                assert_eq!(b.eval("document.querySelectorAll('h1').length"), 1, "{page}");
+                assert_eq!(b.eval("document.documentElement.scrollWidth <= window.innerWidth"), true, "{page} {w}x{h}: {}", b.eval(wide));
+            }
+        })
+        .await
+        .unwrap();
+    }
+}
