@@ -28,7 +28,8 @@ impl Default for ConsoleConfig {
             idle_timeout: Duration::from_secs(30 * 60),
             max_age: Duration::from_secs(12 * 60 * 60),
             logins_per_minute: 10,
-            audit_retention: Duration::from_secs(90 * 24 * 60 * 60),
+            // Three of humantime's months (30.44 days), so the setting reads `3months`.
+            audit_retention: Duration::from_secs(3 * 2_630_016),
         }
     }
 }
