@@ -293,6 +293,29 @@ async fn a_tail_sees_published_events_is_capped_and_ends_at_shutdown() {
         "a tail starts at the head"
     );
 
+    // A logout ends that session's tails.
+    let other = log_in(&edge, &key).await;
+    let page = send(
+        &edge,
+        "GET",
+        "/console/events?topic=world",
+        Some(&other),
+        &[],
+    )
+    .await;
+    let mut c3 = Tail::open(&edge, Some(&other), "world").await.unwrap();
+    let out = send(
+        &edge,
+        "POST",
+        "/console/logout",
+        Some(&other),
+        &[("csrf", &page.csrf())],
+    )
+    .await;
+    assert_eq!(out.status, 303);
+    c3.until("event: error").await;
+    assert!(c3.seen.contains("session ended"), "{}", c3.seen);
+
     // SIGTERM: the tails end with the edge's final word, and the edge exits.
     edge.signal("TERM");
     for t in [&mut a, &mut b] {

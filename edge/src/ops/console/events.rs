@@ -2,8 +2,9 @@
 //! tail over SSE read straight from the event log the bus uses. `admin.*` topics may be read here:
 //! only the admin listener serves this page.
 //!
-//! A tail holds one of the edge's stream slots (the same global limit and drain as `/v1/events`:
-//! it ends with a final `event: error` when the edge shuts down), and at most
+//! A tail holds one of the edge's stream slots (the same global limit, maximum duration and drain
+//! as `/v1/events`: it ends with a final `event: error` when the edge shuts down), ends within
+//! [`SESSION_CHECK`] of its session's end (logout, timeout, revoked key), and at most
 //! [`TAILS_PER_SESSION`] per session and [`TAILS_IN_TOTAL`] on this replica are open at once.
 
 use std::collections::HashMap;
@@ -27,6 +28,8 @@ use crate::http::sse::{self, Shape};
 pub const TAILS_PER_SESSION: usize = 2;
 /// Live tails this replica's console holds open at once.
 pub const TAILS_IN_TOTAL: usize = 32;
+/// How often a tail checks that its session is still live.
+pub const SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 /// Events the replay list shows.
 const REPLAY: usize = 50;
 
@@ -290,11 +293,30 @@ pub(super) async fn tail(
         start.as_bytes(),
     );
     // The slot lives as long as the stream: moved into the closure that renders each event.
-    let frames =
+    let events =
         futures_util::stream::once(async move { Ok(first) }).chain(follow.map(move |item| {
             let _held = &slot;
             item.and_then(|e| render(&e))
         }));
+    let id = c.sessions.id_from(&headers).unwrap_or_default();
+    let console = Arc::clone(&c);
+    // Yields only when the session has ended: the error is the stream's last word.
+    let ended = futures_util::stream::unfold(false, move |done| {
+        let (c, id, session) = (Arc::clone(&console), id.clone(), session.clone());
+        async move {
+            if done {
+                return None;
+            }
+            loop {
+                tokio::time::sleep(SESSION_CHECK).await;
+                if !c.sessions.is_live(&id) || !c.still_allowed(&session).await {
+                    let why = Status::unauthenticated("your console session ended; log in again");
+                    return Some((Err(why), true));
+                }
+            }
+        }
+    });
+    let frames = futures_util::stream::select(events, ended);
     sse::respond(
         &c.state.api.streams,
         permit,

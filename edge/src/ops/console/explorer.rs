@@ -326,15 +326,13 @@ async fn send(
         Err(never) => match never {},
     };
     let status = res.status().as_u16();
-    let bytes = axum::body::to_bytes(res.into_body(), MAX_ANSWER)
-        .await
-        .unwrap_or_default();
-    let text = match serde_json::from_slice::<Value>(&bytes) {
-        Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_default(),
-        Err(_) if bytes.is_empty() => {
-            format!("(no body; the answer was cut at {MAX_ANSWER} bytes, or empty)")
-        }
-        Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
+    let text = match axum::body::to_bytes(res.into_body(), MAX_ANSWER).await {
+        Err(_) => format!("(the answer is larger than {MAX_ANSWER} bytes and is not shown)"),
+        Ok(bytes) if bytes.is_empty() => "(no body)".to_owned(),
+        Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+            Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_default(),
+            Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
+        },
     };
     tracing::info!(operator = %session.operator, method = m.path, identity = %identity.label(), status, "console api call");
     if m.mutates {

@@ -126,6 +126,17 @@ impl Sessions {
         Some(s.clone())
     }
 
+    /// Whether the session of `id` is live, without counting this as a request (a live tail
+    /// watches its session with it: watching is not activity).
+    pub fn is_live(&self, id: &str) -> bool {
+        let now = Instant::now();
+        self.by_hash
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&hash(id)).map(|s| self.live(s, now)))
+            .unwrap_or(false)
+    }
+
     /// Ends the session of `id` (logout).
     pub fn end(&self, id: &str) {
         if let Ok(mut map) = self.by_hash.lock() {
@@ -211,8 +222,10 @@ mod tests {
         assert_eq!(s.id_from(&h).as_deref(), Some(id.as_str()));
         assert_eq!(s.get(&id).unwrap().csrf, session.csrf);
         assert!(s.get("forged").is_none());
+        assert!(s.is_live(&id) && !s.is_live("forged"));
         s.end(&id);
         assert!(s.get(&id).is_none());
+        assert!(!s.is_live(&id));
     }
 
     #[test]
