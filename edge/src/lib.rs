@@ -169,6 +169,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_in_process_principal_is_held_to_the_access_rules() {
+        use crate::layers::auth::InProcess;
+        let (_dir, state) = state().await;
+        let app = app(state);
+        let send = |scopes: &[&str], path: &str| {
+            let mut req = Request::post(path)
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    r#"{"key":"k","playerId":"0123456789abcdef0123456789abcdef"}"#,
+                ))
+                .unwrap();
+            req.extensions_mut()
+                .insert(InProcess(handlers::Principal::Service {
+                    name: "console".into(),
+                    scopes: scopes
+                        .iter()
+                        .map(|s| (*s).to_owned())
+                        .collect::<Vec<_>>()
+                        .into(),
+                }));
+            app.clone().oneshot(req)
+        };
+        let get = "/aicore.state.v1.StateService/Get";
+        let res = send(&["state"], get).await.unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::NOT_FOUND,
+            "admitted: the key is absent"
+        );
+        let res = send(&["kb"], get).await.unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::FORBIDDEN,
+            "its scopes still apply"
+        );
+        let res = send(&["*"], "/aicore.time.v1.TimeService/SetScale")
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::FORBIDDEN,
+            "admin methods need their own scope"
+        );
+    }
+
+    #[tokio::test]
     async fn probes_follow_draining() {
         let (_dir, state) = state().await;
         state.health.set_tls_loaded();
