@@ -480,8 +480,9 @@ async fn workers_have_no_console() {
 }
 
 /// A real browser: log in with the admin token, see the Overview, create a key and see its secret
-/// once; at 1280x800 and on a narrow window. The page runs no script of its own (its CSP allows
-/// none); the test types and clicks through the DevTools protocol.
+/// once; at 1280x800 and on a narrow window. These pages run no script (only the Events
+/// page loads one, from the console's own assets); the test types and clicks through the
+/// DevTools protocol.
 #[tokio::test]
 async fn a_browser_logs_in_sees_the_overview_and_creates_a_key() {
     let token = "browser-admin-token";

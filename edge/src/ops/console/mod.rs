@@ -108,7 +108,8 @@ pub fn app(state: AppState, admin_port: u16) -> Router {
         .layer(axum::middleware::map_response(secure_headers))
 }
 
-/// Every console answer: no framing, no script, nothing cached, no referrer to other sites.
+/// Every console answer: no framing, no script but the console's own assets, nothing cached, no
+/// referrer to other sites.
 async fn secure_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(
