@@ -120,7 +120,7 @@ pub(super) fn check(
             }
         }
     }
-    let coverage = locales
+    let mut coverage: Vec<Coverage> = locales
         .iter()
         .filter(|l| *l != crate::kit::l10n::DEFAULT)
         .map(|l| {
@@ -138,6 +138,7 @@ pub(super) fn check(
             }
         })
         .collect();
+    coverage.sort_by(|a, b| a.locale.cmp(&b.locale));
     (problems, coverage)
 }
 

@@ -409,4 +409,6 @@ impl std::error::Error for Problems {}
 #[cfg(test)]
 mod canon_tests;
 #[cfg(test)]
+mod l10n_tests;
+#[cfg(test)]
 mod tests;

@@ -77,7 +77,10 @@ impl LocaleTexts {
         let resource = FluentResource::try_new(src.text.clone()).map_err(|(_, errors)| {
             let first = errors.first();
             at(
-                first.map_or(1, |e| line_of(&src.text, e.pos.start)),
+                // The broken entry's first line (the parser stops further on).
+                first.map_or(1, |e| {
+                    line_of(&src.text, e.slice.as_ref().map_or(e.pos.start, |s| s.start))
+                }),
                 format!("Fluent syntax: {:?}", first.map(|e| &e.kind)),
             )
         })?;
@@ -328,5 +331,66 @@ impl Reader<'_> {
         if self.locale.is_some() {
             *text = self.text(key, text);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn texts() -> Texts {
+        let de = Source::embedded(
+            "de.ftl",
+            "# status: complete\nregion-ashfen-name = Ashfen-Sümpfe\nquest-q-title = Der Titel\n",
+        );
+        Texts::new(vec![LocaleTexts::parse("de", &de).unwrap()])
+    }
+
+    #[test]
+    fn a_missing_text_is_english_and_counted() {
+        let t = texts();
+        let de = t.reader("de-AT");
+        assert_eq!(de.locale(), "de");
+        assert_eq!(de.text("quest-q-title", "The Title"), "Der Titel");
+        assert_eq!(t.fallbacks("de", "quest"), 0);
+        assert_eq!(de.text("quest-q-description", "What it is."), "What it is.");
+        assert_eq!(de.text("item-rope-name", "Rope"), "Rope");
+        assert_eq!(t.fallbacks("de", "quest"), 1);
+        assert_eq!(t.fallbacks("de", "item"), 1);
+        // A proper name that stays is no fallback.
+        assert_eq!(de.text("npc-brenna-hale-name", "Brenna Hale"), "Brenna Hale");
+        assert_eq!(t.fallbacks("de", "npc"), 0);
+        // English readers read the content itself: nothing to count.
+        let en = t.reader("en");
+        assert_eq!(en.text("quest-q-title", "The Title"), "The Title");
+        assert_eq!(t.fallbacks("en", "quest"), 0);
+    }
+
+    #[test]
+    fn a_tag_that_is_no_language_reads_english() {
+        let t = texts();
+        let long = "de-".to_owned() + &"x".repeat(10 * 1024);
+        for tag in [long.as_str(), "../de", "../../etc/passwd", "", "de\u{0}", "*"] {
+            assert_eq!(t.reader(tag).locale(), "en", "{tag:?}");
+        }
+        assert_eq!(t.from_header("fr;q=1, de-CH;q=0.8"), "de");
+        assert_eq!(t.from_header(&"de,".repeat(5000)), "de");
+    }
+
+    #[test]
+    fn the_file_is_checked_when_parsed() {
+        let bad = |text: &str| {
+            LocaleTexts::parse("de", &Source::embedded("de.ftl", text))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("a = eins\na = zwei\n").starts_with("de.ftl:2: "));
+        assert!(bad("a = { $x }\n").contains("no variables"));
+        assert!(bad("a =\n    .attr = nur ein Attribut\n").contains("a has no text"));
+        assert!(bad("\n\na = { \n").starts_with("de.ftl:3: "));
+        let ok = LocaleTexts::parse("de", &Source::embedded("de.ftl", "a = eins\n")).unwrap();
+        assert!(!ok.complete);
     }
 }
