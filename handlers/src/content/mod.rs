@@ -254,7 +254,19 @@ impl GameContent {
             }
             coverage = cov;
         }
-        let locales = locales.map(|l| l.with_texts(Texts::new(translations)));
+        // Every locale players may choose reads content text: where it has none, English,
+        // counted as a fallback.
+        let locales = locales.map(|l| {
+            for locale in l.list() {
+                if !translations.iter().any(|t| t.locale == locale) {
+                    translations.push(LocaleTexts {
+                        locale,
+                        ..LocaleTexts::default()
+                    });
+                }
+            }
+            l.with_texts(Texts::new(translations))
+        });
         // Against the canon.
         if let Some(canon) = &canon {
             if let Some(regions) = regions.as_ref().filter(|_| with_canon(&paths.regions)) {
@@ -410,5 +422,7 @@ impl std::error::Error for Problems {}
 mod canon_tests;
 #[cfg(test)]
 mod l10n_tests;
+#[cfg(test)]
+mod served_tests;
 #[cfg(test)]
 mod tests;
