@@ -33,7 +33,10 @@ pub(super) fn content_keys(
     for r in &regions.list {
         let r = &r.region;
         keys.push((format!("region-{}-name", r.id), r.name.clone()));
-        keys.push((format!("region-{}-description", r.id), r.description.clone()));
+        keys.push((
+            format!("region-{}-description", r.id),
+            r.description.clone(),
+        ));
     }
     for n in npcs.npcs.values() {
         keys.push((format!("npc-{}-name", n.id), n.name.clone()));

@@ -106,8 +106,10 @@ on = "object_interacted:millrace-grate"
     let err = problems(&paths);
     // The shipped German file is complete: its mark's line is named, and the text.
     assert!(
-        err.lines().any(|l| l.starts_with("handlers/data/language/content/de.ftl:4: ")
-            && l.contains("quest-briar-in-the-millrace-title")),
+        err.lines().any(
+            |l| l.starts_with("handlers/data/language/content/de.ftl:4: ")
+                && l.contains("quest-briar-in-the-millrace-title")
+        ),
         "{err}"
     );
     assert!(
@@ -141,9 +143,10 @@ fn broken_fluent_syntax_fails_at_its_line() {
     let (dir, paths) = pack(&[("language/content/de.ftl", de)]);
     let err = problems(&paths);
     assert!(
-        err.lines().any(|l| l
-            .starts_with(&at(dir.path(), "language/content/de.ftl", 3))
-            && l.contains("Fluent syntax")),
+        err.lines().any(
+            |l| l.starts_with(&at(dir.path(), "language/content/de.ftl", 3))
+                && l.contains("Fluent syntax")
+        ),
         "{err}"
     );
     // A variable is no content text either.
@@ -151,9 +154,10 @@ fn broken_fluent_syntax_fails_at_its_line() {
     let (dir, paths) = pack(&[("language/content/de.ftl", de)]);
     let err = problems(&paths);
     assert!(
-        err.lines()
-            .any(|l| l.starts_with(&at(dir.path(), "language/content/de.ftl", 1))
-                && l.contains("no variables")),
+        err.lines().any(
+            |l| l.starts_with(&at(dir.path(), "language/content/de.ftl", 1))
+                && l.contains("no variables")
+        ),
         "{err}"
     );
 }
@@ -177,7 +181,9 @@ fn a_pack_overrides_a_translation_and_reports_an_incomplete_locale() {
         "Das Mal der Dornen"
     );
     assert_eq!(
-        texts.reader("pl").text("region-ashfen-name", "Ashfen Marsh"),
+        texts
+            .reader("pl")
+            .text("region-ashfen-name", "Ashfen Marsh"),
         "Moczary Ashfen"
     );
     // A content file for a language players cannot choose is refused.
@@ -197,9 +203,10 @@ fn a_translation_is_held_to_the_canon() {
     let (dir, paths) = pack(&[("language/content/de.ftl", de)]);
     let err = problems(&paths);
     assert!(
-        err.lines()
-            .any(|l| l.starts_with(&at(dir.path(), "language/content/de.ftl", 1))
-                && l.contains("Greywood")),
+        err.lines().any(
+            |l| l.starts_with(&at(dir.path(), "language/content/de.ftl", 1))
+                && l.contains("Greywood")
+        ),
         "{err}"
     );
 }

@@ -163,7 +163,10 @@ async fn a_german_player_reads_german_and_a_player_with_no_setting_english() {
         "Entzünde die Laternen am Mühlweg neu"
     );
     let locked = offer.locked[0].quest.as_ref().unwrap();
-    assert!(!locked.title.is_empty() && !locked.title.contains("Lantern"), "{locked:?}");
+    assert!(
+        !locked.title.is_empty() && !locked.title.contains("Lantern"),
+        "{locked:?}"
+    );
     for who in [GERMAN, OTHER] {
         g.quest
             .accept(
@@ -215,7 +218,11 @@ async fn a_german_player_reads_german_and_a_player_with_no_setting_english() {
         .await
         .unwrap();
     assert_eq!(catalog.locale, "de");
-    let oil = catalog.items.iter().find(|i| i.sku == "lantern_oil").unwrap();
+    let oil = catalog
+        .items
+        .iter()
+        .find(|i| i.sku == "lantern_oil")
+        .unwrap();
     assert_eq!(oil.name, "Flasche Lampenöl");
     g.payment
         .grant(
@@ -276,18 +283,30 @@ async fn the_request_s_language_serves_a_player_who_chose_none() {
         .await
         .unwrap();
     assert_eq!(catalog.locale, "fr");
-    let oil = catalog.items.iter().find(|i| i.sku == "lantern_oil").unwrap();
+    let oil = catalog
+        .items
+        .iter()
+        .find(|i| i.sku == "lantern_oil")
+        .unwrap();
     assert_eq!(oil.name, "Flasque d'huile de lampe");
     // A language the content has no text in is English, counted once per text served.
     let before = g.texts.fallbacks("ja", "item");
     let japanese = g
         .payment
-        .list_catalog(with_header(player(OTHER), "ja"), ListCatalogRequest::default())
+        .list_catalog(
+            with_header(player(OTHER), "ja"),
+            ListCatalogRequest::default(),
+        )
         .await
         .unwrap();
     assert_eq!(japanese.locale, "ja");
     assert_eq!(
-        japanese.items.iter().find(|i| i.sku == "lantern_oil").unwrap().name,
+        japanese
+            .items
+            .iter()
+            .find(|i| i.sku == "lantern_oil")
+            .unwrap()
+            .name,
         "Flask of Lantern Oil"
     );
     assert_eq!(
@@ -298,7 +317,10 @@ async fn the_request_s_language_serves_a_player_who_chose_none() {
     g.speak(OTHER, "de").await.unwrap();
     let catalog = g
         .payment
-        .list_catalog(with_header(player(OTHER), "fr"), ListCatalogRequest::default())
+        .list_catalog(
+            with_header(player(OTHER), "fr"),
+            ListCatalogRequest::default(),
+        )
         .await
         .unwrap();
     assert_eq!(catalog.locale, "de");
@@ -359,7 +381,10 @@ async fn nobody_reads_in_another_player_s_language_or_reads_their_settings() {
         .await
         .unwrap();
     assert_eq!(log.locale, "de");
-    assert_eq!(log.quests[0].quest.as_ref().unwrap().title, "Hering und Hörensagen");
+    assert_eq!(
+        log.quests[0].quest.as_ref().unwrap().title,
+        "Hering und Hörensagen"
+    );
     // A language that is no tag (a path, 10 KB of it) is refused by settings and read as
     // English from a header; the log still answers.
     let huge = "de-".to_owned() + &"a".repeat(10 * 1024);

@@ -203,7 +203,7 @@ impl Texts {
 
     /// The first range of an `Accept-Language` value a locale matches (weights aside: a
     /// client sends its first choice first), else English.
-    fn from_header(&self, header: &str) -> &str {
+    fn by_header(&self, header: &str) -> &str {
         header
             .split(',')
             .filter_map(|part| part.split(';').next())
@@ -240,7 +240,7 @@ impl Texts {
         if let Some(caller) = ctx.chain.last() {
             return match &ctx.accept_language {
                 Some(header) if VIEW_CALLERS.contains(caller) => {
-                    self.reader(self.from_header(header))
+                    self.reader(self.by_header(header))
                 }
                 _ => self.reader(DEFAULT),
             };
@@ -266,11 +266,13 @@ impl Texts {
                     }
                 }
                 Ok(_) => {}
-                Err(e) => tracing::debug!(error = %e, "settings unreadable; content in the request's language"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "settings unreadable; content in the request's language")
+                }
             }
         }
         match &ctx.accept_language {
-            Some(header) => self.reader(self.from_header(header)),
+            Some(header) => self.reader(self.by_header(header)),
             None => self.reader(DEFAULT),
         }
     }
@@ -360,7 +362,10 @@ mod tests {
         assert_eq!(t.fallbacks("de", "quest"), 1);
         assert_eq!(t.fallbacks("de", "item"), 1);
         // A proper name that stays is no fallback.
-        assert_eq!(de.text("npc-brenna-hale-name", "Brenna Hale"), "Brenna Hale");
+        assert_eq!(
+            de.text("npc-brenna-hale-name", "Brenna Hale"),
+            "Brenna Hale"
+        );
         assert_eq!(t.fallbacks("de", "npc"), 0);
         // English readers read the content itself: nothing to count.
         let en = t.reader("en");
@@ -372,11 +377,18 @@ mod tests {
     fn a_tag_that_is_no_language_reads_english() {
         let t = texts();
         let long = "de-".to_owned() + &"x".repeat(10 * 1024);
-        for tag in [long.as_str(), "../de", "../../etc/passwd", "", "de\u{0}", "*"] {
+        for tag in [
+            long.as_str(),
+            "../de",
+            "../../etc/passwd",
+            "",
+            "de\u{0}",
+            "*",
+        ] {
             assert_eq!(t.reader(tag).locale(), "en", "{tag:?}");
         }
-        assert_eq!(t.from_header("fr;q=1, de-CH;q=0.8"), "de");
-        assert_eq!(t.from_header(&"de,".repeat(5000)), "de");
+        assert_eq!(t.by_header("fr;q=1, de-CH;q=0.8"), "de");
+        assert_eq!(t.by_header(&"de,".repeat(5000)), "de");
     }
 
     #[test]

@@ -342,9 +342,7 @@ impl BodyBrokerServiceHandler for BodyBrokerService {
         req: GetPlayerRequest,
     ) -> Result<GetPlayerResponse, Status> {
         let player = ctx.player(&req.player_id)?;
-        let parts = self
-            .in_players_language(parts_context(&ctx), &player)
-            .await;
+        let parts = self.in_players_language(parts_context(&ctx), &player).await;
         let (view, missing) = self.view(&parts, &player, None).await;
         let mut degraded = Vec::new();
         for (part, e) in missing {

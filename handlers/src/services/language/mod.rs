@@ -44,8 +44,8 @@ pub use messages::{Arg, Declared, MESSAGES, contract_problems};
 
 use crate::kit::calls::Caller;
 use crate::kit::content::{DataError, Embedded, Source};
-use crate::kit::l10n::Texts;
 use crate::kit::context::Context;
+use crate::kit::l10n::Texts;
 use crate::kit::status::Status;
 use crate::kit::store::Store;
 

@@ -27,13 +27,20 @@ impl PaymentService {
 /// `item` as `reader` reads it.
 pub(super) fn catalog_item(mut item: CatalogItem, reader: &Reader<'_>) -> CatalogItem {
     reader.put(&format!("item-{}-name", item.sku), &mut item.name);
-    reader.put(&format!("item-{}-description", item.sku), &mut item.description);
+    reader.put(
+        &format!("item-{}-description", item.sku),
+        &mut item.description,
+    );
     item
 }
 
 /// `inventory`'s item text as `reader` reads it.
 pub(super) fn inventory(mut inventory: Inventory, reader: &Reader<'_>) -> Inventory {
-    for i in inventory.items.iter_mut().chain(inventory.upgrades.iter_mut()) {
+    for i in inventory
+        .items
+        .iter_mut()
+        .chain(inventory.upgrades.iter_mut())
+    {
         reader.put(&format!("item-{}-name", i.sku), &mut i.name);
         reader.put(&format!("item-{}-description", i.sku), &mut i.description);
     }

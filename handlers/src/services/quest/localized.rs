@@ -12,6 +12,9 @@ pub(super) fn localize(def: &mut QuestDefinition, reader: &Reader<'_>) {
     reader.put(&format!("quest-{id}-title"), &mut def.title);
     reader.put(&format!("quest-{id}-description"), &mut def.description);
     for o in &mut def.objectives {
-        reader.put(&format!("quest-{id}-objective-{}", o.id), &mut o.description);
+        reader.put(
+            &format!("quest-{id}-objective-{}", o.id),
+            &mut o.description,
+        );
     }
 }
