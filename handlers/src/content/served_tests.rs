@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use proto::aicore::npc::v1::{GetNpcRequest, ListNpcsRequest, NpcServiceHandler as _};
 use proto::aicore::payment::v1::{
     GetInventoryRequest, GrantRequest, ItemGrant, ListCatalogRequest, PaymentServiceHandler as _,
 };
@@ -25,7 +26,7 @@ use crate::kit::calls::{Calls, Route};
 use crate::kit::context::{Context, Principal};
 use crate::kit::status::{Code, Status};
 use crate::kit::testing::{keyed, player, service};
-use crate::services::{payment, quest, settings, time, world};
+use crate::services::{npc, payment, quest, settings, time, world};
 
 const GERMAN: &str = "0123456789abcdef0123456789abcdef";
 const OTHER: &str = "fedcba9876543210fedcba9876543210";
@@ -56,10 +57,11 @@ struct Game {
     quest: Arc<quest::QuestService>,
     payment: Arc<payment::PaymentService>,
     world: Arc<world::WorldService>,
+    npc: Arc<npc::NpcService>,
 }
 
 fn game() -> Game {
-    use proto::aicore::{payment as p, quest as q, settings as s, time as t, world as w};
+    use proto::aicore::{npc as n, payment as p, quest as q, settings as s, time as t, world as w};
     let content = GameContent::load(&ContentPaths::default()).unwrap();
     let texts = content.locales.texts();
     let (dir, store) = crate::kit::testing::temp_store();
@@ -94,6 +96,14 @@ fn game() -> Game {
         )
         .with_texts(Arc::clone(&texts)),
     );
+    let npc = Arc::new(
+        npc::NpcService::new(
+            Arc::clone(&store),
+            Arc::new(content.npcs),
+            calls.from(n::v1::NPC_SERVICE),
+        )
+        .with_texts(Arc::clone(&texts)),
+    );
     let mut routes: HashMap<&'static str, Dispatcher> = HashMap::new();
     routes.insert(
         "settings",
@@ -112,6 +122,7 @@ fn game() -> Game {
         quest,
         payment,
         world,
+        npc,
     }
 }
 
@@ -266,9 +277,40 @@ async fn a_german_player_reads_german_and_a_player_with_no_setting_english() {
         .unwrap();
     assert_eq!(regions.locale, "en");
     assert!(regions.regions.iter().any(|r| r.name == "Ashfen Marsh"));
+    let here = g
+        .npc
+        .list_npcs(
+            player(GERMAN),
+            ListNpcsRequest {
+                region_id: "dunmar".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(here.locale, "de");
+    let saffa = &here.npcs[0];
+    assert_eq!(saffa.name, "Mutter Saffa");
+    assert!(
+        saffa
+            .description
+            .starts_with("Mutter Saffa ist die Karawanenmutter")
+    );
+    let brenna = g
+        .npc
+        .get_npc(
+            player(OTHER),
+            GetNpcRequest {
+                npc_id: "brenna-hale".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(brenna.locale, "en");
+    assert_eq!(brenna.npc.unwrap().name, "Brenna Hale");
     // Everything German was in German: nothing fell back.
     assert_eq!(g.texts.fallbacks("de", "quest"), 0);
     assert_eq!(g.texts.fallbacks("de", "item"), 0);
+    assert_eq!(g.texts.fallbacks("de", "npc"), 0);
 }
 
 #[tokio::test]

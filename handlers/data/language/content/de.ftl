@@ -32,8 +32,8 @@ quest-lanterns-on-the-mill-road-objective-light-lanterns = Entzünde die Laterne
 quest-lanterns-on-the-mill-road-objective-collect-cut-wicks = Sammle die abgeschnittenen Dochte am Fuß der Laternenpfähle ein
 
 quest-drill-in-the-guard-yard-title = Drill im Wachhof
-quest-drill-in-the-guard-yard-description = Die Dochte wurden nicht ausgeblasen, sondern abgeschnitten, mit etwas, das einen Dorn im Geflecht zurückließ. Garrick Holt will, dass jeder, der nachts den Mühlweg geht, weiß, wo bei einem Schwert vorne ist: Übe an den Strohpfählen im Wachhof von Hearth und halte dann gegen seine Rekruten stand.
-quest-drill-in-the-guard-yard-objective-strike-the-pells = Setze saubere Treffer auf die Strohpfähle im Wachhof
+quest-drill-in-the-guard-yard-description = Die Dochte wurden nicht ausgeblasen, sondern abgeschnitten, mit etwas, das einen Dorn im Geflecht zurückließ. Garrick Holt will, dass jeder, der nachts den Mühlweg geht, weiß, wo bei einem Schwert vorne ist: Übe an den Strohpfählen im Wachhof von Hearth und halte dann seinen Rekruten stand.
+quest-drill-in-the-guard-yard-objective-strike-the-pells = Triff die Strohpfähle im Wachhof mit sauberen Schlägen
 quest-drill-in-the-guard-yard-objective-spar-with-recruits = Gewinne Übungskämpfe gegen Garricks Rekruten
 
 quest-sheaves-gone-missing-title = Verschwundene Garben
@@ -53,7 +53,7 @@ quest-herring-and-hearsay-objective-ask-the-fishwives = Frag die Fischweiber am 
 quest-herring-and-hearsay-objective-inspect-barrels = Brich die Heringsfässer in Sefas Lagerhaus auf
 
 quest-signals-on-the-chalk-title = Signale über der Kreide
-quest-signals-on-the-chalk-description = Unter dem Hering lagen Ölzeugbündel mit Salzsilber aus Dunmar, unverzollt und in keinem Buch verzeichnet. Sefa will wissen, wer es anlandet: Halte Wache auf den Kreideklippen über Gull's Rest und schreib die Laternensignale ab, die die Nachtboote zum Ufer blinken.
+quest-signals-on-the-chalk-description = Unter dem Hering lagen in Ölzeug gewickelte Bündel mit Salzsilber aus Dunmar, unverzollt und in keinem Buch verzeichnet. Sefa will wissen, wer es anlandet: Halte Wache auf den Kreideklippen über Gull's Rest und schreib die Laternensignale ab, die die Nachtboote zum Ufer blinken.
 quest-signals-on-the-chalk-objective-keep-cliff-watch = Halte bis zum Morgengrauen Wache am Klippenpfad über Gull's Rest
 quest-signals-on-the-chalk-objective-copy-the-signals = Schreib die Laternensignale der Nachtboote ab
 
@@ -96,7 +96,7 @@ quest-the-broken-orrery-objective-recover-gears = Hol die Messingzahnräder der 
 quest-the-broken-orrery-objective-fetch-the-lens = Hol die geschliffene Linse aus dem Gipfelversteck
 
 quest-the-pale-lantern-returns-title = Die Bleiche Laterne kehrt zurück
-quest-the-pale-lantern-returns-description = Nur alle einundsechzig Jahre zieht der Komet, den die alten Sterndeuter die Bleiche Laterne nannten, über den Himmel von Greyspire, und heute Nacht ist es so weit. Verteidige die Kuppel gegen den Sturm, der mit ihm heranzieht, richte die Spiegel aus und hilf Ilse, seine Bahn aufzuzeichnen, zum ersten Mal seit dem Fall des Observatoriums.
+quest-the-pale-lantern-returns-description = Nur alle einundsechzig Jahre zieht der Komet, den die alten Sternkundigen die Bleiche Laterne nannten, über den Himmel von Greyspire, und heute Nacht ist es so weit. Verteidige die Kuppel gegen den Sturm, der mit ihm heranzieht, richte die Spiegel aus und hilf Ilse, seine Bahn aufzuzeichnen, zum ersten Mal seit dem Fall des Observatoriums.
 quest-the-pale-lantern-returns-objective-hold-the-dome = Treib die Sturmgeister von der Kuppel des Observatoriums zurück
 quest-the-pale-lantern-returns-objective-align-the-mirrors = Richte die Kuppelspiegel nach dem Kometen aus
 quest-the-pale-lantern-returns-objective-record-the-path = Hilf Ilse Varrow, die Bahn des Kometen über den Himmel aufzuzeichnen
@@ -128,7 +128,7 @@ quest-the-salamanders-glow-white-objective-report-to-thora = Berichte Thora Venn
 quest-the-strays-verse-title = Der Vers des Streuners
 quest-the-strays-verse-description = Der Hirte, der den Vers von Ølskær, dem Laternenstreuner, sang, ist auf der Herbstwanderung gestorben, und niemand sonst kennt ihn ganz. Sigrun von Ærnholt fürchtet, der Stern könnte erlöschen, wenn er in der Langnacht fehlt: Sammle, was jeder Hirte noch weiß, und halte die Nachtwache am Geweihstein, wo der Streuner aufgehen soll.
 quest-the-strays-verse-objective-gather-the-verse = Hör dir an, was jeder Rentierhirte vom Vers des Laternenstreuners noch weiß
-quest-the-strays-verse-objective-watch-at-the-stone = Halte die Nachtwache am Menhir mit dem Geweih
+quest-the-strays-verse-objective-watch-at-the-stone = Halte die Nachtwache am Geweihstein
 quest-the-strays-verse-objective-sing-it-back = Sing Sigrun von Ærnholt im Langhaus den ganzen Vers vor
 
 region-saltmere-name = Saltmere-Küste
@@ -191,7 +191,7 @@ item-stash_expansion-description = Mietet eine weitere Truhe in den Kellern unte
 item-storm_cloak-name = Sturmmantel
 item-storm_cloak-description = Schwere, gewalkte Wolle, gewachst und gefüttert, mitternachtsblau gefärbt zur Erinnerung an den Mantel der Sturmweberin. Er teilt den Regen nicht, aber er halbiert die Nachteile durch Regen, Graupel und Gischt.
 item-tidecaller_spear-name = Gezeitenruferspeer
-item-tidecaller_spear-description = Ein Eschenschaft, ein Jahr lang in Salzlake getränkt, die Widerhakenspitze aus dem Nagel eines Wracks gezogen, das jemand überlebt hat, zum Werfen von einem schwankenden Deck ausgewogen. Ob er spürt, wie die Flut kippt, bleibt eine Sache zwischen dir und dem Meer.
+item-tidecaller_spear-description = Ein Eschenschaft, ein Jahr lang in Salzlake getränkt, die Widerhakenspitze aus dem Nagel eines Wracks gezogen, das jemand überlebt hat, zum Werfen von einem schwankenden Deck ausgewogen. Ob er spürt, wann die Gezeiten kippen, bleibt eine Sache zwischen dir und dem Meer.
 item-traveller_rations-name = Reiseproviant
 item-traveller_rations-description = Getrocknete Datteln, harter Käse und Gerstenzwieback, nach Karawanenart für die Königsstraße verpackt. Hält den Hunger einen ganzen Tagesmarsch lang fern.
 item-waystone_shard-name = Wegsteinsplitter

@@ -44,7 +44,7 @@ quest-sheaves-gone-missing-objective-find-briar-knots = Trouver les nœuds de ro
 quest-sheaves-gone-missing-objective-follow-the-trail = Suivre la piste des voleurs jusqu'à l'orée du Thornwood
 
 quest-the-briar-mark-title = La marque de la ronce
-quest-the-briar-mark-description = La piste s'arrête à la vieille grange dîmière, là où le Val cède la place au Thornwood, et chaque porte porte, griffée, la marque de la ronce des serviteurs de la Cour Creuse. Brenna veut que les pillards soient chassés, le grain rapporté et la marque brûlée hors du bois avant qu'elle n'y prenne racine.
+quest-the-briar-mark-description = La piste s'arrête à la vieille grange dîmière, là où le Val cède la place au Thornwood, et sur chaque porte est griffée la marque de la ronce des serviteurs de la Cour Creuse. Brenna veut que les pillards soient chassés, le grain rapporté et la marque brûlée hors du bois avant qu'elle n'y prenne racine.
 quest-the-briar-mark-objective-drive-off-raiders = Chasser de la grange dîmière les pillards marqués de la ronce
 quest-the-briar-mark-objective-recover-grain = Rapporter les gerbes volées aux charrettes des Tarrow
 quest-the-briar-mark-objective-burn-the-mark = Brûler la marque de la ronce sur les portes de la grange dîmière
@@ -66,7 +66,7 @@ quest-into-the-tide-caves-objective-search-the-caves = Fouiller les grottes des 
 quest-into-the-tide-caves-objective-beat-the-tide = Sortir des grottes avant que la marée montante ne les referme
 
 quest-the-tidecallers-bargain-title = Le marché de l'Appeleuse de marées
-quest-the-tidecallers-bargain-description = Les grottes renfermaient assez d'argent-de-sel pour acheter un village, chaque ballot frappé de la mouette d'Orla Saltash, à qui appartiennent les bateaux de nuit et dont on dit qu'elle appelle la marée quand elle en a besoin. Garrick Holt est descendu de Hearth à cheval avec les douaniers : affrontez son équipage sur la grève à la nouvelle lune et rapportez son registre.
+quest-the-tidecallers-bargain-description = Les grottes renfermaient assez d'argent-de-sel pour acheter un village, chaque ballot frappé de la mouette d'Orla Saltash, à qui appartiennent les bateaux de nuit et dont on dit qu'elle appelle la marée quand elle en a besoin. Garrick Holt est descendu de Hearth à cheval avec les douaniers : affrontez l'équipage d'Orla sur la grève à la nouvelle lune et rapportez son registre.
 quest-the-tidecallers-bargain-objective-defeat-the-crew = Vaincre l'équipage d'Orla Saltash sur la grève au pied de Gull's Rest
 quest-the-tidecallers-bargain-objective-seize-the-ledger = S'emparer du registre de cargaison d'Orla avant qu'il ne passe par-dessus bord
 
@@ -98,7 +98,7 @@ quest-the-broken-orrery-objective-recover-gears = Récupérer les engrenages de 
 quest-the-broken-orrery-objective-fetch-the-lens = Rapporter la lentille taillée de la réserve du sommet
 
 quest-the-pale-lantern-returns-title = Le retour de la Lanterne pâle
-quest-the-pale-lantern-returns-description = Une fois tous les soixante et un ans, la comète que les anciens astronomes appelaient la Lanterne pâle traverse le ciel de Greyspire, et c'est cette nuit. Défendez la coupole contre la tempête qui arrive avec elle, orientez les miroirs et aidez Ilse à relever sa course, pour la première fois depuis la chute de l'Observatoire.
+quest-the-pale-lantern-returns-description = Une fois tous les soixante et un ans, la comète que les anciens astronomes appelaient la Lanterne pâle traverse le ciel de Greyspire, et c'est pour cette nuit. Défendez la coupole contre la tempête qui arrive avec elle, orientez les miroirs et aidez Ilse à relever sa course, pour la première fois depuis la chute de l'Observatoire.
 quest-the-pale-lantern-returns-objective-hold-the-dome = Repousser les spectres d'orage loin de la coupole de l'Observatoire
 quest-the-pale-lantern-returns-objective-align-the-mirrors = Orienter les miroirs de la coupole pour suivre la comète
 quest-the-pale-lantern-returns-objective-record-the-path = Aider Ilse Varrow à relever la course de la comète dans le ciel
@@ -130,7 +130,7 @@ quest-the-salamanders-glow-white-objective-report-to-thora = Rapporter à Thora 
 quest-the-strays-verse-title = Le couplet de la Vagabonde
 quest-the-strays-verse-description = Le berger qui chantait le couplet d'Ølskær, la Lanterne vagabonde, est mort pendant la migration d'automne, et personne d'autre ne le connaît en entier. Sigrun d'Ærnholt craint que l'étoile ne s'éteigne si elle manque à la Longue-Nuit : rassemblez ce dont chaque berger se souvient et veillez toute la nuit près de la pierre aux andouillers, là où la vagabonde se lèverait.
 quest-the-strays-verse-objective-gather-the-verse = Écouter ce dont chaque éleveur de rennes se souvient du couplet de la Lanterne vagabonde
-quest-the-strays-verse-objective-watch-at-the-stone = Veiller toute la nuit près de la pierre levée aux andouillers
+quest-the-strays-verse-objective-watch-at-the-stone = Veiller toute la nuit près de la pierre aux andouillers
 quest-the-strays-verse-objective-sing-it-back = Chanter le couplet entier à Sigrun d'Ærnholt dans la maison longue
 
 region-saltmere-name = Côte de Saltmere
@@ -156,7 +156,7 @@ npc-brenna-hale-description = Brenna Hale est la capitaine du guet de Hearth : l
 npc-oswin-tarrow-description = Oswin Tarrow cultive l'orge autour du moulin de Tarrow aux ailes rouges, au bout nord de la route du Moulin, comme son père et son grand-père avant lui.
 npc-maud-feverfew-description = Maud Feverfew tient l'étal le plus animé du marché de Hearth, sous les arcades de la halle aux grains, où elle vend potions, huile de lampe, cordes et rations.
 npc-corvin-ashdown-description = Corvin Ashdown est le chasseur qui vit dans une cabane au bord d'un sentier de charbonniers, dans le Thornwood, et qui guide les rares voyageurs ayant une bonne raison d'en sortir.
-npc-ilse-varrow-description = Ilse Varrow est la savante des comètes ; elle occupe à Hearth une maison étroite encombrée de cartes du ciel et d'une lunette dont elle a taillé elle-même la lentille.
+npc-ilse-varrow-description = Ilse Varrow est la savante des comètes ; elle occupe à Hearth une maison étroite encombrée de cartes du ciel, avec une lunette dont elle a taillé elle-même la lentille.
 npc-tamsin-reed-description = Tamsin Reed s'occupe des nasses à anguilles et des roselières de l'Île-aux-Joncs, en bordure d'Ashfen, et a planté elle-même les piquets de balisage blancs entre les îles extérieures.
 npc-hob-reed-description = Hob Reed a dix-sept ans ; beau-frère de Tamsin Reed, il relève les nasses à anguilles parmi les îles de roseaux d'Ashfen.
 npc-garrick-holt-description = Garrick Holt est le sergent qui enseigne l'épée dans la cour de la garde, derrière le corps de garde de Hearth, après dix-huit ans dans la garde des douanes à Gull's Rest.

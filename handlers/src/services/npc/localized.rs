@@ -32,6 +32,15 @@ impl Localized {
     }
 }
 
+impl super::NpcService {
+    /// Serving what players read of NPCs in each player's language, from `texts`.
+    #[must_use]
+    pub fn with_texts(mut self, texts: Arc<Texts>) -> Self {
+        self.localized.texts = texts;
+        self
+    }
+}
+
 /// `s` as `reader` reads it.
 pub(super) fn summary(mut s: NpcSummary, reader: &Reader<'_>) -> NpcSummary {
     reader.put(&format!("npc-{}-name", s.id), &mut s.name);

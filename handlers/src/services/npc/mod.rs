@@ -92,13 +92,6 @@ impl NpcService {
         }
     }
 
-    /// Serving what players read of NPCs in each player's language, from `texts`.
-    #[must_use]
-    pub fn with_texts(mut self, texts: Arc<crate::kit::l10n::Texts>) -> Self {
-        self.localized.texts = texts;
-        self
-    }
-
     /// The service with `tokens` of lore in a talk's prompt (0: none).
     #[must_use]
     pub fn with_lore_budget(mut self, tokens: u32) -> Self {
@@ -262,11 +255,9 @@ impl NpcServiceHandler for NpcService {
     async fn get_npc(&self, ctx: Context, req: GetNpcRequest) -> Result<GetNpcResponse, Status> {
         let (state, version) = self.load(&ctx, &req.npc_id).await?;
         let reader = self.localized.reader(&ctx).await;
+        let npc = localized::npc(self.to_proto(&req.npc_id, &state, version)?, &reader);
         Ok(GetNpcResponse {
-            npc: Some(localized::npc(
-                self.to_proto(&req.npc_id, &state, version)?,
-                &reader,
-            )),
+            npc: Some(npc),
             locale: reader.locale().to_owned(),
         })
     }
