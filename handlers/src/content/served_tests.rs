@@ -178,8 +178,12 @@ async fn a_german_player_reads_german_and_a_player_with_no_setting_english() {
         !locked.title.is_empty() && !locked.title.contains("Lantern"),
         "{locked:?}"
     );
-    for who in [GERMAN, OTHER] {
-        g.quest
+    for (who, title) in [
+        (GERMAN, "Laternen am Mühlweg"),
+        (OTHER, "Lanterns on the Mill Road"),
+    ] {
+        let taken = g
+            .quest
             .accept(
                 keyed(player(who), "accept-1"),
                 AcceptRequest {
@@ -189,6 +193,8 @@ async fn a_german_player_reads_german_and_a_player_with_no_setting_english() {
             )
             .await
             .unwrap();
+        // Accept answers what the log would show.
+        assert_eq!(taken.progress.unwrap().quest.unwrap().title, title);
     }
     let log = g
         .quest

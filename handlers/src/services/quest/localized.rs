@@ -2,9 +2,27 @@
 //! objectives, keyed `quest-<id>-title`, `quest-<id>-description` and
 //! `quest-<id>-objective-<objective id>`. Ids, counts and rewards are the same in every language.
 
-use proto::aicore::quest::v1::QuestDefinition;
+use proto::aicore::quest::v1::{QuestDefinition, QuestProgress};
 
+use super::QuestService;
+use crate::kit::context::Context;
 use crate::kit::l10n::Reader;
+
+impl QuestService {
+    /// `progress` with its quest's text as `player` reads it (Accept, Complete and Abandon
+    /// answer what the log would show).
+    pub(super) async fn as_read(
+        &self,
+        ctx: &Context,
+        player: &str,
+        mut progress: QuestProgress,
+    ) -> QuestProgress {
+        if let Some(def) = progress.quest.as_mut() {
+            localize(def, &self.reader(ctx, player).await);
+        }
+        progress
+    }
+}
 
 /// `def`'s text, in place, as `reader` reads it.
 pub(super) fn localize(def: &mut QuestDefinition, reader: &Reader<'_>) {

@@ -93,7 +93,7 @@ impl QuestServiceHandler for QuestService {
             {
                 // This very acceptance, retried.
                 return Ok(AcceptResponse {
-                    progress: Some(record.progress(q)),
+                    progress: Some(self.as_read(&ctx, &player, record.progress(q)).await),
                 });
             }
             let mut records = self.records(&player).await?;
@@ -125,7 +125,7 @@ impl QuestServiceHandler for QuestService {
             };
             if self.write(&player, id, &record, version).await?.is_some() {
                 return Ok(AcceptResponse {
-                    progress: Some(record.progress(q)),
+                    progress: Some(self.as_read(&ctx, &player, record.progress(q)).await),
                 });
             }
         }
@@ -247,7 +247,7 @@ impl QuestServiceHandler for QuestService {
                         .await?;
                     self.announce_once(&ctx, &player, q, record.clone(), version, granted.0)
                         .await?;
-                    return Ok(self.completed(q, &record, granted));
+                    return Ok(self.completed(&ctx, &player, q, &record, granted).await);
                 }
                 Stage::Abandoned => {
                     return Err(Status::failed_precondition(format!(
@@ -282,7 +282,7 @@ impl QuestServiceHandler for QuestService {
             if let Some(written) = self.write(&player, id, &record, version).await? {
                 self.announce_once(&ctx, &player, q, record.clone(), written, granted.0)
                     .await?;
-                return Ok(self.completed(q, &record, granted));
+                return Ok(self.completed(&ctx, &player, q, &record, granted).await);
             }
             // Changed meanwhile (progress, or a parallel Complete): read again. The payment and
             // the grant are once per quest, so doing them again adds nothing.
@@ -323,7 +323,7 @@ impl QuestServiceHandler for QuestService {
             record.abandoned_wall_ms = wall_ms();
             if self.write(&player, id, &record, version).await?.is_some() {
                 return Ok(AbandonResponse {
-                    progress: Some(record.progress(q)),
+                    progress: Some(self.as_read(&ctx, &player, record.progress(q)).await),
                 });
             }
         }
@@ -439,14 +439,16 @@ impl QuestService {
 
     /// Complete's answer for a completed `record`: the same on every repeat but for the
     /// progression, which is the player's now.
-    fn completed(
+    async fn completed(
         &self,
+        ctx: &Context,
+        player: &str,
         q: &QuestDef,
         record: &Record,
         (grant, experience): (Grant, u64),
     ) -> CompleteResponse {
         CompleteResponse {
-            progress: Some(record.progress(q)),
+            progress: Some(self.as_read(ctx, player, record.progress(q)).await),
             reward: Some(record.granted()),
             progression: Some(progression(&self.quests.levels, experience)),
             levels_gained: grant.levels_gained(),
