@@ -117,6 +117,10 @@ fn describe() {
         "edge_log_lines_dropped_total",
         "Log lines dropped because the log writer could not keep up (stdout blocked)"
     );
+    describe_counter!(
+        "edge_content_fallback_total",
+        "Content text served in English because the reader's locale lacks it, by locale and kind"
+    );
     describe_gauge!("edge_build_info", "The running build");
     gauge!("edge_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }

@@ -110,7 +110,8 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
                 Arc::clone(&deps.store),
                 Arc::clone(&deps.prices),
             )
-            .with_calls(deps.calls.from(payment::v1::PAYMENT_SERVICE)),
+            .with_calls(deps.calls.from(payment::v1::PAYMENT_SERVICE))
+            .with_texts(deps.locales.texts()),
         )),
         models: models::v1::model_service_dispatch(Arc::new(
             crate::services::models::ModelService::new(catalog.clone()),
@@ -132,7 +133,8 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
                 Arc::clone(&deps.regions),
                 deps.calls.from(world::v1::WORLD_SERVICE),
             )
-            .with_placed(deps.npcs.bodies()),
+            .with_placed(deps.npcs.bodies())
+            .with_texts(deps.locales.texts()),
         )),
         weather: weather::v1::weather_service_dispatch(Arc::new(weather_service(deps))),
         npc: npc::v1::npc_service_dispatch(Arc::new(
@@ -141,7 +143,8 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
                 Arc::clone(&deps.npcs),
                 deps.calls.from(npc::v1::NPC_SERVICE),
             )
-            .with_lore_budget(deps.lore_budget),
+            .with_lore_budget(deps.lore_budget)
+            .with_texts(deps.locales.texts()),
         )),
         perf: perf::v1::performance_service_dispatch(Arc::new(
             crate::services::perf::PerfService::new(
@@ -170,7 +173,8 @@ pub fn local_services(deps: &Deps) -> Vec<LocalService> {
                 Arc::clone(&deps.store),
                 Arc::clone(&deps.quests),
                 deps.calls.from(quest::v1::QUEST_SERVICE),
-            ),
+            )
+            .with_texts(deps.locales.texts()),
         )),
         story: story::v1::story_service_dispatch(Arc::new(
             crate::services::story::StoryService::new(

@@ -1,6 +1,6 @@
 //! End-to-end: content packs. `edge content check` passes the shipped content and reports every
 //! problem of a broken pack at its file and line; an edge serving a pack serves what it adds
-//! and overrides.
+//! and overrides. Content text is served in the player's language.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -147,10 +147,25 @@ fn a_broken_pack_fails_with_every_problem_at_its_line() {
     assert!(err.contains("payment/catalog.toml:1: missing"), "{err}");
 }
 
+/// The pack's new quest in the locales the shipped content marks complete (a pack that adds
+/// text translates it there too).
+const QUEST_DE: &str = "\
+quest-briar-in-the-millrace-title = Dornen im Mühlgraben
+quest-briar-in-the-millrace-description = Jeden Morgen ist das Gitter des Tarrow-Mühlgrabens mit abgeschnittenen Dornenranken verstopft, und das Rad steht still, während die Gerste wartet. Oswin Tarrow will das Gitter freigeräumt sehen, bevor die Fuhrleute noch einen Tag verlieren.
+quest-briar-in-the-millrace-objective-clear-the-grate = Räume die Dornen vom Gitter des Mühlgrabens
+";
+const QUEST_FR: &str = "\
+quest-briar-in-the-millrace-title = Des ronces dans le bief
+quest-briar-in-the-millrace-description = Chaque matin, la grille du bief du moulin de Tarrow est obstruée de ronces coupées, et la roue reste immobile pendant que l'orge attend. Oswin Tarrow veut que la grille soit dégagée avant que les charretiers ne perdent une journée de plus.
+quest-briar-in-the-millrace-objective-clear-the-grate = Dégager les ronces de la grille du bief
+";
+
 #[tokio::test]
 async fn a_served_pack_adds_and_overrides_by_id() {
     let dir = pack(&[
         ("quest/quests.toml", QUESTS),
+        ("language/content/de.ftl", QUEST_DE),
+        ("language/content/fr.ftl", QUEST_FR),
         (
             "language/en.ftl",
             "level-up = The watch salutes you: level { $level }!\n",
@@ -204,4 +219,109 @@ async fn a_served_pack_adds_and_overrides_by_id() {
         .await
         .json();
     assert_eq!(german["locale"], "de", "{german}");
+}
+
+/// A player who chooses German in their settings reads their quest log, the catalog and the
+/// facade's view of their region in German; one who chose nothing reads English; a text a locale
+/// lacks is English, counted in `/metrics`.
+#[tokio::test]
+async fn a_player_reads_the_content_in_their_language() {
+    let edge = Edge::start(&["--rate-limit", "false"]);
+    let c = edge.client();
+    let me = scenarios::login(&c, "leserin").await;
+    let other = scenarios::login(&c, "reader").await;
+    let r = c
+        .call_with(
+            rpc::settings::UPDATE.path,
+            Some(&me.access),
+            &[("idempotency-key", "lang-de")],
+            json!({"patch": {"language": "de-DE"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for who in [&me, &other] {
+        let r = c
+            .call_with(
+                rpc::quest::ACCEPT.path,
+                Some(&who.access),
+                &[("idempotency-key", "accept-lanterns")],
+                json!({"questId": "lanterns-on-the-mill-road"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let log = c
+        .call(rpc::quest::GET_LOG.path, Some(&me.access), json!({}))
+        .await
+        .json();
+    assert_eq!(log["locale"], "de", "{log}");
+    assert_eq!(log["quests"][0]["quest"]["title"], "Laternen am Mühlweg");
+    assert_eq!(
+        log["quests"][0]["quest"]["objectives"][0]["description"],
+        "Entzünde die Laternen am Mühlweg neu"
+    );
+    let catalog = c
+        .call(rpc::payment::LIST_CATALOG.path, Some(&me.access), json!({}))
+        .await
+        .json();
+    assert_eq!(catalog["locale"], "de", "{catalog}");
+    let name = |catalog: &serde_json::Value, sku: &str| {
+        catalog["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["sku"] == sku)
+            .map(|i| i["name"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        name(&catalog, "lantern_oil").as_deref(),
+        Some("Flasche Lampenöl")
+    );
+    let view = c
+        .call(
+            rpc::bodybroker::BOOTSTRAP.path,
+            Some(&me.access),
+            json!({"regionId": "ashfen"}),
+        )
+        .await
+        .json();
+    assert_eq!(view["region"]["name"], "Ashfen-Sümpfe", "{view}");
+    assert_eq!(
+        view["activeQuests"][0]["quest"]["title"],
+        "Laternen am Mühlweg"
+    );
+
+    // A player who chose nothing reads English; their Accept-Language is theirs alone.
+    let log = c
+        .call(rpc::quest::GET_LOG.path, Some(&other.access), json!({}))
+        .await
+        .json();
+    assert_eq!(log["locale"], "en");
+    assert_eq!(
+        log["quests"][0]["quest"]["title"],
+        "Lanterns on the Mill Road"
+    );
+    let japanese = c
+        .call_with(
+            rpc::payment::LIST_CATALOG.path,
+            Some(&other.access),
+            &[("accept-language", "ja")],
+            json!({}),
+        )
+        .await
+        .json();
+    assert_eq!(japanese["locale"], "ja", "{japanese}");
+    assert_eq!(
+        name(&japanese, "lantern_oil").as_deref(),
+        Some("Flask of Lantern Oil")
+    );
+    let metrics = edge.admin_text("/metrics").await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("edge_content_fallback_total{")
+                && l.contains("locale=\"ja\"")
+                && l.contains("kind=\"item\"")),
+        "{metrics}"
+    );
 }

@@ -12,11 +12,14 @@ use std::path::PathBuf;
 
 use crate::kit::canon::{Canon, Kind};
 use crate::kit::content::{Content as _, DataError, Source};
+use crate::kit::l10n::{LocaleTexts, Texts};
 
 mod canon_checks;
+mod l10n_checks;
 mod merge;
 mod pack;
 
+pub use l10n_checks::Coverage;
 pub use merge::{ENTRY_IDS, id_key};
 
 /// How a content pack is used.
@@ -119,6 +122,8 @@ pub struct GameContent {
     pub game_events: crate::services::bodybroker::GameEvents,
     /// The workflows.
     pub workflows: crate::services::orchestration::Workflows,
+    /// How far each locale but English translates the content's text.
+    pub translations: Vec<Coverage>,
 }
 
 impl GameContent {
@@ -161,6 +166,14 @@ impl GameContent {
                 }
                 files.check(language::Locales::parse(sources))
             });
+        // Content text's translations: parsed here, held to the content below.
+        let mut translations = Vec::new();
+        for (locale, src) in files
+            .content_locales(&language::CONTENT_SHIPPED, paths.language.as_deref())
+            .unwrap_or_default()
+        {
+            translations.extend(files.check(LocaleTexts::parse(&locale, &src)));
+        }
         let lore = files.load::<kb::Lore>(paths.lore.as_deref());
         let arcs = files.load::<story::Arcs>(paths.story.as_deref());
         let climate = files.load::<weather::Climate>(paths.weather.as_deref());
@@ -211,6 +224,49 @@ impl GameContent {
             );
             files.check(r);
         }
+        // Translations, against the content they translate: when both come from the same hands
+        // (an operator's own quests beside the shipped translations are theirs to reconcile).
+        let mut coverage = Vec::new();
+        if let (Some(quests), Some(regions), Some(npcs), Some(prices), Some(locales)) =
+            (&quests, &regions, &npcs, &prices, &locales)
+        {
+            let keys = l10n_checks::content_keys(quests, regions, npcs, prices);
+            let own_content = [
+                &paths.quests,
+                &paths.regions,
+                &paths.npcs,
+                &paths.price_catalog,
+            ]
+            .iter()
+            .any(|p| p.is_some());
+            // Under a pack that extends the shipped content, a shipped translation of a text
+            // the pack replaced (an objective it dropped) is the shipped file's, not a fault.
+            let shipped = match (&paths.pack, paths.mode) {
+                (Some(_), PackMode::Extend) => l10n_checks::shipped_keys(),
+                _ => Default::default(),
+            };
+            let (problems, cov) =
+                l10n_checks::check(&translations, &locales.list(), &keys, &shipped);
+            if paths.language.is_some() || !own_content {
+                for p in problems {
+                    files.problem(p);
+                }
+            }
+            coverage = cov;
+        }
+        // Every locale players may choose reads content text: where it has none, English,
+        // counted as a fallback.
+        let locales = locales.map(|l| {
+            for locale in l.list() {
+                if !translations.iter().any(|t| t.locale == locale) {
+                    translations.push(LocaleTexts {
+                        locale,
+                        ..LocaleTexts::default()
+                    });
+                }
+            }
+            l.with_texts(Texts::new(translations))
+        });
         // Against the canon.
         if let Some(canon) = &canon {
             if let Some(regions) = regions.as_ref().filter(|_| with_canon(&paths.regions)) {
@@ -312,23 +368,34 @@ impl GameContent {
                 arcs,
                 game_events,
                 workflows,
+                translations: coverage,
             }),
             _ => Err(Problems(files.problems)),
         }
     }
 
-    /// One line on what was loaded, for `edge content check`.
+    /// One line on what was loaded, for `edge content check`: with how far each locale
+    /// translates the content's text ("de complete, ja: 12 of 180 content texts").
     pub fn summary(&self) -> String {
+        let translated: Vec<String> = self
+            .translations
+            .iter()
+            .map(|c| match c.complete {
+                true => format!("{} complete", c.locale),
+                false => format!("{}: {} of {} content texts", c.locale, c.translated, c.of),
+            })
+            .collect();
         format!(
             "{} quests, {} regions, {} NPCs, {} story arcs, {} lore documents, {} catalog items, \
-             {} locales",
+             {} locales ({})",
             self.quests.list.len(),
             self.regions.list.len(),
             self.npcs.npcs.len(),
             self.arcs.list.len(),
             self.lore.documents.len(),
             self.prices.items().count(),
-            self.locales.list().len()
+            self.locales.list().len(),
+            translated.join(", ")
         )
     }
 }
@@ -353,5 +420,9 @@ impl std::error::Error for Problems {}
 
 #[cfg(test)]
 mod canon_tests;
+#[cfg(test)]
+mod l10n_tests;
+#[cfg(test)]
+mod served_tests;
 #[cfg(test)]
 mod tests;

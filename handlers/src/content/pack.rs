@@ -150,9 +150,31 @@ impl<'a> Files<'a> {
         shipped: &[(&str, Embedded)],
         own: Option<&Path>,
     ) -> Option<Vec<(String, Source)>> {
+        self.locale_files("language", shipped, own)
+    }
+
+    /// Every locale's translations of content text (`language/content/<locale>.ftl`), found as
+    /// [`Files::locales`] finds the messages; none at all is English only.
+    pub fn content_locales(
+        &mut self,
+        shipped: &[(&str, Embedded)],
+        own: Option<&Path>,
+    ) -> Option<Vec<(String, Source)>> {
+        let own = own.map(|d| d.join("content"));
+        self.locale_files("language/content", shipped, own.as_deref())
+    }
+
+    fn locale_files(
+        &mut self,
+        sub: &str,
+        shipped: &[(&str, Embedded)],
+        own: Option<&Path>,
+    ) -> Option<Vec<(String, Source)>> {
+        // Messages are required (English at least); content translations are not.
+        let required = sub == "language";
         let dir = match (own, &self.paths.pack) {
             (Some(dir), _) => Some((dir.to_path_buf(), PackMode::Replace)),
-            (None, Some(pack)) => Some((pack.join("language"), self.paths.mode)),
+            (None, Some(pack)) => Some((pack.join(sub), self.paths.mode)),
             (None, None) => None,
         };
         if self.no_pack && own.is_none() {
@@ -161,10 +183,10 @@ impl<'a> Files<'a> {
         let mut out: Vec<(String, Source)> = Vec::new();
         let mut theirs = Vec::new();
         if let Some((dir, mode)) = &dir {
-            if dir.is_dir() || *mode == PackMode::Replace {
+            if dir.is_dir() || (*mode == PackMode::Replace && required) {
                 theirs = self.check(ftl_files(dir))?;
             }
-            if *mode == PackMode::Replace && theirs.is_empty() {
+            if *mode == PackMode::Replace && theirs.is_empty() && required {
                 self.problem(DataError {
                     file: dir.display().to_string(),
                     line: 1,
@@ -187,7 +209,7 @@ impl<'a> Files<'a> {
         theirs.sort_by_key(|(l, _)| (l != default, l.clone()));
         for (locale, path) in theirs {
             if !out.iter().any(|(l, _)| *l == locale) {
-                self.asked.insert(format!("language/{locale}.ftl"));
+                self.asked.insert(format!("{sub}/{locale}.ftl"));
                 out.push((locale, self.check(Source::read(&path))?));
             }
         }
@@ -210,13 +232,19 @@ impl<'a> Files<'a> {
             .iter()
             .filter(|f| !f.starts_with("language/"))
             .cloned()
-            .chain(["language/<locale>.ftl".to_owned()])
+            .chain([
+                "language/<locale>.ftl".to_owned(),
+                "language/content/<locale>.ftl".to_owned(),
+            ])
             .collect();
         for rel in found {
+            let locale_file = |dir: &str| {
+                rel.strip_prefix(dir)
+                    .is_some_and(|f| f.ends_with(".ftl") && !f.contains('/'))
+            };
             let read = self.asked.contains(&rel)
-                || (rel.starts_with("language/")
-                    && rel.ends_with(".ftl")
-                    && rel.matches('/').count() == 1);
+                || locale_file("language/")
+                || locale_file("language/content/");
             if !read {
                 self.problems.push(DataError {
                     file: pack.join(&rel).display().to_string(),

@@ -65,6 +65,19 @@ target = 6
 on = "object_interacted:mill-road-lantern"
 "#;
 
+/// The new quest in the locales the shipped content marks complete, which a pack that adds
+/// text must translate too.
+const NEW_QUEST_DE: &str = "\
+quest-briar-in-the-millrace-title = Dornen im Mühlgraben
+quest-briar-in-the-millrace-description = Jeden Morgen ist das Gitter des Tarrow-Mühlgrabens mit abgeschnittenen Dornenranken verstopft, und das Rad steht still, während die Gerste wartet. Oswin Tarrow will das Gitter freigeräumt und die Ranken zu ihm gebracht sehen, bevor die Fuhrleute noch einen Tag verlieren.
+quest-briar-in-the-millrace-objective-clear-the-grate = Räume die Dornen vom Gitter des Mühlgrabens
+";
+const NEW_QUEST_FR: &str = "\
+quest-briar-in-the-millrace-title = Des ronces dans le bief
+quest-briar-in-the-millrace-description = Chaque matin, la grille du bief du moulin de Tarrow est obstruée de ronces coupées, et la roue reste immobile pendant que l'orge attend. Oswin Tarrow veut que la grille soit dégagée et les ronces rapportées avant que les charretiers ne perdent une journée de plus.
+quest-briar-in-the-millrace-objective-clear-the-grate = Dégager les ronces de la grille du bief
+";
+
 #[test]
 fn every_shipped_data_file_loads() {
     let content = GameContent::load(&ContentPaths::default()).unwrap();
@@ -103,6 +116,8 @@ fn an_extend_pack_adds_and_overrides_by_id_and_removes_nothing() {
             "language/en.ftl",
             "level-up = You rise to level { $level }.\nmill-stopped = The Tarrow mill stands still.\n",
         ),
+        ("language/content/de.ftl", NEW_QUEST_DE),
+        ("language/content/fr.ftl", NEW_QUEST_FR),
         ("README.md", "notes the edge does not read\n"),
     ]);
     let shipped = GameContent::load(&ContentPaths::default()).unwrap();

@@ -16,6 +16,7 @@ pub mod context;
 pub mod event_log;
 pub mod hours;
 pub mod keyed_permits;
+pub mod l10n;
 pub mod late_bound;
 pub mod leaky_bucket;
 pub mod retry;

@@ -242,13 +242,19 @@ impl BodyBrokerServiceHandler for BodyBrokerService {
         } else {
             (Ok(req.region_id.clone()), None)
         };
-        let (settings, log, region_answer, weather, now, (view, missing)) = tokio::join!(
-            self.settings.get(
+        let settings = self
+            .settings
+            .get(
                 parts.outgoing(),
                 GetRequest {
                     player_id: player.clone(),
-                }
-            ),
+                },
+            )
+            .await;
+        // The player's language, read once: the parts below serve their text in it.
+        let parts = view::speaking(parts, settings.as_ref().ok());
+        let (settings, log, region_answer, weather, now, (view, missing)) = tokio::join!(
+            async { settings },
             self.quest.get_log(
                 parts.outgoing(),
                 GetLogRequest {
@@ -336,7 +342,7 @@ impl BodyBrokerServiceHandler for BodyBrokerService {
         req: GetPlayerRequest,
     ) -> Result<GetPlayerResponse, Status> {
         let player = ctx.player(&req.player_id)?;
-        let parts = parts_context(&ctx);
+        let parts = self.in_players_language(parts_context(&ctx), &player).await;
         let (view, missing) = self.view(&parts, &player, None).await;
         let mut degraded = Vec::new();
         for (part, e) in missing {

@@ -12,7 +12,37 @@ use super::*;
 /// A part of the view that could not be had, and why.
 pub(super) type Missing = (&'static str, Status);
 
+/// `parts` carrying the player's language, as their `settings` say it, to the services that serve
+/// the view's text (`crate::kit::l10n::VIEW_CALLERS`). Never chosen (or unread), the client's
+/// own `Accept-Language` stands.
+pub(super) fn speaking(
+    mut parts: Context,
+    settings: Option<&proto::aicore::settings::v1::GetResponse>,
+) -> Context {
+    if let Some(s) = settings
+        && s.version > 0
+        && let Some(language) = s.settings.as_ref().map(|s| s.language.as_str())
+    {
+        parts.accept_language = crate::kit::context::accept_language(language);
+    }
+    parts
+}
+
 impl BodyBrokerService {
+    /// `parts` in `player`'s language: one read of their settings.
+    pub(super) async fn in_players_language(&self, parts: Context, player: &str) -> Context {
+        let settings = self
+            .settings
+            .get(
+                parts.outgoing(),
+                GetRequest {
+                    player_id: player.to_owned(),
+                },
+            )
+            .await;
+        speaking(parts, settings.as_ref().ok())
+    }
+
     /// Where `player` is, from world.
     pub(super) async fn locate(
         &self,

@@ -45,6 +45,7 @@ pub use messages::{Arg, Declared, MESSAGES, contract_problems};
 use crate::kit::calls::Caller;
 use crate::kit::content::{DataError, Embedded, Source};
 use crate::kit::context::Context;
+use crate::kit::l10n::Texts;
 use crate::kit::status::Status;
 use crate::kit::store::Store;
 
@@ -55,6 +56,12 @@ pub const SHIPPED: [(&str, Embedded); 5] = [
     ("fr", crate::embedded!("language/fr.ftl")),
     ("pl", crate::embedded!("language/pl.ftl")),
     ("ja", crate::embedded!("language/ja.ftl")),
+];
+/// The shipped translations of content text (`language/content/<locale>.ftl`, see
+/// [`crate::kit::l10n`]); English is the content itself.
+pub const CONTENT_SHIPPED: [(&str, Embedded); 2] = [
+    ("de", crate::embedded!("language/content/de.ftl")),
+    ("fr", crate::embedded!("language/content/fr.ftl")),
 ];
 const DEFAULT: &str = "en";
 /// Longest text `Translate` takes, in characters.
@@ -97,6 +104,9 @@ pub struct Locales {
     missing: Vec<usize>,
     /// The default locale's message ids, in file order.
     ids: Vec<String>,
+    /// Content text (quests, regions, NPCs, items) in each locale, which the services that
+    /// serve it read.
+    texts: Arc<Texts>,
 }
 
 impl std::fmt::Debug for Locales {
@@ -243,7 +253,19 @@ impl Locales {
             bundles,
             missing,
             ids: known,
+            texts: Arc::default(),
         })
+    }
+
+    /// With the content's translations (checked against the content by `crate::content`).
+    pub fn with_texts(mut self, texts: Texts) -> Locales {
+        self.texts = Arc::new(texts);
+        self
+    }
+
+    /// The content's translations.
+    pub fn texts(&self) -> Arc<Texts> {
+        Arc::clone(&self.texts)
     }
 
     /// The shipped locale to use for `requested` (e.g. `pl-PL` is `pl`), else the default.

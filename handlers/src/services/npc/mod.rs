@@ -7,6 +7,7 @@
 //! `crate::services`).
 
 pub mod content;
+mod localized;
 mod mood;
 mod push;
 pub mod talk;
@@ -64,6 +65,8 @@ pub struct NpcService {
     weather: WeatherServiceClient<Caller>,
     /// Tokens of lore in one answer's prompt.
     lore_budget: u32,
+    /// What players read of NPCs, in their language.
+    localized: localized::Localized,
 }
 
 fn key(id: &str) -> String {
@@ -83,8 +86,9 @@ impl NpcService {
             payment: PaymentServiceClient(caller.clone()),
             world: WorldServiceClient(caller.clone()),
             events: EventBusServiceClient(caller.clone()),
-            weather: WeatherServiceClient(caller),
+            weather: WeatherServiceClient(caller.clone()),
             lore_budget: crate::services::llm::retrieval::DEFAULT_BUDGET,
+            localized: localized::Localized::new(caller),
         }
     }
 
@@ -250,8 +254,11 @@ impl NpcServiceHandler for NpcService {
 
     async fn get_npc(&self, ctx: Context, req: GetNpcRequest) -> Result<GetNpcResponse, Status> {
         let (state, version) = self.load(&ctx, &req.npc_id).await?;
+        let reader = self.localized.reader(&ctx).await;
+        let npc = localized::npc(self.to_proto(&req.npc_id, &state, version)?, &reader);
         Ok(GetNpcResponse {
-            npc: Some(self.to_proto(&req.npc_id, &state, version)?),
+            npc: Some(npc),
+            locale: reader.locale().to_owned(),
         })
     }
 
@@ -387,6 +394,7 @@ impl NpcServiceHandler for NpcService {
             return Ok(ListNpcsResponse::default());
         }
         let now = self.now(&ctx).await?.game_time_ms;
+        let reader = self.localized.reader(&ctx).await;
         let mut npcs = Vec::new();
         for def in in_region {
             let (_, arch) = self.def(&def.id)?;
@@ -397,9 +405,12 @@ impl NpcServiceHandler for NpcService {
                     .at(arch, now),
                 None => State::fresh(arch, now),
             };
-            npcs.push(self.summary(def, arch, &state));
+            npcs.push(localized::summary(self.summary(def, arch, &state), &reader));
         }
-        Ok(ListNpcsResponse { npcs })
+        Ok(ListNpcsResponse {
+            npcs,
+            locale: reader.locale().to_owned(),
+        })
     }
 
     async fn interact(

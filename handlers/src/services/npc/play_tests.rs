@@ -87,6 +87,7 @@ impl Route for Others {
                     Some(r) => reply(&GetRegionResponse {
                         region: Some(r.region.clone()),
                         entity_count: 0,
+                        ..Default::default()
                     }),
                     None => Err(Status::not_found(format!("no region {:?}", req.region_id))),
                 }

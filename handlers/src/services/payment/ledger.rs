@@ -19,6 +19,10 @@ pub struct PaymentService {
     pub(super) catalog: Arc<Catalog>,
     /// Where inventory changes are announced.
     pub(super) events: EventBusServiceClient<Caller>,
+    /// Reads the player's language for item text (`localized.rs`).
+    pub(super) settings: proto::aicore::settings::v1::SettingsServiceClient<Caller>,
+    /// Item text in other languages.
+    pub(super) texts: Arc<crate::kit::l10n::Texts>,
 }
 
 impl std::fmt::Debug for PaymentService {
@@ -200,14 +204,17 @@ impl PaymentService {
         PaymentService {
             store,
             catalog,
-            events: EventBusServiceClient(caller),
+            events: EventBusServiceClient(caller.clone()),
+            settings: proto::aicore::settings::v1::SettingsServiceClient(caller),
+            texts: Arc::default(),
         }
     }
 
-    /// The service calling events through `caller` (the payment service's).
+    /// The service calling events and settings through `caller` (the payment service's).
     pub fn with_calls(self, caller: Caller) -> Self {
         PaymentService {
-            events: EventBusServiceClient(caller),
+            events: EventBusServiceClient(caller.clone()),
+            settings: proto::aicore::settings::v1::SettingsServiceClient(caller),
             ..self
         }
     }

@@ -46,6 +46,7 @@ pub use content::{Catalog, Item};
 mod inventory;
 pub use inventory::*;
 mod ledger;
+mod localized;
 pub use ledger::*;
 
 impl PaymentServiceHandler for PaymentService {
@@ -151,22 +152,27 @@ impl PaymentServiceHandler for PaymentService {
 
     async fn list_catalog(
         &self,
-        _: Context,
+        ctx: Context,
         _: ListCatalogRequest,
     ) -> Result<ListCatalogResponse, Status> {
+        let reader = self.reader(&ctx, None).await;
         Ok(ListCatalogResponse {
             items: self
                 .catalog
                 .items()
-                .map(|i| CatalogItem {
-                    sku: i.sku.clone(),
-                    name: i.name.clone(),
-                    description: i.description.clone(),
-                    price: i.price,
-                    max_quantity: i.max_quantity,
-                    capacity: i.capacity,
+                .map(|i| {
+                    let item = CatalogItem {
+                        sku: i.sku.clone(),
+                        name: i.name.clone(),
+                        description: i.description.clone(),
+                        price: i.price,
+                        max_quantity: i.max_quantity,
+                        capacity: i.capacity,
+                    };
+                    localized::catalog_item(item, &reader)
                 })
                 .collect(),
+            locale: reader.locale().to_owned(),
         })
     }
 
@@ -178,8 +184,13 @@ impl PaymentServiceHandler for PaymentService {
         // A player's own id, whatever the request says (another's is refused); a service names one.
         let p = ctx.player(&req.player_id)?;
         let (account, _) = self.account(&p).await?;
+        let reader = self.reader(&ctx, Some(&p)).await;
         Ok(GetInventoryResponse {
-            inventory: Some(self.inventory(&account.stock)),
+            inventory: Some(localized::inventory(
+                self.inventory(&account.stock),
+                &reader,
+            )),
+            locale: reader.locale().to_owned(),
         })
     }
 

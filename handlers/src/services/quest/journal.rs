@@ -3,8 +3,11 @@
 
 use proto::aicore::quest::v1::{QuestCompleted, Reward};
 
+use proto::aicore::settings::v1::SettingsServiceClient;
+
 use super::*;
 use crate::kit::event_log::typed_event;
+use crate::kit::l10n::Texts;
 
 /// Compare-and-set attempts before a busy record is reported as `aborted`.
 pub(super) const MAX_ATTEMPTS: usize = 64;
@@ -135,6 +138,10 @@ pub struct QuestService {
     pub(super) payment: PaymentServiceClient<Caller>,
     pub(super) events: EventBusServiceClient<Caller>,
     pub(super) time: TimeServiceClient<Caller>,
+    /// Reads the player's language for the text served.
+    pub(super) settings: SettingsServiceClient<Caller>,
+    /// The quests' text in other languages.
+    pub(super) texts: Arc<Texts>,
 }
 
 impl QuestService {
@@ -146,8 +153,16 @@ impl QuestService {
             quests,
             payment: PaymentServiceClient(caller.clone()),
             events: EventBusServiceClient(caller.clone()),
-            time: TimeServiceClient(caller),
+            time: TimeServiceClient(caller.clone()),
+            settings: SettingsServiceClient(caller),
+            texts: Arc::default(),
         }
+    }
+
+    /// Serving the quests' text in each player's language, from `texts`.
+    pub fn with_texts(mut self, texts: Arc<Texts>) -> Self {
+        self.texts = texts;
+        self
     }
 
     pub(super) fn quest(&self, id: &str) -> Result<&QuestDef, Status> {

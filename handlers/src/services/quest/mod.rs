@@ -17,6 +17,7 @@
 
 mod availability;
 pub mod content;
+mod localized;
 mod progression;
 
 use std::collections::BTreeMap;
@@ -59,10 +60,19 @@ impl QuestServiceHandler for QuestService {
         let player = ctx.player(&req.player_id)?;
         let records = self.records(&player).await?;
         let level = self.level(&player).await?;
-        let (open, locked) = availability::offer(&self.quests, &records, level);
+        let (open, mut locked) = availability::offer(&self.quests, &records, level);
+        let reader = self.reader(&ctx, &player).await;
+        let mut quests: Vec<_> = open.into_iter().map(|q| q.definition.clone()).collect();
+        for q in quests
+            .iter_mut()
+            .chain(locked.iter_mut().filter_map(|l| l.quest.as_mut()))
+        {
+            localized::localize(q, &reader);
+        }
         Ok(ListAvailableResponse {
-            quests: open.into_iter().map(|q| q.definition.clone()).collect(),
+            quests,
             locked,
+            locale: reader.locale().to_owned(),
         })
     }
 
@@ -83,7 +93,7 @@ impl QuestServiceHandler for QuestService {
             {
                 // This very acceptance, retried.
                 return Ok(AcceptResponse {
-                    progress: Some(record.progress(q)),
+                    progress: Some(self.as_read(&ctx, &player, record.progress(q)).await),
                 });
             }
             let mut records = self.records(&player).await?;
@@ -115,7 +125,7 @@ impl QuestServiceHandler for QuestService {
             };
             if self.write(&player, id, &record, version).await?.is_some() {
                 return Ok(AcceptResponse {
-                    progress: Some(record.progress(q)),
+                    progress: Some(self.as_read(&ctx, &player, record.progress(q)).await),
                 });
             }
         }
@@ -237,7 +247,7 @@ impl QuestServiceHandler for QuestService {
                         .await?;
                     self.announce_once(&ctx, &player, q, record.clone(), version, granted.0)
                         .await?;
-                    return Ok(self.completed(q, &record, granted));
+                    return Ok(self.completed(&ctx, &player, q, &record, granted).await);
                 }
                 Stage::Abandoned => {
                     return Err(Status::failed_precondition(format!(
@@ -272,7 +282,7 @@ impl QuestServiceHandler for QuestService {
             if let Some(written) = self.write(&player, id, &record, version).await? {
                 self.announce_once(&ctx, &player, q, record.clone(), written, granted.0)
                     .await?;
-                return Ok(self.completed(q, &record, granted));
+                return Ok(self.completed(&ctx, &player, q, &record, granted).await);
             }
             // Changed meanwhile (progress, or a parallel Complete): read again. The payment and
             // the grant are once per quest, so doing them again adds nothing.
@@ -313,7 +323,7 @@ impl QuestServiceHandler for QuestService {
             record.abandoned_wall_ms = wall_ms();
             if self.write(&player, id, &record, version).await?.is_some() {
                 return Ok(AbandonResponse {
-                    progress: Some(record.progress(q)),
+                    progress: Some(self.as_read(&ctx, &player, record.progress(q)).await),
                 });
             }
         }
@@ -330,8 +340,14 @@ impl QuestServiceHandler for QuestService {
             .collect();
         // Most recently accepted first.
         quests.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.quest_id.cmp(&b.1.quest_id)));
+        let reader = self.reader(&ctx, &player).await;
+        let mut quests: Vec<QuestProgress> = quests.into_iter().map(|(_, p)| p).collect();
+        for q in quests.iter_mut().filter_map(|p| p.quest.as_mut()) {
+            localized::localize(q, &reader);
+        }
         Ok(GetLogResponse {
-            quests: quests.into_iter().map(|(_, p)| p).collect(),
+            quests,
+            locale: reader.locale().to_owned(),
         })
     }
 
@@ -345,17 +361,22 @@ impl QuestServiceHandler for QuestService {
         let records = self.records(&player).await?;
         let level = self.level(&player).await?;
         let locks = availability::locks(q, &records, level);
-        let progress = match records.get(&q.definition.id) {
+        let mut progress = match records.get(&q.definition.id) {
             Some(record) => record.progress(q),
             None => QuestProgress {
                 status: QuestStatus::NotAccepted.into(),
                 ..Record::default().progress(q)
             },
         };
+        let reader = self.reader(&ctx, &player).await;
+        if let Some(def) = progress.quest.as_mut() {
+            localized::localize(def, &reader);
+        }
         Ok(GetQuestResponse {
             progress: Some(progress),
             available: locks.is_empty(),
             locks,
+            locale: reader.locale().to_owned(),
         })
     }
 
@@ -372,6 +393,13 @@ impl QuestServiceHandler for QuestService {
 }
 
 impl QuestService {
+    /// The reader of `player`'s quest text: their language, read once for the call.
+    async fn reader(&self, ctx: &Context, player: &str) -> crate::kit::l10n::Reader<'_> {
+        self.texts
+            .reader_for(ctx, &self.settings, Some(player))
+            .await
+    }
+
     /// Pays a completed quest's reward, keyed by (player, quest) so it is paid once. The one
     /// place the reward meets payment.
     async fn pay_reward(
@@ -411,14 +439,16 @@ impl QuestService {
 
     /// Complete's answer for a completed `record`: the same on every repeat but for the
     /// progression, which is the player's now.
-    fn completed(
+    async fn completed(
         &self,
+        ctx: &Context,
+        player: &str,
         q: &QuestDef,
         record: &Record,
         (grant, experience): (Grant, u64),
     ) -> CompleteResponse {
         CompleteResponse {
-            progress: Some(record.progress(q)),
+            progress: Some(self.as_read(ctx, player, record.progress(q)).await),
             reward: Some(record.granted()),
             progression: Some(progression(&self.quests.levels, experience)),
             levels_gained: grant.levels_gained(),

@@ -76,6 +76,7 @@ impl Route for Others {
                 reply(&GetRegionResponse {
                     region: Some(regions.get(&req.region_id).unwrap().region.clone()),
                     entity_count: 0,
+                    ..Default::default()
                 })
             }
             "Current" => reply(&CurrentResponse {

@@ -48,6 +48,7 @@ impl Route for Others {
                         &GetRegionResponse {
                             region: Some(r.region.clone()),
                             entity_count: 0,
+                            ..Default::default()
                         },
                     )
                     .map_err(Status::from),

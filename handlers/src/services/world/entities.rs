@@ -59,6 +59,10 @@ pub struct WorldService {
     pub(super) sealer: tokio::sync::OnceCell<crate::kit::sealed::Sealer>,
     /// Entities placed from content (see `placed`).
     pub(super) placed: Arc<super::placed::Placed>,
+    /// Reads the player's language for the region text served.
+    pub(super) settings: proto::aicore::settings::v1::SettingsServiceClient<Caller>,
+    /// The regions' text in other languages.
+    pub(super) texts: Arc<crate::kit::l10n::Texts>,
 }
 
 impl WorldService {
@@ -67,11 +71,30 @@ impl WorldService {
         WorldService {
             store,
             regions,
-            events: EventBusServiceClient(caller),
+            events: EventBusServiceClient(caller.clone()),
             cells: CellCache::default(),
             sealer: tokio::sync::OnceCell::new(),
             placed: Arc::default(),
+            settings: proto::aicore::settings::v1::SettingsServiceClient(caller),
+            texts: Arc::default(),
         }
+    }
+
+    /// Serving the regions' text in each player's language, from `texts`.
+    pub fn with_texts(mut self, texts: Arc<crate::kit::l10n::Texts>) -> Self {
+        self.texts = texts;
+        self
+    }
+
+    /// `region` as the caller's player reads it: name and description in their language.
+    pub(super) fn localized(
+        region: &proto::aicore::world::v1::Region,
+        reader: &crate::kit::l10n::Reader<'_>,
+    ) -> proto::aicore::world::v1::Region {
+        let mut r = region.clone();
+        reader.put(&format!("region-{}-name", r.id), &mut r.name);
+        reader.put(&format!("region-{}-description", r.id), &mut r.description);
+        r
     }
 
     pub(super) fn region(&self, id: &str) -> Result<&RegionDef, Status> {

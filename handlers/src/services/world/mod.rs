@@ -54,26 +54,35 @@ impl WorldServiceHandler for WorldService {
 
     async fn list_regions(
         &self,
-        _ctx: Context,
+        ctx: Context,
         _req: ListRegionsRequest,
     ) -> Result<ListRegionsResponse, Status> {
+        let reader = self.texts.reader_for(&ctx, &self.settings, None).await;
         Ok(ListRegionsResponse {
-            regions: self.regions.list.iter().map(|r| r.region.clone()).collect(),
+            regions: self
+                .regions
+                .list
+                .iter()
+                .map(|r| Self::localized(&r.region, &reader))
+                .collect(),
             start_region_id: self.regions.start_region.clone(),
+            locale: reader.locale().to_owned(),
         })
     }
 
     async fn get_region(
         &self,
-        _ctx: Context,
+        ctx: Context,
         req: GetRegionRequest,
     ) -> Result<GetRegionResponse, Status> {
         let region = self.region(&req.region_id)?;
         self.ensure_placed(&req.region_id).await;
         let count = self.entity_count(&req.region_id).await?;
+        let reader = self.texts.reader_for(&ctx, &self.settings, None).await;
         Ok(GetRegionResponse {
-            region: Some(region.region.clone()),
+            region: Some(Self::localized(&region.region, &reader)),
             entity_count: u32::try_from(count).unwrap_or(u32::MAX),
+            locale: reader.locale().to_owned(),
         })
     }
 
