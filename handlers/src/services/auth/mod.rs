@@ -5,12 +5,15 @@
 //! - `auth.sessions.<sid>`: one login session, revocable as a whole, alive until its newest
 //!   refresh token expires
 //! - `auth.refresh.<sha256(token)>`: one refresh token of a session; spent once used
+//! - `auth.players.<player_id>`, `auth.player_sessions.<player_id>.<sid>`: indexes for the
+//!   operators' lookups (see `admin`)
 //! - `auth.signing.*`: token signing keys (see `tokens`)
 //! - `auth.tickets.spent.*`: stream tickets already used (see `tickets`)
 //! - `apikey.*`: service API keys (see `keys`)
 //!
 //! May import: `proto`, `crate::kit` (see `crate::services`).
 
+mod admin;
 pub mod guard;
 mod passwords;
 mod tickets;
@@ -24,9 +27,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use proto::aicore::auth::v1::{
-    AuthServiceHandler, IntrospectRequest, IntrospectResponse, IssueStreamTicketRequest,
-    IssueStreamTicketResponse, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse,
-    RefreshRequest, RefreshResponse, RegisterRequest, RegisterResponse,
+    AuthServiceHandler, EndSessionRequest, EndSessionResponse, FindPlayerRequest,
+    FindPlayerResponse, IntrospectRequest, IntrospectResponse, IssueStreamTicketRequest,
+    IssueStreamTicketResponse, ListSessionsRequest, ListSessionsResponse, LoginRequest,
+    LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse,
+    RegisterRequest, RegisterResponse,
 };
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
@@ -112,6 +117,12 @@ struct SessionRecord {
     /// on records written before this field existed; those are never pruned.
     #[serde(default)]
     expires_ms: u64,
+    /// When it last refreshed its tokens (zero: never, or written before this field existed).
+    #[serde(default)]
+    refreshed_ms: u64,
+    /// The client address of the login, for operators ending a stolen session.
+    #[serde(default)]
+    client: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -209,8 +220,15 @@ pub async fn prune_expired(
         &stop,
     )
     .await?;
+    let index = crate::kit::store::prune_prefix(
+        store,
+        admin::PLAYER_SESSIONS_PREFIX,
+        |v| admin::session_entry_expired(v, now),
+        &stop,
+    )
+    .await?;
     let tickets = tickets::prune_spent(store, &stop).await?;
-    Ok(tokens + sessions + revoked + tickets)
+    Ok(tokens + sessions + revoked + tickets + index)
 }
 
 const SESSION_PREFIX: &str = "auth.sessions.";
@@ -428,12 +446,15 @@ impl AuthService {
     /// Keeps the session alive as long as the refresh token about to be issued. Done before the
     /// token is written, so a crash in between leaves a longer-lived session, never a token whose
     /// session was pruned under it.
-    async fn extend_session(&self, sid: &str) -> Result<(), Status> {
+    async fn extend_session(&self, player_id: &str, sid: &str) -> Result<(), Status> {
         let until = self.refresh_expiry();
+        let now = crate::kit::clock::now_ms();
+        admin::index_session(self.store.as_ref(), player_id, sid, until).await?;
         self.update_session(sid, |s| {
             let extend = !s.revoked && s.expires_ms < until;
             if extend {
                 s.expires_ms = until;
+                s.refreshed_ms = now;
             }
             extend
         })
@@ -505,7 +526,10 @@ impl AuthServiceHandler for AuthService {
             created_ms: crate::kit::clock::now_ms(),
         };
         match self.store.put(&key, json(&record)?, Some(0)).await {
-            Ok(_) => Ok(RegisterResponse { player_id }),
+            Ok(_) => {
+                admin::index_account(self.store.as_ref(), &player_id, &username).await?;
+                Ok(RegisterResponse { player_id })
+            }
             Err(StoreError::Conflict { .. }) => Err(Status::already_exists("username is taken")),
             Err(e) => Err(e.into()),
         }
@@ -549,8 +573,14 @@ impl AuthServiceHandler for AuthService {
             revoked: false,
             created_ms: crate::kit::clock::now_ms(),
             expires_ms: self.refresh_expiry(),
+            refreshed_ms: 0,
+            client: ctx.client_addr.map(|a| a.to_string()).unwrap_or_default(),
         };
-        self.store
+        // Indexed first, so no session is ever missing from its player's list.
+        let store = self.store.as_ref();
+        admin::index_account(store, &user.player_id, &username).await?;
+        admin::index_session(store, &user.player_id, &sid, session.expires_ms).await?;
+        store
             .put(&format!("{SESSION_PREFIX}{sid}"), json(&session)?, Some(0))
             .await?;
         let issued = self.issue(&user.player_id, &sid).await?;
@@ -604,7 +634,7 @@ impl AuthServiceHandler for AuthService {
             }
             Err(e) => return Err(e.into()),
         }
-        self.extend_session(&record.sid).await?;
+        self.extend_session(&record.player_id, &record.sid).await?;
         let issued = self.issue(&record.player_id, &record.sid).await?;
         Ok(RefreshResponse {
             access_token: issued.access_token,
@@ -641,6 +671,30 @@ impl AuthServiceHandler for AuthService {
         _req: IssueStreamTicketRequest,
     ) -> Result<IssueStreamTicketResponse, Status> {
         self.ticket_for(&ctx)
+    }
+
+    async fn find_player(
+        &self,
+        ctx: Context,
+        req: FindPlayerRequest,
+    ) -> Result<FindPlayerResponse, Status> {
+        self.find_player_admin(ctx, req).await
+    }
+
+    async fn list_sessions(
+        &self,
+        ctx: Context,
+        req: ListSessionsRequest,
+    ) -> Result<ListSessionsResponse, Status> {
+        self.list_sessions_admin(ctx, req).await
+    }
+
+    async fn end_session(
+        &self,
+        ctx: Context,
+        req: EndSessionRequest,
+    ) -> Result<EndSessionResponse, Status> {
+        self.end_session_admin(ctx, req).await
     }
 
     async fn introspect(
