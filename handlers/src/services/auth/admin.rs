@@ -181,7 +181,7 @@ impl AuthService {
                 }
             }
         }
-        sessions.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms));
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at_ms));
         let next_cursor = page
             .next_after
             .as_deref()
