@@ -7,9 +7,12 @@
 //! session's CSRF token and an `Origin` equal to this listener. Workers have no console.
 
 mod audit_page;
+mod calls;
 mod keys;
 mod overview;
 mod pages;
+mod players;
+mod players_view;
 mod refusals;
 pub mod session;
 pub mod settings;
@@ -85,6 +88,8 @@ pub fn app(state: AppState, admin_port: u16) -> Router {
         .route("/console/keys", get(keys::page).post(keys::create))
         .route("/console/audit", get(audit_page::page))
         .route("/console/keys/revoke", post(keys::revoke))
+        .route("/console/players", get(players::page))
+        .route("/console/players/act", post(players::act))
         .route("/console/assets/console.css", get(css))
         .with_state(console)
         .layer(axum::middleware::map_response(secure_headers))

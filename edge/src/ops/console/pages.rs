@@ -17,8 +17,9 @@ pub struct Frame<'a> {
     pub current: &'a str,
 }
 
-const NAV: [(&str, &str, &str); 3] = [
+const NAV: [(&str, &str, &str); 4] = [
     ("overview", "/console", "Overview"),
+    ("players", "/console/players", "Players"),
     ("keys", "/console/keys", "Keys"),
     ("audit", "/console/audit", "Audit"),
 ];
