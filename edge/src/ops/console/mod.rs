@@ -36,6 +36,7 @@ use pages::Frame;
 use session::{Session, Sessions};
 
 pub use handlers::kit::api_keys::CONSOLE_SCOPE;
+pub use players::prune_applied;
 
 /// The operator name of a login with the admin token.
 pub const ADMIN_OPERATOR: &str = "admin-token";

@@ -291,20 +291,38 @@ pub(super) async fn act(
     answer(&c, &session, StatusCode::OK, title, body)
 }
 
+/// `console.applied.<idempotency key>`: until when (Unix ms) a confirmed change is known as
+/// audited.
+const APPLIED_PREFIX: &str = "console.applied.";
+/// How long that is: a confirming form sent again within it is audited once.
+const APPLIED_FOR_MS: u64 = 30 * 24 * 3600 * 1000;
+
 /// Whether the change confirmed with idempotency `key` is recorded for the first time (and marks
 /// it): a form sent twice is applied once by the services and audited once here.
 async fn audit_once(c: &Console, key: &str) -> Result<bool, Status> {
-    let marker = format!("console.applied.{key}");
-    match c
-        .state
-        .store()
-        .put(&marker, Bytes::from_static(b"1"), Some(0))
-        .await
-    {
+    let marker = format!("{APPLIED_PREFIX}{key}");
+    let until = handlers::kit::clock::now_ms().saturating_add(APPLIED_FOR_MS);
+    let value = Bytes::from(until.to_string());
+    match c.state.store().put(&marker, value, Some(0)).await {
         Ok(_) => Ok(true),
         Err(StoreError::Conflict { .. }) => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Deletes the audit markers of changes past [`APPLIED_FOR_MS`] (the janitor's pass).
+pub async fn prune_applied(
+    store: &dyn handlers::kit::store::Store,
+    stop: impl Fn() -> bool + Send + Sync,
+) -> Result<usize, StoreError> {
+    let now = handlers::kit::clock::now_ms();
+    let expired = |v: &[u8]| {
+        std::str::from_utf8(v)
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+            .is_none_or(|until| until <= now)
+    };
+    handlers::kit::store::prune_prefix(store, APPLIED_PREFIX, expired, stop).await
 }
 
 /// A refusal, with a way back to the player.
@@ -634,5 +652,30 @@ async fn apply(c: &Console, session: &Session, form: &ActForm) -> Result<Done, S
             })
         }
         _ => Err(Status::invalid_argument("no such action")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn audit_markers_past_their_time_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = handlers::kit::store::RedbStore::open(&dir.path().join("m.redb")).unwrap();
+        let store: &dyn handlers::kit::store::Store = &store;
+        let now = handlers::kit::clock::now_ms();
+        for (key, until) in [("old", now - 1), ("fresh", now + APPLIED_FOR_MS)] {
+            let value = Bytes::from(until.to_string());
+            store
+                .put(&format!("{APPLIED_PREFIX}{key}"), value, Some(0))
+                .await
+                .unwrap();
+        }
+        assert_eq!(prune_applied(store, || false).await.unwrap(), 1);
+        let left = store.list(APPLIED_PREFIX, None, 10).await.unwrap();
+        assert_eq!(left.entries.len(), 1);
+        assert_eq!(left.entries[0].0, format!("{APPLIED_PREFIX}fresh"));
     }
 }
