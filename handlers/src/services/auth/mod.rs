@@ -30,8 +30,8 @@ use proto::aicore::auth::v1::{
     AuthServiceHandler, EndSessionRequest, EndSessionResponse, FindPlayerRequest,
     FindPlayerResponse, IntrospectRequest, IntrospectResponse, IssueStreamTicketRequest,
     IssueStreamTicketResponse, ListSessionsRequest, ListSessionsResponse, LoginRequest,
-    LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse,
-    RegisterRequest, RegisterResponse,
+    LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse, RegisterRequest,
+    RegisterResponse,
 };
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
