@@ -12,6 +12,7 @@ mod keys;
 mod overview;
 mod pages;
 mod players;
+mod players_actions;
 mod players_view;
 mod refusals;
 pub mod session;

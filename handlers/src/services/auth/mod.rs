@@ -14,14 +14,15 @@
 //! May import: `proto`, `crate::kit` (see `crate::services`).
 
 mod admin;
+mod config;
 pub mod guard;
 mod passwords;
+mod prune;
 mod tickets;
 mod watch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -37,7 +38,9 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+pub use config::AuthConfig;
 pub use passwords::Passwords;
+pub use prune::prune_expired;
 pub use tickets::{MAX_TICKET_TTL, Refusal, TicketRefused};
 pub use watch::SessionWatch;
 
@@ -45,60 +48,6 @@ use crate::kit::context::{Context, Principal, SessionId};
 use crate::kit::status::Status;
 use crate::kit::store::{Store, StoreError};
 use crate::kit::tokens::TokenKeys;
-
-/// Token lifetimes, login limits and hashing limits: the edge's `[auth]` section as it is (the
-/// serde names are its TOML keys), so its defaults live here only.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    /// Access token lifetime.
-    #[serde(rename = "access_token_ttl", with = "humantime_serde")]
-    pub access_ttl: Duration,
-    /// Refresh token (session) lifetime.
-    #[serde(rename = "refresh_token_ttl", with = "humantime_serde")]
-    pub refresh_ttl: Duration,
-    /// Password hashes allowed at once. Not a setting: it follows the machine's cores.
-    #[serde(skip)]
-    pub hash_concurrency: usize,
-    /// Failed logins per (account, client address) before each further one waits (refilled
-    /// over 15 minutes; per replica). See [`guard`].
-    #[serde(alias = "login_attempts_per_minute")]
-    pub login_failures_per_address: u32,
-    /// Failed logins per account from all clients without its device token, before each further
-    /// one waits (refilled over an hour). A device that logged in before is never held back.
-    pub login_failures_per_account: u32,
-    /// Failed logins per device token (refilled over 15 minutes).
-    pub login_failures_per_device: u32,
-    /// How long a browser's stream ticket lives (at most [`MAX_TICKET_TTL`]): it travels in a URL.
-    #[serde(with = "humantime_serde")]
-    pub stream_ticket_ttl: Duration,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        let limits = guard::LoginLimits::default();
-        AuthConfig {
-            access_ttl: Duration::from_secs(15 * 60),
-            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
-            hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
-            login_failures_per_address: limits.per_address,
-            login_failures_per_account: limits.per_account,
-            login_failures_per_device: limits.per_device,
-            stream_ticket_ttl: Duration::from_secs(30),
-        }
-    }
-}
-
-impl AuthConfig {
-    /// The login guard's limits.
-    pub fn login_limits(&self) -> guard::LoginLimits {
-        guard::LoginLimits {
-            per_address: self.login_failures_per_address,
-            per_account: self.login_failures_per_account,
-            per_device: self.login_failures_per_device,
-        }
-    }
-}
 
 #[derive(Serialize, Deserialize)]
 struct UserRecord {
@@ -180,55 +129,6 @@ fn json<T: Serialize>(v: &T) -> Result<Bytes, Status> {
 
 fn parse<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, Status> {
     serde_json::from_slice(b).map_err(Status::internal)
-}
-
-/// Deletes what can no longer be used: refresh records past their expiry, spent or not (an
-/// expired token is refused before its spent flag is looked at, so keeping it for reuse detection
-/// buys nothing), and sessions whose newest refresh token has expired. Without this every login
-/// and every refresh would leave records behind forever. Returns how many were removed.
-pub async fn prune_expired(
-    store: &dyn Store,
-    stop: impl Fn() -> bool + Send + Sync,
-) -> Result<usize, StoreError> {
-    let now = crate::kit::clock::now_ms();
-    let tokens = crate::kit::store::prune_prefix(
-        store,
-        REFRESH_PREFIX,
-        |v| serde_json::from_slice::<RefreshRecord>(v).map_or(true, |r| r.expires_ms <= now),
-        &stop,
-    )
-    .await?;
-    let sessions = crate::kit::store::prune_prefix(
-        store,
-        SESSION_PREFIX,
-        |v| {
-            serde_json::from_slice::<SessionRecord>(v)
-                .map_or(true, |s| s.expires_ms != 0 && s.expires_ms <= now)
-        },
-        &stop,
-    )
-    .await?;
-    let revoked = crate::kit::store::prune_prefix(
-        store,
-        REVOKED_PREFIX,
-        |v| {
-            std::str::from_utf8(v)
-                .ok()
-                .and_then(|t| t.parse::<u64>().ok())
-                .is_none_or(|until| until <= now)
-        },
-        &stop,
-    )
-    .await?;
-    let index = crate::kit::store::prune_prefix(
-        store,
-        admin::PLAYER_SESSIONS_PREFIX,
-        |v| admin::session_entry_expired(v, now),
-        &stop,
-    )
-    .await?;
-    let tickets = tickets::prune_spent(store, &stop).await?;
-    Ok(tokens + sessions + revoked + tickets + index)
 }
 
 const SESSION_PREFIX: &str = "auth.sessions.";

@@ -1,5 +1,6 @@
 use super::*;
 use crate::kit::status::Code;
+use std::time::Duration;
 
 async fn service() -> (tempfile::TempDir, AuthService) {
     let (dir, store) = crate::kit::testing::temp_store();
