@@ -92,6 +92,13 @@ impl Browser {
     }
 
     fn send(&mut self, method: &str, params: Value, session: Option<String>) -> Value {
+        let v = self.exchange(method, params, session);
+        assert!(v.get("error").is_none(), "{method}: {v}");
+        v["result"].clone()
+    }
+
+    /// One protocol call: the whole answer, an error included.
+    fn exchange(&mut self, method: &str, params: Value, session: Option<String>) -> Value {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -106,10 +113,7 @@ impl Browser {
         loop {
             let left = until.saturating_duration_since(Instant::now());
             match self.messages.recv_timeout(left) {
-                Ok(v) if v["id"] == id => {
-                    assert!(v.get("error").is_none(), "{method}: {v}");
-                    return v["result"].clone();
-                }
+                Ok(v) if v["id"] == id => return v,
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout) => panic!("{method}: no answer from chromium"),
                 Err(RecvTimeoutError::Disconnected) => panic!("{method}: chromium exited"),
@@ -156,8 +160,13 @@ impl Browser {
     pub fn wait_for(&mut self, expression: &str) {
         let until = Instant::now() + TIMEOUT;
         let check = format!("document.readyState === 'complete' && !!({expression})");
+        let session = self.session.clone();
+        let params = json!({"expression": check, "returnByValue": true, "awaitPromise": true});
         while Instant::now() < until {
-            if self.eval(&check) == Value::Bool(true) {
+            // Asked while the page navigates (a form just sent), the protocol answers with an
+            // error: not yet, as for false.
+            let v = self.exchange("Runtime.evaluate", params.clone(), Some(session.clone()));
+            if v["result"]["result"]["value"] == Value::Bool(true) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));

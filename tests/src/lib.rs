@@ -8,6 +8,7 @@ pub mod bench;
 pub mod browser;
 pub mod client;
 pub mod cluster;
+pub mod console_http;
 pub mod layout;
 pub mod load;
 pub mod nats;

@@ -265,6 +265,19 @@ impl RateLimits {
         self.tokens.prune();
     }
 
+    /// Checks one call of `m` that `principal` makes from inside the process (the operators'
+    /// console), against the budget the layer would charge a request of theirs.
+    pub fn admit(&self, m: &MethodDesc, principal: &Principal) -> Result<(), Status> {
+        let class = Class::of(m, Some(principal));
+        let key = match principal {
+            Principal::Player { player_id } => format!("player:{player_id}"),
+            p => p.describe(),
+        };
+        self.check(class, &key)
+            .map(|_| ())
+            .map_err(|(status, _)| status)
+    }
+
     /// Checks one request; Ok carries the `RateLimit` header value.
     fn check(
         &self,

@@ -1,6 +1,7 @@
 //! Deletes expired records from the store now and then: idempotency records past their retention,
 //! refresh tokens past their expiry, sessions whose newest refresh token has expired, cached
-//! translations past their time to live, and LLM spend totals of past days. Every replica and worker may run it: deletes are
+//! translations past their time to live, LLM spend totals of past days, and the console's
+//! markers of changes already audited. Every replica and worker may run it: deletes are
 //! conditional on the version read, so none removes a record someone just renewed.
 
 use std::sync::Arc;
@@ -40,6 +41,10 @@ pub async fn run(store: Arc<dyn Store>, every: Duration, stop: CancellationToken
             "LLM spend totals of past days",
             handlers::services::llm::spend::prune_spend(store.as_ref(), || stop.is_cancelled())
                 .await,
+        );
+        report(
+            "console audit markers",
+            crate::ops::console::prune_applied(store.as_ref(), || stop.is_cancelled()).await,
         );
         report(
             "cached translations",

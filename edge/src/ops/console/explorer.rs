@@ -32,10 +32,11 @@ const MAX_ANSWER: usize = 256 * 1024;
 /// How deep the pre-filled example follows nested messages.
 const EXAMPLE_DEPTH: usize = 3;
 
-/// The principal the console acts as: a service named `console` whose scopes cover every
-/// method, admin methods included (an operator may do anything an admin key may). `operator` is
-/// who asked; it goes to the audit, not into the principal.
-pub(super) fn console_principal(_operator: &str) -> Principal {
+/// The principal the explorer acts as: `console:<operator>`, the name the Players page's calls
+/// carry too (`calls::principal`), so each operator has a rate-limit budget of their own; its
+/// scopes cover every method, admin methods included (an operator may do anything an admin key
+/// may), where the Players page's cover only what that page does.
+pub(super) fn console_principal(operator: &str) -> Principal {
     let mut scopes = vec!["*".to_owned()];
     for s in proto::SERVICES {
         for m in s.methods.iter().filter(|m| m.access == Access::Admin) {
@@ -43,7 +44,7 @@ pub(super) fn console_principal(_operator: &str) -> Principal {
         }
     }
     Principal::Service {
-        name: "console".to_owned(),
+        name: format!("console:{operator}"),
         scopes: scopes.into(),
     }
 }

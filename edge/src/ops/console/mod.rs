@@ -8,12 +8,16 @@
 //! session's CSRF token and an `Origin` equal to this listener. Workers have no console.
 
 mod audit_page;
+mod calls;
 mod content;
 mod events;
 mod explorer;
 mod keys;
 mod overview;
 mod pages;
+mod players;
+mod players_actions;
+mod players_view;
 mod refusals;
 pub mod session;
 pub mod settings;
@@ -37,6 +41,7 @@ use pages::Frame;
 use session::{Session, Sessions};
 
 pub use handlers::kit::api_keys::CONSOLE_SCOPE;
+pub use players::prune_applied;
 
 /// The operator name of a login with the admin token.
 pub const ADMIN_OPERATOR: &str = "admin-token";
@@ -95,6 +100,8 @@ pub fn app(state: AppState, admin_port: u16) -> Router {
         .route("/console/keys", get(keys::page).post(keys::create))
         .route("/console/audit", get(audit_page::page))
         .route("/console/keys/revoke", post(keys::revoke))
+        .route("/console/players", get(players::page))
+        .route("/console/players/act", post(players::act))
         .route("/console/assets/console.css", get(css))
         .route("/console/events", get(events::page))
         .route("/console/events/tail", get(events::tail))

@@ -20,6 +20,7 @@ pub struct Frame<'a> {
 
 const NAV: &[(&str, &str, &str)] = &[
     ("overview", "/console", "Overview"),
+    ("players", "/console/players", "Players"),
     ("keys", "/console/keys", "Keys"),
     ("audit", "/console/audit", "Audit"),
     ("events", "/console/events", "Events"),

@@ -5,34 +5,42 @@
 //! - `auth.sessions.<sid>`: one login session, revocable as a whole, alive until its newest
 //!   refresh token expires
 //! - `auth.refresh.<sha256(token)>`: one refresh token of a session; spent once used
+//! - `auth.players.<player_id>`, `auth.player_sessions.<player_id>.<sid>`: indexes for the
+//!   operators' lookups (see `admin`)
 //! - `auth.signing.*`: token signing keys (see `tokens`)
 //! - `auth.tickets.spent.*`: stream tickets already used (see `tickets`)
 //! - `apikey.*`: service API keys (see `keys`)
 //!
 //! May import: `proto`, `crate::kit` (see `crate::services`).
 
+mod admin;
+mod config;
 pub mod guard;
 mod passwords;
+mod prune;
 mod tickets;
 mod watch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use proto::aicore::auth::v1::{
-    AuthServiceHandler, IntrospectRequest, IntrospectResponse, IssueStreamTicketRequest,
-    IssueStreamTicketResponse, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse,
-    RefreshRequest, RefreshResponse, RegisterRequest, RegisterResponse,
+    AuthServiceHandler, EndSessionRequest, EndSessionResponse, FindPlayerRequest,
+    FindPlayerResponse, IntrospectRequest, IntrospectResponse, IssueStreamTicketRequest,
+    IssueStreamTicketResponse, ListSessionsRequest, ListSessionsResponse, LoginRequest,
+    LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse, RegisterRequest,
+    RegisterResponse,
 };
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+pub use config::AuthConfig;
 pub use passwords::Passwords;
+pub use prune::prune_expired;
 pub use tickets::{MAX_TICKET_TTL, Refusal, TicketRefused};
 pub use watch::SessionWatch;
 
@@ -40,60 +48,6 @@ use crate::kit::context::{Context, Principal, SessionId};
 use crate::kit::status::Status;
 use crate::kit::store::{Store, StoreError};
 use crate::kit::tokens::TokenKeys;
-
-/// Token lifetimes, login limits and hashing limits: the edge's `[auth]` section as it is (the
-/// serde names are its TOML keys), so its defaults live here only.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    /// Access token lifetime.
-    #[serde(rename = "access_token_ttl", with = "humantime_serde")]
-    pub access_ttl: Duration,
-    /// Refresh token (session) lifetime.
-    #[serde(rename = "refresh_token_ttl", with = "humantime_serde")]
-    pub refresh_ttl: Duration,
-    /// Password hashes allowed at once. Not a setting: it follows the machine's cores.
-    #[serde(skip)]
-    pub hash_concurrency: usize,
-    /// Failed logins per (account, client address) before each further one waits (refilled
-    /// over 15 minutes; per replica). See [`guard`].
-    #[serde(alias = "login_attempts_per_minute")]
-    pub login_failures_per_address: u32,
-    /// Failed logins per account from all clients without its device token, before each further
-    /// one waits (refilled over an hour). A device that logged in before is never held back.
-    pub login_failures_per_account: u32,
-    /// Failed logins per device token (refilled over 15 minutes).
-    pub login_failures_per_device: u32,
-    /// How long a browser's stream ticket lives (at most [`MAX_TICKET_TTL`]): it travels in a URL.
-    #[serde(with = "humantime_serde")]
-    pub stream_ticket_ttl: Duration,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        let limits = guard::LoginLimits::default();
-        AuthConfig {
-            access_ttl: Duration::from_secs(15 * 60),
-            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
-            hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
-            login_failures_per_address: limits.per_address,
-            login_failures_per_account: limits.per_account,
-            login_failures_per_device: limits.per_device,
-            stream_ticket_ttl: Duration::from_secs(30),
-        }
-    }
-}
-
-impl AuthConfig {
-    /// The login guard's limits.
-    pub fn login_limits(&self) -> guard::LoginLimits {
-        guard::LoginLimits {
-            per_address: self.login_failures_per_address,
-            per_account: self.login_failures_per_account,
-            per_device: self.login_failures_per_device,
-        }
-    }
-}
 
 #[derive(Serialize, Deserialize)]
 struct UserRecord {
@@ -112,6 +66,12 @@ struct SessionRecord {
     /// on records written before this field existed; those are never pruned.
     #[serde(default)]
     expires_ms: u64,
+    /// When it last refreshed its tokens (zero: never, or written before this field existed).
+    #[serde(default)]
+    refreshed_ms: u64,
+    /// The client address of the login, for operators ending a stolen session.
+    #[serde(default)]
+    client: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -169,48 +129,6 @@ fn json<T: Serialize>(v: &T) -> Result<Bytes, Status> {
 
 fn parse<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, Status> {
     serde_json::from_slice(b).map_err(Status::internal)
-}
-
-/// Deletes what can no longer be used: refresh records past their expiry, spent or not (an
-/// expired token is refused before its spent flag is looked at, so keeping it for reuse detection
-/// buys nothing), and sessions whose newest refresh token has expired. Without this every login
-/// and every refresh would leave records behind forever. Returns how many were removed.
-pub async fn prune_expired(
-    store: &dyn Store,
-    stop: impl Fn() -> bool + Send + Sync,
-) -> Result<usize, StoreError> {
-    let now = crate::kit::clock::now_ms();
-    let tokens = crate::kit::store::prune_prefix(
-        store,
-        REFRESH_PREFIX,
-        |v| serde_json::from_slice::<RefreshRecord>(v).map_or(true, |r| r.expires_ms <= now),
-        &stop,
-    )
-    .await?;
-    let sessions = crate::kit::store::prune_prefix(
-        store,
-        SESSION_PREFIX,
-        |v| {
-            serde_json::from_slice::<SessionRecord>(v)
-                .map_or(true, |s| s.expires_ms != 0 && s.expires_ms <= now)
-        },
-        &stop,
-    )
-    .await?;
-    let revoked = crate::kit::store::prune_prefix(
-        store,
-        REVOKED_PREFIX,
-        |v| {
-            std::str::from_utf8(v)
-                .ok()
-                .and_then(|t| t.parse::<u64>().ok())
-                .is_none_or(|until| until <= now)
-        },
-        &stop,
-    )
-    .await?;
-    let tickets = tickets::prune_spent(store, &stop).await?;
-    Ok(tokens + sessions + revoked + tickets)
 }
 
 const SESSION_PREFIX: &str = "auth.sessions.";
@@ -428,12 +346,15 @@ impl AuthService {
     /// Keeps the session alive as long as the refresh token about to be issued. Done before the
     /// token is written, so a crash in between leaves a longer-lived session, never a token whose
     /// session was pruned under it.
-    async fn extend_session(&self, sid: &str) -> Result<(), Status> {
+    async fn extend_session(&self, player_id: &str, sid: &str) -> Result<(), Status> {
         let until = self.refresh_expiry();
+        let now = crate::kit::clock::now_ms();
+        admin::index_session(self.store.as_ref(), player_id, sid, until).await?;
         self.update_session(sid, |s| {
             let extend = !s.revoked && s.expires_ms < until;
             if extend {
                 s.expires_ms = until;
+                s.refreshed_ms = now;
             }
             extend
         })
@@ -505,7 +426,10 @@ impl AuthServiceHandler for AuthService {
             created_ms: crate::kit::clock::now_ms(),
         };
         match self.store.put(&key, json(&record)?, Some(0)).await {
-            Ok(_) => Ok(RegisterResponse { player_id }),
+            Ok(_) => {
+                admin::index_account(self.store.as_ref(), &player_id, &username).await?;
+                Ok(RegisterResponse { player_id })
+            }
             Err(StoreError::Conflict { .. }) => Err(Status::already_exists("username is taken")),
             Err(e) => Err(e.into()),
         }
@@ -549,8 +473,14 @@ impl AuthServiceHandler for AuthService {
             revoked: false,
             created_ms: crate::kit::clock::now_ms(),
             expires_ms: self.refresh_expiry(),
+            refreshed_ms: 0,
+            client: ctx.client_addr.map(|a| a.to_string()).unwrap_or_default(),
         };
-        self.store
+        // Indexed first, so no session is ever missing from its player's list.
+        let store = self.store.as_ref();
+        admin::index_account(store, &user.player_id, &username).await?;
+        admin::index_session(store, &user.player_id, &sid, session.expires_ms).await?;
+        store
             .put(&format!("{SESSION_PREFIX}{sid}"), json(&session)?, Some(0))
             .await?;
         let issued = self.issue(&user.player_id, &sid).await?;
@@ -604,7 +534,7 @@ impl AuthServiceHandler for AuthService {
             }
             Err(e) => return Err(e.into()),
         }
-        self.extend_session(&record.sid).await?;
+        self.extend_session(&record.player_id, &record.sid).await?;
         let issued = self.issue(&record.player_id, &record.sid).await?;
         Ok(RefreshResponse {
             access_token: issued.access_token,
@@ -641,6 +571,30 @@ impl AuthServiceHandler for AuthService {
         _req: IssueStreamTicketRequest,
     ) -> Result<IssueStreamTicketResponse, Status> {
         self.ticket_for(&ctx)
+    }
+
+    async fn find_player(
+        &self,
+        ctx: Context,
+        req: FindPlayerRequest,
+    ) -> Result<FindPlayerResponse, Status> {
+        self.find_player_admin(ctx, req).await
+    }
+
+    async fn list_sessions(
+        &self,
+        ctx: Context,
+        req: ListSessionsRequest,
+    ) -> Result<ListSessionsResponse, Status> {
+        self.list_sessions_admin(ctx, req).await
+    }
+
+    async fn end_session(
+        &self,
+        ctx: Context,
+        req: EndSessionRequest,
+    ) -> Result<EndSessionResponse, Status> {
+        self.end_session_admin(ctx, req).await
     }
 
     async fn introspect(

@@ -1,5 +1,6 @@
 use super::*;
 use crate::kit::status::Code;
+use std::time::Duration;
 
 async fn service() -> (tempfile::TempDir, AuthService) {
     let (dir, store) = crate::kit::testing::temp_store();
@@ -66,7 +67,8 @@ async fn expired_refresh_tokens_and_sessions_are_pruned_live_ones_kept() {
 
     // The expired login's token and session go, and the extended session's spent first token;
     // the extended session and the live ones stay.
-    assert_eq!(prune_expired(store.as_ref(), || false).await.unwrap(), 3);
+    // And the expired session's entry in its player's list of sessions.
+    assert_eq!(prune_expired(store.as_ref(), || false).await.unwrap(), 4);
     assert_eq!(count(REFRESH_PREFIX).await, tokens - 2);
     assert_eq!(count(SESSION_PREFIX).await, sessions - 1);
     refresh(&long, extended.refresh_token).await.unwrap();
@@ -346,4 +348,193 @@ async fn bad_input_is_rejected_clearly() {
         assert_eq!(e.code(), Code::InvalidArgument);
         assert_eq!(e.message(), format!("{field} is required"));
     }
+}
+
+async fn sign_up(svc: &AuthService, username: &str) -> String {
+    svc.register(
+        Context::default(),
+        RegisterRequest {
+            username: username.into(),
+            password: "s3cret-pass".into(),
+        },
+    )
+    .await
+    .unwrap()
+    .player_id
+}
+
+async fn log_in_from(svc: &AuthService, username: &str, addr: &str) -> LoginResponse {
+    let ctx = Context {
+        client_addr: Some(addr.parse().unwrap()),
+        ..Context::default()
+    };
+    let login = LoginRequest {
+        username: username.into(),
+        password: "s3cret-pass".into(),
+        device_token: String::new(),
+    };
+    svc.login(ctx, login).await.unwrap()
+}
+
+fn operator() -> Context {
+    crate::kit::testing::service("console:alice")
+}
+
+#[tokio::test]
+async fn operators_find_a_player_by_username_or_id_and_players_cannot() {
+    let (_dir, svc) = service().await;
+    let id = sign_up(&svc, "Wren_Tallow").await;
+    let find = |ctx: Context, query: &str| {
+        svc.find_player(
+            ctx,
+            FindPlayerRequest {
+                query: query.into(),
+            },
+        )
+    };
+    for query in ["Wren_Tallow", "wren_tallow", " WREN_TALLOW ", id.as_str()] {
+        let account = find(operator(), query).await.unwrap().account.unwrap();
+        assert_eq!(account.player_id, id, "{query}");
+        assert_eq!(account.username, "Wren_Tallow");
+        assert!(account.created_at_ms > 0);
+    }
+    for query in ["nobody", "0123456789abcdef0123456789abcdef", "<script>"] {
+        let e = find(operator(), query).await.unwrap_err();
+        assert_eq!(e.code(), Code::NotFound, "{query}");
+    }
+    let e = find(operator(), "  ").await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    // A player, even asking about themself, is refused; so is no principal.
+    let e = find(as_player(&id), "wren_tallow").await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = find(Context::default(), "wren_tallow").await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn operators_list_a_players_sessions_and_only_theirs() {
+    let (_dir, svc) = service().await;
+    let wren = sign_up(&svc, "wren").await;
+    let bram = sign_up(&svc, "bram").await;
+    let first = log_in_from(&svc, "wren", "203.0.113.7").await;
+    let second = log_in_from(&svc, "wren", "198.51.100.9").await;
+    log_in_from(&svc, "bram", "192.0.2.1").await;
+    let list = |ctx: Context, player: &str, limit: u32, cursor: &str| {
+        svc.list_sessions(
+            ctx,
+            ListSessionsRequest {
+                limit,
+                cursor: cursor.into(),
+                player_id: player.into(),
+            },
+        )
+    };
+    let all = list(operator(), &wren, 0, "").await.unwrap();
+    assert_eq!(all.sessions.len(), 2);
+    assert!(all.next_cursor.is_empty());
+    let addresses: Vec<&str> = all
+        .sessions
+        .iter()
+        .map(|s| s.client_address.as_str())
+        .collect();
+    assert!(addresses.contains(&"203.0.113.7") && addresses.contains(&"198.51.100.9"));
+    assert!(all.sessions.iter().all(|s| !s.ended
+        && s.created_at_ms > 0
+        && s.refreshed_at_ms >= s.created_at_ms
+        && s.expires_at_ms > s.created_at_ms));
+    // A refresh moves `refreshed_at_ms` and keeps the session listed once.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    refresh(&svc, first.refresh_token).await.unwrap();
+    let after = list(operator(), &wren, 0, "").await.unwrap();
+    assert_eq!(after.sessions.len(), 2);
+    assert!(
+        after
+            .sessions
+            .iter()
+            .any(|s| s.refreshed_at_ms > s.created_at_ms)
+    );
+    // Pages: one at a time, the cursor leads to the other.
+    let one = list(operator(), &wren, 1, "").await.unwrap();
+    assert_eq!(one.sessions.len(), 1);
+    let two = list(operator(), &wren, 1, &one.next_cursor).await.unwrap();
+    assert_eq!(two.sessions.len(), 1);
+    assert_ne!(one.sessions[0].session_id, two.sessions[0].session_id);
+    let bram_sessions = list(operator(), &bram, 0, "").await.unwrap();
+    assert_eq!(bram_sessions.sessions.len(), 1);
+    assert_eq!(bram_sessions.sessions[0].client_address, "192.0.2.1");
+    // Players never list sessions, not even their own; bad inputs are named.
+    let e = list(as_player(&wren), &wren, 0, "").await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = list(as_player(&wren), "", 0, "").await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    for (player, limit, cursor) in [
+        ("", 0, ""),
+        ("not-an-id", 0, ""),
+        (wren.as_str(), 101, ""),
+        (wren.as_str(), 0, "../auth.users"),
+    ] {
+        let e = list(operator(), player, limit, cursor).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{player} {limit} {cursor}");
+    }
+    drop(second);
+}
+
+#[tokio::test]
+async fn ending_a_session_refuses_its_tokens_at_once_and_only_that_players() {
+    let (_dir, svc) = service().await;
+    let wren = sign_up(&svc, "wren").await;
+    let bram = sign_up(&svc, "bram").await;
+    let stolen = log_in_from(&svc, "wren", "203.0.113.7").await;
+    let kept = log_in_from(&svc, "wren", "198.51.100.9").await;
+    let brams = log_in_from(&svc, "bram", "192.0.2.1").await;
+    let (_, sid) = svc.authenticate(&stolen.access_token).unwrap();
+    let (_, bram_sid) = svc.authenticate(&brams.access_token).unwrap();
+    let end = |ctx: Context, player: &str, sid: &str| {
+        svc.end_session(
+            ctx,
+            EndSessionRequest {
+                session_id: sid.into(),
+                player_id: player.into(),
+            },
+        )
+    };
+    // Bram's session named as Wren's is unknown; players cannot end sessions this way.
+    let e = end(operator(), &wren, &bram_sid.0).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let e = end(as_player(&wren), &wren, &sid.0).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    for bad in ["", "x", "../auth.users.wren"] {
+        let e = end(operator(), &wren, bad).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{bad}");
+    }
+    svc.authenticate(&brams.access_token).unwrap();
+    svc.authenticate(&stolen.access_token).unwrap();
+
+    let ended = end(operator(), &wren, &sid.0).await.unwrap();
+    let session = ended.session.unwrap();
+    assert!(session.ended);
+    assert_eq!(session.client_address, "203.0.113.7");
+    // As a logout: its access token at once, its refresh token too; the other session lives.
+    let e = svc.authenticate(&stolen.access_token).unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    let e = refresh(&svc, stolen.refresh_token).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    svc.authenticate(&kept.access_token).unwrap();
+    svc.authenticate(&brams.access_token).unwrap();
+    // Again: nothing changes, same answer.
+    let again = end(operator(), &wren, &sid.0).await.unwrap();
+    assert_eq!(again.session.unwrap(), session);
+    let listed = svc
+        .list_sessions(
+            operator(),
+            ListSessionsRequest {
+                player_id: wren,
+                ..ListSessionsRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let ended: Vec<bool> = listed.sessions.iter().map(|s| s.ended).collect();
+    assert_eq!(ended.iter().filter(|e| **e).count(), 1, "{ended:?}");
+    drop(bram);
 }
