@@ -55,7 +55,7 @@ weather-now = { $condition ->
         [CONDITION_RAIN] Es regnet.
         [CONDITION_STORM] Ein Sturm tobt.
         [CONDITION_SNOW] Es schneit.
-        [CONDITION_FOG] Dichter Nebel liegt über dem Land.
+        [CONDITION_FOG] Nebel liegt über dem Land.
        *[other] Das Wetter schlägt um.
     }
 days-until-festival = Das Erntemondfest beginnt in { $days ->

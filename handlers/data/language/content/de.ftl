@@ -20,7 +20,7 @@
 # Anrede: du. Namen: Personen- und Ortsnamen bleiben (Hearth, Gull's Rest, Ashfen, Ilsen,
 # Ærnholt); beschreibende Teile werden übersetzt, überall gleich:
 #   Saltmere-Küste, Hearthvale, Dunmar-Weite, Ashfen-Sümpfe, Thornwood, Cinderfall-Caldera,
-#   Frostholm-Steppe, Greyspire-Gipfel, Mirrorlake-Becken; das Tal (the Vale), Mühlweg (Mill
+#   Frostholm-Mark, Greyspire-Gipfel, Mirrorlake-Becken; das Tal (the Vale), Mühlweg (Mill
 #   Road), der Hohle Hof (Hollow Court), Dornenmal (briar mark), Salzsilber, Nachtboote,
 #   Laternenlichter (lantern-lights), Sankt Wren, die Bleiche Laterne (Pale Lantern), der
 #   Durstige (Thirsty One), Blaues Sonnensegel (Blue Awning), Halle der Ambosse, Randvolk,
@@ -32,49 +32,49 @@ quest-lanterns-on-the-mill-road-objective-light-lanterns = Entzünde die Laterne
 quest-lanterns-on-the-mill-road-objective-collect-cut-wicks = Sammle die abgeschnittenen Dochte am Fuß der Laternenpfähle ein
 
 quest-drill-in-the-guard-yard-title = Drill im Wachhof
-quest-drill-in-the-guard-yard-description = Die Dochte wurden nicht ausgeblasen, sondern abgeschnitten, mit etwas, das einen Dorn im Geflecht zurückließ. Garrick Holt will, dass jeder, der nachts den Mühlweg geht, weiß, wo bei einem Schwert vorne ist: Übe an den Strohpfählen im Wachhof von Hearth und halte dann seinen Rekruten stand.
-quest-drill-in-the-guard-yard-objective-strike-the-pells = Triff die Strohpfähle im Wachhof mit sauberen Schlägen
+quest-drill-in-the-guard-yard-description = Die Dochte wurden nicht ausgeblasen, sondern abgeschnitten, und zwar mit etwas, das einen Dorn im Geflecht zurückließ. Garrick Holt will, dass jeder, der nachts auf dem Mühlweg unterwegs ist, weiß, wo bei einem Schwert vorne ist: Übe an den Strohpuppen im Wachhof von Hearth und halte dann seinen Rekruten stand.
+quest-drill-in-the-guard-yard-objective-strike-the-pells = Triff die Strohpuppen im Wachhof mit sauberen Schlägen
 quest-drill-in-the-guard-yard-objective-spar-with-recruits = Gewinne Übungskämpfe gegen Garricks Rekruten
 
 quest-sheaves-gone-missing-title = Verschwundene Garben
-quest-sheaves-gone-missing-description = Jemand schneidet bei Mondschein Oswin Tarrows Gerste und trägt die Garben den Hang hinauf; die Stoppeln lässt er zu kleinen Dornenknoten gebunden zurück. Geh seine Felder ab, finde die Stelle, an der die Diebe die Hecke überqueren, und folge ihrer Spur zum Rand des Thornwood.
+quest-sheaves-gone-missing-description = Jemand schneidet bei Mondschein Oswin Tarrows Gerste und trägt die Garben den Hang hinauf; die Stoppeln lässt er zu kleinen Dornenknoten gebunden zurück. Geh seine Felder ab, finde die Stelle, an der die Diebe durch die Hecke kommen, und folge ihrer Spur zum Rand des Thornwood.
 quest-sheaves-gone-missing-objective-find-briar-knots = Finde die Dornenknoten in den Stoppeln von Tarrows Feldern
 quest-sheaves-gone-missing-objective-follow-the-trail = Folge der Spur der Diebe bis zum Rand des Thornwood
 
 quest-the-briar-mark-title = Das Dornenmal
-quest-the-briar-mark-description = Die Spur endet an der alten Zehntscheune, wo das Tal in den Thornwood übergeht, und jede Tür ist mit dem Dornenmal der Diener des Hohlen Hofes zerkratzt. Brenna will die Plünderer vertrieben, das Korn heimgebracht und das Mal aus dem Holz gebrannt sehen, bevor es Wurzeln schlägt.
-quest-the-briar-mark-objective-drive-off-raiders = Vertreibe die Plünderer mit dem Dornenmal aus der Zehntscheune
+quest-the-briar-mark-description = Die Spur endet an der alten Zehntscheune, wo das Tal in den Thornwood übergeht, und in jedes Tor ist das Dornenmal der Diener des Hohlen Hofes geritzt. Brenna will die Plünderer vertrieben, das Korn heimgebracht und das Mal aus dem Holz gebrannt sehen, bevor es Wurzeln schlägt.
+quest-the-briar-mark-objective-drive-off-raiders = Vertreibe die vom Dornenmal gezeichneten Plünderer aus der Zehntscheune
 quest-the-briar-mark-objective-recover-grain = Bring die gestohlenen Garben zurück zu den Karren der Tarrows
 quest-the-briar-mark-objective-burn-the-mark = Brenne das Dornenmal aus den Toren der Zehntscheune
 
 quest-herring-and-hearsay-title = Hering und Hörensagen
-quest-herring-and-hearsay-description = Sefa Quill kauft in Gull's Rest Salzhering fassweise, und seit Kurzem kommen ihre Fässer ein wenig zu schwer an und riechen nach etwas anderem als Fisch. Hör dich am Kai um und brich ein paar Fässer auf, bevor die Fuhrleute sie ins Landesinnere bringen.
-quest-herring-and-hearsay-objective-ask-the-fishwives = Frag die Fischweiber am Kai von Gull's Rest nach den Nachtbooten
+quest-herring-and-hearsay-description = Sefa Quill kauft in Gull's Rest Salzhering fassweise, und seit Kurzem kommen ihre Fässer ein wenig zu schwer an und riechen nach etwas anderem als Fisch. Hör dich am Kai um und brich dann ein paar Fässer auf, bevor die Fuhrleute sie ins Landesinnere bringen.
+quest-herring-and-hearsay-objective-ask-the-fishwives = Frag die Fischerfrauen am Kai von Gull's Rest nach den Nachtbooten
 quest-herring-and-hearsay-objective-inspect-barrels = Brich die Heringsfässer in Sefas Lagerhaus auf
 
 quest-signals-on-the-chalk-title = Signale über der Kreide
-quest-signals-on-the-chalk-description = Unter dem Hering lagen in Ölzeug gewickelte Bündel mit Salzsilber aus Dunmar, unverzollt und in keinem Buch verzeichnet. Sefa will wissen, wer es anlandet: Halte Wache auf den Kreideklippen über Gull's Rest und schreib die Laternensignale ab, die die Nachtboote zum Ufer blinken.
+quest-signals-on-the-chalk-description = Unter dem Hering lagen in Ölzeug gewickelte Bündel mit Salzsilber aus Dunmar, unverzollt und in keinem Buch verzeichnet. Sefa will wissen, wer es anlandet: Halte Wache auf den Kreideklippen über Gull's Rest und notiere die Laternensignale, die die Nachtboote zum Ufer hinüberblinken.
 quest-signals-on-the-chalk-objective-keep-cliff-watch = Halte bis zum Morgengrauen Wache am Klippenpfad über Gull's Rest
-quest-signals-on-the-chalk-objective-copy-the-signals = Schreib die Laternensignale der Nachtboote ab
+quest-signals-on-the-chalk-objective-copy-the-signals = Notiere die Laternensignale, die von den Nachtbooten blinken
 
 quest-into-the-tide-caves-title = In die Gezeitenhöhlen
-quest-into-the-tide-caves-description = Corvin Ashdown jagt seit seiner Kindheit Robben unter diesen Klippen, und er liest die Signale als Wegweiser zu den Gezeitenhöhlen unter Gull's Rest. Steig bei Ebbe hinab, durchsuche die Höhlen nach dem Lager der Schmuggler und sei draußen, bevor das Meer zurückkommt.
+quest-into-the-tide-caves-description = Corvin Ashdown jagt seit seiner Kindheit Robben unter diesen Klippen, und er deutet die Signale als Wegbeschreibung zu den Gezeitenhöhlen unter Gull's Rest. Steig bei Ebbe hinab, durchsuche die Höhlen nach dem Lager der Schmuggler und sei wieder draußen, bevor das Meer zurückkommt.
 quest-into-the-tide-caves-objective-descend-the-cliff = Klettere bei Niedrigwasser die Kreidewand hinab zu den Höhleneingängen
 quest-into-the-tide-caves-objective-search-the-caves = Durchsuche die Gezeitenhöhlen nach versteckter Ladung
 quest-into-the-tide-caves-objective-beat-the-tide = Verlasse die Höhlen, bevor die Flut sie verschließt
 
 quest-the-tidecallers-bargain-title = Der Handel der Gezeitenruferin
-quest-the-tidecallers-bargain-description = In den Höhlen lag genug Salzsilber, um ein ganzes Dorf zu kaufen, jedes Bündel mit der Möwe von Orla Saltash gestempelt, der die Nachtboote gehören und von der man sagt, sie rufe die Flut, wenn sie sie braucht. Garrick Holt ist mit den Zöllnern aus Hearth heruntergeritten; stell dich ihrer Mannschaft bei Neumond am Kiesstrand und bring ihr Frachtbuch zurück.
+quest-the-tidecallers-bargain-description = In den Höhlen lag genug Salzsilber, um ein ganzes Dorf zu kaufen, jedes Bündel mit der Möwe von Orla Saltash gestempelt, die die Nachtboote anführt und von der man sagt, sie rufe die Flut, wenn sie sie braucht. Garrick Holt ist mit den Zöllnern aus Hearth heruntergeritten; stell dich bei Neumond ihrer Mannschaft am Kiesstrand und bring ihr Frachtbuch zurück.
 quest-the-tidecallers-bargain-objective-defeat-the-crew = Besiege Orla Saltashs Mannschaft am Kiesstrand unter Gull's Rest
 quest-the-tidecallers-bargain-objective-seize-the-ledger = Nimm Orlas Frachtbuch an dich, bevor es über Bord geht
 
 quest-reeds-for-the-thatch-title = Schilf für die Dächer
-quest-reeds-for-the-thatch-description = Tamsin Reed betreut die Aalreusen und Schilfbetten auf den Inseln am Rand von Ashfen, und der Herbstschnitt ist spät dran. Hilf ihr, Schilf für die Dachdecker von Hearth zu bündeln, und schlag Markierungspfähle entlang des festen Bodens ein, damit jeder, der nach der Dämmerung heimgeht, etwas anderem folgen kann als den Lichtern.
-quest-reeds-for-the-thatch-objective-cut-reed = Schneide und bündle Schilf aus den Inselbetten
+quest-reeds-for-the-thatch-description = Tamsin Reed betreut die Aalreusen und Schilffelder auf den Inseln am Rand von Ashfen, und der Herbstschnitt ist spät dran. Hilf ihr, Schilf für die Dachdecker von Hearth zu bündeln, und schlag Markierungspfähle entlang des festen Bodens ein, damit sich jeder, der nach der Dämmerung heimgeht, an etwas anderes halten kann als an die Lichter.
+quest-reeds-for-the-thatch-objective-cut-reed = Schneide und bündle Schilf auf den Schilffeldern der Inseln
 quest-reeds-for-the-thatch-objective-drive-stakes = Schlag Markierungspfähle entlang des festen Pfads zwischen den Inseln ein
 
 quest-do-not-follow-the-lights-title = Folge nicht den Lichtern
-quest-do-not-follow-the-lights-description = Tamsins Schwager Hob ging in der Dämmerung hinaus, um nach den Aalreusen zu sehen, und kam nie zurück; seine Laterne fand man im schwarzen Wasser treibend, noch brennend. Folge den Markierungspfählen in den Sumpf, finde Hob, bevor die Laternenlichter ihn noch tiefer hineinlocken, und bring ihn nach Hause.
+quest-do-not-follow-the-lights-description = Tamsins Schwager Hob ging in der Dämmerung hinaus, um nach den Aalreusen zu sehen, und kam nie zurück; seine Laterne trieb noch brennend auf dem schwarzen Wasser, als man sie fand. Folge den Markierungspfählen in den Sumpf, finde Hob, bevor die Laternenlichter ihn noch tiefer hineinlocken, und bring ihn nach Hause.
 quest-do-not-follow-the-lights-objective-find-hobs-traps = Finde Hobs Aalreusen zwischen den Schilfinseln
 quest-do-not-follow-the-lights-objective-find-hob = Finde Hob Reed irgendwo draußen im Sumpf
 quest-do-not-follow-the-lights-objective-lead-hob-home = Führe Hob an den Markierungspfählen entlang zurück, ohne den Lichtern nachzulaufen
@@ -86,7 +86,7 @@ quest-the-bell-of-saint-wren-objective-scatter-the-lights = Zerstreue die Latern
 quest-the-bell-of-saint-wren-objective-ring-the-bell = Läute die Abteiglocke im halb versunkenen Turm
 
 quest-before-the-first-snow-title = Vor dem ersten Schnee
-quest-before-the-first-snow-description = Elf Jahre hat Ilse Varrow auf jemanden gewartet, der sie zum Observatorium von Ilsen hinaufbringt, und der Pass schließt sich mit dem ersten Schnee. Führe sie über den messerscharfen Pfad oberhalb der Wolkengrenze und errichte Steinmänner, damit die Maultiere mit dem Nachschub folgen können.
+quest-before-the-first-snow-description = Seit elf Jahren wartet Ilse Varrow auf jemanden, der bereit ist, sie zum Observatorium von Ilsen hinaufzubringen, und der Pass schließt sich mit dem ersten Schnee. Führe sie über den messerscharfen Gratpfad oberhalb der Wolkengrenze und errichte unterwegs Steinmänner, damit die Maultiere mit dem Nachschub folgen können.
 quest-before-the-first-snow-objective-build-cairns = Errichte Steinmänner als Wegzeichen am Greyspire-Pass
 quest-before-the-first-snow-objective-reach-the-observatory = Bring Ilse Varrow sicher bis zum Tor des Observatoriums
 
@@ -102,15 +102,15 @@ quest-the-pale-lantern-returns-objective-align-the-mirrors = Richte die Kuppelsp
 quest-the-pale-lantern-returns-objective-record-the-path = Hilf Ilse Varrow, die Bahn des Kometen über den Himmel aufzuzeichnen
 
 quest-fen-fire-in-the-briar-title = Sumpffeuer im Dornengestrüpp
-quest-fen-fire-in-the-briar-description = Corvin Ashdown hat tief im Thornwood Laternenlichter gefunden, in Dornenranken gefangen: dasselbe bleiche Feuer, das in Ashfen spukt, aufgereiht an einem Pfad, den kein Köhler je geschlagen hat. Der Hohle Hof sammelt die Lichter des Sumpfes zu irgendeinem Zweck; folge den gefangenen Laternen bis an ihr Ende und zerbrich jeden Käfig auf deinem Weg.
+quest-fen-fire-in-the-briar-description = Corvin Ashdown hat tief im Thornwood Laternenlichter gefunden, in Dornenranken gefangen: dasselbe bleiche Feuer, das Ashfen heimsucht, aufgereiht an einem Pfad, den kein Köhler je geschlagen hat. Der Hohle Hof sammelt die Lichter des Sumpfes zu irgendeinem Zweck; folge den gefangenen Laternen bis an ihr Ende und zerbrich jeden Käfig auf deinem Weg.
 quest-fen-fire-in-the-briar-objective-break-the-cages = Zerbrich die Dornenkäfige, in denen Sumpflichter gefangen sind
 quest-fen-fire-in-the-briar-objective-follow-the-caged-path = Folge dem Pfad der gefangenen Laternen ins Herz des Waldes
 quest-fen-fire-in-the-briar-objective-defeat-the-briar-warden = Besiege den Dornenwächter des Hohlen Hofes
 
 quest-a-second-sky-title = Ein zweiter Himmel
-quest-a-second-sky-description = Orla Saltashs Frachtbuch verzeichnet Ladungen, die über den Mirrorlake gerudert wurden, die gefangenen Lichter des Hohlen Hofes waren für dasselbe Ufer bestimmt, und Ilses Karte zeigt die Bleiche Laterne im See gespiegelt, in einer Nacht, in der sie nirgends am wirklichen Himmel stand. Ruder in der nächsten windstillen Nacht auf das stille Wasser hinaus und finde heraus, wessen Himmel das ist.
+quest-a-second-sky-description = Orla Saltashs Frachtbuch verzeichnet Ladungen, die über den Mirrorlake gerudert wurden; die gefangenen Lichter des Hohlen Hofes waren für dasselbe Ufer bestimmt; und Ilses Karte zeigt die Bleiche Laterne als Spiegelbild im See, in einer Nacht, in der sie nirgends am wirklichen Himmel stand. Rudere in der nächsten windstillen Nacht auf das stille Wasser hinaus und finde heraus, wessen Himmel das ist.
 quest-a-second-sky-objective-question-the-fishers = Frag die Fischer am Mirrorlake, was sie im zweiten Himmel gesehen haben
-quest-a-second-sky-objective-row-out = Ruder in einer windstillen Nacht zur Mitte des Sees hinaus
+quest-a-second-sky-objective-row-out = Rudere in einer windstillen Nacht zur Mitte des Sees hinaus
 quest-a-second-sky-objective-close-the-reflection = Schließe die Spiegelung, bevor der Komet des zweiten Himmels hindurchkommt
 
 quest-sand-that-sings-title = Singender Sand
@@ -120,7 +120,7 @@ quest-sand-that-sings-objective-uncover-the-thirsty-one = Grab den gekrönten Ko
 quest-sand-that-sings-objective-bring-the-caravan-through = Führe die Karawane des Blauen Sonnensegels sicher am Brunnen des Durstigen vorbei
 
 quest-the-salamanders-glow-white-title = Die Salamander glühen weiß
-quest-the-salamanders-glow-white-description = Die Salamander in der Grube der Halle der Ambosse glühen weiß, ohne dass ein Feuer unter ihnen brennt, und das Randvolk zählt die Jahre, seit der Berg im Jahr 318 zuletzt geatmet hat. Thora Vennick will die tiefen Schlote gelesen haben, bevor die Hallen entscheiden, ob sie ihre Feuer dämpfen, und die Randhütten vor den Nestern bewahrt, die von selbst zu brennen begonnen haben.
+quest-the-salamanders-glow-white-description = Die Salamander in der Grube der Halle der Ambosse glühen weiß, ohne dass ein Feuer unter ihnen brennt, und das Randvolk zählt die Jahre, seit der Berg im Jahr 318 zuletzt geatmet hat. Thora Vennick will, dass jemand die tiefen Schlote liest, bevor die Hallen entscheiden, ob sie ihre Feuer dämpfen, und dass die Hütten des Randvolks vor den Nestern bewahrt werden, die von selbst zu brennen begonnen haben.
 quest-the-salamanders-glow-white-objective-read-the-deep-vents = Setze einen Salamander aus seinem Kasten auf jeden der tiefen Schlote und lies die Farbe seines Glühens
 quest-the-salamanders-glow-white-objective-put-out-the-nests = Ersticke die glühenden Salamandernester, bevor sie die Hütten des Randvolks in Brand setzen
 quest-the-salamanders-glow-white-objective-report-to-thora = Berichte Thora Vennick, was die Salamander an den Schloten gezeigt haben
@@ -134,7 +134,7 @@ quest-the-strays-verse-objective-sing-it-back = Sing Sigrun von Ærnholt im Lang
 region-saltmere-name = Saltmere-Küste
 region-saltmere-description = Kreideklippen und Heringsdörfer, wo das Tal auf die graue See trifft. Schmuggler nutzen die Gezeitenhöhlen unter Gull's Rest.
 region-hearthvale-name = Hearthvale
-region-hearthvale-description = Gerstenfelder, Windmühlen und die Marktstadt Hearth, wo jede Straße des Tals beginnt. Der sicherste Ort, um das Schwert zu lernen.
+region-hearthvale-description = Gerstenfelder, Windmühlen und die Marktstadt Hearth, wo jede Straße des Tals beginnt. Der sicherste Ort, um den Schwertkampf zu lernen.
 region-dunmar-name = Dunmar-Weite
 region-dunmar-description = Rote Dünen, durchzogen von den Salzkarawanen. Halb begrabene Kolosse säumen die alte Königsstraße; Wasser ist hier mehr wert als Silber.
 region-ashfen-name = Ashfen-Sümpfe
@@ -142,57 +142,57 @@ region-ashfen-description = Schwarzes Wasser, Schilfinseln und die versunkene Ab
 region-thornwood-name = Thornwood
 region-thornwood-description = Eichen, älter als das Königreich, von Dornenranken umschlungen. Die Köhler bleiben auf den Pfaden; die Wölfe und der Hohle Hof nicht.
 region-cinderfall-name = Cinderfall-Caldera
-region-cinderfall-description = Ein lebendiger Krater, umringt von Obsidian. Zwergische Schmiedehallen zapfen seine Hitze an, und der Boden ist selbst im Winter warm.
-region-frostholm-name = Frostholm-Steppe
+region-cinderfall-description = Ein lebendiger Krater, umringt von Obsidian. Zwergische Schmiedehallen zapfen seine Hitze an, und der Boden fühlt sich selbst im Winter warm an.
+region-frostholm-name = Frostholm-Mark
 region-frostholm-description = Windgepeitschte Steppe unter einer bleichen Sonne. Rentierclans tauschen Felle im Langhaus von Frostholm und singen die alten Namen der Sterne.
 region-greyspire-name = Greyspire-Gipfel
 region-greyspire-description = Messerscharfe Grate über der Wolkengrenze. Das verfallene Observatorium von Ilsen verfolgt noch immer die Kometen; der Pass schließt sich mit dem ersten Schnee.
 region-mirrorlake-name = Mirrorlake-Becken
-region-mirrorlake-description = Ein stiller, kalter See in einer Mulde aus Kiefern. In windstillen Nächten zeigt er einen zweiten Himmel, und die Fischer schwören, es sei nicht derselbe.
+region-mirrorlake-description = Ein stiller, kalter See in einer von Kiefern gesäumten Senke. In windstillen Nächten zeigt er einen zweiten Himmel, und die Fischer schwören, es sei nicht derselbe.
 
 npc-brenna-hale-description = Brenna Hale ist die Hauptfrau der Wache von Hearth: tagsüber im Torhaus, nachts draußen, wo sie die Laternen am Mühlweg zählt.
 npc-oswin-tarrow-description = Oswin Tarrow baut wie schon sein Vater und Großvater Gerste rund um die Tarrow-Mühle mit den roten Flügeln am Nordende des Mühlwegs an.
 npc-maud-feverfew-description = Maud Feverfew führt den belebtesten Stand auf dem Markt von Hearth, unter den Bögen der Kornbörse, und verkauft Heiltränke, Lampenöl, Seile und Proviant.
-npc-corvin-ashdown-description = Corvin Ashdown ist der Jäger, der in einer Hütte an einem Köhlerpfad im Thornwood lebt und die wenigen Reisenden führt, die gute Gründe haben, den Wald zu verlassen.
+npc-corvin-ashdown-description = Corvin Ashdown ist der Jäger, der in einer Hütte an einem Köhlerpfad im Thornwood lebt und die wenigen Reisenden führt, die gute Gründe haben, den Pfad zu verlassen.
 npc-ilse-varrow-description = Ilse Varrow ist die Gelehrte der Kometen und bewohnt in Hearth ein schmales Haus voller Sternkarten, mit einem Fernrohr, dessen Linse sie selbst geschliffen hat.
-npc-tamsin-reed-description = Tamsin Reed betreut die Aalreusen und Schilfbetten der Insel Île-aux-Joncs am Rand von Ashfen und hat die weißen Markierungspfähle zwischen den äußeren Inseln selbst eingeschlagen.
+npc-tamsin-reed-description = Tamsin Reed betreut die Aalreusen und Schilffelder der Insel Île-aux-Joncs am Rand von Ashfen und hat die weißen Markierungspfähle zwischen den äußeren Inseln selbst eingeschlagen.
 npc-hob-reed-description = Hob Reed ist siebzehn, Tamsin Reeds Schwager, und sieht nach den Aalreusen zwischen den Schilfinseln von Ashfen.
-npc-garrick-holt-description = Garrick Holt ist der Feldwebel, der im Wachhof hinter dem Torhaus von Hearth das Schwert lehrt, nach achtzehn Jahren bei der Zollwache in Gull's Rest.
+npc-garrick-holt-description = Garrick Holt ist der Feldwebel, der im Wachhof hinter dem Torhaus von Hearth den Schwertkampf lehrt; zuvor diente er achtzehn Jahre bei der Zollwache in Gull's Rest.
 npc-sefa-quill-description = Sefa Quill handelt von einem Lagerhaus am Kai von Gull's Rest aus mit Hering, Kreidekalk und Wellhornschalen und ist dort die einzige Händlerin, die den vollen Zoll zahlt.
 npc-mother-saffa-name = Mutter Saffa
 npc-mother-saffa-description = Mutter Saffa ist die Karawanenmutter des Hauses vom Blauen Sonnensegel, deren Wort auf der Königsstraße von den Salzseen bis nach Hearth Gesetz ist.
 npc-thora-vennick-description = Thora Vennick ist die Meisterin der Halle der Ambosse und hält deren Stand auf dem Randmarkt vor dem Aschtor, wo das Tal sein Pflugeisen und seine Nägel kauft.
 npc-sigrun-aernholt-name = Sigrun von Ærnholt
 npc-sigrun-aernholt-description = Sigrun von Ærnholt ist die älteste Frau des Ærnholt-Clans; sie verwahrt den Schlüssel zum großen Tor des Langhauses von Frostholm und spricht im Rat als Erste.
-npc-orla-saltash-description = Orla Saltash ist die Witwe, der in Gull's Rest vier Heringsboote gehören und das Wohlwollen jedes Haushalts an der Küste.
+npc-orla-saltash-description = Orla Saltash ist die Witwe, der in Gull's Rest vier Heringsboote gehören und die das Wohlwollen jedes Haushalts an der Küste genießt.
 
 item-bestiary_volume_1-name = Das Bestiarium des Tals, Erster Band
-item-bestiary_volume_1-description = Von Ilse Varrow, Gelehrte aus Hearth, und Corvin Ashdown, Jäger: die Tiere im Umkreis von vierzehn Tagesreisen um Hearth, von den Wölfen des Thornwood bis zum Alten Hecht. Enthüllt die Schwächen jeder Kreatur, die es beschreibt.
+item-bestiary_volume_1-description = Von Ilse Varrow, der Gelehrten aus Hearth, und Corvin Ashdown, dem Jäger: die Tiere im Umkreis von vierzehn Tagesreisen um Hearth, von den Wölfen des Thornwood bis zum Alten Hecht. Enthüllt die Schwächen jedes Wesens, das darin beschrieben wird.
 item-climbing_rope-name = Kletterseil (vierzig Fuß)
 item-climbing_rope-description = Guter Hanf aus den Seilereien von Greyspire: die vierzig Fuß, die die Hirten jedem ans Herz legen, der über das Messer will. Damit erklimmst du Klippenpfade und Kreidewände.
-item-dye_midnight_blue-name = Mitternachtsblaue Farbe
+item-dye_midnight_blue-name = Mitternachtsblauer Farbstoff
 item-dye_midnight_blue-description = Echter Sumpfwaid von den Schilfinseln in Ashfen, mit Kreide aus Saltmere und Wellhornschalen fixiert, wie die Färberzunft von Hearth ihn ansetzt. Im Lampenlicht schwarz, bei Tag blau. Färbt ein Stück Stoff oder eine Lederrüstung.
 item-fast_travel_pass-name = Fährmannsmarke
-item-fast_travel_pass-description = Eine Abteimarke aus Zinn, dünn und grau gegriffen, auf der einen Seite mit einem Zaunkönig geprägt, auf der anderen mit einer Glocke. Die Laternenlichter meiden jede Hand, die eine hält, und das Schilfvolk rudert ihren Träger noch immer einmal hinüber.
+item-fast_travel_pass-description = Eine Abteimarke aus Zinn, dünn und grau abgegriffen, auf der einen Seite mit einem Zaunkönig geprägt, auf der anderen mit einer Glocke. Die Laternenlichter meiden jede Hand, die eine hält, und das Schilfvolk rudert ihren Träger noch immer einmal hinüber.
 item-greater_healing_draught-name = Großer Heiltrank
 item-greater_healing_draught-description = Der kleine Heiltrank, dazu gemahlene Salamanderhaut aus Cinderfall und ein Tropfen bei Tageslicht geschöpften Mirrorlake-Wassers, damit Knochen zusammenwachsen. Nie öfter als zweimal am Tag. Stellt sofort 200 Lebenspunkte wieder her.
 item-ironbark_shield-name = Eisenrindenschild
 item-ironbark_shield-description = Rindenplatten einer fünfhundertjährigen Eiche aus dem Thornwood, von den Schildmachern aus Hearth gedämpft und auf Lindenholz geschichtet. Ein Schwert, das sich darin verbeißt, bleibt stecken. Blockt 30 % mehr als ein einfacher Holzschild.
 item-lantern_oil-name = Flasche Lampenöl
-item-lantern_oil-description = Gepresster, geklärter Raps mit einer Prise Gagelstrauch aus Ashfen, damit es ruhig und süß brennt; jede Flasche von Maud Feverfew eigenhändig abgefüllt. Brennt in jeder Laterne zwei Stunden Spielzeit lang.
+item-lantern_oil-description = Gepresstes, geklärtes Rapsöl mit einer Prise Gagelstrauch aus Ashfen, damit es ruhig brennt und süß duftet; jede Flasche hat Maud Feverfew eigenhändig abgefüllt. Brennt in jeder Laterne zwei Stunden Spielzeit lang.
 item-legendary_sword-name = Zwergische Eidklinge
-item-legendary_sword-description = Eine lange Klinge aus dunklem Stahl, in den Hallen von Cinderfall geschmiedet, um einen Eid zu tragen, wie einst Emberfall, und ungeschworen auf dem Randmarkt zu dem Preis verkauft, der auf ihrer Eisentafel steht. Schwöre nichts darauf, das du zu brechen gedenkst.
+item-legendary_sword-description = Eine lange Klinge aus dunklem Stahl, in den Hallen von Cinderfall geschmiedet, um einen Eid zu tragen, wie einst Emberfall, und noch ohne Eid auf dem Randmarkt verkauft, zu dem Preis, der auf ihrer Eisentafel steht. Schwöre nichts darauf, was du zu brechen gedenkst.
 item-minor_healing_draught-name = Kleiner Heiltrank
-item-minor_healing_draught-description = Maud Feverfews Schafgarbe, Beinwell und Mutterkraut, in Gerstenbrand mit Tarrow-Honig angesetzt. Für Schnitte, Prellungen und Verstauchungen: zwei Schlucke und Ruhe. Stellt über drei Sekunden 50 Lebenspunkte wieder her.
+item-minor_healing_draught-description = Maud Feverfews Schafgarbe, Beinwell und Mutterkraut, in Gerstenbrand mit Tarrow-Honig angesetzt. Für Schnitte, Prellungen und Verstauchungen: zwei Schlucke und Ruhe. Stellt im Lauf von drei Sekunden 50 Lebenspunkte wieder her.
 item-pack_mule-name = Packmaultier
-item-pack_mule-description = Ein geduldiges Maultier, das sein Vorbesitzer auf den Namen „Keks“ getauft hat, trittsicher auf den Serpentinen von Greyspire. Fügt 40 Plätze Tragkraft hinzu.
+item-pack_mule-description = Ein geduldiges Maultier, das sein Vorbesitzer auf den Namen „Keks“ getauft hat, trittsicher auf den Serpentinen von Greyspire. Erhöht die Tragkraft um 40 Plätze.
 item-stash_expansion-name = Lagererweiterung
 item-stash_expansion-description = Mietet eine weitere Truhe in den Kellern unter der Kornbörse von Hearth: 20 zusätzliche Lagerplätze, für immer.
 item-storm_cloak-name = Sturmmantel
-item-storm_cloak-description = Schwere, gewalkte Wolle, gewachst und gefüttert, mitternachtsblau gefärbt zur Erinnerung an den Mantel der Sturmweberin. Er teilt den Regen nicht, aber er halbiert die Nachteile durch Regen, Graupel und Gischt.
+item-storm_cloak-description = Schwere, gewalkte Wolle, gewachst und gefüttert, mitternachtsblau gefärbt zur Erinnerung an den Mantel der Sturmweberin. Er teilt den Regen nicht, halbiert aber die Nachteile durch Regen, Graupel und Gischt.
 item-tidecaller_spear-name = Gezeitenruferspeer
-item-tidecaller_spear-description = Ein Eschenschaft, ein Jahr lang in Salzlake getränkt, die Widerhakenspitze aus dem Nagel eines Wracks gezogen, das jemand überlebt hat, zum Werfen von einem schwankenden Deck ausgewogen. Ob er spürt, wann die Gezeiten kippen, bleibt eine Sache zwischen dir und dem Meer.
+item-tidecaller_spear-description = Ein Eschenschaft, ein Jahr lang in Salzlake getränkt, die Widerhakenspitze aus dem Nagel eines Wracks geschmiedet, das jemand überlebt hat, ausgewogen für den Wurf von einem schwankenden Deck. Ob er den Gezeitenwechsel spürt, bleibt eine Sache zwischen dir und dem Meer.
 item-traveller_rations-name = Reiseproviant
 item-traveller_rations-description = Getrocknete Datteln, harter Käse und Gerstenzwieback, nach Karawanenart für die Königsstraße verpackt. Hält den Hunger einen ganzen Tagesmarsch lang fern.
 item-waystone_shard-name = Wegsteinsplitter
-item-waystone_shard-description = Ein Splitter eines gestürzten Wegsteins, verwahrt mit der Erlaubnis der Wächter. Er führt dich zum nächsten unversehrten Stein zurück und lässt einmalig einen Stein sich an dich erinnern.
+item-waystone_shard-description = Ein Splitter eines umgestürzten Wegsteins, mit Erlaubnis der Wächter verwahrt. Er führt dich zum nächsten unversehrten Stein zurück und sorgt ein einziges Mal dafür, dass sich ein Stein an dich erinnert.

@@ -21,12 +21,13 @@
 # de personnes et de lieux restent (Hearth, Gull's Rest, Ashfen, Ilsen, Ærnholt) ; les parties
 # descriptives sont traduites, partout de la même façon :
 #   Côte de Saltmere, Hearthvale, Étendues de Dunmar, Marais d'Ashfen, Thornwood, Caldeira de
-#   Cinderfall, Steppe de Frostholm, Pics de Greyspire, Bassin de Mirrorlake ; le Val (the
+#   Cinderfall, Confins de Frostholm, Pics de Greyspire, Bassin de Mirrorlake ; le Val (the
 #   Vale), la route du Moulin (Mill Road), la Cour Creuse (Hollow Court), la marque de la ronce
 #   (briar mark), l'argent-de-sel, les bateaux de nuit, les feux-lanternes (lantern-lights),
 #   Saint-Wren, la Lanterne pâle (Pale Lantern), l'Assoiffé (Thirsty One), l'Auvent bleu (Blue
 #   Awning), la Salle des Enclumes, les gens du rebord, le marché du Rebord, la porte de Cendre
 #   (Ashgate), la halle aux grains, Ølskær la Lanterne vagabonde, la Longue-Nuit, la maison longue.
+# Typographie : espace fine insécable (U+202F) avant ; : ! ? et à l'intérieur des « ».
 
 quest-lanterns-on-the-mill-road-title = Lanternes sur la route du Moulin
 quest-lanterns-on-the-mill-road-description = Depuis trois nuits, les lanternes de la route du Moulin restent éteintes, et les charretiers de l'orge refusent de l'emprunter après le coucher du soleil. Brenna Hale veut qu'on les rallume toutes, de la porte nord de Hearth jusqu'au moulin à vent de Tarrow, et elle veut savoir qui s'acharne à les éteindre.
@@ -34,7 +35,7 @@ quest-lanterns-on-the-mill-road-objective-light-lanterns = Rallumer les lanterne
 quest-lanterns-on-the-mill-road-objective-collect-cut-wicks = Ramasser les mèches coupées au pied des poteaux des lanternes
 
 quest-drill-in-the-guard-yard-title = Exercice dans la cour de la garde
-quest-drill-in-the-guard-yard-description = Les mèches n'ont pas été soufflées mais coupées, par quelque chose qui a laissé une épine dans la tresse. Garrick Holt veut que quiconque emprunte la route du Moulin la nuit sache par quel bout tenir une épée : entraînez-vous sur les mannequins de paille de la cour de la garde de Hearth, puis tenez bon face à ses recrues.
+quest-drill-in-the-guard-yard-description = Les mèches n'ont pas été soufflées mais coupées, par quelque chose qui a laissé une épine dans la tresse. Garrick Holt veut que quiconque emprunte la route du Moulin la nuit sache par quel bout tenir une épée : entraînez-vous sur les mannequins de paille de la cour de la garde de Hearth, puis tenez bon face à ses recrues.
 quest-drill-in-the-guard-yard-objective-strike-the-pells = Porter des coups nets aux mannequins de paille de la cour de la garde
 quest-drill-in-the-guard-yard-objective-spar-with-recruits = Remporter des assauts d'entraînement contre les recrues de Garrick
 
@@ -44,7 +45,7 @@ quest-sheaves-gone-missing-objective-find-briar-knots = Trouver les nœuds de ro
 quest-sheaves-gone-missing-objective-follow-the-trail = Suivre la piste des voleurs jusqu'à l'orée du Thornwood
 
 quest-the-briar-mark-title = La marque de la ronce
-quest-the-briar-mark-description = La piste s'arrête à la vieille grange dîmière, là où le Val cède la place au Thornwood, et sur chaque porte est griffée la marque de la ronce des serviteurs de la Cour Creuse. Brenna veut que les pillards soient chassés, le grain rapporté et la marque brûlée hors du bois avant qu'elle n'y prenne racine.
+quest-the-briar-mark-description = La piste s'arrête à la vieille grange dîmière, là où le Val cède la place au Thornwood, et sur chaque porte est griffée la marque de la ronce des serviteurs de la Cour Creuse. Brenna veut que les pillards soient chassés, le grain rapporté et la marque effacée du bois par le feu avant qu'elle n'y prenne racine.
 quest-the-briar-mark-objective-drive-off-raiders = Chasser de la grange dîmière les pillards marqués de la ronce
 quest-the-briar-mark-objective-recover-grain = Rapporter les gerbes volées aux charrettes des Tarrow
 quest-the-briar-mark-objective-burn-the-mark = Brûler la marque de la ronce sur les portes de la grange dîmière
@@ -55,7 +56,7 @@ quest-herring-and-hearsay-objective-ask-the-fishwives = Interroger les poissonni
 quest-herring-and-hearsay-objective-inspect-barrels = Forcer les tonneaux de harengs dans l'entrepôt de Sefa
 
 quest-signals-on-the-chalk-title = Signaux sur la craie
-quest-signals-on-the-chalk-description = Sous les harengs se trouvaient des ballots de toile cirée remplis d'argent-de-sel de Dunmar, ni taxé ni inscrit nulle part. Sefa veut savoir qui le débarque : faites le guet depuis les falaises de craie qui dominent Gull's Rest et notez les signaux de lanterne que les bateaux de nuit adressent au rivage.
+quest-signals-on-the-chalk-description = Sous les harengs se trouvaient des ballots de toile cirée remplis d'argent-de-sel de Dunmar, ni dédouané ni consigné nulle part. Sefa veut savoir qui le débarque : faites le guet depuis les falaises de craie qui dominent Gull's Rest et notez les signaux de lanterne que les bateaux de nuit adressent au rivage.
 quest-signals-on-the-chalk-objective-keep-cliff-watch = Faire le guet sur le sentier des falaises au-dessus de Gull's Rest jusqu'à l'aube
 quest-signals-on-the-chalk-objective-copy-the-signals = Noter les signaux de lanterne lancés depuis les bateaux de nuit
 
@@ -66,7 +67,7 @@ quest-into-the-tide-caves-objective-search-the-caves = Fouiller les grottes des 
 quest-into-the-tide-caves-objective-beat-the-tide = Sortir des grottes avant que la marée montante ne les referme
 
 quest-the-tidecallers-bargain-title = Le marché de l'Appeleuse de marées
-quest-the-tidecallers-bargain-description = Les grottes renfermaient assez d'argent-de-sel pour acheter un village, chaque ballot frappé de la mouette d'Orla Saltash, à qui appartiennent les bateaux de nuit et dont on dit qu'elle appelle la marée quand elle en a besoin. Garrick Holt est descendu de Hearth à cheval avec les douaniers : affrontez l'équipage d'Orla sur la grève à la nouvelle lune et rapportez son registre.
+quest-the-tidecallers-bargain-description = Les grottes renfermaient assez d'argent-de-sel pour acheter un village, chaque ballot frappé de la mouette d'Orla Saltash, qui dirige les bateaux de nuit et dont on dit qu'elle appelle la marée quand elle en a besoin. Garrick Holt est descendu de Hearth à cheval avec les douaniers : affrontez l'équipage d'Orla sur la grève à la nouvelle lune et rapportez son registre.
 quest-the-tidecallers-bargain-objective-defeat-the-crew = Vaincre l'équipage d'Orla Saltash sur la grève au pied de Gull's Rest
 quest-the-tidecallers-bargain-objective-seize-the-ledger = S'emparer du registre de cargaison d'Orla avant qu'il ne passe par-dessus bord
 
@@ -76,7 +77,7 @@ quest-reeds-for-the-thatch-objective-cut-reed = Couper et botteler les roseaux d
 quest-reeds-for-the-thatch-objective-drive-stakes = Planter des piquets de balisage le long du chemin ferme entre les îles
 
 quest-do-not-follow-the-lights-title = Ne suivez pas les lumières
-quest-do-not-follow-the-lights-description = Hob, le beau-frère de Tamsin, est sorti relever les nasses au crépuscule et n'est jamais revenu ; on a retrouvé sa lanterne qui flottait sur l'eau noire, encore allumée. Suivez les piquets de balisage dans le marais, trouvez Hob avant que les feux-lanternes ne l'entraînent plus loin et ramenez-le chez lui.
+quest-do-not-follow-the-lights-description = Hob, le beau-frère de Tamsin, est sorti relever les nasses au crépuscule et n'est jamais revenu ; on a retrouvé sa lanterne qui flottait sur l'eau noire, encore allumée. Suivez les piquets de balisage dans le marais, trouvez Hob avant que les feux-lanternes ne l'entraînent plus loin et ramenez-le chez lui.
 quest-do-not-follow-the-lights-objective-find-hobs-traps = Trouver les nasses de Hob parmi les îles de roseaux
 quest-do-not-follow-the-lights-objective-find-hob = Retrouver Hob Reed quelque part dans le marais
 quest-do-not-follow-the-lights-objective-lead-hob-home = Ramener Hob le long des piquets de balisage sans vous égarer à la suite des lumières
@@ -98,13 +99,13 @@ quest-the-broken-orrery-objective-recover-gears = Récupérer les engrenages de 
 quest-the-broken-orrery-objective-fetch-the-lens = Rapporter la lentille taillée de la réserve du sommet
 
 quest-the-pale-lantern-returns-title = Le retour de la Lanterne pâle
-quest-the-pale-lantern-returns-description = Une fois tous les soixante et un ans, la comète que les anciens astronomes appelaient la Lanterne pâle traverse le ciel de Greyspire, et c'est pour cette nuit. Défendez la coupole contre la tempête qui arrive avec elle, orientez les miroirs et aidez Ilse à relever sa course, pour la première fois depuis la chute de l'Observatoire.
+quest-the-pale-lantern-returns-description = Une fois tous les soixante et un ans, la comète que les anciens astronomes appelaient la Lanterne pâle traverse le ciel de Greyspire, et c'est cette nuit. Défendez la coupole contre la tempête qui arrive avec elle, orientez les miroirs et aidez Ilse à relever sa course, pour la première fois depuis la chute de l'Observatoire.
 quest-the-pale-lantern-returns-objective-hold-the-dome = Repousser les spectres d'orage loin de la coupole de l'Observatoire
 quest-the-pale-lantern-returns-objective-align-the-mirrors = Orienter les miroirs de la coupole pour suivre la comète
 quest-the-pale-lantern-returns-objective-record-the-path = Aider Ilse Varrow à relever la course de la comète dans le ciel
 
 quest-fen-fire-in-the-briar-title = Feu des marais dans les ronces
-quest-fen-fire-in-the-briar-description = Au plus profond du Thornwood, Corvin Ashdown a trouvé des feux-lanternes emprisonnés dans des cages de ronces : le même feu pâle qui hante Ashfen, suspendu le long d'un chemin qu'aucun charbonnier n'a jamais tracé. La Cour Creuse rassemble les lumières du marais dans un but inconnu ; suivez les lanternes en cage jusqu'au bout et brisez chaque cage sur votre passage.
+quest-fen-fire-in-the-briar-description = Au plus profond du Thornwood, Corvin Ashdown a trouvé des feux-lanternes emprisonnés dans des cages de ronces : le même feu pâle qui hante Ashfen, suspendu le long d'un chemin qu'aucun charbonnier n'a jamais tracé. La Cour Creuse rassemble les lumières du marais dans un but inconnu ; suivez les lanternes en cage jusqu'au bout et brisez chaque cage sur votre passage.
 quest-fen-fire-in-the-briar-objective-break-the-cages = Briser les cages de ronces qui retiennent les feux du marais
 quest-fen-fire-in-the-briar-objective-follow-the-caged-path = Suivre le chemin des lanternes en cage jusqu'au cœur du bois
 quest-fen-fire-in-the-briar-objective-defeat-the-briar-warden = Vaincre le gardien des ronces de la Cour Creuse
@@ -116,7 +117,7 @@ quest-a-second-sky-objective-row-out = Ramer jusqu'au centre du lac par une nuit
 quest-a-second-sky-objective-close-the-reflection = Refermer le reflet avant que la comète du second ciel ne le traverse
 
 quest-sand-that-sings-title = Le sable qui chante
-quest-sand-that-sings-description = Les dunes ont recouvert l'Assoiffé, et depuis que le colosse est enseveli, les vouivres de verre chassent autour de son puits. Mère Saffa de l'Auvent bleu ne mènera pas son sel vers le nord tant que la route ne sera pas sûre : attirez les vouivres ailleurs avec des jarres remplies de pierres, dégagez la tête du roi de pierre et faites passer sa caravane devant le puits.
+quest-sand-that-sings-description = Les dunes ont recouvert l'Assoiffé, et depuis que le colosse est enseveli, les vouivres de verre chassent autour de son puits. Mère Saffa de l'Auvent bleu ne mènera pas son sel vers le nord tant que la route ne sera pas sûre : attirez les vouivres ailleurs avec des jarres remplies de pierres, dégagez la tête du roi de pierre et faites passer sa caravane devant le puits.
 quest-sand-that-sings-objective-throw-the-jars = Lancer des rangées de jarres remplies de pierres pour éloigner de la route les vouivres en chasse
 quest-sand-that-sings-objective-uncover-the-thirsty-one = Dégager du sable la tête couronnée de l'Assoiffé
 quest-sand-that-sings-objective-bring-the-caravan-through = Faire passer sans encombre la caravane de l'Auvent bleu devant le puits de l'Assoiffé
@@ -128,7 +129,7 @@ quest-the-salamanders-glow-white-objective-put-out-the-nests = Étouffer les nid
 quest-the-salamanders-glow-white-objective-report-to-thora = Rapporter à Thora Vennick ce que les salamandres ont révélé aux évents
 
 quest-the-strays-verse-title = Le couplet de la Vagabonde
-quest-the-strays-verse-description = Le berger qui chantait le couplet d'Ølskær, la Lanterne vagabonde, est mort pendant la migration d'automne, et personne d'autre ne le connaît en entier. Sigrun d'Ærnholt craint que l'étoile ne s'éteigne si elle manque à la Longue-Nuit : rassemblez ce dont chaque berger se souvient et veillez toute la nuit près de la pierre aux andouillers, là où la vagabonde se lèverait.
+quest-the-strays-verse-description = Le berger qui chantait le couplet d'Ølskær, la Lanterne vagabonde, est mort pendant la migration d'automne, et personne d'autre ne le connaît en entier. Sigrun d'Ærnholt craint que l'étoile ne s'éteigne si elle manque à la Longue-Nuit : rassemblez ce dont chaque berger se souvient et veillez toute la nuit près de la pierre aux andouillers, là où, dit-on, la vagabonde se lève.
 quest-the-strays-verse-objective-gather-the-verse = Écouter ce dont chaque éleveur de rennes se souvient du couplet de la Lanterne vagabonde
 quest-the-strays-verse-objective-watch-at-the-stone = Veiller toute la nuit près de la pierre aux andouillers
 quest-the-strays-verse-objective-sing-it-back = Chanter le couplet entier à Sigrun d'Ærnholt dans la maison longue
@@ -136,64 +137,64 @@ quest-the-strays-verse-objective-sing-it-back = Chanter le couplet entier à Sig
 region-saltmere-name = Côte de Saltmere
 region-saltmere-description = Des falaises de craie et des villages de pêcheurs de hareng, là où le Val rencontre la mer grise. Les contrebandiers se servent des grottes des marées sous Gull's Rest.
 region-hearthvale-name = Hearthvale
-region-hearthvale-description = Des champs d'orge, des moulins à vent et le bourg de Hearth, où commencent toutes les routes du Val. Le lieu le plus sûr pour apprendre l'épée.
+region-hearthvale-description = Des champs d'orge, des moulins à vent et le bourg de Hearth, où commencent toutes les routes du Val. Le lieu le plus sûr pour apprendre à manier l'épée.
 region-dunmar-name = Étendues de Dunmar
-region-dunmar-description = Des dunes rouges que traversent les caravanes du sel. Des colosses à demi ensevelis jalonnent l'ancienne route des rois ; ici, l'eau vaut plus que l'argent.
+region-dunmar-description = Des dunes rouges que traversent les caravanes du sel. Des colosses à demi ensevelis jalonnent l'ancienne route des rois ; ici, l'eau vaut plus que l'argent.
 region-ashfen-name = Marais d'Ashfen
-region-ashfen-description = De l'eau noire, des îles de roseaux et l'abbaye engloutie de Saint-Wren. La nuit, des feux-lanternes dérivent au-dessus du marais ; ne les suivez pas.
+region-ashfen-description = De l'eau noire, des îles de roseaux et l'abbaye engloutie de Saint-Wren. La nuit, des feux-lanternes dérivent au-dessus du marais ; ne les suivez pas.
 region-thornwood-name = Thornwood
-region-thornwood-description = Des chênes plus vieux que le royaume, enlacés de ronces. Les charbonniers s'en tiennent aux sentiers ; les loups et la Cour Creuse, non.
+region-thornwood-description = Des chênes plus vieux que le royaume, enlacés de ronces. Les charbonniers s'en tiennent aux sentiers ; les loups et la Cour Creuse, non.
 region-cinderfall-name = Caldeira de Cinderfall
 region-cinderfall-description = Un cratère vivant cerclé d'obsidienne. Les salles de forge des nains puisent dans sa chaleur, et le sol reste tiède au toucher, même en hiver.
-region-frostholm-name = Steppe de Frostholm
+region-frostholm-name = Confins de Frostholm
 region-frostholm-description = Une steppe balayée par le vent sous un soleil pâle. Les clans des rennes échangent des fourrures à la maison longue de Frostholm et chantent les anciens noms des étoiles.
 region-greyspire-name = Pics de Greyspire
-region-greyspire-description = Des sommets en lame de couteau au-dessus des nuages. L'Observatoire d'Ilsen, en ruine, suit toujours les comètes ; le col se ferme avec la première neige.
+region-greyspire-description = Des sommets en lame de couteau au-dessus des nuages. L'Observatoire d'Ilsen, en ruine, suit toujours les comètes ; le col se ferme avec la première neige.
 region-mirrorlake-name = Bassin de Mirrorlake
-region-mirrorlake-description = Un lac calme et froid au creux d'une cuvette de pins. Les nuits sans vent, il montre un second ciel, et les pêcheurs jurent que ce n'est pas le même.
+region-mirrorlake-description = Un lac calme et froid au creux d'une cuvette couverte de pins. Les nuits sans vent, il montre un second ciel, et les pêcheurs jurent que ce n'est pas le même.
 
-npc-brenna-hale-description = Brenna Hale est la capitaine du guet de Hearth : le jour au corps de garde de la porte, la nuit dehors à compter les lanternes de la route du Moulin.
+npc-brenna-hale-description = Brenna Hale est la capitaine du guet de Hearth : le jour au corps de garde de la porte, la nuit dehors à compter les lanternes de la route du Moulin.
 npc-oswin-tarrow-description = Oswin Tarrow cultive l'orge autour du moulin de Tarrow aux ailes rouges, au bout nord de la route du Moulin, comme son père et son grand-père avant lui.
 npc-maud-feverfew-description = Maud Feverfew tient l'étal le plus animé du marché de Hearth, sous les arcades de la halle aux grains, où elle vend potions, huile de lampe, cordes et rations.
-npc-corvin-ashdown-description = Corvin Ashdown est le chasseur qui vit dans une cabane au bord d'un sentier de charbonniers, dans le Thornwood, et qui guide les rares voyageurs ayant une bonne raison d'en sortir.
-npc-ilse-varrow-description = Ilse Varrow est la savante des comètes ; elle occupe à Hearth une maison étroite encombrée de cartes du ciel, avec une lunette dont elle a taillé elle-même la lentille.
+npc-corvin-ashdown-description = Corvin Ashdown est le chasseur qui vit dans une cabane au bord d'un sentier de charbonniers, dans le Thornwood, et qui guide les rares voyageurs ayant une bonne raison de quitter le sentier.
+npc-ilse-varrow-description = Ilse Varrow est la savante des comètes ; elle occupe à Hearth une maison étroite encombrée de cartes du ciel, avec une lunette dont elle a taillé elle-même la lentille.
 npc-tamsin-reed-description = Tamsin Reed s'occupe des nasses à anguilles et des roselières de l'Île-aux-Joncs, en bordure d'Ashfen, et a planté elle-même les piquets de balisage blancs entre les îles extérieures.
-npc-hob-reed-description = Hob Reed a dix-sept ans ; beau-frère de Tamsin Reed, il relève les nasses à anguilles parmi les îles de roseaux d'Ashfen.
-npc-garrick-holt-description = Garrick Holt est le sergent qui enseigne l'épée dans la cour de la garde, derrière le corps de garde de Hearth, après dix-huit ans dans la garde des douanes à Gull's Rest.
+npc-hob-reed-description = Hob Reed a dix-sept ans ; beau-frère de Tamsin Reed, il relève les nasses à anguilles parmi les îles de roseaux d'Ashfen.
+npc-garrick-holt-description = Garrick Holt est le sergent qui enseigne le maniement de l'épée dans la cour de la garde, derrière le corps de garde de Hearth, après dix-huit ans passés dans la garde des douanes à Gull's Rest.
 npc-sefa-quill-description = Sefa Quill achète et vend hareng, chaux de craie et coquilles de buccin depuis un entrepôt sur le quai de Gull's Rest, et c'est la seule marchande du port à payer l'intégralité des droits.
 npc-mother-saffa-name = Mère Saffa
 npc-mother-saffa-description = Mère Saffa est la mère de caravane de la Maison de l'Auvent bleu, dont la parole fait loi sur la route des rois, des lacs salés jusqu'à Hearth.
 npc-thora-vennick-description = Thora Vennick est la maîtresse de la Salle des Enclumes et tient son étal au marché du Rebord, devant la porte de Cendre, où le Val achète son fer de charrue et ses clous.
 npc-sigrun-aernholt-name = Sigrun d'Ærnholt
-npc-sigrun-aernholt-description = Sigrun d'Ærnholt est la doyenne du clan d'Ærnholt ; elle garde la clé de la grande porte de la maison longue de Frostholm et prend la parole la première au conseil.
-npc-orla-saltash-description = Orla Saltash est la veuve à qui appartiennent quatre harenguiers à Gull's Rest, ainsi que la bienveillance de tous les foyers de la côte.
+npc-sigrun-aernholt-description = Sigrun d'Ærnholt est la doyenne du clan d'Ærnholt ; elle garde la clé de la grande porte de la maison longue de Frostholm et prend la parole la première au conseil.
+npc-orla-saltash-description = Orla Saltash est la veuve à qui appartiennent quatre harenguiers à Gull's Rest et qui jouit de la sympathie de tous les foyers de la côte.
 
 item-bestiary_volume_1-name = Le Bestiaire du Val, tome premier
-item-bestiary_volume_1-description = Par Ilse Varrow, savante de Hearth, et Corvin Ashdown, chasseur : les bêtes que l'on croise à moins de quinze jours de marche de Hearth, des loups du Thornwood au Vieux Brochet. Révèle les faiblesses de chaque créature qu'il décrit.
+item-bestiary_volume_1-description = Par Ilse Varrow, savante de Hearth, et Corvin Ashdown, chasseur : les bêtes que l'on croise à moins de quinze jours de marche de Hearth, des loups du Thornwood au Vieux Brochet. Révèle les faiblesses de chaque créature qu'il décrit.
 item-climbing_rope-name = Corde d'escalade (quarante pieds)
-item-climbing_rope-description = Du bon chanvre des corderies de Greyspire : les quarante pieds que les bergers recommandent à tout grimpeur qui veut franchir le Couteau. Permet d'escalader les sentiers de falaise et les parois de craie.
+item-climbing_rope-description = Du bon chanvre des corderies de Greyspire : les quarante pieds que les bergers recommandent à tout grimpeur qui veut franchir le Couteau. Permet d'escalader les sentiers de falaise et les parois de craie.
 item-dye_midnight_blue-name = Teinture bleu nuit
 item-dye_midnight_blue-description = Du vrai pastel des marais venu des îles de roseaux d'Ashfen, fixé à la craie de Saltmere et à la coquille de buccin, comme le prépare la guilde des teinturiers de Hearth. Noir à la lueur des lampes, bleu au grand jour. Teint une pièce de tissu ou une armure de cuir.
 item-fast_travel_pass-name = Jeton du passeur
-item-fast_travel_pass-description = Un jeton d'abbaye en étain, usé et gris, frappé d'un roitelet sur une face et d'une cloche sur l'autre. Les feux-lanternes n'approchent pas d'une main qui en tient un, et les gens des roseaux font encore traverser son porteur une fois.
+item-fast_travel_pass-description = Un jeton d'abbaye en étain, mince et gris à force d'usure, frappé d'un roitelet sur une face et d'une cloche sur l'autre. Les feux-lanternes n'approchent pas d'une main qui en tient un, et les gens des roseaux font encore traverser son porteur une fois.
 item-greater_healing_draught-name = Grande potion de soin
 item-greater_healing_draught-description = La petite potion, additionnée de peau de salamandre de Cinderfall en poudre et d'une goutte d'eau du Mirrorlake puisée en plein jour, pour ressouder les os. Jamais plus de deux fois par jour. Rend 200 points de vie sur-le-champ.
 item-ironbark_shield-name = Bouclier d'écorce de fer
 item-ironbark_shield-description = Des plaques d'écorce d'un chêne du Thornwood vieux de cinq cents ans, étuvées et superposées sur du tilleul par les fabricants de boucliers de Hearth. Une épée qui y mord y reste prise. Bloque 30 % de plus qu'un simple bouclier de bois.
 item-lantern_oil-name = Flasque d'huile de lampe
-item-lantern_oil-description = Du colza pressé et clarifié, avec une pincée de piment royal d'Ashfen pour qu'il brûle d'une flamme égale et douce ; chaque flasque est remplie de la main même de Maud Feverfew. Brûle deux heures de temps de jeu dans n'importe quelle lanterne.
+item-lantern_oil-description = De l'huile de colza pressée et clarifiée, avec une pincée de piment royal d'Ashfen pour qu'elle brûle d'une flamme égale et douce ; chaque flasque est remplie de la main même de Maud Feverfew. Brûle deux heures de temps de jeu dans n'importe quelle lanterne.
 item-legendary_sword-name = Lame de serment naine
-item-legendary_sword-description = Une longue lame d'acier sombre forgée dans les salles de Cinderfall pour porter un serment, comme le fut Emberfall, et vendue sans serment au marché du Rebord au prix gravé sur sa plaque de fer. Ne jurez rien sur elle que vous comptez trahir.
+item-legendary_sword-description = Une longue lame d'acier sombre forgée dans les salles de Cinderfall pour porter un serment, comme le fut Emberfall, et vendue sans serment au marché du Rebord au prix gravé sur sa plaque de fer. Ne prêtez sur elle aucun serment que vous comptiez rompre.
 item-minor_healing_draught-name = Petite potion de soin
-item-minor_healing_draught-description = L'achillée, la consoude et la grande camomille de Maud Feverfew, macérées dans de l'eau-de-vie d'orge avec du miel de Tarrow. Pour les coupures, les bleus et les entorses : deux gorgées et du repos. Rend 50 points de vie en trois secondes.
+item-minor_healing_draught-description = L'achillée, la consoude et la grande camomille de Maud Feverfew, macérées dans de l'eau-de-vie d'orge avec du miel de Tarrow. Pour les coupures, les bleus et les entorses : deux gorgées et du repos. Rend 50 points de vie en l'espace de trois secondes.
 item-pack_mule-name = Mule de bât
-item-pack_mule-description = Une mule patiente que son ancien propriétaire a baptisée « Biscuit », au pied sûr dans les lacets de Greyspire. Ajoute 40 emplacements de charge.
+item-pack_mule-description = Une mule patiente que son ancien propriétaire a baptisée « Biscuit », au pied sûr dans les lacets de Greyspire. Ajoute 40 emplacements de charge.
 item-stash_expansion-name = Agrandissement de la réserve
-item-stash_expansion-description = Loue un coffre-fort de plus dans les caves sous la halle aux grains de Hearth : 20 emplacements de stockage supplémentaires, pour toujours.
+item-stash_expansion-description = Loue un coffre-fort de plus dans les caves sous la halle aux grains de Hearth : 20 emplacements de stockage supplémentaires, pour toujours.
 item-storm_cloak-name = Cape d'orage
 item-storm_cloak-description = Une lourde laine foulée, cirée et doublée, teinte en bleu nuit en mémoire de la Cape de la Tisseuse d'orages. Elle n'écarte pas la pluie, mais elle réduit de moitié les pénalités de la pluie, du grésil et des embruns.
-item-tidecaller_spear-name = Lance des marées
-item-tidecaller_spear-description = Une hampe de frêne trempée un an dans la saumure, sa pointe barbelée tirée du clou d'une épave dont quelqu'un a réchappé, équilibrée pour le lancer depuis un pont qui tangue. Qu'elle sente ou non la marée tourner, cela ne regarde que vous et la mer.
+item-tidecaller_spear-name = Lance d'appeleuse de marées
+item-tidecaller_spear-description = Une hampe de frêne trempée un an dans la saumure, sa pointe barbelée forgée dans le clou d'une épave dont quelqu'un a réchappé, équilibrée pour le lancer depuis un pont qui tangue. Qu'elle sente ou non la marée tourner, cela ne regarde que vous et la mer.
 item-traveller_rations-name = Rations de voyage
 item-traveller_rations-description = Des dattes séchées, du fromage à pâte dure et des biscuits d'orge, emballés à la manière des caravanes pour la route des rois. Tient la faim à distance pendant toute une journée de marche.
 item-waystone_shard-name = Éclat de pierre de passage
