@@ -137,6 +137,16 @@ impl Drop for Cluster {
 impl Cluster {
     /// Starts three routed nodes.
     pub fn start() -> Cluster {
+        Cluster::start_nodes(3)
+    }
+
+    /// One node alone (no cluster block), with the same users, server and JetStream settings:
+    /// the single-node store the benchmark compares the cluster with.
+    pub fn single() -> Cluster {
+        Cluster::start_nodes(1)
+    }
+
+    fn start_nodes(count: usize) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         // The users and permissions, made from the descriptors as for production; their
         // passwords in the file the block includes.
@@ -162,7 +172,7 @@ impl Cluster {
             })
             .collect();
         std::fs::write(dir.path().join("auth.conf"), auth).unwrap();
-        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let ports: Vec<(u16, u16)> = (0..count).map(|_| (free_port(), free_port())).collect();
         let routes: Vec<String> = ports
             .iter()
             .map(|(_, r)| format!("\"nats://127.0.0.1:{r}\""))
@@ -172,15 +182,21 @@ impl Cluster {
             let name = format!("n{i}");
             let conf = dir.path().join(format!("{name}.conf"));
             // As terraform renders it (modules/nats_cluster), less TLS: the users and their
-            // permissions included.
+            // permissions included. A node alone has no cluster block.
+            let cluster = if count > 1 {
+                format!(
+                    "cluster {{ name: edge-test\n listen: 127.0.0.1:{route}\n no_advertise: true\n routes: [{}] }}\n",
+                    routes.join(", ")
+                )
+            } else {
+                String::new()
+            };
             std::fs::write(
                 &conf,
                 format!(
-                    "server_name: {name}\nlisten: 127.0.0.1:{port}\n\
-                     cluster {{ name: edge-test\n listen: 127.0.0.1:{route}\n no_advertise: true\n routes: [{}] }}\n\
+                    "server_name: {name}\nlisten: 127.0.0.1:{port}\n{cluster}\
                      jetstream {{ store_dir: {:?} }}\nlame_duck_duration: \"30s\"\nlame_duck_grace_period: \"10s\"\n\
                      include \"permissions.conf\"\n",
-                    routes.join(", "),
                     dir.path().join(&name).display().to_string()
                 ),
             )
@@ -256,6 +272,14 @@ impl Cluster {
             .await
             .expect("connect to a node as a user");
         (client, rx)
+    }
+
+    /// Each node's process id (for CPU figures), `None` for one not running.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.child.as_ref().map(Child::id))
+            .collect()
     }
 
     /// The node leading `stream` (its server name), asked through any node that answers.

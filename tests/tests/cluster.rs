@@ -298,6 +298,20 @@ async fn run(fault: &str) {
     let game = cluster.service_key("game", "payment");
     // The permissions hold on the cluster: a worker's credentials cannot do an edge's part.
     worker_credentials_cannot_act_as_an_edge(&cluster, &a).await;
+    // Read-your-creates across edges: registered through one, logged into through the other at
+    // once (a replica behind the leader must not deny the account).
+    for i in 0..10 {
+        let user = format!("newcomer-{i}");
+        let r = cb
+            .call(
+                rpc::auth::REGISTER.path,
+                None,
+                json!({"username": user, "password": "correct-horse"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        scenarios::login_again(&ca, &user).await;
+    }
     for buyer in [&buyer_a, &buyer_b] {
         let grant =
             json!({"playerId": buyer.player_id, "amount": 100_000, "reason": "starter pack"});
