@@ -181,15 +181,24 @@ async fn drive(s: &Side, op: Op, warmup: Duration, measure: Duration, seq: &Arc<
                         ("authorization", game.as_str()),
                         ("idempotency-key", consume_key.as_str()),
                     ];
-                    let r = conn
-                        .send(
-                            Method::POST,
-                            rpc::payment::CONSUME.path,
-                            &h,
-                            Bytes::from(serde_json::to_vec(&used).unwrap()),
-                        )
-                        .await;
-                    assert!(r.is_ok_and(|r| r.status == StatusCode::OK), "consume failed");
+                    // Sent again on a new connection if the server closed this one meanwhile.
+                    for _ in 0..3 {
+                        let r = conn
+                            .send(
+                                Method::POST,
+                                rpc::payment::CONSUME.path,
+                                &h,
+                                Bytes::from(serde_json::to_vec(&used).unwrap()),
+                            )
+                            .await;
+                        match r {
+                            Ok(r) => {
+                                assert_eq!(r.status, StatusCode::OK, "consume: {:?}", r.body);
+                                break;
+                            }
+                            Err(_) => conn = client.connect(false).await.unwrap(),
+                        }
+                    }
                 }
             }
             (lat, errors)
