@@ -225,6 +225,34 @@ impl AppState {
         })))
     }
 
+    /// The JetStream streams this process keeps its data in (the store's bucket and the event
+    /// stream, on `--store jetstream`), whose replication the cluster watch reports.
+    pub fn replicated_streams(&self) -> Vec<String> {
+        if self.config.store.backend != StoreBackend::Jetstream {
+            return Vec::new();
+        }
+        vec![
+            format!("KV_{}", self.config.store.bucket),
+            self.config.events.stream.clone(),
+        ]
+    }
+
+    /// Starts the cluster watch (`nats::quorum`) on `tracker`, with NATS.
+    pub fn watch_cluster(
+        &self,
+        tracker: &tokio_util::task::TaskTracker,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        if let Some(client) = &self.nats {
+            tracker.spawn(nats::quorum::run(
+                client.clone(),
+                self.replicated_streams(),
+                self.health.cluster(),
+                stop,
+            ));
+        }
+    }
+
     /// The store.
     pub fn store(&self) -> Arc<dyn Store> {
         Arc::clone(&self.deps.store)

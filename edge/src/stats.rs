@@ -90,6 +90,18 @@ fn describe() {
         "1 while the NATS connection is up, 0 while it is down (absent without NATS)"
     );
     describe_gauge!(
+        "edge_nats_connected_server",
+        "1 for the NATS server (node name) the connection is on, 0 for one it left"
+    );
+    describe_gauge!(
+        "edge_store_quorum",
+        "1 while a replicated JetStream stream (the store's bucket, the event stream) has a leader and a majority of current replicas, 0 otherwise; looked up every 2 s"
+    );
+    describe_gauge!(
+        "edge_store_replica_current",
+        "Per stream and node: 1 while the replica is online and current, 0 while it is lost or behind"
+    );
+    describe_gauge!(
         "edge_nats_responders",
         "Workers that answered the last ping, per remote service (-1: not probed yet)"
     );

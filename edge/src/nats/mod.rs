@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod headers;
 pub mod permissions;
 pub mod probe;
+pub mod quorum;
 pub mod responder;
 pub mod signing;
 pub mod stream;

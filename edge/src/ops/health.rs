@@ -20,6 +20,8 @@ pub struct Health {
     tls_served: AtomicBool,
     store: Arc<dyn Store>,
     nats: Option<async_nats::Client>,
+    /// The node this process is on and the replicated streams' quorum (`nats::quorum`).
+    cluster: Arc<crate::nats::quorum::ClusterView>,
 }
 
 impl std::fmt::Debug for Health {
@@ -41,7 +43,13 @@ impl Health {
             tls_served: AtomicBool::new(true),
             store,
             nats,
+            cluster: Arc::default(),
         }
+    }
+
+    /// What the cluster watch (`nats::quorum::run`) updates and the report shows.
+    pub fn cluster(&self) -> Arc<crate::nats::quorum::ClusterView> {
+        Arc::clone(&self.cluster)
     }
 
     /// Readiness turns 503 from now on.
@@ -71,7 +79,7 @@ impl Health {
         let tls = self.tls_loaded.load(Ordering::SeqCst);
         let store = self.store.check().await;
         let ready = !draining && (tls || !served) && store.is_ok();
-        let report = json!({
+        let mut report = json!({
             "status": if ready { "ready" } else { "not_ready" },
             "draining": draining,
             "tls": match (served, tls) {
@@ -89,6 +97,11 @@ impl Health {
                 Some(_) => "disconnected",
             },
         });
+        // Reported, never a reason to be unready: which node this process is on, and whether
+        // the store's and the event log's streams have a quorum (and which nodes are lost).
+        if self.nats.is_some() {
+            report["cluster"] = json!(self.cluster.snapshot());
+        }
         if let Err(e) = store {
             tracing::warn!(error = %e, "readiness: store check failed");
         }

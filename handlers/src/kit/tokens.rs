@@ -145,24 +145,38 @@ impl TokenKeys {
         let mut decoding = HashMap::new();
         let mut encoding = None;
         let mut after: Option<String> = None;
+        let add = |value: &[u8],
+                   decoding: &mut HashMap<String, DecodingKey>,
+                   encoding: &mut Option<EncodingKey>|
+         -> Result<(), StoreError> {
+            let record: StoredKey = serde_json::from_slice(value)
+                .map_err(|e| StoreError::Backend(format!("corrupt signing key record: {e}")))?;
+            let der = STANDARD
+                .decode(&record.pkcs8)
+                .map_err(|_| StoreError::Backend("corrupt signing key encoding".into()))?;
+            let public = public_key(&der).map_err(StoreError::Backend)?;
+            decoding.insert(record.kid.clone(), DecodingKey::from_ed_der(&public));
+            if record.kid == current {
+                *encoding = Some(EncodingKey::from_ed_der(&der));
+            }
+            Ok(())
+        };
         loop {
             let page = store.list(KEY_PREFIX, after.as_deref(), 100).await?;
             for (_, v) in &page.entries {
-                let record: StoredKey = serde_json::from_slice(&v.value)
-                    .map_err(|e| StoreError::Backend(format!("corrupt signing key record: {e}")))?;
-                let der = STANDARD
-                    .decode(&record.pkcs8)
-                    .map_err(|_| StoreError::Backend("corrupt signing key encoding".into()))?;
-                let public = public_key(&der).map_err(StoreError::Backend)?;
-                decoding.insert(record.kid.clone(), DecodingKey::from_ed_der(&public));
-                if record.kid == current {
-                    encoding = Some(EncodingKey::from_ed_der(&der));
-                }
+                add(&v.value, &mut decoding, &mut encoding)?;
             }
             match page.next_after {
                 Some(next) => after = Some(next),
                 None => break,
             }
+        }
+        // A listing on a replicated store may come from a replica a moment behind: the key
+        // another process has just made current is then read by itself.
+        if encoding.is_none()
+            && let Some(v) = store.get(&format!("{KEY_PREFIX}{current}")).await?
+        {
+            add(&v.value, &mut decoding, &mut encoding)?;
         }
         let encoding = encoding.ok_or_else(|| {
             StoreError::Backend(format!("current signing key {current} is missing"))

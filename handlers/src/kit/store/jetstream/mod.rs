@@ -38,6 +38,9 @@ pub struct JetStreamStore {
     /// When (Unix ms) a call last found the bucket's stream gone (deleted under us); 0 while it
     /// is there. See [`JetStreamStore::bucket_present`].
     missing: Arc<AtomicU64>,
+    /// More than one replica: a direct read may come from one a moment behind the leader, so
+    /// a key it does not have yet is asked of the leader (see [`JetStreamStore::last`]).
+    replicated: bool,
 }
 
 impl std::fmt::Debug for JetStreamStore {
@@ -225,7 +228,9 @@ impl JetStreamStore {
                 Err(_) => {}
             }
         };
+        let replicated = kv.stream.cached_info().config.num_replicas > 1;
         Ok(JetStreamStore {
+            replicated,
             kv,
             js,
             publisher,

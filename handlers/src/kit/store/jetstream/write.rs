@@ -20,7 +20,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::DirectGetErrorKind;
+use async_nats::jetstream::stream::{DirectGetErrorKind, LastRawMessageErrorKind};
 use bytes::Bytes;
 
 use super::JetStreamStore;
@@ -109,7 +109,11 @@ pub(super) fn msg_id(base: &str, expected: Option<u64>) -> String {
 }
 
 impl JetStreamStore {
-    /// The key's last message, read from any replica, retried within `retry`.
+    /// The key's last message, read from any replica, retried within `retry`. On a replicated
+    /// bucket a key that replica lacks is asked of the leader: a replica a few milliseconds
+    /// behind would otherwise deny what was just created through another edge (an account
+    /// registered, then logged into: "invalid username or password"). A key that exists may still
+    /// be read a moment old; a compare-and-set against it is checked by the leader.
     pub(super) async fn last(
         &self,
         key: &str,
@@ -125,7 +129,32 @@ impl JetStreamStore {
                 .unwrap_or_else(|_| Err(DirectGetErrorKind::TimedOut.into()));
             match read {
                 Ok(m) => return Ok(Some(Last::from_headers(m.sequence, &m.headers, m.payload))),
-                Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(None),
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound && !self.replicated => {
+                    return Ok(None);
+                }
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => {
+                    let read = self.kv.stream.get_last_raw_message_by_subject(&subject);
+                    match tokio::time::timeout(READ_TRY, read).await {
+                        Ok(Ok(m)) => {
+                            return Ok(Some(Last::from_headers(m.sequence, &m.headers, m.payload)));
+                        }
+                        Ok(Err(e)) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                            return Ok(None);
+                        }
+                        Ok(Err(e)) => {
+                            let e = self.failed(e);
+                            if !retry.wait().await {
+                                return Err(e);
+                            }
+                        }
+                        Err(_) => {
+                            let e = self.failed("the leader did not answer a read in time");
+                            if !retry.wait().await {
+                                return Err(e);
+                            }
+                        }
+                    }
+                }
                 Err(e) => {
                     let e = self.failed(e);
                     if !retry.wait().await {
