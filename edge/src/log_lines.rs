@@ -14,7 +14,7 @@ const LIMIT: usize = 8 << 20;
 
 /// How long the writer waits after the first line of a batch for more to join it: at most this
 /// late on stdout, and at most 1/LINGER writes a second however busy the edge.
-const LINGER: Duration = Duration::from_millis(10);
+const LINGER: Duration = Duration::from_millis(2);
 
 /// The buffer above a batch's capacity is given back after it is written (a burst's memory).
 const KEEP: usize = 1 << 20;
