@@ -13,7 +13,7 @@
 //! - [`nats`]: the connection, wire headers and their signatures, NATS users per role, streams,
 //!   the prober, the responder;
 //! - shared by all: [`error`] (status to HTTP), [`stats`] (metric names), [`trace`] (spans),
-//!   [`private_files`];
+//!   [`log_lines`] (the log lines' buffer and writer), [`private_files`];
 //! - below the crate: `handlers` (the services) and `proto` (the descriptors).
 
 pub mod cli;
@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod layers;
+pub mod log_lines;
 pub mod nats;
 pub mod ops;
 pub mod private_files;

@@ -28,7 +28,9 @@ fn edge_level(module: &Module) -> (usize, &'static str) {
         ("http", _) => (4, "the protocol adapters"),
         ("layers" | "router" | "store", _) => (3, "the layers, the router and the store"),
         ("nats", _) => (2, "NATS"),
-        ("error" | "stats" | "trace" | "private_files", _) => (1, "the shared modules"),
+        ("error" | "stats" | "trace" | "log_lines" | "private_files", _) => {
+            (1, "the shared modules")
+        }
         _ => (0, "unknown: add it to the layout test"),
     }
 }

@@ -163,6 +163,11 @@ async fn one_request_across_nats_and_a_worker_is_one_trace() {
                 .iter()
                 // The request span ends last, after its answer: it may come in a later batch.
                 .any(|s| s.service == "edge" && s.name == BOOTSTRAP)
+                // So does the worker's serving span, after its own calls' spans.
+                && mine.iter().any(|s| {
+                    s.service == "edge-worker"
+                        && s.attrs.get("rpc.method").is_some_and(|m| m == "Bootstrap")
+                })
                 && mine.iter().any(|s| s.name == "authenticate")
         },
     )

@@ -142,7 +142,7 @@ pub async fn unary(
         return too_large();
     }
     let body: Bytes =
-        match tokio::time::timeout_at(deadline.into(), Limited::new(body, limit).collect()).await {
+        match crate::router::by_deadline(deadline, Limited::new(body, limit).collect()).await {
             Ok(Ok(collected)) => collected.to_bytes(),
             Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
             Ok(Err(_)) => {

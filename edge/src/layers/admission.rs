@@ -8,15 +8,18 @@
 //! every slot of its priority either.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::extract::Request;
 use axum::response::Response;
+use futures_util::future::{Either, Ready, ready};
 use handlers::Status;
-use proto::{BoxFuture, SERVICES};
+use proto::SERVICES;
 use serde::{Deserialize, Serialize};
 use tower::{Layer, Service};
 
@@ -262,12 +265,12 @@ pub struct Admit<S> {
 
 impl<S> Service<Request> for Admit<S>
 where
-    S: Service<Request, Response = Response> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request, Response = Response>,
+    S::Future: Unpin,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Response, S::Error>>;
+    type Future = Either<Admitted<S::Future>, Ready<Result<Response, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -278,15 +281,34 @@ where
             crate::router::route_method(req.method(), req.uri().path()).map(|m| m.service_index);
         let permit = match self.admission.try_admit(service) {
             Ok(p) => p,
-            Err(status) => return Box::pin(async move { Ok(status_response(&status)) }),
+            Err(status) => return Either::Right(ready(Ok(status_response(&status)))),
         };
         // Called now, on the instance that was polled ready: no clone of the inner stack.
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let res = fut.await;
-            drop(permit);
-            res
+        Either::Left(Admitted {
+            inner: self.inner.call(req),
+            permit: Some(permit),
         })
+    }
+}
+
+/// The response future of an admitted request: its slot is given back as soon as the answer is
+/// ready (its body may still stream, as before).
+pub struct Admitted<F> {
+    inner: F,
+    permit: Option<Permit>,
+}
+
+impl<F, E> Future for Admitted<F>
+where
+    F: Future<Output = Result<Response, E>> + Unpin,
+{
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let res = ready!(Pin::new(&mut this.inner).poll(cx));
+        drop(this.permit.take());
+        Poll::Ready(res)
     }
 }
 

@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::response::Response;
+use futures_util::future::{Either, Ready, ready};
 use handlers::kit::api_keys::ApiKeys;
 use handlers::kit::context::authorize;
 use handlers::kit::leaky_bucket::LeakyBuckets;
@@ -203,9 +204,19 @@ fn admit(
     Ok(())
 }
 
-fn refuse<E: 'static>(status: Status) -> BoxFuture<Result<Response, E>> {
-    let res = crate::error::into_response(status);
-    Box::pin(async move { Ok(res) })
+/// The response future: the inner service's (most requests), a refusal ready at once, or the
+/// boxed wait of a ticket's or a service key's store read before the inner call.
+pub type AuthFuture<F, E> =
+    Either<Either<F, Ready<Result<Response, E>>>, BoxFuture<Result<Response, E>>>;
+
+fn refuse<F, E>(status: Status) -> AuthFuture<F, E> {
+    Either::Left(Either::Right(ready(Ok(crate::error::into_response(
+        status,
+    )))))
+}
+
+fn pass<F, E>(inner: F) -> AuthFuture<F, E> {
+    Either::Left(Either::Left(inner))
 }
 
 impl<S> Service<Request> for Authenticate<S>
@@ -215,7 +226,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Response, S::Error>>;
+    type Future = AuthFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -225,7 +236,7 @@ where
         // Only calls of methods (and their aliases) are checked; anything else passes on (404/405).
         let method = crate::router::route_method(req.method(), req.uri().path());
         let Some(m) = method else {
-            return Box::pin(self.inner.call(req));
+            return pass(self.inner.call(req));
         };
         // Ends before the inner service is called: it times authentication alone.
         let span = crate::trace::auth_span();
@@ -291,7 +302,7 @@ where
                 let spent_tickets = self.spent_tickets.clone();
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
-                return Box::pin(async move {
+                return Either::Right(Box::pin(async move {
                     let redeemed = auth.redeem_ticket(&ticket).instrument(span.clone()).await;
                     crate::stats::stream_ticket(ticket_outcome(
                         redeemed.as_ref().err().map(|r| r.why),
@@ -320,7 +331,7 @@ where
                         Ok(()) => inner.call(req).await,
                         Err(status) => Ok(status_response(&status)),
                     }
-                });
+                }));
             }
             // Service keys may need a store read: with tickets, the only paths that wait before
             // calling inner, so the only ones that take the ready instance and leave a clone.
@@ -329,7 +340,7 @@ where
                 let bad = self.bad.clone();
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
-                return Box::pin(async move {
+                return Either::Right(Box::pin(async move {
                     let principal = match keys.verify(&key).instrument(span.clone()).await {
                         Ok(p) => p,
                         Err(status) => {
@@ -342,11 +353,11 @@ where
                         Ok(()) => inner.call(req).await,
                         Err(status) => Ok(status_response(&status)),
                     }
-                });
+                }));
             }
         };
         match admit(&mut req, principal, session, m, span) {
-            Ok(()) => Box::pin(self.inner.call(req)),
+            Ok(()) => pass(self.inner.call(req)),
             Err(status) => {
                 count_bad(self.bad.as_deref(), addr, &status);
                 refuse(status)

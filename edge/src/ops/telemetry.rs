@@ -1,10 +1,11 @@
-//! Structured logs: JSON lines by default, to stdout, through a bounded non-blocking writer. A
-//! request thread formats its line and hands it to a writer thread; when that buffer is full (stdout
-//! blocked), lines are dropped and counted rather than stalling requests.
+//! Structured logs: JSON lines by default, to stdout, through a bounded non-blocking writer
+//! ([`crate::log_lines`]). A request thread formats its line into a shared buffer that a writer
+//! thread writes out in batches; when that buffer is full (stdout blocked), lines are dropped and
+//! counted rather than stalling requests. The access log's line skips tracing and is formatted by
+//! its layer straight into that buffer (`layers::access_log`), in the same JSON as this writes.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -13,17 +14,6 @@ use tracing_subscriber::{EnvFilter, Layer as _};
 use crate::ops::otel::OtelConfig;
 
 use serde::{Deserialize, Serialize};
-
-/// Lines buffered for the writer thread before new ones are dropped.
-const BUFFERED_LINES: usize = 64 * 1024;
-
-/// Bytes of lines the writer thread gathers into one write.
-const WRITE_BUFFER: usize = 64 * 1024;
-
-/// The log writer's guard (dropping it flushes what is buffered) and its count of dropped lines.
-static WRITER: std::sync::Mutex<Option<WorkerGuard>> = std::sync::Mutex::new(None);
-static DROPPED: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
-    std::sync::OnceLock::new();
 
 /// Flushes the logs (and exports the last spans) when dropped: hold it until `main` returns.
 #[must_use = "the logs are flushed when this is dropped"]
@@ -42,12 +32,9 @@ impl Drop for FlushOnDrop {
 
 /// Writes out every buffered line (once: later lines are not written).
 fn flush() {
-    drop(
-        WRITER
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take(),
-    );
+    if let Some(sink) = crate::log_lines::get() {
+        sink.close();
+    }
 }
 
 /// Exits the process now, after writing out the buffered log lines (a forced exit that skips
@@ -59,7 +46,7 @@ pub fn exit_now(code: i32) -> ! {
 
 /// Log lines dropped because the writer could not keep up.
 pub fn dropped_lines() -> u64 {
-    DROPPED.get().map_or(0, |c| c.dropped_lines() as u64)
+    crate::log_lines::get().map_or(0, crate::log_lines::Sink::dropped)
 }
 
 /// Installs the global subscriber: the log lines, and the span exporter when `otel` names an
@@ -72,19 +59,11 @@ pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<FlushOnDrop, crate::er
     // would cost more than the spans themselves (lines that need the trace id write it).
     let filter = EnvFilter::try_new(format!("{},{}=off", log.filter, crate::trace::TARGET))
         .map_err(|e| format!("invalid log filter {:?}: {e}", log.filter))?;
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(BUFFERED_LINES)
-        .thread_name("edge-log")
-        // The writer thread takes every line waiting, then flushes: through a buffer that is one
-        // write(2) per batch, not one per line (stdout alone flushes at every newline), which
-        // under load was most of what the access log cost a request.
-        .finish(std::io::BufWriter::with_capacity(
-            WRITE_BUFFER,
-            std::io::stdout(),
-        ));
-    let counter = writer.error_counter();
-    let lines = tracing_subscriber::fmt::layer().with_writer(writer);
+    // One write(2) per batch of lines, not one per line, and no wake-up of a writer thread per
+    // line: under load those were most of what the access log cost a request.
+    let sink =
+        crate::log_lines::install().map_err(|e| format!("cannot start the log writer: {e}"))?;
+    let lines = tracing_subscriber::fmt::layer().with_writer(crate::log_lines::Lines(sink));
     let lines = match log.format {
         LogFormat::Json => lines
             .json()
@@ -113,10 +92,7 @@ pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<FlushOnDrop, crate::er
     if provider.is_some() {
         crate::trace::enable(otel.sampling()?);
     }
-    let _ = DROPPED.set(counter);
-    *WRITER
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(guard);
+    crate::log_lines::set_json(log.format == LogFormat::Json);
     Ok(FlushOnDrop(provider))
 }
 

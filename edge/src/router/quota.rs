@@ -134,8 +134,10 @@ impl<S> std::fmt::Debug for TokenMeter<S> {
 
 impl<S> Service<Call> for TokenMeter<S>
 where
-    S: Service<Call, Response = Reply, Error = Status> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Call, Response = Reply, Error = Status, Future = BoxFuture<Result<Reply, Status>>>
+        + Clone
+        + Send
+        + 'static,
 {
     type Response = Reply;
     type Error = Status;
@@ -149,7 +151,8 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let (Some(quota), "llm") = (self.quota.clone(), call.method.service) else {
-            return Box::pin(inner.call(call));
+            // Already boxed: passed on as it is, not boxed again.
+            return inner.call(call);
         };
         // Cost follows the origin: a call between services is charged to the player or key that
         // started its chain, never to the service that passes it on.
