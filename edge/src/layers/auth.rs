@@ -243,7 +243,7 @@ where
         if let Some(InProcess(p)) = req.extensions_mut().remove::<InProcess>() {
             crate::trace::record_credential(&span, "in_process");
             return match admit(&mut req, Some(p), None, m, span) {
-                Ok(()) => Box::pin(self.inner.call(req)),
+                Ok(()) => pass(self.inner.call(req)),
                 Err(status) => refuse(status),
             };
         }
