@@ -151,7 +151,7 @@ async fn main() {
     );
     let pids = [edge.pid()];
     // The second baseline: a bare server sending the very bytes of the edge's answer.
-    let (bare_proc, bare) = answering_bare(tmp.path(), cpus);
+    let (bare_proc, bare) = answering_bare(env!("CARGO_BIN_EXE_bare-hello"), tmp.path(), cpus);
     let base_pids = [bare_proc.0.id()];
     let mut ratios = Vec::new();
     for q in [&two, &three] {

@@ -102,7 +102,7 @@ async fn main() {
     );
     // The baseline: a bare server sending the very bytes of the edge's answer (recorded once),
     // for the same request bytes, so the ratio is what the edge adds to writing them out.
-    let (bare_proc, bare) = answering_bare(tmp.path(), cpus);
+    let (bare_proc, bare) = answering_bare(env!("CARGO_BIN_EXE_bare-hello"), tmp.path(), cpus);
     let base_pids = [bare_proc.0.id()];
     let pids = [edge.pid()];
     let (query_base, json_bytes) = record_answer(&c, &bare, &query).await;

@@ -367,14 +367,15 @@ pub async fn send_once(c: &Client, shape: &Shape) -> crate::client::Response {
         .expect("request")
 }
 
-/// A bare server (`bare-hello`, on `cpus`) with the certificates [`pinned_edge`] made in `dir`,
-/// and a client of it: the baseline of a big answer ([`record_answer`]).
-pub fn answering_bare(dir: &Path, cpus: Option<&str>) -> (Proc, Client) {
+/// A bare server (`bare`, the bare-hello binary, on `cpus`) with the certificates
+/// [`pinned_edge`] made in `dir`, and a client of it: the baseline of a big answer
+/// ([`record_answer`]).
+pub fn answering_bare(bare: &str, dir: &Path, cpus: Option<&str>) -> (Proc, Client) {
     let certs = dir.join("certs");
     let path = |f: &str| certs.join(f).to_str().expect("utf-8 path").to_owned();
     let (proc, addr) = start_bare_on(
         cpus,
-        env!("CARGO_BIN_EXE_bare-hello"),
+        bare,
         &[&path("cert.pem"), &path("key.pem"), "127.0.0.1:0"],
     );
     let client = Client::new(&certs.join("ca.pem"), addr.expect("bare-hello's address"));
