@@ -432,8 +432,9 @@ async fn idle_rss(tls: &[&str]) {
         args.extend_from_slice(tls);
         args.extend_from_slice(extra);
         let edge = Edge::start(&args);
-        // Let start-up's transient work (content checks, the store's first pages) settle.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Let start-up's transient work (content checks, the store's first pages) settle: the
+        // allocator returns the pages it freed after a delay (RSS peaks near 67 MiB at start).
+        tokio::time::sleep(Duration::from_secs(10)).await;
         kib.push(edge.rss_kib());
     }
     let (shipped, minimal) = (kib[0], kib[1]);
@@ -485,6 +486,17 @@ fn sockstat_kib() -> u64 {
         .map_or(0, |pages| pages * 4)
 }
 
+/// The kernel's slab memory (`/proc/meminfo` `Slab`, KiB): socket structures, files, epoll
+/// entries, of both ends of every connection.
+fn slab_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Slab:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Idle event subscriptions each on a TLS connection of its own (HTTP/1.1, as a browser holds
 /// one), read to their first message: the edge's RSS growth plus its sockets' kernel memory, per
 /// stream.
@@ -522,23 +534,29 @@ async fn one_connection_each(args: &[&str], ca: &std::path::Path, count: usize) 
     let warm = open_batch(200).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let port = edge.https.port();
-    let (rss0, sock0, host0) = (edge.rss_kib(), socket_kib(port), sockstat_kib());
+    let (rss0, sock0, host0, slab0) =
+        (edge.rss_kib(), socket_kib(port), sockstat_kib(), slab_kib());
     let mut open = Vec::with_capacity(count);
     while open.len() < count {
         let n = (count - open.len()).min(200);
         open.extend(open_batch(n).await);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (rss1, sock1, host1) = (edge.rss_kib(), socket_kib(port), sockstat_kib());
+    let (rss1, sock1, host1, slab1) =
+        (edge.rss_kib(), socket_kib(port), sockstat_kib(), slab_kib());
     let n = open.len() as f64;
     let rss = rss1.saturating_sub(rss0) as f64 / n;
     let sock = sock1.saturating_sub(sock0) as f64 / n;
     println!(
-        "Idle event subscriptions, one TLS connection each (HTTP/1.1): {} open, {:.1} KiB per stream = {rss:.1} KiB of edge RSS + {sock:.1} KiB of its sockets' kernel buffers (goal < 32 KiB: {}); the host's TCP memory, both ends, grew {:.1} KiB per stream",
+        "Idle event subscriptions, one TLS connection each (HTTP/1.1): {} open, {:.1} KiB per stream = {rss:.1} KiB of edge RSS + {sock:.1} KiB of its sockets' kernel buffers (goal < 32 KiB: {}); the host's TCP buffer memory, both ends, grew {:.1} KiB per stream, its kernel slab (sockets, files, epoll; both ends and the load generator's) {:.1} KiB",
         open.len(),
         rss + sock,
         verdict(rss + sock < 32.0),
         host1.saturating_sub(host0) as f64 / n,
+        slab1.saturating_sub(slab0) as f64 / n,
+    );
+    println!(
+        "  ss -tm of the edge's end: {sock0} KiB -> {sock1} KiB (idle sockets hold no queued bytes)"
     );
     drop(warm);
 }
