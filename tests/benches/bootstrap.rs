@@ -1,5 +1,6 @@
-//! Benchmark: bodybroker Bootstrap (five calls fanned out in-process: settings, quest log,
-//! region, weather, time) against the foundation benchmark's state Get on the same edge, in the
+//! Benchmark: bodybroker Bootstrap (calls fanned out in-process: settings, quest log, region,
+//! weather (which asks time too), time; six store reads) against the foundation benchmark's state
+//! Get on the same edge (goal: at most 2.5x its CPU per request), in the
 //! same run, 64 connections each, ABBA rounds after a warm-up, the server on one core and the
 //! load generator on the other. Then Bootstrap against the five calls it replaces, each driven
 //! alone: their CPU per request summed, and sessions per second.
@@ -84,11 +85,14 @@ async fn main() {
         measure,
     )
     .await;
+    let x = |c: Option<f64>| c.map_or("n/a".to_owned(), |c| format!("{c:.2}x"));
     println!(
-        "Bootstrap: {:.2}x state Get's req/s ({:.2}x its CPU per request), goal >= 0.50x: {}; p99 {:.2} ms, goal < 5 ms: {}",
+        "Bootstrap: {} state Get's CPU per request (worst round {}), goal <= 2.50x: {}; {:.2}x its req/s (worst round {:.2}x); p99 {:.2} ms, goal < 5 ms: {}",
+        x(r.cpu),
+        x(r.worst_cpu),
+        verdict(r.cpu.is_some_and(|c| c <= 2.5)),
         r.rps,
-        r.cpu.unwrap_or(f64::NAN),
-        verdict(r.rps >= 0.50),
+        r.worst_rps,
         r.p99_ms,
         verdict(r.p99_ms < 5.0)
     );

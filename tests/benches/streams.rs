@@ -5,9 +5,11 @@
 //! warm-up, servers pinned to one core and the load generator to the other, CPU time per event
 //! from /proc. Then the
 //! edge's memory per idle open stream with 10,000 of them (LLM streams, then event subscriptions,
-//! with the time one event takes to reach all of them).
+//! with the time one event takes to reach all of them), the edge's idle RSS with the shipped
+//! content and with a minimal replacing pack, and per idle stream on a TLS connection of its own.
 //! Run: `cargo build --release -p edge && cargo bench -p edge-e2e --bench streams`.
-//! `BENCH_SECS`, `BENCH_ROUNDS`, `BENCH_IDLE_STREAMS` (default 10000) adjust it.
+//! `BENCH_SECS`, `BENCH_ROUNDS`, `BENCH_IDLE_STREAMS` (default 10000), `BENCH_IDLE_CONNS`
+//! (default 4000) adjust it; `BENCH_PART=memory` runs the memory figures alone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -147,6 +149,11 @@ async fn main() {
         "--config",
         caps.to_str().unwrap(),
     ];
+    // `BENCH_PART=memory`: the memory figures alone.
+    if std::env::var("BENCH_PART").is_ok_and(|p| p == "memory") {
+        memory(&tls, &ca).await;
+        return;
+    }
 
     let mut args = vec!["--rate-limit", "false"];
     args.extend(tls);
@@ -314,6 +321,14 @@ async fn main() {
         );
     }
 
+    memory(&tls, &ca).await;
+}
+
+/// Memory: the edge idle, with the shipped content and with a minimal replacing pack; per idle
+/// stream sharing connections (h2, 200 a connection); per idle stream with a TLS connection of
+/// its own (HTTP/1.1, as browsers hold them), the kernel's socket buffers included.
+async fn memory(tls: &[&str], ca: &std::path::Path) {
+    idle_rss(tls).await;
     // Memory per idle stream: streams that got their first token and then wait an hour.
     let idle: usize = std::env::var("BENCH_IDLE_STREAMS")
         .ok()
@@ -329,10 +344,10 @@ async fn main() {
         "--max-in-flight",
         "20000",
     ];
-    args.extend(tls);
+    args.extend_from_slice(tls);
     {
         let edge = Edge::start(&args);
-        let c = Client::new(&ca, edge.https);
+        let c = Client::new(ca, edge.https);
         let me = scenarios::login(&c, "idle").await;
         let (open, per) = open_idle(&edge, &c, idle, |i| {
             let body = json!({"messages": [{"role": "user", "content": "wait"}], "maxTokens": 100, "seed": i.to_string()});
@@ -347,7 +362,7 @@ async fn main() {
 
     // The same for event subscriptions, then one event fanned out to all of them.
     let edge = Edge::start(&args);
-    let c = Client::new(&ca, edge.https);
+    let c = Client::new(ca, edge.https);
     let me = scenarios::login(&c, "subscriber").await;
     let path = format!("/v1/events?topics=world,player.{}", me.player_id);
     let (mut open, per) = open_idle(&edge, &c, idle, |_| {
@@ -386,6 +401,164 @@ async fn main() {
         "One event to {idle} subscribers: all had it {:.0} ms after the publish",
         (last - t).as_secs_f64() * 1000.0
     );
+    drop(edge);
+    one_connection_each(&args, ca, idle_conns()).await;
+}
+
+/// `BENCH_IDLE_CONNS` (default 4000): streams opened each on a connection of its own.
+fn idle_conns() -> usize {
+    std::env::var("BENCH_IDLE_CONNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4000)
+}
+
+/// The minimal content pack that loads in `replace` mode (`tests/fixtures/minimal-pack`).
+fn minimal_pack() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/minimal-pack")
+}
+
+/// The edge's RSS once started and idle (no request yet), with the shipped content and with the
+/// minimal replacing pack: the difference is the content's share.
+async fn idle_rss(tls: &[&str]) {
+    let pack = minimal_pack();
+    let pack = pack.to_str().expect("utf-8 path");
+    let mut kib = Vec::new();
+    for extra in [
+        &[][..],
+        &["--content-pack", pack, "--content-mode", "replace"][..],
+    ] {
+        let mut args = vec!["--rate-limit", "false"];
+        args.extend_from_slice(tls);
+        args.extend_from_slice(extra);
+        let edge = Edge::start(&args);
+        // Let start-up's transient work (content checks, the store's first pages) settle: the
+        // allocator returns the pages it freed after a delay (RSS peaks near 67 MiB at start).
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        kib.push(edge.rss_kib());
+    }
+    let (shipped, minimal) = (kib[0], kib[1]);
+    let mib = |k: u64| k as f64 / 1024.0;
+    println!(
+        "Idle RSS: {:.1} MiB with the minimal replacing pack (goal < 60 MB: {}), {:.1} MiB with the shipped content: the content's share {:.1} MiB",
+        mib(minimal),
+        verdict(minimal * 1024 < 60_000_000),
+        mib(shipped),
+        mib(shipped.saturating_sub(minimal)),
+    );
+}
+
+/// Kernel memory of the TCP sockets whose local port is `port` (the edge's side): receive
+/// queue, write queue and forward allocation (`ss -tm` skmem `r`, `w` and `f`), in KiB.
+fn socket_kib(port: u16) -> u64 {
+    let out = std::process::Command::new("ss")
+        .args([
+            "-tmnH",
+            "state",
+            "established",
+            &format!("( sport = :{port} )"),
+        ])
+        .output()
+        .expect("ss (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut bytes = 0u64;
+    for skmem in text.split("skmem:(").skip(1) {
+        let fields = skmem.split(')').next().unwrap_or_default();
+        for f in fields.split(',') {
+            let (name, n) = f.split_at(f.find(|c: char| c.is_ascii_digit()).unwrap_or(f.len()));
+            if matches!(name, "r" | "w" | "f") {
+                bytes += n.parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    bytes / 1024
+}
+
+/// TCP memory of the whole host, both ends of every socket (`/proc/net/sockstat` `mem`, pages),
+/// in KiB.
+fn sockstat_kib() -> u64 {
+    std::fs::read_to_string("/proc/net/sockstat")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("TCP:"))
+        .and_then(|l| l.split_whitespace().skip_while(|w| *w != "mem").nth(1))
+        .and_then(|p| p.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4)
+}
+
+/// The kernel's slab memory (`/proc/meminfo` `Slab`, KiB): socket structures, files, epoll
+/// entries, of both ends of every connection.
+fn slab_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Slab:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Idle event subscriptions each on a TLS connection of its own (HTTP/1.1, as a browser holds
+/// one), read to their first message: the edge's RSS growth plus its sockets' kernel memory, per
+/// stream.
+async fn one_connection_each(args: &[&str], ca: &std::path::Path, count: usize) {
+    let mut args = args.to_vec();
+    args.extend(["--max-connections", "30000"]);
+    let edge = Edge::start(&args);
+    let c = Client::new(ca, edge.https);
+    let me = scenarios::login(&c, "one-each").await;
+    let path = format!("/v1/events?topics=world,player.{}", me.player_id);
+    let open_batch = |n: usize| {
+        let (c, path, token) = (c.clone(), path.clone(), me.access.clone());
+        async move {
+            let mut tasks = Vec::new();
+            for _ in 0..n {
+                let (c, path, token) = (c.clone(), path.clone(), token.clone());
+                tasks.push(tokio::spawn(async move {
+                    let conn = c.connect(false).await.expect("connect");
+                    let mut s =
+                        Sse::send(conn, Method::GET, &path, Some(&token), Bytes::new(), &[]).await;
+                    assert!(s.status.is_success(), "{}", s.status);
+                    assert!(s.next().await.is_some(), "first message");
+                    s
+                }));
+            }
+            let mut open = Vec::with_capacity(n);
+            for t in tasks {
+                open.push(t.await.unwrap());
+            }
+            open
+        }
+    };
+    // Warm up the allocator and code paths (and the login's freed memory) with a first batch
+    // held open throughout, so the readings compare like with like.
+    let warm = open_batch(200).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let port = edge.https.port();
+    let (rss0, sock0, host0, slab0) =
+        (edge.rss_kib(), socket_kib(port), sockstat_kib(), slab_kib());
+    let mut open = Vec::with_capacity(count);
+    while open.len() < count {
+        let n = (count - open.len()).min(200);
+        open.extend(open_batch(n).await);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (rss1, sock1, host1, slab1) =
+        (edge.rss_kib(), socket_kib(port), sockstat_kib(), slab_kib());
+    let n = open.len() as f64;
+    let rss = rss1.saturating_sub(rss0) as f64 / n;
+    let sock = sock1.saturating_sub(sock0) as f64 / n;
+    println!(
+        "Idle event subscriptions, one TLS connection each (HTTP/1.1): {} open, {:.1} KiB per stream = {rss:.1} KiB of edge RSS + {sock:.1} KiB of its sockets' kernel buffers (goal < 32 KiB: {}); the host's TCP buffer memory, both ends, grew {:.1} KiB per stream, its kernel slab (sockets, files, epoll; both ends and the load generator's) {:.1} KiB",
+        open.len(),
+        rss + sock,
+        verdict(rss + sock < 32.0),
+        host1.saturating_sub(host0) as f64 / n,
+        slab1.saturating_sub(slab0) as f64 / n,
+    );
+    println!(
+        "  ss -tm of the edge's end: {sock0} KiB -> {sock1} KiB (idle sockets hold no queued bytes)"
+    );
+    drop(warm);
 }
 
 /// Opens `count` streams over h2 (200 per connection), each read to its first message; returns

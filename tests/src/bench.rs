@@ -346,3 +346,69 @@ pub fn settings() -> (std::time::Duration, std::time::Duration, usize) {
         env("BENCH_ROUNDS", 3) as usize,
     )
 }
+
+/// Sends `shape` once on a new HTTP/1.1 connection and reads the whole answer.
+pub async fn send_once(c: &Client, shape: &Shape) -> crate::client::Response {
+    let headers: Vec<(&str, &str)> = shape
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    c.connect(false)
+        .await
+        .expect("connect")
+        .send(
+            shape.method.clone(),
+            &shape.path,
+            &headers,
+            shape.body.clone(),
+        )
+        .await
+        .expect("request")
+}
+
+/// A bare server (`bare`, the bare-hello binary, on `cpus`) with the certificates
+/// [`pinned_edge`] made in `dir`, and a client of it: the baseline of a big answer
+/// ([`record_answer`]).
+pub fn answering_bare(bare: &str, dir: &Path, cpus: Option<&str>) -> (Proc, Client) {
+    let certs = dir.join("certs");
+    let path = |f: &str| certs.join(f).to_str().expect("utf-8 path").to_owned();
+    let (proc, addr) = start_bare_on(
+        cpus,
+        bare,
+        &[&path("cert.pem"), &path("key.pem"), "127.0.0.1:0"],
+    );
+    let client = Client::new(&certs.join("ca.pem"), addr.expect("bare-hello's address"));
+    (proc, client)
+}
+
+/// Asks the edge (`edge`) for `shape`'s answer once and has the bare server (`bare`) record it;
+/// returns the shape to send the bare server (the same method, headers and body, to `/answer`)
+/// and the answer's size in bytes.
+pub async fn record_answer(edge: &Client, bare: &Client, shape: &Shape) -> (Shape, usize) {
+    let answer = send_once(edge, shape).await;
+    assert!(answer.status.is_success(), "{}", answer.text());
+    let content_type = answer
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let size = answer.body.len();
+    let r = bare
+        .request(
+            Method::POST,
+            "/answer/record",
+            &[("content-type", &content_type)],
+            answer.body,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let base = Shape {
+        path: "/answer".into(),
+        ..shape.clone()
+    };
+    let echoed = send_once(bare, &base).await;
+    assert_eq!(echoed.body.len(), size, "the bare server's answer");
+    (base, size)
+}

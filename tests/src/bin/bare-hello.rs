@@ -4,7 +4,10 @@
 //! - `bare-hello responder NATS_URL` is that trivial responder (echoes the payload);
 //! - either server also takes `POST /sse/record` (a JSON array of strings) once, and then answers
 //!   `POST /sse` (whatever its body: the benchmark sends the edge's request bytes) with those
-//!   strings as SSE `data:` events and a final `event: end`: the streaming baseline.
+//!   strings as SSE `data:` events and a final `event: end`: the streaming baseline;
+//! - and `POST /answer/record` (any body, with its `content-type`), after which `GET` or `POST
+//!   /answer` (whatever its body) answers those very bytes with that content type: the baseline
+//!   of a big answer (the benchmark records the edge's own answer to the request it compares).
 //!
 //! It uses the edge's allocator (mimalloc), so the ratios compare the servers' work, not glibc's.
 //!
@@ -28,11 +31,19 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The NATS client (if relaying) and the recorded SSE frames.
+/// The NATS client (if relaying), the recorded SSE frames and the recorded answer.
 #[derive(Clone)]
 struct Shared {
     nats: Option<async_nats::Client>,
     recorded: Arc<std::sync::RwLock<Arc<Vec<Bytes>>>>,
+    answer: Arc<std::sync::RwLock<Answer>>,
+}
+
+/// A recorded answer: its content type and body (both cheap to clone: shared, not copied).
+#[derive(Clone, Default)]
+struct Answer {
+    content_type: Option<http::HeaderValue>,
+    body: Bytes,
 }
 
 #[tokio::main]
@@ -93,6 +104,31 @@ async fn sse_record(State(shared): State<Shared>, body: Bytes) -> axum::http::St
     axum::http::StatusCode::NO_CONTENT
 }
 
+async fn answer_record(
+    State(shared): State<Shared>,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> axum::http::StatusCode {
+    let recorded = Answer {
+        content_type: headers.get(http::header::CONTENT_TYPE).cloned(),
+        body,
+    };
+    if let Ok(mut a) = shared.answer.write() {
+        *a = recorded;
+    }
+    axum::http::StatusCode::NO_CONTENT
+}
+
+/// The recorded answer; the request's body is read (as the edge reads it) and dropped.
+async fn answer(State(shared): State<Shared>, _body: Bytes) -> axum::response::Response {
+    let a = shared.answer.read().map(|a| a.clone()).unwrap_or_default();
+    let mut res = axum::response::Response::new(Body::from(a.body));
+    if let Some(ct) = a.content_type {
+        res.headers_mut().insert(http::header::CONTENT_TYPE, ct);
+    }
+    res
+}
+
 async fn sse_echo(State(shared): State<Shared>) -> axum::response::Response {
     let recorded = shared
         .recorded
@@ -129,9 +165,12 @@ async fn serve(cert: &str, key: &str, listen: &str, nats: Option<&String>) -> Re
         .route("/hello", get(via_nats).post(via_nats))
         .route("/sse", axum::routing::post(sse_echo))
         .route("/sse/record", axum::routing::post(sse_record))
+        .route("/answer", get(answer).post(answer))
+        .route("/answer/record", axum::routing::post(answer_record))
         .with_state(Shared {
             nats: client,
             recorded: Arc::default(),
+            answer: Arc::default(),
         });
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("listening {}", listener.local_addr()?);
