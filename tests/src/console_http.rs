@@ -66,7 +66,8 @@ pub async fn send(
     let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n");
     if let Some(c) = cookie {
         head.push_str(&format!(
-            "cookie: edge_console_{}={c}\r\n",
+            // A browser sends the host's other cookies too: the console must pick its own.
+            "cookie: theme=dark; edge_console_{}={c}\r\n",
             edge.admin.port()
         ));
     }
@@ -129,8 +130,12 @@ pub async fn log_in(edge: &Edge, credential: &str) -> String {
     )
     .await;
     assert_eq!(a.status, 303, "{}", a.body);
+    assert_eq!(a.header("location"), Some("/console"));
     let name = format!("edge_console_{}=", edge.admin.port());
     let set = a.header("set-cookie").expect("a session cookie");
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(set.contains(attr), "{set}");
+    }
     set.split(';')
         .next()
         .and_then(|c| c.strip_prefix(&name))

@@ -7,128 +7,8 @@
 use std::time::Duration;
 
 use edge_e2e::Edge;
+use edge_e2e::console_http::{Answer, log_in, origin, send};
 use serde_json::json;
-
-/// One answer: status, headers (lower-case names), body.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The session id the answer sets, if any.
-    fn cookie(&self, name: &str) -> Option<String> {
-        let set = self.header("set-cookie")?;
-        let value = set.split(';').next()?.strip_prefix(&format!("{name}="))?;
-        Some(value.to_owned())
-    }
-
-    /// The CSRF token of the page's forms.
-    fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find(r#"name="csrf" value=""#)
-            .expect("a csrf field");
-        let rest = &self.body[at + r#"name="csrf" value=""#.len()..];
-        rest[..rest.find('"').unwrap()].to_owned()
-    }
-}
-
-/// A browser-like request to the admin listener: `cookie` is the session id, `origin` the
-/// Origin header (none when `None`), `form` the urlencoded body of a POST.
-async fn send(
-    edge: &Edge,
-    method: &str,
-    path: &str,
-    cookie: Option<&str>,
-    origin: Option<&str>,
-    form: &[(&str, &str)],
-) -> Answer {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let host = edge.admin.to_string();
-    let body = form
-        .iter()
-        .map(|(k, v)| format!("{k}={}", encode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n");
-    if let Some(c) = cookie {
-        head.push_str(&format!(
-            "cookie: theme=dark; edge_console_{}={c}\r\n",
-            edge.admin.port()
-        ));
-    }
-    if let Some(o) = origin {
-        head.push_str(&format!("origin: {o}\r\n"));
-    }
-    if method == "POST" {
-        head.push_str("content-type: application/x-www-form-urlencoded\r\n");
-    }
-    head.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
-    let mut tcp = tokio::net::TcpStream::connect(edge.admin).await.unwrap();
-    tcp.write_all(head.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).await.unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").expect("http response");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Answer {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
-}
-
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn origin(edge: &Edge) -> String {
-    format!("http://{}", edge.admin)
-}
-
-/// Logs in with `credential`; the session id.
-async fn log_in(edge: &Edge, credential: &str) -> String {
-    let o = origin(edge);
-    let a = send(
-        edge,
-        "POST",
-        "/console/login",
-        None,
-        Some(&o),
-        &[("credential", credential)],
-    )
-    .await;
-    assert_eq!(a.status, 303, "{}", a.body);
-    assert_eq!(a.header("location"), Some("/console"));
-    let set = a.header("set-cookie").unwrap();
-    for attr in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
-        assert!(set.contains(attr), "{set}");
-    }
-    a.cookie(&format!("edge_console_{}", edge.admin.port()))
-        .expect("a session cookie named by the admin port")
-}
 
 #[tokio::test]
 async fn a_console_key_made_with_edge_keys_logs_in_and_revoking_it_ends_the_session() {
@@ -258,7 +138,7 @@ async fn console_changes_need_the_session_its_csrf_token_and_this_origin() {
     let page = send(&edge, "GET", "/console/keys", Some(&session), None, &[]).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("admin-token"), "the operator is named");
-    let csrf = page.csrf();
+    let csrf = page.field("csrf");
 
     let create = |csrf: &str| {
         vec![

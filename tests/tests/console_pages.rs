@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use edge_e2e::Edge;
+use edge_e2e::console_http::{self, Answer, log_in, origin};
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -16,39 +17,6 @@ use tokio::net::TcpStream;
 const PUBLISH: &str = proto::rpc::events::PUBLISH.path;
 /// Runs only if a browser's script runs it: the stored-XSS probe.
 const XSS: &str = r#"<img src=x onerror="window.__xss=1">"#;
-
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find(r#"name="csrf" value=""#)
-            .expect("a csrf field");
-        let rest = &self.body[at + r#"name="csrf" value=""#.len()..];
-        rest[..rest.find('"').unwrap()].to_owned()
-    }
-}
-
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 fn head(edge: &Edge, method: &str, path: &str, cookie: Option<&str>, origin: bool) -> String {
     let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {}\r\n", edge.admin);
@@ -72,57 +40,8 @@ async fn send(
     cookie: Option<&str>,
     form: &[(&str, &str)],
 ) -> Answer {
-    let body = form
-        .iter()
-        .map(|(k, v)| format!("{k}={}", encode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    let mut req = head(edge, method, path, cookie, method == "POST");
-    req.push_str("connection: close\r\n");
-    if method == "POST" {
-        req.push_str("content-type: application/x-www-form-urlencoded\r\n");
-    }
-    req.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
-    let mut tcp = TcpStream::connect(edge.admin).await.unwrap();
-    tcp.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).await.unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").expect("http response");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Answer {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
-}
-
-async fn log_in(edge: &Edge, credential: &str) -> String {
-    let a = send(
-        edge,
-        "POST",
-        "/console/login",
-        None,
-        &[("credential", credential)],
-    )
-    .await;
-    assert_eq!(a.status, 303, "{}", a.body);
-    let set = a.header("set-cookie").unwrap();
-    let name = format!("edge_console_{}=", edge.admin.port());
-    set.split(';')
-        .next()
-        .unwrap()
-        .strip_prefix(&name)
-        .unwrap()
-        .to_owned()
+    let o = (method == "POST").then(|| origin(edge));
+    console_http::send(edge, method, path, cookie, o.as_deref(), form).await
 }
 
 /// An open live tail: the connection and what it has sent so far.
@@ -310,7 +229,7 @@ async fn a_tail_sees_published_events_is_capped_and_ends_at_shutdown() {
         "POST",
         "/console/logout",
         Some(&other),
-        &[("csrf", &page.csrf())],
+        &[("csrf", &page.field("csrf"))],
     )
     .await;
     assert_eq!(out.status, 303);
@@ -362,7 +281,7 @@ async fn the_explorer_calls_as_the_console_for_a_player_and_with_a_pasted_secret
         page.body.contains(r#"name="idempotency_key""#),
         "a mutation carries a key"
     );
-    let csrf = page.csrf();
+    let csrf = page.field("csrf");
     let missing = send(
         &edge,
         "GET",
