@@ -12,7 +12,8 @@ use proto::aicore::payment::v1::{
     GetInventoryRequest, GrantRequest, ItemGrant, ListCatalogRequest, PaymentServiceHandler as _,
 };
 use proto::aicore::quest::v1::{
-    AcceptRequest, GetLogRequest, GetQuestRequest, ListAvailableRequest, QuestServiceHandler as _,
+    AcceptRequest, AdvanceRequest, CompleteRequest, GetLogRequest, GetQuestRequest,
+    ListAvailableRequest, QuestCompleted, QuestServiceHandler as _,
 };
 use proto::aicore::settings::v1::{
     GetRequest, SettingsPatch, SettingsServiceHandler as _, UpdateRequest,
@@ -52,6 +53,7 @@ impl Route for Wired {
 
 struct Game {
     _dir: tempfile::TempDir,
+    bus: Arc<Bus>,
     texts: Arc<crate::kit::l10n::Texts>,
     settings: Arc<settings::SettingsService>,
     quest: Arc<quest::QuestService>,
@@ -114,9 +116,11 @@ fn game() -> Game {
         p::v1::payment_service_dispatch(Arc::clone(&payment)),
     );
     routes.insert("time", t::v1::time_service_dispatch(time));
-    calls.connect(Arc::new(Wired(routes, Arc::new(Bus::default()))));
+    let bus = Arc::new(Bus::default());
+    calls.connect(Arc::new(Wired(routes, Arc::clone(&bus))));
     Game {
         _dir: dir,
+        bus,
         texts,
         settings,
         quest,
@@ -317,6 +321,68 @@ async fn a_german_player_reads_german_and_a_player_with_no_setting_english() {
     assert_eq!(g.texts.fallbacks("de", "quest"), 0);
     assert_eq!(g.texts.fallbacks("de", "item"), 0);
     assert_eq!(g.texts.fallbacks("de", "npc"), 0);
+}
+
+#[tokio::test]
+async fn the_quest_completed_event_on_a_player_s_topic_is_in_their_language() {
+    let g = game();
+    g.speak(GERMAN, "de").await.unwrap();
+    for (i, (who, title, locale)) in [
+        (GERMAN, "Laternen am Mühlweg", "de"),
+        (OTHER, "Lanterns on the Mill Road", "en"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let quest_id = "lanterns-on-the-mill-road";
+        g.quest
+            .accept(
+                keyed(player(who), &format!("accept-{who}")),
+                AcceptRequest {
+                    quest_id: quest_id.into(),
+                    ..AcceptRequest::default()
+                },
+            )
+            .await
+            .unwrap();
+        for (event, target, amount) in [
+            ("object_interacted", "mill-road-lantern", 6),
+            ("item_collected", "cut-wick", 3),
+        ] {
+            g.quest
+                .advance(
+                    keyed(service("gs"), &format!("{who}-{target}")),
+                    AdvanceRequest {
+                        event: event.into(),
+                        target: target.into(),
+                        amount,
+                        player_id: who.into(),
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        g.quest
+            .complete(
+                keyed(player(who), &format!("complete-{who}")),
+                CompleteRequest {
+                    quest_id: quest_id.into(),
+                    ..CompleteRequest::default()
+                },
+            )
+            .await
+            .unwrap();
+        let published = g.bus.published.lock().unwrap().clone();
+        let at = published
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.0 == format!("player.{who}") && e.1 == "quest.completed")
+            .map(|(n, _)| n)
+            .next_back()
+            .unwrap_or_else(|| panic!("no quest.completed for player {i}: {published:?}"));
+        let done: QuestCompleted = g.bus.payload(at);
+        assert_eq!((done.title.as_str(), done.locale.as_str()), (title, locale));
+    }
 }
 
 #[tokio::test]

@@ -41,6 +41,7 @@ async fn declared_types_carry_their_message_and_nothing_else() {
         completed_at_ms: 1_796_000_000_000,
         level: 2,
         levels_gained: 1,
+        locale: "en".into(),
     };
     let request = crate::kit::event_log::typed_event(topic.clone(), &completed).unwrap();
     bus.publish(service(), request).await.unwrap();

@@ -323,9 +323,14 @@ impl QuestService {
     ) -> Result<(), Status> {
         // The level fields come from the grant, fixed when it was made: a repeat says the same.
         // The reward is Complete's own `Reward`: `"currency":"250"` in both.
+        // The player reads the title on their own topic: in their language, as the log shows it.
+        let reader = self.reader(ctx, player).await;
+        let mut title = q.definition.title.clone();
+        reader.put(&format!("quest-{}-title", q.definition.id), &mut title);
         let event = QuestCompleted {
             quest_id: q.definition.id.clone(),
-            title: q.definition.title.clone(),
+            title,
+            locale: reader.locale().to_owned(),
             reward: Some(Reward {
                 currency: record.currency,
                 items: record.items.clone(),
