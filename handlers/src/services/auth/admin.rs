@@ -7,6 +7,9 @@
 //!   registration, and at login for accounts made before the index existed
 //! - `auth.player_sessions.<player_id>.<sid>`: until when the session can live (Unix ms), written
 //!   at login and at each refresh, pruned with the sessions once past it
+//!
+//! A store written by an older version has accounts and sessions but no indexes: [`backfill`]
+//! writes them once, from the janitor, so an upgrade needs no step of its own.
 
 use bytes::Bytes;
 use proto::aicore::auth::v1::{
@@ -58,6 +61,76 @@ pub(super) async fn index_session(
         )
         .await?;
     Ok(())
+}
+
+/// Set once a store's accounts and sessions made before the indexes have been indexed.
+const BACKFILLED: &str = "auth.index_backfilled";
+
+/// Indexes every account, and every live session, that has no index entry yet, once per store
+/// (the marker above): the janitor calls it until it has finished. Safe to race with another
+/// replica and with logins: an account's entry is written only if absent, and a session's says
+/// the same thing whoever writes it. Returns how many entries it wrote.
+pub(super) async fn backfill(
+    store: &dyn Store,
+    stop: impl Fn() -> bool + Send + Sync,
+) -> Result<usize, StoreError> {
+    if store.get(BACKFILLED).await?.is_some() {
+        return Ok(0);
+    }
+    let now = crate::kit::clock::now_ms();
+    let mut written = 0;
+    for prefix in [super::USERS_PREFIX, SESSION_PREFIX] {
+        let mut after: Option<String> = None;
+        loop {
+            if stop() {
+                return Ok(written);
+            }
+            let page = store
+                .list(prefix, after.as_deref(), crate::kit::store::PRUNE_BATCH)
+                .await?;
+            for (key, v) in &page.entries {
+                let id = &key[prefix.len()..];
+                let (entry, value, expected) = if prefix == SESSION_PREFIX {
+                    let Ok(s) = parse::<SessionRecord>(&v.value) else {
+                        continue;
+                    };
+                    if s.revoked || (s.expires_ms != 0 && s.expires_ms <= now) {
+                        continue;
+                    }
+                    // A session written before it had an expiry is never pruned; nor is its entry.
+                    let until = if s.expires_ms == 0 {
+                        u64::MAX
+                    } else {
+                        s.expires_ms
+                    };
+                    let entry = format!("{PLAYER_SESSIONS_PREFIX}{}.{id}", s.player_id);
+                    (entry, until.to_string(), None)
+                } else {
+                    let Ok(u) = parse::<UserRecord>(&v.value) else {
+                        continue;
+                    };
+                    (
+                        format!("{PLAYERS_PREFIX}{}", u.player_id),
+                        id.to_owned(),
+                        Some(0),
+                    )
+                };
+                match store.put(&entry, Bytes::from(value), expected).await {
+                    Ok(_) => written += 1,
+                    Err(StoreError::Conflict { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    store
+        .put(BACKFILLED, Bytes::from_static(b"1"), None)
+        .await?;
+    Ok(written)
 }
 
 /// Whether an index entry of the sessions is past its session's life.

@@ -132,6 +132,7 @@ fn parse<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, Status> {
 }
 
 const SESSION_PREFIX: &str = "auth.sessions.";
+const USERS_PREFIX: &str = "auth.users.";
 /// `auth.revoked.<sid>`: until when (Unix ms) access tokens of a revoked session must be refused.
 const REVOKED_PREFIX: &str = "auth.revoked.";
 const REFRESH_PREFIX: &str = "auth.refresh.";

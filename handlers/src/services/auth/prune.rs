@@ -51,5 +51,13 @@ pub async fn prune_expired(
     )
     .await?;
     let tickets = tickets::prune_spent(store, &stop).await?;
+    // Not a deletion, but the janitor's to do once: indexes for what older versions wrote.
+    let indexed = admin::backfill(store, &stop).await?;
+    if indexed > 0 {
+        tracing::info!(
+            indexed,
+            "auth: indexed accounts and sessions made before the operators' lookups"
+        );
+    }
     Ok(tokens + sessions + revoked + tickets + index)
 }

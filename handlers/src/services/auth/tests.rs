@@ -538,3 +538,47 @@ async fn ending_a_session_refuses_its_tokens_at_once_and_only_that_players() {
     assert_eq!(ended.iter().filter(|e| **e).count(), 1, "{ended:?}");
     drop(bram);
 }
+
+#[tokio::test]
+async fn accounts_and_sessions_from_before_the_indexes_are_indexed_once_by_the_janitor() {
+    let (_dir, svc) = service().await;
+    let id = sign_up(&svc, "old_timer").await;
+    log_in_from(&svc, "old_timer", "203.0.113.7").await;
+    // As an older version left them: the account and its session, no index entries.
+    let store = Arc::clone(&svc.store);
+    store
+        .delete(&format!("auth.players.{id}"), None)
+        .await
+        .unwrap();
+    let entries = store
+        .list(&format!("{}{id}.", admin::PLAYER_SESSIONS_PREFIX), None, 10)
+        .await
+        .unwrap()
+        .entries;
+    assert_eq!(entries.len(), 1);
+    store.delete(&entries[0].0, None).await.unwrap();
+    let find = || svc.find_player(operator(), FindPlayerRequest { query: id.clone() });
+    let sessions = || {
+        svc.list_sessions(
+            operator(),
+            ListSessionsRequest {
+                limit: 0,
+                cursor: String::new(),
+                player_id: id.clone(),
+            },
+        )
+    };
+    assert_eq!(find().await.unwrap_err().code(), Code::NotFound);
+    assert!(sessions().await.unwrap().sessions.is_empty());
+
+    prune_expired(store.as_ref(), || false).await.unwrap();
+    assert_eq!(find().await.unwrap().account.unwrap().username, "old_timer");
+    assert_eq!(sessions().await.unwrap().sessions.len(), 1);
+    // Once per store: a second pass finds the marker and writes nothing.
+    store
+        .delete(&format!("auth.players.{id}"), None)
+        .await
+        .unwrap();
+    prune_expired(store.as_ref(), || false).await.unwrap();
+    assert_eq!(find().await.unwrap_err().code(), Code::NotFound);
+}
