@@ -418,6 +418,26 @@ async fn a_browser_logs_in_sees_the_overview_and_creates_a_key() {
                  .every(e => (e.innerText || e.getAttribute('aria-label') || (e.id && document.querySelector('label[for=' + e.id + ']'))))",
             );
             assert_eq!(focusable, true, "every control has a name");
+
+            // A form whose CSRF token was tampered with is refused, and makes no key.
+            b.eval(
+                "document.querySelector('#name').value = 'forged-key'; \
+                 document.querySelector('#scopes').value = 'console'; \
+                 document.querySelector('form[action=\"/console/keys\"] input[name=csrf]').value = 'forged'; \
+                 document.querySelector('form[action=\"/console/keys\"]').requestSubmit(); true",
+            );
+            b.wait_for("document.body.innerText.includes('does not match your session')");
+            b.goto(&format!("{base}/console/keys"));
+            b.wait_for(&format!("document.body.innerText.includes('{name}')"));
+            assert_eq!(
+                b.eval("document.body.innerText.includes('forged-key')"),
+                false
+            );
+            // After logout the console is closed again: every page leads to the login.
+            b.eval("document.querySelector('form.logout').requestSubmit(); true");
+            b.wait_for("location.pathname === '/console/login' && document.querySelector('#credential')");
+            b.goto(&format!("{base}/console/keys"));
+            b.wait_for("location.pathname === '/console/login' && document.querySelector('#credential')");
         }
     })
     .await
